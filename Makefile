@@ -1,0 +1,49 @@
+# keel front door. `make run` and `make test` work on a fresh Debian 12 machine.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+LISTEN ?= 127.0.0.1:8080
+DATA ?= ./data
+
+RELEASE_DIR := build/release
+TEST_DIR := build/asan
+
+.PHONY: deps build build-test run test bench format clean
+
+deps:
+	@./scripts/install-deps.sh
+
+$(RELEASE_DIR)/build.ninja:
+	cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEEL_BUILD_TESTS=OFF
+
+$(TEST_DIR)/build.ninja:
+	cmake -S . -B $(TEST_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKEEL_SANITIZE=ON
+
+build: deps $(RELEASE_DIR)/build.ninja
+	cmake --build $(RELEASE_DIR) -j $(JOBS)
+
+build-test: deps $(TEST_DIR)/build.ninja
+	cmake --build $(TEST_DIR) -j $(JOBS)
+
+run: build
+	@echo ""
+	@echo "keeld: embedded journal in $(DATA), listening on http://$(LISTEN)"
+	@echo "try:   curl -s http://$(LISTEN)/healthz"
+	@echo "       see README.md for the tour; Ctrl-C (SIGINT) or SIGTERM stops it cleanly"
+	@echo ""
+	exec $(RELEASE_DIR)/src/keeld/keeld --listen $(LISTEN) --data $(DATA)
+
+test: build-test
+	cd $(TEST_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 900
+
+bench: build
+	mkdir -p bench-results
+	$(RELEASE_DIR)/src/bench/keel-bench ledger --json bench-results/ledger.json
+	$(RELEASE_DIR)/src/bench/keel-bench http --keeld $(RELEASE_DIR)/src/keeld/keeld --json bench-results/http.json
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf build

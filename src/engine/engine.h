@@ -1,0 +1,128 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/time.h"
+#include "journal/journal.h"
+#include "ledger/ledger.h"
+
+namespace keel::engine {
+
+struct EngineOptions {
+  std::filesystem::path data_dir = "./data";
+  // Commands waiting for the writer; a submit beyond this is refused (HTTP 503).
+  size_t queue_capacity = 16384;
+  // Most ledger events (accounts + transfers) applied in one group commit.
+  size_t batch_events_max = 65536;
+  // A snapshot is taken after this many journaled events since the last one (0 = never,
+  // except on demand).
+  uint64_t snapshot_interval_events = 20'000'000;
+  uint64_t segment_bytes_max = uint64_t{256} << 20;
+  // How often the writer checks for expired holds while idle.
+  int64_t tick_interval_ms = 100;
+  // Where the engine logs (recovery, snapshots, failures). May be empty.
+  std::function<void(std::string_view)> log;
+};
+
+// Why a command got no answer from the state machine.
+enum class EngineError : uint8_t {
+  ok = 0,
+  overloaded,   // the command queue is full; retry later (HTTP 503)
+  unavailable,  // stopping, or the journal failed and the engine stopped writing (HTTP 503)
+};
+
+template <typename T>
+struct Outcome {
+  EngineError error = EngineError::ok;
+  T value{};
+};
+
+template <typename T>
+using Callback = std::function<void(Outcome<T>)>;
+
+struct EngineStatus {
+  uint64_t last_seq = 0;            // last durable journal record
+  Timestamp last_timestamp = 0;     // logical clock
+  ledger::LedgerCounts counts;
+  uint64_t state_hash = 0;          // only when requested (it is O(state))
+  bool invariants_ok = true;        // only when requested
+  std::string invariant_problem;
+  uint64_t queue_depth = 0;
+  uint64_t batches_committed = 0;
+  uint64_t events_committed = 0;
+};
+
+struct AccountTransfersQuery {
+  std::string account_id;
+  size_t limit = 10;
+  std::string starting_after;
+};
+
+// The single writer. Owns the ledger and the journal.
+//
+// Every method may be called from any thread. Each submits a command to a bounded queue and
+// returns at once; `done` runs exactly once, on the writer thread, so it must be quick (post the
+// result to another thread, do not block). A write's `done` runs only after its journal record
+// is durable (fdatasync), so an answer is never given for a write that could be lost. A read
+// sees only durable state.
+//
+// If the queue is full, `done` runs at once on the calling thread with EngineError::overloaded.
+class Engine {
+ public:
+  // Recovers state from options.data_dir (newest snapshot + replay of the journal tail), checks
+  // the ledger invariants, and starts the writer thread. Fails with an operator-facing message
+  // (corrupt journal: file and offset; broken invariant).
+  static Status open(EngineOptions options, std::unique_ptr<Engine>* out);
+  // Stops: see stop().
+  ~Engine();
+
+  void create_accounts(std::vector<ledger::AccountEvent> events,
+                       Callback<std::vector<ledger::CreateAccountResult>> done);
+  void create_transfers(std::vector<ledger::TransferEvent> events,
+                        Callback<std::vector<ledger::CreateTransferResult>> done);
+  void set_account_closed(std::string account_id, bool closed,
+                          Callback<ledger::SetAccountClosedResult> done);
+
+  void get_account(std::string id, Callback<std::optional<ledger::Account>> done);
+  void get_transfer(std::string id, Callback<std::optional<ledger::Transfer>> done);
+  void list_account_transfers(AccountTransfersQuery query,
+                              Callback<std::optional<ledger::AccountTransfersPage>> done);
+  // `full` adds the state hash and an invariant check (O(state); for tests and operators).
+  void get_status(bool full, Callback<EngineStatus> done);
+  // Writes a snapshot now.
+  void take_snapshot(Callback<Status> done);
+
+  // Stops taking commands (new ones get `unavailable`), finishes and syncs everything already
+  // queued, answers it, and joins the writer. Idempotent.
+  void stop();
+  // False once the journal failed; the process should exit non-zero.
+  [[nodiscard]] bool healthy() const;
+
+ private:
+  Engine();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Offline check of a data directory (`keel journal verify`): checks every record's checksum and
+// the sequence, rebuilds the state from the newest snapshot and the journal tail without
+// changing any file, and checks the ledger invariants. A torn tail is reported, not repaired.
+struct VerifyReport {
+  journal::OpenReport journal;
+  uint64_t snapshot_seq = 0;  // 0 when no snapshot was used
+  uint64_t records_replayed = 0;
+  Timestamp last_timestamp = 0;
+  ledger::LedgerCounts counts;
+  uint64_t state_hash = 0;
+  ledger::InvariantReport invariants;
+};
+Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report);
+
+}  // namespace keel::engine

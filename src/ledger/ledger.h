@@ -1,0 +1,162 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/bytes.h"
+#include "core/chunked_vector.h"
+#include "core/hash.h"
+#include "core/status.h"
+#include "ledger/id_index.h"
+#include "ledger/results.h"
+#include "ledger/types.h"
+
+namespace keel::ledger {
+
+// Most events one request may carry (the same bound as TigerBeetle's batches).
+inline constexpr size_t kEventsPerRequestMax = 8190;
+// Most transfers one page of an account's history returns.
+inline constexpr size_t kPageLimitMax = 1000;
+
+struct AccountTransfersPage {
+  std::vector<Transfer> data;  // newest first
+  bool has_more = false;
+};
+
+// The outcome of check_invariants(): ok, or the first broken invariant in words.
+struct InvariantReport {
+  bool ok = true;
+  std::string problem;
+};
+
+struct LedgerCounts {
+  uint64_t accounts = 0;
+  uint64_t transfers = 0;
+  uint64_t pending_with_timeout = 0;
+};
+
+// The double-entry ledger: accounts, transfers and pending transfers (holds).
+//
+// A pure, deterministic state machine: no I/O, no clock, no randomness reaches its state.
+// Thread: one thread at a time (the engine's writer thread); queries may run on the same thread
+// between commands. Nothing here throws on bad input: every event gets a result code.
+//
+// Invariants, checked by KEEL_ASSERT after every change and by check_invariants() in full:
+// for every currency, total debits_posted == total credits_posted and total debits_pending ==
+// total credits_pending; an account with debits_must_not_exceed_credits never has
+// debits_pending + debits_posted > credits_posted (and the mirror for the other flag).
+class Ledger {
+ public:
+  // `index_key` seeds the hash of the id indexes (see SipKey); it never changes the state, its
+  // hash or any result.
+  explicit Ledger(SipKey index_key = {});
+  Ledger(Ledger&&) = default;
+  Ledger& operator=(Ledger&&) = default;
+
+  // Applies `events` in order; event i gets timestamp `base + i`. REQUIRES: base greater than
+  // every timestamp applied before, events.size() <= kEventsPerRequestMax.
+  // Expires every hold whose deadline is <= base first. A chain of events joined by the linked
+  // flag succeeds or fails whole.
+  std::vector<CreateAccountResult> create_accounts(std::span<const AccountEvent> events,
+                                                   Timestamp base);
+  std::vector<CreateTransferResult> create_transfers(std::span<const TransferEvent> events,
+                                                     Timestamp base);
+  // Closes or reopens an account. A closed account takes no new transfers and no posts; holds on
+  // it may still be voided or expire.
+  SetAccountClosedResult set_account_closed(std::string_view id, bool closed, Timestamp now);
+  // Releases every pending transfer whose deadline is <= now. Returns how many expired.
+  size_t expire_pending(Timestamp now);
+  // The earliest deadline of a live hold, if any.
+  [[nodiscard]] std::optional<Timestamp> next_expiry() const;
+
+  [[nodiscard]] std::optional<Account> find_account(std::string_view id) const;
+  [[nodiscard]] std::optional<Transfer> find_transfer(std::string_view id) const;
+  // An account's transfers (as debit or credit side), newest first. `starting_after` is a transfer
+  // id from a previous page; nullopt if the account or that transfer is unknown. limit is
+  // clamped to [1, kPageLimitMax].
+  [[nodiscard]] std::optional<AccountTransfersPage> account_transfers(
+      std::string_view account_id, size_t limit, std::string_view starting_after) const;
+
+  [[nodiscard]] LedgerCounts counts() const;
+  // Full check of every invariant, O(accounts + transfers). For tests, verify and start-up.
+  [[nodiscard]] InvariantReport check_invariants() const;
+  // Hash of the canonical encoding of all state (encode() below).
+  [[nodiscard]] uint64_t state_hash() const;
+
+  // Canonical encoding of all state, for snapshots. decode() rebuilds an equal ledger (same
+  // state_hash) or fails with a message if the bytes are malformed.
+  void encode(std::string* out) const;
+  [[nodiscard]] static Status decode(std::string_view bytes, SipKey index_key, Ledger* out);
+
+  // Approximate heap bytes held, for the memory benchmark.
+  [[nodiscard]] size_t memory_bytes() const;
+
+ private:
+  static constexpr uint32_t kNoIndex = 0xFFFFFFFFu;
+
+  struct AccountRecord {
+    std::string id;
+    Balances balances;
+    Timestamp timestamp = 0;
+    std::unique_ptr<Metadata> metadata;  // null when empty
+    std::vector<uint32_t> transfers;     // indexes into transfers_, ascending
+    uint16_t currency = Currency::kNone;
+    uint16_t flags = 0;
+  };
+
+  struct TransferRecord {
+    std::string id;
+    int64_t amount = 0;
+    Timestamp timestamp = 0;
+    std::unique_ptr<Metadata> metadata;  // null when empty
+    uint32_t debit = kNoIndex;           // index into accounts_
+    uint32_t credit = kNoIndex;
+    uint32_t pending = kNoIndex;  // post/void: index of the pending transfer
+    uint32_t timeout_s = 0;
+    uint16_t currency = Currency::kNone;
+    uint16_t flags = 0;
+    PendingState state = PendingState::none;
+  };
+
+  // One change to undo if a linked chain fails, newest last.
+  struct UndoEntry {
+    enum class Kind : uint8_t { account_created, transfer_created, balances, pending_state };
+    Kind kind;
+    uint32_t index;
+    Balances balances;
+    PendingState state;
+  };
+
+  CreateAccountResult create_account(const AccountEvent& e, Timestamp ts);
+  CreateTransferResult create_transfer(const TransferEvent& e, Timestamp ts);
+  CreateTransferResult validate_transfer_fields(const TransferEvent& e) const;
+  CreateTransferResult transfer_exists(const TransferEvent& e, const TransferRecord& t) const;
+  CreateTransferResult create_plain_or_pending(const TransferEvent& e, Timestamp ts);
+  CreateTransferResult post_or_void(const TransferEvent& e, Timestamp ts);
+  uint32_t append_transfer(TransferRecord t);
+  void set_balances(uint32_t account, const Balances& b);
+  void set_pending_state(uint32_t transfer, PendingState s);
+  void release_hold(uint32_t transfer);
+  void rollback(size_t undo_mark);
+  Transfer to_transfer(const TransferRecord& t) const;
+  Account to_account(const AccountRecord& a) const;
+  void rebuild_derived();
+
+  SipKey index_key_;
+  ChunkedVector<AccountRecord> accounts_;
+  ChunkedVector<TransferRecord> transfers_;
+  IdIndex account_index_;
+  IdIndex transfer_index_;
+  // Live holds with a deadline: (expires_at, transfer index), earliest first.
+  std::set<std::pair<Timestamp, uint32_t>> expiries_;
+  std::vector<UndoEntry> undo_;
+  bool in_chain_ = false;
+};
+
+}  // namespace keel::ledger
