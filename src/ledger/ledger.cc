@@ -323,8 +323,8 @@ CreateTransferResult Ledger::transfer_exists(const TransferEvent& e,
 
 CreateTransferResult Ledger::create_transfer(const TransferEvent& e, Timestamp ts) {
   if (const R r = validate_transfer_fields(e); r != R::ok) return r;
-  const auto found =
-      transfer_index_.find(e.id, [this](uint32_t i) -> std::string_view { return transfers_[i].id; });
+  const auto found = transfer_index_.find(
+      e.id, [this](uint32_t i) -> std::string_view { return transfers_[i].id; });
   if (found) return transfer_exists(e, transfers_[*found]);
   if (e.flags & (transfer_flags::kPostPending | transfer_flags::kVoidPending)) {
     return post_or_void(e, ts);
@@ -347,11 +347,10 @@ CreateTransferResult Ledger::create_plain_or_pending(const TransferEvent& e, Tim
   const bool pending = e.flags & transfer_flags::kPending;
   Balances db = d.balances;
   Balances cb = c.balances;
-  const bool fits =
-      pending ? add_checked(&db.debits_pending, e.amount, db.debits_posted) &&
-                    add_checked(&cb.credits_pending, e.amount, cb.credits_posted)
-              : add_checked(&db.debits_posted, e.amount, db.debits_pending) &&
-                    add_checked(&cb.credits_posted, e.amount, cb.credits_pending);
+  const bool fits = pending ? add_checked(&db.debits_pending, e.amount, db.debits_posted) &&
+                                  add_checked(&cb.credits_pending, e.amount, cb.credits_posted)
+                            : add_checked(&db.debits_posted, e.amount, db.debits_pending) &&
+                                  add_checked(&cb.credits_posted, e.amount, cb.credits_pending);
   if (!fits) return R::overflow;
   if (!within_limits(d.flags & account_flags::kDebitsMustNotExceedCredits, db)) {
     return R::exceeds_credits;
@@ -396,11 +395,16 @@ CreateTransferResult Ledger::post_or_void(const TransferEvent& e, Timestamp ts) 
     return R::pending_transfer_has_different_currency;
   }
   switch (p.state) {
-    case PendingState::posted: return R::pending_transfer_already_posted;
-    case PendingState::voided: return R::pending_transfer_already_voided;
-    case PendingState::expired: return R::pending_transfer_expired;
-    case PendingState::pending: break;
-    case PendingState::none: KEEL_ASSERT(false);
+    case PendingState::posted:
+      return R::pending_transfer_already_posted;
+    case PendingState::voided:
+      return R::pending_transfer_already_voided;
+    case PendingState::expired:
+      return R::pending_transfer_expired;
+    case PendingState::pending:
+      break;
+    case PendingState::none:
+      KEEL_ASSERT(false);
   }
   if (p.timeout_s > 0 && p.timestamp + p.timeout_s * kNanosPerSecond <= ts) {
     return R::pending_transfer_expired;
@@ -543,9 +547,8 @@ std::optional<Transfer> Ledger::find_transfer(std::string_view id) const {
   return to_transfer(transfers_[*found]);
 }
 
-std::optional<AccountTransfersPage> Ledger::account_transfers(std::string_view account_id,
-                                                              size_t limit,
-                                                              std::string_view starting_after) const {
+std::optional<AccountTransfersPage> Ledger::account_transfers(
+    std::string_view account_id, size_t limit, std::string_view starting_after) const {
   const auto account = account_index_.find(
       account_id, [this](uint32_t i) -> std::string_view { return accounts_[i].id; });
   if (!account) return std::nullopt;
@@ -591,8 +594,8 @@ InvariantReport Ledger::check_invariants() const {
         c.credits_pending += t.amount;
         if (t.timeout_s > 0) {
           ++live_holds_with_deadline;
-          if (!expiries_.contains({t.timestamp + t.timeout_s * kNanosPerSecond,
-                                   static_cast<uint32_t>(i)})) {
+          if (!expiries_.contains(
+                  {t.timestamp + t.timeout_s * kNanosPerSecond, static_cast<uint32_t>(i)})) {
             return {false, "live hold " + t.id + " has no expiry entry"};
           }
         }
@@ -609,7 +612,8 @@ InvariantReport Ledger::check_invariants() const {
     if (!(a.balances == recomputed[i])) {
       return {false, "account " + a.id + " balances differ from the sum of its transfers"};
     }
-    if (!within_limits(a.flags, a.balances)) return {false, "account " + a.id + " breaks its flags"};
+    if (!within_limits(a.flags, a.balances))
+      return {false, "account " + a.id + " breaks its flags"};
     Totals& t = totals[a.currency];
     t.debits_pending += a.balances.debits_pending;
     t.debits_posted += a.balances.debits_posted;
@@ -618,7 +622,8 @@ InvariantReport Ledger::check_invariants() const {
   }
   for (const auto& [currency, t] : totals) {
     const std::string code(Currency::from_index(currency)->code());
-    if (t.debits_posted != t.credits_posted) return {false, code + ": debits_posted != credits_posted"};
+    if (t.debits_posted != t.credits_posted)
+      return {false, code + ": debits_posted != credits_posted"};
     if (t.debits_pending != t.credits_pending) {
       return {false, code + ": debits_pending != credits_pending"};
     }
@@ -682,8 +687,8 @@ bool decode_transfer(ByteReader& r, auto* t) {
   uint8_t state = 0;
   const bool ok = r.str16(&t->id) && r.i64(&t->amount) && r.i64(&t->timestamp) &&
                   r.u32(&t->debit) && r.u32(&t->credit) && r.u32(&t->pending) &&
-                  r.u32(&t->timeout_s) && r.u16(&t->currency) && r.u16(&t->flags) &&
-                  r.u8(&state) && decode_metadata(r, &t->metadata);
+                  r.u32(&t->timeout_s) && r.u16(&t->currency) && r.u16(&t->flags) && r.u8(&state) &&
+                  decode_metadata(r, &t->metadata);
   if (!ok || state > static_cast<uint8_t>(PendingState::expired)) return false;
   t->state = static_cast<PendingState>(state);
   return true;
@@ -715,7 +720,8 @@ Status Ledger::decode(std::string_view bytes, SipKey index_key, Ledger* out) {
     const bool ok = decode_transfer(r, &t) && is_valid_id(t.id) && t.debit < l.accounts_.size() &&
                     t.credit < l.accounts_.size() && t.debit != t.credit &&
                     (t.pending == kNoIndex || t.pending < i) && Currency::from_index(t.currency) &&
-                    !(t.flags & ~transfer_flags::kAll) && !l.transfer_index_.find(t.id, transfer_id);
+                    !(t.flags & ~transfer_flags::kAll) &&
+                    !l.transfer_index_.find(t.id, transfer_id);
     if (!ok) return Status::error("transfer " + std::to_string(i) + " is malformed");
     const auto index = static_cast<uint32_t>(i);
     l.accounts_[t.debit].transfers.push_back(index);
@@ -738,7 +744,9 @@ size_t Ledger::memory_bytes() const {
   size_t bytes = accounts_.capacity_bytes() + transfers_.capacity_bytes() +
                  account_index_.memory_bytes() + transfer_index_.memory_bytes();
   // std::string keeps up to 15 bytes inline; longer ids live on the heap.
-  const auto heap_string = [](const std::string& s) { return s.size() > 15 ? s.capacity() + 1 : 0; };
+  const auto heap_string = [](const std::string& s) {
+    return s.size() > 15 ? s.capacity() + 1 : 0;
+  };
   for (size_t i = 0; i < accounts_.size(); ++i) {
     bytes += accounts_[i].transfers.capacity() * sizeof(uint32_t) + heap_string(accounts_[i].id);
   }

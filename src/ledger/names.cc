@@ -12,8 +12,8 @@ namespace {
 
 constexpr std::array<std::string_view, 4> kAccountFlagNames = {
     "debits_must_not_exceed_credits", "credits_must_not_exceed_debits", "closed", "linked"};
-constexpr std::array<std::string_view, 4> kTransferFlagNames = {"linked", "pending",
-                                                                "post_pending", "void_pending"};
+constexpr std::array<std::string_view, 4> kTransferFlagNames = {"linked", "pending", "post_pending",
+                                                                "void_pending"};
 
 template <size_t N>
 uint16_t flag_from_name(const std::array<std::string_view, N>& names, std::string_view name) {
@@ -50,11 +50,16 @@ std::vector<std::string_view> transfer_flag_names(uint16_t flags) {
 
 std::string_view pending_state_name(PendingState s) {
   switch (s) {
-    case PendingState::none: return "none";
-    case PendingState::pending: return "pending";
-    case PendingState::posted: return "posted";
-    case PendingState::voided: return "voided";
-    case PendingState::expired: return "expired";
+    case PendingState::none:
+      return "none";
+    case PendingState::pending:
+      return "pending";
+    case PendingState::posted:
+      return "posted";
+    case PendingState::voided:
+      return "voided";
+    case PendingState::expired:
+      return "expired";
   }
   return "unknown";
 }

@@ -9,10 +9,10 @@ namespace keel::ledger {
 // result. Every result but `ok` leaves the ledger unchanged for that event.
 enum class CreateAccountResult : uint8_t {
   ok = 0,
-  linked_event_failed,      // another event of this linked chain failed
-  linked_event_chain_open,  // the last event of the request has the linked flag
-  id_invalid,               // not 1-64 bytes of [A-Za-z0-9_-.:]
-  flags_invalid,            // unknown flag bits
+  linked_event_failed,           // another event of this linked chain failed
+  linked_event_chain_open,       // the last event of the request has the linked flag
+  id_invalid,                    // not 1-64 bytes of [A-Za-z0-9_-.:]
+  flags_invalid,                 // unknown flag bits
   flags_are_mutually_exclusive,  // both debits_must_not_exceed_credits and its mirror
   currency_invalid,
   metadata_invalid,
@@ -66,11 +66,11 @@ enum class CreateTransferResult : uint8_t {
   pending_transfer_already_posted,
   pending_transfer_already_voided,
   pending_transfer_expired,
-  amount_exceeds_pending,         // post of more than the pending amount
+  amount_exceeds_pending,          // post of more than the pending amount
   void_amount_must_match_pending,  // a void names an amount other than 0 or the pending amount
   // Both.
-  account_closed,  // a new transfer or a post touches a closed account (voids are allowed)
-  overflow,        // a balance (or pending + posted) would pass 2^63 - 1
+  account_closed,   // a new transfer or a post touches a closed account (voids are allowed)
+  overflow,         // a balance (or pending + posted) would pass 2^63 - 1
   exceeds_credits,  // debit account has debits_must_not_exceed_credits
   exceeds_debits,   // credit account has credits_must_not_exceed_debits
 };
