@@ -10,6 +10,7 @@ namespace keel {
 // State machines do not use Status: they return result-code enums.
 class [[nodiscard]] Status {
  public:
+  Status() = default;  // ok
   static Status ok() { return Status(); }
   static Status error(std::string message) { return Status(std::move(message)); }
 
@@ -17,7 +18,6 @@ class [[nodiscard]] Status {
   [[nodiscard]] const std::string& message() const { return message_; }
 
  private:
-  Status() = default;
   explicit Status(std::string message) : failed_(true), message_(std::move(message)) {}
   bool failed_ = false;
   std::string message_;

@@ -48,11 +48,11 @@ template <typename T>
 using Callback = std::function<void(Outcome<T>)>;
 
 struct EngineStatus {
-  uint64_t last_seq = 0;            // last durable journal record
-  Timestamp last_timestamp = 0;     // logical clock
+  uint64_t last_seq = 0;         // last durable journal record
+  Timestamp last_timestamp = 0;  // logical clock
   ledger::LedgerCounts counts;
-  uint64_t state_hash = 0;          // only when requested (it is O(state))
-  bool invariants_ok = true;        // only when requested
+  uint64_t state_hash = 0;    // only when requested (it is O(state))
+  bool invariants_ok = true;  // only when requested
   std::string invariant_problem;
   uint64_t queue_depth = 0;
   uint64_t batches_committed = 0;

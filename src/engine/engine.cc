@@ -1,0 +1,420 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <variant>
+
+#include "core/assert.h"
+#include "engine/records.h"
+
+namespace keel::engine {
+namespace {
+
+struct CreateAccounts {
+  std::vector<ledger::AccountEvent> events;
+  Callback<std::vector<ledger::CreateAccountResult>> done;
+};
+struct CreateTransfers {
+  std::vector<ledger::TransferEvent> events;
+  Callback<std::vector<ledger::CreateTransferResult>> done;
+};
+struct SetAccountClosed {
+  std::string id;
+  bool closed = false;
+  Callback<ledger::SetAccountClosedResult> done;
+};
+struct GetAccount {
+  std::string id;
+  Callback<std::optional<ledger::Account>> done;
+};
+struct GetTransfer {
+  std::string id;
+  Callback<std::optional<ledger::Transfer>> done;
+};
+struct ListAccountTransfers {
+  AccountTransfersQuery query;
+  Callback<std::optional<ledger::AccountTransfersPage>> done;
+};
+struct GetStatus {
+  bool full = false;
+  Callback<EngineStatus> done;
+};
+struct TakeSnapshot {
+  Callback<Status> done;
+};
+
+using Command = std::variant<CreateAccounts, CreateTransfers, SetAccountClosed, GetAccount,
+                             GetTransfer, ListAccountTransfers, GetStatus, TakeSnapshot>;
+
+size_t event_count(const Command& c) {
+  if (const auto* a = std::get_if<CreateAccounts>(&c)) return std::max<size_t>(a->events.size(), 1);
+  if (const auto* t = std::get_if<CreateTransfers>(&c))
+    return std::max<size_t>(t->events.size(), 1);
+  return 1;
+}
+
+bool is_write(const Command& c) {
+  return std::holds_alternative<CreateAccounts>(c) || std::holds_alternative<CreateTransfers>(c) ||
+         std::holds_alternative<SetAccountClosed>(c);
+}
+
+// Answers a command with an engine error and no value.
+void fail(Command& c, EngineError error) {
+  std::visit([error](auto& cmd) { cmd.done({error, {}}); }, c);
+}
+
+SipKey random_index_key() {
+  std::random_device rd;
+  return {(uint64_t{rd()} << 32) | rd(), (uint64_t{rd()} << 32) | rd()};
+}
+
+// Rebuilds state from `journal`: newest snapshot, then every later record.
+Status recover(const journal::Journal& journal, SipKey key, ledger::Ledger* ledger,
+               Timestamp* last_timestamp, uint64_t* snapshot_seq, uint64_t* replayed) {
+  *snapshot_seq = 0;
+  *replayed = 0;
+  *last_timestamp = 0;
+  if (auto snapshot = journal.load_newest_snapshot()) {
+    if (Status s = ledger::Ledger::decode(snapshot->state, key, ledger); !s.is_ok()) {
+      return Status::error(snapshot->path.string() + ": " + s.message());
+    }
+    *snapshot_seq = snapshot->seq;
+    *last_timestamp = snapshot->timestamp;
+  }
+  return journal.replay(*snapshot_seq + 1, [&](const journal::RecordView& r) {
+    Status s = apply_record(*ledger, static_cast<RecordType>(r.type), r.timestamp, r.payload,
+                            last_timestamp);
+    if (!s.is_ok()) return Status::error("record " + std::to_string(r.seq) + ": " + s.message());
+    ++*replayed;
+    return Status::ok();
+  });
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  EngineOptions options;
+  std::unique_ptr<journal::Journal> journal;
+  ledger::Ledger ledger;
+  Timestamp last_timestamp = 0;
+
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<Command> queue;  // guarded by mutex
+  bool stopping = false;      // guarded by mutex
+  std::atomic<bool> healthy{true};
+  std::thread writer;
+
+  // Writer-thread state.
+  uint64_t events_since_snapshot = 0;
+  uint64_t batches_committed = 0;
+  uint64_t events_committed = 0;
+  // One per write of the batch being committed: answers with the result when `durable`, else
+  // with EngineError::unavailable.
+  std::vector<std::function<void(bool durable)>> replies;
+  std::chrono::steady_clock::time_point last_tick_check;
+
+  void log(std::string_view line) const {
+    if (options.log) options.log(line);
+  }
+
+  void submit(Command c) {
+    {
+      std::unique_lock lock(mutex);
+      if (stopping || !healthy.load()) {
+        lock.unlock();
+        fail(c, EngineError::unavailable);
+        return;
+      }
+      if (queue.size() >= options.queue_capacity) {
+        lock.unlock();
+        fail(c, EngineError::overloaded);
+        return;
+      }
+      queue.push_back(std::move(c));
+    }
+    wake.notify_one();
+  }
+
+  // Logical time for a command of n events: strictly after everything before it.
+  Timestamp stamp(size_t n) {
+    const Timestamp base = std::max(wall_clock_now(), last_timestamp + 1);
+    last_timestamp = base + static_cast<Timestamp>(std::max<size_t>(n, 1) - 1);
+    return base;
+  }
+
+  std::vector<Command> take_batch();
+  void run();
+  void apply_write(Command& c);
+  void answer_read(Command& c);
+  void maybe_tick();
+  bool commit_batch(std::vector<Command>& batch);
+  Status snapshot();
+};
+
+std::vector<Command> Engine::Impl::take_batch() {
+  std::unique_lock lock(mutex);
+  wake.wait_for(lock, std::chrono::milliseconds(options.tick_interval_ms),
+                [this] { return !queue.empty() || stopping; });
+  std::vector<Command> batch;
+  size_t events = 0;
+  while (!queue.empty()) {
+    const size_t n = event_count(queue.front());
+    if (!batch.empty() && events + n > options.batch_events_max) break;
+    events += n;
+    batch.push_back(std::move(queue.front()));
+    queue.pop_front();
+  }
+  return batch;
+}
+
+void Engine::Impl::apply_write(Command& c) {
+  std::string* payload = nullptr;
+  if (auto* a = std::get_if<CreateAccounts>(&c)) {
+    const Timestamp ts = stamp(a->events.size());
+    auto results = ledger.create_accounts(a->events, ts);
+    payload = &journal->begin_record(static_cast<uint16_t>(RecordType::create_accounts), ts);
+    encode_accounts(a->events, payload);
+    events_since_snapshot += a->events.size();
+    replies.push_back([done = std::move(a->done), r = std::move(results)](bool durable) mutable {
+      durable ? done({EngineError::ok, std::move(r)}) : done({EngineError::unavailable, {}});
+    });
+  } else if (auto* t = std::get_if<CreateTransfers>(&c)) {
+    const Timestamp ts = stamp(t->events.size());
+    auto results = ledger.create_transfers(t->events, ts);
+    payload = &journal->begin_record(static_cast<uint16_t>(RecordType::create_transfers), ts);
+    encode_transfers(t->events, payload);
+    events_since_snapshot += t->events.size();
+    replies.push_back([done = std::move(t->done), r = std::move(results)](bool durable) mutable {
+      durable ? done({EngineError::ok, std::move(r)}) : done({EngineError::unavailable, {}});
+    });
+  } else if (auto* s = std::get_if<SetAccountClosed>(&c)) {
+    const Timestamp ts = stamp(1);
+    const auto result = ledger.set_account_closed(s->id, s->closed, ts);
+    payload = &journal->begin_record(static_cast<uint16_t>(RecordType::set_account_closed), ts);
+    encode_set_account_closed(s->id, s->closed, payload);
+    replies.push_back([done = std::move(s->done), result](bool durable) {
+      durable ? done({EngineError::ok, result}) : done({EngineError::unavailable, {}});
+    });
+  }
+  KEEL_ASSERT(payload != nullptr);
+  journal->end_record();
+}
+
+void Engine::Impl::answer_read(Command& c) {
+  std::visit(
+      [this](auto& cmd) {
+        using T = std::decay_t<decltype(cmd)>;
+        if constexpr (std::is_same_v<T, GetAccount>) {
+          cmd.done({EngineError::ok, ledger.find_account(cmd.id)});
+        } else if constexpr (std::is_same_v<T, GetTransfer>) {
+          cmd.done({EngineError::ok, ledger.find_transfer(cmd.id)});
+        } else if constexpr (std::is_same_v<T, ListAccountTransfers>) {
+          cmd.done({EngineError::ok, ledger.account_transfers(cmd.query.account_id, cmd.query.limit,
+                                                              cmd.query.starting_after)});
+        } else if constexpr (std::is_same_v<T, GetStatus>) {
+          EngineStatus s;
+          s.last_seq = journal->last_seq();
+          s.last_timestamp = last_timestamp;
+          s.counts = ledger.counts();
+          s.batches_committed = batches_committed;
+          s.events_committed = events_committed;
+          {
+            std::lock_guard lock(mutex);
+            s.queue_depth = queue.size();
+          }
+          if (cmd.full) {
+            s.state_hash = ledger.state_hash();
+            const auto inv = ledger.check_invariants();
+            s.invariants_ok = inv.ok;
+            s.invariant_problem = inv.problem;
+          }
+          cmd.done({EngineError::ok, std::move(s)});
+        } else if constexpr (std::is_same_v<T, TakeSnapshot>) {
+          cmd.done({EngineError::ok, snapshot()});
+        }
+      },
+      c);
+}
+
+// Journals a tick when a hold's deadline has passed and no command came to expire it.
+void Engine::Impl::maybe_tick() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_tick_check < std::chrono::milliseconds(options.tick_interval_ms)) return;
+  last_tick_check = now;
+  const auto deadline = ledger.next_expiry();
+  if (!deadline || *deadline > wall_clock_now()) return;
+  const Timestamp ts = stamp(1);
+  ledger.expire_pending(ts);
+  journal->begin_record(static_cast<uint16_t>(RecordType::tick), ts);
+  journal->end_record();
+}
+
+// Makes the staged records durable, then answers. False if the journal failed.
+bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
+  if (journal->staged_records() > 0) {
+    if (Status s = journal->commit(); !s.is_ok()) {
+      log("journal commit failed, the engine stops writing: " + s.message());
+      healthy.store(false);
+      // Never answer ok for a write that may not be durable.
+      for (auto& reply : replies) reply(false);
+      replies.clear();
+      for (Command& c : batch) {
+        if (!is_write(c)) fail(c, EngineError::unavailable);
+      }
+      return false;
+    }
+    ++batches_committed;
+  }
+  for (auto& reply : replies) reply(true);
+  replies.clear();
+  for (Command& c : batch) {
+    if (!is_write(c)) answer_read(c);
+  }
+  return true;
+}
+
+Status Engine::Impl::snapshot() {
+  std::string state;
+  ledger.encode(&state);
+  Status s = journal->write_snapshot(journal->last_seq(), last_timestamp, state);
+  if (s.is_ok()) {
+    events_since_snapshot = 0;
+    log("snapshot written at record " + std::to_string(journal->last_seq()) + " (" +
+        std::to_string(state.size()) + " bytes)");
+  } else {
+    log("snapshot failed (the journal still holds everything): " + s.message());
+  }
+  return s;
+}
+
+void Engine::Impl::run() {
+  for (;;) {
+    std::vector<Command> batch = take_batch();
+    for (Command& c : batch) {
+      if (is_write(c)) {
+        events_committed += event_count(c);
+        apply_write(c);
+      }
+    }
+    maybe_tick();
+    if (!commit_batch(batch)) break;
+    if (options.snapshot_interval_events > 0 &&
+        events_since_snapshot >= options.snapshot_interval_events) {
+      (void)snapshot();
+    }
+    if (batch.empty()) {
+      std::lock_guard lock(mutex);
+      if (stopping && queue.empty()) break;
+    }
+  }
+  // After a journal failure: refuse whatever is still queued.
+  std::deque<Command> rest;
+  {
+    std::lock_guard lock(mutex);
+    rest.swap(queue);
+  }
+  for (Command& c : rest) fail(c, EngineError::unavailable);
+}
+
+Engine::Engine() : impl_(std::make_unique<Impl>()) {}
+Engine::~Engine() { stop(); }
+
+Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
+  std::unique_ptr<Engine> engine(new Engine());
+  Impl& impl = *engine->impl_;
+  impl.options = std::move(options);
+  journal::JournalOptions jo;
+  jo.dir = impl.options.data_dir;
+  jo.segment_bytes_max = impl.options.segment_bytes_max;
+  jo.warn = [&impl](std::string_view line) { impl.log(line); };
+  journal::OpenReport report;
+  if (Status s = journal::Journal::open(jo, &impl.journal, &report); !s.is_ok()) return s;
+  const SipKey key = random_index_key();
+  impl.ledger = ledger::Ledger(key);
+  uint64_t snapshot_seq = 0;
+  uint64_t replayed = 0;
+  if (Status s =
+          recover(*impl.journal, key, &impl.ledger, &impl.last_timestamp, &snapshot_seq, &replayed);
+      !s.is_ok()) {
+    return s;
+  }
+  if (const auto inv = impl.ledger.check_invariants(); !inv.ok) {
+    return Status::error("recovered ledger breaks an invariant: " + inv.problem);
+  }
+  const auto counts = impl.ledger.counts();
+  impl.log("recovered " + std::to_string(counts.accounts) + " accounts and " +
+           std::to_string(counts.transfers) + " transfers (snapshot at record " +
+           std::to_string(snapshot_seq) + ", " + std::to_string(replayed) + " records replayed)");
+  impl.writer = std::thread([&impl] { impl.run(); });
+  *out = std::move(engine);
+  return Status::ok();
+}
+
+void Engine::stop() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  impl_->wake.notify_one();
+  if (impl_->writer.joinable()) impl_->writer.join();
+}
+
+bool Engine::healthy() const { return impl_->healthy.load(); }
+
+void Engine::create_accounts(std::vector<ledger::AccountEvent> events,
+                             Callback<std::vector<ledger::CreateAccountResult>> done) {
+  impl_->submit(CreateAccounts{std::move(events), std::move(done)});
+}
+void Engine::create_transfers(std::vector<ledger::TransferEvent> events,
+                              Callback<std::vector<ledger::CreateTransferResult>> done) {
+  impl_->submit(CreateTransfers{std::move(events), std::move(done)});
+}
+void Engine::set_account_closed(std::string account_id, bool closed,
+                                Callback<ledger::SetAccountClosedResult> done) {
+  impl_->submit(SetAccountClosed{std::move(account_id), closed, std::move(done)});
+}
+void Engine::get_account(std::string id, Callback<std::optional<ledger::Account>> done) {
+  impl_->submit(GetAccount{std::move(id), std::move(done)});
+}
+void Engine::get_transfer(std::string id, Callback<std::optional<ledger::Transfer>> done) {
+  impl_->submit(GetTransfer{std::move(id), std::move(done)});
+}
+void Engine::list_account_transfers(AccountTransfersQuery query,
+                                    Callback<std::optional<ledger::AccountTransfersPage>> done) {
+  impl_->submit(ListAccountTransfers{std::move(query), std::move(done)});
+}
+void Engine::get_status(bool full, Callback<EngineStatus> done) {
+  impl_->submit(GetStatus{full, std::move(done)});
+}
+void Engine::take_snapshot(Callback<Status> done) { impl_->submit(TakeSnapshot{std::move(done)}); }
+
+Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report) {
+  if (!std::filesystem::is_directory(dir))
+    return Status::error(dir.string() + ": no such directory");
+  journal::JournalOptions jo;
+  jo.dir = dir;
+  jo.read_only = true;
+  std::unique_ptr<journal::Journal> journal;
+  if (Status s = journal::Journal::open(jo, &journal, &report->journal); !s.is_ok()) return s;
+  ledger::Ledger ledger;
+  if (Status s = recover(*journal, {}, &ledger, &report->last_timestamp, &report->snapshot_seq,
+                         &report->records_replayed);
+      !s.is_ok()) {
+    return s;
+  }
+  report->counts = ledger.counts();
+  report->state_hash = ledger.state_hash();
+  report->invariants = ledger.check_invariants();
+  if (!report->invariants.ok)
+    return Status::error("invariant broken: " + report->invariants.problem);
+  return Status::ok();
+}
+
+}  // namespace keel::engine

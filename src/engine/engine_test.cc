@@ -1,0 +1,237 @@
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include "core/bytes.h"
+#include "engine/records.h"
+#include "ledger/ledger_test_util.h"
+
+namespace keel::engine {
+namespace {
+
+using namespace ledger::testing;  // NOLINT
+using ledger::CreateTransferResult;
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "keel-engine-XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// Calls an engine method and waits for its answer.
+template <typename T, typename Call>
+Outcome<T> wait_for(Call&& call) {
+  std::promise<Outcome<T>> p;
+  auto f = p.get_future();
+  call([&p](Outcome<T> o) { p.set_value(std::move(o)); });
+  return f.get();
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Engine> open(EngineOptions o = {}) {
+    o.data_dir = dir_.path();
+    std::unique_ptr<Engine> e;
+    const Status s = Engine::open(o, &e);
+    EXPECT_TRUE(s.is_ok()) << s.message();
+    return e;
+  }
+  static std::vector<ledger::CreateAccountResult> accounts(Engine& e,
+                                                           std::vector<ledger::AccountEvent> ev) {
+    auto o = wait_for<std::vector<ledger::CreateAccountResult>>(
+        [&](auto cb) { e.create_accounts(std::move(ev), std::move(cb)); });
+    EXPECT_EQ(o.error, EngineError::ok);
+    return o.value;
+  }
+  static std::vector<CreateTransferResult> transfers(Engine& e,
+                                                     std::vector<ledger::TransferEvent> ev) {
+    auto o = wait_for<std::vector<CreateTransferResult>>(
+        [&](auto cb) { e.create_transfers(std::move(ev), std::move(cb)); });
+    EXPECT_EQ(o.error, EngineError::ok);
+    return o.value;
+  }
+  static EngineStatus status(Engine& e) {
+    return wait_for<EngineStatus>([&](auto cb) { e.get_status(true, std::move(cb)); }).value;
+  }
+  static std::optional<ledger::Transfer> transfer_of(Engine& e, std::string id) {
+    return wait_for<std::optional<ledger::Transfer>>(
+               [&](auto cb) { e.get_transfer(std::move(id), std::move(cb)); })
+        .value;
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(EngineTest, WritesSurviveRestartWithTheSameStateHash) {
+  uint64_t hash = 0;
+  {
+    auto e = open();
+    ASSERT_EQ(accounts(*e, {account("a"), account("b")}).size(), 2u);
+    EXPECT_EQ(
+        transfers(*e, {transfer("t1", "a", "b", 10), pending("p1", "a", "b", 5)}),
+        (std::vector<CreateTransferResult>{CreateTransferResult::ok, CreateTransferResult::ok}));
+    EXPECT_EQ(transfers(*e, {post("x1", "p1", 2)})[0], CreateTransferResult::ok);
+    const EngineStatus s = status(*e);
+    EXPECT_TRUE(s.invariants_ok);
+    EXPECT_EQ(s.counts.transfers, 3u);
+    hash = s.state_hash;
+  }
+  auto e = open();
+  EXPECT_EQ(status(*e).state_hash, hash);
+  EXPECT_EQ(transfer_of(*e, "x1")->amount, 2);
+  EXPECT_EQ(transfers(*e, {transfer("t1", "a", "b", 10)})[0], CreateTransferResult::exists);
+}
+
+TEST_F(EngineTest, SnapshotThenTailReplayGivesTheSameState) {
+  uint64_t hash = 0;
+  {
+    auto e = open();
+    accounts(*e, {account("a"), account("b")});
+    transfers(*e, {transfer("t1", "a", "b", 10)});
+    const auto snap = wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); });
+    ASSERT_EQ(snap.error, EngineError::ok);
+    ASSERT_TRUE(snap.value.is_ok()) << snap.value.message();
+    transfers(*e, {transfer("t2", "b", "a", 3)});
+    hash = status(*e).state_hash;
+  }
+  bool found_snapshot = false;
+  for (const auto& f : fs::directory_iterator(dir_.path())) {
+    found_snapshot |= f.path().extension() == ".snap";
+  }
+  EXPECT_TRUE(found_snapshot);
+  auto e = open();
+  EXPECT_EQ(status(*e).state_hash, hash);
+  EXPECT_TRUE(transfer_of(*e, "t2"));
+
+  e->stop();
+  VerifyReport report;
+  const Status v = verify_data_dir(dir_.path(), &report);
+  ASSERT_TRUE(v.is_ok()) << v.message();
+  EXPECT_EQ(report.state_hash, hash);
+  EXPECT_GT(report.snapshot_seq, 0u);
+  EXPECT_EQ(report.records_replayed, 1u);
+}
+
+TEST_F(EngineTest, AutomaticSnapshotsByEventCount) {
+  EngineOptions o;
+  o.snapshot_interval_events = 3;
+  auto e = open(o);
+  accounts(*e, {account("a"), account("b")});
+  for (int i = 0; i < 5; ++i) transfers(*e, {transfer("t" + std::to_string(i), "a", "b", 1)});
+  const uint64_t hash = status(*e).state_hash;
+  e.reset();
+  auto again = open();
+  EXPECT_EQ(status(*again).state_hash, hash);
+}
+
+TEST_F(EngineTest, IdleEngineExpiresHoldsWithAJournaledTick) {
+  EngineOptions o;
+  o.tick_interval_ms = 20;
+  uint64_t hash = 0;
+  {
+    auto e = open(o);
+    accounts(*e, {account("a"), account("b")});
+    transfers(*e, {pending("p", "a", "b", 5, 1)});
+    // No command arrives; the writer's tick must expire the hold within a few seconds.
+    for (int i = 0; i < 500; ++i) {
+      if (transfer_of(*e, "p")->pending_state == ledger::PendingState::expired) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_EQ(transfer_of(*e, "p")->pending_state, ledger::PendingState::expired);
+    hash = status(*e).state_hash;
+  }
+  auto e = open();  // the tick was journaled: replay expires it at the same logical time
+  EXPECT_EQ(status(*e).state_hash, hash);
+}
+
+TEST_F(EngineTest, FullQueueAnswersOverloadedAndChangesNothing) {
+  EngineOptions o;
+  o.queue_capacity = 0;
+  auto e = open(o);
+  const auto out = wait_for<std::vector<ledger::CreateAccountResult>>(
+      [&](auto cb) { e->create_accounts({account("a")}, std::move(cb)); });
+  EXPECT_EQ(out.error, EngineError::overloaded);
+  e.reset();
+  auto again = open();
+  EXPECT_EQ(status(*again).counts.accounts, 0u);
+}
+
+TEST_F(EngineTest, StopAnswersEverythingQueuedThenRefuses) {
+  auto e = open();
+  accounts(*e, {account("a"), account("b")});
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 200; ++i) {
+    e->create_transfers({transfer("t" + std::to_string(i), "a", "b", 1)},
+                        [&answered](Outcome<std::vector<CreateTransferResult>> o) {
+                          EXPECT_EQ(o.error, EngineError::ok);
+                          ++answered;
+                        });
+  }
+  e->stop();
+  EXPECT_EQ(answered.load(), 200);
+  const auto late = wait_for<std::vector<CreateTransferResult>>(
+      [&](auto cb) { e->create_transfers({transfer("late", "a", "b", 1)}, std::move(cb)); });
+  EXPECT_EQ(late.error, EngineError::unavailable);
+  e.reset();
+  auto again = open();
+  EXPECT_EQ(status(*again).counts.transfers, 200u);
+}
+
+TEST_F(EngineTest, ConcurrentSubmittersAllAnsweredAndBooksBalance) {
+  auto e = open();
+  accounts(*e, {account("a"), account("b"), account("c")});
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 250; ++i) {
+        const auto r = transfers(*e, {transfer("t" + std::to_string(t) + "_" + std::to_string(i),
+                                               t % 2 ? "a" : "b", "c", 1 + i)});
+        ok += r[0] == CreateTransferResult::ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 1000);
+  const EngineStatus s = status(*e);
+  EXPECT_TRUE(s.invariants_ok) << s.invariant_problem;
+  EXPECT_GT(s.batches_committed, 0u);
+}
+
+TEST(Records, RoundTripAndRejectMalformedPayloads) {
+  std::vector<ledger::TransferEvent> in = {transfer("t", "a", "b", 5), post("x", "p", 0)};
+  in[0].metadata = {{"k", "v"}};
+  std::string payload;
+  encode_transfers(in, &payload);
+  std::vector<ledger::TransferEvent> out;
+  ASSERT_TRUE(decode_transfers(payload, &out).is_ok());
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].metadata, in[0].metadata);
+  EXPECT_FALSE(out[1].currency.valid());
+  EXPECT_FALSE(decode_transfers(payload.substr(0, payload.size() - 1), &out).is_ok());
+  EXPECT_FALSE(decode_transfers(payload + "z", &out).is_ok());
+  std::string huge;
+  ByteWriter(&huge).u32(ledger::kEventsPerRequestMax + 1);
+  EXPECT_FALSE(decode_transfers(huge, &out).is_ok());
+  ledger::Ledger l;
+  Timestamp last = 100;
+  EXPECT_FALSE(apply_record(l, RecordType::tick, 100, "", &last).is_ok());  // not increasing
+  EXPECT_FALSE(apply_record(l, static_cast<RecordType>(99), 200, "", &last).is_ok());
+}
+
+}  // namespace
+}  // namespace keel::engine

@@ -1,0 +1,154 @@
+#include "engine/records.h"
+
+#include "core/bytes.h"
+
+namespace keel::engine {
+namespace {
+
+void encode_metadata(ByteWriter& w, const Metadata& m) {
+  w.u8(static_cast<uint8_t>(m.size()));
+  for (const auto& [k, v] : m) {
+    w.str16(k);
+    w.str16(v);
+  }
+}
+
+bool decode_metadata(ByteReader& r, Metadata* m) {
+  uint8_t n = 0;
+  if (!r.u8(&n) || n > kMetadataEntriesMax) return false;
+  m->resize(n);
+  for (auto& [k, v] : *m) {
+    if (!r.str16(&k) || !r.str16(&v)) return false;
+  }
+  return true;
+}
+
+bool decode_currency(ByteReader& r, Currency* c) {
+  uint16_t index = 0;
+  if (!r.u16(&index)) return false;
+  if (index == Currency::kNone) {
+    *c = Currency();
+    return true;
+  }
+  const auto found = Currency::from_index(index);
+  if (!found) return false;
+  *c = *found;
+  return true;
+}
+
+bool decode_count(ByteReader& r, uint32_t* n) {
+  return r.u32(n) && *n <= ledger::kEventsPerRequestMax;
+}
+
+}  // namespace
+
+void encode_accounts(const std::vector<ledger::AccountEvent>& events, std::string* out) {
+  ByteWriter w(out);
+  w.u32(static_cast<uint32_t>(events.size()));
+  for (const auto& e : events) {
+    w.str16(e.id);
+    w.u16(e.currency.index());
+    w.u16(e.flags);
+    encode_metadata(w, e.metadata);
+  }
+}
+
+void encode_transfers(const std::vector<ledger::TransferEvent>& events, std::string* out) {
+  ByteWriter w(out);
+  w.u32(static_cast<uint32_t>(events.size()));
+  for (const auto& e : events) {
+    w.str16(e.id);
+    w.str16(e.debit_account_id);
+    w.str16(e.credit_account_id);
+    w.i64(e.amount);
+    w.u16(e.currency.index());
+    w.u16(e.flags);
+    w.str16(e.pending_id);
+    w.u32(e.timeout_s);
+    encode_metadata(w, e.metadata);
+  }
+}
+
+void encode_set_account_closed(std::string_view id, bool closed, std::string* out) {
+  ByteWriter w(out);
+  w.str16(id);
+  w.u8(closed ? 1 : 0);
+}
+
+Status decode_accounts(std::string_view payload, std::vector<ledger::AccountEvent>* out) {
+  ByteReader r(payload);
+  uint32_t n = 0;
+  if (!decode_count(r, &n)) return Status::error("create_accounts: bad event count");
+  out->resize(n);
+  for (auto& e : *out) {
+    if (!r.str16(&e.id) || !decode_currency(r, &e.currency) || !r.u16(&e.flags) ||
+        !decode_metadata(r, &e.metadata)) {
+      return Status::error("create_accounts: malformed event");
+    }
+  }
+  if (!r.at_end()) return Status::error("create_accounts: trailing bytes");
+  return Status::ok();
+}
+
+Status decode_transfers(std::string_view payload, std::vector<ledger::TransferEvent>* out) {
+  ByteReader r(payload);
+  uint32_t n = 0;
+  if (!decode_count(r, &n)) return Status::error("create_transfers: bad event count");
+  out->resize(n);
+  for (auto& e : *out) {
+    if (!r.str16(&e.id) || !r.str16(&e.debit_account_id) || !r.str16(&e.credit_account_id) ||
+        !r.i64(&e.amount) || !decode_currency(r, &e.currency) || !r.u16(&e.flags) ||
+        !r.str16(&e.pending_id) || !r.u32(&e.timeout_s) || !decode_metadata(r, &e.metadata)) {
+      return Status::error("create_transfers: malformed event");
+    }
+  }
+  if (!r.at_end()) return Status::error("create_transfers: trailing bytes");
+  return Status::ok();
+}
+
+Status decode_set_account_closed(std::string_view payload, std::string* id, bool* closed) {
+  ByteReader r(payload);
+  uint8_t flag = 0;
+  if (!r.str16(id) || !r.u8(&flag) || flag > 1 || !r.at_end()) {
+    return Status::error("set_account_closed: malformed record");
+  }
+  *closed = flag == 1;
+  return Status::ok();
+}
+
+Status apply_record(ledger::Ledger& ledger, RecordType type, Timestamp timestamp,
+                    std::string_view payload, Timestamp* last_timestamp) {
+  if (timestamp <= *last_timestamp) return Status::error("timestamp does not increase");
+  switch (type) {
+    case RecordType::create_accounts: {
+      std::vector<ledger::AccountEvent> events;
+      if (Status s = decode_accounts(payload, &events); !s.is_ok()) return s;
+      ledger.create_accounts(events, timestamp);
+      *last_timestamp = timestamp + static_cast<Timestamp>(events.empty() ? 0 : events.size() - 1);
+      return Status::ok();
+    }
+    case RecordType::create_transfers: {
+      std::vector<ledger::TransferEvent> events;
+      if (Status s = decode_transfers(payload, &events); !s.is_ok()) return s;
+      ledger.create_transfers(events, timestamp);
+      *last_timestamp = timestamp + static_cast<Timestamp>(events.empty() ? 0 : events.size() - 1);
+      return Status::ok();
+    }
+    case RecordType::set_account_closed: {
+      std::string id;
+      bool closed = false;
+      if (Status s = decode_set_account_closed(payload, &id, &closed); !s.is_ok()) return s;
+      (void)ledger.set_account_closed(id, closed, timestamp);
+      *last_timestamp = timestamp;
+      return Status::ok();
+    }
+    case RecordType::tick:
+      if (!payload.empty()) return Status::error("tick: unexpected payload");
+      ledger.expire_pending(timestamp);
+      *last_timestamp = timestamp;
+      return Status::ok();
+  }
+  return Status::error("unknown record type " + std::to_string(static_cast<unsigned>(type)));
+}
+
+}  // namespace keel::engine
