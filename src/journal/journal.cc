@@ -1,0 +1,536 @@
+#include "journal/journal.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+#include <utility>
+
+#include "core/assert.h"
+#include "core/crc32c.h"
+#include "journal/file_io.h"
+#include "journal/format.h"
+
+namespace keel::journal {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kNoRecord = static_cast<size_t>(-1);
+
+struct Segment {
+  fs::path path;
+  uint64_t first_seq = 0;  // from the file name
+  uint64_t last_seq = 0;   // 0 while the segment holds no record
+  uint64_t bytes = 0;      // bytes of valid records (a torn tail is not counted)
+
+  [[nodiscard]] uint64_t next_seq() const { return last_seq == 0 ? first_seq : last_seq + 1; }
+};
+
+struct NamedFile {
+  uint64_t seq = 0;
+  fs::path path;
+};
+
+struct DirListing {
+  std::vector<NamedFile> segments;   // ascending seq
+  std::vector<NamedFile> snapshots;  // descending seq (newest first)
+  std::vector<fs::path> tmp_files;
+};
+
+std::string range_text(uint64_t from, uint64_t to) {
+  return from == to ? std::to_string(from) : std::to_string(from) + ".." + std::to_string(to);
+}
+
+// Sorts the journal's files by kind; warns about look-alike names only when `warn_unknown`.
+Status list_dir(const JournalOptions& options, bool warn_unknown, DirListing* out) {
+  std::error_code ec;
+  for (fs::directory_iterator it(options.dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (auto seq = parse_file_name(name, kSegmentPrefix, kSegmentSuffix)) {
+      out->segments.push_back({*seq, it->path()});
+    } else if (auto snap = parse_file_name(name, kSnapshotPrefix, kSnapshotSuffix)) {
+      out->snapshots.push_back({*snap, it->path()});
+    } else if (name.starts_with(kSnapshotPrefix) && name.ends_with(kTmpSuffix)) {
+      out->tmp_files.push_back(it->path());
+    } else if ((name.starts_with(kSegmentPrefix) || name.starts_with(kSnapshotPrefix)) &&
+               warn_unknown && options.warn) {
+      options.warn("journal: ignoring " + it->path().string() + ": not a journal file name");
+    }
+  }
+  if (ec) {
+    return Status::error("list journal directory " + options.dir.string() + ": " + ec.message());
+  }
+  auto by_seq = [](const NamedFile& a, const NamedFile& b) { return a.seq < b.seq; };
+  std::sort(out->segments.begin(), out->segments.end(), by_seq);
+  std::sort(out->snapshots.rbegin(), out->snapshots.rend(), by_seq);
+  return Status::ok();
+}
+
+// Opens a snapshot and checks its header against its name and its size. Leaves the fd open.
+bool open_snapshot(const NamedFile& file, UniqueFd* fd, SnapshotHeader* header,
+                   std::string* reason) {
+  Status s = open_file(file.path, O_RDONLY, fd);
+  std::string bytes;
+  if (s.is_ok()) s = pread_exact(fd->get(), kSnapshotHeaderBytes, 0, file.path, &bytes);
+  if (!s.is_ok()) {
+    *reason = s.message();
+    return false;
+  }
+  auto h = decode_snapshot_header(bytes, reason);
+  if (!h) return false;
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0) {
+    *reason = errno_message("stat", file.path, errno);
+  } else if (h->seq != file.seq) {
+    *reason = "header says seq " + std::to_string(h->seq) + ", file name says " +
+              std::to_string(file.seq);
+  } else if (static_cast<uint64_t>(st.st_size) != kSnapshotHeaderBytes + h->payload_len) {
+    *reason = "file is " + std::to_string(st.st_size) + " bytes, header says " +
+              std::to_string(kSnapshotHeaderBytes + h->payload_len);
+  } else {
+    *header = *h;
+    return true;
+  }
+  return false;
+}
+
+bool snapshot_header_ok(const NamedFile& file) {
+  UniqueFd fd;
+  SnapshotHeader h;
+  std::string reason;
+  return open_snapshot(file, &fd, &h, &reason);
+}
+
+bool load_snapshot(const NamedFile& file, SnapshotData* out, std::string* reason) {
+  UniqueFd fd;
+  SnapshotHeader h;
+  if (!open_snapshot(file, &fd, &h, reason)) return false;
+  std::string state;
+  if (Status s = pread_exact(fd.get(), h.payload_len, kSnapshotHeaderBytes, file.path, &state);
+      !s.is_ok()) {
+    *reason = s.message();
+    return false;
+  }
+  if (crc32c(state) != h.payload_crc) {
+    *reason = "snapshot payload checksum mismatch";
+    return false;
+  }
+  *out = SnapshotData{h.seq, h.timestamp, std::move(state), file.path};
+  return true;
+}
+
+// Where the scan of one segment stopped.
+struct SegmentScan {
+  uint64_t records = 0;
+  std::optional<size_t> torn_at;  // offset of a torn tail, if any
+  std::string torn_reason;
+  uint64_t file_bytes = 0;
+};
+
+std::string corruption(const fs::path& path, size_t offset, std::string_view what) {
+  return path.string() + " offset " + std::to_string(offset) + ": " + std::string(what);
+}
+
+std::string seq_problem(uint64_t seq, uint64_t expected) {
+  if (seq < expected) {
+    return "repeated sequence number " + std::to_string(seq) + " (expected " +
+           std::to_string(expected) + ")";
+  }
+  return "sequence gap: record has seq " + std::to_string(seq) + ", expected " +
+         std::to_string(expected) + " (records " + range_text(expected, seq - 1) + " missing)";
+}
+
+// Checks every record of `seg` (whose first seq is already checked), advancing seg->last_seq and
+// seg->bytes. An invalid record is a torn tail only in the last segment with nothing valid after.
+Status scan_segment(Segment* seg, bool is_last, SegmentScan* scan) {
+  MappedFile map;
+  if (Status s = MappedFile::open(seg->path, &map); !s.is_ok()) return s;
+  const std::string_view bytes = map.bytes();
+  scan->file_bytes = bytes.size();
+  size_t off = 0;
+  while (off < bytes.size()) {
+    RecordCheck c = check_record(bytes, off);
+    if (c.ok() && c.header.seq != seg->next_seq()) {
+      // Checksums pass, so this is not a torn write: a wrong seq is always corruption.
+      return Status::error(
+          corruption(seg->path, off,
+                     off == 0 ? "first record has seq " + std::to_string(c.header.seq) +
+                                    " but the file name says " + std::to_string(seg->first_seq)
+                              : seq_problem(c.header.seq, seg->next_seq())));
+    }
+    if (!c.ok()) {
+      if (!is_last) {
+        return Status::error(corruption(seg->path, off, c.reason) +
+                             " (not the last segment, so not a torn write)");
+      }
+      if (auto next = find_plausible_record(bytes, off)) {
+        return Status::error(corruption(seg->path, off, c.reason) + "; a valid record follows " +
+                             "at offset " + std::to_string(*next) + ", so not a torn write");
+      }
+      scan->torn_at = off;
+      scan->torn_reason = std::move(c.reason);
+      break;
+    }
+    seg->last_seq = c.header.seq;
+    ++scan->records;
+    off += c.size();
+  }
+  seg->bytes = off;
+  return Status::ok();
+}
+
+Status truncate_file(const fs::path& path, uint64_t size) {
+  UniqueFd fd;
+  if (Status s = open_file(path, O_WRONLY, &fd); !s.is_ok()) return s;
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+    return Status::error(errno_message("truncate", path, errno));
+  }
+  return fdatasync_file(fd.get(), path);
+}
+
+}  // namespace
+
+struct Journal::Impl {
+  JournalOptions options;
+  UniqueFd dir_lock;  // the directory, flock()ed while a writer has it open
+  std::vector<Segment> segments;
+  UniqueFd active_fd;  // segments.back(), open for writing (writers only)
+  uint64_t last_seq = 0;
+
+  std::string staging;           // the batch being built: whole records, back to back
+  size_t staged_records = 0;     // sealed records in `staging`
+  size_t record_at = kNoRecord;  // offset in `staging` of the record being built
+  std::string failure;           // set once a write failed; every later write is refused
+
+  void warn(const std::string& line) const {
+    if (options.warn) options.warn(line);
+  }
+  Status fail(Status s) {
+    failure = "journal refuses writes after an earlier I/O error: " + s.message();
+    return s;
+  }
+
+  Status prepare_dir();
+  Status scan_segments(const DirListing& listing, OpenReport* report);
+  Status handle_torn_tail(const Segment& seg, const SegmentScan& scan, OpenReport* report);
+  Status check_snapshots(const DirListing& listing);
+  Status start_segment(uint64_t first_seq);
+  Status write_snapshot_file(const fs::path& tmp, uint64_t seq, Timestamp timestamp,
+                             std::string_view state);
+  void apply_retention();
+  Status replay_segment(const Segment& seg, uint64_t from_seq,
+                        const std::function<Status(const RecordView&)>& apply) const;
+};
+
+Status Journal::Impl::prepare_dir() {
+  std::error_code ec;
+  if (!options.read_only) fs::create_directories(options.dir, ec);
+  if (ec) {
+    return Status::error("create journal directory " + options.dir.string() + ": " + ec.message());
+  }
+  if (!fs::is_directory(options.dir, ec)) {
+    return Status::error("journal directory " + options.dir.string() + " does not exist");
+  }
+  if (options.read_only) return Status::ok();
+  if (Status s = open_file(options.dir, O_RDONLY | O_DIRECTORY, &dir_lock); !s.is_ok()) return s;
+  if (::flock(dir_lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    return Status::error(errno == EWOULDBLOCK ? "journal directory " + options.dir.string() +
+                                                    " is in use by another process"
+                                              : errno_message("lock", options.dir, errno));
+  }
+  return Status::ok();
+}
+
+Status Journal::Impl::scan_segments(const DirListing& listing, OpenReport* report) {
+  for (size_t i = 0; i < listing.segments.size(); ++i) {
+    const NamedFile& file = listing.segments[i];
+    const bool is_last = i + 1 == listing.segments.size();
+    if (file.seq == 0) return Status::error(file.path.string() + ": sequence numbers start at 1");
+    if (!segments.empty()) {
+      const Segment& prev = segments.back();
+      if (prev.last_seq == 0) {
+        return Status::error(prev.path.string() + " is empty but is not the last segment");
+      }
+      if (file.seq != prev.next_seq()) {
+        return Status::error(file.seq > prev.next_seq()
+                                 ? "records " + range_text(prev.next_seq(), file.seq - 1) +
+                                       " are missing: " + prev.path.string() + " ends at seq " +
+                                       std::to_string(prev.last_seq) + ", " + file.path.string() +
+                                       " starts at seq " + std::to_string(file.seq)
+                                 : file.path.string() + " starts at seq " +
+                                       std::to_string(file.seq) + ", inside " + prev.path.string() +
+                                       " (ends at seq " + std::to_string(prev.last_seq) + ")");
+      }
+    }
+    Segment seg{file.path, file.seq, 0, 0};
+    SegmentScan scan;
+    if (Status s = scan_segment(&seg, is_last, &scan); !s.is_ok()) return s;
+    if (scan.torn_at) {
+      if (Status s = handle_torn_tail(seg, scan, report); !s.is_ok()) return s;
+    }
+    report->records += scan.records;
+    segments.push_back(std::move(seg));
+  }
+  report->segments = segments.size();
+  return Status::ok();
+}
+
+Status Journal::Impl::handle_torn_tail(const Segment& seg, const SegmentScan& scan,
+                                       OpenReport* report) {
+  report->torn_tail_bytes = scan.file_bytes - seg.bytes;
+  report->torn_tail_at = seg.path.string() + " offset " + std::to_string(seg.bytes);
+  if (!options.read_only) {
+    if (Status s = truncate_file(seg.path, seg.bytes); !s.is_ok()) return s;
+  }
+  warn("journal: torn tail in " + report->torn_tail_at + " (" + scan.torn_reason +
+       "): " + (options.read_only ? "would drop " : "dropped ") +
+       std::to_string(report->torn_tail_bytes) + " bytes of an unfinished write");
+  return Status::ok();
+}
+
+// Sets last_seq from the segments and the newest snapshot whose header is sound. A snapshot past
+// the end of a non-empty journal means acknowledged records are missing: refuse.
+Status Journal::Impl::check_snapshots(const DirListing& listing) {
+  const uint64_t journal_next = segments.empty() ? 1 : segments.back().next_seq();
+  last_seq = journal_next - 1;
+  for (const NamedFile& snap : listing.snapshots) {
+    if (!snapshot_header_ok(snap)) continue;  // load_newest_snapshot reports why
+    if (!segments.empty() && snap.seq >= journal_next) {
+      return Status::error(snap.path.string() + " is at seq " + std::to_string(snap.seq) +
+                           " but the journal ends at seq " + std::to_string(journal_next - 1) +
+                           ": records " + range_text(journal_next, snap.seq) + " are missing");
+    }
+    last_seq = std::max(last_seq, snap.seq);
+    break;
+  }
+  return Status::ok();
+}
+
+Status Journal::open(JournalOptions options, std::unique_ptr<Journal>* out, OpenReport* report) {
+  KEEL_ASSERT(out != nullptr);
+  OpenReport local_report;
+  if (report == nullptr) report = &local_report;
+  *report = OpenReport{};
+  if (options.dir.empty()) return Status::error("journal directory not set");
+  if (options.snapshots_kept == 0) return Status::error("journal: snapshots_kept must be >= 1");
+  if (options.segment_bytes_max == 0) return Status::error("journal: segment_bytes_max is 0");
+
+  std::unique_ptr<Journal> j(new Journal());
+  Impl& impl = *j->impl_;
+  impl.options = std::move(options);
+  DirListing listing;
+  Status s = impl.prepare_dir();
+  if (s.is_ok()) s = list_dir(impl.options, /*warn_unknown=*/true, &listing);
+  if (s.is_ok()) s = impl.scan_segments(listing, report);
+  if (s.is_ok()) s = impl.check_snapshots(listing);
+  if (s.is_ok() && !impl.options.read_only && !impl.segments.empty()) {
+    s = open_file(impl.segments.back().path, O_WRONLY, &impl.active_fd);
+  }
+  if (!s.is_ok()) {
+    return Status::error(s.message() + " [journal start-up refused; see docs/journal.md]");
+  }
+  for (const Segment& seg : impl.segments) {
+    if (seg.last_seq == 0) continue;
+    if (report->first_seq == 0) report->first_seq = seg.first_seq;
+    report->last_seq = seg.last_seq;
+  }
+  *out = std::move(j);
+  return Status::ok();
+}
+
+Journal::Journal() : impl_(std::make_unique<Impl>()) {}
+Journal::~Journal() = default;
+
+std::optional<SnapshotData> Journal::load_newest_snapshot() const {
+  DirListing listing;
+  if (Status s = list_dir(impl_->options, false, &listing); !s.is_ok()) {
+    impl_->warn("journal: no snapshot loaded: " + s.message());
+    return std::nullopt;
+  }
+  for (const NamedFile& file : listing.snapshots) {
+    SnapshotData data;
+    std::string reason;
+    if (load_snapshot(file, &data, &reason)) return data;
+    impl_->warn("journal: skipping snapshot " + file.path.string() + ": " + reason);
+  }
+  return std::nullopt;
+}
+
+// Re-checks every record (the files may have changed since open) while handing them to `apply`.
+Status Journal::Impl::replay_segment(const Segment& seg, uint64_t from_seq,
+                                     const std::function<Status(const RecordView&)>& apply) const {
+  MappedFile map;
+  if (Status s = MappedFile::open(seg.path, &map); !s.is_ok()) return s;
+  if (map.bytes().size() < seg.bytes) {
+    return Status::error(seg.path.string() + " shrank to " + std::to_string(map.bytes().size()) +
+                         " bytes since open (" + std::to_string(seg.bytes) + " expected)");
+  }
+  const std::string_view bytes = map.bytes().substr(0, seg.bytes);
+  uint64_t expected = seg.first_seq;
+  for (size_t off = 0; off < bytes.size();) {
+    RecordCheck c = check_record(bytes, off);
+    if (c.ok() && c.header.seq != expected) c.reason = seq_problem(c.header.seq, expected);
+    if (!c.ok()) return Status::error(corruption(seg.path, off, c.reason));
+    if (c.header.seq >= from_seq) {
+      const RecordView view{c.header.seq, c.header.type, c.header.timestamp, c.payload};
+      if (Status s = apply(view); !s.is_ok()) {
+        return Status::error("replay of record " + std::to_string(c.header.seq) + ": " +
+                             s.message());
+      }
+    }
+    ++expected;
+    off += c.size();
+  }
+  return Status::ok();
+}
+
+Status Journal::replay(uint64_t from_seq,
+                       const std::function<Status(const RecordView&)>& apply) const {
+  const Impl& j = *impl_;
+  from_seq = std::max<uint64_t>(from_seq, 1);
+  const uint64_t first_available = j.segments.empty() ? j.last_seq + 1 : j.segments[0].first_seq;
+  if (from_seq < first_available && from_seq <= j.last_seq) {
+    return Status::error("journal records " +
+                         range_text(from_seq, std::min(first_available - 1, j.last_seq)) +
+                         " are not in " + j.options.dir.string() + " (first available: " +
+                         std::to_string(first_available) + "); segments were deleted or lost");
+  }
+  for (const Segment& seg : j.segments) {
+    if (seg.last_seq < from_seq) continue;  // also skips empty segments
+    if (Status s = j.replay_segment(seg, from_seq, apply); !s.is_ok()) return s;
+  }
+  return Status::ok();
+}
+
+std::string& Journal::begin_record(uint16_t type, Timestamp timestamp) {
+  Impl& j = *impl_;
+  KEEL_ASSERT(!j.options.read_only);
+  KEEL_ASSERT(j.record_at == kNoRecord);
+  const uint64_t seq = next_seq();
+  j.record_at = j.staging.size();
+  append_record_header(&j.staging, type, seq, timestamp);
+  return j.staging;
+}
+
+void Journal::end_record() {
+  Impl& j = *impl_;
+  KEEL_ASSERT(j.record_at != kNoRecord);
+  seal_record(&j.staging, j.record_at);
+  j.record_at = kNoRecord;
+  ++j.staged_records;
+}
+
+size_t Journal::staged_records() const { return impl_->staged_records; }
+size_t Journal::staged_bytes() const { return impl_->staging.size(); }
+
+uint64_t Journal::next_seq() const {
+  const Impl& j = *impl_;
+  return j.last_seq + j.staged_records + (j.record_at == kNoRecord ? 0 : 1) + 1;
+}
+
+uint64_t Journal::last_seq() const { return impl_->last_seq; }
+const fs::path& Journal::dir() const { return impl_->options.dir; }
+
+Status Journal::Impl::start_segment(uint64_t first_seq) {
+  const fs::path path = options.dir / segment_file_name(first_seq);
+  UniqueFd fd;
+  if (Status s = open_file(path, O_WRONLY | O_CREAT | O_EXCL, &fd); !s.is_ok()) return s;
+  if (Status s = fsync_dir(options.dir); !s.is_ok()) return s;
+  active_fd = std::move(fd);
+  segments.push_back(Segment{path, first_seq, 0, 0});
+  return Status::ok();
+}
+
+Status Journal::commit() {
+  Impl& j = *impl_;
+  KEEL_ASSERT(!j.options.read_only);
+  KEEL_ASSERT(j.record_at == kNoRecord);
+  if (!j.failure.empty()) return Status::error(j.failure);
+  if (j.staged_records == 0) return Status::ok();
+  const uint64_t first_seq = j.last_seq + 1;
+  const Segment* seg = j.segments.empty() ? nullptr : &j.segments.back();
+  if (seg == nullptr || seg->next_seq() != first_seq ||
+      (seg->bytes > 0 && seg->bytes + j.staging.size() > j.options.segment_bytes_max)) {
+    if (Status s = j.start_segment(first_seq); !s.is_ok()) return j.fail(std::move(s));
+  }
+  Segment& active = j.segments.back();
+  Status s = pwrite_all(j.active_fd.get(), j.staging, active.bytes, active.path);
+  if (s.is_ok()) s = fdatasync_file(j.active_fd.get(), active.path);
+  if (!s.is_ok()) return j.fail(std::move(s));
+  active.bytes += j.staging.size();
+  j.last_seq += j.staged_records;
+  active.last_seq = j.last_seq;
+  j.staging.clear();  // keeps its capacity: no allocation per batch once warmed
+  j.staged_records = 0;
+  return Status::ok();
+}
+
+Status Journal::Impl::write_snapshot_file(const fs::path& tmp, uint64_t seq, Timestamp timestamp,
+                                          std::string_view state) {
+  UniqueFd fd;
+  Status s = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, &fd);
+  const std::string header = encode_snapshot_header(seq, timestamp, state);
+  if (s.is_ok()) s = pwrite_all(fd.get(), header, 0, tmp);
+  if (s.is_ok()) s = pwrite_all(fd.get(), state, header.size(), tmp);
+  if (s.is_ok()) s = fdatasync_file(fd.get(), tmp);
+  if (!s.is_ok()) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+  }
+  return s;
+}
+
+Status Journal::write_snapshot(uint64_t seq, Timestamp timestamp, std::string_view state) {
+  Impl& j = *impl_;
+  KEEL_ASSERT(!j.options.read_only);
+  KEEL_ASSERT(seq <= j.last_seq);
+  if (!j.failure.empty()) return Status::error(j.failure);
+  const fs::path final_path = j.options.dir / snapshot_file_name(seq);
+  fs::path tmp = final_path;
+  tmp += kTmpSuffix;
+  // A failure before the rename leaves the journal as it was: report it, keep writing.
+  if (Status s = j.write_snapshot_file(tmp, seq, timestamp, state); !s.is_ok()) return s;
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    return j.fail(Status::error(errno_message("rename to " + final_path.string(), tmp, errno)));
+  }
+  if (Status s = fsync_dir(j.options.dir); !s.is_ok()) return j.fail(std::move(s));
+  j.apply_retention();
+  return Status::ok();
+}
+
+// Keeps the newest `snapshots_kept` snapshots with a sound header, and the segments holding any
+// record after the oldest of them (all segments while fewer snapshots exist, so a bad newest
+// snapshot always has a fallback). Failures to delete are warned about, never fatal.
+void Journal::Impl::apply_retention() {
+  DirListing listing;
+  if (Status s = list_dir(options, false, &listing); !s.is_ok()) {
+    return warn("journal: " + s.message());
+  }
+  std::vector<uint64_t> kept;
+  for (const NamedFile& snap : listing.snapshots) {
+    if (kept.size() < options.snapshots_kept && snapshot_header_ok(snap)) kept.push_back(snap.seq);
+  }
+  // Until snapshots_kept snapshots exist, the oldest kept "snapshot" is the empty state at 0.
+  const uint64_t oldest_kept = kept.size() < options.snapshots_kept ? 0 : kept.back();
+  std::vector<fs::path> doomed = listing.tmp_files;
+  for (const NamedFile& snap : listing.snapshots) {
+    if (snap.seq < oldest_kept) doomed.push_back(snap.path);
+  }
+  while (segments.size() > 1 && segments.front().last_seq != 0 &&
+         segments.front().last_seq <= oldest_kept) {
+    doomed.push_back(segments.front().path);
+    segments.erase(segments.begin());
+  }
+  for (const fs::path& path : doomed) {
+    std::error_code ec;
+    if (!fs::remove(path, ec) && ec)
+      warn("journal: cannot delete " + path.string() + ": " + ec.message());
+  }
+}
+
+}  // namespace keel::journal
