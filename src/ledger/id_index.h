@@ -18,10 +18,18 @@ class IdIndex {
  public:
   explicit IdIndex(SipKey key = {}) : key_(key) {}
 
+  [[nodiscard]] uint64_t hash(std::string_view id) const { return siphash13(key_, id); }
+
   template <typename GetId>
   [[nodiscard]] std::optional<uint32_t> find(std::string_view id, const GetId& get_id) const {
+    return find(id, hash(id), get_id);
+  }
+
+  // As find(id), with `h` == hash(id) computed by the caller (to hash an id once).
+  template <typename GetId>
+  [[nodiscard]] std::optional<uint32_t> find(std::string_view id, uint64_t h,
+                                             const GetId& get_id) const {
     if (slots_.empty()) return std::nullopt;
-    const uint64_t h = siphash13(key_, id);
     const uint32_t tag = static_cast<uint32_t>(h >> 32);
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const uint64_t s = slots_[i];
@@ -34,9 +42,15 @@ class IdIndex {
   // REQUIRES: `id` is not in the index and get_id(index) == id.
   template <typename GetId>
   void insert(std::string_view id, uint32_t index, const GetId& get_id) {
+    insert_hashed(hash(id), index, get_id);
+  }
+
+  // As insert(), with `h` == hash(id).
+  template <typename GetId>
+  void insert_hashed(uint64_t h, uint32_t index, const GetId& get_id) {
     KEEL_ASSERT(index < 0xFFFFFFFFu);
     if ((size_ + 1) * 4 > slots_.size() * 3) grow(get_id);
-    place(siphash13(key_, id), index);
+    place(h, index);
     ++size_;
   }
 

@@ -165,8 +165,8 @@ std::vector<CreateTransferResult> Ledger::create_transfers(std::span<const Trans
 }
 
 void Ledger::rollback(size_t undo_mark) {
-  const auto account_id = [this](uint32_t i) -> std::string_view { return accounts_[i].id; };
-  const auto transfer_id = [this](uint32_t i) -> std::string_view { return transfers_[i].id; };
+  const auto account_id = account_id_of();
+  const auto transfer_id = transfer_id_of();
   while (undo_.size() > undo_mark) {
     const UndoEntry u = undo_.back();
     undo_.pop_back();
@@ -217,7 +217,7 @@ CreateAccountResult Ledger::create_account(const AccountEvent& e, Timestamp ts) 
   if (!e.currency.valid()) return AR::currency_invalid;
   if (!metadata_is_normalized(e.metadata)) return AR::metadata_invalid;
 
-  const auto account_id = [this](uint32_t i) -> std::string_view { return accounts_[i].id; };
+  const auto account_id = account_id_of();
   if (const auto found = account_index_.find(e.id, account_id)) {
     const AccountRecord& a = accounts_[*found];
     constexpr uint16_t kLimitFlags =
@@ -244,8 +244,7 @@ CreateAccountResult Ledger::create_account(const AccountEvent& e, Timestamp ts) 
 
 SetAccountClosedResult Ledger::set_account_closed(std::string_view id, bool closed, Timestamp now) {
   expire_pending(now);
-  const auto found =
-      account_index_.find(id, [this](uint32_t i) -> std::string_view { return accounts_[i].id; });
+  const auto found = account_index_.find(id, account_id_of());
   if (!found) return SetAccountClosedResult::account_not_found;
   AccountRecord& a = accounts_[*found];
   const bool is_closed = a.flags & account_flags::kClosed;
@@ -323,17 +322,18 @@ CreateTransferResult Ledger::transfer_exists(const TransferEvent& e,
 
 CreateTransferResult Ledger::create_transfer(const TransferEvent& e, Timestamp ts) {
   if (const R r = validate_transfer_fields(e); r != R::ok) return r;
-  const auto found = transfer_index_.find(
-      e.id, [this](uint32_t i) -> std::string_view { return transfers_[i].id; });
+  const uint64_t id_hash = transfer_index_.hash(e.id);
+  const auto found = transfer_index_.find(e.id, id_hash, transfer_id_of());
   if (found) return transfer_exists(e, transfers_[*found]);
   if (e.flags & (transfer_flags::kPostPending | transfer_flags::kVoidPending)) {
-    return post_or_void(e, ts);
+    return post_or_void(e, ts, id_hash);
   }
-  return create_plain_or_pending(e, ts);
+  return create_plain_or_pending(e, ts, id_hash);
 }
 
-CreateTransferResult Ledger::create_plain_or_pending(const TransferEvent& e, Timestamp ts) {
-  const auto account_id = [this](uint32_t i) -> std::string_view { return accounts_[i].id; };
+CreateTransferResult Ledger::create_plain_or_pending(const TransferEvent& e, Timestamp ts,
+                                                     uint64_t id_hash) {
+  const auto account_id = account_id_of();
   const auto dr = account_index_.find(e.debit_account_id, account_id);
   const auto cr = account_index_.find(e.credit_account_id, account_id);
   if (!dr || !cr) return R::account_not_found;
@@ -370,7 +370,7 @@ CreateTransferResult Ledger::create_plain_or_pending(const TransferEvent& e, Tim
   t.currency = e.currency.index();
   t.flags = e.flags;
   t.state = pending ? PendingState::pending : PendingState::none;
-  const uint32_t index = append_transfer(std::move(t));
+  const uint32_t index = append_transfer(std::move(t), id_hash);
   if (pending && e.timeout_s > 0) {
     expiries_.insert({ts + e.timeout_s * kNanosPerSecond, index});
   }
@@ -379,9 +379,8 @@ CreateTransferResult Ledger::create_plain_or_pending(const TransferEvent& e, Tim
   return R::ok;
 }
 
-CreateTransferResult Ledger::post_or_void(const TransferEvent& e, Timestamp ts) {
-  const auto found = transfer_index_.find(
-      e.pending_id, [this](uint32_t i) -> std::string_view { return transfers_[i].id; });
+CreateTransferResult Ledger::post_or_void(const TransferEvent& e, Timestamp ts, uint64_t id_hash) {
+  const auto found = transfer_index_.find(e.pending_id, transfer_id_of());
   if (!found) return R::pending_transfer_not_found;
   const TransferRecord& p = transfers_[*found];
   if (!(p.flags & transfer_flags::kPending)) return R::pending_transfer_not_pending;
@@ -446,21 +445,20 @@ CreateTransferResult Ledger::post_or_void(const TransferEvent& e, Timestamp ts) 
   t.flags = e.flags;
   const uint32_t debit = p.debit;
   const uint32_t credit = p.credit;
-  append_transfer(std::move(t));  // may grow transfers_: `p` is not used after this
+  append_transfer(std::move(t), id_hash);  // may grow transfers_: `p` is not used after this
   set_pending_state(pending_index, post ? PendingState::posted : PendingState::voided);
   set_balances(debit, db);
   set_balances(credit, cb);
   return R::ok;
 }
 
-uint32_t Ledger::append_transfer(TransferRecord t) {
+uint32_t Ledger::append_transfer(TransferRecord t, uint64_t id_hash) {
   KEEL_ASSERT(transfers_.size() < kNoIndex - 1);
   const auto index = static_cast<uint32_t>(transfers_.size());
   accounts_[t.debit].transfers.push_back(index);
   accounts_[t.credit].transfers.push_back(index);
-  const TransferRecord& stored = transfers_.push_back(std::move(t));
-  transfer_index_.insert(stored.id, index,
-                         [this](uint32_t i) -> std::string_view { return transfers_[i].id; });
+  transfers_.push_back(std::move(t));
+  transfer_index_.insert_hashed(id_hash, index, transfer_id_of());
   if (in_chain_) undo_.push_back({UndoEntry::Kind::transfer_created, index, {}, {}});
   return index;
 }
@@ -534,29 +532,25 @@ Transfer Ledger::to_transfer(const TransferRecord& t) const {
 }
 
 std::optional<Account> Ledger::find_account(std::string_view id) const {
-  const auto found =
-      account_index_.find(id, [this](uint32_t i) -> std::string_view { return accounts_[i].id; });
+  const auto found = account_index_.find(id, account_id_of());
   if (!found) return std::nullopt;
   return to_account(accounts_[*found]);
 }
 
 std::optional<Transfer> Ledger::find_transfer(std::string_view id) const {
-  const auto found =
-      transfer_index_.find(id, [this](uint32_t i) -> std::string_view { return transfers_[i].id; });
+  const auto found = transfer_index_.find(id, transfer_id_of());
   if (!found) return std::nullopt;
   return to_transfer(transfers_[*found]);
 }
 
 std::optional<AccountTransfersPage> Ledger::account_transfers(
     std::string_view account_id, size_t limit, std::string_view starting_after) const {
-  const auto account = account_index_.find(
-      account_id, [this](uint32_t i) -> std::string_view { return accounts_[i].id; });
+  const auto account = account_index_.find(account_id, account_id_of());
   if (!account) return std::nullopt;
   const std::vector<uint32_t>& list = accounts_[*account].transfers;
   size_t end = list.size();  // exclusive; pages walk down from here
   if (!starting_after.empty()) {
-    const auto cursor = transfer_index_.find(
-        starting_after, [this](uint32_t i) -> std::string_view { return transfers_[i].id; });
+    const auto cursor = transfer_index_.find(starting_after, transfer_id_of());
     if (!cursor) return std::nullopt;
     const auto it = std::lower_bound(list.begin(), list.end(), *cursor);
     if (it == list.end() || *it != *cursor) return std::nullopt;
@@ -703,7 +697,7 @@ Status Ledger::decode(std::string_view bytes, SipKey index_key, Ledger* out) {
   uint64_t n = 0;
   if (!r.u32(&version) || version != kEncodingVersion) return Status::error("unknown version");
   if (!r.u64(&n) || n >= kNoIndex) return Status::error("bad account count");
-  const auto account_id = [&l](uint32_t i) -> std::string_view { return l.accounts_[i].id; };
+  const auto account_id = l.account_id_of();
   for (uint64_t i = 0; i < n; ++i) {
     AccountRecord a;
     if (!decode_account(r, &a) || !is_valid_id(a.id) || !Currency::from_index(a.currency) ||
@@ -714,7 +708,7 @@ Status Ledger::decode(std::string_view bytes, SipKey index_key, Ledger* out) {
     l.account_index_.insert(l.accounts_.back().id, static_cast<uint32_t>(i), account_id);
   }
   if (!r.u64(&n) || n >= kNoIndex) return Status::error("bad transfer count");
-  const auto transfer_id = [&l](uint32_t i) -> std::string_view { return l.transfers_[i].id; };
+  const auto transfer_id = l.transfer_id_of();
   for (uint64_t i = 0; i < n; ++i) {
     TransferRecord t;
     const bool ok = decode_transfer(r, &t) && is_valid_id(t.id) && t.debit < l.accounts_.size() &&

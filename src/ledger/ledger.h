@@ -137,9 +137,18 @@ class Ledger {
   CreateTransferResult create_transfer(const TransferEvent& e, Timestamp ts);
   CreateTransferResult validate_transfer_fields(const TransferEvent& e) const;
   CreateTransferResult transfer_exists(const TransferEvent& e, const TransferRecord& t) const;
-  CreateTransferResult create_plain_or_pending(const TransferEvent& e, Timestamp ts);
-  CreateTransferResult post_or_void(const TransferEvent& e, Timestamp ts);
-  uint32_t append_transfer(TransferRecord t);
+  // `id_hash` is transfer_index_.hash(e.id), computed once per event.
+  CreateTransferResult create_plain_or_pending(const TransferEvent& e, Timestamp ts,
+                                               uint64_t id_hash);
+  CreateTransferResult post_or_void(const TransferEvent& e, Timestamp ts, uint64_t id_hash);
+  uint32_t append_transfer(TransferRecord t, uint64_t id_hash);
+  // get_id functions for the indexes.
+  auto account_id_of() const {
+    return [this](uint32_t i) -> std::string_view { return accounts_[i].id; };
+  }
+  auto transfer_id_of() const {
+    return [this](uint32_t i) -> std::string_view { return transfers_[i].id; };
+  }
   void set_balances(uint32_t account, const Balances& b);
   void set_pending_state(uint32_t transfer, PendingState s);
   void release_hold(uint32_t transfer);
