@@ -231,6 +231,7 @@ void Engine::Impl::answer_read(Command& c) {
           }
           if (cmd.full) {
             s.state_hash = ledger.state_hash();
+            s.ledger_memory_bytes = ledger.memory_bytes();
             const auto inv = ledger.check_invariants();
             s.invariants_ok = inv.ok;
             s.invariant_problem = inv.problem;

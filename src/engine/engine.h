@@ -51,7 +51,8 @@ struct EngineStatus {
   uint64_t last_seq = 0;         // last durable journal record
   Timestamp last_timestamp = 0;  // logical clock
   ledger::LedgerCounts counts;
-  uint64_t state_hash = 0;    // only when requested (it is O(state))
+  uint64_t state_hash = 0;           // only when requested (it is O(state))
+  uint64_t ledger_memory_bytes = 0;  // only when requested
   bool invariants_ok = true;  // only when requested
   std::string invariant_problem;
   uint64_t queue_depth = 0;

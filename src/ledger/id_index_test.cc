@@ -25,7 +25,7 @@ TEST(IdIndex, InsertFindEraseAgainstAReferenceSet) {
     } else {
       std::string id = "id_" + std::to_string(rng() % 1000000) + "_" + std::to_string(step);
       ids.push_back(id);
-      index.insert(id, static_cast<uint32_t>(ids.size() - 1), get_id);
+      index.insert(id, static_cast<uint32_t>(ids.size() - 1));
       live.insert(id);
     }
   }

@@ -103,7 +103,7 @@ std::vector<Result> run_chains(std::span<const Event> events, Timestamp base, ui
     size_t last = i;
     while (last < events.size() && (events[last].flags & linked)) ++last;
     if (last == i) {
-      results[i] = apply(events[i], base + static_cast<Timestamp>(i));
+      results[i] = apply(i, base + static_cast<Timestamp>(i));
       ++i;
       continue;
     }
@@ -113,7 +113,7 @@ std::vector<Result> run_chains(std::span<const Event> events, Timestamp base, ui
     size_t failed = events.size();
     for (size_t k = i; k <= last; ++k) {
       const Result r = (open && k == last) ? Result::linked_event_chain_open
-                                           : apply(events[k], base + static_cast<Timestamp>(k));
+                                           : apply(k, base + static_cast<Timestamp>(k));
       results[k] = r;
       if (r != Result::ok && r != Result::exists) {
         failed = k;
@@ -140,7 +140,7 @@ std::vector<CreateAccountResult> Ledger::create_accounts(std::span<const Account
   expire_pending(base);
   return run_chains<AccountEvent, CreateAccountResult>(
       events, base, account_flags::kLinked,
-      [this](const AccountEvent& e, Timestamp ts) { return create_account(e, ts); },
+      [&](size_t i, Timestamp ts) { return create_account(events[i], ts); },
       [this] { in_chain_ = true; },
       [this](bool failed) {
         if (failed) rollback(0);
@@ -153,9 +153,20 @@ std::vector<CreateTransferResult> Ledger::create_transfers(std::span<const Trans
                                                            Timestamp base) {
   KEEL_ASSERT(events.size() <= kEventsPerRequestMax);
   expire_pending(base);
+  constexpr size_t kPrefetchDistance = 8;
+  std::vector<uint64_t> hashes(events.size());
+  for (size_t i = 0; i < events.size(); ++i) hashes[i] = transfer_index_.hash(events[i].id);
+  for (size_t i = 0; i < std::min(kPrefetchDistance, hashes.size()); ++i) {
+    transfer_index_.prefetch(hashes[i]);
+  }
   return run_chains<TransferEvent, CreateTransferResult>(
       events, base, transfer_flags::kLinked,
-      [this](const TransferEvent& e, Timestamp ts) { return create_transfer(e, ts); },
+      [&](size_t i, Timestamp ts) {
+        // Prefetch the index slot of an event a few ahead: hides most of the cache miss.
+        if (i + kPrefetchDistance < hashes.size())
+          transfer_index_.prefetch(hashes[i + kPrefetchDistance]);
+        return create_transfer(events[i], ts, hashes[i]);
+      },
       [this] { in_chain_ = true; },
       [this](bool failed) {
         if (failed) rollback(0);
@@ -237,7 +248,7 @@ CreateAccountResult Ledger::create_account(const AccountEvent& e, Timestamp ts) 
   record.currency = e.currency.index();
   record.flags = static_cast<uint16_t>(e.flags & ~account_flags::kLinked);
   accounts_.push_back(std::move(record));
-  account_index_.insert(e.id, index, account_id);
+  account_index_.insert(e.id, index);
   if (in_chain_) undo_.push_back({UndoEntry::Kind::account_created, index, {}, {}});
   return AR::ok;
 }
@@ -320,9 +331,9 @@ CreateTransferResult Ledger::transfer_exists(const TransferEvent& e,
   return R::exists;
 }
 
-CreateTransferResult Ledger::create_transfer(const TransferEvent& e, Timestamp ts) {
+CreateTransferResult Ledger::create_transfer(const TransferEvent& e, Timestamp ts,
+                                             uint64_t id_hash) {
   if (const R r = validate_transfer_fields(e); r != R::ok) return r;
-  const uint64_t id_hash = transfer_index_.hash(e.id);
   const auto found = transfer_index_.find(e.id, id_hash, transfer_id_of());
   if (found) return transfer_exists(e, transfers_[*found]);
   if (e.flags & (transfer_flags::kPostPending | transfer_flags::kVoidPending)) {
@@ -458,7 +469,7 @@ uint32_t Ledger::append_transfer(TransferRecord t, uint64_t id_hash) {
   accounts_[t.debit].transfers.push_back(index);
   accounts_[t.credit].transfers.push_back(index);
   transfers_.push_back(std::move(t));
-  transfer_index_.insert_hashed(id_hash, index, transfer_id_of());
+  transfer_index_.insert_hashed(id_hash, index);
   if (in_chain_) undo_.push_back({UndoEntry::Kind::transfer_created, index, {}, {}});
   return index;
 }
@@ -705,7 +716,7 @@ Status Ledger::decode(std::string_view bytes, SipKey index_key, Ledger* out) {
       return Status::error("account " + std::to_string(i) + " is malformed");
     }
     l.accounts_.push_back(std::move(a));
-    l.account_index_.insert(l.accounts_.back().id, static_cast<uint32_t>(i), account_id);
+    l.account_index_.insert(l.accounts_.back().id, static_cast<uint32_t>(i));
   }
   if (!r.u64(&n) || n >= kNoIndex) return Status::error("bad transfer count");
   const auto transfer_id = l.transfer_id_of();
@@ -724,7 +735,7 @@ Status Ledger::decode(std::string_view bytes, SipKey index_key, Ledger* out) {
       l.expiries_.insert({t.timestamp + t.timeout_s * kNanosPerSecond, index});
     }
     l.transfers_.push_back(std::move(t));
-    l.transfer_index_.insert(l.transfers_.back().id, index, transfer_id);
+    l.transfer_index_.insert(l.transfers_.back().id, index);
   }
   if (!r.at_end()) return Status::error("trailing bytes after the ledger state");
   if (const InvariantReport inv = l.check_invariants(); !inv.ok) {

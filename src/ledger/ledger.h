@@ -134,7 +134,8 @@ class Ledger {
   };
 
   CreateAccountResult create_account(const AccountEvent& e, Timestamp ts);
-  CreateTransferResult create_transfer(const TransferEvent& e, Timestamp ts);
+  // id_hash == transfer_index_.hash(e.id)
+  CreateTransferResult create_transfer(const TransferEvent& e, Timestamp ts, uint64_t id_hash);
   CreateTransferResult validate_transfer_fields(const TransferEvent& e) const;
   CreateTransferResult transfer_exists(const TransferEvent& e, const TransferRecord& t) const;
   // `id_hash` is transfer_index_.hash(e.id), computed once per event.

@@ -1,0 +1,165 @@
+#include "bench/ledger_bench.h"
+
+#include <malloc.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <random>
+#include <semaphore>
+#include <stdexcept>
+
+#include "engine/engine.h"
+
+namespace keel::bench {
+namespace {
+
+// Builds prefix + number without operator+ (GCC 12 -O3 raises a false -Wrestrict on it).
+std::string numbered(const char* prefix, uint64_t n) {
+  std::string s(prefix);
+  s += std::to_string(n);
+  return s;
+}
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+// Chooses account indexes uniformly or with a Zipf(1) skew (a few hot accounts).
+class AccountChooser {
+ public:
+  AccountChooser(size_t n, bool zipf, uint64_t seed) : n_(n), zipf_(zipf), rng_(seed) {
+    if (!zipf) return;
+    cdf_.resize(n);
+    double sum = 0;
+    for (size_t i = 0; i < n; ++i) cdf_[i] = (sum += 1.0 / static_cast<double>(i + 1));
+    for (double& c : cdf_) c /= sum;
+  }
+  size_t next() {
+    if (!zipf_) return rng_() % n_;
+    const double u = std::uniform_real_distribution<double>(0, 1)(rng_);
+    return std::min(
+        n_ - 1, static_cast<size_t>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin()));
+  }
+
+ private:
+  size_t n_;
+  bool zipf_;
+  std::mt19937_64 rng_;
+  std::vector<double> cdf_;
+};
+
+template <typename T, typename Call>
+engine::Outcome<T> wait_for(Call&& call) {
+  std::promise<engine::Outcome<T>> p;
+  auto f = p.get_future();
+  call([&p](engine::Outcome<T> o) { p.set_value(std::move(o)); });
+  return f.get();
+}
+
+// Makes the next batch of transfers, choosing accounts with `chooser`.
+std::vector<ledger::TransferEvent> make_batch(const LedgerBenchOptions& o, AccountChooser& chooser,
+                                              uint64_t* made) {
+  const Currency usd = *Currency::from_code("USD");
+  std::vector<ledger::TransferEvent> b;
+  b.reserve(o.batch);
+  for (size_t i = 0; i < o.batch && *made < o.transfers; ++i, ++*made) {
+    ledger::TransferEvent e;
+    e.id = numbered("t", *made);
+    const size_t d = chooser.next();
+    size_t c = chooser.next();
+    if (c == d) c = (d + 1) % o.accounts;
+    e.debit_account_id = numbered("acct_", d);
+    e.credit_account_id = numbered("acct_", c);
+    e.amount = 1 + static_cast<int64_t>(*made % 1000);
+    e.currency = usd;
+    b.push_back(std::move(e));
+  }
+  return b;
+}
+
+void create_accounts(engine::Engine& e, size_t n) {
+  const Currency usd = *Currency::from_code("USD");
+  for (size_t i = 0; i < n;) {
+    std::vector<ledger::AccountEvent> events;
+    for (; i < n && events.size() < ledger::kEventsPerRequestMax; ++i) {
+      events.push_back({numbered("acct_", i), usd, 0, {}});
+    }
+    auto out = wait_for<std::vector<ledger::CreateAccountResult>>(
+        [&](auto cb) { e.create_accounts(std::move(events), std::move(cb)); });
+    if (out.error != engine::EngineError::ok) throw std::runtime_error("account creation failed");
+  }
+}
+
+// Batches are made on the fly by this thread (the other core) while the writer applies them:
+// at most `in_flight` requests wait, so memory holds the ledger and little else.
+Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
+  const fs::path dir = fs::path(o.data_dir) / (zipf ? "zipf" : "uniform");
+  fs::remove_all(dir);
+  engine::EngineOptions eo;
+  eo.data_dir = dir;
+  std::unique_ptr<engine::Engine> engine;
+  if (Status s = engine::Engine::open(eo, &engine); !s.is_ok())
+    throw std::runtime_error(s.message());
+  create_accounts(*engine, o.accounts);
+  malloc_trim(0);
+  const uint64_t rss_before = resident_bytes();
+
+  AccountChooser chooser(o.accounts, zipf, o.seed);
+  std::counting_semaphore<1 << 20> slots(static_cast<std::ptrdiff_t>(o.in_flight));
+  std::mutex mu;
+  std::vector<double> latencies_ms;
+  uint64_t ok = 0;
+  uint64_t made = 0;
+  const auto start = Clock::now();
+  while (made < o.transfers) {
+    auto batch = make_batch(o, chooser, &made);
+    slots.acquire();
+    const auto sent = Clock::now();
+    engine->create_transfers(std::move(batch), [&, sent](auto out) {
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
+      {
+        std::lock_guard lock(mu);
+        latencies_ms.push_back(ms);
+        for (auto r : out.value) ok += r == ledger::CreateTransferResult::ok;
+      }
+      slots.release();
+    });
+  }
+  for (size_t i = 0; i < o.in_flight; ++i) slots.acquire();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+
+  const auto status =
+      wait_for<engine::EngineStatus>([&](auto cb) { engine->get_status(true, std::move(cb)); });
+  malloc_trim(0);
+  const uint64_t rss_after = resident_bytes();
+  engine.reset();
+  fs::remove_all(dir);
+
+  Row row;
+  row.scenario = std::string("engine+journal, batch ") + std::to_string(o.batch) + ", " +
+                 (zipf ? "zipf" : "uniform");
+  row.operations = ok;
+  row.seconds = seconds;
+  row.ops_per_s = static_cast<double>(ok) / seconds;
+  row.p50_ms = percentile_ms(latencies_ms, 50);
+  row.p99_ms = percentile_ms(latencies_ms, 99);
+  row.max_ms = percentile_ms(latencies_ms, 100);
+  const double n = static_cast<double>(status.value.counts.transfers);
+  row.extra = {
+      {"group commits (fdatasync)", static_cast<double>(status.value.batches_committed)},
+      {"ledger bytes per transfer", static_cast<double>(status.value.ledger_memory_bytes) / n},
+      {"resident bytes per transfer", static_cast<double>(rss_after - rss_before) / n},
+      {"invariants ok (1 = yes)", status.value.invariants_ok ? 1.0 : 0.0},
+  };
+  return row;
+}
+
+}  // namespace
+
+std::vector<Row> run_ledger_bench(const LedgerBenchOptions& options) {
+  return {run_scenario(options, false), run_scenario(options, true)};
+}
+
+}  // namespace keel::bench

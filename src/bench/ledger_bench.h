@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench/report.h"
+
+namespace keel::bench {
+
+struct LedgerBenchOptions {
+  uint64_t transfers = 4'000'000;  // per scenario
+  size_t accounts = 10'000;
+  size_t batch = 8190;   // transfers per request
+  size_t in_flight = 8;  // requests submitted but not yet answered
+  std::string data_dir;  // journal location (on a real disk, not tmpfs)
+  uint64_t seed = 1;
+};
+
+// In-process engine throughput, journal on (one fdatasync per group commit), no HTTP:
+// uniform and Zipf-skewed (s = 1) account choice. Adds the memory per stored transfer.
+std::vector<Row> run_ledger_bench(const LedgerBenchOptions& options);
+
+}  // namespace keel::bench

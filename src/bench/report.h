@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace keel::bench {
+
+// One measured scenario: printed as a row of the table and written as a JSON object.
+struct Row {
+  std::string scenario;
+  uint64_t operations = 0;  // transfers (or requests) completed
+  double seconds = 0;
+  double ops_per_s = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  double max_ms = 0;
+  std::vector<std::pair<std::string, double>> extra;  // e.g. bytes per transfer
+};
+
+// Prints the rows as an aligned table on stdout; writes them as JSON to `json_path` if set.
+void report(const std::string& title, const std::vector<Row>& rows, const std::string& json_path);
+
+// Percentile (0..100) of samples in milliseconds; sorts `samples`.
+double percentile_ms(std::vector<double>& samples, double p);
+
+// Resident set size of this process, from /proc/self/statm.
+uint64_t resident_bytes();
+
+}  // namespace keel::bench
