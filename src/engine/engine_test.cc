@@ -1,7 +1,10 @@
 #include "engine/engine.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <chrono>
 #include <filesystem>
@@ -210,6 +213,60 @@ TEST_F(EngineTest, ConcurrentSubmittersAllAnsweredAndBooksBalance) {
   const EngineStatus s = status(*e);
   EXPECT_TRUE(s.invariants_ok) << s.invariant_problem;
   EXPECT_GT(s.batches_committed, 0u);
+}
+
+// RLIMIT_FSIZE turns a journal write past the limit into a real I/O error (EFBIG).
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
+    ::getrlimit(RLIMIT_FSIZE, &old_);
+    rlimit limit = old_;
+    limit.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &old_);
+    ::signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  rlimit old_{};
+  sighandler_t old_handler_;
+};
+
+TEST_F(EngineTest, JournalFailureIsNeverAcknowledgedAndStopsAllWriting) {
+  {
+    auto e = open();
+    accounts(*e, {account("a"), account("b")});
+    ASSERT_EQ(transfers(*e, {transfer("before", "a", "b", 7)})[0], CreateTransferResult::ok);
+    std::vector<ledger::TransferEvent> big;
+    for (int i = 0; i < 2000; ++i) big.push_back(transfer("big" + std::to_string(i), "a", "b", 1));
+    {
+      uintmax_t segment_bytes = 0;
+      for (const auto& f : fs::directory_iterator(dir_.path())) {
+        if (f.path().extension() == ".seg") segment_bytes = std::max(segment_bytes, f.file_size());
+      }
+      ASSERT_GT(segment_bytes, 0u);
+      FileSizeLimit limit(segment_bytes + 1000);
+      const auto out = wait_for<std::vector<CreateTransferResult>>(
+          [&](auto cb) { e->create_transfers(big, std::move(cb)); });
+      EXPECT_EQ(out.error, EngineError::unavailable);  // applied in memory, never answered ok
+    }
+    EXPECT_FALSE(e->healthy());
+    const auto after = wait_for<std::vector<CreateTransferResult>>(
+        [&](auto cb) { e->create_transfers({transfer("after", "a", "b", 1)}, std::move(cb)); });
+    EXPECT_EQ(after.error, EngineError::unavailable);
+    const auto read = wait_for<std::optional<ledger::Transfer>>(
+        [&](auto cb) { e->get_transfer("big0", std::move(cb)); });
+    EXPECT_EQ(read.error, EngineError::unavailable);  // never show state that is not durable
+  }
+  // The torn tail is cut on restart; what was acknowledged is there, the failed write is not.
+  auto e = open();
+  EXPECT_TRUE(transfer_of(*e, "before"));
+  EXPECT_FALSE(transfer_of(*e, "big0"));
+  EXPECT_FALSE(transfer_of(*e, "after"));
+  EXPECT_TRUE(status(*e).invariants_ok);
 }
 
 TEST(Records, RoundTripAndRejectMalformedPayloads) {
