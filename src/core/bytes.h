@@ -33,6 +33,32 @@ class ByteWriter {
   std::string* out_;
 };
 
+// Writes into bytes already reserved (a span of a std::string resized to the exact encoded
+// size): fixed-size fields become plain moves instead of library calls. The caller computes the
+// size first; KEEL_ASSERT-free because overrunning is a bug caught by `done()` in tests.
+class SpanWriter {
+ public:
+  explicit SpanWriter(char* begin) : p_(begin) {}
+  void u8(uint8_t v) { *p_++ = static_cast<char>(v); }
+  void u16(uint16_t v) { fixed(v); }
+  void u32(uint32_t v) { fixed(v); }
+  void i64(int64_t v) { fixed(v); }
+  void str16(std::string_view s) {
+    u16(static_cast<uint16_t>(s.size()));
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  [[nodiscard]] const char* position() const { return p_; }
+
+ private:
+  template <typename T>
+  void fixed(T v) {
+    std::memcpy(p_, &v, sizeof v);
+    p_ += sizeof v;
+  }
+  char* p_;
+};
+
 class ByteReader {
  public:
   explicit ByteReader(std::string_view in) : in_(in) {}

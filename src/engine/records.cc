@@ -1,5 +1,6 @@
 #include "engine/records.h"
 
+#include "core/assert.h"
 #include "core/bytes.h"
 
 namespace keel::engine {
@@ -54,7 +55,17 @@ void encode_accounts(const std::vector<ledger::AccountEvent>& events, std::strin
 }
 
 void encode_transfers(const std::vector<ledger::TransferEvent>& events, std::string* out) {
-  ByteWriter w(out);
+  // Exact size first, then one resize and plain stores: this runs for every transfer.
+  constexpr size_t kFixed = 3 * 2 + 8 + 2 + 2 + 2 + 4 + 1;  // lengths, amount, ..., metadata count
+  size_t size = 4;
+  for (const auto& e : events) {
+    size += kFixed + e.id.size() + e.debit_account_id.size() + e.credit_account_id.size() +
+            e.pending_id.size();
+    for (const auto& [k, v] : e.metadata) size += 4 + k.size() + v.size();
+  }
+  const size_t start = out->size();
+  out->resize(start + size);
+  SpanWriter w(out->data() + start);
   w.u32(static_cast<uint32_t>(events.size()));
   for (const auto& e : events) {
     w.str16(e.id);
@@ -65,8 +76,13 @@ void encode_transfers(const std::vector<ledger::TransferEvent>& events, std::str
     w.u16(e.flags);
     w.str16(e.pending_id);
     w.u32(e.timeout_s);
-    encode_metadata(w, e.metadata);
+    w.u8(static_cast<uint8_t>(e.metadata.size()));
+    for (const auto& [k, v] : e.metadata) {
+      w.str16(k);
+      w.str16(v);
+    }
   }
+  KEEL_ASSERT(w.position() == out->data() + out->size());
 }
 
 void encode_set_account_closed(std::string_view id, bool closed, std::string* out) {
