@@ -1,0 +1,76 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace keel::api {
+
+// Every error the HTTP API can answer with. Each code has exactly one HTTP status and one error
+// type, kept in the table in errors.cc (the only place that maps codes to statuses).
+enum class ErrorCode : uint8_t {
+  // 400: the request itself is malformed.
+  json_invalid,       // not JSON, or a JSON object with a duplicate key
+  body_invalid,       // JSON of the wrong shape (not an object, `data` not an array, ...)
+  parameter_unknown,  // a field or query parameter the route does not know (typos)
+  parameter_missing,  // a required field is absent or null
+  parameter_invalid,  // a field or query parameter with a wrong type or value, no finer code
+  id_invalid,         // not 1-64 bytes of [A-Za-z0-9_-.:] (core/ids.h)
+  debit_account_id_invalid,
+  credit_account_id_invalid,
+  pending_id_invalid,
+  amount_invalid,    // not a JSON integer in [1, 2^63-1] where an amount is required
+  currency_invalid,  // not an ISO 4217 code (core/currency.h)
+  flags_invalid,     // not an array of known, distinct flag names
+  timeout_invalid,   // timeout_seconds not an integer in [0, 2^32-1]
+  metadata_invalid,  // not a flat string map within core/metadata.h bounds
+  data_empty,        // {"data": []}
+  too_many_events,   // more than ledger::kEventsPerRequestMax events
+  limit_invalid,     // ?limit= not an integer in [1, ledger::kPageLimitMax]
+  starting_after_invalid,
+  http_invalid,  // the HTTP message itself could not be parsed
+  // 404, 405, 413, 431.
+  resource_missing,  // no account / transfer with that id
+  route_not_found,
+  method_not_allowed,  // the route exists; the Allow header lists its methods
+  body_too_large,
+  headers_too_large,
+  // 500, 503.
+  internal_error,
+  snapshot_failed,
+  overloaded,   // the engine's queue is full; Retry-After: 1
+  unavailable,  // the engine is stopping or its journal failed; Retry-After: 1
+};
+
+// An error answer: code, a message for humans, and the offending parameter ("data[3].amount"),
+// empty when no single parameter is at fault.
+struct ApiError {
+  ErrorCode code = ErrorCode::internal_error;
+  std::string message;
+  std::string param;
+};
+
+// The value of a parse, or the first error found.
+template <typename T>
+struct Parsed {
+  T value{};
+  std::optional<ApiError> error;
+  [[nodiscard]] bool ok() const { return !error.has_value(); }
+};
+
+[[nodiscard]] inline ApiError make_error(ErrorCode code, std::string message,
+                                         std::string param = {}) {
+  return ApiError{code, std::move(message), std::move(param)};
+}
+
+// The wire name ("amount_invalid"), HTTP status (400) and error type ("invalid_request_error",
+// or "api_error" for 5xx) of a code.
+[[nodiscard]] std::string_view error_code_name(ErrorCode code);
+[[nodiscard]] unsigned http_status(ErrorCode code);
+[[nodiscard]] std::string_view error_type(ErrorCode code);
+// Whether the answer asks the client to retry later (Retry-After: 1).
+[[nodiscard]] bool is_retryable(ErrorCode code);
+
+}  // namespace keel::api

@@ -1,0 +1,159 @@
+#include "api/http_client.h"
+
+#include <strings.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
+#include <chrono>
+
+namespace keel::api {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using beast::error_code;
+
+}  // namespace
+
+std::string_view HttpResponse::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+  }
+  return {};
+}
+
+std::optional<HttpEndpoint> parse_http_url(std::string_view url) {
+  const auto u = boost::urls::parse_absolute_uri(url);
+  if (!u || u->scheme() != "http" || u->has_userinfo() || !u->has_authority() ||
+      u->host().empty() || (!u->path().empty() && u->path() != "/") || u->has_query()) {
+    return std::nullopt;
+  }
+  HttpEndpoint e;
+  e.host = std::string(u->host_address());  // IPv6 without the brackets
+  e.port = 80;
+  if (u->has_port()) {
+    if (u->port_number() == 0) return std::nullopt;
+    e.port = u->port_number();
+  }
+  return e;
+}
+
+struct HttpClient::Impl {
+  HttpClientOptions options;
+  net::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buffer;
+  bool connected = false;
+
+  // Runs the pending asynchronous operation to completion; the stream's timer bounds it.
+  void run() {
+    ioc.restart();
+    ioc.run();
+  }
+
+  std::string where() const {
+    return "http://" + options.endpoint.host + ":" + std::to_string(options.endpoint.port);
+  }
+
+  Status connect();
+  Status exchange(const http::request<http::string_body>& req, HttpResponse* out,
+                  bool* nothing_read);
+};
+
+Status HttpClient::Impl::connect() {
+  error_code ec;
+  tcp::resolver resolver(ioc);
+  const auto endpoints =
+      resolver.resolve(options.endpoint.host, std::to_string(options.endpoint.port), ec);
+  if (ec) return Status::error("resolve " + where() + ": " + ec.message());
+  stream.expires_after(std::chrono::milliseconds(options.connect_timeout_ms));
+  stream.async_connect(endpoints, [&](error_code e, const tcp::endpoint&) { ec = e; });
+  run();
+  if (ec) {
+    stream.close();
+    return Status::error("connect " + where() + ": " + ec.message());
+  }
+  stream.socket().set_option(tcp::no_delay(true), ec);
+  buffer.clear();
+  connected = true;
+  return Status::ok();
+}
+
+Status HttpClient::Impl::exchange(const http::request<http::string_body>& req, HttpResponse* out,
+                                  bool* nothing_read) {
+  *nothing_read = true;
+  error_code ec;
+  stream.expires_after(std::chrono::milliseconds(options.io_timeout_ms));
+  http::async_write(stream, req, [&](error_code e, size_t) { ec = e; });
+  run();
+  // A write can fail with a reset while the server already answered (413 before the whole
+  // body was read); the answer is still worth reading.
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(options.response_body_bytes_max);
+  error_code read_ec;
+  http::async_read(stream, buffer, parser, [&](error_code e, size_t) { read_ec = e; });
+  run();
+  if (read_ec) {
+    *nothing_read = parser.got_some() == false;
+    connected = false;
+    stream.close();
+    const error_code& shown = ec ? ec : read_ec;
+    return Status::error("request to " + where() + ": " + shown.message());
+  }
+  auto& res = parser.get();
+  out->status = res.result_int();
+  out->headers.clear();
+  for (const auto& field : res) {
+    out->headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  out->body = std::move(res.body());
+  if (!res.keep_alive()) {
+    connected = false;
+    stream.close();
+  }
+  return Status::ok();
+}
+
+HttpClient::HttpClient(HttpClientOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+}
+
+HttpClient::~HttpClient() { close(); }
+
+void HttpClient::close() {
+  if (!impl_->connected) return;
+  error_code ec;
+  impl_->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  impl_->stream.close();
+  impl_->connected = false;
+}
+
+Status HttpClient::request(std::string_view method, std::string_view target, std::string_view body,
+                           const HttpHeaders& headers, HttpResponse* response) {
+  http::request<http::string_body> req;
+  req.method_string(beast::string_view(method.data(), method.size()));
+  req.target(beast::string_view(target.data(), target.size()));
+  req.version(11);
+  req.set(http::field::host, impl_->options.endpoint.host);
+  if (!body.empty()) req.set(http::field::content_type, "application/json");
+  for (const auto& [name, value] : headers) req.set(name, value);
+  req.body() = std::string(body);
+  req.prepare_payload();
+  for (int attempt = 0;; ++attempt) {
+    const bool reused = impl_->connected;
+    if (!impl_->connected) {
+      if (Status s = impl_->connect(); !s.is_ok()) return s;
+    }
+    bool nothing_read = false;
+    Status s = impl_->exchange(req, response, &nothing_read);
+    if (s.is_ok() || !reused || !nothing_read || attempt > 0) return s;
+  }
+}
+
+}  // namespace keel::api

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace keel::api {
+
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpResponse {
+  unsigned status = 0;
+  HttpHeaders headers;
+  std::string body;
+
+  // The value of the first header named `name` (case-insensitive); empty if there is none.
+  [[nodiscard]] std::string_view header(std::string_view name) const;
+};
+
+struct HttpEndpoint {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// Splits "http://HOST[:PORT][/]" (port 80 by default). nullopt for anything else (https, a
+// path, credentials).
+[[nodiscard]] std::optional<HttpEndpoint> parse_http_url(std::string_view url);
+
+struct HttpClientOptions {
+  HttpEndpoint endpoint;
+  int64_t connect_timeout_ms = 5'000;
+  // Bound on writing one request and on reading its whole response.
+  int64_t io_timeout_ms = 30'000;
+  uint64_t response_body_bytes_max = uint64_t{64} << 20;
+};
+
+// A synchronous HTTP/1.1 client over one keep-alive connection (Boost.Beast), for the CLI,
+// process tests and the benchmark. Connects lazily; reconnects when the server closed the
+// connection. A request that fails on a reused connection before any byte of the answer is
+// retried once on a new one (keel's writes are idempotent by id).
+//
+// Thread: one thread at a time. Never throws.
+class HttpClient {
+ public:
+  explicit HttpClient(HttpClientOptions options);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Sends one request and reads its answer into *response. Fails (with a message naming the
+  // endpoint) on connect errors, timeouts and malformed answers; any HTTP status is a success.
+  // `body` non-empty: sent with Content-Type: application/json unless `headers` name another.
+  Status request(std::string_view method, std::string_view target, std::string_view body,
+                 const HttpHeaders& headers, HttpResponse* response);
+  Status get(std::string_view target, HttpResponse* response) {
+    return request("GET", target, {}, {}, response);
+  }
+  Status post(std::string_view target, std::string_view body, HttpResponse* response) {
+    return request("POST", target, body, {}, response);
+  }
+
+  // Closes the connection (the next request opens a new one).
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keel::api

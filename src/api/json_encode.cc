@@ -1,0 +1,184 @@
+// Encoding half of json_codec.h: ledger and engine types to response and request bodies.
+
+#include <fmt/format.h>
+
+#include "api/json_codec.h"
+#include "core/assert.h"
+#include "core/time.h"
+
+namespace keel::api {
+namespace json = boost::json;
+
+namespace {
+
+json::string_view jv(std::string_view s) { return json::string_view(s.data(), s.size()); }
+
+json::array flag_names_to_json(const std::vector<std::string_view>& names) {
+  json::array out;
+  out.reserve(names.size());
+  for (std::string_view n : names) out.emplace_back(jv(n));
+  return out;
+}
+
+json::object metadata_to_json(const Metadata& m) {
+  json::object out;
+  out.reserve(m.size());
+  for (const auto& [key, value] : m) out.emplace(key, value);
+  return out;
+}
+
+json::value optional_string(std::string_view s) {
+  if (s.empty()) return nullptr;
+  return jv(s);
+}
+
+json::object counts_to_json(const ledger::LedgerCounts& c) {
+  return json::object{{"accounts", c.accounts},
+                      {"transfers", c.transfers},
+                      {"pending_with_timeout", c.pending_with_timeout}};
+}
+
+json::value optional_time(Timestamp t) {
+  if (t <= 0) return nullptr;
+  return json::value(format_rfc3339(t));
+}
+
+template <typename Result>
+json::object results_to_json(std::span<const std::string> ids, std::span<const Result> results) {
+  KEEL_ASSERT(ids.size() == results.size());
+  json::array data;
+  data.reserve(results.size());
+  for (size_t i = 0; i < results.size(); ++i) {
+    data.emplace_back(json::object{
+        {"index", i}, {"id", ids[i]}, {"result", jv(ledger::result_name(results[i]))}});
+  }
+  return json::object{{"data", std::move(data)}};
+}
+
+}  // namespace
+
+json::object account_event_to_json(const ledger::AccountEvent& e) {
+  json::object out{{"id", e.id}, {"currency", jv(e.currency.code())}};
+  if (e.flags != 0) out["flags"] = flag_names_to_json(ledger::account_flag_names(e.flags));
+  if (!e.metadata.empty()) out["metadata"] = metadata_to_json(e.metadata);
+  return out;
+}
+
+json::object transfer_event_to_json(const ledger::TransferEvent& e) {
+  json::object out{{"id", e.id}};
+  if (!e.debit_account_id.empty()) out["debit_account_id"] = e.debit_account_id;
+  if (!e.credit_account_id.empty()) out["credit_account_id"] = e.credit_account_id;
+  if (e.amount != 0) out["amount"] = e.amount;
+  if (e.currency.valid()) out["currency"] = jv(e.currency.code());
+  if (e.flags != 0) out["flags"] = flag_names_to_json(ledger::transfer_flag_names(e.flags));
+  if (!e.pending_id.empty()) out["pending_id"] = e.pending_id;
+  if (e.timeout_s != 0) out["timeout_seconds"] = static_cast<int64_t>(e.timeout_s);
+  if (!e.metadata.empty()) out["metadata"] = metadata_to_json(e.metadata);
+  return out;
+}
+
+json::object account_to_json(const ledger::Account& a) {
+  return json::object{
+      {"id", a.id},
+      {"currency", jv(a.currency.code())},
+      {"flags", flag_names_to_json(ledger::account_flag_names(a.flags))},
+      {"metadata", metadata_to_json(a.metadata)},
+      {"debits_pending", a.balances.debits_pending},
+      {"debits_posted", a.balances.debits_posted},
+      {"credits_pending", a.balances.credits_pending},
+      {"credits_posted", a.balances.credits_posted},
+      {"created_at", format_rfc3339(a.timestamp)},
+  };
+}
+
+json::object transfer_to_json(const ledger::Transfer& t) {
+  json::object out{
+      {"id", t.id},
+      {"debit_account_id", t.debit_account_id},
+      {"credit_account_id", t.credit_account_id},
+      {"amount", t.amount},
+      {"currency", jv(t.currency.code())},
+      {"flags", flag_names_to_json(ledger::transfer_flag_names(t.flags))},
+      {"pending_id", optional_string(t.pending_id)},
+      {"timeout_seconds", static_cast<int64_t>(t.timeout_s)},
+      {"metadata", metadata_to_json(t.metadata)},
+      {"created_at", format_rfc3339(t.timestamp)},
+  };
+  if (t.pending_state != ledger::PendingState::none) {
+    out["pending_state"] = jv(ledger::pending_state_name(t.pending_state));
+  }
+  if (t.expires_at > 0) out["expires_at"] = format_rfc3339(t.expires_at);
+  return out;
+}
+
+json::object account_transfers_page_to_json(const ledger::AccountTransfersPage& page) {
+  json::array data;
+  data.reserve(page.data.size());
+  for (const auto& t : page.data) data.emplace_back(transfer_to_json(t));
+  return json::object{{"data", std::move(data)}, {"has_more", page.has_more}};
+}
+
+json::object create_results_to_json(std::span<const std::string> ids,
+                                    std::span<const ledger::CreateAccountResult> results) {
+  return results_to_json(ids, results);
+}
+
+json::object create_results_to_json(std::span<const std::string> ids,
+                                    std::span<const ledger::CreateTransferResult> results) {
+  return results_to_json(ids, results);
+}
+
+json::object set_account_closed_result_to_json(std::string_view id,
+                                               ledger::SetAccountClosedResult result) {
+  return json::object{{"id", jv(id)}, {"result", jv(ledger::result_name(result))}};
+}
+
+json::object status_to_json(const engine::EngineStatus& s, bool full, bool healthy) {
+  json::object out{
+      {"healthy", healthy},
+      {"last_seq", s.last_seq},
+      {"last_timestamp", optional_time(s.last_timestamp)},
+      {"counts", counts_to_json(s.counts)},
+      {"queue_depth", s.queue_depth},
+      {"batches_committed", s.batches_committed},
+      {"events_committed", s.events_committed},
+  };
+  if (full) {
+    out["state_hash"] = hash_to_hex(s.state_hash);
+    out["invariants_ok"] = s.invariants_ok;
+    out["invariant_problem"] = optional_string(s.invariant_problem);
+  }
+  return out;
+}
+
+json::object verify_report_to_json(const engine::VerifyReport& r) {
+  const journal::OpenReport& j = r.journal;
+  return json::object{
+      {"ok", r.invariants.ok},
+      {"journal", json::object{{"segments", j.segments},
+                               {"records", j.records},
+                               {"first_seq", j.first_seq},
+                               {"last_seq", j.last_seq},
+                               {"torn_tail_bytes", j.torn_tail_bytes},
+                               {"torn_tail_at", optional_string(j.torn_tail_at)}}},
+      {"snapshot_seq", r.snapshot_seq},
+      {"records_replayed", r.records_replayed},
+      {"last_timestamp", optional_time(r.last_timestamp)},
+      {"counts", counts_to_json(r.counts)},
+      {"state_hash", hash_to_hex(r.state_hash)},
+      {"invariants_ok", r.invariants.ok},
+      {"invariant_problem", optional_string(r.invariants.problem)},
+  };
+}
+
+json::object error_to_json(const ApiError& e, std::string_view request_id) {
+  return json::object{{"error", json::object{{"type", jv(error_type(e.code))},
+                                             {"code", jv(error_code_name(e.code))},
+                                             {"message", e.message},
+                                             {"param", optional_string(e.param)},
+                                             {"request_id", jv(request_id)}}}};
+}
+
+std::string hash_to_hex(uint64_t hash) { return fmt::format("{:016x}", hash); }
+
+}  // namespace keel::api

@@ -1,0 +1,167 @@
+#include "api/router.h"
+
+#include <algorithm>
+#include <array>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+#include <random>
+
+#include "core/ids.h"
+
+namespace keel::api {
+namespace {
+
+struct RouteSpec {
+  std::string_view method;
+  std::array<std::string_view, 4> segments;  // "{id}" matches any one segment; "" ends
+  Route route;
+  std::array<std::string_view, 2> query;  // the query parameters the route takes
+};
+
+constexpr std::array kRoutes = {
+    RouteSpec{"POST", {"v1", "accounts"}, Route::create_accounts, {}},
+    RouteSpec{"GET", {"v1", "accounts", "{id}"}, Route::get_account, {}},
+    RouteSpec{"GET",
+              {"v1", "accounts", "{id}", "transfers"},
+              Route::list_account_transfers,
+              {"limit", "starting_after"}},
+    RouteSpec{"POST", {"v1", "accounts", "{id}", "close"}, Route::close_account, {}},
+    RouteSpec{"POST", {"v1", "accounts", "{id}", "reopen"}, Route::reopen_account, {}},
+    RouteSpec{"POST", {"v1", "transfers"}, Route::create_transfers, {}},
+    RouteSpec{"GET", {"v1", "transfers", "{id}"}, Route::get_transfer, {}},
+    RouteSpec{"GET", {"v1", "admin", "status"}, Route::admin_status, {"full"}},
+    RouteSpec{"POST", {"v1", "admin", "snapshot"}, Route::admin_snapshot, {}},
+    RouteSpec{"GET", {"healthz"}, Route::healthz, {}},
+    RouteSpec{"GET", {"readyz"}, Route::readyz, {}},
+};
+
+// Whether `path` fits `spec`; the {id} segment goes to *id.
+bool path_matches(const RouteSpec& spec, const std::vector<std::string>& path, std::string* id) {
+  size_t n = 0;
+  while (n < spec.segments.size() && !spec.segments[n].empty()) ++n;
+  if (path.size() != n) return false;
+  for (size_t i = 0; i < n; ++i) {
+    if (spec.segments[i] == "{id}") {
+      *id = path[i];
+    } else if (spec.segments[i] != path[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool takes_id(const RouteSpec& spec) {
+  return std::find(spec.segments.begin(), spec.segments.end(), "{id}") != spec.segments.end();
+}
+
+std::optional<ApiError> check_query(const RouteSpec& spec, const QueryParams& query) {
+  for (size_t i = 0; i < query.size(); ++i) {
+    const std::string& name = query[i].first;
+    if (std::find(spec.query.begin(), spec.query.end(), name) == spec.query.end() || name.empty()) {
+      return make_error(ErrorCode::parameter_unknown, "unknown query parameter " + name, name);
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (query[j].first == name) {
+        return make_error(ErrorCode::parameter_invalid, "query parameter " + name + " repeats",
+                          name);
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+RouteMatch route_error(ApiError error) {
+  RouteMatch m;
+  m.error = std::move(error);
+  return m;
+}
+
+}  // namespace
+
+RouteMatch match_route(std::string_view method, std::string_view target) {
+  const auto url = boost::urls::parse_origin_form(target);
+  if (!url) return route_error(make_error(ErrorCode::http_invalid, "malformed request target"));
+  std::vector<std::string> path;
+  for (const auto& segment : url->segments()) {
+    if (path.size() == 8) break;  // longer than any route
+    path.emplace_back(segment);
+  }
+  RouteMatch m;
+  bool path_known = false;
+  for (const RouteSpec& spec : kRoutes) {
+    std::string id;
+    if (!path_matches(spec, path, &id)) continue;
+    if (spec.method != method) {
+      if (!m.allow.empty()) m.allow += ", ";
+      m.allow += spec.method;
+      path_known = true;
+      continue;
+    }
+    m.route = spec.route;
+    m.id = std::move(id);
+    for (const auto& param : url->params()) m.query.emplace_back(param.key, param.value);
+    m.error = check_query(spec, m.query);
+    if (!m.error && takes_id(spec) && !is_valid_id(m.id)) {
+      m.error =
+          make_error(ErrorCode::id_invalid,
+                     "the id in the path must be 1 to 64 characters from [A-Za-z0-9_-.:]", "id");
+    }
+    m.allow.clear();
+    return m;
+  }
+  if (!path_known) {
+    return route_error(
+        make_error(ErrorCode::route_not_found,
+                   "no route for " + std::string(method) + " " + std::string(url->encoded_path())));
+  }
+  m.error = make_error(ErrorCode::method_not_allowed,
+                       std::string(method) + " is not allowed here; allowed: " + m.allow);
+  return m;
+}
+
+std::optional<std::string_view> query_value(const QueryParams& query, std::string_view name) {
+  for (const auto& [k, v] : query) {
+    if (k == name) return std::string_view(v);
+  }
+  return std::nullopt;
+}
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t r = rng();
+  std::string id = "req_";
+  for (int i = 0; i < 16; ++i, r >>= 4) id.push_back(kHex[r & 0xF]);
+  return id;
+}
+
+namespace {
+
+bool is_lower_hex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+bool all_zero(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }
+
+}  // namespace
+
+bool is_valid_traceparent(std::string_view v) {
+  // version(2) - trace id(32) - parent id(16) - flags(2)
+  if (v.size() < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-') return false;
+  const std::string_view version = v.substr(0, 2);
+  const std::string_view trace_id = v.substr(3, 32);
+  const std::string_view parent_id = v.substr(36, 16);
+  const std::string_view flags = v.substr(53, 2);
+  if (!is_lower_hex(version) || !is_lower_hex(trace_id) || !is_lower_hex(parent_id) ||
+      !is_lower_hex(flags)) {
+    return false;
+  }
+  if (version == "ff" || all_zero(trace_id) || all_zero(parent_id)) return false;
+  if (version == "00") return v.size() == 55;
+  return v.size() == 55 || v[55] == '-';
+}
+
+}  // namespace keel::api

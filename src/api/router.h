@@ -1,0 +1,58 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "api/errors.h"
+
+namespace keel::api {
+
+// Every route of the HTTP API.
+enum class Route : uint8_t {
+  create_accounts,         // POST /v1/accounts
+  get_account,             // GET  /v1/accounts/{id}
+  list_account_transfers,  // GET  /v1/accounts/{id}/transfers?limit=&starting_after=
+  close_account,           // POST /v1/accounts/{id}/close
+  reopen_account,          // POST /v1/accounts/{id}/reopen
+  create_transfers,        // POST /v1/transfers
+  get_transfer,            // GET  /v1/transfers/{id}
+  admin_status,            // GET  /v1/admin/status?full=
+  admin_snapshot,          // POST /v1/admin/snapshot
+  healthz,                 // GET  /healthz
+  readyz,                  // GET  /readyz
+};
+
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+// A request target resolved to a route. On error, `error` is set (route_not_found,
+// method_not_allowed with `allow` listing the route's methods, http_invalid for a target that is
+// not an origin-form URL, id_invalid for a bad {id}, parameter_unknown or parameter_invalid for
+// query parameters the route does not take or that repeat).
+struct RouteMatch {
+  Route route = Route::healthz;
+  std::string id;     // the {id} path segment, percent-decoded and valid (core/ids.h)
+  QueryParams query;  // percent-decoded, only names the route takes, each at most once
+  std::optional<ApiError> error;
+  std::string allow;  // "GET" or "POST", for method_not_allowed
+};
+
+// Matches `method` ("GET") and `target` ("/v1/accounts/acct_1?x=y") against the route table.
+// Pure; callable from any thread.
+[[nodiscard]] RouteMatch match_route(std::string_view method, std::string_view target);
+
+// The value of a query parameter, if present.
+[[nodiscard]] std::optional<std::string_view> query_value(const QueryParams& query,
+                                                          std::string_view name);
+
+// A new request id: "req_" and 16 random hex digits. Thread-safe.
+[[nodiscard]] std::string new_request_id();
+
+// Whether `value` is a valid W3C trace context `traceparent` header (version 00 format:
+// "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", lower-case, ids not all zero;
+// a future version may add fields after the flags).
+[[nodiscard]] bool is_valid_traceparent(std::string_view value);
+
+}  // namespace keel::api

@@ -1,0 +1,244 @@
+#include "api/service.h"
+
+#include <boost/json/serialize.hpp>
+#include <charconv>
+#include <memory>
+
+#include "api/json_codec.h"
+#include "api/router.h"
+#include "core/ids.h"
+
+namespace keel::api {
+namespace json = boost::json;
+
+HttpReply error_reply(const ApiError& e, std::string_view request_id, std::string allow) {
+  return HttpReply{http_status(e.code), json::serialize(error_to_json(e, request_id)),
+                   std::move(allow), is_retryable(e.code)};
+}
+
+namespace {
+
+// How one request is answered. Shared by the engine callback and the I/O-side continuation.
+struct Responder {
+  PostFn post;
+  ReplyFn reply;
+  std::string request_id;
+
+  void ok(const json::object& body) const { reply(HttpReply{200, json::serialize(body)}); }
+  void fail(const ApiError& e) const { reply(error_reply(e, request_id)); }
+};
+using ResponderPtr = std::shared_ptr<const Responder>;
+
+ApiError engine_error(engine::EngineError e) {
+  if (e == engine::EngineError::overloaded) {
+    return make_error(ErrorCode::overloaded, "the server is overloaded; retry later");
+  }
+  return make_error(ErrorCode::unavailable,
+                    "the server is not taking commands (shutting down or storage failed)");
+}
+
+// The engine callback for a request: on the writer thread it only posts the outcome to the
+// connection's executor, where `on_value` builds the answer (or an engine error is answered).
+template <typename T, typename F>
+engine::Callback<T> on_io_thread(ResponderPtr r, F on_value) {
+  return [r, on_value = std::move(on_value)](engine::Outcome<T> outcome) {
+    r->post([r, on_value, outcome = std::move(outcome)]() mutable {
+      if (outcome.error != engine::EngineError::ok) return r->fail(engine_error(outcome.error));
+      on_value(*r, std::move(outcome.value));
+    });
+  };
+}
+
+ApiError not_found(std::string_view what, std::string_view id) {
+  return make_error(ErrorCode::resource_missing,
+                    "no " + std::string(what) + " with id " + std::string(id), "id");
+}
+
+// Parses ?limit=: digits only, 1..kPageLimitMax; 10 when absent.
+std::optional<size_t> parse_limit(const QueryParams& query) {
+  const auto text = query_value(query, "limit");
+  if (!text) return 10;
+  size_t limit = 0;
+  const char* end = text->data() + text->size();
+  const auto [p, ec] = std::from_chars(text->data(), end, limit);
+  if (text->empty() || ec != std::errc() || p != end || limit < 1 ||
+      limit > ledger::kPageLimitMax) {
+    return std::nullopt;
+  }
+  return limit;
+}
+
+// Bodies of routes that take no parameters: empty, or an empty JSON object.
+std::optional<ApiError> check_empty_body(std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return std::nullopt;
+  auto doc = parse_json(body);
+  if (!doc.ok()) return doc.error;
+  if (!doc.value.is_object()) {
+    return make_error(ErrorCode::body_invalid, "the body must be empty or a JSON object");
+  }
+  if (!doc.value.get_object().empty()) {
+    const std::string key(doc.value.get_object().begin()->key());
+    return make_error(ErrorCode::parameter_unknown, "unknown field " + key, key);
+  }
+  return std::nullopt;
+}
+
+template <typename Event>
+std::vector<std::string> event_ids(const std::vector<Event>& events) {
+  std::vector<std::string> ids;
+  ids.reserve(events.size());
+  for (const Event& e : events) ids.push_back(e.id);
+  return ids;
+}
+
+void create_accounts(engine::Engine* engine, std::string_view body, const ResponderPtr& r) {
+  auto events = parse_account_events(body);
+  if (!events.ok()) return r->fail(*events.error);
+  auto ids = event_ids(events.value);
+  using Results = std::vector<ledger::CreateAccountResult>;
+  engine->create_accounts(
+      std::move(events.value),
+      on_io_thread<Results>(r, [ids = std::move(ids)](const Responder& r, Results results) {
+        r.ok(create_results_to_json(ids, results));
+      }));
+}
+
+void create_transfers(engine::Engine* engine, std::string_view body, const ResponderPtr& r) {
+  auto events = parse_transfer_events(body);
+  if (!events.ok()) return r->fail(*events.error);
+  auto ids = event_ids(events.value);
+  using Results = std::vector<ledger::CreateTransferResult>;
+  engine->create_transfers(
+      std::move(events.value),
+      on_io_thread<Results>(r, [ids = std::move(ids)](const Responder& r, Results results) {
+        r.ok(create_results_to_json(ids, results));
+      }));
+}
+
+void get_account(engine::Engine* engine, const std::string& id, const ResponderPtr& r) {
+  engine->get_account(id, on_io_thread<std::optional<ledger::Account>>(
+                              r, [id](const Responder& r, std::optional<ledger::Account> a) {
+                                if (!a) return r.fail(not_found("account", id));
+                                r.ok(account_to_json(*a));
+                              }));
+}
+
+void get_transfer(engine::Engine* engine, const std::string& id, const ResponderPtr& r) {
+  engine->get_transfer(id, on_io_thread<std::optional<ledger::Transfer>>(
+                               r, [id](const Responder& r, std::optional<ledger::Transfer> t) {
+                                 if (!t) return r.fail(not_found("transfer", id));
+                                 r.ok(transfer_to_json(*t));
+                               }));
+}
+
+// The ledger answers nullopt for an unknown account and for an unknown cursor alike; a second
+// query tells the client which one it got wrong.
+void explain_missing_page(engine::Engine* engine, const std::string& id,
+                          const std::string& starting_after, const ResponderPtr& r) {
+  engine->get_account(
+      id, on_io_thread<std::optional<ledger::Account>>(
+              r, [id, starting_after](const Responder& r, std::optional<ledger::Account> a) {
+                if (!a) return r.fail(not_found("account", id));
+                r.fail(make_error(
+                    ErrorCode::starting_after_invalid,
+                    "starting_after " + starting_after + " is not a transfer of account " + id,
+                    "starting_after"));
+              }));
+}
+
+void list_account_transfers(engine::Engine* engine, const RouteMatch& m, const ResponderPtr& r) {
+  const auto limit = parse_limit(m.query);
+  if (!limit) {
+    return r->fail(make_error(
+        ErrorCode::limit_invalid,
+        "limit must be an integer from 1 to " + std::to_string(ledger::kPageLimitMax), "limit"));
+  }
+  const std::string after(query_value(m.query, "starting_after").value_or(""));
+  if (query_value(m.query, "starting_after") && !is_valid_id(after)) {
+    return r->fail(make_error(ErrorCode::starting_after_invalid,
+                              "starting_after must be a transfer id", "starting_after"));
+  }
+  engine::AccountTransfersQuery query{m.id, *limit, after};
+  using Page = std::optional<ledger::AccountTransfersPage>;
+  engine->list_account_transfers(
+      std::move(query),
+      on_io_thread<Page>(r, [engine, id = m.id, after](const Responder& r, Page page) {
+        if (!page && after.empty()) return r.fail(not_found("account", id));
+        if (!page) {
+          auto self = std::make_shared<const Responder>(r);
+          return explain_missing_page(engine, id, after, self);
+        }
+        r.ok(account_transfers_page_to_json(*page));
+      }));
+}
+
+void set_account_closed(engine::Engine* engine, const std::string& id, bool closed,
+                        std::string_view body, const ResponderPtr& r) {
+  if (auto e = check_empty_body(body)) return r->fail(*e);
+  engine->set_account_closed(
+      id, closed,
+      on_io_thread<ledger::SetAccountClosedResult>(
+          r, [id](const Responder& r, ledger::SetAccountClosedResult result) {
+            r.ok(set_account_closed_result_to_json(id, result));
+          }));
+}
+
+void admin_status(engine::Engine* engine, const RouteMatch& m, const ResponderPtr& r) {
+  const auto full_text = query_value(m.query, "full").value_or("false");
+  if (full_text != "true" && full_text != "false") {
+    return r->fail(make_error(ErrorCode::parameter_invalid, "full must be true or false", "full"));
+  }
+  const bool full = full_text == "true";
+  engine->get_status(full, on_io_thread<engine::EngineStatus>(
+                               r, [engine, full](const Responder& r, engine::EngineStatus s) {
+                                 r.ok(status_to_json(s, full, engine->healthy()));
+                               }));
+}
+
+void admin_snapshot(engine::Engine* engine, std::string_view body, const ResponderPtr& r) {
+  if (auto e = check_empty_body(body)) return r->fail(*e);
+  engine->take_snapshot(on_io_thread<Status>(r, [](const Responder& r, Status s) {
+    if (!s.is_ok()) return r.fail(make_error(ErrorCode::snapshot_failed, s.message()));
+    r.ok(json::object{{"result", "ok"}});
+  }));
+}
+
+}  // namespace
+
+void Service::handle(std::string_view method, std::string_view target, std::string body,
+                     std::string request_id, PostFn post, ReplyFn reply) {
+  const RouteMatch m = match_route(method, target);
+  if (m.error) return reply(error_reply(*m.error, request_id, m.allow));
+  const auto r =
+      std::make_shared<const Responder>(std::move(post), std::move(reply), std::move(request_id));
+  switch (m.route) {
+    case Route::create_accounts:
+      return create_accounts(engine_, body, r);
+    case Route::create_transfers:
+      return create_transfers(engine_, body, r);
+    case Route::get_account:
+      return get_account(engine_, m.id, r);
+    case Route::get_transfer:
+      return get_transfer(engine_, m.id, r);
+    case Route::list_account_transfers:
+      return list_account_transfers(engine_, m, r);
+    case Route::close_account:
+      return set_account_closed(engine_, m.id, true, body, r);
+    case Route::reopen_account:
+      return set_account_closed(engine_, m.id, false, body, r);
+    case Route::admin_status:
+      return admin_status(engine_, m, r);
+    case Route::admin_snapshot:
+      return admin_snapshot(engine_, body, r);
+    case Route::healthz:
+      return r->ok(json::object{{"status", "ok"}});
+    case Route::readyz:
+      if (draining_.load() || !engine_->healthy()) {
+        return r->fail(make_error(ErrorCode::unavailable, "not ready"));
+      }
+      return r->ok(json::object{{"status", "ready"}});
+  }
+  r->fail(make_error(ErrorCode::internal_error, "unhandled route"));
+}
+
+}  // namespace keel::api

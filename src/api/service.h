@@ -1,0 +1,54 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "api/errors.h"
+#include "engine/engine.h"
+
+namespace keel::api {
+
+// A finished answer, ready for an I/O thread to write.
+struct HttpReply {
+  unsigned status = 200;
+  std::string body;          // JSON
+  std::string allow;         // the Allow header, for 405
+  bool retry_after = false;  // adds Retry-After: 1 (503)
+};
+
+// Runs a function on the I/O executor of the connection that sent the request.
+using PostFn = std::function<void(std::function<void()>)>;
+// Takes the answer to a request. Called exactly once, on that connection's I/O executor.
+using ReplyFn = std::function<void(HttpReply)>;
+
+// The error answer for `e`: its status from the error table, the JSON error body, Allow for 405
+// and Retry-After for 503.
+[[nodiscard]] HttpReply error_reply(const ApiError& e, std::string_view request_id,
+                                    std::string allow = {});
+
+// The HTTP API's routes: turns a parsed HTTP request into an engine call and the engine's
+// outcome into an answer. Knows nothing of sockets; server.cc feeds it.
+//
+// Thread: handle() runs on an I/O thread and never blocks: requests that need no engine call
+// (health, bad input) are answered inline; the others submit one engine command whose callback
+// (on the engine's writer thread) only hands the outcome to `post`, and the JSON is built and
+// serialized on the I/O thread. Bad input never reaches the engine.
+class Service {
+ public:
+  // `engine` must outlive the Service and every reply it has not yet delivered.
+  explicit Service(engine::Engine* engine) : engine_(engine) {}
+
+  void handle(std::string_view method, std::string_view target, std::string body,
+              std::string request_id, PostFn post, ReplyFn reply);
+
+  // From now on /readyz answers 503: the process is shutting down. Thread-safe.
+  void set_draining() { draining_.store(true); }
+
+ private:
+  engine::Engine* engine_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace keel::api
