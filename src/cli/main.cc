@@ -1,0 +1,308 @@
+// keel: the command-line client of keeld. Human tables by default, the server's JSON with
+// `-o json`. Exit status 0 on success, 1 on any error (the API's message on stderr) and when a
+// create was answered with a result other than ok or exists.
+
+#include <CLI/CLI.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/http_client.h"
+#include "api/json_codec.h"
+#include "cli/output.h"
+#include "engine/engine.h"
+
+namespace {
+
+namespace json = boost::json;
+using namespace keel;
+
+struct Globals {
+  std::string server = "http://127.0.0.1:8080";
+  std::string output = "table";
+  bool json_output() const { return output == "json"; }
+};
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "keel: %s\n", message.c_str());
+  return 1;
+}
+
+// Percent-encodes an id for a URL path (valid ids need none; others reach the server intact and
+// get its error).
+std::string path_escape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) != 0 || c == '_' || c == '-' || c == '.' || c == ':') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += {'%', kHex[c >> 4], kHex[c & 0xF]};
+    }
+  }
+  return out;
+}
+
+// Sends one request. Prints transport and API errors and returns nullopt for them; returns the
+// body's JSON object otherwise (printed as is with -o json when `print_json`).
+std::optional<json::object> call(const Globals& g, std::string_view method,
+                                 const std::string& target, const std::string& body) {
+  const auto endpoint = api::parse_http_url(g.server);
+  if (!endpoint) {
+    fail("--server must look like http://HOST:PORT, not " + g.server);
+    return std::nullopt;
+  }
+  api::HttpClient client(api::HttpClientOptions{*endpoint});
+  api::HttpResponse res;
+  if (Status s = client.request(method, target, body, {}, &res); !s.is_ok()) {
+    fail(s.message());
+    return std::nullopt;
+  }
+  json::error_code ec;
+  json::value v = json::parse(res.body, ec);
+  if (ec || !v.is_object()) {
+    fail("unexpected answer (HTTP " + std::to_string(res.status) + "): " + res.body);
+    return std::nullopt;
+  }
+  if (res.status >= 400) {
+    const json::value* e = v.get_object().if_contains("error");
+    const json::value* msg =
+        e != nullptr && e->is_object() ? e->get_object().if_contains("message") : nullptr;
+    fail((msg != nullptr ? cli::cell(*msg) : res.body) + " (HTTP " + std::to_string(res.status) +
+         ")");
+    if (g.json_output()) std::printf("%s\n", res.body.c_str());
+    return std::nullopt;
+  }
+  return std::move(v.get_object());
+}
+
+// Prints an answer as JSON or with `print_table`.
+int show(const Globals& g, const std::optional<json::object>& body,
+         const std::function<void(const json::object&)>& print_table) {
+  if (!body) return 1;
+  if (g.json_output()) {
+    std::printf("%s\n", json::serialize(*body).c_str());
+  } else {
+    print_table(*body);
+  }
+  return 0;
+}
+
+// 0 when every per-event result is ok or exists.
+int results_status(const json::object& body) {
+  for (const auto& r : body.at("data").as_array()) {
+    const auto& result = r.as_object().at("result").as_string();
+    if (result != "ok" && result != "exists") return 1;
+  }
+  return 0;
+}
+
+// "k=v" pairs into a JSON object; nullopt (after printing) for one without '='.
+std::optional<json::object> parse_metadata(const std::vector<std::string>& pairs) {
+  json::object m;
+  for (const auto& p : pairs) {
+    const size_t eq = p.find('=');
+    if (eq == std::string::npos) {
+      fail("--metadata takes KEY=VALUE, not " + p);
+      return std::nullopt;
+    }
+    m[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+  return m;
+}
+
+}  // namespace
+
+namespace {
+
+using Action = std::function<int()>;
+
+struct AccountCreateArgs {
+  std::string id, currency;
+  std::vector<std::string> flags, metadata;
+};
+
+void add_account_commands(CLI::App& app, const Globals& g, Action* action) {
+  CLI::App* account = app.add_subcommand("account", "accounts")->require_subcommand(1);
+
+  auto create_args = std::make_shared<AccountCreateArgs>();
+  CLI::App* create = account->add_subcommand("create", "create an account");
+  create->add_option("--id", create_args->id, "account id")->required();
+  create->add_option("--currency", create_args->currency, "ISO 4217 code, e.g. USD")->required();
+  create->add_option("--flag", create_args->flags,
+                     "debits_must_not_exceed_credits, credits_must_not_exceed_debits, closed");
+  create->add_option("--metadata", create_args->metadata, "KEY=VALUE (repeatable)");
+  create->callback([&g, action, a = create_args] {
+    *action = [&g, a] {
+      auto metadata = parse_metadata(a->metadata);
+      if (!metadata) return 1;
+      json::array flags(a->flags.begin(), a->flags.end());
+      json::object body{{"id", a->id}, {"currency", a->currency}, {"flags", std::move(flags)}};
+      if (!metadata->empty()) body["metadata"] = std::move(*metadata);
+      const auto res = call(g, "POST", "/v1/accounts", json::serialize(body));
+      const int shown = show(g, res, cli::print_results);
+      return shown != 0 ? shown : results_status(*res);
+    };
+  });
+
+  auto id = std::make_shared<std::string>();
+  CLI::App* get = account->add_subcommand("get", "show an account and its balances");
+  get->add_option("ID", *id, "account id")->required();
+  get->callback([&g, action, id] {
+    *action = [&g, id] {
+      return show(g, call(g, "GET", "/v1/accounts/" + path_escape(*id), ""), cli::print_object);
+    };
+  });
+
+  auto limit = std::make_shared<size_t>(10);
+  auto after = std::make_shared<std::string>();
+  CLI::App* transfers =
+      account->add_subcommand("transfers", "an account's transfers, newest first");
+  transfers->add_option("ID", *id, "account id")->required();
+  transfers->add_option("--limit", *limit, "1 to 1000 (default 10)");
+  transfers->add_option("--starting-after", *after, "transfer id from the previous page");
+  transfers->callback([&g, action, id, limit, after] {
+    *action = [&g, id, limit, after] {
+      std::string target =
+          "/v1/accounts/" + path_escape(*id) + "/transfers?limit=" + std::to_string(*limit);
+      if (!after->empty()) target += "&starting_after=" + path_escape(*after);
+      return show(g, call(g, "GET", target, ""), cli::print_transfers);
+    };
+  });
+
+  for (const bool closing : {true, false}) {
+    CLI::App* cmd = account->add_subcommand(closing ? "close" : "reopen",
+                                            closing ? "close an account" : "reopen an account");
+    cmd->add_option("ID", *id, "account id")->required();
+    cmd->callback([&g, action, id, closing] {
+      *action = [&g, id, closing] {
+        const auto res = call(
+            g, "POST", "/v1/accounts/" + path_escape(*id) + (closing ? "/close" : "/reopen"), "");
+        const int shown = show(g, res, cli::print_object);
+        return shown != 0 || res->at("result").as_string() != "ok" ? 1 : 0;
+      };
+    });
+  }
+}
+
+struct TransferCreateArgs {
+  std::string id, debit, credit, currency, post, void_id;
+  std::optional<int64_t> amount;
+  uint32_t timeout_s = 0;
+  bool pending = false, linked = false;
+  std::vector<std::string> metadata;
+};
+
+std::optional<json::object> transfer_body(const TransferCreateArgs& a) {
+  auto metadata = parse_metadata(a.metadata);
+  if (!metadata) return std::nullopt;
+  json::object body{{"id", a.id}};
+  json::array flags;
+  if (a.pending) flags.emplace_back("pending");
+  if (!a.post.empty()) flags.emplace_back("post_pending");
+  if (!a.void_id.empty()) flags.emplace_back("void_pending");
+  if (a.linked) flags.emplace_back("linked");
+  if (!a.debit.empty()) body["debit_account_id"] = a.debit;
+  if (!a.credit.empty()) body["credit_account_id"] = a.credit;
+  if (a.amount) body["amount"] = *a.amount;
+  if (!a.currency.empty()) body["currency"] = a.currency;
+  if (!flags.empty()) body["flags"] = std::move(flags);
+  if (!a.post.empty() || !a.void_id.empty())
+    body["pending_id"] = a.post.empty() ? a.void_id : a.post;
+  if (a.timeout_s != 0) body["timeout_seconds"] = a.timeout_s;
+  if (!metadata->empty()) body["metadata"] = std::move(*metadata);
+  return body;
+}
+
+void add_transfer_commands(CLI::App& app, const Globals& g, Action* action) {
+  CLI::App* transfer = app.add_subcommand("transfer", "transfers")->require_subcommand(1);
+  auto a = std::make_shared<TransferCreateArgs>();
+  CLI::App* create = transfer->add_subcommand("create", "move money between two accounts");
+  create->add_option("--id", a->id, "transfer id")->required();
+  create->add_option("--debit", a->debit, "account debited");
+  create->add_option("--credit", a->credit, "account credited");
+  create->add_option("--amount", a->amount, "amount in minor units (1250 = 12.50 USD)");
+  create->add_option("--currency", a->currency, "ISO 4217 code");
+  create->add_flag("--pending", a->pending, "hold the amount (a pending transfer)");
+  create->add_option("--timeout", a->timeout_s, "seconds until the hold expires (0: never)");
+  create->add_option("--post", a->post, "post (capture) the pending transfer PENDING_ID");
+  create->add_option("--void", a->void_id, "void (release) the pending transfer PENDING_ID");
+  create->add_flag("--linked", a->linked, "link to the next event (single requests: fails)");
+  create->add_option("--metadata", a->metadata, "KEY=VALUE (repeatable)");
+  create->callback([&g, action, a] {
+    *action = [&g, a] {
+      const auto body = transfer_body(*a);
+      if (!body) return 1;
+      const auto res = call(g, "POST", "/v1/transfers", json::serialize(*body));
+      const int shown = show(g, res, cli::print_results);
+      return shown != 0 ? shown : results_status(*res);
+    };
+  });
+  auto id = std::make_shared<std::string>();
+  CLI::App* get = transfer->add_subcommand("get", "show a transfer");
+  get->add_option("ID", *id, "transfer id")->required();
+  get->callback([&g, action, id] {
+    *action = [&g, id] {
+      return show(g, call(g, "GET", "/v1/transfers/" + path_escape(*id), ""), cli::print_object);
+    };
+  });
+}
+
+int verify_journal(const Globals& g, const std::string& dir) {
+  engine::VerifyReport report;
+  const Status s = engine::verify_data_dir(dir, &report);
+  if (!s.is_ok()) return fail("journal verify " + dir + ": " + s.message());
+  const json::object body = api::verify_report_to_json(report);
+  show(g, body, cli::print_object);
+  if (!report.invariants.ok) return fail("invariant broken: " + report.invariants.problem);
+  return 0;
+}
+
+void add_other_commands(CLI::App& app, const Globals& g, Action* action) {
+  auto full = std::make_shared<bool>(false);
+  CLI::App* status = app.add_subcommand("status", "the server's engine status");
+  status->add_flag("--full", *full, "add the state hash and an invariant check (slow)");
+  status->callback([&g, action, full] {
+    *action = [&g, full] {
+      const std::string target = *full ? "/v1/admin/status?full=true" : "/v1/admin/status";
+      return show(g, call(g, "GET", target, ""), cli::print_object);
+    };
+  });
+  auto dir = std::make_shared<std::string>();
+  CLI::App* journal = app.add_subcommand("journal", "offline journal tools")->require_subcommand(1);
+  CLI::App* verify = journal->add_subcommand(
+      "verify", "check a data directory (checksums, replay, invariants) without changing it");
+  verify->add_option("DIR", *dir, "data directory")->required()->check(CLI::ExistingDirectory);
+  verify->callback([&g, action, dir] { *action = [&g, dir] { return verify_journal(g, *dir); }; });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"keel: command-line client of the keel payment core"};
+  Globals g;
+  app.add_option("--server", g.server, "keeld base URL")->capture_default_str();
+  app.add_option("-o,--output", g.output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  app.require_subcommand(1);
+  Action action;
+  add_account_commands(app, g, &action);
+  add_transfer_commands(app, g, &action);
+  add_other_commands(app, g, &action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 1;  // --help: 0; usage errors: 1
+  }
+  if (!action) return fail("no command");
+  try {
+    return action();
+  } catch (const std::exception& e) {
+    return fail(std::string("unexpected answer: ") + e.what());
+  }
+}

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+// Human-readable tables for the `keel` CLI. Pure formatting of the server's JSON; writes to
+// stdout.
+namespace keel::cli {
+
+// Rows of cells, printed with columns padded to their widest cell (first row: the header).
+using Table = std::vector<std::vector<std::string>>;
+void print_table(const Table& rows);
+
+// A JSON scalar as text: strings bare, null as "-", arrays joined with ",".
+[[nodiscard]] std::string cell(const boost::json::value& v);
+// An amount in minor units as a decimal in major units: (1250, "USD") -> "12.50".
+[[nodiscard]] std::string format_amount(const boost::json::value& minor,
+                                        const boost::json::value& currency);
+
+// One object as two columns, field and value; nested objects (metadata) as "metadata.key".
+void print_object(const boost::json::object& o);
+// {"data":[{"index","id","result"}]} as a table.
+void print_results(const boost::json::object& body);
+// {"data":[transfer...],"has_more"} as a table.
+void print_transfers(const boost::json::object& body);
+
+}  // namespace keel::cli

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/server.h"
+#include "core/status.h"
+#include "engine/engine.h"
+
+namespace keel::keeld {
+
+// Everything keeld is started with. Defaults: listen on 127.0.0.1:8080, data in ./data.
+struct KeeldConfig {
+  api::ServerOptions server;
+  engine::EngineOptions engine;
+  std::string log_level = "info";
+};
+
+// What parse_command_line() decided.
+enum class ParseOutcome { run, exit_ok, exit_error };
+
+// Reads `keeld --listen HOST:PORT --data DIR [--config FILE] [--io-threads N] [--log-level L]`
+// (CLI11). The TOML file, if given, sets the same settings and the engine's; flags override it:
+//
+//   listen = "127.0.0.1:8080"        data = "./data"        io_threads = 2
+//   log_level = "info"
+//   [http]    body_bytes_max, header_bytes_max, idle_timeout_ms
+//   [engine]  queue_capacity, batch_events_max, snapshot_interval_events,
+//             segment_bytes_max, tick_interval_ms
+//
+// Unknown keys, wrong types and out-of-range values are errors. On --help prints the usage and
+// returns exit_ok; on an error writes one line to `error` and returns exit_error.
+ParseOutcome parse_command_line(int argc, const char* const* argv, KeeldConfig* config,
+                                std::string* error);
+
+// Applies a TOML document (the text of a config file) to `config`. `origin` names it in errors.
+Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConfig* config);
+
+// Splits "HOST:PORT" ("[::1]:8080" for IPv6); the port may be 0.
+Status parse_listen(std::string_view listen, api::ServerOptions* server);
+
+// "http://HOST:PORT" for the `listening on` line (IPv6 hosts in brackets).
+std::string base_url(const api::ServerOptions& server, uint16_t port);
+
+}  // namespace keel::keeld

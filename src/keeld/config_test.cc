@@ -1,0 +1,114 @@
+#include "keeld/config.h"
+
+#include <gtest/gtest.h>
+
+namespace keel::keeld {
+namespace {
+
+TEST(ParseListen, HostAndPort) {
+  api::ServerOptions s;
+  ASSERT_TRUE(parse_listen("127.0.0.1:0", &s).is_ok());
+  EXPECT_EQ(s.host, "127.0.0.1");
+  EXPECT_EQ(s.port, 0);
+  ASSERT_TRUE(parse_listen("[::1]:8080", &s).is_ok());
+  EXPECT_EQ(s.host, "::1");
+  EXPECT_EQ(s.port, 8080);
+  EXPECT_EQ(base_url(s, 8081), "http://[::1]:8081");
+  ASSERT_TRUE(parse_listen("localhost:65535", &s).is_ok());
+  EXPECT_EQ(base_url(s, 1), "http://localhost:1");
+  for (const char* bad :
+       {"", "8080", ":8080", "host:", "host:65536", "host:-1", "host:80x", "[::1:80", "[]:80"}) {
+    EXPECT_FALSE(parse_listen(bad, &s).is_ok()) << bad;
+  }
+}
+
+TEST(ApplyToml, SetsEverySetting) {
+  KeeldConfig c;
+  const Status s = apply_toml(R"(
+listen = "0.0.0.0:9000"
+data = "/var/lib/keel"
+io_threads = 4
+log_level = "debug"
+[http]
+body_bytes_max = 1024
+header_bytes_max = 4096
+idle_timeout_ms = 500
+[engine]
+queue_capacity = 10
+batch_events_max = 20
+snapshot_interval_events = 0
+segment_bytes_max = 1048576
+tick_interval_ms = 5
+)",
+                              "keeld.toml", &c);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  EXPECT_EQ(c.server.host, "0.0.0.0");
+  EXPECT_EQ(c.server.port, 9000);
+  EXPECT_EQ(c.engine.data_dir, "/var/lib/keel");
+  EXPECT_EQ(c.server.io_threads, 4u);
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(c.server.body_bytes_max, 1024u);
+  EXPECT_EQ(c.server.header_bytes_max, 4096u);
+  EXPECT_EQ(c.server.idle_timeout_ms, 500);
+  EXPECT_EQ(c.engine.queue_capacity, 10u);
+  EXPECT_EQ(c.engine.batch_events_max, 20u);
+  EXPECT_EQ(c.engine.snapshot_interval_events, 0u);
+  EXPECT_EQ(c.engine.segment_bytes_max, 1048576u);
+  EXPECT_EQ(c.engine.tick_interval_ms, 5);
+}
+
+TEST(ApplyToml, RejectsBadFiles) {
+  for (const char* bad : {
+           "listen = ",                    // syntax
+           "lisen = \"127.0.0.1:1\"",      // unknown key
+           "[engine]\nqueue_capacty = 1",  // unknown key in a section
+           "io_threads = \"2\"",           // wrong type
+           "io_threads = 0",               // out of range
+           "io_threads = 2.5",             // not an integer
+           "listen = \"nowhere\"",         // bad listen
+           "log_level = \"loud\"",         // unknown level
+           "http = 5",                     // not a table
+           "[http]\nbody_bytes_max = -1",  // negative
+       }) {
+    KeeldConfig c;
+    const Status s = apply_toml(bad, "k.toml", &c);
+    EXPECT_FALSE(s.is_ok()) << bad;
+    EXPECT_EQ(s.message().rfind("k.toml", 0), 0u) << s.message();
+  }
+}
+
+TEST(ParseCommandLine, FlagsOverrideTheFile) {
+  const std::string path = ::testing::TempDir() + "keeld_config_test.toml";
+  {
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("listen = \"127.0.0.1:9000\"\ndata = \"/from/file\"\nio_threads = 3\n", f);
+    std::fclose(f);
+  }
+  const char* argv[] = {"keeld",       "--config",     path.c_str(), "--listen",
+                        "127.0.0.1:0", "--io-threads", "5"};
+  KeeldConfig c;
+  std::string error;
+  ASSERT_EQ(parse_command_line(7, argv, &c, &error), ParseOutcome::run) << error;
+  EXPECT_EQ(c.server.port, 0);
+  EXPECT_EQ(c.server.io_threads, 5u);
+  EXPECT_EQ(c.engine.data_dir, "/from/file");
+  std::remove(path.c_str());
+}
+
+TEST(ParseCommandLine, Errors) {
+  KeeldConfig c;
+  std::string error;
+  const char* unknown[] = {"keeld", "--lisen", "x"};
+  EXPECT_EQ(parse_command_line(3, unknown, &c, &error), ParseOutcome::exit_error);
+  EXPECT_FALSE(error.empty());
+  const char* threads[] = {"keeld", "--io-threads", "0"};
+  EXPECT_EQ(parse_command_line(3, threads, &c, &error), ParseOutcome::exit_error);
+  const char* listen[] = {"keeld", "--listen", "127.0.0.1"};
+  EXPECT_EQ(parse_command_line(3, listen, &c, &error), ParseOutcome::exit_error);
+  const char* missing[] = {"keeld", "--config", "/nonexistent/keeld.toml"};
+  EXPECT_EQ(parse_command_line(3, missing, &c, &error), ParseOutcome::exit_error);
+}
+
+}  // namespace
+}  // namespace keel::keeld

@@ -1,0 +1,118 @@
+// keeld: the keel server. Opens the engine on the data directory, serves the HTTP API, prints
+// `listening on http://HOST:PORT` on stdout once ready, and stops cleanly on SIGTERM/SIGINT.
+// Exit codes: 0 after a clean stop, 1 on a start-up error (one line on stderr), 2 when the
+// engine became unhealthy (journal failure) while running.
+
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <ctime>
+#include <memory>
+
+#include "api/server.h"
+#include "api/service.h"
+#include "engine/engine.h"
+#include "keeld/config.h"
+
+namespace {
+
+using namespace keel;
+
+constexpr int kExitStartupError = 1;
+constexpr int kExitUnhealthy = 2;
+constexpr int64_t kDrainTimeoutMs = 10'000;
+
+int fail_startup(const std::string& message) {
+  std::fprintf(stderr, "keeld: %s\n", message.c_str());
+  return kExitStartupError;
+}
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("keeld");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  logger->set_level(spdlog::level::from_str(level));
+  spdlog::set_default_logger(logger);
+}
+
+// Blocks SIGTERM and SIGINT in this thread and every thread it starts later, so that only the
+// main loop's sigtimedwait() sees them.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+// Waits for a stop signal or for the engine to fail. Returns the exit code.
+int wait_for_stop(const sigset_t& signals, const engine::Engine& engine) {
+  const timespec tick{0, 200'000'000};
+  while (true) {
+    const int sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      return 0;
+    }
+    if (!engine.healthy()) {
+      spdlog::critical("the engine stopped writing (journal failure); exiting");
+      return kExitUnhealthy;
+    }
+  }
+}
+
+int run(keeld::KeeldConfig config) {
+  const sigset_t signals = block_stop_signals();
+  config.engine.log = [](std::string_view line) { spdlog::info("engine: {}", line); };
+  const std::string data_dir = config.engine.data_dir.string();
+  std::unique_ptr<engine::Engine> engine;
+  if (Status s = engine::Engine::open(std::move(config.engine), &engine); !s.is_ok()) {
+    return fail_startup("cannot open " + data_dir + ": " + s.message());
+  }
+  api::Service service(engine.get());
+  std::unique_ptr<api::Server> server;
+  if (Status s = api::Server::start(config.server, &service, &server); !s.is_ok()) {
+    engine->stop();
+    return fail_startup(s.message());
+  }
+  const std::string url = keeld::base_url(config.server, server->port());
+  std::printf("listening on %s\n", url.c_str());
+  std::fflush(stdout);
+  spdlog::info("listening on {} (data {}, {} I/O threads)", url, data_dir,
+               config.server.io_threads);
+
+  const int code = wait_for_stop(signals, *engine);
+  // Stop taking requests, let the engine answer (and sync) everything it has, write those
+  // answers, then close.
+  server->stop_accepting();
+  engine->stop();
+  server->shutdown(kDrainTimeoutMs);
+  server.reset();
+  engine.reset();
+  spdlog::info("stopped");
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  keeld::KeeldConfig config;
+  std::string error;
+  switch (keeld::parse_command_line(argc, argv, &config, &error)) {
+    case keeld::ParseOutcome::exit_ok:
+      return 0;
+    case keeld::ParseOutcome::exit_error:
+      return fail_startup(error);
+    case keeld::ParseOutcome::run:
+      break;
+  }
+  setup_logging(config.log_level);
+  try {
+    return run(std::move(config));
+  } catch (const std::exception& e) {
+    return fail_startup(std::string("unexpected error: ") + e.what());
+  }
+}

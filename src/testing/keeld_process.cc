@@ -1,0 +1,207 @@
+#include "testing/keeld_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+extern char** environ;
+
+namespace keel::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t ms_until(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return std::max<int64_t>(0, left.count());
+}
+
+int decode_wait_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+// Waits up to timeout_ms for `pid`; its decoded status, or -2 if still running.
+int wait_pid(pid_t pid, int64_t timeout_ms) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return decode_wait_status(status);
+    if (r < 0 && errno != EINTR) return -1;
+    if (Clock::now() >= deadline) return -2;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// Spawns argv with stdout (and stderr, if err_fd is not null) redirected to new pipes.
+Status spawn(const std::vector<std::string>& argv, pid_t* pid, int* out_fd, int* err_fd) {
+  int out_pipe[2] = {-1, -1};
+  int err_pipe[2] = {-1, -1};
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || (err_fd != nullptr && pipe2(err_pipe, O_CLOEXEC) != 0)) {
+    return Status::error(std::string("pipe: ") + std::strerror(errno));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
+  if (err_fd != nullptr) posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const int rc = posix_spawn(pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out_pipe[1]);
+  if (err_fd != nullptr) close(err_pipe[1]);
+  if (rc != 0) {
+    close(out_pipe[0]);
+    if (err_fd != nullptr) close(err_pipe[0]);
+    return Status::error("spawn " + argv[0] + ": " + std::strerror(rc));
+  }
+  *out_fd = out_pipe[0];
+  if (err_fd != nullptr) *err_fd = err_pipe[0];
+  return Status::ok();
+}
+
+// Reads one line from fd within the deadline. False on EOF, error or timeout.
+bool read_line(int fd, Clock::time_point deadline, std::string* line) {
+  line->clear();
+  while (true) {
+    pollfd p{fd, POLLIN, 0};
+    const int n = poll(&p, 1, static_cast<int>(ms_until(deadline)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    char c = 0;
+    const ssize_t r = read(fd, &c, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    if (c == '\n') return true;
+    line->push_back(c);
+  }
+}
+
+}  // namespace
+
+std::filesystem::path build_path(const std::string& relative) {
+  const char* dir = std::getenv("KEEL_BUILD_DIR");
+  if (dir == nullptr || *dir == '\0') return {};
+  return std::filesystem::path(dir) / relative;
+}
+
+Status KeeldProcess::start(KeeldOptions options, std::unique_ptr<KeeldProcess>* out) {
+  std::unique_ptr<KeeldProcess> p(new KeeldProcess());
+  if (options.binary.empty()) options.binary = build_path("src/keeld/keeld");
+  if (options.binary.empty()) return Status::error("KEEL_BUILD_DIR is not set");
+  if (options.data_dir.empty()) {
+    p->owned_dir_ = std::make_unique<TempDir>();
+    options.data_dir = p->owned_dir_->path() / "data";
+  }
+  p->data_dir_ = options.data_dir;
+  std::vector<std::string> argv = {options.binary.string(), "--listen", "127.0.0.1:0", "--data",
+                                   options.data_dir.string()};
+  argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
+  if (Status s = spawn(argv, &p->pid_, &p->stdout_fd_, nullptr); !s.is_ok()) return s;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(options.start_timeout_ms);
+  std::string line;
+  if (!read_line(p->stdout_fd_, deadline, &line)) {
+    const int code = p->stop(5'000);
+    return Status::error("keeld did not print its listening line (exit status " +
+                         std::to_string(code) + ")");
+  }
+  static constexpr std::string_view kPrefix = "listening on http://127.0.0.1:";
+  if (line.rfind(kPrefix, 0) != 0) return Status::error("unexpected first line: " + line);
+  p->port_ = static_cast<uint16_t>(std::atoi(line.c_str() + kPrefix.size()));
+  if (p->port_ == 0) return Status::error("no port in: " + line);
+  *out = std::move(p);
+  return Status::ok();
+}
+
+KeeldProcess::~KeeldProcess() { stop(); }
+
+std::string KeeldProcess::base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+int KeeldProcess::reap(int64_t timeout_ms) {
+  int code = wait_pid(pid_, timeout_ms);
+  if (code == -2) {
+    ::kill(pid_, SIGKILL);
+    code = wait_pid(pid_, 60'000);
+  }
+  pid_ = -1;
+  if (stdout_fd_ >= 0) close(stdout_fd_);
+  stdout_fd_ = -1;
+  return code;
+}
+
+int KeeldProcess::stop(int64_t timeout_ms) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  return reap(timeout_ms);
+}
+
+int KeeldProcess::kill9() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGKILL);
+  return reap(60'000);
+}
+
+int KeeldProcess::wait_exit(int64_t timeout_ms) {
+  if (pid_ <= 0) return -1;
+  const int code = wait_pid(pid_, timeout_ms);
+  if (code == -2) return -2;
+  pid_ = -1;
+  if (stdout_fd_ >= 0) close(stdout_fd_);
+  stdout_fd_ = -1;
+  return code;
+}
+
+ProgramResult run_program(const std::vector<std::string>& argv, int64_t timeout_ms) {
+  ProgramResult result;
+  pid_t pid = -1;
+  int out_fd = -1;
+  int err_fd = -1;
+  if (Status s = spawn(argv, &pid, &out_fd, &err_fd); !s.is_ok()) {
+    result.err = s.message();
+    return result;
+  }
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  int open_fds = 2;
+  while (open_fds > 0 && Clock::now() < deadline) {
+    const int n = poll(fds, 2, static_cast<int>(ms_until(deadline)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buf[4096];
+      const ssize_t r = read(fds[i].fd, buf, sizeof buf);
+      if (r > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(r));
+      } else if (r == 0 || errno != EINTR) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (const pollfd& f : fds) {
+    if (f.fd >= 0) close(f.fd);
+  }
+  result.exit_code = wait_pid(pid, ms_until(deadline));
+  if (result.exit_code == -2) {
+    ::kill(pid, SIGKILL);
+    wait_pid(pid, 60'000);
+  }
+  return result;
+}
+
+}  // namespace keel::testing
