@@ -74,24 +74,30 @@ SipKey random_index_key() {
   return {(uint64_t{rd()} << 32) | rd(), (uint64_t{rd()} << 32) | rd()};
 }
 
+// What recover() rebuilt from.
+struct Recovery {
+  uint64_t snapshot_seq = 0;  // 0: no snapshot
+  uint64_t records_replayed = 0;
+  uint64_t events_replayed = 0;  // account and transfer events in those records
+};
+
 // Rebuilds state from `journal`: newest snapshot, then every later record.
 Status recover(const journal::Journal& journal, SipKey key, ledger::Ledger* ledger,
-               Timestamp* last_timestamp, uint64_t* snapshot_seq, uint64_t* replayed) {
-  *snapshot_seq = 0;
-  *replayed = 0;
+               Timestamp* last_timestamp, Recovery* out) {
+  *out = {};
   *last_timestamp = 0;
   if (auto snapshot = journal.load_newest_snapshot()) {
     if (Status s = ledger::Ledger::decode(snapshot->state, key, ledger); !s.is_ok()) {
       return Status::error(snapshot->path.string() + ": " + s.message());
     }
-    *snapshot_seq = snapshot->seq;
+    out->snapshot_seq = snapshot->seq;
     *last_timestamp = snapshot->timestamp;
   }
-  return journal.replay(*snapshot_seq + 1, [&](const journal::RecordView& r) {
+  return journal.replay(out->snapshot_seq + 1, [&](const journal::RecordView& r) {
     Status s = apply_record(*ledger, static_cast<RecordType>(r.type), r.timestamp, r.payload,
-                            last_timestamp);
+                            last_timestamp, &out->events_replayed);
     if (!s.is_ok()) return Status::error("record " + std::to_string(r.seq) + ": " + s.message());
-    ++*replayed;
+    ++out->records_replayed;
     return Status::ok();
   });
 }
@@ -339,20 +345,21 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
   if (Status s = journal::Journal::open(jo, &impl.journal, &report); !s.is_ok()) return s;
   const SipKey key = random_index_key();
   impl.ledger = ledger::Ledger(key);
-  uint64_t snapshot_seq = 0;
-  uint64_t replayed = 0;
-  if (Status s =
-          recover(*impl.journal, key, &impl.ledger, &impl.last_timestamp, &snapshot_seq, &replayed);
+  Recovery recovery;
+  if (Status s = recover(*impl.journal, key, &impl.ledger, &impl.last_timestamp, &recovery);
       !s.is_ok()) {
     return s;
   }
+  // Events since the snapshot count toward the next one, however often keeld restarts.
+  impl.events_since_snapshot = recovery.events_replayed;
   if (const auto inv = impl.ledger.check_invariants(); !inv.ok) {
     return Status::error("recovered ledger breaks an invariant: " + inv.problem);
   }
   const auto counts = impl.ledger.counts();
   impl.log("recovered " + std::to_string(counts.accounts) + " accounts and " +
            std::to_string(counts.transfers) + " transfers (snapshot at record " +
-           std::to_string(snapshot_seq) + ", " + std::to_string(replayed) + " records replayed)");
+           std::to_string(recovery.snapshot_seq) + ", " +
+           std::to_string(recovery.records_replayed) + " records replayed)");
   impl.writer = std::thread([&impl] { impl.run(); });
   *out = std::move(engine);
   return Status::ok();
@@ -405,11 +412,12 @@ Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report) {
   std::unique_ptr<journal::Journal> journal;
   if (Status s = journal::Journal::open(jo, &journal, &report->journal); !s.is_ok()) return s;
   ledger::Ledger ledger;
-  if (Status s = recover(*journal, {}, &ledger, &report->last_timestamp, &report->snapshot_seq,
-                         &report->records_replayed);
-      !s.is_ok()) {
+  Recovery recovery;
+  if (Status s = recover(*journal, {}, &ledger, &report->last_timestamp, &recovery); !s.is_ok()) {
     return s;
   }
+  report->snapshot_seq = recovery.snapshot_seq;
+  report->records_replayed = recovery.records_replayed;
   report->counts = ledger.counts();
   report->state_hash = ledger.state_hash();
   report->invariants = ledger.check_invariants();

@@ -53,7 +53,7 @@ struct EngineStatus {
   ledger::LedgerCounts counts;
   uint64_t state_hash = 0;           // only when requested (it is O(state))
   uint64_t ledger_memory_bytes = 0;  // only when requested
-  bool invariants_ok = true;  // only when requested
+  bool invariants_ok = true;         // only when requested
   std::string invariant_problem;
   uint64_t queue_depth = 0;
   uint64_t batches_committed = 0;

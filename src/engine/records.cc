@@ -133,13 +133,14 @@ Status decode_set_account_closed(std::string_view payload, std::string* id, bool
 }
 
 Status apply_record(ledger::Ledger& ledger, RecordType type, Timestamp timestamp,
-                    std::string_view payload, Timestamp* last_timestamp) {
+                    std::string_view payload, Timestamp* last_timestamp, uint64_t* events_out) {
   if (timestamp <= *last_timestamp) return Status::error("timestamp does not increase");
   switch (type) {
     case RecordType::create_accounts: {
       std::vector<ledger::AccountEvent> events;
       if (Status s = decode_accounts(payload, &events); !s.is_ok()) return s;
       ledger.create_accounts(events, timestamp);
+      if (events_out) *events_out += events.size();
       *last_timestamp = timestamp + static_cast<Timestamp>(events.empty() ? 0 : events.size() - 1);
       return Status::ok();
     }
@@ -147,6 +148,7 @@ Status apply_record(ledger::Ledger& ledger, RecordType type, Timestamp timestamp
       std::vector<ledger::TransferEvent> events;
       if (Status s = decode_transfers(payload, &events); !s.is_ok()) return s;
       ledger.create_transfers(events, timestamp);
+      if (events_out) *events_out += events.size();
       *last_timestamp = timestamp + static_cast<Timestamp>(events.empty() ? 0 : events.size() - 1);
       return Status::ok();
     }

@@ -34,8 +34,10 @@ Status decode_set_account_closed(std::string_view payload, std::string* id, bool
 
 // Applies one journal record to the ledger, as the writer did when it wrote it.
 // `last_timestamp` is the logical clock: every record's timestamp must be greater, and it ends
-// at the last timestamp the record used (a request of n events uses n).
+// at the last timestamp the record used (a request of n events uses n). `events` (if given)
+// grows by the number of account and transfer events the record carried.
 Status apply_record(ledger::Ledger& ledger, RecordType type, Timestamp timestamp,
-                    std::string_view payload, Timestamp* last_timestamp);
+                    std::string_view payload, Timestamp* last_timestamp,
+                    uint64_t* events = nullptr);
 
 }  // namespace keel::engine
