@@ -7,13 +7,14 @@
 #include <vector>
 
 #include "core/assert.h"
+#include "core/huge_page_allocator.h"
 
 namespace keel {
 
 // An append-only sequence stored in fixed-size chunks. Growing never moves existing elements
 // (no reallocation spike on the writer thread, references stay valid) and wastes at most one
 // partly filled chunk. pop_back exists for rolling back a failed linked chain.
-template <typename T, size_t kChunkShift = 14>
+template <typename T, size_t kChunkShift = 15>
 class ChunkedVector {
  public:
   static constexpr size_t kChunkSize = size_t{1} << kChunkShift;
@@ -25,7 +26,7 @@ class ChunkedVector {
   const T& operator[](size_t i) const { return chunks_[i >> kChunkShift][i & (kChunkSize - 1)]; }
   T& back() { return (*this)[size_ - 1]; }
 
-  T& push_back(T value) {
+  T& push_back(T&& value) {
     if ((size_ >> kChunkShift) == chunks_.size()) {
       chunks_.emplace_back();
       chunks_.back().reserve(kChunkSize);
@@ -47,7 +48,7 @@ class ChunkedVector {
   [[nodiscard]] size_t capacity_bytes() const { return chunks_.size() * kChunkSize * sizeof(T); }
 
  private:
-  std::vector<std::vector<T>> chunks_;
+  std::vector<std::vector<T, HugePageAllocator<T>>> chunks_;
   size_t size_ = 0;
 };
 

@@ -140,7 +140,7 @@ TEST(Hash, SipHashIsKeyedAndStable) {
 TEST(ChunkedVector, GrowsWithoutMovingAndPops) {
   ChunkedVector<int, 2> v;  // chunks of 4
   int* first = &v.push_back(1);
-  for (int i = 2; i <= 9; ++i) v.push_back(i);
+  for (int i = 2; i <= 9; ++i) v.push_back(int{i});
   EXPECT_EQ(first, &v[0]);
   EXPECT_EQ(v.size(), 9u);
   EXPECT_EQ(v[8], 9);

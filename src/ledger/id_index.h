@@ -8,6 +8,7 @@
 
 #include "core/assert.h"
 #include "core/hash.h"
+#include "core/huge_page_allocator.h"
 
 namespace keel::ledger {
 
@@ -96,7 +97,7 @@ class IdIndex {
   }
 
   void grow() {
-    std::vector<uint64_t> old;
+    std::vector<uint64_t, HugePageAllocator<uint64_t>> old;
     old.swap(slots_);
     const size_t capacity = old.empty() ? 1024 : old.size() * 2;
     slots_.assign(capacity, 0);
@@ -108,7 +109,8 @@ class IdIndex {
   }
 
   SipKey key_;
-  std::vector<uint64_t> slots_;  // 0 = empty; else (tag << 32) | (index + 1)
+  std::vector<uint64_t, HugePageAllocator<uint64_t>>
+      slots_;  // 0 = empty; else (tag << 32) | (index + 1)
   size_t mask_ = 0;
   int shift_ = 64;
   size_t size_ = 0;

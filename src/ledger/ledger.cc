@@ -153,19 +153,40 @@ std::vector<CreateTransferResult> Ledger::create_transfers(std::span<const Trans
                                                            Timestamp base) {
   KEEL_ASSERT(events.size() <= kEventsPerRequestMax);
   expire_pending(base);
-  constexpr size_t kPrefetchDistance = 8;
-  std::vector<uint64_t> hashes(events.size());
-  for (size_t i = 0; i < events.size(); ++i) hashes[i] = transfer_index_.hash(events[i].id);
-  for (size_t i = 0; i < std::min(kPrefetchDistance, hashes.size()); ++i) {
-    transfer_index_.prefetch(hashes[i]);
+  // Pre-pass: hash every id and resolve every account once (no account can appear during a
+  // transfer request), so that the apply loop can prefetch what event i + k will touch: its
+  // index slot and account records first, then the tails of the accounts' transfer lists.
+  constexpr size_t kFar = 16;
+  constexpr size_t kNear = 8;
+  std::vector<EventKeys> keys(events.size());
+  const auto account_id = account_id_of();
+  for (size_t i = 0; i < events.size(); ++i) {
+    const TransferEvent& e = events[i];
+    keys[i].id_hash = transfer_index_.hash(e.id);
+    if (e.flags & (transfer_flags::kPostPending | transfer_flags::kVoidPending)) continue;
+    keys[i].debit = account_index_.find(e.debit_account_id, account_id).value_or(kNoIndex);
+    keys[i].credit = account_index_.find(e.credit_account_id, account_id).value_or(kNoIndex);
   }
+  const auto prefetch_far = [&](size_t i) {
+    transfer_index_.prefetch(keys[i].id_hash);
+    for (uint32_t a : {keys[i].debit, keys[i].credit}) {
+      if (a != kNoIndex) __builtin_prefetch(&accounts_[a]);
+    }
+  };
+  const auto prefetch_near = [&](size_t i) {
+    for (uint32_t a : {keys[i].debit, keys[i].credit}) {
+      if (a != kNoIndex)
+        __builtin_prefetch(accounts_[a].transfers.data() + accounts_[a].transfers.size(), 1);
+    }
+  };
+  for (size_t i = 0; i < std::min(kFar, keys.size()); ++i) prefetch_far(i);
+  for (size_t i = 0; i < std::min(kNear, keys.size()); ++i) prefetch_near(i);
   return run_chains<TransferEvent, CreateTransferResult>(
       events, base, transfer_flags::kLinked,
       [&](size_t i, Timestamp ts) {
-        // Prefetch the index slot of an event a few ahead: hides most of the cache miss.
-        if (i + kPrefetchDistance < hashes.size())
-          transfer_index_.prefetch(hashes[i + kPrefetchDistance]);
-        return create_transfer(events[i], ts, hashes[i]);
+        if (i + kFar < keys.size()) prefetch_far(i + kFar);
+        if (i + kNear < keys.size()) prefetch_near(i + kNear);
+        return create_transfer(events[i], ts, keys[i]);
       },
       [this] { in_chain_ = true; },
       [this](bool failed) {
@@ -332,21 +353,24 @@ CreateTransferResult Ledger::transfer_exists(const TransferEvent& e,
 }
 
 CreateTransferResult Ledger::create_transfer(const TransferEvent& e, Timestamp ts,
-                                             uint64_t id_hash) {
+                                             const EventKeys& keys) {
+  const uint64_t id_hash = keys.id_hash;
   if (const R r = validate_transfer_fields(e); r != R::ok) return r;
   const auto found = transfer_index_.find(e.id, id_hash, transfer_id_of());
   if (found) return transfer_exists(e, transfers_[*found]);
   if (e.flags & (transfer_flags::kPostPending | transfer_flags::kVoidPending)) {
     return post_or_void(e, ts, id_hash);
   }
-  return create_plain_or_pending(e, ts, id_hash);
+  return create_plain_or_pending(e, ts, keys);
 }
 
 CreateTransferResult Ledger::create_plain_or_pending(const TransferEvent& e, Timestamp ts,
-                                                     uint64_t id_hash) {
-  const auto account_id = account_id_of();
-  const auto dr = account_index_.find(e.debit_account_id, account_id);
-  const auto cr = account_index_.find(e.credit_account_id, account_id);
+                                                     const EventKeys& keys) {
+  const uint64_t id_hash = keys.id_hash;
+  const std::optional<uint32_t> dr =
+      keys.debit == kNoIndex ? std::nullopt : std::optional<uint32_t>(keys.debit);
+  const std::optional<uint32_t> cr =
+      keys.credit == kNoIndex ? std::nullopt : std::optional<uint32_t>(keys.credit);
   if (!dr || !cr) return R::account_not_found;
   const AccountRecord& d = accounts_[*dr];
   const AccountRecord& c = accounts_[*cr];
@@ -463,7 +487,7 @@ CreateTransferResult Ledger::post_or_void(const TransferEvent& e, Timestamp ts, 
   return R::ok;
 }
 
-uint32_t Ledger::append_transfer(TransferRecord t, uint64_t id_hash) {
+uint32_t Ledger::append_transfer(TransferRecord&& t, uint64_t id_hash) {
   KEEL_ASSERT(transfers_.size() < kNoIndex - 1);
   const auto index = static_cast<uint32_t>(transfers_.size());
   accounts_[t.debit].transfers.push_back(index);

@@ -134,15 +134,20 @@ class Ledger {
   };
 
   CreateAccountResult create_account(const AccountEvent& e, Timestamp ts);
-  // id_hash == transfer_index_.hash(e.id)
-  CreateTransferResult create_transfer(const TransferEvent& e, Timestamp ts, uint64_t id_hash);
+  // What create_transfers() resolves for each event before applying any: the id's hash and,
+  // for plain and pending transfers, the account indexes (kNoIndex if unknown).
+  struct EventKeys {
+    uint64_t id_hash = 0;
+    uint32_t debit = kNoIndex;
+    uint32_t credit = kNoIndex;
+  };
+  CreateTransferResult create_transfer(const TransferEvent& e, Timestamp ts, const EventKeys& keys);
   CreateTransferResult validate_transfer_fields(const TransferEvent& e) const;
   CreateTransferResult transfer_exists(const TransferEvent& e, const TransferRecord& t) const;
-  // `id_hash` is transfer_index_.hash(e.id), computed once per event.
   CreateTransferResult create_plain_or_pending(const TransferEvent& e, Timestamp ts,
-                                               uint64_t id_hash);
+                                               const EventKeys& keys);
   CreateTransferResult post_or_void(const TransferEvent& e, Timestamp ts, uint64_t id_hash);
-  uint32_t append_transfer(TransferRecord t, uint64_t id_hash);
+  uint32_t append_transfer(TransferRecord&& t, uint64_t id_hash);
   // get_id functions for the indexes.
   auto account_id_of() const {
     return [this](uint32_t i) -> std::string_view { return accounts_[i].id; };
