@@ -14,6 +14,7 @@
 #include "core/bytes.h"
 #include "engine/records.h"
 #include "ledger/ledger_test_util.h"
+#include "testing/file_size_limit.h"
 
 namespace keel::engine {
 namespace {
@@ -236,25 +237,7 @@ TEST_F(EngineTest, ConcurrentSubmittersAllAnsweredAndBooksBalance) {
   EXPECT_GT(s.batches_committed, 0u);
 }
 
-// RLIMIT_FSIZE turns a journal write past the limit into a real I/O error (EFBIG).
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
-    ::getrlimit(RLIMIT_FSIZE, &old_);
-    rlimit limit = old_;
-    limit.rlim_cur = bytes;
-    ::setrlimit(RLIMIT_FSIZE, &limit);
-  }
-  ~FileSizeLimit() {
-    ::setrlimit(RLIMIT_FSIZE, &old_);
-    ::signal(SIGXFSZ, old_handler_);
-  }
-
- private:
-  rlimit old_{};
-  sighandler_t old_handler_;
-};
+using keel::testing::FileSizeLimit;
 
 TEST_F(EngineTest, JournalFailureIsNeverAcknowledgedAndStopsAllWriting) {
   {

@@ -8,6 +8,7 @@
 
 #include "journal/format.h"
 #include "journal/journal_test_util.h"
+#include "testing/file_size_limit.h"
 
 namespace keel::journal::testing {
 namespace {
@@ -310,25 +311,7 @@ TEST(Journal, BadOptionsAreRefused) {
   EXPECT_NE(open_error(options).find("snapshots_kept"), std::string::npos);
 }
 
-// RLIMIT_FSIZE turns a write past the limit into a short write, then EFBIG: a real I/O error.
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
-    ::getrlimit(RLIMIT_FSIZE, &old_);
-    rlimit limit = old_;
-    limit.rlim_cur = bytes;
-    ::setrlimit(RLIMIT_FSIZE, &limit);
-  }
-  ~FileSizeLimit() {
-    ::setrlimit(RLIMIT_FSIZE, &old_);
-    ::signal(SIGXFSZ, old_handler_);
-  }
-
- private:
-  rlimit old_{};
-  sighandler_t old_handler_;
-};
+using keel::testing::FileSizeLimit;
 
 TEST(Journal, WriteErrorIsStickyAndLeavesATornTail) {
   TempDir tmp;
