@@ -126,8 +126,8 @@ struct Engine::Impl {
   std::vector<std::function<void(bool durable)>> replies;
   std::chrono::steady_clock::time_point last_tick_check;
 
-  void log(std::string_view line) const {
-    if (options.log) options.log(line);
+  void log(LogLevel level, std::string_view line) const {
+    if (options.log) options.log(level, line);
   }
 
   void submit(Command c) {
@@ -267,7 +267,7 @@ void Engine::Impl::maybe_tick() {
 bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
   if (journal->staged_records() > 0) {
     if (Status s = journal->commit(); !s.is_ok()) {
-      log("journal commit failed, the engine stops writing: " + s.message());
+      log(LogLevel::error, "journal commit failed, the engine stops writing: " + s.message());
       healthy.store(false);
       // Never answer ok for a write that may not be durable.
       for (auto& reply : replies) reply(false);
@@ -293,10 +293,10 @@ Status Engine::Impl::snapshot() {
   Status s = journal->write_snapshot(journal->last_seq(), last_timestamp, state);
   if (s.is_ok()) {
     events_since_snapshot = 0;
-    log("snapshot written at record " + std::to_string(journal->last_seq()) + " (" +
-        std::to_string(state.size()) + " bytes)");
+    log(LogLevel::info, "snapshot written at record " + std::to_string(journal->last_seq()) + " (" +
+                            std::to_string(state.size()) + " bytes)");
   } else {
-    log("snapshot failed (the journal still holds everything): " + s.message());
+    log(LogLevel::error, "snapshot failed (the journal still holds everything): " + s.message());
   }
   return s;
 }
@@ -340,7 +340,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
   journal::JournalOptions jo;
   jo.dir = impl.options.data_dir;
   jo.segment_bytes_max = impl.options.segment_bytes_max;
-  jo.warn = [&impl](std::string_view line) { impl.log(line); };
+  jo.warn = [&impl](std::string_view line) { impl.log(LogLevel::warn, line); };
   journal::OpenReport report;
   if (Status s = journal::Journal::open(jo, &impl.journal, &report); !s.is_ok()) return s;
   const SipKey key = random_index_key();
@@ -356,10 +356,11 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
     return Status::error("recovered ledger breaks an invariant: " + inv.problem);
   }
   const auto counts = impl.ledger.counts();
-  impl.log("recovered " + std::to_string(counts.accounts) + " accounts and " +
-           std::to_string(counts.transfers) + " transfers (snapshot at record " +
-           std::to_string(recovery.snapshot_seq) + ", " +
-           std::to_string(recovery.records_replayed) + " records replayed)");
+  impl.log(LogLevel::info, "recovered " + std::to_string(counts.accounts) + " accounts and " +
+                               std::to_string(counts.transfers) +
+                               " transfers (snapshot at record " +
+                               std::to_string(recovery.snapshot_seq) + ", " +
+                               std::to_string(recovery.records_replayed) + " records replayed)");
   impl.writer = std::thread([&impl] { impl.run(); });
   *out = std::move(engine);
   return Status::ok();

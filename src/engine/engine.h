@@ -15,6 +15,8 @@
 
 namespace keel::engine {
 
+enum class LogLevel : uint8_t { info, warn, error };
+
 struct EngineOptions {
   std::filesystem::path data_dir = "./data";
   // Commands waiting for the writer; a submit beyond this is refused (HTTP 503).
@@ -27,8 +29,9 @@ struct EngineOptions {
   uint64_t segment_bytes_max = uint64_t{256} << 20;
   // How often the writer checks for expired holds while idle.
   int64_t tick_interval_ms = 100;
-  // Where the engine logs (recovery, snapshots, failures). May be empty.
-  std::function<void(std::string_view)> log;
+  // Where the engine logs: info (recovery, snapshots), warn (a torn tail cut, a damaged
+  // snapshot skipped), error (journal or snapshot failure). May be empty.
+  std::function<void(LogLevel, std::string_view)> log;
 };
 
 // Why a command got no answer from the state machine.

@@ -66,7 +66,19 @@ int wait_for_stop(const sigset_t& signals, const engine::Engine& engine) {
 
 int run(keeld::KeeldConfig config) {
   const sigset_t signals = block_stop_signals();
-  config.engine.log = [](std::string_view line) { spdlog::info("engine: {}", line); };
+  config.engine.log = [](engine::LogLevel level, std::string_view line) {
+    switch (level) {
+      case engine::LogLevel::info:
+        spdlog::info("engine: {}", line);
+        break;
+      case engine::LogLevel::warn:
+        spdlog::warn("engine: {}", line);
+        break;
+      case engine::LogLevel::error:
+        spdlog::error("engine: {}", line);
+        break;
+    }
+  };
   const std::string data_dir = config.engine.data_dir.string();
   std::unique_ptr<engine::Engine> engine;
   if (Status s = engine::Engine::open(std::move(config.engine), &engine); !s.is_ok()) {
