@@ -131,21 +131,6 @@ void get_transfer(engine::Engine* engine, const std::string& id, const Responder
                                }));
 }
 
-// The ledger answers nullopt for an unknown account and for an unknown cursor alike; a second
-// query tells the client which one it got wrong.
-void explain_missing_page(engine::Engine* engine, const std::string& id,
-                          const std::string& starting_after, const ResponderPtr& r) {
-  engine->get_account(
-      id, on_io_thread<std::optional<ledger::Account>>(
-              r, [id, starting_after](const Responder& r, std::optional<ledger::Account> a) {
-                if (!a) return r.fail(not_found("account", id));
-                r.fail(make_error(
-                    ErrorCode::starting_after_invalid,
-                    "starting_after " + starting_after + " is not a transfer of account " + id,
-                    "starting_after"));
-              }));
-}
-
 void list_account_transfers(engine::Engine* engine, const RouteMatch& m, const ResponderPtr& r) {
   const auto limit = parse_limit(m.query);
   if (!limit) {
@@ -159,16 +144,20 @@ void list_account_transfers(engine::Engine* engine, const RouteMatch& m, const R
                               "starting_after must be a transfer id", "starting_after"));
   }
   engine::AccountTransfersQuery query{m.id, *limit, after};
-  using Page = std::optional<ledger::AccountTransfersPage>;
+  using Page = ledger::AccountTransfersPage;
   engine->list_account_transfers(
-      std::move(query),
-      on_io_thread<Page>(r, [engine, id = m.id, after](const Responder& r, Page page) {
-        if (!page && after.empty()) return r.fail(not_found("account", id));
-        if (!page) {
-          auto self = std::make_shared<const Responder>(r);
-          return explain_missing_page(engine, id, after, self);
+      std::move(query), on_io_thread<Page>(r, [id = m.id, after](const Responder& r, Page page) {
+        switch (page.result) {
+          case ledger::PageResult::ok:
+            return r.ok(account_transfers_page_to_json(page));
+          case ledger::PageResult::account_not_found:
+            return r.fail(not_found("account", id));
+          case ledger::PageResult::starting_after_not_found:
+            return r.fail(
+                make_error(ErrorCode::starting_after_invalid,
+                           "starting_after " + after + " is not a transfer of account " + id,
+                           "starting_after"));
         }
-        r.ok(account_transfers_page_to_json(*page));
       }));
 }
 

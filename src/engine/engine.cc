@@ -39,7 +39,7 @@ struct GetTransfer {
 };
 struct ListAccountTransfers {
   AccountTransfersQuery query;
-  Callback<std::optional<ledger::AccountTransfersPage>> done;
+  Callback<ledger::AccountTransfersPage> done;
 };
 struct GetStatus {
   bool full = false;
@@ -396,7 +396,7 @@ void Engine::get_transfer(std::string id, Callback<std::optional<ledger::Transfe
   impl_->submit(GetTransfer{std::move(id), std::move(done)});
 }
 void Engine::list_account_transfers(AccountTransfersQuery query,
-                                    Callback<std::optional<ledger::AccountTransfersPage>> done) {
+                                    Callback<ledger::AccountTransfersPage> done) {
   impl_->submit(ListAccountTransfers{std::move(query), std::move(done)});
 }
 void Engine::get_status(bool full, Callback<EngineStatus> done) {

@@ -97,7 +97,7 @@ class Engine {
   void get_account(std::string id, Callback<std::optional<ledger::Account>> done);
   void get_transfer(std::string id, Callback<std::optional<ledger::Transfer>> done);
   void list_account_transfers(AccountTransfersQuery query,
-                              Callback<std::optional<ledger::AccountTransfersPage>> done);
+                              Callback<ledger::AccountTransfersPage> done);
   // `full` adds the state hash and an invariant check (O(state); for tests and operators).
   void get_status(bool full, Callback<EngineStatus> done);
   // Writes a snapshot now.

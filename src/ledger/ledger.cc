@@ -578,21 +578,26 @@ std::optional<Transfer> Ledger::find_transfer(std::string_view id) const {
   return to_transfer(transfers_[*found]);
 }
 
-std::optional<AccountTransfersPage> Ledger::account_transfers(
-    std::string_view account_id, size_t limit, std::string_view starting_after) const {
+AccountTransfersPage Ledger::account_transfers(std::string_view account_id, size_t limit,
+                                               std::string_view starting_after) const {
   const auto account = account_index_.find(account_id, account_id_of());
-  if (!account) return std::nullopt;
+  AccountTransfersPage page;
+  if (!account) {
+    page.result = PageResult::account_not_found;
+    return page;
+  }
   const std::vector<uint32_t>& list = accounts_[*account].transfers;
   size_t end = list.size();  // exclusive; pages walk down from here
   if (!starting_after.empty()) {
     const auto cursor = transfer_index_.find(starting_after, transfer_id_of());
-    if (!cursor) return std::nullopt;
-    const auto it = std::lower_bound(list.begin(), list.end(), *cursor);
-    if (it == list.end() || *it != *cursor) return std::nullopt;
+    const auto it = cursor ? std::lower_bound(list.begin(), list.end(), *cursor) : list.end();
+    if (it == list.end() || *it != *cursor) {
+      page.result = PageResult::starting_after_not_found;
+      return page;
+    }
     end = static_cast<size_t>(it - list.begin());
   }
   limit = std::clamp<size_t>(limit, 1, kPageLimitMax);
-  AccountTransfersPage page;
   const size_t begin = end > limit ? end - limit : 0;
   page.data.reserve(end - begin);
   for (size_t i = end; i > begin; --i) page.data.push_back(to_transfer(transfers_[list[i - 1]]));

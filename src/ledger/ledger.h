@@ -24,8 +24,15 @@ inline constexpr size_t kEventsPerRequestMax = 8190;
 // Most transfers one page of an account's history returns.
 inline constexpr size_t kPageLimitMax = 1000;
 
+enum class PageResult : uint8_t {
+  ok = 0,
+  account_not_found,
+  starting_after_not_found,  // no such transfer, or not one of this account's
+};
+
 struct AccountTransfersPage {
-  std::vector<Transfer> data;  // newest first
+  PageResult result = PageResult::ok;
+  std::vector<Transfer> data;  // newest first; empty unless result is ok
   bool has_more = false;
 };
 
@@ -78,10 +85,9 @@ class Ledger {
   [[nodiscard]] std::optional<Account> find_account(std::string_view id) const;
   [[nodiscard]] std::optional<Transfer> find_transfer(std::string_view id) const;
   // An account's transfers (as debit or credit side), newest first. `starting_after` is a transfer
-  // id from a previous page; nullopt if the account or that transfer is unknown. limit is
-  // clamped to [1, kPageLimitMax].
-  [[nodiscard]] std::optional<AccountTransfersPage> account_transfers(
-      std::string_view account_id, size_t limit, std::string_view starting_after) const;
+  // id from a previous page (empty: from the newest). limit is clamped to [1, kPageLimitMax].
+  [[nodiscard]] AccountTransfersPage account_transfers(std::string_view account_id, size_t limit,
+                                                       std::string_view starting_after) const;
 
   [[nodiscard]] LedgerCounts counts() const;
   // Full check of every invariant, O(accounts + transfers). For tests, verify and start-up.

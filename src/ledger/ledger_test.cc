@@ -355,20 +355,23 @@ TEST_F(LedgerTest, AccountTransfersNewestFirstWithCursor) {
   }
   ASSERT_EQ(one(transfer("other", "b", "c", 1)), R::ok);
   auto page = ledger_.account_transfers("a", 10, "");
-  ASSERT_TRUE(page);
-  ASSERT_EQ(page->data.size(), 10u);
-  EXPECT_EQ(page->data.front().id, "t24");
-  EXPECT_EQ(page->data.back().id, "t15");
-  EXPECT_TRUE(page->has_more);
+  ASSERT_EQ(page.result, PageResult::ok);
+  ASSERT_EQ(page.data.size(), 10u);
+  EXPECT_EQ(page.data.front().id, "t24");
+  EXPECT_EQ(page.data.back().id, "t15");
+  EXPECT_TRUE(page.has_more);
   page = ledger_.account_transfers("a", 10, "t15");
-  EXPECT_EQ(page->data.front().id, "t14");
+  EXPECT_EQ(page.data.front().id, "t14");
   page = ledger_.account_transfers("a", 10, "t5");
-  ASSERT_EQ(page->data.size(), 5u);
-  EXPECT_EQ(page->data.back().id, "t0");
-  EXPECT_FALSE(page->has_more);
-  EXPECT_FALSE(ledger_.account_transfers("zz", 10, ""));
-  EXPECT_FALSE(ledger_.account_transfers("a", 10, "other"));  // cursor not in this account
-  EXPECT_FALSE(ledger_.account_transfers("a", 10, "missing"));
+  ASSERT_EQ(page.data.size(), 5u);
+  EXPECT_EQ(page.data.back().id, "t0");
+  EXPECT_FALSE(page.has_more);
+  EXPECT_EQ(ledger_.account_transfers("zz", 10, "").result, PageResult::account_not_found);
+  EXPECT_EQ(ledger_.account_transfers("zz", 10, "t1").result, PageResult::account_not_found);
+  EXPECT_EQ(ledger_.account_transfers("a", 10, "other").result,  // not this account's
+            PageResult::starting_after_not_found);
+  EXPECT_EQ(ledger_.account_transfers("a", 10, "missing").result,
+            PageResult::starting_after_not_found);
 }
 
 TEST_F(LedgerTest, EncodeDecodeRoundTrip) {
@@ -385,7 +388,7 @@ TEST_F(LedgerTest, EncodeDecodeRoundTrip) {
   EXPECT_EQ(copy.state_hash(), ledger_.state_hash());
   EXPECT_EQ(copy.next_expiry(), ledger_.next_expiry());
   EXPECT_EQ(copy.find_transfer("p1")->metadata, meta.metadata);
-  EXPECT_EQ(copy.account_transfers("c", 10, "")->data.size(), 3u);  // p1, p2, x2
+  EXPECT_EQ(copy.account_transfers("c", 10, "").data.size(), 3u);  // p1, p2, x2
 }
 
 TEST_F(LedgerTest, DecodeRejectsCorruptBytes) {
