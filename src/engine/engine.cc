@@ -102,6 +102,48 @@ Status recover(const journal::Journal& journal, SipKey key, ledger::Ledger* ledg
   });
 }
 
+// Writes snapshot files on a thread of its own, one at a time: the writer pauses only to encode
+// the state (a copy in memory), not for the file write and its fsync.
+class SnapshotWriter {
+ public:
+  ~SnapshotWriter() { wait(); }
+
+  [[nodiscard]] bool busy() const { return thread_.joinable(); }
+
+  // REQUIRES: !busy().
+  void start(std::filesystem::path dir, uint64_t seq, Timestamp timestamp, std::string state) {
+    KEEL_ASSERT(!busy());
+    seq_ = seq;
+    done_.store(false);
+    thread_ = std::thread([this, dir = std::move(dir), seq, timestamp, s = std::move(state)] {
+      result_ = journal::Journal::write_snapshot_file(dir, seq, timestamp, s);
+      bytes_ = s.size();
+      done_.store(true, std::memory_order_release);
+    });
+  }
+
+  // The finished job's result (then !busy()); nullopt while it runs or if there is none.
+  std::optional<Status> take_result() {
+    if (!busy() || !done_.load(std::memory_order_acquire)) return std::nullopt;
+    thread_.join();
+    return std::move(result_);
+  }
+
+  void wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  [[nodiscard]] uint64_t seq() const { return seq_; }
+  [[nodiscard]] size_t bytes() const { return bytes_; }
+
+ private:
+  std::thread thread_;
+  std::atomic<bool> done_{false};
+  Status result_;
+  uint64_t seq_ = 0;
+  size_t bytes_ = 0;
+};
+
 }  // namespace
 
 struct Engine::Impl {
@@ -119,6 +161,9 @@ struct Engine::Impl {
 
   // Writer-thread state.
   uint64_t events_since_snapshot = 0;
+  SnapshotWriter snapshots;
+  std::vector<Callback<Status>> snapshot_waiters;       // answered when the one in flight ends
+  std::vector<Callback<Status>> next_snapshot_waiters;  // asked while one was in flight
   uint64_t batches_committed = 0;
   uint64_t events_committed = 0;
   // One per write of the batch being committed: answers with the result when `durable`, else
@@ -161,7 +206,11 @@ struct Engine::Impl {
   void answer_read(Command& c);
   void maybe_tick();
   bool commit_batch(std::vector<Command>& batch);
-  Status snapshot();
+  // Snapshots: start one (encode now, write in the background); notice when it is durable.
+  void start_snapshot();
+  void poll_snapshot();
+  void request_snapshot(Callback<Status> done);
+  void finish_snapshots();
 };
 
 std::vector<Command> Engine::Impl::take_batch() {
@@ -244,7 +293,7 @@ void Engine::Impl::answer_read(Command& c) {
           }
           cmd.done({EngineError::ok, std::move(s)});
         } else if constexpr (std::is_same_v<T, TakeSnapshot>) {
-          cmd.done({EngineError::ok, snapshot()});
+          request_snapshot(std::move(cmd.done));
         }
       },
       c);
@@ -287,18 +336,57 @@ bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
   return true;
 }
 
-Status Engine::Impl::snapshot() {
+void Engine::Impl::start_snapshot() {
   std::string state;
   ledger.encode(&state);
-  Status s = journal->write_snapshot(journal->last_seq(), last_timestamp, state);
-  if (s.is_ok()) {
-    events_since_snapshot = 0;
-    log(LogLevel::info, "snapshot written at record " + std::to_string(journal->last_seq()) + " (" +
-                            std::to_string(state.size()) + " bytes)");
+  snapshots.start(journal->dir(), journal->last_seq(), last_timestamp, std::move(state));
+  events_since_snapshot = 0;
+}
+
+void Engine::Impl::poll_snapshot() {
+  std::optional<Status> result = snapshots.take_result();
+  if (!result) return;
+  if (result->is_ok()) {
+    journal->remove_unneeded_files();
+    log(LogLevel::info, "snapshot written at record " + std::to_string(snapshots.seq()) + " (" +
+                            std::to_string(snapshots.bytes()) + " bytes)");
   } else {
-    log(LogLevel::error, "snapshot failed (the journal still holds everything): " + s.message());
+    log(LogLevel::error,
+        "snapshot failed (the journal still holds everything): " + result->message());
   }
-  return s;
+  for (auto& done : snapshot_waiters) done({EngineError::ok, *result});
+  snapshot_waiters.clear();
+  if (!next_snapshot_waiters.empty()) {
+    snapshot_waiters.swap(next_snapshot_waiters);
+    start_snapshot();
+  }
+}
+
+// An on-demand snapshot covers the state at the request: if one is already being written (of an
+// older state), the request waits for the next.
+void Engine::Impl::request_snapshot(Callback<Status> done) {
+  if (snapshots.busy()) {
+    next_snapshot_waiters.push_back(std::move(done));
+    return;
+  }
+  snapshot_waiters.push_back(std::move(done));
+  start_snapshot();
+}
+
+// At stop: let the snapshot in flight (and one asked for meanwhile) finish and answer.
+void Engine::Impl::finish_snapshots() {
+  while (snapshots.busy()) {
+    snapshots.wait();
+    if (healthy.load()) {
+      poll_snapshot();
+    } else {
+      (void)snapshots.take_result();
+      for (auto* waiters : {&snapshot_waiters, &next_snapshot_waiters}) {
+        for (auto& done : *waiters) done({EngineError::unavailable, {}});
+        waiters->clear();
+      }
+    }
+  }
 }
 
 void Engine::Impl::run() {
@@ -312,15 +400,17 @@ void Engine::Impl::run() {
     }
     maybe_tick();
     if (!commit_batch(batch)) break;
-    if (options.snapshot_interval_events > 0 &&
+    poll_snapshot();
+    if (options.snapshot_interval_events > 0 && !snapshots.busy() &&
         events_since_snapshot >= options.snapshot_interval_events) {
-      (void)snapshot();
+      start_snapshot();
     }
     if (batch.empty()) {
       std::lock_guard lock(mutex);
       if (stopping && queue.empty()) break;
     }
   }
+  finish_snapshots();
   // After a journal failure: refuse whatever is still queued.
   std::deque<Command> rest;
   {

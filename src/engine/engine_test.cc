@@ -158,8 +158,11 @@ TEST_F(EngineTest, EventsReplayedAtStartCountTowardTheNextSnapshot) {
   EXPECT_EQ(snapshots(), 0);  // 4 events: below the interval
   auto e = open(o);
   transfers(*e, {transfer("t3", "a", "b", 1), transfer("t4", "a", "b", 1)});
-  status(*e);  // the writer snapshots after answering; a later read orders after it
-  // 4 replayed + 2 new: a keeld that restarts often must still snapshot.
+  // 4 replayed + 2 new: a keeld that restarts often must still snapshot. The file is written in
+  // the background, so wait for it (bounded).
+  for (int i = 0; i < 500 && snapshots() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(snapshots(), 1);
 }
 

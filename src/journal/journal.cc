@@ -220,8 +220,8 @@ struct Journal::Impl {
   Status handle_torn_tail(const Segment& seg, const SegmentScan& scan, OpenReport* report);
   Status check_snapshots(const DirListing& listing);
   Status start_segment(uint64_t first_seq);
-  Status write_snapshot_file(const fs::path& tmp, uint64_t seq, Timestamp timestamp,
-                             std::string_view state);
+  static Status write_snapshot_file(const fs::path& tmp, uint64_t seq, Timestamp timestamp,
+                                    std::string_view state);
   void apply_retention();
   Status replay_segment(const Segment& seg, uint64_t from_seq,
                         const std::function<Status(const RecordView&)>& apply) const;
@@ -501,6 +501,23 @@ Status Journal::write_snapshot(uint64_t seq, Timestamp timestamp, std::string_vi
   if (Status s = fsync_dir(j.options.dir); !s.is_ok()) return j.fail(std::move(s));
   j.apply_retention();
   return Status::ok();
+}
+
+Status Journal::write_snapshot_file(const fs::path& dir, uint64_t seq, Timestamp timestamp,
+                                    std::string_view state) {
+  const fs::path final_path = dir / snapshot_file_name(seq);
+  fs::path tmp = final_path;
+  tmp += kTmpSuffix;
+  if (Status s = Impl::write_snapshot_file(tmp, seq, timestamp, state); !s.is_ok()) return s;
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    return Status::error(errno_message("rename to " + final_path.string(), tmp, errno));
+  }
+  return fsync_dir(dir);
+}
+
+void Journal::remove_unneeded_files() {
+  KEEL_ASSERT(!impl_->options.read_only);
+  impl_->apply_retention();
 }
 
 // Keeps the newest `snapshots_kept` snapshots with a sound header, and the segments holding any

@@ -118,6 +118,17 @@ class Journal {
   // warned about. REQUIRES: seq <= last_seq(), not read_only.
   Status write_snapshot(uint64_t seq, Timestamp timestamp, std::string_view state);
 
+  // The two halves of write_snapshot, for writing the file off the writer thread:
+  //   1. write_snapshot_file: tmp file, fsync, rename, fsync the directory. Touches no journal
+  //      state, so any thread may run it while the writer commits. Nothing is sticky: an error
+  //      leaves the segments as they were (no retention ran), so nothing is lost.
+  //   2. remove_unneeded_files (the journal's thread): the retention of write_snapshot. Run it
+  //      only after a write_snapshot_file succeeded, and never while another one runs (it
+  //      removes stray temporary files).
+  static Status write_snapshot_file(const std::filesystem::path& dir, uint64_t seq,
+                                    Timestamp timestamp, std::string_view state);
+  void remove_unneeded_files();
+
   [[nodiscard]] const std::filesystem::path& dir() const;
 
  private:
