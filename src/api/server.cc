@@ -1,4 +1,5 @@
 #include "api/server.h"
+#include "api/listener.h"
 
 #include <spdlog/spdlog.h>
 
@@ -218,24 +219,7 @@ struct Server::Impl {
 };
 
 Status Server::Impl::listen() {
-  const std::string where =
-      "listen " + state.options.host + ":" + std::to_string(state.options.port);
-  error_code ec;
-  tcp::resolver resolver(ioc);
-  const auto results =
-      resolver.resolve(state.options.host, std::to_string(state.options.port),
-                       tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-  if (ec || results.empty()) return Status::error(where + ": " + ec.message());
-  const tcp::endpoint endpoint = results.begin()->endpoint();
-  if (acceptor.open(endpoint.protocol(), ec) ||
-      acceptor.set_option(net::socket_base::reuse_address(true), ec) ||
-      acceptor.bind(endpoint, ec) ||
-      acceptor.listen(net::socket_base::max_listen_connections, ec)) {
-    return Status::error(where + ": " + ec.message());
-  }
-  port = acceptor.local_endpoint(ec).port();
-  if (ec) return Status::error(where + ": " + ec.message());
-  return Status::ok();
+  return api::listen_on(ioc, acceptor, state.options.host, state.options.port, &port);
 }
 
 void Server::Impl::accept() {

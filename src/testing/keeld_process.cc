@@ -97,6 +97,31 @@ std::filesystem::path build_path(const std::string& relative) {
   return std::filesystem::path(dir) / relative;
 }
 
+Status ServerProcess::start(const std::vector<std::string>& argv, int64_t start_timeout_ms,
+                            std::unique_ptr<ServerProcess>* out) {
+  std::unique_ptr<ServerProcess> p(new ServerProcess());
+  if (Status s = p->launch(argv, start_timeout_ms); !s.is_ok()) return s;
+  *out = std::move(p);
+  return Status::ok();
+}
+
+Status ServerProcess::launch(const std::vector<std::string>& argv, int64_t start_timeout_ms) {
+  const std::string name = std::filesystem::path(argv.at(0)).filename().string();
+  if (Status s = spawn(argv, &pid_, &stdout_fd_, nullptr); !s.is_ok()) return s;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(start_timeout_ms);
+  std::string line;
+  if (!read_line(stdout_fd_, deadline, &line)) {
+    const int code = stop(5'000);
+    return Status::error(name + " did not print its listening line (exit status " +
+                         std::to_string(code) + ")");
+  }
+  static constexpr std::string_view kPrefix = "listening on http://127.0.0.1:";
+  if (line.rfind(kPrefix, 0) != 0) return Status::error("unexpected first line: " + line);
+  port_ = static_cast<uint16_t>(std::atoi(line.c_str() + kPrefix.size()));
+  if (port_ == 0) return Status::error("no port in: " + line);
+  return Status::ok();
+}
+
 Status KeeldProcess::start(KeeldOptions options, std::unique_ptr<KeeldProcess>* out) {
   std::unique_ptr<KeeldProcess> p(new KeeldProcess());
   if (options.binary.empty()) options.binary = build_path("src/keeld/keeld");
@@ -109,27 +134,26 @@ Status KeeldProcess::start(KeeldOptions options, std::unique_ptr<KeeldProcess>* 
   std::vector<std::string> argv = {options.binary.string(), "--listen", "127.0.0.1:0", "--data",
                                    options.data_dir.string()};
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
-  if (Status s = spawn(argv, &p->pid_, &p->stdout_fd_, nullptr); !s.is_ok()) return s;
-  const auto deadline = Clock::now() + std::chrono::milliseconds(options.start_timeout_ms);
-  std::string line;
-  if (!read_line(p->stdout_fd_, deadline, &line)) {
-    const int code = p->stop(5'000);
-    return Status::error("keeld did not print its listening line (exit status " +
-                         std::to_string(code) + ")");
-  }
-  static constexpr std::string_view kPrefix = "listening on http://127.0.0.1:";
-  if (line.rfind(kPrefix, 0) != 0) return Status::error("unexpected first line: " + line);
-  p->port_ = static_cast<uint16_t>(std::atoi(line.c_str() + kPrefix.size()));
-  if (p->port_ == 0) return Status::error("no port in: " + line);
+  if (Status s = p->launch(argv, options.start_timeout_ms); !s.is_ok()) return s;
   *out = std::move(p);
   return Status::ok();
 }
 
+Status start_psp_sim(const std::filesystem::path& config, uint64_t seed,
+                     std::unique_ptr<ServerProcess>* out) {
+  const auto binary = build_path("src/psp_sim/keel-psp-sim");
+  if (binary.empty()) return Status::error("KEEL_BUILD_DIR is not set");
+  return ServerProcess::start({binary.string(), "--listen", "127.0.0.1:0", "--config",
+                               config.string(), "--seed", std::to_string(seed)},
+                              60'000, out);
+}
+
+ServerProcess::~ServerProcess() { stop(); }
 KeeldProcess::~KeeldProcess() { stop(); }
 
-std::string KeeldProcess::base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string ServerProcess::base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
-int KeeldProcess::reap(int64_t timeout_ms) {
+int ServerProcess::reap(int64_t timeout_ms) {
   int code = wait_pid(pid_, timeout_ms);
   if (code == -2) {
     ::kill(pid_, SIGKILL);
@@ -141,19 +165,19 @@ int KeeldProcess::reap(int64_t timeout_ms) {
   return code;
 }
 
-int KeeldProcess::stop(int64_t timeout_ms) {
+int ServerProcess::stop(int64_t timeout_ms) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
   return reap(timeout_ms);
 }
 
-int KeeldProcess::kill9() {
+int ServerProcess::kill9() {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGKILL);
   return reap(60'000);
 }
 
-int KeeldProcess::wait_exit(int64_t timeout_ms) {
+int ServerProcess::wait_exit(int64_t timeout_ms) {
   if (pid_ <= 0) return -1;
   const int code = wait_pid(pid_, timeout_ms);
   if (code == -2) return -2;

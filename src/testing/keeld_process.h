@@ -27,25 +27,26 @@ struct KeeldOptions {
   int64_t start_timeout_ms = 60'000;
 };
 
-// A keeld child process for process-level tests, listening on 127.0.0.1 on a port it picked.
-// Its stderr (logs) goes to the test's stderr. The destructor always stops it (SIGTERM, then
-// SIGKILL if it does not exit in time).
+// A keel server program (keeld, keel-psp-sim) as a child process of a test: spawned with
+// `--listen 127.0.0.1:0`, ready once it printed `listening on http://127.0.0.1:PORT`. Its stderr
+// goes to the test's stderr. The destructor always stops it (SIGTERM, then SIGKILL if it does
+// not exit in time).
 //
 // Thread: one thread at a time.
-class KeeldProcess {
+class ServerProcess {
  public:
-  // Spawns keeld and waits for its `listening on http://HOST:PORT` line. Fails if the binary is
-  // missing, the process exits first (with its exit status in the message) or the line does not
-  // come within options.start_timeout_ms.
-  static Status start(KeeldOptions options, std::unique_ptr<KeeldProcess>* out);
-  ~KeeldProcess();
-  KeeldProcess(const KeeldProcess&) = delete;
-  KeeldProcess& operator=(const KeeldProcess&) = delete;
+  // Spawns argv (argv[0] is the program's path) and waits for its listening line. Fails if the
+  // binary is missing, the process exits first (with its exit status in the message) or the
+  // line does not come within start_timeout_ms.
+  static Status start(const std::vector<std::string>& argv, int64_t start_timeout_ms,
+                      std::unique_ptr<ServerProcess>* out);
+  virtual ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
 
   [[nodiscard]] uint16_t port() const { return port_; }
   [[nodiscard]] std::string base_url() const;  // "http://127.0.0.1:PORT"
   [[nodiscard]] pid_t pid() const { return pid_; }
-  [[nodiscard]] const std::filesystem::path& data_dir() const { return data_dir_; }
   [[nodiscard]] bool running() const { return pid_ > 0; }
 
   // Sends SIGTERM and waits up to `timeout_ms` (then SIGKILL). Returns the exit code, or
@@ -57,16 +58,36 @@ class KeeldProcess {
   // failure); returns as stop() does, or -2 if it is still running.
   int wait_exit(int64_t timeout_ms);
 
+ protected:
+  ServerProcess() = default;
+  Status launch(const std::vector<std::string>& argv, int64_t start_timeout_ms);
+
  private:
-  KeeldProcess() = default;
   int reap(int64_t timeout_ms);
 
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
   uint16_t port_ = 0;
+};
+
+// keeld with a data directory (a fresh TempDir unless one is given).
+class KeeldProcess : public ServerProcess {
+ public:
+  static Status start(KeeldOptions options, std::unique_ptr<KeeldProcess>* out);
+  ~KeeldProcess() override;  // stops keeld before its TempDir goes
+
+  [[nodiscard]] const std::filesystem::path& data_dir() const { return data_dir_; }
+
+ private:
+  KeeldProcess() = default;
+
   std::unique_ptr<TempDir> owned_dir_;
   std::filesystem::path data_dir_;
 };
+
+// keel-psp-sim from this build tree with `config` and `seed`.
+Status start_psp_sim(const std::filesystem::path& config, uint64_t seed,
+                     std::unique_ptr<ServerProcess>* out);
 
 // The outcome of run_program().
 struct ProgramResult {
