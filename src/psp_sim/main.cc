@@ -1,0 +1,100 @@
+// keel-psp-sim: simulated PSPs and banks speaking docs/psp_protocol.md, with fault injection
+// deterministic under --seed (docs/psp_sim.md). Prints `listening on http://HOST:PORT` on
+// stdout once ready and stops cleanly on SIGTERM/SIGINT.
+// Exit codes: 0 after a clean stop, 1 on a start-up error (one line on stderr).
+
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+
+#include "psp_sim/config.h"
+#include "psp_sim/server.h"
+#include "psp_sim/simulator.h"
+
+namespace {
+
+using namespace keel;
+using namespace keel::psp_sim;
+
+constexpr int kExitStartupError = 1;
+
+int fail_startup(const std::string& message) {
+  std::fprintf(stderr, "keel-psp-sim: %s\n", message.c_str());
+  return kExitStartupError;
+}
+
+// Splits "HOST:PORT" (an IPv6 host in brackets); false if malformed.
+bool split_listen(const std::string& listen, SimServerOptions* options) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) return false;
+  std::string host = listen.substr(0, colon);
+  if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port = listen.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  const int p = std::stoi(port);
+  if (p > 65535) return false;
+  options->host = host;
+  options->port = static_cast<uint16_t>(p);
+  return true;
+}
+
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"keel-psp-sim: simulated PSPs and banks (docs/psp_sim.md)"};
+  std::string listen = "127.0.0.1:9090";
+  std::string config_path;
+  uint64_t seed = 1;
+  size_t io_threads = 2;
+  std::string log_level = "info";
+  app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)");
+  app.add_option("--config", config_path, "the TOML config of the simulated PSPs")->required();
+  app.add_option("--seed", seed, "seed of every fault decision");
+  app.add_option("--io-threads", io_threads, "I/O threads")->check(CLI::Range(1, 64));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stderr_color_mt("keel-psp-sim");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  logger->set_level(spdlog::level::from_str(log_level));
+  spdlog::set_default_logger(logger);
+
+  SimServerOptions options;
+  options.io_threads = io_threads;
+  if (!split_listen(listen, &options)) return fail_startup("--listen: expected HOST:PORT");
+  SimConfig config;
+  if (Status s = load_config(config_path, &config); !s.is_ok()) return fail_startup(s.message());
+
+  const sigset_t signals = block_stop_signals();
+  Simulator sim(std::move(config), seed);
+  std::unique_ptr<SimServer> server;
+  if (Status s = SimServer::start(options, &sim, &server); !s.is_ok()) {
+    return fail_startup(s.message());
+  }
+  const std::string host =
+      options.host.find(':') != std::string::npos ? "[" + options.host + "]" : options.host;
+  std::printf("listening on http://%s:%u\n", host.c_str(), static_cast<unsigned>(server->port()));
+  std::fflush(stdout);
+  spdlog::info("listening on {}:{} with {} PSPs, seed {}", host, server->port(),
+               sim.config().psps.size(), seed);
+  int sig = 0;
+  while (sigwait(&signals, &sig) != 0 || (sig != SIGTERM && sig != SIGINT)) {
+  }
+  spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  server->shutdown();
+  return 0;
+}

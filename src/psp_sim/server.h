@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "psp_sim/simulator.h"
+
+namespace keel::psp_sim {
+
+struct SimServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0: the system picks one; see SimServer::port()
+  size_t io_threads = 2;
+  size_t body_bytes_max = size_t{1} << 20;
+  int64_t idle_timeout_ms = 60'000;
+  // A black-holed request's connection is held open this long at most (or until the client
+  // closes it).
+  int64_t black_hole_hold_ms = 120'000;
+};
+
+// The HTTP/1.1 front of the simulator (Boost.Beast): `io_threads` threads run one io_context,
+// each connection on its own strand, keep-alive. Every request goes through
+// Simulator::admit(), waits its latency on a timer (never blocking a thread), goes through
+// Simulator::process(), and is answered, held (black hole) or dropped (lost response) as
+// decided; refused requests get their connection reset without being processed. Asynchronous
+// outcomes are settled on timers and webhooks go out through a WebhookSender.
+//
+// Thread: start and shutdown from one controlling thread. `sim` must outlive the server.
+class SimServer {
+ public:
+  // Binds and listens; "listen HOST:PORT: <reason>" on failure.
+  static Status start(SimServerOptions options, Simulator* sim, std::unique_ptr<SimServer>* out);
+  ~SimServer();  // shutdown()
+
+  [[nodiscard]] uint16_t port() const;
+  // Stops accepting, stops sending webhooks, stops the I/O threads and closes every connection.
+  // Requests in flight are dropped. Idempotent.
+  void shutdown();
+
+ private:
+  SimServer();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keel::psp_sim
