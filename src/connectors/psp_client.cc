@@ -1,0 +1,446 @@
+#include "connectors/psp_client.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <cerrno>
+#include <chrono>
+#include <deque>
+#include <vector>
+
+namespace keel::connectors {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace json = boost::json;
+using tcp = net::ip::tcp;
+using beast::error_code;
+using Clock = std::chrono::steady_clock;
+using Strand = net::strand<net::any_io_executor>;
+
+constexpr size_t kReferenceBytesMax = 128;
+constexpr size_t kTraceparentBytesMax = 128;
+
+bool valid_reference(std::string_view r) {
+  if (r.empty() || r.size() > kReferenceBytesMax) return false;
+  return std::all_of(r.begin(), r.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+bool valid_traceparent(std::string_view t) {
+  if (t.empty() || t.size() > kTraceparentBytesMax) return false;
+  return std::all_of(t.begin(), t.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-';
+  });
+}
+
+enum class Phase : uint8_t { queued, connecting, writing, reading, done };
+
+struct Connection {
+  explicit Connection(const Strand& strand) : stream(strand) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  std::optional<http::response_parser<http::string_body>> parser;
+  bool reused = false;  // completed at least one exchange
+  Clock::time_point idle_since;
+};
+
+struct Call {
+  Call(const Strand& strand, RequestKind k) : kind(k), queue_timer(strand) {}
+  RequestKind kind;
+  std::string reference;
+  http::request<http::string_body> request;
+  PspCallback done;
+  Clock::time_point started = Clock::now();
+  Clock::time_point deadline;
+  Phase phase = Phase::queued;
+  bool resent = false;
+  net::steady_timer queue_timer;
+};
+
+// Whether an idle pooled connection can take a request: the peer has not closed it and sent
+// nothing unasked. A non-blocking peek; the connection's state is left as it was.
+bool looks_alive(Connection& c) {
+  if (!c.stream.socket().is_open() || c.buffer.size() != 0) return false;
+  char byte = 0;
+  const ssize_t n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+void close_connection(Connection& c) {
+  error_code ignored;
+  c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  c.stream.close();
+}
+
+}  // namespace
+
+struct PspClient::Impl : std::enable_shared_from_this<PspClient::Impl> {
+  Impl(net::any_io_executor executor, PspClientOptions o)
+      : strand(net::make_strand(executor)), options(std::move(o)) {
+    options.connections_max = std::max<size_t>(options.connections_max, 1);
+    prefix = "/psp/" + options.psp + "/v1";
+  }
+
+  Strand strand;
+  PspClientOptions options;
+  std::string prefix;
+  std::vector<std::shared_ptr<Connection>> open;  // every connection, busy or idle
+  std::vector<std::shared_ptr<Connection>> idle;  // most recently used last
+  std::deque<std::shared_ptr<Call>> queue;        // may hold finished calls (skipped)
+  size_t queued_live = 0;
+  bool shut_down = false;
+  std::atomic<uint64_t> connections_opened{0};
+  std::atomic<uint64_t> resent{0};
+
+  void send(RequestKind kind, const std::string& reference, http::verb verb,
+            const std::string& path, std::string body, std::string_view traceparent,
+            PspCallback done);
+  void submit(std::shared_ptr<Call> call);
+  void start(std::shared_ptr<Call> call);
+  void enqueue(std::shared_ptr<Call> call);
+  void pump();
+  std::shared_ptr<Connection> take_idle();
+  void connect(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn);
+  void on_connect(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn, error_code ec);
+  void write(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn);
+  void read(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn);
+  void on_read(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn, error_code ec);
+  void drop(const std::shared_ptr<Connection>& conn);
+  void finish(const std::shared_ptr<Call>& call, const TransportSeen& seen);
+  void shutdown();
+
+  std::chrono::milliseconds remaining(const Call& call) const {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(call.deadline - Clock::now());
+    return std::max(left, std::chrono::milliseconds(1));
+  }
+};
+
+// Any thread: stamps the deadline and hands the call to the strand.
+void PspClient::Impl::submit(std::shared_ptr<Call> call) {
+  call->deadline = call->started + std::chrono::milliseconds(options.total_timeout_ms);
+  net::post(strand, [self = shared_from_this(), call = std::move(call)]() mutable {
+    self->start(std::move(call));
+  });
+}
+
+void PspClient::Impl::start(std::shared_ptr<Call> call) {
+  if (shut_down || Clock::now() >= call->deadline) {
+    return finish(call, {TransportResult::not_sent});
+  }
+  if (!valid_reference(call->reference)) return finish(call, {TransportResult::invalid_request});
+  if (auto conn = take_idle()) return write(std::move(call), std::move(conn));
+  if (open.size() < options.connections_max) {
+    auto conn = std::make_shared<Connection>(strand);
+    open.push_back(conn);
+    return connect(std::move(call), std::move(conn));
+  }
+  enqueue(std::move(call));
+}
+
+void PspClient::Impl::enqueue(std::shared_ptr<Call> call) {
+  if (queued_live >= options.queued_calls_max) return finish(call, {TransportResult::not_sent});
+  ++queued_live;
+  queue.push_back(call);
+  call->queue_timer.expires_at(call->deadline);
+  call->queue_timer.async_wait([self = shared_from_this(), call](error_code ec) {
+    if (ec || call->phase != Phase::queued) return;
+    --self->queued_live;
+    self->finish(call, {TransportResult::not_sent});
+  });
+}
+
+// A connection slot or an idle connection came free: start the oldest waiting call.
+void PspClient::Impl::pump() {
+  while (!queue.empty()) {
+    std::shared_ptr<Call> call = std::move(queue.front());
+    queue.pop_front();
+    if (call->phase != Phase::queued) continue;  // timed out while waiting
+    --queued_live;
+    call->queue_timer.cancel();
+    return start(std::move(call));
+  }
+}
+
+std::shared_ptr<Connection> PspClient::Impl::take_idle() {
+  while (!idle.empty()) {
+    std::shared_ptr<Connection> conn = std::move(idle.back());
+    idle.pop_back();
+    const bool fresh =
+        Clock::now() - conn->idle_since < std::chrono::milliseconds(options.idle_timeout_ms);
+    if (fresh && looks_alive(*conn)) return conn;
+    close_connection(*conn);
+    std::erase(open, conn);
+  }
+  return nullptr;
+}
+
+void PspClient::Impl::connect(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn) {
+  call->phase = Phase::connecting;
+  const auto connect_timeout =
+      std::min(std::chrono::milliseconds(options.connect_timeout_ms), remaining(*call));
+  error_code ec;
+  const auto address = net::ip::make_address(options.host, ec);
+  if (!ec) {
+    conn->stream.expires_after(connect_timeout);
+    conn->stream.async_connect(
+        tcp::endpoint(address, options.port),
+        [self = shared_from_this(), call, conn](error_code e) { self->on_connect(call, conn, e); });
+    return;
+  }
+  auto resolver = std::make_shared<tcp::resolver>(strand);
+  resolver->async_resolve(options.host, std::to_string(options.port),
+                          [self = shared_from_this(), call, conn, resolver, connect_timeout](
+                              error_code e, const tcp::resolver::results_type& endpoints) {
+                            if (e) return self->on_connect(call, conn, e);
+                            conn->stream.expires_after(connect_timeout);
+                            conn->stream.async_connect(
+                                endpoints, [self, call, conn](error_code e2, const tcp::endpoint&) {
+                                  self->on_connect(call, conn, e2);
+                                });
+                          });
+}
+
+void PspClient::Impl::on_connect(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn,
+                                 error_code ec) {
+  if (ec) {
+    drop(conn);
+    TransportResult r = TransportResult::connect_failed;
+    if (ec == net::error::connection_refused) r = TransportResult::connect_refused;
+    if (ec == beast::error::timeout) r = TransportResult::connect_timeout;
+    finish(call, {r});
+    return pump();
+  }
+  connections_opened.fetch_add(1, std::memory_order_relaxed);
+  error_code ignored;
+  conn->stream.socket().set_option(tcp::no_delay(true), ignored);
+  write(std::move(call), std::move(conn));
+}
+
+void PspClient::Impl::write(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn) {
+  if (shut_down) {
+    drop(conn);
+    return finish(call, {TransportResult::not_sent});
+  }
+  call->phase = Phase::writing;
+  conn->stream.expires_after(remaining(*call));
+  http::async_write(
+      conn->stream, call->request,
+      [self = shared_from_this(), call, conn](error_code ec, size_t written) {
+        if (!ec) return self->read(call, conn);
+        const bool nothing_sent = written == 0 && conn->reused;
+        self->drop(conn);
+        if (nothing_sent && !call->resent && !self->shut_down && ec != beast::error::timeout) {
+          // A dead keep-alive connection: nothing reached the PSP.
+          call->resent = true;
+          self->resent.fetch_add(1, std::memory_order_relaxed);
+          auto fresh = std::make_shared<Connection>(self->strand);
+          self->open.push_back(fresh);
+          return self->connect(call, fresh);
+        }
+        self->finish(call, {TransportResult::send_failed});
+        self->pump();
+      });
+}
+
+void PspClient::Impl::read(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn) {
+  call->phase = Phase::reading;
+  conn->parser.emplace();
+  conn->parser->body_limit(options.response_body_bytes_max);
+  conn->stream.expires_after(remaining(*call));
+  http::async_read(conn->stream, conn->buffer, *conn->parser,
+                   [self = shared_from_this(), call, conn](error_code ec, size_t) {
+                     self->on_read(call, conn, ec);
+                   });
+}
+
+void PspClient::Impl::on_read(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn,
+                              error_code ec) {
+  if (ec) {
+    drop(conn);
+    TransportResult r = TransportResult::lost_after_send;
+    if (ec == beast::error::timeout) {
+      r = TransportResult::timeout_after_send;
+    } else if (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+               ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      r = TransportResult::bad_http_after_send;
+    }
+    finish(call, {r});
+    return pump();
+  }
+  http::response<http::string_body> response = conn->parser->release();
+  conn->parser.reset();
+  if (response.keep_alive() && !shut_down) {
+    conn->stream.expires_never();
+    conn->reused = true;
+    conn->idle_since = Clock::now();
+    idle.push_back(conn);
+  } else {
+    drop(conn);
+  }
+  finish(call, {TransportResult::response, response.result_int(), response.body()});
+  pump();
+}
+
+void PspClient::Impl::drop(const std::shared_ptr<Connection>& conn) {
+  close_connection(*conn);
+  std::erase(open, conn);
+  std::erase(idle, conn);
+}
+
+void PspClient::Impl::finish(const std::shared_ptr<Call>& call, const TransportSeen& seen) {
+  if (call->phase == Phase::done) return;
+  call->phase = Phase::done;
+  call->queue_timer.cancel();
+  NormalizedAnswer answer = normalize_answer(call->kind, call->reference, seen);
+  PspResult result;
+  result.outcome = answer.outcome;
+  result.error_code = std::move(answer.error_code);
+  result.op = std::move(answer.op);
+  result.latency_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - call->started).count();
+  net::post(strand, [done = std::move(call->done), result = std::move(result)]() mutable {
+    if (done) done(std::move(result));
+  });
+}
+
+void PspClient::Impl::shutdown() {
+  shut_down = true;
+  for (auto& call : queue) {
+    if (call->phase != Phase::queued) continue;
+    finish(call, {TransportResult::not_sent});
+  }
+  queue.clear();
+  queued_live = 0;
+  // Pending operations on these complete with operation_aborted and report their phase.
+  const auto all = open;
+  for (const auto& conn : all) close_connection(*conn);
+  idle.clear();
+}
+
+namespace {
+
+// The request every call sends; `body` empty: no body.
+http::request<http::string_body> make_request(const PspClientOptions& o, http::verb verb,
+                                              std::string target, std::string body,
+                                              std::string_view traceparent) {
+  http::request<http::string_body> req(verb, target, 11);
+  req.set(http::field::host, o.host);
+  req.set(http::field::authorization, "Bearer " + o.api_key);
+  req.set(http::field::accept, "application/json");
+  req.set(http::field::user_agent, "keel-connector");
+  if (valid_traceparent(traceparent)) {
+    req.set("traceparent", beast::string_view(traceparent.data(), traceparent.size()));
+  }
+  if (!body.empty()) req.set(http::field::content_type, "application/json");
+  req.keep_alive(true);
+  req.body() = std::move(body);
+  req.prepare_payload();
+  return req;
+}
+
+}  // namespace
+
+// Any thread: builds the request and hands it to the strand.
+void PspClient::Impl::send(RequestKind kind, const std::string& reference, http::verb verb,
+                           const std::string& path, std::string body, std::string_view traceparent,
+                           PspCallback done) {
+  auto call = std::make_shared<Call>(strand, kind);
+  call->reference = reference;
+  // An invalid reference never reaches the path: start() answers invalid_request.
+  const std::string target = prefix + (valid_reference(reference) ? path : "/");
+  call->request = make_request(options, verb, target, std::move(body), traceparent);
+  call->done = std::move(done);
+  submit(std::move(call));
+}
+
+PspClient::PspClient(net::any_io_executor executor, PspClientOptions options)
+    : impl_(std::make_shared<Impl>(std::move(executor), std::move(options))) {}
+
+PspClient::~PspClient() {
+  net::post(impl_->strand, [impl = impl_] { impl->shutdown(); });
+}
+
+PspClient::Stats PspClient::stats() const {
+  return {impl_->connections_opened.load(std::memory_order_relaxed),
+          impl_->resent.load(std::memory_order_relaxed)};
+}
+
+void PspClient::authorize(const AuthorizeRequest& r, std::string_view traceparent,
+                          PspCallback done) {
+  const json::object body = {{"reference", r.reference},
+                             {"amount", r.amount_minor},
+                             {"currency", r.currency},
+                             {"card_token", r.card_token},
+                             {"capture", r.capture}};
+  impl_->send(RequestKind::operation, r.reference, http::verb::post, "/authorizations",
+              json::serialize(body), traceparent, std::move(done));
+}
+
+void PspClient::capture(const CaptureRequest& r, std::string_view traceparent, PspCallback done) {
+  json::object body;
+  if (r.amount_minor) body["amount"] = *r.amount_minor;
+  impl_->send(RequestKind::operation, r.reference, http::verb::post,
+              "/authorizations/" + r.reference + "/capture", json::serialize(body), traceparent,
+              std::move(done));
+}
+
+void PspClient::void_authorization(std::string_view reference, std::string_view traceparent,
+                                   PspCallback done) {
+  const std::string ref(reference);
+  impl_->send(RequestKind::operation, ref, http::verb::post, "/authorizations/" + ref + "/void", {},
+              traceparent, std::move(done));
+}
+
+void PspClient::refund(const RefundRequest& r, std::string_view traceparent, PspCallback done) {
+  const json::object body = {{"reference", r.reference},
+                             {"payment_reference", r.payment_reference},
+                             {"amount", r.amount_minor}};
+  impl_->send(RequestKind::operation, r.reference, http::verb::post, "/refunds",
+              json::serialize(body), traceparent, std::move(done));
+}
+
+void PspClient::payout(const PayoutRequest& r, std::string_view traceparent, PspCallback done) {
+  const char* kind = r.destination_kind == PayoutDestinationKind::iban ? "iban" : "account";
+  const json::object body = {{"reference", r.reference},
+                             {"amount", r.amount_minor},
+                             {"currency", r.currency},
+                             {"destination", json::object{{kind, r.destination}}}};
+  impl_->send(RequestKind::operation, r.reference, http::verb::post, "/payouts",
+              json::serialize(body), traceparent, std::move(done));
+}
+
+void PspClient::topup(const TopupRequest& r, std::string_view traceparent, PspCallback done) {
+  const char* kind = r.source_kind == TopupSourceKind::card_token ? "card_token" : "bank_account";
+  const json::object body = {{"reference", r.reference},
+                             {"amount", r.amount_minor},
+                             {"currency", r.currency},
+                             {kind, r.source}};
+  impl_->send(RequestKind::operation, r.reference, http::verb::post, "/topups",
+              json::serialize(body), traceparent, std::move(done));
+}
+
+void PspClient::get_operation(std::string_view reference, std::string_view traceparent,
+                              PspCallback done) {
+  const std::string ref(reference);
+  impl_->send(RequestKind::status_query, ref, http::verb::get, "/operations/" + ref, {},
+              traceparent, std::move(done));
+}
+
+}  // namespace keel::connectors
