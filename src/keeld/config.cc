@@ -1,4 +1,5 @@
 #include "keeld/config.h"
+#include "api/listen_address.h"
 
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
@@ -85,25 +86,7 @@ std::string apply_sections(const toml::table& doc, KeeldConfig* c) {
 }  // namespace
 
 Status parse_listen(std::string_view listen, api::ServerOptions* server) {
-  const size_t colon = listen.rfind(':');
-  const auto bad = [&] {
-    return Status::error("--listen must be HOST:PORT (e.g. 127.0.0.1:8080), not \"" +
-                         std::string(listen) + "\"");
-  };
-  if (colon == std::string_view::npos || colon == 0) return bad();
-  std::string_view host = listen.substr(0, colon);
-  const std::string_view port_text = listen.substr(colon + 1);
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return bad();
-    host = host.substr(1, host.size() - 2);
-  }
-  unsigned port = 0;
-  const char* end = port_text.data() + port_text.size();
-  const auto [p, ec] = std::from_chars(port_text.data(), end, port);
-  if (port_text.empty() || ec != std::errc() || p != end || port > 65535) return bad();
-  server->host = std::string(host);
-  server->port = static_cast<uint16_t>(port);
-  return Status::ok();
+  return api::parse_listen(listen, &server->host, &server->port);
 }
 
 std::string base_url(const api::ServerOptions& server, uint16_t port) {

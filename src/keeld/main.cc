@@ -13,6 +13,7 @@
 
 #include "api/server.h"
 #include "api/service.h"
+#include "api/stop_signals.h"
 #include "engine/engine.h"
 #include "keeld/config.h"
 
@@ -36,18 +37,6 @@ void setup_logging(const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
-// Blocks SIGTERM and SIGINT in this thread and every thread it starts later, so that only the
-// main loop's sigtimedwait() sees them.
-sigset_t block_stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-  return set;
-}
-
 // Waits for a stop signal or for the engine to fail. Returns the exit code.
 int wait_for_stop(const sigset_t& signals, const engine::Engine& engine) {
   const timespec tick{0, 200'000'000};
@@ -65,7 +54,7 @@ int wait_for_stop(const sigset_t& signals, const engine::Engine& engine) {
 }
 
 int run(keeld::KeeldConfig config) {
-  const sigset_t signals = block_stop_signals();
+  const sigset_t signals = api::block_stop_signals();
   config.engine.log = [](engine::LogLevel level, std::string_view line) {
     switch (level) {
       case engine::LogLevel::info:

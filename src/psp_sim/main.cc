@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <memory>
 
+#include "api/listen_address.h"
+#include "api/stop_signals.h"
 #include "psp_sim/config.h"
 #include "psp_sim/server.h"
 #include "psp_sim/simulator.h"
@@ -25,31 +27,6 @@ constexpr int kExitStartupError = 1;
 int fail_startup(const std::string& message) {
   std::fprintf(stderr, "keel-psp-sim: %s\n", message.c_str());
   return kExitStartupError;
-}
-
-// Splits "HOST:PORT" (an IPv6 host in brackets); false if malformed.
-bool split_listen(const std::string& listen, SimServerOptions* options) {
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) return false;
-  std::string host = listen.substr(0, colon);
-  if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  const std::string port = listen.substr(colon + 1);
-  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
-  const int p = std::stoi(port);
-  if (p > 65535) return false;
-  options->host = host;
-  options->port = static_cast<uint16_t>(p);
-  return true;
-}
-
-sigset_t block_stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-  return set;
 }
 
 }  // namespace
@@ -75,11 +52,13 @@ int main(int argc, char** argv) {
 
   SimServerOptions options;
   options.io_threads = io_threads;
-  if (!split_listen(listen, &options)) return fail_startup("--listen: expected HOST:PORT");
+  if (Status s = api::parse_listen(listen, &options.host, &options.port); !s.is_ok()) {
+    return fail_startup(s.message());
+  }
   SimConfig config;
   if (Status s = load_config(config_path, &config); !s.is_ok()) return fail_startup(s.message());
 
-  const sigset_t signals = block_stop_signals();
+  const sigset_t signals = api::block_stop_signals();
   Simulator sim(std::move(config), seed);
   std::unique_ptr<SimServer> server;
   if (Status s = SimServer::start(options, &sim, &server); !s.is_ok()) {

@@ -1,0 +1,19 @@
+#include "api/stop_signals.h"
+
+#include <pthread.h>
+
+#include <csignal>
+
+namespace keel::api {
+
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+}  // namespace keel::api
