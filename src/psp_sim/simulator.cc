@@ -137,7 +137,7 @@ Admission Simulator::admit(const SimRequest& request) {
     return a;
   }
   if (parts.size() < 3 || parts[0] != "psp" || parts[2] != "v1") {
-    a.reply = error_reply(404, "not_found", "no such route");
+    a.reply = error_reply(404, "route_not_found", "no such route");
     return a;
   }
   size_t index = config_.psps.size();
@@ -145,7 +145,7 @@ Admission Simulator::admit(const SimRequest& request) {
     if (config_.psps[i].name == parts[1]) index = i;
   }
   if (index == config_.psps.size()) {
-    a.reply = error_reply(404, "not_found", "no such PSP");
+    a.reply = error_reply(404, "psp_not_found", "no such PSP");
     return a;
   }
   if (request.authorization != "Bearer " + config_.psps[index].api_key) {
@@ -155,7 +155,7 @@ Admission Simulator::admit(const SimRequest& request) {
   PspRoute route{};
   std::string_view path_reference;
   if (!match_psp_route(request.method, parts, &route, &path_reference)) {
-    a.reply = error_reply(404, "not_found", "no such route");
+    a.reply = error_reply(404, "route_not_found", "no such route");
     return a;
   }
   a.psp = index;
@@ -320,13 +320,13 @@ SimReply Simulator::admin(const SimRequest& request) {
     return json_reply(json::object{{"psps", std::move(list)}});
   }
   if (parts.size() != 4 || parts[1] != "psps") {
-    return error_reply(404, "not_found", "no such route");
+    return error_reply(404, "route_not_found", "no such route");
   }
   size_t index = psps_.size();
   for (size_t i = 0; i < config_.psps.size(); ++i) {
     if (config_.psps[i].name == parts[2]) index = i;
   }
-  if (index == psps_.size()) return error_reply(404, "not_found", "no such PSP");
+  if (index == psps_.size()) return error_reply(404, "psp_not_found", "no such PSP");
   PspState& psp = *psps_[index];
   if (request.method == "PUT" && parts[3] == "faults") {
     json::error_code ec;
@@ -355,7 +355,7 @@ SimReply Simulator::admin(const SimRequest& request) {
                                    {"operations", std::move(ops)},
                                    {"totals", std::move(totals)}});
   }
-  return error_reply(404, "not_found", "no such route");
+  return error_reply(404, "route_not_found", "no such route");
 }
 
 }  // namespace keel::psp_sim

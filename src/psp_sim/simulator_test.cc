@@ -59,7 +59,15 @@ TEST(Simulator, RoutesAndErrors) {
       call(sim, "POST", "/psp/acme/v1/authorizations", kAuth, "Bearer x").processed.reply.status,
       401u);
   EXPECT_EQ(call(sim, "POST", "/psp/nope/v1/authorizations", kAuth).processed.reply.status, 404u);
-  EXPECT_EQ(call(sim, "GET", "/psp/acme/v1/operations/att_1", "").processed.reply.status, 404u);
+  // Only "this PSP never received that reference" is `not_found`: a status query to a wrong PSP
+  // name or path must not read as "never received" (keel would then think a retry is safe).
+  EXPECT_EQ(body_of(call(sim, "GET", "/psp/nope/v1/operations/att_1", "")).at("error").at("code"),
+            "psp_not_found");
+  EXPECT_EQ(body_of(call(sim, "GET", "/psp/acme/v1/nothing", "")).at("error").at("code"),
+            "route_not_found");
+  const Call never_sent = call(sim, "GET", "/psp/acme/v1/operations/att_1", "");
+  EXPECT_EQ(never_sent.processed.reply.status, 404u);
+  EXPECT_EQ(body_of(never_sent).at("error").at("code"), "not_found");
   EXPECT_EQ(call(sim, "POST", "/psp/acme/v1/authorizations", "{").processed.reply.status, 400u);
   EXPECT_EQ(call(sim, "POST", "/psp/acme/v1/authorizations",
                  R"({"reference":"a b","amount":1,"currency":"USD","card_token":"t"})")
