@@ -154,38 +154,22 @@ std::vector<CreateTransferResult> Ledger::create_transfers(std::span<const Trans
   KEEL_ASSERT(events.size() <= kEventsPerRequestMax);
   expire_pending(base);
   // Pre-pass: hash every id and resolve every account once (no account can appear during a
-  // transfer request), so that the apply loop can prefetch what event i + k will touch: its
-  // index slot and account records first, then the tails of the accounts' transfer lists.
-  constexpr size_t kFar = 16;
-  constexpr size_t kNear = 8;
+  // transfer request); the apply loop prefetches the index slot of the event kAhead further on.
+  constexpr size_t kAhead = 16;
   std::vector<EventKeys> keys(events.size());
   const auto account_id = account_id_of();
   for (size_t i = 0; i < events.size(); ++i) {
     const TransferEvent& e = events[i];
     keys[i].id_hash = transfer_index_.hash(e.id);
+    if (i < kAhead) transfer_index_.prefetch(keys[i].id_hash);
     if (e.flags & (transfer_flags::kPostPending | transfer_flags::kVoidPending)) continue;
     keys[i].debit = account_index_.find(e.debit_account_id, account_id).value_or(kNoIndex);
     keys[i].credit = account_index_.find(e.credit_account_id, account_id).value_or(kNoIndex);
   }
-  const auto prefetch_far = [&](size_t i) {
-    transfer_index_.prefetch(keys[i].id_hash);
-    for (uint32_t a : {keys[i].debit, keys[i].credit}) {
-      if (a != kNoIndex) __builtin_prefetch(&accounts_[a]);
-    }
-  };
-  const auto prefetch_near = [&](size_t i) {
-    for (uint32_t a : {keys[i].debit, keys[i].credit}) {
-      if (a != kNoIndex)
-        __builtin_prefetch(accounts_[a].transfers.data() + accounts_[a].transfers.size(), 1);
-    }
-  };
-  for (size_t i = 0; i < std::min(kFar, keys.size()); ++i) prefetch_far(i);
-  for (size_t i = 0; i < std::min(kNear, keys.size()); ++i) prefetch_near(i);
   return run_chains<TransferEvent, CreateTransferResult>(
       events, base, transfer_flags::kLinked,
       [&](size_t i, Timestamp ts) {
-        if (i + kFar < keys.size()) prefetch_far(i + kFar);
-        if (i + kNear < keys.size()) prefetch_near(i + kNear);
+        if (i + kAhead < keys.size()) transfer_index_.prefetch(keys[i + kAhead].id_hash);
         return create_transfer(events[i], ts, keys[i]);
       },
       [this] { in_chain_ = true; },
