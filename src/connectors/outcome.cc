@@ -3,6 +3,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "core/enum_name.h"
+
 namespace keel::connectors {
 namespace {
 
@@ -94,20 +96,13 @@ NormalizedAnswer from_error_status(unsigned status, std::string_view body) {
 
 std::string_view attempt_outcome_name(AttemptOutcome o) {
   switch (o) {
-    case AttemptOutcome::approved:
-      return "approved";
-    case AttemptOutcome::declined_hard:
-      return "declined_hard";
-    case AttemptOutcome::declined_soft:
-      return "declined_soft";
-    case AttemptOutcome::retryable:
-      return "retryable";
-    case AttemptOutcome::pending:
-      return "pending";
-    case AttemptOutcome::not_found:
-      return "not_found";
-    case AttemptOutcome::unknown:
-      return "unknown";
+    KEEL_ENUM_CASE(AttemptOutcome, approved);
+    KEEL_ENUM_CASE(AttemptOutcome, declined_hard);
+    KEEL_ENUM_CASE(AttemptOutcome, declined_soft);
+    KEEL_ENUM_CASE(AttemptOutcome, retryable);
+    KEEL_ENUM_CASE(AttemptOutcome, pending);
+    KEEL_ENUM_CASE(AttemptOutcome, not_found);
+    KEEL_ENUM_CASE(AttemptOutcome, unknown);
   }
   return "?";
 }

@@ -7,6 +7,8 @@
 #include <charconv>
 #include <vector>
 
+#include "core/enum_name.h"
+
 namespace keel::connectors {
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
@@ -33,16 +35,11 @@ std::string sign_webhook(std::string_view secret, int64_t t_s, std::string_view 
 
 std::string_view signature_check_name(SignatureCheck c) {
   switch (c) {
-    case SignatureCheck::ok:
-      return "ok";
-    case SignatureCheck::malformed:
-      return "malformed";
-    case SignatureCheck::too_old:
-      return "too_old";
-    case SignatureCheck::in_future:
-      return "in_future";
-    case SignatureCheck::mismatch:
-      return "mismatch";
+    KEEL_ENUM_CASE(SignatureCheck, ok);
+    KEEL_ENUM_CASE(SignatureCheck, malformed);
+    KEEL_ENUM_CASE(SignatureCheck, too_old);
+    KEEL_ENUM_CASE(SignatureCheck, in_future);
+    KEEL_ENUM_CASE(SignatureCheck, mismatch);
   }
   return "unknown";
 }

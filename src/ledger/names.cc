@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/enum_name.h"
 #include "ledger/results.h"
 #include "ledger/types.h"
 
@@ -64,25 +65,21 @@ std::string_view pending_state_name(PendingState s) {
   return "unknown";
 }
 
-#define KEEL_NAME(e, v) \
-  case e::v:            \
-    return #v
-
 std::string_view result_name(CreateAccountResult r) {
   using R = CreateAccountResult;
   switch (r) {
-    KEEL_NAME(R, ok);
-    KEEL_NAME(R, linked_event_failed);
-    KEEL_NAME(R, linked_event_chain_open);
-    KEEL_NAME(R, id_invalid);
-    KEEL_NAME(R, flags_invalid);
-    KEEL_NAME(R, flags_are_mutually_exclusive);
-    KEEL_NAME(R, currency_invalid);
-    KEEL_NAME(R, metadata_invalid);
-    KEEL_NAME(R, exists_with_different_currency);
-    KEEL_NAME(R, exists_with_different_flags);
-    KEEL_NAME(R, exists_with_different_metadata);
-    KEEL_NAME(R, exists);
+    KEEL_ENUM_CASE(R, ok);
+    KEEL_ENUM_CASE(R, linked_event_failed);
+    KEEL_ENUM_CASE(R, linked_event_chain_open);
+    KEEL_ENUM_CASE(R, id_invalid);
+    KEEL_ENUM_CASE(R, flags_invalid);
+    KEEL_ENUM_CASE(R, flags_are_mutually_exclusive);
+    KEEL_ENUM_CASE(R, currency_invalid);
+    KEEL_ENUM_CASE(R, metadata_invalid);
+    KEEL_ENUM_CASE(R, exists_with_different_currency);
+    KEEL_ENUM_CASE(R, exists_with_different_flags);
+    KEEL_ENUM_CASE(R, exists_with_different_metadata);
+    KEEL_ENUM_CASE(R, exists);
   }
   return "unknown";
 }
@@ -90,48 +87,48 @@ std::string_view result_name(CreateAccountResult r) {
 std::string_view result_name(CreateTransferResult r) {
   using R = CreateTransferResult;
   switch (r) {
-    KEEL_NAME(R, ok);
-    KEEL_NAME(R, linked_event_failed);
-    KEEL_NAME(R, linked_event_chain_open);
-    KEEL_NAME(R, id_invalid);
-    KEEL_NAME(R, flags_invalid);
-    KEEL_NAME(R, flags_are_mutually_exclusive);
-    KEEL_NAME(R, metadata_invalid);
-    KEEL_NAME(R, debit_account_id_invalid);
-    KEEL_NAME(R, credit_account_id_invalid);
-    KEEL_NAME(R, accounts_must_be_different);
-    KEEL_NAME(R, pending_id_must_be_empty);
-    KEEL_NAME(R, timeout_reserved_for_pending_transfer);
-    KEEL_NAME(R, amount_must_be_positive);
-    KEEL_NAME(R, currency_invalid);
-    KEEL_NAME(R, pending_id_required);
-    KEEL_NAME(R, pending_id_must_be_different);
-    KEEL_NAME(R, amount_must_not_be_negative);
-    KEEL_NAME(R, exists_with_different_flags);
-    KEEL_NAME(R, exists_with_different_debit_account_id);
-    KEEL_NAME(R, exists_with_different_credit_account_id);
-    KEEL_NAME(R, exists_with_different_amount);
-    KEEL_NAME(R, exists_with_different_currency);
-    KEEL_NAME(R, exists_with_different_pending_id);
-    KEEL_NAME(R, exists_with_different_timeout);
-    KEEL_NAME(R, exists_with_different_metadata);
-    KEEL_NAME(R, exists);
-    KEEL_NAME(R, account_not_found);
-    KEEL_NAME(R, currency_mismatch);
-    KEEL_NAME(R, pending_transfer_not_found);
-    KEEL_NAME(R, pending_transfer_not_pending);
-    KEEL_NAME(R, pending_transfer_has_different_debit_account_id);
-    KEEL_NAME(R, pending_transfer_has_different_credit_account_id);
-    KEEL_NAME(R, pending_transfer_has_different_currency);
-    KEEL_NAME(R, pending_transfer_already_posted);
-    KEEL_NAME(R, pending_transfer_already_voided);
-    KEEL_NAME(R, pending_transfer_expired);
-    KEEL_NAME(R, amount_exceeds_pending);
-    KEEL_NAME(R, void_amount_must_match_pending);
-    KEEL_NAME(R, account_closed);
-    KEEL_NAME(R, overflow);
-    KEEL_NAME(R, exceeds_credits);
-    KEEL_NAME(R, exceeds_debits);
+    KEEL_ENUM_CASE(R, ok);
+    KEEL_ENUM_CASE(R, linked_event_failed);
+    KEEL_ENUM_CASE(R, linked_event_chain_open);
+    KEEL_ENUM_CASE(R, id_invalid);
+    KEEL_ENUM_CASE(R, flags_invalid);
+    KEEL_ENUM_CASE(R, flags_are_mutually_exclusive);
+    KEEL_ENUM_CASE(R, metadata_invalid);
+    KEEL_ENUM_CASE(R, debit_account_id_invalid);
+    KEEL_ENUM_CASE(R, credit_account_id_invalid);
+    KEEL_ENUM_CASE(R, accounts_must_be_different);
+    KEEL_ENUM_CASE(R, pending_id_must_be_empty);
+    KEEL_ENUM_CASE(R, timeout_reserved_for_pending_transfer);
+    KEEL_ENUM_CASE(R, amount_must_be_positive);
+    KEEL_ENUM_CASE(R, currency_invalid);
+    KEEL_ENUM_CASE(R, pending_id_required);
+    KEEL_ENUM_CASE(R, pending_id_must_be_different);
+    KEEL_ENUM_CASE(R, amount_must_not_be_negative);
+    KEEL_ENUM_CASE(R, exists_with_different_flags);
+    KEEL_ENUM_CASE(R, exists_with_different_debit_account_id);
+    KEEL_ENUM_CASE(R, exists_with_different_credit_account_id);
+    KEEL_ENUM_CASE(R, exists_with_different_amount);
+    KEEL_ENUM_CASE(R, exists_with_different_currency);
+    KEEL_ENUM_CASE(R, exists_with_different_pending_id);
+    KEEL_ENUM_CASE(R, exists_with_different_timeout);
+    KEEL_ENUM_CASE(R, exists_with_different_metadata);
+    KEEL_ENUM_CASE(R, exists);
+    KEEL_ENUM_CASE(R, account_not_found);
+    KEEL_ENUM_CASE(R, currency_mismatch);
+    KEEL_ENUM_CASE(R, pending_transfer_not_found);
+    KEEL_ENUM_CASE(R, pending_transfer_not_pending);
+    KEEL_ENUM_CASE(R, pending_transfer_has_different_debit_account_id);
+    KEEL_ENUM_CASE(R, pending_transfer_has_different_credit_account_id);
+    KEEL_ENUM_CASE(R, pending_transfer_has_different_currency);
+    KEEL_ENUM_CASE(R, pending_transfer_already_posted);
+    KEEL_ENUM_CASE(R, pending_transfer_already_voided);
+    KEEL_ENUM_CASE(R, pending_transfer_expired);
+    KEEL_ENUM_CASE(R, amount_exceeds_pending);
+    KEEL_ENUM_CASE(R, void_amount_must_match_pending);
+    KEEL_ENUM_CASE(R, account_closed);
+    KEEL_ENUM_CASE(R, overflow);
+    KEEL_ENUM_CASE(R, exceeds_credits);
+    KEEL_ENUM_CASE(R, exceeds_debits);
   }
   return "unknown";
 }
@@ -139,14 +136,12 @@ std::string_view result_name(CreateTransferResult r) {
 std::string_view result_name(SetAccountClosedResult r) {
   using R = SetAccountClosedResult;
   switch (r) {
-    KEEL_NAME(R, ok);
-    KEEL_NAME(R, account_not_found);
-    KEEL_NAME(R, account_already_closed);
-    KEEL_NAME(R, account_not_closed);
+    KEEL_ENUM_CASE(R, ok);
+    KEEL_ENUM_CASE(R, account_not_found);
+    KEEL_ENUM_CASE(R, account_already_closed);
+    KEEL_ENUM_CASE(R, account_not_closed);
   }
   return "unknown";
 }
-
-#undef KEEL_NAME
 
 }  // namespace keel::ledger

@@ -1,6 +1,7 @@
 #include "payments/payment.h"
 
 #include "core/assert.h"
+#include "core/enum_name.h"
 #include "core/ids.h"
 
 namespace keel::payments {
@@ -342,20 +343,16 @@ std::vector<std::string> PaymentMachine::mark_pending_unknown(Timestamp now) {
   return ids;
 }
 
-#define KEEL_NAME(e, v) \
-  case e::v:            \
-    return #v
-
 std::string_view status_name(PaymentStatus s) {
   using S = PaymentStatus;
   switch (s) {
-    KEEL_NAME(S, requires_confirmation);
-    KEEL_NAME(S, requires_action);
-    KEEL_NAME(S, processing);
-    KEEL_NAME(S, requires_capture);
-    KEEL_NAME(S, succeeded);
-    KEEL_NAME(S, failed);
-    KEEL_NAME(S, canceled);
+    KEEL_ENUM_CASE(S, requires_confirmation);
+    KEEL_ENUM_CASE(S, requires_action);
+    KEEL_ENUM_CASE(S, processing);
+    KEEL_ENUM_CASE(S, requires_capture);
+    KEEL_ENUM_CASE(S, succeeded);
+    KEEL_ENUM_CASE(S, failed);
+    KEEL_ENUM_CASE(S, canceled);
   }
   return "unknown";
 }
@@ -363,12 +360,12 @@ std::string_view status_name(PaymentStatus s) {
 std::string_view attempt_status_name(AttemptStatus s) {
   using S = AttemptStatus;
   switch (s) {
-    KEEL_NAME(S, pending);
-    KEEL_NAME(S, approved);
-    KEEL_NAME(S, declined_hard);
-    KEEL_NAME(S, declined_soft);
-    KEEL_NAME(S, retryable);
-    KEEL_NAME(S, unknown);
+    KEEL_ENUM_CASE(S, pending);
+    KEEL_ENUM_CASE(S, approved);
+    KEEL_ENUM_CASE(S, declined_hard);
+    KEEL_ENUM_CASE(S, declined_soft);
+    KEEL_ENUM_CASE(S, retryable);
+    KEEL_ENUM_CASE(S, unknown);
   }
   return "unknown";
 }
@@ -376,24 +373,22 @@ std::string_view attempt_status_name(AttemptStatus s) {
 std::string_view result_name(PaymentResult r) {
   using R = PaymentResult;
   switch (r) {
-    KEEL_NAME(R, ok);
-    KEEL_NAME(R, id_invalid);
-    KEEL_NAME(R, exists);
-    KEEL_NAME(R, amount_invalid);
-    KEEL_NAME(R, currency_invalid);
-    KEEL_NAME(R, merchant_id_invalid);
-    KEEL_NAME(R, channel_invalid);
-    KEEL_NAME(R, not_found);
-    KEEL_NAME(R, invalid_state);
-    KEEL_NAME(R, attempt_outstanding);
-    KEEL_NAME(R, capture_exceeds_authorized);
-    KEEL_NAME(R, attempt_not_found);
-    KEEL_NAME(R, stale_result);
-    KEEL_NAME(R, result_invalid);
+    KEEL_ENUM_CASE(R, ok);
+    KEEL_ENUM_CASE(R, id_invalid);
+    KEEL_ENUM_CASE(R, exists);
+    KEEL_ENUM_CASE(R, amount_invalid);
+    KEEL_ENUM_CASE(R, currency_invalid);
+    KEEL_ENUM_CASE(R, merchant_id_invalid);
+    KEEL_ENUM_CASE(R, channel_invalid);
+    KEEL_ENUM_CASE(R, not_found);
+    KEEL_ENUM_CASE(R, invalid_state);
+    KEEL_ENUM_CASE(R, attempt_outstanding);
+    KEEL_ENUM_CASE(R, capture_exceeds_authorized);
+    KEEL_ENUM_CASE(R, attempt_not_found);
+    KEEL_ENUM_CASE(R, stale_result);
+    KEEL_ENUM_CASE(R, result_invalid);
   }
   return "unknown";
 }
-
-#undef KEEL_NAME
 
 }  // namespace keel::payments

@@ -6,41 +6,30 @@
 #include <tuple>
 
 #include "core/assert.h"
+#include "core/enum_name.h"
 
 namespace keel::psp_sim {
 
 std::string_view type_name(OperationType t) {
   switch (t) {
-    case OperationType::authorization:
-      return "authorization";
-    case OperationType::refund:
-      return "refund";
-    case OperationType::payout:
-      return "payout";
-    case OperationType::topup:
-      return "topup";
+    KEEL_ENUM_CASE(OperationType, authorization);
+    KEEL_ENUM_CASE(OperationType, refund);
+    KEEL_ENUM_CASE(OperationType, payout);
+    KEEL_ENUM_CASE(OperationType, topup);
   }
   return "unknown";
 }
 
 std::string_view status_name(OperationStatus s) {
   switch (s) {
-    case OperationStatus::pending:
-      return "pending";
-    case OperationStatus::authorized:
-      return "authorized";
-    case OperationStatus::captured:
-      return "captured";
-    case OperationStatus::voided:
-      return "voided";
-    case OperationStatus::declined:
-      return "declined";
-    case OperationStatus::refunded:
-      return "refunded";
-    case OperationStatus::paid:
-      return "paid";
-    case OperationStatus::failed:
-      return "failed";
+    KEEL_ENUM_CASE(OperationStatus, pending);
+    KEEL_ENUM_CASE(OperationStatus, authorized);
+    KEEL_ENUM_CASE(OperationStatus, captured);
+    KEEL_ENUM_CASE(OperationStatus, voided);
+    KEEL_ENUM_CASE(OperationStatus, declined);
+    KEEL_ENUM_CASE(OperationStatus, refunded);
+    KEEL_ENUM_CASE(OperationStatus, paid);
+    KEEL_ENUM_CASE(OperationStatus, failed);
   }
   return "unknown";
 }
