@@ -108,7 +108,7 @@ Attempt& PaymentMachine::add_attempt(Payment& p, AttemptKind kind, std::string_v
                                      int64_t amount, Timestamp now, Effects* effects) {
   KEEL_ASSERT(!any_outstanding(p));
   Attempt a;
-  a.id = p.id + ".a" + std::to_string(p.attempts.size() + 1);
+  a.id = p.id + "_a" + std::to_string(p.attempts.size() + 1);
   a.kind = kind;
   a.channel = std::string(channel);
   a.amount = amount;

@@ -37,7 +37,18 @@ enum class PaymentStatus : uint8_t {
 
 enum class CaptureMethod : uint8_t { automatic = 0, manual };
 
-enum class AttemptKind : uint8_t { authorization = 0, capture, void_authorization };
+// Values are in snapshots and journal records: never renumber one.
+enum class AttemptKind : uint8_t {
+  authorization = 0,
+  capture,
+  void_authorization,
+  refund,  // of a captured card payment
+  payout,  // from a wallet to a bank account
+  topup,   // into a wallet from a card or a bank account
+};
+
+// What a PSP call draws on or pays to (PspCall::instrument).
+enum class InstrumentKind : uint8_t { none = 0, card_token, bank_account, iban, account };
 
 enum class AttemptStatus : uint8_t {
   pending = 0,    // sent (or about to be); no answer yet
@@ -54,6 +65,7 @@ struct AttemptResult {
   bool captured = false;  // authorization approved and captured at once (auto capture)
   std::string psp_reference;
   std::string error_code;  // normalized decline or error code
+  int64_t fee = 0;         // what the PSP charged keel for it (minor units), when it says
 };
 
 struct Attempt {
@@ -110,7 +122,9 @@ struct PspCall {
   int64_t amount = 0;
   Currency currency;
   bool capture_now = false;             // authorization with automatic capture
-  std::string authorization_reference;  // capture and void: the authorization attempt's id
+  std::string authorization_reference;  // capture, void, refund: the authorization attempt's id
+  InstrumentKind instrument_kind = InstrumentKind::none;
+  std::string instrument;  // card token, bank account, IBAN or account id
 };
 
 struct Effects {

@@ -76,10 +76,10 @@ TEST_F(PaymentTest, AutoCaptureApprovedPostsHoldAndCaptureInOneChain) {
   EXPECT_EQ(pay("pay_1").status, S::requires_confirmation);
   ASSERT_EQ(confirm("pay_1"), R::ok);
   ASSERT_EQ(calls_.size(), 1u);
-  EXPECT_EQ(calls_[0].attempt_id, "pay_1.a1");
+  EXPECT_EQ(calls_[0].attempt_id, "pay_1_a1");
   EXPECT_TRUE(calls_[0].capture_now);
   EXPECT_EQ(pay("pay_1").status, S::processing);
-  ASSERT_EQ(result("pay_1.a1", A::approved, true), R::ok);
+  ASSERT_EQ(result("pay_1_a1", A::approved, true), R::ok);
   EXPECT_EQ(pay("pay_1").status, S::succeeded);
   EXPECT_EQ(pay("pay_1").captured_amount, 1250);
   EXPECT_EQ(merchant(), (ledger::Balances{0, 0, 0, 1250}));
@@ -90,7 +90,7 @@ TEST_F(PaymentTest, AutoCaptureApprovedPostsHoldAndCaptureInOneChain) {
 TEST_F(PaymentTest, ManualCaptureHoldsThenPostsPartOfIt) {
   create("pay_1", CaptureMethod::manual);
   confirm("pay_1");
-  ASSERT_EQ(result("pay_1.a1", A::approved), R::ok);
+  ASSERT_EQ(result("pay_1_a1", A::approved), R::ok);
   EXPECT_EQ(pay("pay_1").status, S::requires_capture);
   EXPECT_EQ(merchant(), (ledger::Balances{0, 0, 1250, 0}));  // held, not yet the merchant's
   Effects e;
@@ -98,7 +98,7 @@ TEST_F(PaymentTest, ManualCaptureHoldsThenPostsPartOfIt) {
   ASSERT_EQ(machine_.capture("pay_1", 1000, next(), &e), R::ok);
   post(e);
   EXPECT_EQ(calls_.back().kind, AttemptKind::capture);
-  EXPECT_EQ(calls_.back().authorization_reference, "pay_1.a1");
+  EXPECT_EQ(calls_.back().authorization_reference, "pay_1_a1");
   ASSERT_EQ(result("pay_1.a2", A::approved), R::ok);
   EXPECT_EQ(pay("pay_1").status, S::succeeded);
   EXPECT_EQ(merchant(), (ledger::Balances{0, 0, 0, 1000}));  // the rest released
@@ -107,15 +107,15 @@ TEST_F(PaymentTest, ManualCaptureHoldsThenPostsPartOfIt) {
 TEST_F(PaymentTest, UnknownOutcomeBlocksNewAttemptsUntilResolvedAndChargesOnce) {
   create("pay_1");
   confirm("pay_1");
-  ASSERT_EQ(result("pay_1.a1", A::unknown), R::ok);
+  ASSERT_EQ(result("pay_1_a1", A::unknown), R::ok);
   EXPECT_EQ(pay("pay_1").status, S::processing);
   Effects e;
   EXPECT_EQ(machine_.retry("pay_1", "globex", next(), &e), R::attempt_outstanding);
   EXPECT_TRUE(e.calls.empty());
   EXPECT_EQ(merchant(), ledger::Balances{});  // unknown is never success
   // The status query and the webhook both say approved: the first settles, the second is stale.
-  ASSERT_EQ(result("pay_1.a1", A::approved, true), R::ok);
-  EXPECT_EQ(result("pay_1.a1", A::approved, true), R::stale_result);
+  ASSERT_EQ(result("pay_1_a1", A::approved, true), R::ok);
+  EXPECT_EQ(result("pay_1_a1", A::approved, true), R::stale_result);
   EXPECT_EQ(pay("pay_1").status, S::succeeded);
   EXPECT_EQ(merchant().credits_posted, 1250);
   EXPECT_EQ(calls_.size(), 1u);  // one attempt ever reached the PSP
@@ -124,7 +124,7 @@ TEST_F(PaymentTest, UnknownOutcomeBlocksNewAttemptsUntilResolvedAndChargesOnce) 
 TEST_F(PaymentTest, RetryableAndSoftDeclinesMayRetryHardDeclinesFail) {
   create("pay_1");
   confirm("pay_1");
-  ASSERT_EQ(result("pay_1.a1", A::retryable), R::ok);
+  ASSERT_EQ(result("pay_1_a1", A::retryable), R::ok);
   Effects e;
   ASSERT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::ok);
   post(e);
@@ -144,21 +144,21 @@ TEST_F(PaymentTest, RetryOnlyAfterARetryableOrSoftOutcome) {
   EXPECT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::invalid_state);  // not confirmed
   confirm("pay_1");
   EXPECT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::attempt_outstanding);  // pending
-  result("pay_1.a1", A::approved);
+  result("pay_1_a1", A::approved);
   EXPECT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::invalid_state);  // authorized
 }
 
 TEST_F(PaymentTest, ProcessingPastItsDeadlineGoesToReviewNeverSilently) {
   create("pay_1");
   confirm("pay_1");
-  result("pay_1.a1", A::unknown);
+  result("pay_1_a1", A::unknown);
   Effects e;
   EXPECT_TRUE(machine_.tick(now_ + 29 * kMinute, &e).empty());
   EXPECT_EQ(machine_.tick(now_ + 31 * kMinute, &e), std::vector<std::string>{"pay_1"});
   EXPECT_TRUE(pay("pay_1").in_review);
   EXPECT_EQ(pay("pay_1").status, S::processing);
   now_ += 31 * kMinute;
-  ASSERT_EQ(result("pay_1.a1", A::approved, true), R::ok);  // a late webhook still settles it
+  ASSERT_EQ(result("pay_1_a1", A::approved, true), R::ok);  // a late webhook still settles it
   EXPECT_FALSE(pay("pay_1").in_review);
   EXPECT_EQ(merchant().credits_posted, 1250);
 }
@@ -209,7 +209,7 @@ TEST_F(PaymentTest, AfterARestartPendingAttemptsAreUnknown) {
   create("pay_1");
   confirm("pay_1");
   create("pay_2");
-  EXPECT_EQ(machine_.mark_pending_unknown(next()), std::vector<std::string>{"pay_1.a1"});
+  EXPECT_EQ(machine_.mark_pending_unknown(next()), std::vector<std::string>{"pay_1_a1"});
   EXPECT_EQ(pay("pay_1").attempts[0].status, A::unknown);
   Effects e;
   EXPECT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::attempt_outstanding);
@@ -229,9 +229,9 @@ TEST_F(PaymentTest, BadInputIsRefusedAndChangesNothing) {
   EXPECT_EQ(machine_.confirm("nope", "acme", next(), &e), R::not_found);
   EXPECT_EQ(machine_.confirm("pay_1", "bad channel", next(), &e), R::channel_invalid);
   EXPECT_EQ(machine_.capture("pay_1", 5, next(), &e), R::invalid_state);
-  EXPECT_EQ(machine_.apply_result("nope.a1", {A::approved}, "x", next(), &e), R::attempt_not_found);
+  EXPECT_EQ(machine_.apply_result("nope_a1", {A::approved}, "x", next(), &e), R::attempt_not_found);
   confirm("pay_1");
-  EXPECT_EQ(machine_.apply_result("pay_1.a1", {A::pending}, "x", next(), &e), R::result_invalid);
+  EXPECT_EQ(machine_.apply_result("pay_1_a1", {A::pending}, "x", next(), &e), R::result_invalid);
   EXPECT_TRUE(e.postings.empty() && e.calls.empty());
   EXPECT_EQ(pay("pay_1").status, S::processing);
   EXPECT_EQ(pay("pay_1").attempts[0].status, A::pending);
