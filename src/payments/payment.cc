@@ -115,14 +115,14 @@ Attempt& PaymentMachine::add_attempt(Payment& p, AttemptKind kind, std::string_v
   a.created_at = now;
   a.updated_at = now;
   attempt_owner_.emplace(a.id, p.id);
-  PspCall call{kind,
-               p.id,
-               a.id,
-               a.channel,
-               amount,
-               p.currency,
-               kind == AttemptKind::authorization && p.capture_method == CaptureMethod::automatic,
-               ""};
+  PspCall call;
+  call.kind = kind;
+  call.payment_id = p.id;
+  call.attempt_id = a.id;
+  call.channel = a.channel;
+  call.amount = amount;
+  call.currency = p.currency;
+  call.capture_now = kind == AttemptKind::authorization && p.capture_method == CaptureMethod::automatic;
   if (kind != AttemptKind::authorization)
     call.authorization_reference = approved_authorization(p)->id;
   effects->calls.push_back(std::move(call));
@@ -242,6 +242,10 @@ PaymentResult PaymentMachine::apply_result(std::string_view attempt_id, const At
     case AttemptKind::void_authorization:
       settle_void(p, settled, cause, now, effects);
       break;
+    case AttemptKind::refund:
+    case AttemptKind::payout:
+    case AttemptKind::topup:
+      KEEL_ASSERT(false);  // a card payment makes none of these attempts (yet)
   }
   link(effects);
   return PaymentResult::ok;
