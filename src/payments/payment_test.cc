@@ -99,7 +99,7 @@ TEST_F(PaymentTest, ManualCaptureHoldsThenPostsPartOfIt) {
   post(e);
   EXPECT_EQ(calls_.back().kind, AttemptKind::capture);
   EXPECT_EQ(calls_.back().authorization_reference, "pay_1_a1");
-  ASSERT_EQ(result("pay_1.a2", A::approved), R::ok);
+  ASSERT_EQ(result("pay_1_a2", A::approved), R::ok);
   EXPECT_EQ(pay("pay_1").status, S::succeeded);
   EXPECT_EQ(merchant(), (ledger::Balances{0, 0, 0, 1000}));  // the rest released
 }
@@ -128,11 +128,11 @@ TEST_F(PaymentTest, RetryableAndSoftDeclinesMayRetryHardDeclinesFail) {
   Effects e;
   ASSERT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::ok);
   post(e);
-  ASSERT_EQ(result("pay_1.a2", A::declined_soft), R::ok);
+  ASSERT_EQ(result("pay_1_a2", A::declined_soft), R::ok);
   ASSERT_EQ(machine_.retry("pay_1", "globex", next(), &e), R::ok);
   post(e);
   EXPECT_EQ(calls_.back().channel, "globex");
-  ASSERT_EQ(result("pay_1.a3", A::declined_hard), R::ok);
+  ASSERT_EQ(result("pay_1_a3", A::declined_hard), R::ok);
   EXPECT_EQ(pay("pay_1").status, S::failed);
   EXPECT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::invalid_state);
   EXPECT_EQ(merchant(), ledger::Balances{});
@@ -167,10 +167,10 @@ TEST_F(PaymentTest, DeadlinesWithoutAnOutstandingAttemptEndThePayment) {
   create("unconfirmed");
   create("gave_up");
   confirm("gave_up");
-  result("gave_up.a1", A::retryable);
+  result("gave_up_a1", A::retryable);
   create("authorized", CaptureMethod::manual);
   confirm("authorized");
-  result("authorized.a1", A::approved);
+  result("authorized_a1", A::approved);
   Effects e;
   machine_.tick(now_ + 31 * kMinute, &e);
   EXPECT_EQ(pay("gave_up").status, S::failed);
@@ -193,14 +193,14 @@ TEST_F(PaymentTest, CancelBeforeConfirmOrVoidAnAuthorization) {
   EXPECT_EQ(machine_.cancel("pay_1", next(), &e), R::invalid_state);
   create("pay_2", CaptureMethod::manual);
   confirm("pay_2");
-  result("pay_2.a1", A::approved);
+  result("pay_2_a1", A::approved);
   ASSERT_EQ(machine_.cancel("pay_2", next(), &e), R::ok);
   post(e);
-  ASSERT_EQ(result("pay_2.a2", A::declined_soft), R::ok);  // the void failed: still authorized
+  ASSERT_EQ(result("pay_2_a2", A::declined_soft), R::ok);  // the void failed: still authorized
   EXPECT_EQ(pay("pay_2").status, S::requires_capture);
   ASSERT_EQ(machine_.cancel("pay_2", next(), &e), R::ok);
   post(e);
-  ASSERT_EQ(result("pay_2.a3", A::approved), R::ok);
+  ASSERT_EQ(result("pay_2_a3", A::approved), R::ok);
   EXPECT_EQ(pay("pay_2").status, S::canceled);
   EXPECT_EQ(merchant(), ledger::Balances{});
 }
