@@ -1,0 +1,1 @@
+// Placeholder: filled by the wallet_flows work of issue 4.
