@@ -31,6 +31,10 @@ enum class ErrorCode : uint8_t {
   limit_invalid,     // ?limit= not an integer in [1, ledger::kPageLimitMax]
   starting_after_invalid,
   http_invalid,  // the HTTP message itself could not be parsed
+  idempotency_key_missing,  // a money-moving POST without an Idempotency-Key header
+  idempotency_key_invalid,  // not 1-255 printable ASCII characters
+  // 401.
+  signature_invalid,  // a PSP webhook whose PSP-Signature does not verify (or is too old)
   // 404, 405, 413, 431.
   resource_missing,  // no account / transfer with that id
   route_not_found,

@@ -15,7 +15,7 @@ struct RouteSpec {
   std::string_view method;
   std::array<std::string_view, 4> segments;  // "{id}" matches any one segment; "" ends
   Route route;
-  std::array<std::string_view, 2> query;  // the query parameters the route takes
+  std::array<std::string_view, 7> query;  // the query parameters the route takes
 };
 
 constexpr std::array kRoutes = {
@@ -33,6 +33,34 @@ constexpr std::array kRoutes = {
     RouteSpec{"POST", {"v1", "admin", "snapshot"}, Route::admin_snapshot, {}},
     RouteSpec{"GET", {"healthz"}, Route::healthz, {}},
     RouteSpec{"GET", {"readyz"}, Route::readyz, {}},
+    RouteSpec{"POST", {"v1", "customers"}, Route::create_customer, {}},
+    RouteSpec{"GET", {"v1", "customers", "{id}"}, Route::get_customer, {}},
+    RouteSpec{"POST", {"v1", "merchants"}, Route::create_merchant, {}},
+    RouteSpec{"GET", {"v1", "merchants", "{id}"}, Route::get_merchant, {}},
+    RouteSpec{"GET", {"v1", "wallets", "{id}"}, Route::get_wallet, {}},
+    RouteSpec{"POST", {"v1", "payments"}, Route::create_payment, {}},
+    RouteSpec{"GET",
+              {"v1", "payments"},
+              Route::list_payments,
+              {"limit", "starting_after", "status", "merchant", "customer", "created_gte",
+               "created_lt"}},
+    RouteSpec{"GET", {"v1", "payments", "{id}"}, Route::get_payment, {}},
+    RouteSpec{"POST", {"v1", "payments", "{id}", "confirm"}, Route::confirm_payment, {}},
+    RouteSpec{"POST", {"v1", "payments", "{id}", "capture"}, Route::capture_payment, {}},
+    RouteSpec{"POST", {"v1", "payments", "{id}", "cancel"}, Route::cancel_payment, {}},
+    RouteSpec{"POST", {"v1", "webhooks", "{id}"}, Route::psp_webhook, {}},
+    RouteSpec{"POST", {"v1", "refunds"}, Route::create_refund, {}},
+    RouteSpec{"GET", {"v1", "refunds", "{id}"}, Route::get_refund, {}},
+    RouteSpec{"POST", {"v1", "topups"}, Route::create_topup, {}},
+    RouteSpec{"GET", {"v1", "topups", "{id}"}, Route::get_topup, {}},
+    RouteSpec{"POST", {"v1", "payouts"}, Route::create_payout, {}},
+    RouteSpec{"GET", {"v1", "payouts", "{id}"}, Route::get_payout, {}},
+    RouteSpec{"POST", {"v1", "wallet_transfers"}, Route::create_wallet_transfer, {}},
+    RouteSpec{"GET", {"v1", "wallet_transfers", "{id}"}, Route::get_wallet_transfer, {}},
+    RouteSpec{"GET",
+              {"v1", "events"},
+              Route::list_events,
+              {"limit", "starting_after", "type", "object_id", "merchant"}},
 };
 
 // Whether `path` fits `spec`; the {id} segment goes to *id.

@@ -23,6 +23,28 @@ enum class Route : uint8_t {
   admin_snapshot,          // POST /v1/admin/snapshot
   healthz,                 // GET  /healthz
   readyz,                  // GET  /readyz
+  // Payments (issue 4).
+  create_customer,         // POST /v1/customers
+  get_customer,            // GET  /v1/customers/{id}
+  create_merchant,         // POST /v1/merchants
+  get_merchant,            // GET  /v1/merchants/{id}
+  get_wallet,              // GET  /v1/wallets/{id} (the customer's id)
+  create_payment,          // POST /v1/payments
+  list_payments,           // GET  /v1/payments?limit=&starting_after=&status=&merchant=&...
+  get_payment,             // GET  /v1/payments/{id}
+  confirm_payment,         // POST /v1/payments/{id}/confirm
+  capture_payment,         // POST /v1/payments/{id}/capture
+  cancel_payment,          // POST /v1/payments/{id}/cancel
+  psp_webhook,             // POST /v1/webhooks/{id} (the channel's name)
+  create_refund,           // POST /v1/refunds
+  get_refund,              // GET  /v1/refunds/{id}
+  create_topup,            // POST /v1/topups
+  get_topup,               // GET  /v1/topups/{id}
+  create_payout,           // POST /v1/payouts
+  get_payout,              // GET  /v1/payouts/{id}
+  create_wallet_transfer,  // POST /v1/wallet_transfers
+  get_wallet_transfer,     // GET  /v1/wallet_transfers/{id}
+  list_events,             // GET  /v1/events?limit=&starting_after=&type=&object_id=&merchant=
 };
 
 using QueryParams = std::vector<std::pair<std::string, std::string>>;

@@ -129,9 +129,15 @@ void Session::on_read(error_code ec) {
   const auto traceparent = req["traceparent"];
   if (is_valid_traceparent(sv(traceparent))) traceparent_ = std::string(sv(traceparent));
   keep_alive_ = req.keep_alive();
+  RequestHeaders headers;
+  headers.traceparent = traceparent_;
+  if (const auto it = req.find("Idempotency-Key"); it != req.end()) {
+    headers.idempotency_key = std::string(sv(it->value()));
+  }
+  headers.psp_signature = std::string(sv(req["PSP-Signature"]));
   auto self = shared_from_this();
   state_.service->handle(
-      sv(req.method_string()), sv(req.target()), std::move(req.body()), request_id_,
+      sv(req.method_string()), sv(req.target()), headers, std::move(req.body()), request_id_,
       [self](std::function<void()> f) { net::post(self->stream_.get_executor(), std::move(f)); },
       [self](HttpReply reply) { self->write(std::move(reply)); });
 }
@@ -163,6 +169,7 @@ void Session::write(HttpReply reply) {
   if (!traceparent_.empty()) response_.set("traceparent", traceparent_);
   if (!reply.allow.empty()) response_.set(http::field::allow, reply.allow);
   if (reply.retry_after) response_.set(http::field::retry_after, "1");
+  if (reply.idempotent_replayed) response_.set("Idempotent-Replayed", "true");
   response_.keep_alive(keep_alive_);
   response_.body() = std::move(reply.body);
   response_.prepare_payload();

@@ -6,6 +6,7 @@
 
 #include "api/json_codec.h"
 #include "api/router.h"
+#include "api/service_internal.h"
 #include "core/ids.h"
 
 namespace keel::api {
@@ -17,56 +18,6 @@ HttpReply error_reply(const ApiError& e, std::string_view request_id, std::strin
 }
 
 namespace {
-
-// How one request is answered. Shared by the engine callback and the I/O-side continuation.
-struct Responder {
-  PostFn post;
-  ReplyFn reply;
-  std::string request_id;
-
-  void ok(const json::object& body) const { reply(HttpReply{200, json::serialize(body)}); }
-  void fail(const ApiError& e) const { reply(error_reply(e, request_id)); }
-};
-using ResponderPtr = std::shared_ptr<const Responder>;
-
-ApiError engine_error(engine::EngineError e) {
-  if (e == engine::EngineError::overloaded) {
-    return make_error(ErrorCode::overloaded, "the server is overloaded; retry later");
-  }
-  return make_error(ErrorCode::unavailable,
-                    "the server is not taking commands (shutting down or storage failed)");
-}
-
-// The engine callback for a request: on the writer thread it only posts the outcome to the
-// connection's executor, where `on_value` builds the answer (or an engine error is answered).
-template <typename T, typename F>
-engine::Callback<T> on_io_thread(ResponderPtr r, F on_value) {
-  return [r, on_value = std::move(on_value)](engine::Outcome<T> outcome) {
-    r->post([r, on_value, outcome = std::move(outcome)]() mutable {
-      if (outcome.error != engine::EngineError::ok) return r->fail(engine_error(outcome.error));
-      on_value(*r, std::move(outcome.value));
-    });
-  };
-}
-
-ApiError not_found(std::string_view what, std::string_view id) {
-  return make_error(ErrorCode::resource_missing,
-                    "no " + std::string(what) + " with id " + std::string(id), "id");
-}
-
-// Parses ?limit=: digits only, 1..kPageLimitMax; 10 when absent.
-std::optional<size_t> parse_limit(const QueryParams& query) {
-  const auto text = query_value(query, "limit");
-  if (!text) return 10;
-  size_t limit = 0;
-  const char* end = text->data() + text->size();
-  const auto [p, ec] = std::from_chars(text->data(), end, limit);
-  if (text->empty() || ec != std::errc() || p != end || limit < 1 ||
-      limit > ledger::kPageLimitMax) {
-    return std::nullopt;
-  }
-  return limit;
-}
 
 // Bodies of routes that take no parameters: empty, or an empty JSON object.
 std::optional<ApiError> check_empty_body(std::string_view body) {
@@ -194,12 +145,19 @@ void admin_snapshot(engine::Engine* engine, std::string_view body, const Respond
 
 }  // namespace
 
-void Service::handle(std::string_view method, std::string_view target, std::string body,
-                     std::string request_id, PostFn post, ReplyFn reply) {
+Service::Service(engine::Engine* engine, PaymentsApiOptions payments)
+    : engine_(engine), payments_(std::make_unique<PaymentRoutes>(engine, std::move(payments))) {}
+
+Service::~Service() = default;
+
+void Service::handle(std::string_view method, std::string_view target,
+                     const RequestHeaders& headers, std::string body, std::string request_id,
+                     PostFn post, ReplyFn reply) {
   const RouteMatch m = match_route(method, target);
   if (m.error) return reply(error_reply(*m.error, request_id, m.allow));
   const auto r =
       std::make_shared<const Responder>(std::move(post), std::move(reply), std::move(request_id));
+  if (payments_->handle(m, method, target, headers, body, r)) return;
   switch (m.route) {
     case Route::create_accounts:
       return create_accounts(engine_, body, r);
@@ -226,6 +184,8 @@ void Service::handle(std::string_view method, std::string_view target, std::stri
         return r->fail(make_error(ErrorCode::unavailable, "not ready"));
       }
       return r->ok(json::object{{"status", "ready"}});
+    default:
+      break;
   }
   r->fail(make_error(ErrorCode::internal_error, "unhandled route"));
 }

@@ -2,6 +2,10 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -16,6 +20,27 @@ struct HttpReply {
   std::string body;          // JSON
   std::string allow;         // the Allow header, for 405
   bool retry_after = false;  // adds Retry-After: 1 (503)
+  bool idempotent_replayed = false;  // adds Idempotent-Replayed: true
+};
+
+// The request headers the routes read.
+struct RequestHeaders {
+  std::optional<std::string> idempotency_key;  // Idempotency-Key, when sent
+  std::string psp_signature;                   // PSP-Signature (webhooks from PSPs)
+  std::string traceparent;                     // valid W3C traceparent, or empty
+};
+
+// What the payment routes need beyond the engine.
+struct PaymentsApiOptions {
+  // Channels (PSPs) keeld is configured with; the first is the default for confirm and
+  // top-ups. Webhooks are verified with their secrets.
+  std::vector<std::string> channels;
+  std::map<std::string, std::string, std::less<>> webhook_secrets;  // channel -> secret
+  // How long a confirm, capture or cancel waits for the PSP's outcome before it answers with
+  // the payment still `processing`.
+  int64_t settle_wait_ms = 15'000;
+  // The API client requests are scoped to (idempotency keys). One client until API keys exist.
+  std::string client = "default";
 };
 
 // Runs a function on the I/O executor of the connection that sent the request.
@@ -38,10 +63,11 @@ using ReplyFn = std::function<void(HttpReply)>;
 class Service {
  public:
   // `engine` must outlive the Service and every reply it has not yet delivered.
-  explicit Service(engine::Engine* engine) : engine_(engine) {}
+  explicit Service(engine::Engine* engine, PaymentsApiOptions payments = {});
+  ~Service();
 
-  void handle(std::string_view method, std::string_view target, std::string body,
-              std::string request_id, PostFn post, ReplyFn reply);
+  void handle(std::string_view method, std::string_view target, const RequestHeaders& headers,
+              std::string body, std::string request_id, PostFn post, ReplyFn reply);
 
   // From now on /readyz answers 503: the process is shutting down. Thread-safe.
   void set_draining() { draining_.store(true); }
@@ -49,6 +75,7 @@ class Service {
  private:
   engine::Engine* engine_;
   std::atomic<bool> draining_{false};
+  std::unique_ptr<class PaymentRoutes> payments_;
 };
 
 }  // namespace keel::api

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
+#include <set>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -48,9 +50,19 @@ struct GetStatus {
 struct TakeSnapshot {
   Callback<Status> done;
 };
+struct PaymentsCommand {
+  payments::Command command;
+  int64_t wait_ms = 0;
+  Callback<payments::Reply> done;
+};
+struct PaymentsQuery {
+  payments::Query query;
+  Callback<payments::QueryResult> done;
+};
 
 using Command = std::variant<CreateAccounts, CreateTransfers, SetAccountClosed, GetAccount,
-                             GetTransfer, ListAccountTransfers, GetStatus, TakeSnapshot>;
+                             GetTransfer, ListAccountTransfers, GetStatus, TakeSnapshot,
+                             PaymentsCommand, PaymentsQuery>;
 
 size_t event_count(const Command& c) {
   if (const auto* a = std::get_if<CreateAccounts>(&c)) return std::max<size_t>(a->events.size(), 1);
@@ -61,7 +73,7 @@ size_t event_count(const Command& c) {
 
 bool is_write(const Command& c) {
   return std::holds_alternative<CreateAccounts>(c) || std::holds_alternative<CreateTransfers>(c) ||
-         std::holds_alternative<SetAccountClosed>(c);
+         std::holds_alternative<SetAccountClosed>(c) || std::holds_alternative<PaymentsCommand>(c);
 }
 
 // Answers a command with an engine error and no value.
@@ -82,19 +94,19 @@ struct Recovery {
 };
 
 // Rebuilds state from `journal`: newest snapshot, then every later record.
-Status recover(const journal::Journal& journal, SipKey key, ledger::Ledger* ledger,
-               Timestamp* last_timestamp, Recovery* out) {
+Status recover(const journal::Journal& journal, SipKey key, const payments::CoreOptions& options,
+               State* state, Timestamp* last_timestamp, Recovery* out) {
   *out = {};
   *last_timestamp = 0;
   if (auto snapshot = journal.load_newest_snapshot()) {
-    if (Status s = ledger::Ledger::decode(snapshot->state, key, ledger); !s.is_ok()) {
+    if (Status s = decode_state(snapshot->state, key, options, state); !s.is_ok()) {
       return Status::error(snapshot->path.string() + ": " + s.message());
     }
     out->snapshot_seq = snapshot->seq;
     *last_timestamp = snapshot->timestamp;
   }
   return journal.replay(out->snapshot_seq + 1, [&](const journal::RecordView& r) {
-    Status s = apply_record(*ledger, static_cast<RecordType>(r.type), r.timestamp, r.payload,
+    Status s = apply_record(*state, static_cast<RecordType>(r.type), r.timestamp, r.payload,
                             last_timestamp, &out->events_replayed);
     if (!s.is_ok()) return Status::error("record " + std::to_string(r.seq) + ": " + s.message());
     ++out->records_replayed;
@@ -146,10 +158,14 @@ class SnapshotWriter {
 
 }  // namespace
 
+// Merchant webhooks handed out per loop of the writer (the rest go next loop).
+constexpr size_t kDeliveriesPerBatch = 256;
+
 struct Engine::Impl {
   EngineOptions options;
   std::unique_ptr<journal::Journal> journal;
-  ledger::Ledger ledger;
+  State state;
+  ledger::Ledger& ledger = state.ledger;
   Timestamp last_timestamp = 0;
 
   std::mutex mutex;
@@ -170,6 +186,18 @@ struct Engine::Impl {
   // with EngineError::unavailable.
   std::vector<std::function<void(bool durable)>> replies;
   std::chrono::steady_clock::time_point last_tick_check;
+  // Payments: what the batch's commands asked for, handed over after the commit.
+  PaymentEffects pending_effects;
+  uint64_t postings_rejected = 0;
+  // Requests waiting for their idempotency key to settle: (client, key) -> answer and deadline.
+  struct Waiter {
+    Callback<payments::Reply> done;
+    std::chrono::steady_clock::time_point deadline;
+    payments::Reply current;  // the object as it stood when the request was applied
+  };
+  std::map<std::pair<std::string, std::string>, Waiter> waiters;
+  std::vector<payments::CompletedKey> completed_keys;  // this batch's, answered after commit
+  std::set<std::string, std::less<>> deliveries_in_flight;  // merchant webhook event ids
 
   void log(LogLevel level, std::string_view line) const {
     if (options.log) options.log(level, line);
@@ -205,6 +233,14 @@ struct Engine::Impl {
   void apply_write(Command& c);
   void answer_read(Command& c);
   void maybe_tick();
+  void apply_payments(PaymentsCommand& c);
+  void take_payments_outcome(payments::ApplyOutcome& out);
+  void answer_waiters(bool durable);
+  void expire_waiters();
+  void hand_over_effects();
+  // After recovery: attempts that may have reached a PSP become unknown (a journaled command),
+  // and every open attempt goes to the resolver.
+  Status resume_payments();
   bool commit_batch(std::vector<Command>& batch);
   // Snapshots: start one (encode now, write in the background); notice when it is durable.
   void start_snapshot();
@@ -249,6 +285,9 @@ void Engine::Impl::apply_write(Command& c) {
     replies.push_back([done = std::move(t->done), r = std::move(results)](bool durable) mutable {
       durable ? done({EngineError::ok, std::move(r)}) : done({EngineError::unavailable, {}});
     });
+  } else if (auto* p = std::get_if<PaymentsCommand>(&c)) {
+    apply_payments(*p);
+    return;
   } else if (auto* s = std::get_if<SetAccountClosed>(&c)) {
     const Timestamp ts = stamp(1);
     const auto result = ledger.set_account_closed(s->id, s->closed, ts);
@@ -280,12 +319,14 @@ void Engine::Impl::answer_read(Command& c) {
           s.counts = ledger.counts();
           s.batches_committed = batches_committed;
           s.events_committed = events_committed;
+          s.payments = state.payments.counts();
+          s.postings_rejected = postings_rejected;
           {
             std::lock_guard lock(mutex);
             s.queue_depth = queue.size();
           }
           if (cmd.full) {
-            s.state_hash = ledger.state_hash();
+            s.state_hash = state_hash(state);
             s.ledger_memory_bytes = ledger.memory_bytes();
             const auto inv = ledger.check_invariants();
             s.invariants_ok = inv.ok;
@@ -294,6 +335,10 @@ void Engine::Impl::answer_read(Command& c) {
           cmd.done({EngineError::ok, std::move(s)});
         } else if constexpr (std::is_same_v<T, TakeSnapshot>) {
           request_snapshot(std::move(cmd.done));
+        } else if constexpr (std::is_same_v<T, PaymentsQuery>) {
+          cmd.done({EngineError::ok, state.payments.query(cmd.query, ledger)});
+        } else if constexpr (std::is_same_v<T, PaymentsCommand>) {
+          KEEL_ASSERT(false);  // a write
         }
       },
       c);
@@ -304,12 +349,113 @@ void Engine::Impl::maybe_tick() {
   const auto now = std::chrono::steady_clock::now();
   if (now - last_tick_check < std::chrono::milliseconds(options.tick_interval_ms)) return;
   last_tick_check = now;
-  const auto deadline = ledger.next_expiry();
-  if (!deadline || *deadline > wall_clock_now()) return;
+  const Timestamp wall = wall_clock_now();
+  const auto hold = ledger.next_expiry();
+  const auto payment = state.payments.next_deadline();
+  if ((!hold || *hold > wall) && (!payment || *payment > wall)) return;
   const Timestamp ts = stamp(1);
   ledger.expire_pending(ts);
+  Timestamp clock = ts;
+  payments::ApplyOutcome out = state.payments.tick(ts, ledger, &clock);
+  last_timestamp = clock;
+  take_payments_outcome(out);
   journal->begin_record(static_cast<uint16_t>(RecordType::tick), ts);
   journal->end_record();
+}
+
+void Engine::Impl::apply_payments(PaymentsCommand& c) {
+  if (c.command.kind == payments::CommandKind::outbox_attempt) {
+    deliveries_in_flight.erase(c.command.id);
+  }
+  const Timestamp ts = stamp(1);
+  ledger.expire_pending(ts);
+  Timestamp clock = ts;
+  payments::ApplyOutcome out = state.payments.apply(c.command, ts, ledger, &clock);
+  last_timestamp = clock;
+  KEEL_ASSERT(out.changed || out.postings == 0);
+  if (out.changed) {
+    std::string& payload =
+        journal->begin_record(static_cast<uint16_t>(RecordType::payments), ts);
+    payments::encode_command(c.command, &payload);
+    journal->end_record();
+    ++events_since_snapshot;
+  }
+  const bool waits = !out.reply.settled && !c.command.idempotency.key.empty() &&
+                     out.reply.status < 400;
+  if (waits) {
+    const auto key = std::make_pair(c.command.idempotency.client, c.command.idempotency.key);
+    waiters[key] = Waiter{std::move(c.done),
+                          std::chrono::steady_clock::now() + std::chrono::milliseconds(c.wait_ms),
+                          out.reply};
+  } else {
+    replies.push_back([done = std::move(c.done), reply = out.reply](bool durable) mutable {
+      durable ? done({EngineError::ok, std::move(reply)}) : done({EngineError::unavailable, {}});
+    });
+  }
+  take_payments_outcome(out);
+}
+
+void Engine::Impl::take_payments_outcome(payments::ApplyOutcome& out) {
+  if (out.postings_rejected > 0) {
+    postings_rejected += out.postings_rejected;
+    log(LogLevel::error, "the ledger refused a payment's postings (a bug): " +
+                             std::to_string(out.postings_rejected) + " chain(s)");
+  }
+  for (auto& call : out.calls) pending_effects.calls.push_back(std::move(call));
+  for (auto& r : out.resolve) pending_effects.resolve.push_back(std::move(r));
+  for (auto& k : out.completed) completed_keys.push_back(std::move(k));
+}
+
+// After a commit: requests whose idempotency key settled in it get their answer.
+void Engine::Impl::answer_waiters(bool durable) {
+  for (payments::CompletedKey& k : completed_keys) {
+    const auto it = waiters.find({k.client, k.key});
+    if (it == waiters.end()) continue;  // answered already at its deadline, or after a restart
+    if (durable) {
+      it->second.done({EngineError::ok, std::move(k.reply)});
+    } else {
+      it->second.done({EngineError::unavailable, {}});
+    }
+    waiters.erase(it);
+  }
+  completed_keys.clear();
+}
+
+// Requests that waited their `wait_ms` get the object as it stood (not settled).
+void Engine::Impl::expire_waiters() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = waiters.begin(); it != waiters.end();) {
+    if (it->second.deadline > now) {
+      ++it;
+      continue;
+    }
+    it->second.done({EngineError::ok, std::move(it->second.current)});
+    it = waiters.erase(it);
+  }
+}
+
+void Engine::Impl::hand_over_effects() {
+  if (!options.on_payment_effects) {
+    pending_effects = {};
+    return;
+  }
+  const Timestamp wall = wall_clock_now();
+  if (const auto next = state.payments.next_delivery_at(); next && *next <= wall) {
+    const auto in_flight = [this](std::string_view id) {
+      return deliveries_in_flight.contains(id);
+    };
+    for (payments::Delivery& d : state.payments.due_deliveries(wall, kDeliveriesPerBatch,
+                                                               in_flight)) {
+      deliveries_in_flight.insert(d.event_id);
+      pending_effects.deliveries.push_back(std::move(d));
+    }
+  }
+  if (pending_effects.calls.empty() && pending_effects.resolve.empty() &&
+      pending_effects.deliveries.empty()) {
+    return;
+  }
+  options.on_payment_effects(std::move(pending_effects));
+  pending_effects = {};
 }
 
 // Makes the staged records durable, then answers. False if the journal failed.
@@ -321,6 +467,10 @@ bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
       // Never answer ok for a write that may not be durable.
       for (auto& reply : replies) reply(false);
       replies.clear();
+      answer_waiters(false);
+      for (auto& [key, w] : waiters) w.done({EngineError::unavailable, {}});
+      waiters.clear();
+      pending_effects = {};
       for (Command& c : batch) {
         if (!is_write(c)) fail(c, EngineError::unavailable);
       }
@@ -330,6 +480,8 @@ bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
   }
   for (auto& reply : replies) reply(true);
   replies.clear();
+  answer_waiters(true);
+  hand_over_effects();
   for (Command& c : batch) {
     if (!is_write(c)) answer_read(c);
   }
@@ -337,9 +489,9 @@ bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
 }
 
 void Engine::Impl::start_snapshot() {
-  std::string state;
-  ledger.encode(&state);
-  snapshots.start(journal->dir(), journal->last_seq(), last_timestamp, std::move(state));
+  std::string bytes;
+  encode_state(state, &bytes);
+  snapshots.start(journal->dir(), journal->last_seq(), last_timestamp, std::move(bytes));
   events_since_snapshot = 0;
 }
 
@@ -389,7 +541,31 @@ void Engine::Impl::finish_snapshots() {
   }
 }
 
+Status Engine::Impl::resume_payments() {
+  payments::Command mark;
+  mark.kind = payments::CommandKind::mark_pending_unknown;
+  const Timestamp ts = stamp(1);
+  Timestamp clock = ts;
+  payments::ApplyOutcome out = state.payments.apply(mark, ts, ledger, &clock);
+  last_timestamp = clock;
+  if (out.changed) {
+    std::string& payload = journal->begin_record(static_cast<uint16_t>(RecordType::payments), ts);
+    payments::encode_command(mark, &payload);
+    journal->end_record();
+    if (Status s = journal->commit(); !s.is_ok()) return s;
+    log(LogLevel::info, std::to_string(out.resolve.size()) +
+                            " PSP attempt(s) were in flight at the last stop: now unknown");
+  }
+  pending_effects.resolve = state.payments.outstanding_attempts();
+  if (!pending_effects.resolve.empty()) {
+    log(LogLevel::info, "resolving " + std::to_string(pending_effects.resolve.size()) +
+                            " open PSP attempt(s)");
+  }
+  return Status::ok();
+}
+
 void Engine::Impl::run() {
+  hand_over_effects();
   for (;;) {
     std::vector<Command> batch = take_batch();
     for (Command& c : batch) {
@@ -400,6 +576,7 @@ void Engine::Impl::run() {
     }
     maybe_tick();
     if (!commit_batch(batch)) break;
+    expire_waiters();
     poll_snapshot();
     if (options.snapshot_interval_events > 0 && !snapshots.busy() &&
         events_since_snapshot >= options.snapshot_interval_events) {
@@ -411,6 +588,8 @@ void Engine::Impl::run() {
     }
   }
   finish_snapshots();
+  for (auto& [key, w] : waiters) w.done({EngineError::ok, std::move(w.current)});
+  waiters.clear();
   // After a journal failure: refuse whatever is still queued.
   std::deque<Command> rest;
   {
@@ -434,9 +613,11 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
   journal::OpenReport report;
   if (Status s = journal::Journal::open(jo, &impl.journal, &report); !s.is_ok()) return s;
   const SipKey key = random_index_key();
-  impl.ledger = ledger::Ledger(key);
+  impl.state.ledger = ledger::Ledger(key);
+  impl.state.payments = payments::PaymentsCore(impl.options.payments);
   Recovery recovery;
-  if (Status s = recover(*impl.journal, key, &impl.ledger, &impl.last_timestamp, &recovery);
+  if (Status s = recover(*impl.journal, key, impl.options.payments, &impl.state,
+                         &impl.last_timestamp, &recovery);
       !s.is_ok()) {
     return s;
   }
@@ -451,6 +632,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
                                " transfers (snapshot at record " +
                                std::to_string(recovery.snapshot_seq) + ", " +
                                std::to_string(recovery.records_replayed) + " records replayed)");
+  if (Status s = impl.resume_payments(); !s.is_ok()) return s;
   impl.writer = std::thread([&impl] { impl.run(); });
   *out = std::move(engine);
   return Status::ok();
@@ -493,6 +675,13 @@ void Engine::get_status(bool full, Callback<EngineStatus> done) {
   impl_->submit(GetStatus{full, std::move(done)});
 }
 void Engine::take_snapshot(Callback<Status> done) { impl_->submit(TakeSnapshot{std::move(done)}); }
+void Engine::payments_command(payments::Command command, int64_t wait_ms,
+                              Callback<payments::Reply> done) {
+  impl_->submit(PaymentsCommand{std::move(command), wait_ms, std::move(done)});
+}
+void Engine::payments_query(payments::Query query, Callback<payments::QueryResult> done) {
+  impl_->submit(PaymentsQuery{std::move(query), std::move(done)});
+}
 
 Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report) {
   if (!std::filesystem::is_directory(dir))
@@ -502,15 +691,17 @@ Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report) {
   jo.read_only = true;
   std::unique_ptr<journal::Journal> journal;
   if (Status s = journal::Journal::open(jo, &journal, &report->journal); !s.is_ok()) return s;
-  ledger::Ledger ledger;
+  State state;
+  ledger::Ledger& ledger = state.ledger;
   Recovery recovery;
-  if (Status s = recover(*journal, {}, &ledger, &report->last_timestamp, &recovery); !s.is_ok()) {
+  if (Status s = recover(*journal, {}, {}, &state, &report->last_timestamp, &recovery);
+      !s.is_ok()) {
     return s;
   }
   report->snapshot_seq = recovery.snapshot_seq;
   report->records_replayed = recovery.records_replayed;
   report->counts = ledger.counts();
-  report->state_hash = ledger.state_hash();
+  report->state_hash = state_hash(state);
   report->invariants = ledger.check_invariants();
   if (!report->invariants.ok)
     return Status::error("invariant broken: " + report->invariants.problem);

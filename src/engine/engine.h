@@ -12,10 +12,21 @@
 #include "core/time.h"
 #include "journal/journal.h"
 #include "ledger/ledger.h"
+#include "payments/core.h"
 
 namespace keel::engine {
 
 enum class LogLevel : uint8_t { info, warn, error };
+
+// What the payments core asked for after a commit: PSP calls to make and attempts whose outcome
+// is unknown (ask the PSP's status API). Handed to EngineOptions::on_payment_effects.
+struct PaymentEffects {
+  std::vector<payments::PspCall> calls;
+  std::vector<payments::ResolveRequest> resolve;
+  // Merchant webhooks to send; each one's end comes back as an outbox_attempt command. The
+  // engine hands each out once per run (until that command), so none is sent twice at once.
+  std::vector<payments::Delivery> deliveries;
+};
 
 struct EngineOptions {
   std::filesystem::path data_dir = "./data";
@@ -32,6 +43,11 @@ struct EngineOptions {
   // Where the engine logs: info (recovery, snapshots), warn (a torn tail cut, a damaged
   // snapshot skipped), error (journal or snapshot failure). May be empty.
   std::function<void(LogLevel, std::string_view)> log;
+  payments::CoreOptions payments;
+  // Runs on the writer thread after each commit whose commands asked for PSP work (and once
+  // after start-up with every attempt left open). Must be quick: hand the work to another
+  // thread. May be empty (no PSP work is then done: tests of the engine alone).
+  std::function<void(PaymentEffects)> on_payment_effects;
 };
 
 // Why a command got no answer from the state machine.
@@ -61,6 +77,8 @@ struct EngineStatus {
   uint64_t queue_depth = 0;
   uint64_t batches_committed = 0;
   uint64_t events_committed = 0;
+  payments::PaymentsCore::Counts payments;
+  uint64_t postings_rejected = 0;  // payment chains the ledger refused (a bug; alert on > 0)
 };
 
 struct AccountTransfersQuery {
@@ -98,6 +116,14 @@ class Engine {
   void get_transfer(std::string id, Callback<std::optional<ledger::Transfer>> done);
   void list_account_transfers(AccountTransfersQuery query,
                               Callback<ledger::AccountTransfersPage> done);
+  // A payments command (payments/commands.h). `done` gets the reply after its record is durable.
+  // When the reply waits on a PSP (a confirm, capture, cancel with an Idempotency-Key), `done`
+  // runs when the outcome is settled or after `wait_ms`, whichever is first; in the second case
+  // the reply is the object as it stands (not settled) and the key completes later.
+  void payments_command(payments::Command command, int64_t wait_ms,
+                        Callback<payments::Reply> done);
+  void payments_query(payments::Query query, Callback<payments::QueryResult> done);
+
   // `full` adds the state hash and an invariant check (O(state); for tests and operators).
   void get_status(bool full, Callback<EngineStatus> done);
   // Writes a snapshot now.

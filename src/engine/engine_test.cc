@@ -291,10 +291,11 @@ TEST(Records, RoundTripAndRejectMalformedPayloads) {
   std::string huge;
   ByteWriter(&huge).u32(ledger::kEventsPerRequestMax + 1);
   EXPECT_FALSE(decode_transfers(huge, &out).is_ok());
-  ledger::Ledger l;
+  State state;
   Timestamp last = 100;
-  EXPECT_FALSE(apply_record(l, RecordType::tick, 100, "", &last).is_ok());  // not increasing
-  EXPECT_FALSE(apply_record(l, static_cast<RecordType>(99), 200, "", &last).is_ok());
+  EXPECT_FALSE(apply_record(state, RecordType::tick, 100, "", &last).is_ok());  // not increasing
+  EXPECT_FALSE(apply_record(state, static_cast<RecordType>(99), 200, "", &last).is_ok());
+  EXPECT_FALSE(apply_record(state, RecordType::payments, 200, "garbage", &last).is_ok());
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "core/assert.h"
 #include "core/bytes.h"
+#include "core/hash.h"
 
 namespace keel::engine {
 namespace {
@@ -132,9 +133,10 @@ Status decode_set_account_closed(std::string_view payload, std::string* id, bool
   return Status::ok();
 }
 
-Status apply_record(ledger::Ledger& ledger, RecordType type, Timestamp timestamp,
-                    std::string_view payload, Timestamp* last_timestamp, uint64_t* events_out) {
+Status apply_record(State& state, RecordType type, Timestamp timestamp, std::string_view payload,
+                    Timestamp* last_timestamp, uint64_t* events_out, PaymentsOutcome* payments) {
   if (timestamp <= *last_timestamp) return Status::error("timestamp does not increase");
+  ledger::Ledger& ledger = state.ledger;
   switch (type) {
     case RecordType::create_accounts: {
       std::vector<ledger::AccountEvent> events;
@@ -160,13 +162,69 @@ Status apply_record(ledger::Ledger& ledger, RecordType type, Timestamp timestamp
       *last_timestamp = timestamp;
       return Status::ok();
     }
-    case RecordType::tick:
+    case RecordType::tick: {
       if (!payload.empty()) return Status::error("tick: unexpected payload");
       ledger.expire_pending(timestamp);
-      *last_timestamp = timestamp;
+      Timestamp clock = timestamp;
+      PaymentsOutcome out = state.payments.tick(timestamp, ledger, &clock);
+      *last_timestamp = clock;
+      if (payments) *payments = std::move(out);
       return Status::ok();
+    }
+    case RecordType::payments: {
+      payments::Command command;
+      if (Status s = payments::decode_command(payload, &command); !s.is_ok()) return s;
+      ledger.expire_pending(timestamp);
+      Timestamp clock = timestamp;
+      PaymentsOutcome out = state.payments.apply(command, timestamp, ledger, &clock);
+      if (events_out) *events_out += 1 + out.postings;
+      *last_timestamp = clock;
+      if (payments) *payments = std::move(out);
+      return Status::ok();
+    }
   }
   return Status::error("unknown record type " + std::to_string(static_cast<unsigned>(type)));
+}
+
+namespace {
+constexpr std::string_view kStateMagic = "KEELSTATE1";
+}  // namespace
+
+uint64_t state_hash(const State& state) {
+  std::string bytes;
+  state.payments.encode(&bytes);
+  StateHasher h;
+  h.u64(state.ledger.state_hash());
+  h.bytes(bytes);
+  return h.finish();
+}
+
+void encode_state(const State& state, std::string* out) {
+  out->append(kStateMagic);
+  std::string part;
+  state.ledger.encode(&part);
+  ByteWriter w(out);
+  w.u64(part.size());
+  w.raw(part.data(), part.size());
+  state.payments.encode(out);
+}
+
+Status decode_state(std::string_view bytes, SipKey index_key,
+                    const payments::CoreOptions& options, State* out) {
+  if (!bytes.starts_with(kStateMagic)) {
+    out->payments = payments::PaymentsCore(options);
+    return ledger::Ledger::decode(bytes, index_key, &out->ledger);
+  }
+  ByteReader r(bytes.substr(kStateMagic.size()));
+  uint64_t n = 0;
+  std::string_view ledger_bytes;
+  if (!r.u64(&n) || !r.raw(&ledger_bytes, n)) return Status::error("snapshot: malformed ledger");
+  if (Status s = ledger::Ledger::decode(ledger_bytes, index_key, &out->ledger); !s.is_ok()) {
+    return s;
+  }
+  std::string_view rest;
+  if (!r.raw(&rest, r.remaining())) return Status::error("snapshot: malformed payments");
+  return payments::PaymentsCore::decode(rest, options, &out->payments);
 }
 
 }  // namespace keel::engine

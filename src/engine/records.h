@@ -8,6 +8,7 @@
 #include "core/status.h"
 #include "core/time.h"
 #include "ledger/ledger.h"
+#include "payments/core.h"
 
 namespace keel::engine {
 
@@ -18,8 +19,19 @@ enum class RecordType : uint16_t {
   create_accounts = 1,
   create_transfers = 2,
   set_account_closed = 3,
-  tick = 4,  // advances logical time: expires holds whose deadline passed
+  tick = 4,      // advances logical time: expires holds and fires payment deadlines now due
+  payments = 5,  // one payments::Command (payments/commands.h)
 };
+
+// Everything the writer owns and the journal rebuilds.
+struct State {
+  ledger::Ledger ledger;
+  payments::PaymentsCore payments;
+};
+
+// What applying a payments record or a tick asks for after its commit (live writes only; replay
+// ignores it: the engine hands every open attempt to the resolver once recovery is done).
+using PaymentsOutcome = payments::ApplyOutcome;
 
 // Payload encodings (little-endian, see docs/journal.md).
 void encode_accounts(const std::vector<ledger::AccountEvent>& events, std::string* out);
@@ -32,12 +44,22 @@ Status decode_accounts(std::string_view payload, std::vector<ledger::AccountEven
 Status decode_transfers(std::string_view payload, std::vector<ledger::TransferEvent>* out);
 Status decode_set_account_closed(std::string_view payload, std::string* id, bool* closed);
 
-// Applies one journal record to the ledger, as the writer did when it wrote it.
+// Applies one journal record to the state, as the writer did when it wrote it.
 // `last_timestamp` is the logical clock: every record's timestamp must be greater, and it ends
 // at the last timestamp the record used (a request of n events uses n). `events` (if given)
 // grows by the number of account and transfer events the record carried.
-Status apply_record(ledger::Ledger& ledger, RecordType type, Timestamp timestamp,
-                    std::string_view payload, Timestamp* last_timestamp,
-                    uint64_t* events = nullptr);
+// `payments` (if given) receives what a payments or tick record asked for.
+Status apply_record(State& state, RecordType type, Timestamp timestamp, std::string_view payload,
+                    Timestamp* last_timestamp, uint64_t* events = nullptr,
+                    PaymentsOutcome* payments = nullptr);
+
+// Hash of the whole state (ledger and payments): equal states, equal hashes.
+[[nodiscard]] uint64_t state_hash(const State& state);
+
+// Snapshot contents: the ledger and the payments core, each with its own canonical encoding.
+void encode_state(const State& state, std::string* out);
+// Also reads a snapshot written before payments existed (the ledger encoding alone).
+Status decode_state(std::string_view bytes, SipKey index_key,
+                    const payments::CoreOptions& options, State* out);
 
 }  // namespace keel::engine

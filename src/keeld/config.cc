@@ -83,7 +83,86 @@ std::string apply_sections(const toml::table& doc, KeeldConfig* c) {
   return ok ? std::string() : error;
 }
 
+std::string apply_channel(std::string_view name, const toml::table& t, KeeldConfig* c) {
+  const std::string where = "channels." + std::string(name) + ".";
+  std::string error = unknown_key(t, where,
+                                  {"url", "psp", "api_key", "webhook_secret", "connections_max",
+                                   "connect_timeout_ms", "total_timeout_ms"});
+  if (!error.empty()) return error;
+  api::ChannelConfig ch;
+  ch.name = std::string(name);
+  ch.client.psp = ch.name;
+  std::string url;
+  const bool ok = read_string(t, "url", &url, &error) &&
+                  read_string(t, "psp", &ch.client.psp, &error) &&
+                  read_string(t, "api_key", &ch.client.api_key, &error) &&
+                  read_string(t, "webhook_secret", &ch.webhook_secret, &error) &&
+                  read_int(t, "connections_max", where, &ch.client.connections_max, 1, &error) &&
+                  read_int(t, "connect_timeout_ms", where, &ch.client.connect_timeout_ms, 1,
+                           &error) &&
+                  read_int(t, "total_timeout_ms", where, &ch.client.total_timeout_ms, 1, &error);
+  if (!ok) return error;
+  if (!url.starts_with("http://")) return where + "url must be http://HOST:PORT";
+  if (Status s = api::parse_listen(url.substr(7), &ch.client.host, &ch.client.port);
+      !s.is_ok() || ch.client.port == 0) {
+    return where + "url must be http://HOST:PORT with a port";
+  }
+  if (name.empty() || name.size() > 40 || name.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string_view::npos) {
+    return "channel names are 1 to 40 of [a-z0-9_-]: " + std::string(name);
+  }
+  c->psp.channels.push_back(std::move(ch));
+  return {};
+}
+
+std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
+  std::string error;
+  if (const toml::node* n = doc.get("channels")) {
+    const toml::table* channels = n->as_table();
+    if (channels == nullptr) return "channels must be a table of [channels.NAME] tables";
+    c->psp.channels.clear();
+    for (const auto& [name, node] : *channels) {
+      if (node.as_table() == nullptr) return "channels." + std::string(name.str()) + " must be a table";
+      error = apply_channel(name.str(), *node.as_table(), c);
+      if (!error.empty()) return error;
+    }
+  }
+  const toml::node* n = doc.get("payments");
+  if (n == nullptr) return {};
+  const toml::table* p = n->as_table();
+  if (p == nullptr) return "payments must be a table";
+  error = unknown_key(*p, "payments.",
+                      {"default_channel", "settle_wait_ms", "idempotency_ttl_s",
+                       "confirmation_deadline_s", "processing_deadline_s", "capture_deadline_s",
+                       "resolve_initial_ms", "resolve_max_ms"});
+  if (!error.empty()) return error;
+  auto& d = c->engine.payments.deadlines;
+  const bool ok =
+      read_string(*p, "default_channel", &c->default_channel, &error) &&
+      read_int(*p, "settle_wait_ms", "payments.", &c->payments.settle_wait_ms, 0, &error) &&
+      read_int(*p, "idempotency_ttl_s", "payments.", &c->engine.payments.idempotency_ttl_s, 86400,
+               &error) &&
+      read_int(*p, "confirmation_deadline_s", "payments.", &d.confirmation_s, 1, &error) &&
+      read_int(*p, "processing_deadline_s", "payments.", &d.processing_s, 1, &error) &&
+      read_int(*p, "capture_deadline_s", "payments.", &d.capture_s, 1, &error) &&
+      read_int(*p, "resolve_initial_ms", "payments.", &c->psp.resolve_initial_ms, 1, &error) &&
+      read_int(*p, "resolve_max_ms", "payments.", &c->psp.resolve_max_ms, 1, &error);
+  return ok ? std::string() : error;
+}
+
 }  // namespace
+
+void finish_payments_config(KeeldConfig* c) {
+  c->payments.channels.clear();
+  c->payments.webhook_secrets.clear();
+  for (const api::ChannelConfig& ch : c->psp.channels) {
+    c->payments.channels.push_back(ch.name);
+    if (!ch.webhook_secret.empty()) c->payments.webhook_secrets[ch.name] = ch.webhook_secret;
+  }
+  const auto it = std::find(c->payments.channels.begin(), c->payments.channels.end(),
+                            c->default_channel);
+  if (it != c->payments.channels.end()) std::rotate(c->payments.channels.begin(), it, it + 1);
+}
 
 Status parse_listen(std::string_view listen, api::ServerOptions* server) {
   return api::parse_listen(listen, &server->host, &server->port);
@@ -105,7 +184,8 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
                          std::string(e.description()));
   }
   std::string error =
-      unknown_key(doc, "", {"listen", "data", "io_threads", "log_level", "http", "engine"});
+      unknown_key(doc, "", {"listen", "data", "io_threads", "log_level", "http", "engine",
+                            "payments", "channels"});
   std::string listen;
   std::string data;
   if (error.empty() && read_string(doc, "listen", &listen, &error) &&
@@ -113,6 +193,12 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
       read_string(doc, "log_level", &config->log_level, &error) &&
       read_int(doc, "io_threads", "", &config->server.io_threads, 1, &error)) {
     error = apply_sections(doc, config);
+    if (error.empty()) error = apply_payments(doc, config);
+  }
+  if (error.empty() && !config->default_channel.empty()) {
+    bool known = false;
+    for (const auto& ch : config->psp.channels) known = known || ch.name == config->default_channel;
+    if (!known) error = "payments.default_channel names no [channels.NAME]";
   }
   const auto levels = {"trace", "debug", "info", "warn", "error"};
   if (error.empty() && std::find(levels.begin(), levels.end(), config->log_level) == levels.end()) {
@@ -171,6 +257,7 @@ ParseOutcome parse_command_line(int argc, const char* const* argv, KeeldConfig* 
   if (!data.empty()) config->engine.data_dir = data;
   if (io_threads != 0) config->server.io_threads = io_threads;
   if (!log_level.empty()) config->log_level = log_level;
+  finish_payments_config(config);
   return ParseOutcome::run;
 }
 

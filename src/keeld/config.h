@@ -5,7 +5,9 @@
 #include <string_view>
 #include <vector>
 
+#include "api/psp_dispatcher.h"
 #include "api/server.h"
+#include "api/service.h"
 #include "core/status.h"
 #include "engine/engine.h"
 
@@ -16,7 +18,14 @@ struct KeeldConfig {
   api::ServerOptions server;
   engine::EngineOptions engine;
   std::string log_level = "info";
+  api::DispatcherOptions psp;         // channels and the resolver's backoff
+  api::PaymentsApiOptions payments;  // filled from `psp` and [payments]
+  std::string default_channel;
 };
+
+// Derives `payments` (channel list with the default first, webhook secrets) from `psp`;
+// parse_command_line() calls it last.
+void finish_payments_config(KeeldConfig* config);
 
 // What parse_command_line() decided.
 enum class ParseOutcome { run, exit_ok, exit_error };
@@ -29,7 +38,12 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //   [http]    body_bytes_max, header_bytes_max, idle_timeout_ms
 //   [engine]  queue_capacity, batch_events_max, snapshot_interval_events,
 //             segment_bytes_max, tick_interval_ms
+//   [payments] default_channel, settle_wait_ms, idempotency_ttl_s, confirmation_deadline_s,
+//             processing_deadline_s, capture_deadline_s, resolve_initial_ms, resolve_max_ms
+//   [channels.NAME]  url = "http://HOST:PORT", psp (default NAME), api_key, webhook_secret,
+//             connections_max, connect_timeout_ms, total_timeout_ms
 //
+// The default channel is `default_channel`, else the first channel by name.
 // Unknown keys, wrong types and out-of-range values are errors. On --help prints the usage and
 // returns exit_ok; on an error writes one line to `error` and returns exit_error.
 ParseOutcome parse_command_line(int argc, const char* const* argv, KeeldConfig* config,

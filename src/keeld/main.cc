@@ -11,6 +11,7 @@
 #include <ctime>
 #include <memory>
 
+#include "api/psp_dispatcher.h"
 #include "api/server.h"
 #include "api/service.h"
 #include "api/stop_signals.h"
@@ -69,11 +70,17 @@ int run(keeld::KeeldConfig config) {
     }
   };
   const std::string data_dir = config.engine.data_dir.string();
+  // The dispatcher outlives the engine: the engine's last callbacks may still reach it.
+  api::PspDispatcher dispatcher(config.psp);
+  config.engine.on_payment_effects = [&dispatcher](engine::PaymentEffects e) {
+    dispatcher.submit(std::move(e));
+  };
   std::unique_ptr<engine::Engine> engine;
   if (Status s = engine::Engine::open(std::move(config.engine), &engine); !s.is_ok()) {
     return fail_startup("cannot open " + data_dir + ": " + s.message());
   }
-  api::Service service(engine.get());
+  dispatcher.start(engine.get());
+  api::Service service(engine.get(), config.payments);
   std::unique_ptr<api::Server> server;
   if (Status s = api::Server::start(config.server, &service, &server); !s.is_ok()) {
     engine->stop();
@@ -82,13 +89,14 @@ int run(keeld::KeeldConfig config) {
   const std::string url = keeld::base_url(config.server, server->port());
   std::printf("listening on %s\n", url.c_str());
   std::fflush(stdout);
-  spdlog::info("listening on {} (data {}, {} I/O threads)", url, data_dir,
-               config.server.io_threads);
+  spdlog::info("listening on {} (data {}, {} I/O threads, {} PSP channel(s))", url, data_dir,
+               config.server.io_threads, config.psp.channels.size());
 
   const int code = wait_for_stop(signals, *engine);
   // Stop taking requests, let the engine answer (and sync) everything it has, write those
   // answers, then close.
   server->stop_accepting();
+  dispatcher.stop();
   engine->stop();
   server->shutdown(kDrainTimeoutMs);
   server.reset();

@@ -69,6 +69,11 @@ class IdempotencyStore {
   size_t expire(Timestamp now);
 
   [[nodiscard]] size_t size() const { return records_.size(); }
+  // When the next completed record runs out of ttl, if any.
+  [[nodiscard]] std::optional<Timestamp> next_expiry() const {
+    if (expiry_.empty()) return std::nullopt;
+    return expiry_.begin()->first;
+  }
   [[nodiscard]] int64_t ttl_s() const { return ttl_s_; }
 
   // Canonical encoding for snapshots; decode() fails on malformed bytes.

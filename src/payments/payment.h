@@ -9,21 +9,54 @@
 #include <vector>
 
 #include "core/currency.h"
+#include "core/status.h"
 #include "core/time.h"
 #include "ledger/types.h"
 
 namespace keel::payments {
 
-// Card payments through a PSP (authorize, then capture), as a pure state machine: the rules of
-// docs/payments.md, the postings of docs/postings.md (flow 3). No I/O, no clock: every call
-// takes `now` from its journaled command, and returns what must happen next as Effects (ledger
-// events to post as one linked chain in the same command, PSP calls to make after commit).
+// Payments to merchants, as a pure state machine: the rules of docs/payments.md and the postings
+// of docs/postings.md (flow 2: from a wallet; flow 3: by card through a PSP, authorize then
+// capture, with fees; flow 5: refunds). No I/O, no clock: every call takes `now` from its
+// journaled command, and returns what must happen next as Effects (ledger events to post as one
+// linked chain in the same command, PSP calls to make after commit).
 //
 // Thread: the engine's writer thread only. Never throws on bad input: every call returns a
-// PaymentResult and changes nothing unless it is `ok`.
+// PaymentResult and changes nothing unless it is `ok`. Pointers returned by the queries stay
+// valid until the next call that changes the machine.
 //
-// Not yet here (issue 4): fees, wallet-funded payments, refunds, payouts, top-ups, routing
-// across channels (the caller picks the channel), 3-D Secure (`requires_action`).
+// Ledger transfer ids are the payment's (or refund's) id plus a suffix, so they are unique and
+// the same on replay: `{pay}.hold` (card authorization, pending), `{pay}.capture` (its post),
+// `{pay}.void` (its release), `{pay}.charge` (wallet payment), `{pay}.fee` (merchant fee),
+// `{pay}.psp_fee` (PSP fee), `{refund}.refund`. Payment ids and refund ids share one namespace
+// (a refund may not take a payment's id, nor the reverse), so attempt ids `{id}_a{n}` and ledger
+// ids never collide.
+//
+// The engine must create the ledger accounts a chain names before posting it (merchant,
+// psp_clearing, psp_fees, fees; the wallet exists before a wallet payment can be confirmed).
+//
+// Not yet here (issue 4): payouts, top-ups, routing across channels (the caller picks the
+// channel), 3-D Secure (`requires_action`).
+
+// Payment and refund ids, card tokens: what a PSP accepts as a reference ([A-Za-z0-9_-]).
+inline constexpr size_t kPaymentIdLengthMax = 48;  // leaves room for `_a{n}` and `.psp_fee`
+inline constexpr size_t kPaymentMethodLengthMax = 64;
+// Merchants, customers and channels, inside ledger account ids (is_valid_id, at most 40 bytes).
+inline constexpr size_t kNameLengthMax = 40;
+// Bounds on what one payment holds and on what a PSP answer may carry.
+inline constexpr size_t kAttemptsPerPaymentMax = 64;
+inline constexpr size_t kRefundsPerPaymentMax = 100;
+inline constexpr size_t kPspReferenceLengthMax = 255;
+inline constexpr size_t kErrorCodeLengthMax = 64;
+inline constexpr size_t kCauseLengthMax = 128;
+inline constexpr size_t kListLimitMax = 100;
+inline constexpr size_t kFeeChannelsMax = 256;
+inline constexpr int64_t kBasisPointsMax = 10'000;               // 100 %
+inline constexpr int64_t kDeadlineSecondsMax = 365 * 24 * 3600;  // any PaymentDeadlines field
+// The channel name of wallet payments (their fee schedule entry); not a PSP channel.
+inline constexpr std::string_view kWalletChannel = "wallet";
+
+// The values of every enum below are in snapshots and journal records: never renumber one.
 
 enum class PaymentStatus : uint8_t {
   requires_confirmation = 0,
@@ -37,7 +70,9 @@ enum class PaymentStatus : uint8_t {
 
 enum class CaptureMethod : uint8_t { automatic = 0, manual };
 
-// Values are in snapshots and journal records: never renumber one.
+// Where the money comes from: a card through a PSP, or the customer's wallet (internal).
+enum class PaymentSource : uint8_t { card = 0, wallet };
+
 enum class AttemptKind : uint8_t {
   authorization = 0,
   capture,
@@ -59,7 +94,12 @@ enum class AttemptStatus : uint8_t {
   unknown,        // may or may not have happened: only a status query or a webhook settles it
 };
 
+// pending -> succeeded | failed. A failed refund's amount may be refunded again.
+enum class RefundStatus : uint8_t { pending = 0, succeeded, failed };
+
 // What the connector learnt about one attempt (from its answer, a status query or a webhook).
+// Valid when: status is not `pending`, 0 <= fee <= the attempt's amount, psp_reference and
+// error_code within kPspReferenceLengthMax and kErrorCodeLengthMax (else `result_invalid`).
 struct AttemptResult {
   AttemptStatus status = AttemptStatus::unknown;  // never `pending`
   bool captured = false;  // authorization approved and captured at once (auto capture)
@@ -74,6 +114,7 @@ struct Attempt {
   std::string channel;
   AttemptStatus status = AttemptStatus::pending;
   int64_t amount = 0;
+  int64_t fee = 0;  // the PSP's fee from the result that settled it
   std::string psp_reference;
   std::string error_code;
   Timestamp created_at = 0;
@@ -87,22 +128,51 @@ struct TimelineEntry {
   std::string cause;  // "api", "psp_response", "webhook:evt_1", "deadline", "restart", ...
 };
 
+struct RefundTimelineEntry {
+  Timestamp at = 0;
+  RefundStatus from = RefundStatus::pending;
+  RefundStatus to = RefundStatus::pending;
+  std::string cause;
+};
+
+// A refund of (part of) a succeeded payment. A card refund has exactly one attempt, id
+// `{refund id}_a1`; a wallet refund has none (it succeeds at once).
+struct Refund {
+  std::string id;
+  std::string payment_id;
+  int64_t amount = 0;
+  RefundStatus status = RefundStatus::pending;
+  Timestamp created_at = 0;
+  Timestamp deadline = 0;  // while pending: the processing deadline; 0 otherwise
+  bool in_review = false;  // pending past its deadline with an unknown attempt
+  std::vector<Attempt> attempts;
+  std::vector<RefundTimelineEntry> timeline;
+};
+
 struct Payment {
   std::string id;
   int64_t amount = 0;
   Currency currency;
   std::string merchant_id;
+  PaymentSource source = PaymentSource::card;
   CaptureMethod capture_method = CaptureMethod::automatic;
+  std::string payment_method;  // card token (card payments only)
+  std::string customer_id;     // the wallet's owner (wallet payments); optional for cards
   PaymentStatus status = PaymentStatus::requires_confirmation;
   int64_t authorized_amount = 0;
   int64_t captured_amount = 0;
-  std::string channel;  // of the approved authorization
+  int64_t refunded_amount = 0;  // sum of succeeded refunds
+  int64_t merchant_fee = 0;     // booked with the capture
+  int64_t psp_fee = 0;          // booked with the capture
+  std::string channel;          // of the approved authorization; kWalletChannel for wallets
+  std::string error_code;       // why it failed: the last attempt's code, or insufficient_funds
   Timestamp created_at = 0;
   Timestamp deadline = 0;  // of the current waiting state; 0 when none is due
   Timestamp authorization_expires_at = 0;
   bool in_review = false;  // processing past its deadline with an unknown attempt
   std::vector<Attempt> attempts;
   std::vector<TimelineEntry> timeline;
+  std::vector<Refund> refunds;  // in creation order
 };
 
 struct CreatePayment {
@@ -110,13 +180,17 @@ struct CreatePayment {
   int64_t amount = 0;
   Currency currency;
   std::string merchant_id;
-  CaptureMethod capture_method = CaptureMethod::automatic;
+  CaptureMethod capture_method = CaptureMethod::automatic;  // wallet payments: automatic only
+  std::string payment_method;  // card: required token; wallet: must be empty
+  PaymentSource source = PaymentSource::card;
+  std::string customer_id;  // wallet: required; card: optional (for listing)
 };
 
 // A call the engine makes after the command that produced it is durable.
 struct PspCall {
   AttemptKind kind = AttemptKind::authorization;
   std::string payment_id;
+  std::string refund_id;  // refund calls only
   std::string attempt_id;
   std::string channel;
   int64_t amount = 0;
@@ -132,10 +206,11 @@ struct Effects {
   std::vector<PspCall> calls;
 };
 
+// Result codes, one per reason; every value but `ok` means nothing changed.
 enum class PaymentResult : uint8_t {
   ok = 0,
-  id_invalid,
-  exists,
+  id_invalid,  // payment id: not 1-48 bytes of [A-Za-z0-9_-]
+  exists,      // the payment or refund id is taken (by a payment or a refund)
   amount_invalid,
   currency_invalid,
   merchant_id_invalid,
@@ -146,27 +221,94 @@ enum class PaymentResult : uint8_t {
   capture_exceeds_authorized,
   attempt_not_found,
   stale_result,    // the attempt is already settled; nothing changes (late or duplicate webhook)
-  result_invalid,  // `pending` is not a result
+  result_invalid,  // `pending`, a fee out of range, an over-long field or cause
+  payment_method_invalid,   // card: not 1-64 bytes of [A-Za-z0-9_-]; wallet: not empty
+  customer_id_invalid,      // wallet: missing; any: not a valid name
+  capture_method_invalid,   // manual capture of a wallet payment
+  wrong_source,             // confirm() of a wallet payment, confirm_from_wallet() of a card one
+  refund_id_invalid,        // not 1-48 bytes of [A-Za-z0-9_-]
+  refund_exceeds_captured,  // pending and succeeded refunds would pass the captured amount
+  too_many_attempts,        // kAttemptsPerPaymentMax reached
+  too_many_refunds,         // kRefundsPerPaymentMax reached
+  fees_invalid,             // see is_valid(const FeeSchedule&)
+  source_invalid,           // not a PaymentSource
 };
 
 [[nodiscard]] std::string_view status_name(PaymentStatus s);
 [[nodiscard]] std::string_view attempt_status_name(AttemptStatus s);
+[[nodiscard]] std::string_view refund_status_name(RefundStatus s);
 [[nodiscard]] std::string_view result_name(PaymentResult r);
+
+// True for 1..max_length bytes of [A-Za-z0-9_-]: what a PSP takes as a reference.
+[[nodiscard]] bool is_valid_reference(std::string_view s, size_t max_length);
 
 struct PaymentDeadlines {
   int64_t confirmation_s = 24 * 3600;
-  int64_t processing_s = 30 * 60;
+  int64_t processing_s = 30 * 60;     // payments and refunds
   int64_t capture_s = 7 * 24 * 3600;  // authorization validity
+  friend bool operator==(const PaymentDeadlines&, const PaymentDeadlines&) = default;
+};
+
+// Every field in 1..kDeadlineSecondsMax.
+[[nodiscard]] bool is_valid(const PaymentDeadlines& d);
+
+// The merchant's fee on one capture: basis points of the captured amount plus a fixed amount in
+// the payment currency's minor units (the same number for every currency).
+struct FeeRate {
+  int64_t basis_points = 0;  // 0..kBasisPointsMax
+  int64_t fixed_minor = 0;   // >= 0
+  friend bool operator==(const FeeRate&, const FeeRate&) = default;
+};
+
+// Merchant fee rates per channel (kWalletChannel for wallet payments); `default_rate` for the
+// channels not listed. The rate in force at capture time applies.
+struct FeeSchedule {
+  FeeRate default_rate;
+  std::map<std::string, FeeRate, std::less<>> channels;
+  [[nodiscard]] const FeeRate& rate_for(std::string_view channel) const;
+  friend bool operator==(const FeeSchedule&, const FeeSchedule&) = default;
+};
+
+// Rates in range, channel names valid, at most kFeeChannelsMax channels.
+[[nodiscard]] bool is_valid(const FeeSchedule& f);
+
+// floor(captured * basis_points / 10,000) + fixed, never more than `captured_minor` (also when
+// the sum would overflow). REQUIRES: captured_minor >= 0 and a rate in range.
+[[nodiscard]] int64_t merchant_fee(const FeeRate& rate, int64_t captured_minor);
+
+// Filters for list(); an empty field (or 0 bound) matches every payment.
+struct PaymentFilter {
+  std::optional<PaymentStatus> status;
+  std::string merchant_id;
+  std::string customer_id;
+  Timestamp created_gte = 0;  // created_at >= created_gte
+  Timestamp created_lt = 0;   // created_at < created_lt, when not 0
 };
 
 class PaymentMachine {
  public:
-  explicit PaymentMachine(PaymentDeadlines deadlines = {}) : deadlines_(deadlines) {}
+  // REQUIRES: is_valid(deadlines) and is_valid(fees) (configuration, checked at start-up).
+  explicit PaymentMachine(PaymentDeadlines deadlines = {}, FeeSchedule fees = {});
 
+  // A new fee schedule (a configuration change the engine journals), for later captures only:
+  // fees already booked stay. `fees_invalid` if !is_valid(fees).
+  PaymentResult set_fees(FeeSchedule fees);
+  [[nodiscard]] const FeeSchedule& fees() const { return fees_; }
+  [[nodiscard]] const PaymentDeadlines& deadlines() const { return deadlines_; }
+
+  // A new payment in requires_confirmation (deadline: confirmation_s).
   PaymentResult create(const CreatePayment& request, Timestamp now);
-  // requires_confirmation -> processing, with an authorization attempt on `channel`.
+  // Card payments: requires_confirmation -> processing, with an authorization attempt on
+  // `channel` whose PspCall carries the card token. `wrong_source` for a wallet payment.
   PaymentResult confirm(std::string_view id, std::string_view channel, Timestamp now,
                         Effects* effects);
+  // Wallet payments: `available_minor` is the wallet's available balance, read by the engine
+  // from the ledger in the same writer-thread step. If it covers the amount: posts wallet ->
+  // merchant and the merchant fee (rate of kWalletChannel) and succeeds. Otherwise the payment
+  // fails with error_code "insufficient_funds" and nothing is posted; both return `ok`.
+  // `wrong_source` for a card payment.
+  PaymentResult confirm_from_wallet(std::string_view id, int64_t available_minor, Timestamp now,
+                                    Effects* effects);
   // A new authorization attempt after the last one was retryable or softly declined.
   PaymentResult retry(std::string_view id, std::string_view channel, Timestamp now,
                       Effects* effects);
@@ -174,41 +316,111 @@ class PaymentMachine {
   PaymentResult capture(std::string_view id, int64_t amount, Timestamp now, Effects* effects);
   // requires_confirmation -> canceled; requires_capture -> processing with a void attempt.
   PaymentResult cancel(std::string_view id, Timestamp now, Effects* effects);
-  // Settles an attempt. Idempotent: a result for an attempt already settled is `stale_result`.
+  // A refund of `amount` (0 = all that remains) of a succeeded payment. Several refunds may be
+  // pending at once; pending plus succeeded refunds never exceed the captured amount. A card
+  // refund is pending with an attempt and a PspCall until apply_result settles it (approved:
+  // posts merchant -> psp_clearing; declined or retryable: failed, the amount is free again;
+  // unknown: pending, and in review past its processing deadline). A wallet refund posts
+  // merchant -> wallet and succeeds at once. Fees are not returned.
+  PaymentResult refund(std::string_view payment_id, std::string_view refund_id, int64_t amount,
+                       Timestamp now, Effects* effects);
+  // Settles an attempt of a payment or of a refund. On the result that confirms a capture, books
+  // the hold's post, the merchant fee and the PSP fee (`result.fee`) in one chain; a fee on any
+  // other result is recorded on the attempt only. A retryable or softly declined authorization
+  // of a payment in review fails it (its deadline has passed; nobody would own it). Idempotent:
+  // a result for an attempt already settled is `stale_result`. `cause` goes to the timeline (at
+  // most kCauseLengthMax bytes).
   PaymentResult apply_result(std::string_view attempt_id, const AttemptResult& result,
                              std::string_view cause, Timestamp now, Effects* effects);
   // Deadlines due by `now`: cancel unconfirmed payments, void expired authorizations, flag
-  // processing payments with an unknown attempt for review. Returns the payments changed.
+  // processing payments and pending refunds with an outstanding attempt for review, fail
+  // processing payments without one. Returns the ids of the payments and refunds changed, in
+  // deadline order.
   std::vector<std::string> tick(Timestamp now, Effects* effects);
-  // After a restart: every pending attempt may have reached the PSP, so it becomes unknown.
-  // Returns the attempt ids the resolver must ask about.
+  // After a restart: every pending attempt (of payments and refunds) may have reached the PSP,
+  // so it becomes unknown. Returns the attempt ids the resolver must ask about.
   std::vector<std::string> mark_pending_unknown(Timestamp now);
+  // Attempt ids pending or unknown (the resolver's work list), by payment id, then attempt order
+  // (the payment's attempts before its refunds').
+  [[nodiscard]] std::vector<std::string> outstanding_attempts() const;
 
   [[nodiscard]] const Payment* find(std::string_view id) const;
+  [[nodiscard]] const Refund* find_refund(std::string_view refund_id) const;
   [[nodiscard]] size_t size() const { return payments_.size(); }
+  // The earliest deadline tick() has to fire, if any.
+  [[nodiscard]] std::optional<Timestamp> next_deadline() const;
+  // Payments and refunds flagged in_review (the keel_payments_in_review gauge).
+  [[nodiscard]] size_t in_review_count() const { return in_review_count_; }
+  // Payments matching `filter`, ordered by id, after `starting_after` (an id; empty: from the
+  // first; it need not exist). `limit` is clamped to [1, kListLimitMax]; `*has_more` (if not
+  // null) tells whether more match after the last one returned. Cost: linear in the payments
+  // scanned.
+  [[nodiscard]] std::vector<const Payment*> list(const PaymentFilter& filter, size_t limit,
+                                                 std::string_view starting_after,
+                                                 bool* has_more) const;
+
+  // Canonical encoding of all state for snapshots: every payment (by id) with its attempts,
+  // timeline and refunds, and the fee schedule (changed by journaled set_fees, so it is state).
+  // The deadlines are not in it: they are start-up configuration, given again to decode().
+  // decode() rebuilds an equal machine (same encoding, same indexes and due deadlines), or fails
+  // with a message and leaves `*out` alone if the bytes are malformed or describe a state this
+  // machine cannot reach, or if `deadlines` is not valid.
+  void encode(std::string* out) const;
+  [[nodiscard]] static Status decode(std::string_view bytes, PaymentDeadlines deadlines,
+                                     PaymentMachine* out);
 
  private:
+  // Who an attempt belongs to: a payment, and a refund of it when refund_id is not empty.
+  struct AttemptOwner {
+    std::string payment_id;
+    std::string refund_id;
+  };
+
   Payment* lookup(std::string_view id);
   void move_to(Payment& p, PaymentStatus to, std::string_view cause, Timestamp now);
+  void move_refund(Refund& r, RefundStatus to, std::string_view cause, Timestamp now);
+  PaymentResult can_add_attempt(const Payment& p) const;
   Attempt& add_attempt(Payment& p, AttemptKind kind, std::string_view channel, int64_t amount,
                        Timestamp now, Effects* effects);
-  void settle_authorization(Payment& p, const Attempt& a, std::string_view cause, Timestamp now,
-                            Effects* effects);
+  PaymentResult apply_payment_result(Payment& p, std::string_view attempt_id,
+                                     const AttemptResult& result, std::string_view cause,
+                                     Timestamp now, Effects* effects);
+  PaymentResult apply_refund_result(Payment& p, std::string_view refund_id,
+                                    const AttemptResult& result, std::string_view cause,
+                                    Timestamp now, Effects* effects);
+  void settle_authorization(Payment& p, const Attempt& a, bool captured, std::string_view cause,
+                            Timestamp now, Effects* effects);
   void settle_capture(Payment& p, const Attempt& a, std::string_view cause, Timestamp now,
                       Effects* effects);
   void settle_void(Payment& p, const Attempt& a, std::string_view cause, Timestamp now,
                    Effects* effects);
+  void book_capture(Payment& p, int64_t amount, int64_t psp_fee, Effects* effects);
+  void book_merchant_fee(Payment& p, Effects* effects);
+  void refund_card(Payment& p, Refund& r, Timestamp now, Effects* effects);
+  void refund_wallet(Payment& p, Refund& r, Timestamp now, Effects* effects);
+  void tick_payment(Payment& p, Timestamp now, Effects* effects);
+  void tick_refund(Refund& r, Timestamp now);
+  Refund* lookup_refund(std::string_view refund_id);
 
-  void set_deadline(Payment& p, Timestamp deadline);
+  void set_deadline(std::string_view id, Timestamp* deadline, Timestamp value);
+  void set_review(bool* flag, bool value);  // keeps in_review_count_
+  Status index(const Payment& p);           // decode: attempt owners, refund owners, deadlines
 
   PaymentDeadlines deadlines_;
+  FeeSchedule fees_;
   std::map<std::string, Payment, std::less<>> payments_;
-  std::set<std::pair<Timestamp, std::string>> due_;  // (deadline, payment id), earliest first
-  std::map<std::string, std::string, std::less<>> attempt_owner_;  // attempt id -> payment id
+  // (deadline, payment or refund id), earliest first. One namespace holds both kinds of id.
+  std::set<std::pair<Timestamp, std::string>> due_;
+  std::map<std::string, AttemptOwner, std::less<>> attempt_owner_;
+  std::map<std::string, std::string, std::less<>> refund_owner_;  // refund id -> payment id
+  size_t in_review_count_ = 0;
 };
 
 // Ledger account ids of docs/postings.md.
 [[nodiscard]] std::string psp_clearing_account(std::string_view channel, Currency c);
 [[nodiscard]] std::string merchant_account(std::string_view merchant, Currency c);
+[[nodiscard]] std::string wallet_account(std::string_view customer, Currency c);
+[[nodiscard]] std::string fees_account(Currency c);
+[[nodiscard]] std::string psp_fees_account(std::string_view channel, Currency c);
 
 }  // namespace keel::payments

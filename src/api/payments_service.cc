@@ -1,0 +1,630 @@
+// The payment routes of the HTTP API: customers, merchants, wallets, payments, PSP webhooks.
+// Parses and checks each request on the I/O thread, turns it into one payments::Command or
+// payments::Query for the engine, and writes the engine's answer. Bad input never reaches the
+// engine.
+
+#include <boost/json/serialize.hpp>
+#include <charconv>
+#include <ctime>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <set>
+
+#include "api/json_codec.h"
+#include "api/router.h"
+#include "api/service.h"
+#include "api/psp_dispatcher.h"
+#include "api/service_internal.h"
+#include "connectors/operation.h"
+#include "connectors/webhook_signature.h"
+#include "core/ids.h"
+#include "payments/commands.h"
+
+namespace keel::api {
+namespace json = boost::json;
+
+namespace {
+
+constexpr size_t kWebhookEventsRemembered = 100'000;
+constexpr size_t kTextBytesMax = 200;
+constexpr size_t kTokenBytesMax = 64;
+
+// A new object id: `prefix` and 24 random characters of [0-9A-Za-z].
+std::string new_object_id(std::string_view prefix) {
+  static constexpr char kAlphabet[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string id(prefix);
+  for (int i = 0; i < 24; ++i) id.push_back(kAlphabet[rng() % 62]);
+  return id;
+}
+
+bool is_token(std::string_view s) {
+  if (s.empty() || s.size() > kTokenBytesMax) return false;
+  for (const char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Reads the fields of one request object strictly: every field must be one the route takes.
+class Fields {
+ public:
+  explicit Fields(const json::object* o) : o_(o) {}
+
+  // The first field not in `allowed`, as an error.
+  std::optional<ApiError> only(std::initializer_list<std::string_view> allowed) const {
+    for (const auto& kv : *o_) {
+      bool known = false;
+      for (const std::string_view a : allowed) known = known || kv.key() == a;
+      if (!known) {
+        const std::string key(kv.key());
+        return make_error(ErrorCode::parameter_unknown, "unknown field " + key, key);
+      }
+    }
+    return std::nullopt;
+  }
+
+  // A string field; nullopt value when absent or null.
+  Parsed<std::optional<std::string>> text(std::string_view key, size_t max_bytes) const {
+    const json::value* v = o_->if_contains(key);
+    if (v == nullptr || v->is_null()) return {};
+    if (!v->is_string() || v->get_string().size() > max_bytes) {
+      return {{}, make_error(ErrorCode::parameter_invalid,
+                             std::string(key) + " must be a string of at most " +
+                                 std::to_string(max_bytes) + " bytes",
+                             std::string(key))};
+    }
+    return {std::string(v->get_string())};
+  }
+
+  Parsed<std::optional<int64_t>> amount(std::string_view key) const {
+    const json::value* v = o_->if_contains(key);
+    if (v == nullptr || v->is_null()) return {};
+    if (v->is_int64() && v->get_int64() > 0) return {v->get_int64()};
+    if (v->is_uint64() && v->get_uint64() > 0 &&
+        v->get_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
+      return {static_cast<int64_t>(v->get_uint64())};
+    }
+    return {{}, make_error(ErrorCode::amount_invalid,
+                           std::string(key) + " must be an integer from 1 to 2^63-1 (minor units)",
+                           std::string(key))};
+  }
+
+ private:
+  const json::object* o_;
+};
+
+// The request body as an object; an empty body is an empty object.
+Parsed<json::object> body_object(std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return {json::object{}};
+  auto doc = parse_json(body);
+  if (!doc.ok()) return {{}, doc.error};
+  if (!doc.value.is_object()) {
+    return {{}, make_error(ErrorCode::body_invalid, "the body must be a JSON object")};
+  }
+  return {std::move(doc.value.get_object())};
+}
+
+ApiError missing(std::string_view key) {
+  return make_error(ErrorCode::parameter_missing, std::string(key) + " is required",
+                    std::string(key));
+}
+
+// A fingerprint of the request for its idempotency key: a keyed SHA-256 of method, path and
+// body (32 bytes).
+std::string fingerprint(std::string_view method, std::string_view target, std::string_view body) {
+  const std::string hex = connectors::hmac_sha256_hex(
+      "keel-idempotency-fingerprint",
+      std::string(method) + " " + std::string(target) + "\n" + std::string(body));
+  std::string raw;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    raw.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  return raw;
+}
+
+HttpReply to_http(const payments::Reply& r, std::string_view request_id) {
+  if (r.status < 400) {
+    HttpReply out{r.status, r.body};
+    out.idempotent_replayed = r.replayed;
+    return out;
+  }
+  json::object e{{"type", r.status >= 500 ? "api_error" : "invalid_request_error"},
+                 {"code", r.error_code},
+                 {"message", r.error_message},
+                 {"request_id", request_id}};
+  e["param"] = r.error_param.empty() ? json::value(nullptr) : json::value(r.error_param);
+  return HttpReply{r.status, json::serialize(json::object{{"error", std::move(e)}})};
+}
+
+std::optional<Timestamp> parse_time_param(const QueryParams& q, std::string_view name,
+                                          std::optional<ApiError>* error) {
+  const auto v = query_value(q, name);
+  if (!v) return Timestamp{0};
+  const auto t = parse_rfc3339(*v);
+  if (!t) {
+    *error = make_error(ErrorCode::parameter_invalid,
+                        std::string(name) + " must be an RFC 3339 time", std::string(name));
+  }
+  return t;
+}
+
+}  // namespace
+
+bool PaymentRoutes::channel_known(std::string_view channel) const {
+  for (const auto& c : options_.channels) {
+    if (c == channel) return true;
+  }
+  return false;
+}
+
+// Sends `c` to the engine and answers with its reply.
+void PaymentRoutes::submit(payments::Command c, int64_t wait_ms, const ResponderPtr& r) {
+  engine_->payments_command(
+      std::move(c), wait_ms,
+      on_io_thread<payments::Reply>(r, [](const Responder& r, payments::Reply reply) {
+        r.reply(to_http(reply, r.request_id));
+      }));
+}
+
+void PaymentRoutes::query(payments::Query q, std::string what, const ResponderPtr& r) {
+  const std::string id = q.id;
+  engine_->payments_query(
+      std::move(q), on_io_thread<payments::QueryResult>(
+                        r, [what, id](const Responder& r, payments::QueryResult result) {
+                          if (!result.found) return r.fail(not_found(what, id));
+                          r.reply(HttpReply{200, std::move(result.body)});
+                        }));
+}
+
+// Fills the command's idempotency scope. Money-moving routes require a key.
+std::optional<ApiError> PaymentRoutes::scope(const RequestHeaders& h, bool required,
+                                             std::string_view method, std::string_view target,
+                                             std::string_view body, payments::Command* c) const {
+  if (!h.idempotency_key) {
+    if (!required) return std::nullopt;
+    return make_error(ErrorCode::idempotency_key_missing,
+                      "this request moves money: send an Idempotency-Key header");
+  }
+  if (!payments::is_valid_idempotency_key(*h.idempotency_key)) {
+    return make_error(ErrorCode::idempotency_key_invalid,
+                      "Idempotency-Key must be 1-255 printable ASCII characters");
+  }
+  c->idempotency.client = options_.client;
+  c->idempotency.key = *h.idempotency_key;
+  c->idempotency.fingerprint = fingerprint(method, target, body);
+  return std::nullopt;
+}
+
+void PaymentRoutes::create_customer(std::string_view body, payments::Command c,
+                                        const ResponderPtr& r) {
+  auto o = body_object(body);
+  if (!o.ok()) return r->fail(*o.error);
+  Fields f(&o.value);
+  if (auto e = f.only({"name"})) return r->fail(*e);
+  auto name = f.text("name", kTextBytesMax);
+  if (!name.ok()) return r->fail(*name.error);
+  c.kind = payments::CommandKind::create_customer;
+  c.id = new_object_id("cus_");
+  c.name = name.value.value_or("");
+  submit(std::move(c), 0, r);
+}
+
+void PaymentRoutes::create_merchant(std::string_view body, payments::Command c,
+                                        const ResponderPtr& r) {
+  auto o = body_object(body);
+  if (!o.ok()) return r->fail(*o.error);
+  Fields f(&o.value);
+  if (auto e = f.only({"name", "webhook_url", "webhook_secret"})) return r->fail(*e);
+  auto name = f.text("name", kTextBytesMax);
+  auto url = f.text("webhook_url", 2048);
+  auto secret = f.text("webhook_secret", 256);
+  for (const auto* p : {&name, &url, &secret}) {
+    if (!p->ok()) return r->fail(*p->error);
+  }
+  if (url.value.has_value() != secret.value.has_value()) {
+    return r->fail(make_error(ErrorCode::parameter_invalid,
+                              "webhook_url and webhook_secret go together", "webhook_secret"));
+  }
+  if (url.value && !url.value->starts_with("http://") && !url.value->starts_with("https://")) {
+    return r->fail(make_error(ErrorCode::parameter_invalid,
+                              "webhook_url must be an http:// or https:// URL", "webhook_url"));
+  }
+  c.kind = payments::CommandKind::create_merchant;
+  c.id = new_object_id("mch_");
+  c.name = name.value.value_or("");
+  c.url = url.value.value_or("");
+  c.secret = secret.value.value_or("");
+  submit(std::move(c), 0, r);
+}
+
+void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
+                                       const ResponderPtr& r) {
+  auto o = body_object(body);
+  if (!o.ok()) return r->fail(*o.error);
+  Fields f(&o.value);
+  if (auto e = f.only({"amount", "currency", "merchant", "payment_method", "capture_method",
+                        "source", "customer"})) {
+    return r->fail(*e);
+  }
+  auto amount = f.amount("amount");
+  if (!amount.ok()) return r->fail(*amount.error);
+  if (!amount.value) return r->fail(missing("amount"));
+  auto currency = f.text("currency", 3);
+  if (!currency.ok()) return r->fail(*currency.error);
+  if (!currency.value) return r->fail(missing("currency"));
+  const auto cur = Currency::from_code(*currency.value);
+  if (!cur) {
+    return r->fail(make_error(ErrorCode::currency_invalid, "not an ISO 4217 currency code",
+                              "currency"));
+  }
+  auto merchant = f.text("merchant", 64);
+  if (!merchant.ok()) return r->fail(*merchant.error);
+  if (!merchant.value) return r->fail(missing("merchant"));
+  auto method = f.text("payment_method", kTokenBytesMax);
+  if (!method.ok()) return r->fail(*method.error);
+  if (method.value && !is_token(*method.value)) {
+    return r->fail(make_error(ErrorCode::parameter_invalid,
+                              "payment_method must be a card token of [A-Za-z0-9_-]",
+                              "payment_method"));
+  }
+  auto capture = f.text("capture_method", 16);
+  if (!capture.ok()) return r->fail(*capture.error);
+  if (capture.value && *capture.value != "automatic" && *capture.value != "manual") {
+    return r->fail(make_error(ErrorCode::parameter_invalid,
+                              "capture_method must be automatic or manual", "capture_method"));
+  }
+  auto source = f.text("source", 16);
+  if (!source.ok()) return r->fail(*source.error);
+  if (source.value && *source.value != "card" && *source.value != "wallet") {
+    return r->fail(make_error(ErrorCode::parameter_invalid, "source must be card or wallet",
+                              "source"));
+  }
+  auto customer = f.text("customer", 64);
+  if (!customer.ok()) return r->fail(*customer.error);
+  c.source_wallet = source.value == "wallet";
+  if (c.source_wallet && !customer.value) return r->fail(missing("customer"));
+  if (!c.source_wallet && !method.value) return r->fail(missing("payment_method"));
+  c.customer_id = customer.value.value_or("");
+  c.kind = payments::CommandKind::create_payment;
+  c.id = new_object_id("pay_");
+  c.amount = *amount.value;
+  c.currency = *cur;
+  c.merchant_id = *merchant.value;
+  c.instrument_kind =
+      c.source_wallet ? payments::InstrumentKind::none : payments::InstrumentKind::card_token;
+  c.instrument = method.value.value_or("");
+  c.capture_manual = capture.value == "manual";
+  submit(std::move(c), 0, r);
+}
+
+void PaymentRoutes::payment_step(const RouteMatch& m, std::string_view body,
+                                     payments::Command c, const ResponderPtr& r) {
+  auto o = body_object(body);
+  if (!o.ok()) return r->fail(*o.error);
+  Fields f(&o.value);
+  c.id = m.id;
+  switch (m.route) {
+    case Route::confirm_payment: {
+      if (auto e = f.only({"channel"})) return r->fail(*e);
+      auto channel = f.text("channel", 40);
+      if (!channel.ok()) return r->fail(*channel.error);
+      const auto picked = pick_channel(channel.value, r);
+      if (!picked) return;
+      c.channel = *picked;
+      c.kind = payments::CommandKind::confirm_payment;
+      break;
+    }
+    case Route::capture_payment: {
+      if (auto e = f.only({"amount"})) return r->fail(*e);
+      auto amount = f.amount("amount");
+      if (!amount.ok()) return r->fail(*amount.error);
+      c.amount = amount.value.value_or(0);
+      c.kind = payments::CommandKind::capture_payment;
+      break;
+    }
+    default:
+      if (auto e = f.only({})) return r->fail(*e);
+      c.kind = payments::CommandKind::cancel_payment;
+  }
+  submit(std::move(c), options_.settle_wait_ms, r);
+}
+
+std::optional<std::string> PaymentRoutes::pick_channel(const std::optional<std::string>& named,
+                                                       const ResponderPtr& r) const {
+  if (options_.channels.empty()) {
+    r->fail(make_error(ErrorCode::parameter_invalid, "keeld has no PSP channel configured",
+                       "channel"));
+    return std::nullopt;
+  }
+  std::string channel = named.value_or(options_.channels.front());
+  if (!channel_known(channel)) {
+    r->fail(make_error(ErrorCode::parameter_invalid, "no channel named " + channel, "channel"));
+    return std::nullopt;
+  }
+  return channel;
+}
+
+void PaymentRoutes::create_refund(std::string_view body, payments::Command c,
+                                  const ResponderPtr& r) {
+  auto o = body_object(body);
+  if (!o.ok()) return r->fail(*o.error);
+  Fields f(&o.value);
+  if (auto e = f.only({"payment", "amount"})) return r->fail(*e);
+  auto payment = f.text("payment", 64);
+  if (!payment.ok()) return r->fail(*payment.error);
+  if (!payment.value) return r->fail(missing("payment"));
+  auto amount = f.amount("amount");
+  if (!amount.ok()) return r->fail(*amount.error);
+  c.kind = payments::CommandKind::create_refund;
+  c.id = new_object_id("re_");
+  c.payment_id = *payment.value;
+  c.amount = amount.value.value_or(0);
+  submit(std::move(c), options_.settle_wait_ms, r);
+}
+
+// Top-ups, payouts and wallet transfers.
+void PaymentRoutes::create_flow(Route route, std::string_view body, payments::Command c,
+                                const ResponderPtr& r) {
+  auto o = body_object(body);
+  if (!o.ok()) return r->fail(*o.error);
+  Fields f(&o.value);
+  const bool transfer = route == Route::create_wallet_transfer;
+  const bool topup = route == Route::create_topup;
+  const std::string_view what = topup ? "source" : "destination";
+  const std::string what_type = std::string(what) + "_type";
+  std::optional<ApiError> unknown =
+      transfer ? f.only({"from", "to", "amount", "currency"})
+               : f.only({topup ? "customer" : "customer", "amount", "currency", "channel", what,
+                         what_type});
+  if (unknown) return r->fail(*unknown);
+  auto amount = f.amount("amount");
+  if (!amount.ok()) return r->fail(*amount.error);
+  if (!amount.value) return r->fail(missing("amount"));
+  auto currency = f.text("currency", 3);
+  if (!currency.ok()) return r->fail(*currency.error);
+  if (!currency.value) return r->fail(missing("currency"));
+  const auto cur = Currency::from_code(*currency.value);
+  if (!cur) {
+    return r->fail(make_error(ErrorCode::currency_invalid, "not an ISO 4217 currency code",
+                              "currency"));
+  }
+  c.amount = *amount.value;
+  c.currency = *cur;
+  if (transfer) {
+    auto from = f.text("from", 64);
+    auto to = f.text("to", 64);
+    for (const auto* p : {&from, &to}) {
+      if (!p->ok()) return r->fail(*p->error);
+    }
+    if (!from.value) return r->fail(missing("from"));
+    if (!to.value) return r->fail(missing("to"));
+    c.kind = payments::CommandKind::create_wallet_transfer;
+    c.id = new_object_id("wt_");
+    c.customer_id = *from.value;
+    c.to_customer_id = *to.value;
+    return submit(std::move(c), 0, r);
+  }
+  auto customer = f.text("customer", 64);
+  auto channel = f.text("channel", 40);
+  auto instrument = f.text(what, 128);
+  auto type = f.text(what_type, 16);
+  for (const auto* p : {&customer, &channel, &instrument, &type}) {
+    if (!p->ok()) return r->fail(*p->error);
+  }
+  if (!customer.value) return r->fail(missing("customer"));
+  if (!instrument.value) return r->fail(missing(what));
+  const auto picked = pick_channel(channel.value, r);
+  if (!picked) return;
+  using K = payments::InstrumentKind;
+  if (topup) {
+    const std::string t = type.value.value_or("card_token");
+    if (t != "card_token" && t != "bank_account") {
+      return r->fail(make_error(ErrorCode::parameter_invalid,
+                                "source_type must be card_token or bank_account", what_type));
+    }
+    c.instrument_kind = t == "card_token" ? K::card_token : K::bank_account;
+    c.kind = payments::CommandKind::create_topup;
+    c.id = new_object_id("tu_");
+  } else {
+    const std::string t = type.value.value_or("iban");
+    if (t != "iban" && t != "account") {
+      return r->fail(make_error(ErrorCode::parameter_invalid,
+                                "destination_type must be iban or account", what_type));
+    }
+    c.instrument_kind = t == "iban" ? K::iban : K::account;
+    c.kind = payments::CommandKind::create_payout;
+    c.id = new_object_id("po_");
+  }
+  c.customer_id = *customer.value;
+  c.channel = *picked;
+  c.instrument = *instrument.value;
+  submit(std::move(c), options_.settle_wait_ms, r);
+}
+
+void PaymentRoutes::list_events(const RouteMatch& m, const ResponderPtr& r) {
+  payments::Query q;
+  q.kind = payments::QueryKind::list_events;
+  const auto limit = parse_limit(m.query);
+  if (!limit || *limit > payments::kEventListLimitMax) {
+    return r->fail(make_error(ErrorCode::limit_invalid,
+                              "limit must be an integer from 1 to " +
+                                  std::to_string(payments::kEventListLimitMax),
+                              "limit"));
+  }
+  q.limit = *limit;
+  q.starting_after = std::string(query_value(m.query, "starting_after").value_or(""));
+  q.type = std::string(query_value(m.query, "type").value_or(""));
+  q.object_id = std::string(query_value(m.query, "object_id").value_or(""));
+  q.merchant_id = std::string(query_value(m.query, "merchant").value_or(""));
+  engine_->payments_query(
+      std::move(q), on_io_thread<payments::QueryResult>(
+                        r, [](const Responder& r, payments::QueryResult result) {
+                          if (!result.found) {
+                            return r.fail(make_error(ErrorCode::starting_after_invalid,
+                                                     "starting_after is not a stored event",
+                                                     "starting_after"));
+                          }
+                          r.reply(HttpReply{200, std::move(result.body)});
+                        }));
+}
+
+void PaymentRoutes::list_payments(const RouteMatch& m, const ResponderPtr& r) {
+  payments::Query q;
+  q.kind = payments::QueryKind::list_payments;
+  const auto limit = parse_limit(m.query);
+  if (!limit) {
+    return r->fail(make_error(ErrorCode::limit_invalid,
+                              "limit must be an integer from 1 to " +
+                                  std::to_string(ledger::kPageLimitMax),
+                              "limit"));
+  }
+  q.limit = *limit;
+  q.starting_after = std::string(query_value(m.query, "starting_after").value_or(""));
+  q.status = std::string(query_value(m.query, "status").value_or(""));
+  q.merchant_id = std::string(query_value(m.query, "merchant").value_or(""));
+  q.customer_id = std::string(query_value(m.query, "customer").value_or(""));
+  std::optional<ApiError> error;
+  q.created_gte = parse_time_param(m.query, "created_gte", &error).value_or(0);
+  q.created_lt = parse_time_param(m.query, "created_lt", &error).value_or(0);
+  if (error) return r->fail(*error);
+  engine_->payments_query(
+      std::move(q), on_io_thread<payments::QueryResult>(
+                        r, [](const Responder& r, payments::QueryResult result) {
+                          if (!result.found) {
+                            return r.fail(make_error(ErrorCode::starting_after_invalid,
+                                                     "starting_after is not a payment",
+                                                     "starting_after"));
+                          }
+                          r.reply(HttpReply{200, std::move(result.body)});
+                        }));
+}
+
+void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h,
+                                std::string_view body, const ResponderPtr& r) {
+  const auto secret = options_.webhook_secrets.find(m.id);
+  if (secret == options_.webhook_secrets.end()) return r->fail(not_found("channel", m.id));
+  const auto check = connectors::verify_webhook(secret->second, h.psp_signature, body,
+                                                static_cast<int64_t>(std::time(nullptr)));
+  if (check != connectors::SignatureCheck::ok) {
+    return r->fail(make_error(ErrorCode::signature_invalid,
+                              "PSP-Signature: " +
+                                  std::string(connectors::signature_check_name(check))));
+  }
+  auto o = body_object(body);
+  if (!o.ok()) return r->fail(*o.error);
+  const json::value* id = o.value.if_contains("id");
+  const json::value* data = o.value.if_contains("data");
+  if (id == nullptr || !id->is_string() || data == nullptr || !data->is_object()) {
+    return r->fail(make_error(ErrorCode::body_invalid, "a webhook needs an id and a data object"));
+  }
+  const std::string event_id(id->get_string());
+  const auto op = connectors::parse_operation(json::serialize(*data));
+  if (!op) return r->fail(make_error(ErrorCode::body_invalid, "data is not an operation", "data"));
+  {
+    std::lock_guard lock(mutex_);
+    if (webhook_events_.contains(event_id)) {
+      return r->reply(HttpReply{200, R"({"received":true,"duplicate":true})"});
+    }
+  }
+  payments::Command c = operation_status_command(m.id, *op, "webhook:" + event_id);
+  engine_->payments_command(
+      std::move(c), 0,
+      on_io_thread<payments::Reply>(r, [this, event_id](const Responder& r, payments::Reply) {
+        // Durable (or a no-op because already known): remember the event id, answer 200.
+        {
+          std::lock_guard lock(mutex_);
+          if (webhook_events_.insert(event_id).second) webhook_order_.push_back(event_id);
+          if (webhook_order_.size() > kWebhookEventsRemembered) {
+            webhook_events_.erase(webhook_order_.front());
+            webhook_order_.pop_front();
+          }
+        }
+        r.reply(HttpReply{200, R"({"received":true})"});
+      }));
+}
+
+bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method,
+                               std::string_view target, const RequestHeaders& h,
+                               std::string_view body, const ResponderPtr& r) {
+  if (m.route < Route::create_customer) return false;
+  payments::Command c;
+  const bool moves_money =
+      m.route == Route::create_payment || m.route == Route::confirm_payment ||
+      m.route == Route::capture_payment || m.route == Route::cancel_payment ||
+      m.route == Route::create_refund || m.route == Route::create_topup ||
+      m.route == Route::create_payout || m.route == Route::create_wallet_transfer;
+  const bool takes_key = moves_money || m.route == Route::create_customer ||
+                         m.route == Route::create_merchant;
+  if (takes_key) {
+    if (auto e = scope(h, moves_money, method, target, body, &c)) {
+      r->fail(*e);
+      return true;
+    }
+  }
+  switch (m.route) {
+    case Route::create_customer:
+      create_customer(body, std::move(c), r);
+      return true;
+    case Route::create_merchant:
+      create_merchant(body, std::move(c), r);
+      return true;
+    case Route::create_payment:
+      create_payment(body, std::move(c), r);
+      return true;
+    case Route::confirm_payment:
+    case Route::capture_payment:
+    case Route::cancel_payment:
+      payment_step(m, body, std::move(c), r);
+      return true;
+    case Route::get_customer:
+      query({payments::QueryKind::get_customer, m.id}, "customer", r);
+      return true;
+    case Route::get_merchant:
+      query({payments::QueryKind::get_merchant, m.id}, "merchant", r);
+      return true;
+    case Route::get_wallet:
+      query({payments::QueryKind::get_wallet, m.id}, "wallet", r);
+      return true;
+    case Route::get_payment:
+      query({payments::QueryKind::get_payment, m.id}, "payment", r);
+      return true;
+    case Route::list_payments:
+      list_payments(m, r);
+      return true;
+    case Route::psp_webhook:
+      webhook(m, h, body, r);
+      return true;
+    case Route::create_refund:
+      create_refund(body, std::move(c), r);
+      return true;
+    case Route::create_topup:
+    case Route::create_payout:
+    case Route::create_wallet_transfer:
+      create_flow(m.route, body, std::move(c), r);
+      return true;
+    case Route::get_refund:
+      query({payments::QueryKind::get_refund, m.id}, "refund", r);
+      return true;
+    case Route::get_topup:
+      query({payments::QueryKind::get_topup, m.id}, "topup", r);
+      return true;
+    case Route::get_payout:
+      query({payments::QueryKind::get_payout, m.id}, "payout", r);
+      return true;
+    case Route::get_wallet_transfer:
+      query({payments::QueryKind::get_wallet_transfer, m.id}, "wallet transfer", r);
+      return true;
+    case Route::list_events:
+      list_events(m, r);
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace keel::api

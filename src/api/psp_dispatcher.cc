@@ -1,0 +1,308 @@
+#include "api/psp_dispatcher.h"
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "connectors/merchant_webhook_sender.h"
+
+namespace keel::api {
+namespace asio = boost::asio;
+using connectors::AttemptOutcome;
+using connectors::OperationStatus;
+using payments::AttemptKind;
+using payments::AttemptStatus;
+using payments::OperationState;
+
+OperationState operation_state(const connectors::Operation& op) {
+  switch (op.status) {
+    case OperationStatus::pending:
+      return OperationState::pending;
+    case OperationStatus::authorized:
+      return OperationState::authorized;
+    case OperationStatus::captured:
+      return OperationState::captured;
+    case OperationStatus::voided:
+      return OperationState::voided;
+    case OperationStatus::declined:
+      return op.decline_type == connectors::DeclineType::soft ? OperationState::declined_soft
+                                                              : OperationState::declined_hard;
+    case OperationStatus::refunded:
+      return OperationState::refunded;
+    case OperationStatus::paid:
+      return OperationState::paid;
+    case OperationStatus::failed:
+      return OperationState::failed;
+  }
+  return OperationState::pending;
+}
+
+payments::Command operation_status_command(std::string_view channel,
+                                           const connectors::Operation& op, std::string cause) {
+  payments::Command c;
+  c.kind = payments::CommandKind::operation_status;
+  c.channel = std::string(channel);
+  c.id = op.reference;
+  c.op_state = operation_state(op);
+  c.result.psp_reference = op.psp_reference;
+  c.result.error_code = op.decline_code;
+  c.result.fee = op.fee_minor;
+  c.cause = std::move(cause);
+  return c;
+}
+
+namespace {
+
+// The attempt_result command for a PSP's direct answer to a call; nullopt when the answer is
+// `pending` (the PSP has it and will decide later: resolve by status query).
+std::optional<payments::Command> answer_command(const payments::PspCall& call,
+                                                const connectors::PspResult& r) {
+  payments::Command c;
+  c.kind = payments::CommandKind::attempt_result;
+  c.id = call.attempt_id;
+  c.cause = "psp_response";
+  c.result.error_code = r.error_code;
+  if (r.op) {
+    c.result.psp_reference = r.op->psp_reference;
+    c.result.fee = r.op->fee_minor;
+    c.result.captured = r.op->status == OperationStatus::captured;
+  }
+  switch (r.outcome) {
+    case AttemptOutcome::approved:
+      c.result.status = AttemptStatus::approved;
+      break;
+    case AttemptOutcome::declined_hard:
+      c.result.status = AttemptStatus::declined_hard;
+      break;
+    case AttemptOutcome::declined_soft:
+      c.result.status = AttemptStatus::declined_soft;
+      break;
+    case AttemptOutcome::retryable:
+      c.result.status = AttemptStatus::retryable;
+      break;
+    case AttemptOutcome::pending:
+      return std::nullopt;
+    case AttemptOutcome::not_found:
+    case AttemptOutcome::unknown:
+      c.result.status = AttemptStatus::unknown;
+      break;
+  }
+  return c;
+}
+
+std::string_view currency_code(const payments::PspCall& call) { return call.currency.code(); }
+
+}  // namespace
+
+// Handlers capture a plain Impl*: the Impl outlives its I/O thread (stop() joins it before the
+// Impl goes), and handlers still queued then are destroyed with the io_context, never run.
+struct PspDispatcher::Impl {
+  DispatcherOptions options;
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+  std::map<std::string, std::unique_ptr<connectors::PspClient>, std::less<>> clients;
+  connectors::MerchantWebhookSender webhooks{io.get_executor()};
+  std::thread thread;
+  std::atomic<engine::Engine*> engine{nullptr};
+  std::mt19937_64 random{std::random_device{}()};  // jitter only; I/O thread
+  std::atomic<uint64_t> calls{0}, status_queries{0}, results_submitted{0};
+
+  explicit Impl(DispatcherOptions o) : options(std::move(o)) {
+    for (const ChannelConfig& ch : options.channels) {
+      clients.emplace(ch.name, std::make_unique<connectors::PspClient>(io.get_executor(), ch.client));
+    }
+  }
+
+  connectors::PspClient* client(std::string_view channel) {
+    const auto it = clients.find(channel);
+    return it == clients.end() ? nullptr : it->second.get();
+  }
+
+  void after(int64_t ms, std::function<void()> fn) {
+    auto timer = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(ms));
+    timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code& ec) {
+      if (!ec) fn();
+    });
+  }
+
+  // Offers a command to the engine until it takes it.
+  void offer(payments::Command command) {
+    engine::Engine* e = engine.load();
+    Impl* self = this;
+    e->payments_command(command, 0, [self, command](engine::Outcome<payments::Reply> out) {
+      if (out.error == engine::EngineError::overloaded) {
+        asio::post(self->io, [self, command] {
+          self->after(self->options.resubmit_ms, [self, command] { self->offer(command); });
+        });
+        return;
+      }
+      ++self->results_submitted;
+    });
+  }
+
+  void call(const payments::PspCall& c) {
+    ++calls;
+    connectors::PspClient* psp = client(c.channel);
+    Impl* self = this;
+    if (psp == nullptr) {
+      // A channel missing from the config: nothing was sent, so the attempt may be retried.
+      connectors::PspResult r;
+      r.outcome = AttemptOutcome::retryable;
+      r.error_code = "channel_not_configured";
+      return on_answer(c, r);
+    }
+    auto done = [self, c](connectors::PspResult r) { self->on_answer(c, r); };
+    switch (c.kind) {
+      case AttemptKind::authorization: {
+        connectors::AuthorizeRequest req;
+        req.reference = c.attempt_id;
+        req.amount_minor = c.amount;
+        req.currency = std::string(currency_code(c));
+        req.card_token = c.instrument;
+        req.capture = c.capture_now;
+        return psp->authorize(req, "", done);
+      }
+      case AttemptKind::capture: {
+        connectors::CaptureRequest req;
+        req.reference = c.authorization_reference;
+        req.amount_minor = c.amount;
+        return psp->capture(req, "", done);
+      }
+      case AttemptKind::void_authorization:
+        return psp->void_authorization(c.authorization_reference, "", done);
+      case AttemptKind::refund: {
+        connectors::RefundRequest req;
+        req.reference = c.attempt_id;
+        req.payment_reference = c.authorization_reference;
+        req.amount_minor = c.amount;
+        return psp->refund(req, "", done);
+      }
+      case AttemptKind::payout: {
+        connectors::PayoutRequest req;
+        req.reference = c.attempt_id;
+        req.amount_minor = c.amount;
+        req.currency = std::string(currency_code(c));
+        req.destination_kind = c.instrument_kind == payments::InstrumentKind::account
+                                   ? connectors::PayoutDestinationKind::account
+                                   : connectors::PayoutDestinationKind::iban;
+        req.destination = c.instrument;
+        return psp->payout(req, "", done);
+      }
+      case AttemptKind::topup: {
+        connectors::TopupRequest req;
+        req.reference = c.attempt_id;
+        req.amount_minor = c.amount;
+        req.currency = std::string(currency_code(c));
+        req.source_kind = c.instrument_kind == payments::InstrumentKind::bank_account
+                              ? connectors::TopupSourceKind::bank_account
+                              : connectors::TopupSourceKind::card_token;
+        req.source = c.instrument;
+        return psp->topup(req, "", done);
+      }
+    }
+  }
+
+  void on_answer(const payments::PspCall& c, const connectors::PspResult& r) {
+    if (auto command = answer_command(c, r)) {
+      offer(std::move(*command));
+      return;  // an unknown result comes back from the engine as a resolve request
+    }
+    const bool on_authorization =
+        c.kind == AttemptKind::capture || c.kind == AttemptKind::void_authorization;
+    resolve({c.attempt_id, c.channel, on_authorization ? c.authorization_reference : c.attempt_id},
+            options.resolve_initial_ms);
+  }
+
+  void deliver(const payments::Delivery& d) {
+    Impl* self = this;
+    webhooks.send({d.url, d.body, d.secret, d.event_id},
+                  [self, id = d.event_id](connectors::MerchantWebhookResult r) {
+                    payments::Command c;
+                    c.kind = payments::CommandKind::outbox_attempt;
+                    c.id = id;
+                    c.delivered = r.delivered;
+                    self->offer(std::move(c));
+                  });
+  }
+
+  int64_t jittered(int64_t ms) {
+    std::uniform_int_distribution<int64_t> d(ms / 2, ms);
+    return d(random);
+  }
+
+  // Asks the PSP about `r.reference` after `delay_ms`, again with a doubled delay until it
+  // answers with an outcome.
+  void resolve(payments::ResolveRequest r, int64_t delay_ms) {
+    Impl* self = this;
+    after(jittered(delay_ms), [self, r = std::move(r), delay_ms] {
+      connectors::PspClient* psp = self->client(r.channel);
+      if (psp == nullptr) return;  // no such channel: review at the deadline says so
+      ++self->status_queries;
+      psp->get_operation(r.reference, "", [self, r, delay_ms](connectors::PspResult result) {
+        self->on_status(r, result, delay_ms);
+      });
+    });
+  }
+
+  void on_status(const payments::ResolveRequest& r, const connectors::PspResult& result,
+                 int64_t delay_ms) {
+    const int64_t next = std::min(delay_ms * 2, options.resolve_max_ms);
+    if (result.outcome == AttemptOutcome::not_found) {
+      connectors::Operation never;
+      never.reference = r.reference;
+      payments::Command c = operation_status_command(r.channel, never, "status_query");
+      c.op_state = OperationState::not_found;
+      offer(std::move(c));
+      return;
+    }
+    if (!result.op) return resolve(r, next);  // no answer this time: ask again later
+    if (result.op->status == OperationStatus::pending) return resolve(r, next);
+    offer(operation_status_command(r.channel, *result.op, "status_query"));
+  }
+};
+
+PspDispatcher::PspDispatcher(DispatcherOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+PspDispatcher::~PspDispatcher() { stop(); }
+
+void PspDispatcher::start(engine::Engine* engine) {
+  impl_->engine.store(engine);
+  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+}
+
+void PspDispatcher::stop() {
+  if (!impl_->thread.joinable()) return;
+  impl_->guard.reset();
+  impl_->io.stop();
+  impl_->thread.join();
+}
+
+void PspDispatcher::submit(engine::PaymentEffects effects) {
+  asio::post(impl_->io, [impl = impl_.get(), e = std::move(effects)] {
+    for (const payments::PspCall& c : e.calls) impl->call(c);
+    for (const payments::ResolveRequest& r : e.resolve) {
+      impl->resolve(r, impl->options.resolve_initial_ms);
+    }
+    for (const payments::Delivery& d : e.deliveries) impl->deliver(d);
+  });
+}
+
+const ChannelConfig* PspDispatcher::channel(std::string_view name) const {
+  for (const ChannelConfig& c : impl_->options.channels) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+PspDispatcher::Stats PspDispatcher::stats() const {
+  return {impl_->calls.load(), impl_->status_queries.load(), impl_->results_submitted.load()};
+}
+
+}  // namespace keel::api

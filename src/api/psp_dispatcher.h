@@ -1,0 +1,82 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "connectors/operation.h"
+#include "connectors/psp_client.h"
+#include "engine/engine.h"
+#include "payments/commands.h"
+
+namespace keel::api {
+
+// One PSP channel keeld can route attempts to: the connector's endpoint and the secret its
+// webhooks are signed with. The channel name is what payments record and what the webhook path
+// /v1/webhooks/{channel} names.
+struct ChannelConfig {
+  std::string name;
+  connectors::PspClientOptions client;
+  std::string webhook_secret;
+};
+
+struct DispatcherOptions {
+  std::vector<ChannelConfig> channels;
+  // Status queries of an unknown attempt: first after `resolve_initial_ms`, then doubling up to
+  // `resolve_max_ms`, each with up to 50% random jitter (so a PSP outage does not end in a
+  // synchronized storm of queries).
+  int64_t resolve_initial_ms = 1'000;
+  int64_t resolve_max_ms = 60'000;
+  // A result the engine could not take (queue full) is offered again after this long.
+  int64_t resubmit_ms = 200;
+};
+
+// What a PSP's operation object says, in the payments core's terms.
+[[nodiscard]] payments::OperationState operation_state(const connectors::Operation& op);
+// The operation_status command for a PSP's report of `op` (from a status query or a webhook).
+[[nodiscard]] payments::Command operation_status_command(std::string_view channel,
+                                                         const connectors::Operation& op,
+                                                         std::string cause);
+
+// Carries out the payments core's PSP work after each commit: makes the calls, turns their
+// answers into attempt_result commands, and resolves unknown attempts by status queries with
+// backoff until the PSP gives an outcome. Nothing here decides money: every answer goes back
+// to the engine as a journaled command, and the payments core decides.
+//
+// Thread: submit() may be called from any thread (the engine calls it from its writer thread);
+// the work runs on the dispatcher's own I/O thread. Results are offered to the engine until it
+// takes them (a full queue is retried), so an answer is never dropped while keeld runs; if it
+// stops first, the attempt stays open in the journal and is resolved after the restart.
+class PspDispatcher {
+ public:
+  explicit PspDispatcher(DispatcherOptions options);
+  ~PspDispatcher();
+  PspDispatcher(const PspDispatcher&) = delete;
+  PspDispatcher& operator=(const PspDispatcher&) = delete;
+
+  // Starts the I/O thread; work submitted before waits for it. REQUIRES: `engine` outlives
+  // stop().
+  void start(engine::Engine* engine);
+  // Stops the I/O thread; calls in flight are abandoned (their attempts stay open). Idempotent.
+  void stop();
+
+  void submit(engine::PaymentEffects effects);
+
+  [[nodiscard]] const ChannelConfig* channel(std::string_view name) const;
+
+  struct Stats {
+    uint64_t calls = 0;
+    uint64_t status_queries = 0;
+    uint64_t results_submitted = 0;
+  };
+  [[nodiscard]] Stats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keel::api

@@ -1,0 +1,117 @@
+#pragma once
+
+// Pieces shared by the route files of the HTTP API (service.cc, payments_service.cc). Not a
+// public interface: nothing outside src/api includes this.
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <charconv>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "api/errors.h"
+#include "api/router.h"
+#include "api/service.h"
+#include "engine/engine.h"
+#include "payments/commands.h"
+
+namespace keel::api {
+
+// How one request is answered. Shared by the engine callback and the I/O-side continuation.
+struct Responder {
+  PostFn post;
+  ReplyFn reply;
+  std::string request_id;
+
+  void ok(const boost::json::object& body) const {
+    reply(HttpReply{200, boost::json::serialize(body)});
+  }
+  void fail(const ApiError& e) const { reply(error_reply(e, request_id)); }
+};
+using ResponderPtr = std::shared_ptr<const Responder>;
+
+inline ApiError engine_error(engine::EngineError e) {
+  if (e == engine::EngineError::overloaded) {
+    return make_error(ErrorCode::overloaded, "the server is overloaded; retry later");
+  }
+  return make_error(ErrorCode::unavailable,
+                    "the server is not taking commands (shutting down or storage failed)");
+}
+
+// The engine callback for a request: on the writer thread it only posts the outcome to the
+// connection's executor, where `on_value` builds the answer (or an engine error is answered).
+template <typename T, typename F>
+engine::Callback<T> on_io_thread(ResponderPtr r, F on_value) {
+  return [r, on_value = std::move(on_value)](engine::Outcome<T> outcome) {
+    r->post([r, on_value, outcome = std::move(outcome)]() mutable {
+      if (outcome.error != engine::EngineError::ok) return r->fail(engine_error(outcome.error));
+      on_value(*r, std::move(outcome.value));
+    });
+  };
+}
+
+inline ApiError not_found(std::string_view what, std::string_view id) {
+  return make_error(ErrorCode::resource_missing,
+                    "no " + std::string(what) + " with id " + std::string(id), "id");
+}
+
+// Parses ?limit=: digits only, 1..kPageLimitMax; 10 when absent.
+inline std::optional<size_t> parse_limit(const QueryParams& query) {
+  const auto text = query_value(query, "limit");
+  if (!text) return 10;
+  size_t limit = 0;
+  const char* end = text->data() + text->size();
+  const auto [p, ec] = std::from_chars(text->data(), end, limit);
+  if (text->empty() || ec != std::errc() || p != end || limit < 1 ||
+      limit > ledger::kPageLimitMax) {
+    return std::nullopt;
+  }
+  return limit;
+}
+
+// The payment routes (payments_service.cc).
+class PaymentRoutes {
+ public:
+  PaymentRoutes(engine::Engine* engine, PaymentsApiOptions options)
+      : engine_(engine), options_(std::move(options)) {}
+
+  // Answers `m` if it is a payment route; false otherwise (the caller answers it).
+  bool handle(const RouteMatch& m, std::string_view method, std::string_view target,
+              const RequestHeaders& h, std::string_view body, const ResponderPtr& r);
+
+ private:
+  bool channel_known(std::string_view channel) const;
+  void submit(payments::Command c, int64_t wait_ms, const ResponderPtr& r);
+  void query(payments::Query q, std::string what, const ResponderPtr& r);
+  std::optional<ApiError> scope(const RequestHeaders& h, bool required, std::string_view method,
+                                std::string_view target, std::string_view body,
+                                payments::Command* c) const;
+  void create_customer(std::string_view body, payments::Command c, const ResponderPtr& r);
+  void create_merchant(std::string_view body, payments::Command c, const ResponderPtr& r);
+  void create_payment(std::string_view body, payments::Command c, const ResponderPtr& r);
+  void payment_step(const RouteMatch& m, std::string_view body, payments::Command c,
+                    const ResponderPtr& r);
+  void list_payments(const RouteMatch& m, const ResponderPtr& r);
+  void list_events(const RouteMatch& m, const ResponderPtr& r);
+  void create_refund(std::string_view body, payments::Command c, const ResponderPtr& r);
+  void create_flow(Route route, std::string_view body, payments::Command c,
+                   const ResponderPtr& r);
+  // The channel named in a request, or the default; nullopt (and an answer sent) if unknown.
+  std::optional<std::string> pick_channel(const std::optional<std::string>& named,
+                                          const ResponderPtr& r) const;
+  void webhook(const RouteMatch& m, const RequestHeaders& h, std::string_view body,
+               const ResponderPtr& r);
+
+  engine::Engine* engine_;
+  PaymentsApiOptions options_;
+  std::mutex mutex_;  // guards the webhook event ids below
+  std::set<std::string, std::less<>> webhook_events_;
+  std::deque<std::string> webhook_order_;
+};
+
+}  // namespace keel::api

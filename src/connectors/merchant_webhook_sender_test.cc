@@ -1,0 +1,416 @@
+// MerchantWebhookSender against a small Beast server in the test, bound to 127.0.0.1 port 0:
+// what a 2xx, a non-2xx, a silent server, a closed connection and a refused port each give,
+// and that the signature verifies with verify_webhook().
+
+#include "connectors/merchant_webhook_sender.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "connectors/webhook_signature.h"
+#include "core/time.h"
+
+namespace keel::connectors {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using beast::error_code;
+
+constexpr int64_t kNowS = 1'800'000'000;
+constexpr std::string_view kSecret = "whsec_test";
+constexpr std::string_view kBody =
+    R"({"id":"evt_1","type":"payment.succeeded","created_at":"2027-01-15T08:00:00.000000000Z",)"
+    R"("data":{"amount":1250}})";
+
+struct Received {
+  std::string method;
+  std::string target;
+  std::map<std::string, std::string> headers;
+  std::string body;
+};
+
+// Accepts connections and, for each request, answers as `mode` says. Runs on the test's
+// io_context thread; its handlers hold it alive until they finish.
+class TestServer : public std::enable_shared_from_this<TestServer> {
+ public:
+  enum class Mode { answer, silent, close, huge_header };
+
+  static std::shared_ptr<TestServer> start(net::io_context& ioc, Mode mode, unsigned status = 200) {
+    auto s = std::shared_ptr<TestServer>(new TestServer(ioc, mode, status));
+    net::post(ioc, [s] { s->accept(); });
+    return s;
+  }
+
+  uint16_t port() const { return port_; }
+  std::string url(std::string_view target = "/hooks") const {
+    return "http://127.0.0.1:" + std::to_string(port_) + std::string(target);
+  }
+
+  // Closes the acceptor and every connection; waits until that ran on the io_context.
+  void stop() {
+    std::promise<void> stopped;
+    net::post(ioc_, [self = shared_from_this(), &stopped] {
+      error_code ignored;
+      self->acceptor_.close(ignored);
+      for (auto& c : self->connections_) c->socket.close(ignored);
+      self->connections_.clear();
+      stopped.set_value();
+    });
+    stopped.get_future().wait();
+  }
+
+  std::vector<Received> received() const {
+    std::lock_guard lock(mu_);
+    return received_;
+  }
+  void wait_for_requests(size_t n) const {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return received_.size() >= n; });
+  }
+
+ private:
+  struct Connection {
+    explicit Connection(tcp::socket s) : socket(std::move(s)) {}
+    tcp::socket socket;
+    beast::flat_buffer buffer;
+    http::request<http::string_body> request;
+    http::response<http::string_body> response;
+    std::string raw;
+  };
+
+  TestServer(net::io_context& ioc, Mode mode, unsigned status)
+      : ioc_(ioc),
+        acceptor_(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
+        mode_(mode),
+        status_(status) {
+    port_ = acceptor_.local_endpoint().port();
+  }
+
+  void accept() {
+    acceptor_.async_accept([self = shared_from_this()](error_code ec, tcp::socket socket) {
+      if (ec) return;
+      auto c = std::make_shared<Connection>(std::move(socket));
+      self->connections_.push_back(c);
+      self->serve(c);
+      self->accept();
+    });
+  }
+
+  void serve(const std::shared_ptr<Connection>& c) {
+    http::async_read(c->socket, c->buffer, c->request,
+                     [self = shared_from_this(), c](error_code ec, size_t) {
+                       if (ec) return;
+                       self->record(c->request);
+                       self->respond(c);
+                     });
+  }
+
+  void record(const http::request<http::string_body>& req) {
+    Received r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    for (const auto& field : req) {
+      r.headers[std::string(field.name_string())] = std::string(field.value());
+    }
+    r.body = req.body();
+    std::lock_guard lock(mu_);
+    received_.push_back(std::move(r));
+    cv_.notify_all();
+  }
+
+  void respond(const std::shared_ptr<Connection>& c) {
+    error_code ignored;
+    switch (mode_) {
+      case Mode::silent:
+        return;
+      case Mode::close:
+        c->socket.shutdown(tcp::socket::shutdown_both, ignored);
+        c->socket.close(ignored);
+        return;
+      case Mode::huge_header:
+        c->raw = "HTTP/1.1 200 OK\r\nX-Filler: " + std::string(16 * 1024, 'x') + "\r\n\r\n";
+        net::async_write(c->socket, net::buffer(c->raw), [c](error_code, size_t) {});
+        return;
+      case Mode::answer:
+        c->response = {static_cast<http::status>(status_), 11};
+        if (status_ != 204) c->response.body() = "ok";
+        c->response.keep_alive(false);
+        c->response.prepare_payload();
+        http::async_write(c->socket, c->response, [c](error_code, size_t) {
+          error_code ignored2;
+          c->socket.shutdown(tcp::socket::shutdown_send, ignored2);
+        });
+        return;
+    }
+  }
+
+  net::io_context& ioc_;
+  tcp::acceptor acceptor_;
+  const Mode mode_;
+  const unsigned status_;
+  uint16_t port_ = 0;
+  std::vector<std::shared_ptr<Connection>> connections_;  // io_context thread only
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::vector<Received> received_;
+};
+
+class MerchantWebhookSenderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  void TearDown() override {
+    sender_.reset();
+    for (auto& s : servers_) s->stop();
+    servers_.clear();
+    work_.reset();
+    thread_.join();  // every pending handler ran: callbacks are all in
+    EXPECT_EQ(callbacks_.load(), sends_.load());
+  }
+
+  MerchantWebhookSender& sender(MerchantWebhookSenderOptions options = {}) {
+    if (!options.clock_s) options.clock_s = [] { return kNowS; };
+    sender_ = std::make_unique<MerchantWebhookSender>(ioc_.get_executor(), std::move(options));
+    return *sender_;
+  }
+
+  std::shared_ptr<TestServer> server(TestServer::Mode mode, unsigned status = 200) {
+    servers_.push_back(TestServer::start(ioc_, mode, status));
+    return servers_.back();
+  }
+
+  static MerchantWebhook webhook(std::string url) {
+    return {std::move(url), std::string(kBody), std::string(kSecret), "evt_1"};
+  }
+
+  // Sends one webhook and waits for its callback (which must come exactly once).
+  std::future<MerchantWebhookResult> send(MerchantWebhook w) {
+    auto promise = std::make_shared<std::promise<MerchantWebhookResult>>();
+    auto result = promise->get_future();
+    ++sends_;
+    sender_->send(std::move(w), [this, promise](MerchantWebhookResult r) {
+      ++callbacks_;
+      promise->set_value(std::move(r));  // a second call would throw
+    });
+    return result;
+  }
+  MerchantWebhookResult send_and_wait(MerchantWebhook w) { return send(std::move(w)).get(); }
+
+  net::io_context ioc_;
+  net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(ioc_);
+  std::thread thread_;
+  std::unique_ptr<MerchantWebhookSender> sender_;
+  std::vector<std::shared_ptr<TestServer>> servers_;
+  std::atomic<int> sends_{0};
+  std::atomic<int> callbacks_{0};
+};
+
+TEST_F(MerchantWebhookSenderTest, A2xxIsDeliveredWithSignedHeaders) {
+  sender();
+  auto s = server(TestServer::Mode::answer, 200);
+  const MerchantWebhookResult r = send_and_wait(webhook(s->url("/hooks/keel?v=1")));
+  EXPECT_TRUE(r.delivered);
+  EXPECT_EQ(r.http_status, 200u);
+  EXPECT_EQ(r.reason, "");
+  const std::vector<Received> got = s->received();
+  ASSERT_EQ(got.size(), 1u);
+  const Received& req = got[0];
+  EXPECT_EQ(req.method, "POST");
+  EXPECT_EQ(req.target, "/hooks/keel?v=1");
+  EXPECT_EQ(req.body, kBody);
+  EXPECT_EQ(req.headers.at("Content-Type"), "application/json");
+  EXPECT_EQ(req.headers.at("User-Agent"), "keel");
+  EXPECT_EQ(req.headers.at("Keel-Event-Id"), "evt_1");
+  EXPECT_EQ(req.headers.at("Host"), "127.0.0.1:" + std::to_string(s->port()));
+  EXPECT_EQ(req.headers.at("Connection"), "close");
+  const std::string& signature = req.headers.at("Keel-Signature");
+  EXPECT_EQ(signature, sign_webhook(kSecret, kNowS, kBody));
+  // The worked example of docs/webhooks.md.
+  EXPECT_EQ(signature,
+            "t=1800000000,v1=e1cf50cef5fbf73eb58479d3a8de14454adb79b386511e80875361d4c656ff5a");
+  EXPECT_TRUE(signature.starts_with("t=" + std::to_string(kNowS) + ",v1="));
+  EXPECT_EQ(verify_webhook(kSecret, signature, req.body, kNowS), SignatureCheck::ok);
+  EXPECT_EQ(verify_webhook("other", signature, req.body, kNowS), SignatureCheck::mismatch);
+  EXPECT_EQ(verify_webhook(kSecret, signature, req.body + " ", kNowS), SignatureCheck::mismatch);
+  const MerchantWebhookSender::Stats stats = sender_->stats();
+  EXPECT_EQ(stats.sent, 1u);
+  EXPECT_EQ(stats.delivered, 1u);
+  EXPECT_EQ(stats.failed, 0u);
+}
+
+TEST_F(MerchantWebhookSenderTest, SignsWithTheWallClockByDefault) {
+  MerchantWebhookSenderOptions o;
+  o.clock_s = nullptr;
+  sender_ = std::make_unique<MerchantWebhookSender>(ioc_.get_executor(), o);
+  auto s = server(TestServer::Mode::answer, 200);
+  ASSERT_TRUE(send_and_wait(webhook(s->url())).delivered);
+  const std::string signature = s->received().at(0).headers.at("Keel-Signature");
+  EXPECT_EQ(verify_webhook(kSecret, signature, kBody, wall_clock_now() / kNanosPerSecond),
+            SignatureCheck::ok);
+}
+
+TEST_F(MerchantWebhookSenderTest, Any2xxIsDelivered) {
+  sender();
+  for (unsigned status : {201u, 202u, 204u, 299u}) {
+    auto s = server(TestServer::Mode::answer, status);
+    const MerchantWebhookResult r = send_and_wait(webhook(s->url()));
+    EXPECT_TRUE(r.delivered) << status;
+    EXPECT_EQ(r.http_status, status);
+  }
+}
+
+TEST_F(MerchantWebhookSenderTest, AnyOtherStatusFails) {
+  sender();
+  for (unsigned status : {500u, 503u, 404u, 400u, 301u, 302u}) {
+    auto s = server(TestServer::Mode::answer, status);
+    const MerchantWebhookResult r = send_and_wait(webhook(s->url()));
+    EXPECT_FALSE(r.delivered) << status;
+    EXPECT_EQ(r.http_status, status);
+    EXPECT_EQ(r.reason, "http " + std::to_string(status));
+  }
+  EXPECT_EQ(sender_->stats().failed, 6u);
+}
+
+TEST_F(MerchantWebhookSenderTest, AServerThatNeverAnswersTimesOut) {
+  MerchantWebhookSenderOptions o;
+  o.total_timeout_ms = 200;
+  sender(o);
+  auto s = server(TestServer::Mode::silent);
+  const MerchantWebhookResult r = send_and_wait(webhook(s->url()));
+  EXPECT_FALSE(r.delivered);
+  EXPECT_EQ(r.http_status, 0u);
+  EXPECT_EQ(r.reason, "timeout");
+  EXPECT_EQ(s->received().size(), 1u);  // it was sent, and may have been acted on
+}
+
+TEST_F(MerchantWebhookSenderTest, ARefusedPortFails) {
+  sender();
+  uint16_t port = 0;
+  {
+    tcp::acceptor closed(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    port = closed.local_endpoint().port();
+  }
+  const MerchantWebhookResult r =
+      send_and_wait(webhook("http://127.0.0.1:" + std::to_string(port) + "/hooks"));
+  EXPECT_FALSE(r.delivered);
+  EXPECT_EQ(r.reason, "connect refused");
+}
+
+TEST_F(MerchantWebhookSenderTest, AConnectionClosedWithoutAnswerFails) {
+  sender();
+  auto s = server(TestServer::Mode::close);
+  const MerchantWebhookResult r = send_and_wait(webhook(s->url()));
+  EXPECT_FALSE(r.delivered);
+  EXPECT_TRUE(r.reason == "connection closed" || r.reason == "connection reset") << r.reason;
+}
+
+TEST_F(MerchantWebhookSenderTest, AnOversizedAnswerHeadFails) {
+  sender();
+  auto s = server(TestServer::Mode::huge_header);
+  const MerchantWebhookResult r = send_and_wait(webhook(s->url()));
+  EXPECT_FALSE(r.delivered);
+  EXPECT_EQ(r.reason, "response too large");
+}
+
+TEST_F(MerchantWebhookSenderTest, AHostNameIsResolved) {
+  sender();
+  auto s = server(TestServer::Mode::answer, 200);
+  const MerchantWebhookResult r =
+      send_and_wait(webhook("http://localhost:" + std::to_string(s->port()) + "/x"));
+  EXPECT_TRUE(r.delivered) << r.reason;
+}
+
+TEST_F(MerchantWebhookSenderTest, BadInputFailsWithoutSending) {
+  MerchantWebhookSenderOptions o;
+  o.request_body_bytes_max = kBody.size();
+  sender(o);
+  auto s = server(TestServer::Mode::answer, 200);
+  const auto reason = [&](MerchantWebhook w) { return send_and_wait(std::move(w)).reason; };
+  EXPECT_EQ(reason(webhook("https://127.0.0.1/hooks")), "url invalid");
+  EXPECT_EQ(reason(webhook("http://127.0.0.1:0/hooks")), "url invalid");
+  EXPECT_EQ(reason(webhook(s->url("/a b"))), "url invalid");
+  EXPECT_EQ(reason(webhook(s->url("/a\r\nX-Injected: 1"))), "url invalid");
+  EXPECT_EQ(reason(webhook("http://u@h:1/")), "url invalid");
+  MerchantWebhook bad_id = webhook(s->url());
+  bad_id.event_id = "evt_1\r\nX-Injected: 1";
+  EXPECT_EQ(reason(bad_id), "event id invalid");
+  MerchantWebhook big = webhook(s->url());
+  big.body += " ";
+  EXPECT_EQ(reason(big), "body too large");
+  EXPECT_TRUE(s->received().empty());
+}
+
+TEST_F(MerchantWebhookSenderTest, CallbacksNeverRunInline) {
+  sender();
+  // Started on the io_context thread, where an inline callback could run at once.
+  std::promise<bool> inline_seen;
+  net::post(ioc_, [&] {
+    auto returned = std::make_shared<bool>(false);
+    ++sends_;
+    sender_->send(webhook("not a url"), [&, returned](MerchantWebhookResult r) {
+      ++callbacks_;
+      EXPECT_EQ(r.reason, "url invalid");
+      inline_seen.set_value(!*returned);
+    });
+    *returned = true;
+  });
+  EXPECT_FALSE(inline_seen.get_future().get());
+}
+
+TEST_F(MerchantWebhookSenderTest, DestructionFailsTriesInFlightOnce) {
+  sender();
+  auto s = server(TestServer::Mode::silent);
+  auto pending = send(webhook(s->url()));
+  s->wait_for_requests(1);
+  sender_.reset();
+  const MerchantWebhookResult r = pending.get();
+  EXPECT_FALSE(r.delivered);
+  EXPECT_EQ(r.reason, "shut down");
+}
+
+TEST_F(MerchantWebhookSenderTest, TriesInFlightAreBounded) {
+  MerchantWebhookSenderOptions o;
+  o.in_flight_max = 1;
+  sender(o);
+  auto s = server(TestServer::Mode::silent);
+  auto first = send(webhook(s->url()));
+  s->wait_for_requests(1);
+  EXPECT_EQ(send_and_wait(webhook(s->url())).reason, "too many in flight");
+  sender_.reset();
+  EXPECT_EQ(first.get().reason, "shut down");
+}
+
+TEST_F(MerchantWebhookSenderTest, ManyDeliveriesAtOnce) {
+  sender();
+  auto ok = server(TestServer::Mode::answer, 200);
+  auto bad = server(TestServer::Mode::answer, 500);
+  std::vector<std::future<MerchantWebhookResult>> results;
+  for (int i = 0; i < 40; ++i) results.push_back(send(webhook((i % 2 ? bad : ok)->url())));
+  int delivered = 0;
+  for (auto& f : results) delivered += f.get().delivered ? 1 : 0;
+  EXPECT_EQ(delivered, 20);
+  EXPECT_EQ(ok->received().size(), 20u);
+  EXPECT_EQ(bad->received().size(), 20u);
+}
+
+}  // namespace
+}  // namespace keel::connectors

@@ -1,0 +1,95 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/currency.h"
+#include "core/status.h"
+#include "payments/payment.h"
+
+namespace keel::payments {
+
+// The commands the payments core takes (PaymentsCore::apply), as they are journaled: the journal
+// stores these inputs, never their results, and replaying them rebuilds the same state.
+//
+// One flat struct for every kind keeps the codec one function: each kind reads the fields its
+// comment names and leaves the others empty. Values of CommandKind are on disk: never renumber.
+enum class CommandKind : uint8_t {
+  create_customer = 1,         // id, name
+  create_merchant = 2,         // id, name, url (webhook endpoint, may be empty), secret
+  create_payment = 3,          // id, amount, currency, merchant_id, customer_id (wallet source),
+                               // instrument (card token), capture_manual, source_wallet
+  confirm_payment = 4,         // id, channel
+  capture_payment = 5,         // id, amount (0: all authorized)
+  cancel_payment = 6,          // id
+  create_refund = 7,           // id, payment_id, amount (0: all that is left)
+  create_topup = 8,            // id, customer_id, amount, currency, channel, instrument_kind,
+                               // instrument
+  create_payout = 9,           // id, customer_id, amount, currency, channel, instrument_kind,
+                               // instrument
+  create_wallet_transfer = 10,  // id, customer_id (from), to_customer_id, amount, currency
+  attempt_result = 11,          // id (attempt id), result, cause, event_id (webhook dedupe)
+  mark_pending_unknown = 12,    // (after a restart)
+  outbox_attempt = 13,          // id (event id), delivered
+  operation_status = 14,        // what a PSP says of an operation (status query or webhook):
+                                // channel, id (the operation's reference), op_status, result
+                                // (psp_reference, error_code, fee), cause
+};
+
+// An operation's status as a PSP reports it (docs/psp_protocol.md), in the payments' own terms.
+// Values are on disk: never renumber.
+enum class OperationState : uint8_t {
+  not_found = 0,  // the PSP never received the reference
+  pending,
+  authorized,
+  captured,
+  voided,
+  declined_hard,
+  declined_soft,
+  refunded,
+  paid,
+  failed,
+};
+
+// Stripe-style idempotency of an API request: the key as the client sent it, scoped by the API
+// client, with a fingerprint (SHA-256 of method, path and body). Empty key: none.
+struct IdempotencyScope {
+  std::string client;
+  std::string key;
+  std::string fingerprint;
+};
+
+struct Command {
+  CommandKind kind = CommandKind::create_customer;
+  IdempotencyScope idempotency;
+  std::string id;
+  std::string name;
+  std::string url;
+  std::string secret;
+  std::string merchant_id;
+  std::string customer_id;
+  std::string to_customer_id;
+  std::string payment_id;
+  std::string channel;
+  int64_t amount = 0;
+  Currency currency;
+  InstrumentKind instrument_kind = InstrumentKind::none;
+  std::string instrument;
+  bool capture_manual = false;
+  bool source_wallet = false;
+  AttemptResult result;
+  std::string cause;
+  std::string event_id;
+  bool delivered = false;
+  OperationState op_state = OperationState::not_found;
+};
+
+void encode_command(const Command& c, std::string* out);
+// Fails on bytes this version did not write (unknown kind or enum value, bad lengths, trailing
+// bytes).
+Status decode_command(std::string_view bytes, Command* out);
+
+[[nodiscard]] std::string_view command_kind_name(CommandKind k);
+
+}  // namespace keel::payments

@@ -1,0 +1,1137 @@
+#include "payments/core.h"
+
+#include "core/assert.h"
+#include "core/bytes.h"
+#include "core/ids.h"
+#include "core/json_writer.h"
+
+namespace keel::payments {
+namespace {
+
+constexpr uint32_t kEncodingVersion = 1;
+constexpr size_t kNameBytesMax = 200;
+constexpr size_t kUrlBytesMax = 2048;
+constexpr size_t kSecretBytesMax = 256;
+
+bool is_reference_id(std::string_view id) {
+  if (id.empty() || id.size() > 48) return false;
+  for (const char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// How each PaymentResult reaches the API: status, code, message.
+Reply payment_error(PaymentResult r, std::string_view id) {
+  using R = PaymentResult;
+  const std::string name(result_name(r));
+  switch (r) {
+    case R::id_invalid:
+    case R::refund_id_invalid:
+      return error_reply(400, "id_invalid", "the id is not valid", "id");
+    case R::amount_invalid:
+      return error_reply(400, "amount_invalid", "the amount must be a positive integer",
+                         "amount");
+    case R::currency_invalid:
+      return error_reply(400, "currency_invalid", "unknown currency", "currency");
+    case R::merchant_id_invalid:
+      return error_reply(400, "parameter_invalid", "the merchant id is not valid", "merchant");
+    case R::channel_invalid:
+      return error_reply(400, "parameter_invalid", "the channel is not valid", "channel");
+    case R::payment_method_invalid:
+      return error_reply(400, "parameter_invalid",
+                         "a card payment needs a payment_method (card token); a wallet payment "
+                         "takes none",
+                         "payment_method");
+    case R::customer_id_invalid:
+      return error_reply(400, "parameter_invalid", "the customer is not valid", "customer");
+    case R::capture_method_invalid:
+      return error_reply(400, "parameter_invalid", "wallet payments capture automatically",
+                         "capture_method");
+    case R::source_invalid:
+      return error_reply(400, "parameter_invalid", "source must be card or wallet", "source");
+    case R::exists:
+      return error_reply(409, "resource_exists", "an object with id " + std::string(id) +
+                                                     " exists");
+    case R::not_found:
+      return error_reply(404, "resource_missing", "no payment with id " + std::string(id), "id");
+    case R::invalid_state:
+    case R::wrong_source:
+      return error_reply(409, "payment_unexpected_state",
+                         "the payment's status or source does not allow this");
+    case R::attempt_outstanding:
+      return error_reply(409, "attempt_outstanding",
+                         "an attempt of this payment is still open at the PSP; wait for it");
+    case R::capture_exceeds_authorized:
+      return error_reply(400, "amount_too_large", "more than was authorized", "amount");
+    case R::refund_exceeds_captured:
+      return error_reply(400, "amount_too_large",
+                         "refunds (pending and succeeded) would exceed the captured amount",
+                         "amount");
+    case R::too_many_attempts:
+    case R::too_many_refunds:
+      return error_reply(409, name, "the payment has reached its limit of " + name.substr(9));
+    default:
+      return error_reply(500, "internal_error", "unexpected payment result " + name);
+  }
+}
+
+Reply flow_error(WalletFlowResult r, std::string_view id) {
+  using R = WalletFlowResult;
+  switch (r) {
+    case R::id_invalid:
+      return error_reply(400, "id_invalid", "the id is not valid", "id");
+    case R::exists:
+      return error_reply(409, "resource_exists", "an object with id " + std::string(id) +
+                                                     " exists");
+    case R::amount_invalid:
+      return error_reply(400, "amount_invalid", "the amount must be a positive integer",
+                         "amount");
+    case R::currency_invalid:
+      return error_reply(400, "currency_invalid", "unknown currency", "currency");
+    case R::customer_id_invalid:
+      return error_reply(400, "parameter_invalid", "the customer is not valid", "customer");
+    case R::channel_invalid:
+      return error_reply(400, "parameter_invalid", "the channel is not valid", "channel");
+    case R::instrument_invalid:
+      return error_reply(400, "parameter_invalid", "the source or destination is not valid",
+                         "source");
+    case R::same_wallet:
+      return error_reply(400, "parameter_invalid", "from and to are the same wallet", "to");
+    default:
+      return error_reply(500, "internal_error",
+                         "unexpected wallet flow result " + std::string(result_name(r)));
+  }
+}
+
+std::string_view attempt_kind_name(AttemptKind k) {
+  switch (k) {
+    case AttemptKind::authorization:
+      return "authorization";
+    case AttemptKind::capture:
+      return "capture";
+    case AttemptKind::void_authorization:
+      return "void";
+    case AttemptKind::refund:
+      return "refund";
+    case AttemptKind::payout:
+      return "payout";
+    case AttemptKind::topup:
+      return "topup";
+  }
+  return "unknown";
+}
+
+void write_time_or_null(JsonWriter& w, std::string_view key, Timestamp t) {
+  w.key(key);
+  t == 0 ? w.null() : w.string(format_rfc3339(t));
+}
+
+void write_attempt(JsonWriter& w, const Attempt& a) {
+  w.begin_object();
+  w.field("id", a.id);
+  w.field("kind", attempt_kind_name(a.kind));
+  w.field("channel", a.channel);
+  w.field("status", attempt_status_name(a.status));
+  w.field("amount", a.amount);
+  w.field("fee", a.fee);
+  w.field_or_null("psp_reference", a.psp_reference);
+  w.field_or_null("error_code", a.error_code);
+  w.field("created_at", format_rfc3339(a.created_at));
+  w.field("updated_at", format_rfc3339(a.updated_at));
+  w.end_object();
+}
+
+}  // namespace
+
+Reply error_reply(uint16_t status, std::string code, std::string message, std::string param) {
+  Reply r;
+  r.status = status;
+  r.error_code = std::move(code);
+  r.error_message = std::move(message);
+  r.error_param = std::move(param);
+  return r;
+}
+
+std::string render_payment(const Payment& p) {
+  JsonWriter w;
+  w.begin_object();
+  w.field("id", p.id);
+  w.field("object", "payment");
+  w.field("amount", p.amount);
+  w.field("currency", p.currency.code());
+  w.field("merchant", p.merchant_id);
+  w.field("source", p.source == PaymentSource::card ? "card" : "wallet");
+  w.field_or_null("customer", p.customer_id);
+  w.field_or_null("payment_method", p.payment_method);
+  w.field("capture_method", p.capture_method == CaptureMethod::automatic ? "automatic" : "manual");
+  w.field("status", status_name(p.status));
+  w.field("amount_authorized", p.authorized_amount);
+  w.field("amount_captured", p.captured_amount);
+  w.field("amount_refunded", p.refunded_amount);
+  w.field("merchant_fee", p.merchant_fee);
+  w.field("psp_fee", p.psp_fee);
+  w.field_or_null("channel", p.channel);
+  w.field_or_null("error_code", p.error_code);
+  w.field("requires_review", p.in_review);
+  w.field("created_at", format_rfc3339(p.created_at));
+  write_time_or_null(w, "deadline", p.deadline);
+  write_time_or_null(w, "authorization_expires_at", p.authorization_expires_at);
+  w.key("attempts");
+  w.begin_array();
+  for (const Attempt& a : p.attempts) write_attempt(w, a);
+  w.end_array();
+  w.key("refunds");
+  w.begin_array();
+  for (const Refund& r : p.refunds) w.string(r.id);
+  w.end_array();
+  w.key("timeline");
+  w.begin_array();
+  for (const TimelineEntry& t : p.timeline) {
+    w.begin_object();
+    w.field("at", format_rfc3339(t.at));
+    w.field("from", status_name(t.from));
+    w.field("to", status_name(t.to));
+    w.field("cause", t.cause);
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  return w.take();
+}
+
+std::string render_refund(const Refund& r) {
+  JsonWriter w;
+  w.begin_object();
+  w.field("id", r.id);
+  w.field("object", "refund");
+  w.field("payment", r.payment_id);
+  w.field("amount", r.amount);
+  w.field("status", refund_status_name(r.status));
+  w.field("requires_review", r.in_review);
+  w.field("created_at", format_rfc3339(r.created_at));
+  write_time_or_null(w, "deadline", r.deadline);
+  w.key("attempts");
+  w.begin_array();
+  for (const Attempt& a : r.attempts) write_attempt(w, a);
+  w.end_array();
+  w.key("timeline");
+  w.begin_array();
+  for (const RefundTimelineEntry& t : r.timeline) {
+    w.begin_object();
+    w.field("at", format_rfc3339(t.at));
+    w.field("from", refund_status_name(t.from));
+    w.field("to", refund_status_name(t.to));
+    w.field("cause", t.cause);
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  return w.take();
+}
+
+std::string render_wallet_flow(const WalletFlow& f) {
+  JsonWriter w;
+  w.begin_object();
+  w.field("id", f.id);
+  w.field("object", f.kind == WalletFlowKind::transfer ? std::string_view("wallet_transfer")
+                                                       : wallet_flow_kind_name(f.kind));
+  w.field("amount", f.amount);
+  w.field("currency", f.currency.code());
+  if (f.kind == WalletFlowKind::transfer) {
+    w.field("from", f.customer_id);
+    w.field("to", f.to_customer_id);
+  } else {
+    w.field("customer", f.customer_id);
+    w.field("channel", f.channel);
+    w.field(f.kind == WalletFlowKind::topup ? "source" : "destination", f.instrument);
+    w.field("fee", f.fee);
+  }
+  w.field("status", wallet_flow_status_name(f.status));
+  w.field_or_null("error_code", f.error_code);
+  w.field("requires_review", f.in_review);
+  w.field("created_at", format_rfc3339(f.created_at));
+  write_time_or_null(w, "deadline", f.deadline);
+  w.key("attempts");
+  w.begin_array();
+  for (const Attempt& a : f.attempts) write_attempt(w, a);
+  w.end_array();
+  w.key("timeline");
+  w.begin_array();
+  for (const WalletFlowTimelineEntry& t : f.timeline) {
+    w.begin_object();
+    w.field("at", format_rfc3339(t.at));
+    w.field("from", wallet_flow_status_name(t.from));
+    w.field("to", wallet_flow_status_name(t.to));
+    w.field("cause", t.cause);
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  return w.take();
+}
+
+PaymentsCore::PaymentsCore(CoreOptions options)
+    : options_(options),
+      payments_(options.deadlines),
+      flows_(options.flows),
+      outbox_(options.outbox),
+      idempotency_(options.idempotency_ttl_s) {}
+
+ApplyOutcome PaymentsCore::apply(const Command& c, Timestamp now, ledger::Ledger& ledger,
+                                 Timestamp* clock) {
+  const IdempotencyScope& idem = c.idempotency;
+  if (idem.key.empty()) {
+    ApplyOutcome out = run(c, now, ledger, clock);
+    complete_waiters(now, &out);
+    return out;
+  }
+  const IdempotencyOutcome begun = idempotency_.begin(idem.client, idem.key, idem.fingerprint, now);
+  switch (begun.decision) {
+    case IdempotencyDecision::replay: {
+      ApplyOutcome out;
+      out.reply.status = begun.response->status;
+      out.reply.body = begun.response->body;
+      out.reply.replayed = true;
+      return out;
+    }
+    case IdempotencyDecision::in_flight: {
+      ApplyOutcome out;
+      out.reply = error_reply(409, "idempotency_key_in_use",
+                              "a request with this Idempotency-Key is still being processed; "
+                              "retry later");
+      return out;
+    }
+    case IdempotencyDecision::mismatch: {
+      ApplyOutcome out;
+      out.reply = error_reply(422, "idempotency_key_reused",
+                              "this Idempotency-Key was used with another request");
+      return out;
+    }
+    case IdempotencyDecision::key_invalid: {
+      ApplyOutcome out;
+      out.reply = error_reply(400, "idempotency_key_invalid",
+                              "Idempotency-Key must be 1-255 printable ASCII characters");
+      return out;
+    }
+    case IdempotencyDecision::proceed:
+      break;
+  }
+  ApplyOutcome out = run(c, now, ledger, clock);
+  if (out.reply.status >= 400) {
+    // Nothing happened: forget the key so that a corrected retry runs (Stripe does the same).
+    KEEL_ASSERT(!out.changed);
+    KEEL_ASSERT(idempotency_.release(idem.client, idem.key));
+    return out;
+  }
+  out.changed = true;  // the key is state
+  if (out.reply.settled) {
+    const auto r = idempotency_.complete(idem.client, idem.key, {out.reply.status, out.reply.body},
+                                         now);
+    KEEL_ASSERT(r == CompleteResult::ok || r == CompleteResult::body_too_large);
+  } else {
+    waiting_[out.object_id].insert({idem.client, idem.key});
+  }
+  complete_waiters(now, &out);
+  return out;
+}
+
+ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& ledger,
+                               Timestamp* clock) {
+  ApplyOutcome out;
+  Effects effects;
+  bool wallet_flow = false;
+  // The objects this command may change, with the status they showed before (merchant events).
+  std::vector<std::pair<std::string, std::string>> touched;
+  const auto touch = [&](std::string_view id) { touched.emplace_back(id, event_status(id)); };
+  switch (c.kind) {
+    case CommandKind::create_customer:
+      out.reply = create_customer(c, now);
+      break;
+    case CommandKind::create_merchant:
+      out.reply = create_merchant(c, now);
+      break;
+    case CommandKind::create_payment:
+      touch(c.id);
+      out.reply = create_payment(c, now);
+      break;
+    case CommandKind::confirm_payment:
+    case CommandKind::capture_payment:
+    case CommandKind::cancel_payment:
+      touch(c.id);
+      out.reply = payment_step(c, now, ledger, &effects);
+      out.object_id = c.id;
+      break;
+    case CommandKind::create_refund:
+      touch(c.id);
+      out.reply = create_refund(c, now, &effects);
+      out.object_id = c.id;
+      break;
+    case CommandKind::create_topup:
+    case CommandKind::create_payout:
+    case CommandKind::create_wallet_transfer:
+      wallet_flow = true;
+      out.reply = create_flow(c, now, ledger, &effects);
+      out.object_id = c.id;
+      break;
+    case CommandKind::attempt_result:
+    case CommandKind::operation_status:
+      for (const auto& [id, open] : open_attempts_) {
+        if (id == c.id || (c.kind == CommandKind::operation_status && open.reference == c.id)) {
+          touch(open.owner);
+        }
+      }
+      c.kind == CommandKind::attempt_result ? attempt_result(c, now, &effects, &out)
+                                            : operation_status(c, now, &effects, &out);
+      break;
+    case CommandKind::mark_pending_unknown: {
+      std::vector<std::string> ids = payments_.mark_pending_unknown(now);
+      for (std::string& id : flows_.mark_pending_unknown(now)) ids.push_back(std::move(id));
+      for (const std::string& id : ids) {
+        out.changed = true;
+        const OpenAttempt& open = open_attempts_.at(id);
+        out.resolve.push_back({id, open.channel, open.reference});
+      }
+      break;
+    }
+    case CommandKind::outbox_attempt:
+      out.reply = outbox_attempt(c, now, &out);
+      break;
+  }
+  if (c.kind != CommandKind::attempt_result && c.kind != CommandKind::operation_status &&
+      c.kind != CommandKind::mark_pending_unknown && c.kind != CommandKind::outbox_attempt) {
+    out.changed = out.reply.status < 400;
+  }
+  if (out.reply.status >= 400 && c.kind != CommandKind::attempt_result &&
+      c.kind != CommandKind::operation_status && c.kind != CommandKind::outbox_attempt) {
+    KEEL_ASSERT(effects.postings.empty() && effects.calls.empty());
+    return out;
+  }
+  carry_out(effects, wallet_flow, ledger, clock, &out);
+  for (const auto& [id, before] : touched) note_change(id, before, now);
+  return out;
+}
+
+Reply PaymentsCore::create_customer(const Command& c, Timestamp now) {
+  if (!is_reference_id(c.id)) return error_reply(400, "id_invalid", "bad customer id", "id");
+  if (c.name.size() > kNameBytesMax) {
+    return error_reply(400, "parameter_invalid", "name is longer than 200 bytes", "name");
+  }
+  if (customers_.contains(c.id)) {
+    return error_reply(409, "resource_exists", "a customer with id " + c.id + " exists");
+  }
+  customers_.emplace(c.id, Customer{c.id, c.name, now});
+  return {200, render(c.id)};
+}
+
+Reply PaymentsCore::create_merchant(const Command& c, Timestamp now) {
+  if (!is_reference_id(c.id)) return error_reply(400, "id_invalid", "bad merchant id", "id");
+  if (c.name.size() > kNameBytesMax) {
+    return error_reply(400, "parameter_invalid", "name is longer than 200 bytes", "name");
+  }
+  if (c.url.size() > kUrlBytesMax || c.secret.size() > kSecretBytesMax ||
+      c.url.empty() != c.secret.empty()) {
+    return error_reply(400, "parameter_invalid",
+                       "webhook_url and webhook_secret go together (url <= 2048 bytes, secret "
+                       "<= 256 bytes)",
+                       "webhook_url");
+  }
+  if (merchants_.contains(c.id)) {
+    return error_reply(409, "resource_exists", "a merchant with id " + c.id + " exists");
+  }
+  if (!c.url.empty()) {
+    if (!is_valid_endpoint_url(c.url) || !is_valid_endpoint_secret(c.secret)) {
+      return error_reply(400, "parameter_invalid",
+                         "webhook_url must be http://HOST[:PORT][/PATH] (https is not supported "
+                         "yet) and webhook_secret printable ASCII",
+                         "webhook_url");
+    }
+    if (outbox_.set_endpoint(c.id, c.url, c.secret) != OutboxResult::ok) {
+      return error_reply(409, "endpoints_full", "no room for another webhook endpoint");
+    }
+  }
+  merchants_.emplace(c.id, Merchant{c.id, c.name, c.url, now});
+  return {200, render(c.id)};
+}
+
+Reply PaymentsCore::create_payment(const Command& c, Timestamp now) {
+  if (!merchants_.contains(c.merchant_id)) {
+    return error_reply(400, "merchant_not_found", "no merchant with id " + c.merchant_id,
+                       "merchant");
+  }
+  if (!c.customer_id.empty() && !customers_.contains(c.customer_id)) {
+    return error_reply(400, "customer_not_found", "no customer with id " + c.customer_id,
+                       "customer");
+  }
+  CreatePayment request;
+  request.id = c.id;
+  request.amount = c.amount;
+  request.currency = c.currency;
+  request.merchant_id = c.merchant_id;
+  request.capture_method = c.capture_manual ? CaptureMethod::manual : CaptureMethod::automatic;
+  request.source = c.source_wallet ? PaymentSource::wallet : PaymentSource::card;
+  request.payment_method = c.instrument;
+  request.customer_id = c.customer_id;
+  if (flows_.find(c.id) != nullptr) return payment_error(PaymentResult::exists, c.id);
+  if (const PaymentResult r = payments_.create(request, now); r != PaymentResult::ok) {
+    return payment_error(r, c.id);
+  }
+  return {200, render(c.id)};
+}
+
+Reply PaymentsCore::payment_step(const Command& c, Timestamp now, const ledger::Ledger& ledger,
+                                 Effects* effects) {
+  PaymentResult r = PaymentResult::ok;
+  const Payment* p = payments_.find(c.id);
+  switch (c.kind) {
+    case CommandKind::confirm_payment:
+      if (p != nullptr && p->source == PaymentSource::wallet) {
+        r = payments_.confirm_from_wallet(c.id, available(p->customer_id, p->currency, ledger),
+                                          now, effects);
+      } else {
+        r = payments_.confirm(c.id, c.channel, now, effects);
+      }
+      break;
+    case CommandKind::capture_payment:
+      r = payments_.capture(c.id, c.amount, now, effects);
+      break;
+    case CommandKind::cancel_payment:
+      r = payments_.cancel(c.id, now, effects);
+      break;
+    default:
+      KEEL_ASSERT(false);
+  }
+  if (r != PaymentResult::ok) return payment_error(r, c.id);
+  Reply reply{200, render(c.id)};
+  reply.settled = settled(c.id);
+  return reply;
+}
+
+Reply PaymentsCore::create_refund(const Command& c, Timestamp now, Effects* effects) {
+  if (payments_.find(c.payment_id) == nullptr) {
+    return error_reply(400, "payment_not_found", "no payment with id " + c.payment_id, "payment");
+  }
+  if (flows_.find(c.id) != nullptr) return payment_error(PaymentResult::exists, c.id);
+  const PaymentResult r = payments_.refund(c.payment_id, c.id, c.amount, now, effects);
+  if (r == PaymentResult::invalid_state || r == PaymentResult::wrong_source) {
+    return error_reply(409, "payment_unexpected_state", "only a succeeded payment is refunded");
+  }
+  if (r != PaymentResult::ok) return payment_error(r, c.id);
+  Reply reply{200, render(c.id)};
+  reply.settled = settled(c.id);
+  return reply;
+}
+
+Reply PaymentsCore::create_flow(const Command& c, Timestamp now, const ledger::Ledger& ledger,
+                                Effects* effects) {
+  for (const std::string* customer : {&c.customer_id, &c.to_customer_id}) {
+    if (customer->empty() && customer == &c.to_customer_id) continue;
+    if (!customers_.contains(*customer)) {
+      return error_reply(400, "customer_not_found", "no customer with id " + *customer,
+                         customer == &c.customer_id ? "customer" : "to");
+    }
+  }
+  if (payments_.find(c.id) != nullptr || payments_.find_refund(c.id) != nullptr) {
+    return flow_error(WalletFlowResult::exists, c.id);
+  }
+  WalletFlowResult r = WalletFlowResult::ok;
+  switch (c.kind) {
+    case CommandKind::create_topup:
+      r = flows_.create_topup(
+          {c.id, c.customer_id, c.amount, c.currency, c.channel, c.instrument_kind, c.instrument},
+          now, effects);
+      break;
+    case CommandKind::create_payout:
+      r = flows_.create_payout({c.id, c.customer_id, c.amount, c.currency, c.channel,
+                                c.instrument_kind, c.instrument,
+                                available(c.customer_id, c.currency, ledger)},
+                               now, effects);
+      break;
+    case CommandKind::create_wallet_transfer:
+      r = flows_.create_wallet_transfer({c.id, c.customer_id, c.to_customer_id, c.amount,
+                                         c.currency, available(c.customer_id, c.currency, ledger)},
+                                        now, effects);
+      break;
+    default:
+      KEEL_ASSERT(false);
+  }
+  if (r != WalletFlowResult::ok && r != WalletFlowResult::insufficient_funds) {
+    return flow_error(r, c.id);
+  }
+  Reply reply{200, render(c.id)};
+  reply.settled = settled(c.id);
+  return reply;
+}
+
+Reply PaymentsCore::outbox_attempt(const Command& c, Timestamp now, ApplyOutcome* out) {
+  const AttemptRecordResult r = outbox_.record_attempt(c.id, c.delivered, now);
+  if (r == AttemptRecordResult::not_found || r == AttemptRecordResult::not_pending) {
+    return error_reply(409, "stale_result", "the event has no pending delivery");
+  }
+  out->changed = true;
+  return {};
+}
+
+int64_t PaymentsCore::available(std::string_view customer, Currency currency,
+                                const ledger::Ledger& ledger) const {
+  const auto a = ledger.find_account(wallet_account(customer, currency));
+  if (!a) return 0;
+  return wallet_flow_available_minor(a->balances).value_or(0);
+}
+
+void PaymentsCore::attempt_result(const Command& c, Timestamp now, Effects* effects,
+                                  ApplyOutcome* out) {
+  if (!open_attempts_.contains(c.id) || c.result.status == AttemptStatus::pending) {
+    out->reply = error_reply(409, "stale_result", "the attempt is not open; nothing changes");
+    return;  // a late or duplicate answer: nothing changes, nothing is journaled
+  }
+  if (!settle(c.id, c.result, c.cause, now, effects, out)) {
+    out->reply = error_reply(409, "stale_result", "the attempt is not open; nothing changes");
+  }
+}
+
+namespace {
+
+// What a PSP's report of an operation means for an attempt of `kind` that refers to it; nullopt
+// while the operation has no outcome yet for that attempt.
+std::optional<AttemptResult> result_for(AttemptKind kind, const Command& c) {
+  using O = OperationState;
+  AttemptResult r;
+  r.psp_reference = c.result.psp_reference;
+  r.error_code = c.result.error_code;
+  r.fee = c.result.fee;
+  const O s = c.op_state;
+  if (s == O::not_found) {
+    r.status = AttemptStatus::retryable;  // never received: nothing happened
+    r.error_code = "not_received";
+    return r;
+  }
+  if (s == O::pending) return std::nullopt;
+  switch (kind) {
+    case AttemptKind::authorization:
+      if (s == O::authorized || s == O::captured || s == O::voided) {
+        r.status = AttemptStatus::approved;
+        r.captured = s == O::captured;
+      } else if (s == O::declined_hard || s == O::declined_soft) {
+        r.status = s == O::declined_hard ? AttemptStatus::declined_hard
+                                         : AttemptStatus::declined_soft;
+      } else {
+        return std::nullopt;
+      }
+      return r;
+    case AttemptKind::capture:  // the authorization's state tells whether the capture happened
+      if (s == O::captured) r.status = AttemptStatus::approved;
+      else if (s == O::authorized) r.status = AttemptStatus::retryable;
+      else r.status = AttemptStatus::declined_hard;
+      return r;
+    case AttemptKind::void_authorization:
+      if (s == O::voided) r.status = AttemptStatus::approved;
+      else if (s == O::authorized) r.status = AttemptStatus::retryable;
+      else r.status = AttemptStatus::declined_hard;
+      return r;
+    case AttemptKind::refund:
+      if (s == O::refunded) r.status = AttemptStatus::approved;
+      else if (s == O::declined_hard || s == O::declined_soft) r.status = AttemptStatus::declined_hard;
+      else return std::nullopt;
+      return r;
+    case AttemptKind::payout:
+    case AttemptKind::topup:
+      if (s == O::paid) r.status = AttemptStatus::approved;
+      else if (s == O::failed || s == O::declined_hard || s == O::declined_soft)
+        r.status = AttemptStatus::declined_hard;
+      else return std::nullopt;
+      return r;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+void PaymentsCore::operation_status(const Command& c, Timestamp now, Effects* effects,
+                                    ApplyOutcome* out) {
+  // Every open attempt of this channel that refers to the operation (an authorization may have
+  // its own attempt and a capture or void attempt open at once).
+  std::vector<std::pair<std::string, AttemptResult>> settle_now;
+  for (const auto& [id, open] : open_attempts_) {
+    if (open.reference != c.id || open.channel != c.channel) continue;
+    if (auto r = result_for(open.kind, c)) settle_now.emplace_back(id, std::move(*r));
+  }
+  bool any = false;
+  for (const auto& [id, r] : settle_now) any = settle(id, r, c.cause, now, effects, out) || any;
+  if (!any) out->reply = error_reply(409, "stale_result", "no open attempt settles; no change");
+}
+
+bool PaymentsCore::settle(const std::string& attempt_id, const AttemptResult& result,
+                          std::string_view cause, Timestamp now, Effects* effects,
+                          ApplyOutcome* out) {
+  const auto open = open_attempts_.find(attempt_id);
+  KEEL_ASSERT(open != open_attempts_.end());
+  if (open->second.wallet_flow) {
+    // An invalid result (a fee above the amount, an oversized reference) from a PSP changes
+    // nothing: the attempt stays open and the resolver asks again.
+    if (flows_.apply_result(attempt_id, result, cause, now, effects) != WalletFlowResult::ok) {
+      return false;
+    }
+  } else if (payments_.apply_result(attempt_id, result, cause, now, effects) !=
+             PaymentResult::ok) {
+    return false;
+  }
+  out->changed = true;
+  if (result.status == AttemptStatus::unknown) {
+    out->resolve.push_back({attempt_id, open->second.channel, open->second.reference});
+  } else {
+    open_attempts_.erase(open);
+  }
+  return true;
+}
+
+void PaymentsCore::carry_out(Effects& effects, bool wallet_flow, ledger::Ledger& ledger,
+                             Timestamp* clock, ApplyOutcome* out) {
+  if (!effects.postings.empty()) {
+    ensure_accounts(effects.postings, ledger, clock, out);
+    const auto results = ledger.create_transfers(effects.postings, *clock + 1);
+    *clock += static_cast<Timestamp>(effects.postings.size());
+    out->postings += effects.postings.size();
+    for (const auto r : results) {
+      if (r != ledger::CreateTransferResult::ok) {
+        ++out->postings_rejected;
+        break;
+      }
+    }
+  }
+  for (PspCall& call : effects.calls) {
+    const bool on_authorization = call.kind == AttemptKind::capture ||
+                                  call.kind == AttemptKind::void_authorization;
+    open_attempts_[call.attempt_id] = OpenAttempt{
+        call.channel, call.kind, on_authorization ? call.authorization_reference : call.attempt_id,
+        call.kind == AttemptKind::refund ? call.refund_id : call.payment_id, wallet_flow};
+    out->calls.push_back(std::move(call));
+  }
+}
+
+void PaymentsCore::ensure_accounts(const std::vector<ledger::TransferEvent>& chain,
+                                   ledger::Ledger& ledger, Timestamp* clock, ApplyOutcome* out) {
+  std::vector<ledger::AccountEvent> missing;
+  for (const ledger::TransferEvent& t : chain) {
+    for (const std::string* id : {&t.debit_account_id, &t.credit_account_id}) {
+      if (id->empty() || ledger.find_account(*id)) continue;
+      bool listed = false;
+      for (const auto& m : missing) listed = listed || m.id == *id;
+      if (listed) continue;
+      ledger::AccountEvent a;
+      a.id = *id;
+      a.currency = t.currency;
+      if (id->starts_with("wallet:")) {
+        a.flags = ledger::account_flags::kDebitsMustNotExceedCredits;
+        note_wallet_currency(*id, t.currency);
+      }
+      missing.push_back(std::move(a));
+    }
+  }
+  if (missing.empty()) return;
+  const auto results = ledger.create_accounts(missing, *clock + 1);
+  *clock += static_cast<Timestamp>(missing.size());
+  for (const auto r : results) KEEL_ASSERT(r == ledger::CreateAccountResult::ok);
+  out->postings += missing.size();
+}
+
+// "wallet:{customer}:{CUR}": the customer's wallet now has that currency.
+void PaymentsCore::note_wallet_currency(std::string_view account_id, Currency currency) {
+  const std::string_view rest = account_id.substr(std::string_view("wallet:").size());
+  const std::string_view customer = rest.substr(0, rest.rfind(':'));
+  const auto c = customers_.find(customer);
+  KEEL_ASSERT(c != customers_.end());  // flows check the customer before they post
+  c->second.currencies.insert(currency.index());
+}
+
+bool PaymentsCore::settled(std::string_view object_id) const {
+  if (const Payment* p = payments_.find(object_id)) {
+    return p->status != PaymentStatus::processing || p->in_review;
+  }
+  if (const Refund* r = payments_.find_refund(object_id)) {
+    return r->status != RefundStatus::pending || r->in_review;
+  }
+  if (const WalletFlow* f = flows_.find(object_id)) {
+    return f->status != WalletFlowStatus::processing || f->in_review;
+  }
+  return true;
+}
+
+std::string PaymentsCore::event_status(std::string_view object_id) const {
+  if (const Payment* p = payments_.find(object_id)) {
+    return p->in_review ? "requires_review" : std::string(status_name(p->status));
+  }
+  if (const Refund* r = payments_.find_refund(object_id)) {
+    return r->in_review ? "requires_review" : std::string(refund_status_name(r->status));
+  }
+  return {};
+}
+
+// Merchant events: "payment.succeeded", "refund.failed", "payment.requires_review", ... for
+// every change of what a merchant's payment or refund shows.
+void PaymentsCore::note_change(std::string_view object_id, const std::string& before,
+                               Timestamp now) {
+  const std::string after = event_status(object_id);
+  if (after.empty() || after == before) return;
+  const Payment* p = payments_.find(object_id);
+  const Refund* r = p == nullptr ? payments_.find_refund(object_id) : nullptr;
+  if (r != nullptr) p = payments_.find(r->payment_id);
+  KEEL_ASSERT(p != nullptr);
+  Event e;
+  std::string seq = std::to_string(next_event_seq_++);
+  e.id = "evt_" + std::string(16 - std::min<size_t>(16, seq.size()), '0') + seq;
+  e.type = std::string(r != nullptr ? "refund." : "payment.") + after;
+  e.merchant_id = p->merchant_id;
+  e.object_id = std::string(object_id);
+  e.created_at = now;
+  e.data = render(object_id);
+  (void)outbox_.add(std::move(e));  // a full outbox or an oversized object drops the event
+}
+
+void PaymentsCore::complete_waiters(Timestamp now, ApplyOutcome* out) {
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (!settled(it->first)) {
+      ++it;
+      continue;
+    }
+    const std::string body = render(it->first);
+    for (const KeyRef& k : it->second) {
+      const auto r = idempotency_.complete(k.first, k.second, {200, body}, now);
+      KEEL_ASSERT(r == CompleteResult::ok || r == CompleteResult::body_too_large);
+      out->completed.push_back({k.first, k.second, Reply{200, body}});
+    }
+    out->changed = true;
+    it = waiting_.erase(it);
+  }
+}
+
+ApplyOutcome PaymentsCore::tick(Timestamp now, ledger::Ledger& ledger, Timestamp* clock) {
+  ApplyOutcome out;
+  Effects effects;
+  const std::vector<std::string> changed = payments_.tick(now, &effects);
+  if (!changed.empty()) out.changed = true;
+  carry_out(effects, false, ledger, clock, &out);
+  Effects flow_effects;
+  if (!flows_.tick(now, &flow_effects).empty()) out.changed = true;
+  carry_out(flow_effects, true, ledger, clock, &out);
+  if (idempotency_.expire(now) > 0) out.changed = true;
+  if (outbox_.expire(now) > 0) out.changed = true;
+  for (const std::string& id : changed) note_change(id, {}, now);
+  complete_waiters(now, &out);
+  return out;
+}
+
+std::optional<Timestamp> PaymentsCore::next_deadline() const {
+  std::optional<Timestamp> next = payments_.next_deadline();
+  for (const auto t : {flows_.next_deadline(), idempotency_.next_expiry()}) {
+    if (t && (!next || *t < *next)) next = t;
+  }
+  return next;
+}
+
+std::vector<ResolveRequest> PaymentsCore::outstanding_attempts() const {
+  std::vector<ResolveRequest> out;
+  for (const auto& [id, open] : open_attempts_) out.push_back({id, open.channel, open.reference});
+  return out;
+}
+
+std::string PaymentsCore::render(std::string_view object_id) const {
+  if (const Payment* p = payments_.find(object_id)) return render_payment(*p);
+  if (const Refund* r = payments_.find_refund(object_id)) return render_refund(*r);
+  if (const WalletFlow* f = flows_.find(object_id)) return render_wallet_flow(*f);
+  JsonWriter w;
+  if (const auto c = customers_.find(object_id); c != customers_.end()) {
+    w.begin_object();
+    w.field("id", c->second.id);
+    w.field("object", "customer");
+    w.field("name", c->second.name);
+    w.field("wallet", c->second.id);
+    w.field("created_at", format_rfc3339(c->second.created_at));
+    w.end_object();
+  } else if (const auto m = merchants_.find(object_id); m != merchants_.end()) {
+    w.begin_object();
+    w.field("id", m->second.id);
+    w.field("object", "merchant");
+    w.field("name", m->second.name);
+    w.field_or_null("webhook_url", m->second.webhook_url);
+    w.field("created_at", format_rfc3339(m->second.created_at));
+    w.end_object();
+  }
+  return w.take();
+}
+
+std::string PaymentsCore::render_wallet(const Customer& c, const ledger::Ledger& ledger) const {
+  JsonWriter w;
+  w.begin_object();
+  w.field("id", c.id);
+  w.field("object", "wallet");
+  w.field("customer", c.id);
+  w.key("balances");
+  w.begin_array();
+  for (const uint16_t index : c.currencies) {
+    const Currency cur = *Currency::from_index(index);
+    const auto a = ledger.find_account(wallet_account(c.id, cur));
+    if (!a) continue;
+    const ledger::Balances& b = a->balances;
+    w.begin_object();
+    w.field("currency", cur.code());
+    w.field("available", b.credits_posted - b.debits_posted - b.debits_pending);
+    w.field("pending_in", b.credits_pending);
+    w.field("pending_out", b.debits_pending);
+    w.field("ledger_account", a->id);
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  return w.take();
+}
+
+std::string PaymentsCore::render_payment_list(const Query& q) const {
+  PaymentFilter filter;
+  for (uint8_t i = 0; i <= static_cast<uint8_t>(PaymentStatus::canceled); ++i) {
+    if (status_name(static_cast<PaymentStatus>(i)) == q.status) {
+      filter.status = static_cast<PaymentStatus>(i);
+    }
+  }
+  filter.merchant_id = q.merchant_id;
+  filter.customer_id = q.customer_id;
+  filter.created_gte = q.created_gte;
+  filter.created_lt = q.created_lt;
+  bool has_more = false;
+  const auto page = payments_.list(filter, q.limit, q.starting_after, &has_more);
+  JsonWriter w;
+  w.begin_object();
+  w.field("object", "list");
+  w.key("data");
+  w.begin_array();
+  for (const Payment* p : page) w.raw(render_payment(*p));
+  w.end_array();
+  w.field("has_more", has_more);
+  w.end_object();
+  return w.take();
+}
+
+QueryResult PaymentsCore::query(const Query& q, const ledger::Ledger& ledger) const {
+  switch (q.kind) {
+    case QueryKind::get_payment:
+      if (const Payment* p = payments_.find(q.id)) return {true, render_payment(*p)};
+      return {};
+    case QueryKind::get_customer:
+      if (customers_.contains(q.id)) return {true, render(q.id)};
+      return {};
+    case QueryKind::get_merchant:
+      if (merchants_.contains(q.id)) return {true, render(q.id)};
+      return {};
+    case QueryKind::get_wallet:
+      if (const auto c = customers_.find(q.id); c != customers_.end()) {
+        return {true, render_wallet(c->second, ledger)};
+      }
+      return {};
+    case QueryKind::list_payments:
+      return {true, render_payment_list(q)};
+    case QueryKind::get_refund:
+      if (const Refund* r = payments_.find_refund(q.id)) return {true, render_refund(*r)};
+      return {};
+    case QueryKind::get_topup:
+    case QueryKind::get_payout:
+    case QueryKind::get_wallet_transfer: {
+      const WalletFlowKind kind = q.kind == QueryKind::get_topup    ? WalletFlowKind::topup
+                                  : q.kind == QueryKind::get_payout ? WalletFlowKind::payout
+                                                                    : WalletFlowKind::transfer;
+      const WalletFlow* f = flows_.find(q.id);
+      if (f != nullptr && f->kind == kind) return {true, render_wallet_flow(*f)};
+      return {};
+    }
+    case QueryKind::list_events:
+      return render_event_list(q);
+  }
+  return {};
+}
+
+QueryResult PaymentsCore::render_event_list(const Query& q) const {
+  const EventList list = outbox_.list(q.limit, q.starting_after,
+                                      EventFilter{q.type, q.merchant_id, q.object_id});
+  if (list.result != OutboxResult::ok) return {};
+  JsonWriter w;
+  w.begin_object();
+  w.field("object", "list");
+  w.key("data");
+  w.begin_array();
+  for (const StoredEvent& e : list.data) {
+    w.begin_object();
+    w.field("id", e.event.id);
+    w.field("type", e.event.type);
+    w.field("created_at", format_rfc3339(e.event.created_at));
+    w.key("data");
+    w.raw(e.event.data);
+    w.key("delivery");
+    w.begin_object();
+    w.field("state", delivery_state_name(e.delivery.state));
+    w.field("attempts", static_cast<int64_t>(e.delivery.attempts));
+    write_time_or_null(w, "next_attempt_at", e.delivery.next_attempt_at);
+    w.end_object();
+    w.end_object();
+  }
+  w.end_array();
+  w.field("has_more", list.has_more);
+  w.end_object();
+  return {true, w.take()};
+}
+
+std::vector<Delivery> PaymentsCore::due_deliveries(
+    Timestamp now, size_t limit, const std::function<bool(std::string_view)>& in_flight) const {
+  return outbox_.due(now, limit, in_flight);
+}
+
+std::optional<Timestamp> PaymentsCore::next_delivery_at() const {
+  return outbox_.next_attempt_at();
+}
+
+PaymentsCore::Counts PaymentsCore::counts() const {
+  Counts c;
+  c.customers = customers_.size();
+  c.merchants = merchants_.size();
+  c.payments = payments_.size();
+  c.in_review = payments_.in_review_count();
+  c.wallet_flows = flows_.size();
+  c.idempotency_keys = idempotency_.size();
+  c.events = outbox_.size();
+  c.deliveries_pending = outbox_.pending();
+  return c;
+}
+
+void PaymentsCore::encode(std::string* out) const {
+  ByteWriter w(out);
+  w.u32(kEncodingVersion);
+  w.u64(customers_.size());
+  for (const auto& [id, c] : customers_) {
+    w.str16(c.id);
+    w.str16(c.name);
+    w.i64(c.created_at);
+    w.u64(c.currencies.size());
+    for (const uint16_t index : c.currencies) w.u16(index);
+  }
+  w.u64(merchants_.size());
+  for (const auto& [id, m] : merchants_) {
+    w.str16(m.id);
+    w.str16(m.name);
+    w.str16(m.webhook_url);
+    w.i64(m.created_at);
+  }
+  w.u64(open_attempts_.size());
+  for (const auto& [attempt, open] : open_attempts_) {
+    w.str16(attempt);
+    w.str16(open.channel);
+    w.u8(static_cast<uint8_t>(open.kind));
+    w.str16(open.reference);
+    w.str16(open.owner);
+    w.u8(open.wallet_flow ? 1 : 0);
+  }
+  w.u64(next_event_seq_);
+  w.u64(waiting_.size());
+  for (const auto& [object, keys] : waiting_) {
+    w.str16(object);
+    w.u64(keys.size());
+    for (const auto& [client, key] : keys) {
+      w.str16(client);
+      w.str16(key);
+    }
+  }
+  std::string part;
+  payments_.encode(&part);
+  w.u64(part.size());
+  w.raw(part.data(), part.size());
+  using Encoder = void (PaymentsCore::*)(std::string*) const;
+  for (const Encoder encode : {&PaymentsCore::encode_flows, &PaymentsCore::encode_outbox,
+                               &PaymentsCore::encode_idempotency}) {
+    part.clear();
+    (this->*encode)(&part);
+    w.u64(part.size());
+    w.raw(part.data(), part.size());
+  }
+}
+
+Status PaymentsCore::decode(std::string_view bytes, CoreOptions options, PaymentsCore* out) {
+  ByteReader r(bytes);
+  PaymentsCore core(options);
+  uint32_t version = 0;
+  uint64_t n = 0;
+  if (!r.u32(&version) || version != kEncodingVersion || !r.u64(&n)) {
+    return Status::error("payments: bad header");
+  }
+  for (uint64_t i = 0; i < n; ++i) {
+    Customer c;
+    uint64_t currencies = 0;
+    if (!r.str16(&c.id) || !r.str16(&c.name) || !r.i64(&c.created_at) || !r.u64(&currencies) ||
+        currencies > r.remaining()) {
+      return Status::error("payments: malformed customer");
+    }
+    for (uint64_t j = 0; j < currencies; ++j) {
+      uint16_t index = 0;
+      if (!r.u16(&index) || !Currency::from_index(index)) {
+        return Status::error("payments: malformed customer currency");
+      }
+      c.currencies.insert(index);
+    }
+    core.customers_.emplace(c.id, std::move(c));
+  }
+  if (!r.u64(&n)) return Status::error("payments: malformed merchants");
+  for (uint64_t i = 0; i < n; ++i) {
+    Merchant m;
+    if (!r.str16(&m.id) || !r.str16(&m.name) || !r.str16(&m.webhook_url) ||
+        !r.i64(&m.created_at)) {
+      return Status::error("payments: malformed merchant");
+    }
+    core.merchants_.emplace(m.id, std::move(m));
+  }
+  if (!r.u64(&n)) return Status::error("payments: malformed attempts");
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string attempt;
+    OpenAttempt open;
+    uint8_t kind = 0;
+    uint8_t wallet_flow = 0;
+    if (!r.str16(&attempt) || !r.str16(&open.channel) || !r.u8(&kind) ||
+        kind > static_cast<uint8_t>(AttemptKind::topup) || !r.str16(&open.reference) ||
+        !r.str16(&open.owner) || !r.u8(&wallet_flow) || wallet_flow > 1) {
+      return Status::error("payments: bad attempt");
+    }
+    open.wallet_flow = wallet_flow == 1;
+    open.kind = static_cast<AttemptKind>(kind);
+    core.open_attempts_.emplace(std::move(attempt), std::move(open));
+  }
+  if (!r.u64(&core.next_event_seq_)) return Status::error("payments: malformed event sequence");
+  if (!r.u64(&n)) return Status::error("payments: malformed waiters");
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string object;
+    uint64_t k = 0;
+    if (!r.str16(&object) || !r.u64(&k) || k > r.remaining()) {
+      return Status::error("payments: malformed waiter");
+    }
+    auto& keys = core.waiting_[object];
+    for (uint64_t j = 0; j < k; ++j) {
+      KeyRef key;
+      if (!r.str16(&key.first) || !r.str16(&key.second)) {
+        return Status::error("payments: malformed waiter key");
+      }
+      keys.insert(std::move(key));
+    }
+  }
+  std::string_view part;
+  if (!r.u64(&n) || !r.raw(&part, n)) return Status::error("payments: malformed payments");
+  if (Status s = PaymentMachine::decode(part, options.deadlines, &core.payments_); !s.is_ok()) {
+    return s;
+  }
+  if (!r.u64(&n) || !r.raw(&part, n)) return Status::error("payments: malformed flows");
+  if (Status s = WalletFlows::decode(part, options.flows, &core.flows_); !s.is_ok()) return s;
+  if (!r.u64(&n) || !r.raw(&part, n)) return Status::error("payments: malformed outbox");
+  if (Status s = Outbox::decode(part, &core.outbox_); !s.is_ok()) return s;
+  if (!r.u64(&n) || !r.raw(&part, n)) return Status::error("payments: malformed keys");
+  if (Status s = IdempotencyStore::decode(part, &core.idempotency_); !s.is_ok()) return s;
+  if (!r.at_end()) return Status::error("payments: trailing bytes");
+  *out = std::move(core);
+  return Status::ok();
+}
+
+}  // namespace keel::payments

@@ -1,0 +1,230 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "core/time.h"
+#include "ledger/ledger.h"
+#include "payments/commands.h"
+#include "payments/idempotency.h"
+#include "payments/outbox.h"
+#include "payments/payment.h"
+#include "payments/wallet_flows.h"
+
+namespace keel::payments {
+
+// The payments side of keel's state, behind one door: customers, merchants, payments by card or
+// wallet (with their attempts and refunds), top-ups, payouts and wallet transfers, idempotency
+// keys, and the outbox of merchant events. PaymentsCore applies the journaled Commands of
+// commands.h, posts their ledger transfers in the same step (so a payment's state and its
+// postings can never disagree after a crash), and says what must happen after the commit: PSP
+// calls to make, unknown attempts to resolve, waiting requests to answer.
+//
+// Pure and deterministic: no I/O, no clock, no randomness. Thread: the engine's writer thread.
+
+struct CoreOptions {
+  PaymentDeadlines deadlines;
+  WalletFlowOptions flows;
+  OutboxOptions outbox;
+  int64_t idempotency_ttl_s = 24 * 3600;
+};
+
+// The answer to an API command, as stored for an idempotency key and replayed.
+struct Reply {
+  uint16_t status = 200;
+  std::string body;  // the object as JSON (success only)
+  // On error (status >= 400): a code from the API's error table, a message, the parameter.
+  std::string error_code;
+  std::string error_message;
+  std::string error_param;
+  bool replayed = false;  // answered from an idempotency key's stored response
+  bool settled = true;    // false: the outcome waits on a PSP; `body` is the object as it stands
+};
+
+// An attempt whose outcome keel does not know: ask the PSP (status query of `reference`) until
+// it does, and report each answer as an operation_status command.
+struct ResolveRequest {
+  std::string attempt_id;
+  std::string channel;
+  std::string reference;  // the operation to query: the attempt itself, or for a capture or a
+                          // void, the authorization it acts on
+};
+
+// An in-flight idempotency key whose request just settled.
+struct CompletedKey {
+  std::string client;
+  std::string key;
+  Reply reply;
+};
+
+struct ApplyOutcome {
+  bool changed = false;  // false: nothing changed, the command need not be journaled
+  Reply reply;
+  std::string object_id;  // what the reply is about (a request waits on it when not settled)
+  std::vector<PspCall> calls;
+  std::vector<ResolveRequest> resolve;
+  std::vector<CompletedKey> completed;
+  uint64_t postings = 0;           // ledger events posted
+  uint64_t postings_rejected = 0;  // chains the ledger refused: a bug, counted and logged
+};
+
+// Read-only questions from the API.
+enum class QueryKind : uint8_t {
+  get_payment,
+  get_customer,
+  get_merchant,
+  get_wallet,
+  list_payments,
+  get_refund,
+  get_topup,
+  get_payout,
+  get_wallet_transfer,
+  list_events,  // filters: type, merchant_id, object_id
+};
+
+struct Query {
+  QueryKind kind = QueryKind::get_payment;
+  std::string id;
+  size_t limit = 10;
+  std::string starting_after;
+  std::string status;
+  std::string merchant_id;
+  std::string customer_id;
+  Timestamp created_gte = 0;
+  Timestamp created_lt = 0;  // 0: no bound
+  std::string type;
+  std::string object_id;
+};
+
+struct QueryResult {
+  bool found = false;
+  std::string body;  // JSON
+};
+
+class PaymentsCore {
+ public:
+  explicit PaymentsCore(CoreOptions options = {});
+
+  // Applies one command at logical time `now`. Ledger postings take timestamps from `*clock`
+  // (each event one, strictly increasing; REQUIRES *clock >= now); on return *clock is the last
+  // timestamp used (or unchanged).
+  ApplyOutcome apply(const Command& command, Timestamp now, ledger::Ledger& ledger,
+                     Timestamp* clock);
+  // Deadlines due by `now` (see PaymentMachine::tick), and idempotency keys past their ttl.
+  ApplyOutcome tick(Timestamp now, ledger::Ledger& ledger, Timestamp* clock);
+  // The earliest deadline, if any (the engine journals a tick when it passes).
+  [[nodiscard]] std::optional<Timestamp> next_deadline() const;
+  // Every attempt whose outcome is open (pending or unknown), for the resolver after a start.
+  [[nodiscard]] std::vector<ResolveRequest> outstanding_attempts() const;
+
+  [[nodiscard]] QueryResult query(const Query& q, const ledger::Ledger& ledger) const;
+
+  // Merchant webhooks due by `now` (wall time is fine: a query), skipping those `in_flight`.
+  // Each one's end comes back as an outbox_attempt command.
+  [[nodiscard]] std::vector<Delivery> due_deliveries(
+      Timestamp now, size_t limit, const std::function<bool(std::string_view)>& in_flight) const;
+  [[nodiscard]] std::optional<Timestamp> next_delivery_at() const;
+
+  // Canonical encoding of all state (snapshots); decode() rebuilds an equal core.
+  void encode(std::string* out) const;
+  [[nodiscard]] static Status decode(std::string_view bytes, CoreOptions options,
+                                     PaymentsCore* out);
+
+  struct Counts {
+    uint64_t customers = 0;
+    uint64_t merchants = 0;
+    uint64_t payments = 0;
+    uint64_t in_review = 0;  // payments flagged for review (the alert gauge)
+    uint64_t wallet_flows = 0;
+    uint64_t idempotency_keys = 0;
+    uint64_t events = 0;
+    uint64_t deliveries_pending = 0;
+  };
+  [[nodiscard]] Counts counts() const;
+
+ private:
+  struct Customer {
+    std::string id;
+    std::string name;
+    Timestamp created_at = 0;
+    std::set<uint16_t> currencies;  // of the wallet accounts the ledger has (Currency::index)
+  };
+  struct Merchant {
+    std::string id;
+    std::string name;
+    std::string webhook_url;
+    Timestamp created_at = 0;
+  };
+  using KeyRef = std::pair<std::string, std::string>;  // (client, key)
+
+  ApplyOutcome run(const Command& c, Timestamp now, ledger::Ledger& ledger, Timestamp* clock);
+  Reply create_customer(const Command& c, Timestamp now);
+  Reply create_merchant(const Command& c, Timestamp now);
+  Reply create_payment(const Command& c, Timestamp now);
+  Reply payment_step(const Command& c, Timestamp now, const ledger::Ledger& ledger,
+                     Effects* effects);
+  Reply create_refund(const Command& c, Timestamp now, Effects* effects);
+  Reply create_flow(const Command& c, Timestamp now, const ledger::Ledger& ledger,
+                    Effects* effects);
+  Reply outbox_attempt(const Command& c, Timestamp now, ApplyOutcome* out);
+  [[nodiscard]] int64_t available(std::string_view customer, Currency currency,
+                                  const ledger::Ledger& ledger) const;
+  // Merchant events: the status an object shows (with review), and an event when it changed.
+  [[nodiscard]] std::string event_status(std::string_view object_id) const;
+  void note_change(std::string_view object_id, const std::string& before, Timestamp now);
+  void attempt_result(const Command& c, Timestamp now, Effects* effects, ApplyOutcome* out);
+  void operation_status(const Command& c, Timestamp now, Effects* effects, ApplyOutcome* out);
+  // Settles one open attempt; false if it changed nothing (stale).
+  bool settle(const std::string& attempt_id, const AttemptResult& result, std::string_view cause,
+              Timestamp now, Effects* effects, ApplyOutcome* out);
+
+  // Posts `effects` to the ledger (creating missing accounts) and moves its calls to `out`.
+  void carry_out(Effects& effects, bool wallet_flow, ledger::Ledger& ledger, Timestamp* clock,
+                 ApplyOutcome* out);
+  void ensure_accounts(const std::vector<ledger::TransferEvent>& chain, ledger::Ledger& ledger,
+                       Timestamp* clock, ApplyOutcome* out);
+  void note_wallet_currency(std::string_view account_id, Currency currency);
+  // Completes the idempotency keys waiting on objects that have settled.
+  void complete_waiters(Timestamp now, ApplyOutcome* out);
+  [[nodiscard]] bool settled(std::string_view object_id) const;
+  [[nodiscard]] std::string render(std::string_view object_id) const;
+  [[nodiscard]] std::string render_wallet(const Customer& c, const ledger::Ledger& ledger) const;
+  [[nodiscard]] std::string render_payment_list(const Query& q) const;
+  [[nodiscard]] QueryResult render_event_list(const Query& q) const;
+  void encode_flows(std::string* out) const { flows_.encode(out); }
+  void encode_outbox(std::string* out) const { outbox_.encode(out); }
+  void encode_idempotency(std::string* out) const { idempotency_.encode(out); }
+
+  CoreOptions options_;
+  PaymentMachine payments_;
+  WalletFlows flows_;
+  Outbox outbox_;
+  uint64_t next_event_seq_ = 1;
+  IdempotencyStore idempotency_;
+  std::map<std::string, Customer, std::less<>> customers_;
+  std::map<std::string, Merchant, std::less<>> merchants_;
+  struct OpenAttempt {
+    std::string channel;
+    AttemptKind kind = AttemptKind::authorization;
+    std::string reference;  // what a status query asks about (ResolveRequest::reference)
+    std::string owner;      // the payment, refund or wallet flow it belongs to
+    bool wallet_flow = false;
+  };
+  std::map<std::string, OpenAttempt, std::less<>> open_attempts_;  // attempt id -> what it is
+  std::map<std::string, std::set<KeyRef>, std::less<>> waiting_;     // object id -> keys
+};
+
+[[nodiscard]] std::string render_payment(const Payment& p);
+[[nodiscard]] std::string render_refund(const Refund& r);
+[[nodiscard]] std::string render_wallet_flow(const WalletFlow& f);
+[[nodiscard]] Reply error_reply(uint16_t status, std::string code, std::string message,
+                                std::string param = {});
+
+}  // namespace keel::payments

@@ -1,0 +1,293 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "core/time.h"
+
+namespace keel::payments {
+
+// The transactional outbox of merchant events (docs/webhooks.md), as a pure state machine.
+//
+// An event is added in the same journaled command as the change it announces, so it exists
+// exactly when that change does. Every event is kept for polling (GET /v1/events) for
+// `retention_s`, then forgotten by expire(). If its merchant has a webhook endpoint when the
+// event is added, a delivery is scheduled at once; the engine asks due() what to send, sends it
+// (connectors::MerchantWebhookSender) and reports each try's end with record_attempt(), a
+// journaled command. A failed try is retried after an exponential backoff with deterministic
+// jitter (retry_delay_ns) until `delivery_window_s` after the event's creation; then the
+// delivery gives up. Delivery is therefore at least once (a try whose answer was lost is tried
+// again) and possibly out of order: receivers dedupe by event id.
+//
+// Which tries are in flight is not state here (nothing is journaled when a try starts): the
+// engine keeps that set in memory and passes it to due(). After a restart the set is empty and
+// every due delivery is sent again, which at-least-once allows.
+//
+// Thread: the engine's writer thread only (every method, const ones included, unless the
+// engine hands a frozen copy elsewhere). Never throws; never reads the clock or a random
+// source: `now` comes from the journaled command, so replay rebuilds the same state and the
+// same retry schedule bit for bit. Every mutating call returns a result code and changes nothing
+// unless it is `ok` (record_attempt: unless it is delivered, retry_scheduled or gave_up), with
+// one exception: add() of a well-formed event first expires old events, whatever its result.
+
+inline constexpr std::string_view kEventIdPrefix = "evt_";
+inline constexpr size_t kEventTypeLengthMax = 64;
+inline constexpr size_t kEventDataBytesMax = 32 * 1024;
+// The rendered body: the data plus at most ids, type and timestamp (well below this).
+inline constexpr size_t kEventBodyBytesMax = kEventDataBytesMax + 1024;
+inline constexpr size_t kEndpointUrlLengthMax = 2048;
+inline constexpr size_t kEndpointSecretLengthMax = 256;
+inline constexpr size_t kEventListLimitMax = 100;
+
+struct OutboxOptions {
+  // A delivery that has not succeeded this long after its event's creation gives up.
+  int64_t delivery_window_s = 3 * 24 * 3600;
+  // Events are listed this long after creation, then forgotten. >= delivery_window_s.
+  int64_t retention_s = 30 * 24 * 3600;
+  // Backoff before try n+1 after n failed tries: base = backoff_first_ms * 2^(n-1), capped at
+  // backoff_max_ms; the wait is in [base/2, base] (equal jitter, see retry_delay_ns).
+  int64_t backoff_first_ms = 1'000;
+  int64_t backoff_max_ms = 3'600'000;
+  size_t events_max = 1'000'000;                      // events stored (listed or pending)
+  uint64_t event_data_bytes_max = uint64_t{1} << 30;  // sum of stored `data` sizes
+  size_t endpoints_max = 100'000;
+
+  // Positive durations, retention_s >= delivery_window_s, backoff_max_ms >= backoff_first_ms,
+  // nonzero limits. Check it on configuration input before constructing an Outbox.
+  [[nodiscard]] bool valid() const;
+  friend bool operator==(const OutboxOptions&, const OutboxOptions&) = default;
+};
+
+// A merchant's webhook endpoint.
+struct WebhookEndpoint {
+  std::string url;     // http://HOST[:PORT][/PATH] (is_valid_endpoint_url)
+  std::string secret;  // the HMAC key of Keel-Signature
+  friend bool operator==(const WebhookEndpoint&, const WebhookEndpoint&) = default;
+};
+
+struct Event {
+  std::string id;            // "evt_" + more id characters (is_valid_id); unique, caller-chosen
+  std::string type;          // e.g. "payment.succeeded": 1..64 of [a-z0-9_.]
+  std::string merchant_id;   // is_valid_id
+  std::string object_id;     // the payment, refund... it is about; is_valid_id
+  Timestamp created_at = 0;  // > 0; the command's time
+  // A JSON object, rendered by the caller (canonically, so replay renders the same bytes).
+  // REQUIRES: well-formed JSON; only the outer braces and the size are checked here.
+  std::string data;
+  friend bool operator==(const Event&, const Event&) = default;
+};
+
+// Values are in snapshots: never renumber one.
+enum class DeliveryState : uint8_t {
+  no_endpoint = 0,  // the merchant had no endpoint when the event was added: polling only
+  pending,          // to be tried at next_attempt_at (or being tried)
+  delivered,        // a try got a 2xx
+  gave_up,          // the delivery window ran out
+  canceled,         // the endpoint was removed while the delivery was pending
+};
+
+struct DeliveryStatus {
+  DeliveryState state = DeliveryState::no_endpoint;
+  uint32_t attempts = 0;          // tries reported through record_attempt, the last included
+  Timestamp next_attempt_at = 0;  // pending only; 0 otherwise
+  Timestamp last_attempt_at = 0;  // when the last try was reported; 0 before any
+  friend bool operator==(const DeliveryStatus&, const DeliveryStatus&) = default;
+};
+
+struct StoredEvent {
+  Event event;
+  DeliveryStatus delivery;
+  friend bool operator==(const StoredEvent&, const StoredEvent&) = default;
+};
+
+// One try to send: what connectors::MerchantWebhookSender posts.
+struct Delivery {
+  std::string event_id;  // also the Keel-Event-Id header
+  std::string merchant_id;
+  std::string url;       // the merchant's endpoint now (a changed endpoint applies to retries)
+  std::string secret;    // likewise
+  std::string body;      // render_event_json(event)
+  uint32_t attempt = 1;  // this try's number: 1 for the first
+  friend bool operator==(const Delivery&, const Delivery&) = default;
+};
+
+// Results of add, set_endpoint, remove_endpoint and list. Each value is one distinct reason.
+enum class OutboxResult : uint8_t {
+  ok = 0,
+  event_id_invalid,     // not "evt_" + id characters
+  event_exists,         // an event with this id is stored (or was, and is not yet expired)
+  type_invalid,         // empty, longer than kEventTypeLengthMax, or not [a-z0-9_.]
+  merchant_id_invalid,  // not is_valid_id
+  object_id_invalid,    // not is_valid_id
+  created_at_invalid,   // <= 0
+  data_invalid,         // not a {...} JSON object text
+  data_too_large,       // more than kEventDataBytesMax
+  events_full,          // events_max or event_data_bytes_max reached (after expiring old ones)
+  url_invalid,          // not is_valid_endpoint_url
+  secret_invalid,       // empty, longer than 256 bytes, or not printable ASCII
+  endpoints_full,       // endpoints_max merchants have an endpoint
+  endpoint_not_found,   // remove_endpoint: the merchant has none
+  limit_invalid,        // list: limit 0 or above kEventListLimitMax
+  cursor_not_found,     // list: starting_after names no stored event
+};
+[[nodiscard]] std::string_view outbox_result_name(OutboxResult r);
+
+// What record_attempt did.
+enum class AttemptRecordResult : uint8_t {
+  delivered = 0,    // the delivery is done
+  retry_scheduled,  // failed; next_attempt_at is set
+  gave_up,          // failed and the delivery window is over
+  not_found,        // no such event (never added, or expired): nothing changes
+  not_pending,      // the event has no pending delivery (done, gave up, canceled, no endpoint)
+};
+[[nodiscard]] std::string_view attempt_record_result_name(AttemptRecordResult r);
+[[nodiscard]] std::string_view delivery_state_name(DeliveryState s);
+
+// list() filters: an empty field matches every event.
+struct EventFilter {
+  std::string type;
+  std::string merchant_id;
+  std::string object_id;
+};
+
+struct EventList {
+  OutboxResult result = OutboxResult::ok;
+  std::vector<StoredEvent> data;  // copies, newest first: safe to hand to another thread
+  bool has_more = false;          // more matching events are older than the last one
+};
+
+// Counters since the outbox began (they are state: in snapshots, identical after replay).
+struct OutboxStats {
+  uint64_t events_added = 0;
+  uint64_t events_expired = 0;
+  uint64_t deliveries_scheduled = 0;
+  uint64_t deliveries_delivered = 0;
+  uint64_t deliveries_gave_up = 0;
+  uint64_t deliveries_canceled = 0;
+  uint64_t attempts_failed = 0;
+  friend bool operator==(const OutboxStats&, const OutboxStats&) = default;
+};
+
+class Outbox {
+ public:
+  // REQUIRES: options.valid().
+  explicit Outbox(OutboxOptions options = {});
+
+  // Sets (or replaces) the merchant's endpoint. Pending deliveries of earlier events go to the
+  // new url, signed with the new secret, from their next try; events added while the merchant
+  // had no endpoint are not delivered (they stay listed).
+  OutboxResult set_endpoint(std::string_view merchant_id, std::string_view url,
+                            std::string_view secret);
+  // Removes the merchant's endpoint and cancels its pending deliveries (DeliveryState::canceled;
+  // a try in flight then reports not_pending).
+  OutboxResult remove_endpoint(std::string_view merchant_id);
+  [[nodiscard]] const WebhookEndpoint* endpoint(std::string_view merchant_id) const;
+
+  // Stores `event` for polling; if its merchant has an endpoint, schedules a delivery due at
+  // event.created_at. First forgets events past retention at event.created_at (as expire()).
+  OutboxResult add(Event event);
+
+  // The deliveries due by `now`: earliest next_attempt_at first (then oldest event), at most
+  // `limit`, leaving out those for which `in_flight(event_id)` is true. Changes nothing.
+  [[nodiscard]] std::vector<Delivery> due(
+      Timestamp now, size_t limit,
+      const std::function<bool(std::string_view event_id)>& in_flight = {}) const;
+  // The earliest next_attempt_at of any pending delivery (in flight included): when to look
+  // again. nullopt when none is pending.
+  [[nodiscard]] std::optional<Timestamp> next_attempt_at() const;
+
+  // Reports the end of a try of the event's pending delivery at `now`: delivered (any 2xx) or
+  // not (anything else: non-2xx, timeout, refused...). A failure at or after created_at +
+  // delivery_window_s gives up; otherwise the next try is due at now + retry_delay_ns(...),
+  // but never later than created_at + delivery_window_s (so the last try is at the window's
+  // end).
+  AttemptRecordResult record_attempt(std::string_view event_id, bool delivered, Timestamp now);
+
+  // GET /v1/events: stored events matching `filter`, newest first (the reverse of the order of
+  // add(), which the engine's strictly increasing time makes created_at order), at most `limit`
+  // (1..kEventListLimitMax). `starting_after` (empty: from the newest) is an event id, normally
+  // the last of the previous page: the page holds the events added before it. It need not match
+  // the filter, but must still be stored (else cursor_not_found).
+  [[nodiscard]] EventList list(size_t limit, std::string_view starting_after,
+                               const EventFilter& filter) const;
+  [[nodiscard]] const StoredEvent* find(std::string_view event_id) const;
+
+  // Forgets events created retention_s or longer before `now` (a delivery still pending then is
+  // dropped with them). Returns how many.
+  size_t expire(Timestamp now);
+
+  [[nodiscard]] size_t size() const { return events_.size(); }
+  [[nodiscard]] size_t pending() const { return schedule_.size(); }
+  [[nodiscard]] uint64_t data_bytes() const { return data_bytes_; }
+  [[nodiscard]] const OutboxStats& stats() const { return stats_; }
+  [[nodiscard]] const OutboxOptions& options() const { return options_; }
+
+  // Canonical encoding for snapshots (options, counters, endpoints, events in order of
+  // addition); decode() checks every field as the calls above do, rebuilds the indexes, and
+  // fails on malformed, inconsistent or trailing bytes, leaving *out unchanged.
+  void encode(std::string* out) const;
+  [[nodiscard]] static Status decode(std::string_view bytes, Outbox* out);
+
+ private:
+  struct Entry {
+    uint64_t seq = 0;  // order of addition; list order and tie-breaker
+    StoredEvent stored;
+  };
+  using SeqIndex = std::set<std::pair<std::string, uint64_t>, std::less<>>;
+
+  OutboxResult check_capacity(size_t data_size) const;
+  void insert(Entry entry);
+  void erase(uint64_t seq);
+  void unschedule(const Entry& e);
+  void schedule(Entry& e, Timestamp at);
+  [[nodiscard]] Delivery make_delivery(const Entry& e) const;
+
+  OutboxOptions options_;
+  uint64_t next_seq_ = 1;
+  uint64_t data_bytes_ = 0;
+  OutboxStats stats_;
+  std::map<std::string, WebhookEndpoint, std::less<>> endpoints_;
+  std::map<uint64_t, Entry> events_;                    // by seq: the canonical order
+  std::map<std::string, uint64_t, std::less<>> by_id_;  // event id -> seq
+  SeqIndex by_merchant_;                                // (merchant_id, seq)
+  SeqIndex by_object_;                                  // (object_id, seq)
+  SeqIndex by_type_;                                    // (type, seq)
+  std::set<std::pair<Timestamp, uint64_t>> schedule_;   // pending: (next_attempt_at, seq)
+  std::set<std::pair<Timestamp, uint64_t>> expiry_;     // every event: (created_at, seq)
+};
+
+// The event as JSON, exactly as delivered and listed: {"id":..,"type":..,"created_at":"RFC 3339
+// with nanoseconds",.."data":{..}} with fields in that order and no spaces.
+[[nodiscard]] std::string render_event_json(const Event& event);
+
+// The wait before try `failed_attempts + 1` (failed_attempts >= 1): base = backoff_first_ms *
+// 2^(failed_attempts-1), capped at backoff_max_ms; the wait is base/2 + j, j in [0, base/2],
+// where j comes from a fixed-key SipHash of (event_id, failed_attempts): deterministic, so
+// replay gives the same schedule, yet spread across events so that retries after an outage do
+// not arrive together. In nanoseconds.
+[[nodiscard]] int64_t retry_delay_ns(const OutboxOptions& options, std::string_view event_id,
+                                     uint32_t failed_attempts);
+
+// http://HOST[:PORT][/PATH][?QUERY], lower-case scheme; HOST is a name or IPv4 address of
+// [A-Za-z0-9.-] (no IPv6 literal, no user info); PORT 1..65535 (default 80); PATH and QUERY of
+// RFC 3986 characters (no fragment); at most kEndpointUrlLengthMax bytes. https is planned.
+struct EndpointUrl {
+  std::string host;
+  uint16_t port = 80;
+  std::string target = "/";  // path and query
+};
+[[nodiscard]] std::optional<EndpointUrl> parse_endpoint_url(std::string_view url);
+[[nodiscard]] bool is_valid_endpoint_url(std::string_view url);
+[[nodiscard]] bool is_valid_endpoint_secret(std::string_view secret);
+[[nodiscard]] bool is_valid_event_id(std::string_view id);
+[[nodiscard]] bool is_valid_event_type(std::string_view type);
+
+}  // namespace keel::payments
