@@ -1,5 +1,9 @@
 #include "testing/keeld_process.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -131,7 +135,7 @@ Status KeeldProcess::start(KeeldOptions options, std::unique_ptr<KeeldProcess>* 
     options.data_dir = p->owned_dir_->path() / "data";
   }
   p->data_dir_ = options.data_dir;
-  std::vector<std::string> argv = {options.binary.string(), "--listen", "127.0.0.1:0", "--data",
+  std::vector<std::string> argv = {options.binary.string(), "--listen", options.listen, "--data",
                                    options.data_dir.string()};
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
   if (Status s = p->launch(argv, options.start_timeout_ms); !s.is_ok()) return s;
@@ -139,11 +143,28 @@ Status KeeldProcess::start(KeeldOptions options, std::unique_ptr<KeeldProcess>* 
   return Status::ok();
 }
 
+uint16_t pick_free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
 Status start_psp_sim(const std::filesystem::path& config, uint64_t seed,
-                     std::unique_ptr<ServerProcess>* out) {
+                     std::unique_ptr<ServerProcess>* out, const std::string& listen) {
   const auto binary = build_path("src/psp_sim/keel-psp-sim");
   if (binary.empty()) return Status::error("KEEL_BUILD_DIR is not set");
-  return ServerProcess::start({binary.string(), "--listen", "127.0.0.1:0", "--config",
+  return ServerProcess::start({binary.string(), "--listen", listen, "--config",
                                config.string(), "--seed", std::to_string(seed)},
                               60'000, out);
 }

@@ -20,7 +20,8 @@ namespace keel::testing {
 struct KeeldOptions {
   // Empty: a fresh TempDir, owned by the KeeldProcess.
   std::filesystem::path data_dir;
-  // Added after `--listen 127.0.0.1:0 --data DIR` (e.g. "--io-threads", "4").
+  std::string listen = "127.0.0.1:0";
+  // Added after `--listen LISTEN --data DIR` (e.g. "--io-threads", "4").
   std::vector<std::string> extra_args;
   // Empty: build_path("src/keeld/keeld").
   std::filesystem::path binary;
@@ -85,9 +86,15 @@ class KeeldProcess : public ServerProcess {
   std::filesystem::path data_dir_;
 };
 
-// keel-psp-sim from this build tree with `config` and `seed`.
+// keel-psp-sim from this build tree with `config` and `seed`, on `listen`.
 Status start_psp_sim(const std::filesystem::path& config, uint64_t seed,
-                     std::unique_ptr<ServerProcess>* out);
+                     std::unique_ptr<ServerProcess>* out,
+                     const std::string& listen = "127.0.0.1:0");
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed), for the
+// rare program that must know another's port before that one starts. Another process may take
+// it in between: callers retry on a start failure.
+[[nodiscard]] uint16_t pick_free_port();
 
 // The outcome of run_program().
 struct ProgramResult {

@@ -1,0 +1,207 @@
+#include "testing/payments_stack.h"
+
+#include <atomic>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+namespace keel::testing {
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view kPsps[] = {"cardco", "bankco"};
+
+std::string sim_config(uint16_t keeld_port, const std::string& extra) {
+  std::string s;
+  for (const std::string_view psp : kPsps) {
+    const std::string name(psp);
+    const bool card = psp == "cardco";
+    s += "[psps." + name + "]\n";
+    s += "api_key = \"sk_" + name + "\"\n";
+    s += "webhook_url = \"http://127.0.0.1:" + std::to_string(keeld_port) + "/v1/webhooks/" +
+         name + "\"\n";
+    s += "webhook_secret = \"whsec_" + name + "\"\n";
+    s += card ? "fee_fixed = 30\nfee_bps = 290\n" : "fee_fixed = 10\nfee_bps = 50\n";
+    s += "currencies = [\"USD\", \"EUR\", \"GBP\"]\n\n";
+  }
+  return s + extra + "\n";
+}
+
+Status write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  return out ? Status::ok() : Status::error("cannot write " + path.string());
+}
+
+JsonResponse to_json_response(const api::HttpResponse& r) {
+  JsonResponse out;
+  out.status = r.status;
+  out.text = r.body;
+  out.replayed = r.header("Idempotent-Replayed") == "true";
+  json::error_code ec;
+  out.body = json::parse(r.body, ec);
+  if (ec) out.body = nullptr;
+  return out;
+}
+
+std::unique_ptr<api::HttpClient> client_for(uint16_t port) {
+  api::HttpClientOptions o;
+  o.endpoint.host = "127.0.0.1";
+  o.endpoint.port = port;
+  return std::make_unique<api::HttpClient>(o);
+}
+
+}  // namespace
+
+std::string new_key() {
+  static std::atomic<uint64_t> next{1};
+  return "k-" + std::to_string(next.fetch_add(1));
+}
+
+Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<PaymentsStack>* out) {
+  std::unique_ptr<PaymentsStack> s(new PaymentsStack());
+  s->options_ = std::move(options);
+  s->data_dir_ = s->dir_.path() / "data";
+  Status last = Status::error("no attempt");
+  // The picked port may be taken by someone else before the simulator binds it: try again.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    s->sim_port_ = pick_free_port();
+    s->keeld_.reset();
+    s->keeld_config_ = s->dir_.path() / "keeld.toml";
+    std::string k = "[payments]\ndefault_channel = \"cardco\"\n";
+    k += "resolve_initial_ms = " + std::to_string(s->options_.resolve_initial_ms) + "\n";
+    k += "resolve_max_ms = " + std::to_string(s->options_.resolve_max_ms) + "\n";
+    k += s->options_.payments_toml_extra + "\n";
+    for (const std::string_view psp : kPsps) {
+      const std::string name(psp);
+      k += "[channels." + name + "]\nurl = \"http://127.0.0.1:" + std::to_string(s->sim_port_) +
+           "\"\napi_key = \"sk_" + name + "\"\nwebhook_secret = \"whsec_" + name +
+           "\"\ntotal_timeout_ms = " + std::to_string(s->options_.total_timeout_ms) + "\n";
+    }
+    if (Status w = write_file(s->keeld_config_, k); !w.is_ok()) return w;
+    if (Status st = s->start_keeld(); !st.is_ok()) return st;
+    const auto sim_path = s->dir_.path() / "psp-sim.toml";
+    if (Status w = write_file(sim_path, sim_config(s->keeld_->port(), s->options_.sim_toml_extra));
+        !w.is_ok()) {
+      return w;
+    }
+    last = start_psp_sim(sim_path, s->options_.seed, &s->sim_,
+                         "127.0.0.1:" + std::to_string(s->sim_port_));
+    if (last.is_ok()) break;
+  }
+  if (!last.is_ok()) return last;
+  s->sim_client_ = client_for(s->sim_->port());
+  *out = std::move(s);
+  return Status::ok();
+}
+
+PaymentsStack::~PaymentsStack() {
+  keeld_client_.reset();
+  sim_client_.reset();
+  if (keeld_) keeld_->stop();
+  if (sim_) sim_->stop();
+}
+
+Status PaymentsStack::start_keeld() {
+  KeeldOptions o;
+  o.data_dir = data_dir_;
+  o.extra_args = {"--config", keeld_config_.string()};
+  for (const auto& a : options_.keeld_args) o.extra_args.push_back(a);
+  if (Status s = KeeldProcess::start(o, &keeld_); !s.is_ok()) return s;
+  keeld_client_ = client_for(keeld_->port());
+  return Status::ok();
+}
+
+Status PaymentsStack::restart_keeld(bool kill9) {
+  keeld_client_.reset();
+  kill9 ? keeld_->kill9() : keeld_->stop();
+  const uint16_t port = keeld_->port();
+  KeeldOptions o;
+  o.data_dir = data_dir_;
+  o.listen = "127.0.0.1:" + std::to_string(port);  // the simulator's webhooks point here
+  o.extra_args = {"--config", keeld_config_.string()};
+  for (const auto& a : options_.keeld_args) o.extra_args.push_back(a);
+  Status last;
+  for (int attempt = 0; attempt < 50; ++attempt) {  // the old socket may linger a moment
+    last = KeeldProcess::start(o, &keeld_);
+    if (last.is_ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!last.is_ok()) return last;
+  keeld_client_ = client_for(keeld_->port());
+  return Status::ok();
+}
+
+JsonResponse PaymentsStack::post(std::string_view path, std::string_view body,
+                                 std::string_view idempotency_key) {
+  api::HttpHeaders headers;
+  if (!idempotency_key.empty()) headers.emplace_back("Idempotency-Key", idempotency_key);
+  api::HttpResponse r;
+  if (Status s = keeld_client_->request("POST", path, body.empty() ? "{}" : body, headers, &r);
+      !s.is_ok()) {
+    JsonResponse failed;
+    failed.text = s.message();
+    return failed;
+  }
+  return to_json_response(r);
+}
+
+JsonResponse PaymentsStack::get(std::string_view path) {
+  api::HttpResponse r;
+  if (Status s = keeld_client_->get(path, &r); !s.is_ok()) {
+    JsonResponse failed;
+    failed.text = s.message();
+    return failed;
+  }
+  return to_json_response(r);
+}
+
+JsonResponse PaymentsStack::sim_request(std::string_view method, std::string_view path,
+                                        std::string_view body) {
+  api::HttpResponse r;
+  if (Status s = sim_client_->request(method, path, body, {}, &r); !s.is_ok()) {
+    JsonResponse failed;
+    failed.text = s.message();
+    return failed;
+  }
+  return to_json_response(r);
+}
+
+std::string PaymentsStack::create_merchant(std::string_view webhook_url,
+                                           std::string_view webhook_secret) {
+  json::object body{{"name", "test merchant"}};
+  if (!webhook_url.empty()) {
+    body["webhook_url"] = webhook_url;
+    body["webhook_secret"] = webhook_secret;
+  }
+  const JsonResponse r = post("/v1/merchants", json::serialize(body));
+  if (r.status != 200 || !r.body.is_object()) return {};
+  return std::string(r.body.at("id").as_string());
+}
+
+std::string PaymentsStack::create_customer() {
+  const JsonResponse r = post("/v1/customers", R"({"name":"test customer"})");
+  if (r.status != 200 || !r.body.is_object()) return {};
+  return std::string(r.body.at("id").as_string());
+}
+
+JsonResponse PaymentsStack::wait_settled(std::string_view path, int64_t timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  JsonResponse r;
+  while (true) {
+    r = get(path);
+    if (r.status == 200 && r.body.is_object()) {
+      const auto& o = r.body.as_object();
+      const std::string_view status = o.at("status").as_string();
+      const bool review = o.contains("requires_review") && o.at("requires_review").as_bool();
+      if (status != "processing" && status != "pending" && !review) return r;
+    }
+    if (std::chrono::steady_clock::now() > deadline) return r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace keel::testing

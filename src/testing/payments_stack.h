@@ -1,0 +1,97 @@
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/http_client.h"
+#include "core/status.h"
+#include "testing/keeld_process.h"
+#include "testing/temp_dir.h"
+
+namespace keel::testing {
+
+// keeld and keel-psp-sim wired together for end-to-end payment tests: the simulator serves the
+// PSPs `cardco` and `bankco` (USD, EUR, GBP; fees 30 + 2.9% and 10 + 0.5%), keeld has a channel
+// for each (cardco the default) and the simulator sends its webhooks to keeld.
+//
+// The simulator must know keeld's port and keeld the simulator's: the simulator gets a port
+// picked free beforehand (pick_free_port), keeld port 0. keeld may start before the simulator
+// answers; its connector treats that as nothing sent.
+struct PaymentsStackOptions {
+  uint64_t seed = 1;
+  // Extra TOML appended to each PSP's table in the simulator's config, e.g.
+  // "[psps.cardco.faults]\nblack_hole_rate = 0.1\n" (the text is appended to the file as is).
+  std::string sim_toml_extra;
+  // Extra TOML for keeld's [payments] table, e.g. "processing_deadline_s = 5\n".
+  std::string payments_toml_extra;
+  // Faster resolution than production for tests: first status query after this, doubling to
+  // resolve_max_ms.
+  int64_t resolve_initial_ms = 200;
+  int64_t resolve_max_ms = 2'000;
+  // The connector's bound on one PSP call (black holes end as unknown after it).
+  int64_t total_timeout_ms = 2'000;
+  // Added to keeld's command line.
+  std::vector<std::string> keeld_args;
+};
+
+// An HTTP answer with its body parsed (null if the body is not JSON).
+struct JsonResponse {
+  unsigned status = 0;
+  boost::json::value body;
+  bool replayed = false;  // Idempotent-Replayed: true
+  std::string text;
+};
+
+class PaymentsStack {
+ public:
+  static Status start(PaymentsStackOptions options, std::unique_ptr<PaymentsStack>* out);
+  ~PaymentsStack();
+
+  [[nodiscard]] KeeldProcess& keeld() { return *keeld_; }
+  [[nodiscard]] ServerProcess& sim() { return *sim_; }
+  [[nodiscard]] const std::filesystem::path& data_dir() const { return data_dir_; }
+
+  // Stops keeld (SIGTERM, or SIGKILL when `kill9`) and starts it again on the same data.
+  Status restart_keeld(bool kill9);
+
+  // Requests to keeld. `idempotency_key` empty: no Idempotency-Key header.
+  JsonResponse post(std::string_view path, std::string_view body,
+                    std::string_view idempotency_key = {});
+  JsonResponse get(std::string_view path);
+  // Requests to the simulator (admin routes).
+  JsonResponse sim_request(std::string_view method, std::string_view path,
+                           std::string_view body = {});
+
+  // Creates a merchant (with a webhook endpoint when `webhook_url` is given) and returns its id.
+  std::string create_merchant(std::string_view webhook_url = {},
+                              std::string_view webhook_secret = {});
+  std::string create_customer();
+
+  // Polls GET `path` until its "status" is not `processing` (or `pending`) and it is not in
+  // review, or `timeout_ms` passes. Returns the last answer.
+  JsonResponse wait_settled(std::string_view path, int64_t timeout_ms = 30'000);
+
+ private:
+  PaymentsStack() = default;
+  Status start_keeld();
+
+  PaymentsStackOptions options_;
+  TempDir dir_;
+  std::filesystem::path data_dir_;
+  std::filesystem::path keeld_config_;
+  uint16_t sim_port_ = 0;
+  std::unique_ptr<ServerProcess> sim_;
+  std::unique_ptr<KeeldProcess> keeld_;
+  std::unique_ptr<api::HttpClient> keeld_client_;
+  std::unique_ptr<api::HttpClient> sim_client_;
+};
+
+// A unique Idempotency-Key for a test ("k-" and a counter).
+[[nodiscard]] std::string new_key();
+
+}  // namespace keel::testing
