@@ -27,10 +27,11 @@ build-test: deps $(TEST_DIR)/build.ninja
 run: build
 	@echo ""
 	@echo "keeld: embedded journal in $(DATA), listening on http://$(LISTEN)"
+	@echo "keel-psp-sim: PSPs cardco and bankco on http://127.0.0.1:9090 (config/psp-sim.toml)"
 	@echo "try:   curl -s http://$(LISTEN)/healthz"
-	@echo "       see README.md for the tour; Ctrl-C (SIGINT) or SIGTERM stops it cleanly"
+	@echo "       see README.md for the tour; Ctrl-C (SIGINT) or SIGTERM stops both cleanly"
 	@echo ""
-	exec $(RELEASE_DIR)/src/keeld/keeld --listen $(LISTEN) --data $(DATA)
+	BIN=$(RELEASE_DIR)/src LISTEN=$(LISTEN) DATA=$(DATA) exec ./scripts/run.sh
 
 test: build-test
 	cd $(TEST_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -241,6 +241,7 @@ struct Engine::Impl {
   // After recovery: attempts that may have reached a PSP become unknown (a journaled command),
   // and every open attempt goes to the resolver.
   Status resume_payments();
+  Status apply_now(const payments::Command& command, payments::ApplyOutcome* out);
   bool commit_batch(std::vector<Command>& batch);
   // Snapshots: start one (encode now, write in the background); notice when it is durable.
   void start_snapshot();
@@ -541,18 +542,34 @@ void Engine::Impl::finish_snapshots() {
   }
 }
 
-Status Engine::Impl::resume_payments() {
-  payments::Command mark;
-  mark.kind = payments::CommandKind::mark_pending_unknown;
+// Applies a payments command outside any request (start-up) and commits it at once.
+Status Engine::Impl::apply_now(const payments::Command& command, payments::ApplyOutcome* out) {
   const Timestamp ts = stamp(1);
   Timestamp clock = ts;
-  payments::ApplyOutcome out = state.payments.apply(mark, ts, ledger, &clock);
+  *out = state.payments.apply(command, ts, ledger, &clock);
   last_timestamp = clock;
+  if (!out->changed) return Status::ok();
+  std::string& payload = journal->begin_record(static_cast<uint16_t>(RecordType::payments), ts);
+  payments::encode_command(command, &payload);
+  journal->end_record();
+  return journal->commit();
+}
+
+Status Engine::Impl::resume_payments() {
+  if (options.fees && *options.fees != state.payments.fees()) {
+    payments::Command set;
+    set.kind = payments::CommandKind::set_fees;
+    set.fees = *options.fees;
+    payments::ApplyOutcome out;
+    if (Status s = apply_now(set, &out); !s.is_ok()) return s;
+    if (out.reply.status >= 400) return Status::error("fees: " + out.reply.error_message);
+    log(LogLevel::info, "the merchant fee schedule changed (journaled)");
+  }
+  payments::Command mark;
+  mark.kind = payments::CommandKind::mark_pending_unknown;
+  payments::ApplyOutcome out;
+  if (Status s = apply_now(mark, &out); !s.is_ok()) return s;
   if (out.changed) {
-    std::string& payload = journal->begin_record(static_cast<uint16_t>(RecordType::payments), ts);
-    payments::encode_command(mark, &payload);
-    journal->end_record();
-    if (Status s = journal->commit(); !s.is_ok()) return s;
     log(LogLevel::info, std::to_string(out.resolve.size()) +
                             " PSP attempt(s) were in flight at the last stop: now unknown");
   }

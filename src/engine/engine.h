@@ -44,6 +44,10 @@ struct EngineOptions {
   // snapshot skipped), error (journal or snapshot failure). May be empty.
   std::function<void(LogLevel, std::string_view)> log;
   payments::CoreOptions payments;
+  // The merchant fee schedule keeld is configured with. When it differs from the one in force
+  // (recovered from the journal), start-up journals a set_fees command, so replay applies each
+  // schedule exactly where it took effect. nullopt: keep the one in force.
+  std::optional<payments::FeeSchedule> fees;
   // Runs on the writer thread after each commit whose commands asked for PSP work (and once
   // after start-up with every attempt left open). Must be quick: hand the work to another
   // thread. May be empty (no PSP work is then done: tests of the engine alone).

@@ -115,8 +115,39 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
   return {};
 }
 
+// [fees.default], [fees.NAME] (a channel, or "wallet"): bps and fixed (minor units).
+std::string apply_fees(const toml::table& doc, KeeldConfig* c) {
+  const toml::node* n = doc.get("fees");
+  if (n == nullptr) return {};
+  const toml::table* fees = n->as_table();
+  if (fees == nullptr) return "fees must be a table of [fees.NAME] tables";
+  payments::FeeSchedule schedule;
+  for (const auto& [name, node] : *fees) {
+    const std::string where = "fees." + std::string(name.str()) + ".";
+    const toml::table* t = node.as_table();
+    if (t == nullptr) return "fees." + std::string(name.str()) + " must be a table";
+    std::string error = unknown_key(*t, where, {"bps", "fixed"});
+    if (!error.empty()) return error;
+    payments::FeeRate rate;
+    if (!read_int(*t, "bps", where, &rate.basis_points, 0, &error) ||
+        !read_int(*t, "fixed", where, &rate.fixed_minor, 0, &error)) {
+      return error;
+    }
+    if (rate.basis_points > payments::kBasisPointsMax) return where + "bps must be <= 10000";
+    if (name.str() == "default") {
+      schedule.default_rate = rate;
+    } else {
+      schedule.channels.emplace(std::string(name.str()), rate);
+    }
+  }
+  if (!payments::is_valid(schedule)) return "fees: channel names are [a-z0-9_-]";
+  c->engine.fees = schedule;
+  return {};
+}
+
 std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
-  std::string error;
+  std::string error = apply_fees(doc, c);
+  if (!error.empty()) return error;
   if (const toml::node* n = doc.get("channels")) {
     const toml::table* channels = n->as_table();
     if (channels == nullptr) return "channels must be a table of [channels.NAME] tables";
@@ -185,7 +216,7 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
   }
   std::string error =
       unknown_key(doc, "", {"listen", "data", "io_threads", "log_level", "http", "engine",
-                            "payments", "channels"});
+                            "payments", "channels", "fees"});
   std::string listen;
   std::string data;
   if (error.empty() && read_string(doc, "listen", &listen, &error) &&

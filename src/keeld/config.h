@@ -42,6 +42,7 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //             processing_deadline_s, capture_deadline_s, resolve_initial_ms, resolve_max_ms
 //   [channels.NAME]  url = "http://HOST:PORT", psp (default NAME), api_key, webhook_secret,
 //             connections_max, connect_timeout_ms, total_timeout_ms
+//   [fees.default], [fees.NAME] (NAME a channel or "wallet"): bps, fixed (merchant fees)
 //
 // The default channel is `default_channel`, else the first channel by name.
 // Unknown keys, wrong types and out-of-range values are errors. On --help prints the usage and

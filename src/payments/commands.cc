@@ -7,7 +7,7 @@ namespace keel::payments {
 namespace {
 
 constexpr uint8_t kCommandVersion = 1;
-constexpr uint8_t kLastKind = static_cast<uint8_t>(CommandKind::operation_status);
+constexpr uint8_t kLastKind = static_cast<uint8_t>(CommandKind::set_fees);
 constexpr uint8_t kLastOperationState = static_cast<uint8_t>(OperationState::failed);
 constexpr uint8_t kLastInstrumentKind = static_cast<uint8_t>(InstrumentKind::account);
 constexpr uint8_t kLastAttemptStatus = static_cast<uint8_t>(AttemptStatus::unknown);
@@ -30,6 +30,23 @@ bool read_currency(ByteReader& r, Currency* c) {
   if (!found) return false;
   *c = *found;
   return true;
+}
+
+bool read_fees(ByteReader& r, FeeSchedule* fees) {
+  uint16_t n = 0;
+  if (!r.i64(&fees->default_rate.basis_points) || !r.i64(&fees->default_rate.fixed_minor) ||
+      !r.u16(&n) || n > kFeeChannelsMax) {
+    return false;
+  }
+  for (uint16_t i = 0; i < n; ++i) {
+    std::string channel;
+    FeeRate rate;
+    if (!r.str16(&channel) || !r.i64(&rate.basis_points) || !r.i64(&rate.fixed_minor)) {
+      return false;
+    }
+    fees->channels.emplace(std::move(channel), rate);
+  }
+  return is_valid(*fees);
 }
 
 }  // namespace
@@ -55,6 +72,14 @@ void encode_command(const Command& c, std::string* out) {
   w.i64(c.result.fee);
   w.u8(c.delivered ? 1 : 0);
   w.u8(static_cast<uint8_t>(c.op_state));
+  w.i64(c.fees.default_rate.basis_points);
+  w.i64(c.fees.default_rate.fixed_minor);
+  w.u16(static_cast<uint16_t>(c.fees.channels.size()));
+  for (const auto& [channel, rate] : c.fees.channels) {
+    w.str16(channel);
+    w.i64(rate.basis_points);
+    w.i64(rate.fixed_minor);
+  }
 }
 
 Status decode_command(std::string_view bytes, Command* out) {
@@ -82,7 +107,7 @@ Status decode_command(std::string_view bytes, Command* out) {
                   read_bool(r, &c.source_wallet) && r.u8(&attempt_status) &&
                   attempt_status <= kLastAttemptStatus && read_bool(r, &c.result.captured) &&
                   r.i64(&c.result.fee) && read_bool(r, &c.delivered) && r.u8(&op_state) &&
-                  op_state <= kLastOperationState && r.at_end();
+                  op_state <= kLastOperationState && read_fees(r, &c.fees) && r.at_end();
   if (!ok) return Status::error("payments command: malformed fields");
   c.instrument_kind = static_cast<InstrumentKind>(instrument_kind);
   c.result.status = static_cast<AttemptStatus>(attempt_status);
@@ -108,6 +133,7 @@ std::string_view command_kind_name(CommandKind k) {
     KEEL_ENUM_CASE(K, mark_pending_unknown);
     KEEL_ENUM_CASE(K, outbox_attempt);
     KEEL_ENUM_CASE(K, operation_status);
+    KEEL_ENUM_CASE(K, set_fees);
   }
   return "unknown";
 }

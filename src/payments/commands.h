@@ -35,6 +35,7 @@ enum class CommandKind : uint8_t {
   operation_status = 14,        // what a PSP says of an operation (status query or webhook):
                                 // channel, id (the operation's reference), op_status, result
                                 // (psp_reference, error_code, fee), cause
+  set_fees = 15,                // fees (the merchant fee schedule from keeld's config)
 };
 
 // An operation's status as a PSP reports it (docs/psp_protocol.md), in the payments' own terms.
@@ -83,6 +84,7 @@ struct Command {
   std::string event_id;
   bool delivered = false;
   OperationState op_state = OperationState::not_found;
+  FeeSchedule fees;
 };
 
 void encode_command(const Command& c, std::string* out);

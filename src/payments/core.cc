@@ -399,6 +399,11 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
     case CommandKind::outbox_attempt:
       out.reply = outbox_attempt(c, now, &out);
       break;
+    case CommandKind::set_fees:
+      if (payments_.set_fees(c.fees) != PaymentResult::ok) {
+        out.reply = error_reply(400, "parameter_invalid", "the fee schedule is not valid", "fees");
+      }
+      break;
   }
   if (c.kind != CommandKind::attempt_result && c.kind != CommandKind::operation_status &&
       c.kind != CommandKind::mark_pending_unknown && c.kind != CommandKind::outbox_attempt) {

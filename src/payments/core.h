@@ -148,6 +148,8 @@ class PaymentsCore {
     uint64_t deliveries_pending = 0;
   };
   [[nodiscard]] Counts counts() const;
+  // The merchant fee schedule in force (changed by the journaled set_fees command).
+  [[nodiscard]] const FeeSchedule& fees() const { return payments_.fees(); }
 
  private:
   struct Customer {

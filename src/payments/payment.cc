@@ -397,24 +397,6 @@ PaymentResult PaymentMachine::confirm_from_wallet(std::string_view id, int64_t a
   return PaymentResult::ok;
 }
 
-PaymentResult PaymentMachine::retry(std::string_view id, std::string_view channel, Timestamp now,
-                                    Effects* effects) {
-  Payment* p = lookup(id);
-  if (p == nullptr) return PaymentResult::not_found;
-  if (!valid_channel(channel)) return PaymentResult::channel_invalid;
-  if (p->status != PaymentStatus::processing || approved_authorization(*p) != nullptr) {
-    return PaymentResult::invalid_state;
-  }
-  const PaymentResult can = can_add_attempt(*p);
-  if (can != PaymentResult::ok) return can;
-  const AttemptStatus last = p->attempts.back().status;
-  if (last != AttemptStatus::retryable && last != AttemptStatus::declined_soft) {
-    return PaymentResult::invalid_state;
-  }
-  add_attempt(*p, AttemptKind::authorization, channel, p->amount, now, effects);
-  return PaymentResult::ok;
-}
-
 PaymentResult PaymentMachine::capture(std::string_view id, int64_t amount, Timestamp now,
                                       Effects* effects) {
   Payment* p = lookup(id);
@@ -603,12 +585,23 @@ void PaymentMachine::settle_authorization(Payment& p, const Attempt& a, bool cap
       p.error_code = a.error_code;
       move_to(p, PaymentStatus::failed, cause, now);
       return;
-    default:  // soft decline or retryable: processing; the caller may retry until the deadline
-      if (p.in_review) {  // the deadline has passed: no owner would be left, so it ends here
-        p.error_code = a.error_code;
-        move_to(p, PaymentStatus::failed, cause, now);
+    default: {
+      // Nothing happened at the PSP (retryable): try again at once with a new attempt on the
+      // same channel, up to kAuthorizationTriesMax tries in all, so that no payment waits for
+      // its deadline without an owner. A soft decline, or the last try, fails the payment:
+      // choosing another channel is routing's job (not here yet).
+      size_t tries = 0;
+      for (const Attempt& t : p.attempts) tries += t.kind == AttemptKind::authorization ? 1 : 0;
+      if (a.status == AttemptStatus::retryable && tries < kAuthorizationTriesMax && !p.in_review &&
+          can_add_attempt(p) == PaymentResult::ok) {
+        add_attempt(p, AttemptKind::authorization, a.channel, p.amount, now, effects);
+        return;
       }
+      p.error_code = a.error_code.empty() ? std::string(attempt_status_name(a.status))
+                                          : a.error_code;
+      move_to(p, PaymentStatus::failed, cause, now);
       return;
+    }
   }
 }
 

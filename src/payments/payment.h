@@ -51,6 +51,8 @@ inline constexpr size_t kErrorCodeLengthMax = 64;
 inline constexpr size_t kCauseLengthMax = 128;
 inline constexpr size_t kListLimitMax = 100;
 inline constexpr size_t kFeeChannelsMax = 256;
+// Authorization tries of one payment when the PSP says nothing happened (retryable).
+inline constexpr size_t kAuthorizationTriesMax = 3;
 inline constexpr int64_t kBasisPointsMax = 10'000;               // 100 %
 inline constexpr int64_t kDeadlineSecondsMax = 365 * 24 * 3600;  // any PaymentDeadlines field
 // The channel name of wallet payments (their fee schedule entry); not a PSP channel.
@@ -309,9 +311,6 @@ class PaymentMachine {
   // `wrong_source` for a card payment.
   PaymentResult confirm_from_wallet(std::string_view id, int64_t available_minor, Timestamp now,
                                     Effects* effects);
-  // A new authorization attempt after the last one was retryable or softly declined.
-  PaymentResult retry(std::string_view id, std::string_view channel, Timestamp now,
-                      Effects* effects);
   // requires_capture -> processing, with a capture attempt (amount 0 = all authorized).
   PaymentResult capture(std::string_view id, int64_t amount, Timestamp now, Effects* effects);
   // requires_confirmation -> canceled; requires_capture -> processing with a void attempt.

@@ -186,9 +186,7 @@ TEST_F(PaymentTest, UnknownOutcomeBlocksNewAttemptsUntilResolvedAndChargesOnce) 
   confirm("pay_1");
   ASSERT_EQ(result("pay_1_a1", A::unknown), R::ok);
   EXPECT_EQ(pay("pay_1").status, S::processing);
-  Effects e;
-  EXPECT_EQ(machine_.retry("pay_1", "globex", next(), &e), R::attempt_outstanding);
-  EXPECT_TRUE(e.calls.empty());
+  EXPECT_EQ(calls_.size(), 1u);  // no new attempt while the outcome is unknown
   EXPECT_EQ(merchant(), ledger::Balances{});  // unknown is never success
   // The status query and the webhook both say approved: the first settles, the second is stale.
   ASSERT_EQ(result("pay_1_a1", A::approved, true), R::ok);
@@ -198,50 +196,51 @@ TEST_F(PaymentTest, UnknownOutcomeBlocksNewAttemptsUntilResolvedAndChargesOnce) 
   EXPECT_EQ(calls_.size(), 1u);  // one attempt ever reached the PSP
 }
 
-TEST_F(PaymentTest, RetryableAndSoftDeclinesMayRetryHardDeclinesFail) {
+TEST_F(PaymentTest, RetryableTriesAgainAtOnceAndDeclinesFail) {
   create("pay_1");
   confirm("pay_1");
-  ASSERT_EQ(result("pay_1_a1", A::retryable), R::ok);
-  Effects e;
-  ASSERT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::ok);
-  post(e);
-  ASSERT_EQ(result("pay_1_a2", A::declined_soft), R::ok);
-  ASSERT_EQ(machine_.retry("pay_1", "globex", next(), &e), R::ok);
-  post(e);
-  EXPECT_EQ(calls_.back().channel, "globex");
+  // Nothing happened at the PSP: a new attempt (new reference) goes out on the same channel,
+  // up to kAuthorizationTriesMax tries; then the payment fails rather than wait without owner.
+  for (size_t n = 1; n < kAuthorizationTriesMax; ++n) {
+    ASSERT_EQ(result("pay_1_a" + std::to_string(n), A::retryable), R::ok);
+    ASSERT_EQ(calls_.size(), n + 1);
+    EXPECT_EQ(calls_.back().attempt_id, "pay_1_a" + std::to_string(n + 1));
+    EXPECT_EQ(calls_.back().channel, "acme");
+    EXPECT_EQ(pay("pay_1").status, S::processing);
+  }
+  ASSERT_EQ(result("pay_1_a" + std::to_string(kAuthorizationTriesMax), A::retryable), R::ok);
+  EXPECT_EQ(calls_.size(), kAuthorizationTriesMax);
+  EXPECT_EQ(pay("pay_1").status, S::failed);
+  EXPECT_EQ(pay("pay_1").error_code, "retryable");
+
+  create("pay_2");
+  confirm("pay_2");
+  ASSERT_EQ(result("pay_2_a1", A::declined_soft), R::ok);  // no other channel here: it fails
+  EXPECT_EQ(pay("pay_2").status, S::failed);
+
+  create("pay_3");
+  confirm("pay_3");
   Effects decline;
-  ASSERT_EQ(machine_.apply_result("pay_1_a3", {A::declined_hard, false, "", "card_stolen"},
+  ASSERT_EQ(machine_.apply_result("pay_3_a1", {A::declined_hard, false, "", "card_stolen"},
                                   "psp_response", next(), &decline),
             R::ok);
-  EXPECT_EQ(pay("pay_1").status, S::failed);
-  EXPECT_EQ(pay("pay_1").error_code, "card_stolen");
-  EXPECT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::invalid_state);
+  EXPECT_EQ(pay("pay_3").status, S::failed);
+  EXPECT_EQ(pay("pay_3").error_code, "card_stolen");
   EXPECT_EQ(merchant(), ledger::Balances{});
 }
 
-TEST_F(PaymentTest, RetryOnlyAfterARetryableOrSoftOutcome) {
-  create("pay_1", CaptureMethod::manual);
-  Effects e;
-  EXPECT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::invalid_state);  // not confirmed
-  confirm("pay_1");
-  EXPECT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::attempt_outstanding);  // pending
-  result("pay_1_a1", A::approved);
-  EXPECT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::invalid_state);  // authorized
-}
-
 TEST_F(PaymentTest, AttemptsPerPaymentAreBounded) {
-  create("pay_1");
+  create("pay_1", CaptureMethod::manual);
   confirm("pay_1");
-  for (size_t n = 1; n < kAttemptsPerPaymentMax; ++n) {
+  ASSERT_EQ(result("pay_1_a1", A::approved), R::ok);
+  // Each capture the PSP did not take leaves the authorization standing; the merchant may try
+  // again, but not for ever.
+  for (size_t n = 2; n <= kAttemptsPerPaymentMax; ++n) {
+    ASSERT_EQ(capture("pay_1"), R::ok) << n;
     ASSERT_EQ(result("pay_1_a" + std::to_string(n), A::retryable), R::ok);
-    Effects e;
-    ASSERT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::ok);
-    post(e);
+    ASSERT_EQ(pay("pay_1").status, S::requires_capture);
   }
-  ASSERT_EQ(result("pay_1_a" + std::to_string(kAttemptsPerPaymentMax), A::retryable), R::ok);
-  Effects e;
-  EXPECT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::too_many_attempts);
-  EXPECT_TRUE(e.calls.empty());
+  EXPECT_EQ(capture("pay_1"), R::too_many_attempts);
   EXPECT_EQ(pay("pay_1").attempts.size(), kAttemptsPerPaymentMax);
 }
 
@@ -279,16 +278,12 @@ TEST_F(PaymentTest, ALateRetryableAnswerAfterReviewFailsThePaymentInsteadOfOrpha
 
 TEST_F(PaymentTest, DeadlinesWithoutAnOutstandingAttemptEndThePayment) {
   create("unconfirmed");
-  create("gave_up");
-  confirm("gave_up");
-  result("gave_up_a1", A::retryable);
   create("authorized", CaptureMethod::manual);
   confirm("authorized");
   result("authorized_a1", A::approved);
-  EXPECT_EQ(machine_.next_deadline(), pay("gave_up").deadline);
+  EXPECT_EQ(machine_.next_deadline(), pay("unconfirmed").deadline);
   Effects e;
   machine_.tick(now_ + 31 * kMinute, &e);
-  EXPECT_EQ(pay("gave_up").status, S::failed);
   EXPECT_EQ(pay("unconfirmed").status, S::requires_confirmation);
   machine_.tick(now_ + 25 * 3600 * kNanosPerSecond, &e);
   EXPECT_EQ(pay("unconfirmed").status, S::canceled);
@@ -329,8 +324,7 @@ TEST_F(PaymentTest, AfterARestartPendingAttemptsAreUnknown) {
   EXPECT_EQ(machine_.mark_pending_unknown(next()), std::vector<std::string>{"pay_1_a1"});
   EXPECT_EQ(pay("pay_1").attempts[0].status, A::unknown);
   EXPECT_EQ(pay("pay_1").timeline.back().cause, "restart");
-  Effects e;
-  EXPECT_EQ(machine_.retry("pay_1", "acme", next(), &e), R::attempt_outstanding);
+  EXPECT_EQ(capture("pay_1"), R::invalid_state);  // nothing new while the outcome is unknown
 }
 
 TEST_F(PaymentTest, BadInputIsRefusedAndChangesNothing) {
@@ -394,10 +388,7 @@ TEST_F(PaymentTest, PaymentIdsAndCardTokensUseThePspReferenceAlphabet) {
 TEST_F(PaymentTest, AuthorizationCallsCarryTheCardToken) {
   create("pay_1");
   confirm("pay_1");
-  result("pay_1_a1", A::retryable);
-  Effects e;
-  ASSERT_EQ(machine_.retry("pay_1", "globex", next(), &e), R::ok);
-  post(e);
+  result("pay_1_a1", A::retryable);  // tries again at once
   ASSERT_EQ(calls_.size(), 2u);
   for (const PspCall& c : calls_) {
     EXPECT_EQ(c.instrument_kind, InstrumentKind::card_token);
@@ -806,10 +797,10 @@ TEST_F(PaymentTest, RandomAnswerOrdersChargeAndRefundExactlyOnce) {
       const Payment& p = pay(id);
       const Attempt& last = p.attempts.back();
       Effects e;
-      if (p.status == S::processing && !(last.status == A::pending || last.status == A::unknown)) {
-        ASSERT_EQ(machine_.retry(id, rng() % 2 ? "acme" : "globex", next(), &e), R::ok);
-        post(e);
-      } else if (p.status == S::requires_capture && rng() % 2) {
+      // A processing payment always has an open attempt: retries go out by themselves.
+      ASSERT_TRUE(p.status != S::processing || last.status == A::pending ||
+                  last.status == A::unknown);
+      if (p.status == S::requires_capture && rng() % 2) {
         ASSERT_EQ(capture(id, 0), R::ok);
       } else if (p.status == S::succeeded && rng() % 2) {
         const R r = refund(id, id + "_r" + std::to_string(round), 1 + rng() % 80);

@@ -56,6 +56,24 @@ std::unique_ptr<api::HttpClient> client_for(uint16_t port) {
 
 }  // namespace
 
+std::string all_faults_toml(std::string_view psp, double rate, int64_t latency_ms_max) {
+  if (rate <= 0) return {};
+  const std::string r = std::to_string(rate);
+  std::string s = "[psps." + std::string(psp) + ".faults]\n";
+  s += "latency_ms = { min = 0, max = " + std::to_string(latency_ms_max) + " }\n";
+  s += "decline_rate = " + r + "\n";
+  s += "decline_codes = [ { code = \"insufficient_funds\", type = \"hard\" },\n";
+  s += "                  { code = \"issuer_unavailable\", type = \"soft\" } ]\n";
+  for (const char* key : {"error_5xx_rate", "refuse_rate", "black_hole_rate", "response_lost_rate",
+                          "async_rate", "webhook_loss_rate", "webhook_duplicate_rate"}) {
+    s += std::string(key) + " = " + r + "\n";
+  }
+  s += "async_delay_ms = { min = 10, max = 300 }\n";
+  s += "webhook_delay_ms = { min = 0, max = 100 }\n";
+  s += "webhook_reorder = true\n";
+  return s;
+}
+
 std::string new_key() {
   static std::atomic<uint64_t> next{1};
   return "k-" + std::to_string(next.fetch_add(1));
@@ -64,7 +82,7 @@ std::string new_key() {
 Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<PaymentsStack>* out) {
   std::unique_ptr<PaymentsStack> s(new PaymentsStack());
   s->options_ = std::move(options);
-  s->data_dir_ = s->dir_.path() / "data";
+  s->data_dir_ = s->options_.data_dir.empty() ? s->dir_.path() / "data" : s->options_.data_dir;
   Status last = Status::error("no attempt");
   // The picked port may be taken by someone else before the simulator binds it: try again.
   for (int attempt = 0; attempt < 5; ++attempt) {
@@ -79,7 +97,8 @@ Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<Paymen
       const std::string name(psp);
       k += "[channels." + name + "]\nurl = \"http://127.0.0.1:" + std::to_string(s->sim_port_) +
            "\"\napi_key = \"sk_" + name + "\"\nwebhook_secret = \"whsec_" + name +
-           "\"\ntotal_timeout_ms = " + std::to_string(s->options_.total_timeout_ms) + "\n";
+           "\"\ntotal_timeout_ms = " + std::to_string(s->options_.total_timeout_ms) + "\n" +
+           s->options_.channel_toml_extra + "\n";
     }
     if (Status w = write_file(s->keeld_config_, k); !w.is_ok()) return w;
     if (Status st = s->start_keeld(); !st.is_ok()) return st;
@@ -88,8 +107,7 @@ Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<Paymen
         !w.is_ok()) {
       return w;
     }
-    last = start_psp_sim(sim_path, s->options_.seed, &s->sim_,
-                         "127.0.0.1:" + std::to_string(s->sim_port_));
+    last = s->start_sim(sim_path);
     if (last.is_ok()) break;
   }
   if (!last.is_ok()) return last;
@@ -105,8 +123,21 @@ PaymentsStack::~PaymentsStack() {
   if (sim_) sim_->stop();
 }
 
+Status PaymentsStack::start_sim(const std::filesystem::path& config) {
+  const std::filesystem::path binary = options_.sim_binary.empty()
+                                           ? build_path("src/psp_sim/keel-psp-sim")
+                                           : options_.sim_binary;
+  if (binary.empty()) return Status::error("KEEL_BUILD_DIR is not set");
+  std::vector<std::string> argv = {binary.string(), "--listen",
+                                   "127.0.0.1:" + std::to_string(sim_port_), "--config",
+                                   config.string(), "--seed", std::to_string(options_.seed)};
+  argv.insert(argv.end(), options_.sim_args.begin(), options_.sim_args.end());
+  return ServerProcess::start(argv, 60'000, &sim_);
+}
+
 Status PaymentsStack::start_keeld() {
   KeeldOptions o;
+  o.binary = options_.keeld_binary;
   o.data_dir = data_dir_;
   o.extra_args = {"--config", keeld_config_.string()};
   for (const auto& a : options_.keeld_args) o.extra_args.push_back(a);
@@ -121,6 +152,7 @@ Status PaymentsStack::restart_keeld(bool kill9) {
   const uint16_t port = keeld_->port();
   KeeldOptions o;
   o.data_dir = data_dir_;
+  o.binary = options_.keeld_binary;
   o.listen = "127.0.0.1:" + std::to_string(port);  // the simulator's webhooks point here
   o.extra_args = {"--config", keeld_config_.string()};
   for (const auto& a : options_.keeld_args) o.extra_args.push_back(a);

@@ -37,7 +37,26 @@ struct PaymentsStackOptions {
   int64_t total_timeout_ms = 2'000;
   // Added to keeld's command line.
   std::vector<std::string> keeld_args;
+  // Extra TOML appended to each [channels.NAME] table of keeld's config, e.g.
+  // "connections_max = 64\n".
+  std::string channel_toml_extra;
+  // Added to keel-psp-sim's command line (e.g. "--io-threads", "4").
+  std::vector<std::string> sim_args;
+  // The programs to run; empty: this build tree's (build_path(), from KEEL_BUILD_DIR).
+  std::filesystem::path keeld_binary;
+  std::filesystem::path sim_binary;
+  // keeld's data directory; empty: "data" in the stack's temporary directory. Must not exist
+  // yet or be empty; it is not removed at the end (the temporary directory is).
+  std::filesystem::path data_dir;
 };
+
+// TOML for PaymentsStackOptions::sim_toml_extra: every fault of keel-psp-sim on `psp` at `rate`
+// (decline_rate with a hard and a soft code, error_5xx_rate, refuse_rate, black_hole_rate,
+// response_lost_rate, async_rate, webhook_loss_rate, webhook_duplicate_rate), webhooks
+// reordered, latency of `latency_ms_max` at most, async settlement within 10..300 ms and webhook
+// delays within 0..100 ms. rate 0: no fault at all (and no latency).
+[[nodiscard]] std::string all_faults_toml(std::string_view psp, double rate,
+                                          int64_t latency_ms_max);
 
 // An HTTP answer with its body parsed (null if the body is not JSON).
 struct JsonResponse {
@@ -79,6 +98,7 @@ class PaymentsStack {
  private:
   PaymentsStack() = default;
   Status start_keeld();
+  Status start_sim(const std::filesystem::path& config);
 
   PaymentsStackOptions options_;
   TempDir dir_;

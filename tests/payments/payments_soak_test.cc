@@ -1,0 +1,471 @@
+// Soak (issue 4): 10,000 card payments through keeld and keel-psp-sim with every cardco fault at
+// 10 % (5xx, refused and black-holed requests, lost responses, hard and soft declines, async
+// settlement, lost, duplicated and reordered webhooks, small latency), from concurrent clients
+// that retry like real ones. Afterwards: no payment is lost or left processing, none is charged
+// twice, and the simulator's books, keel's payments and keel's ledger agree payment by payment.
+//
+// Seeded: the simulator's seed, the amounts, merchants, keys and client behaviour come from
+// kSeed. keeld draws payment ids at random, and the simulator keys its faults on the attempt ids
+// (`{payment id}_a{n}`), so which payment meets which fault differs from run to run; the rates
+// do not.
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "testing/payments_stack.h"
+
+namespace keel::testing {
+namespace {
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t kSeed = 20'240'401;
+constexpr size_t kPayments = 10'000;
+constexpr size_t kClients = 24;
+constexpr size_t kMerchants = 4;
+constexpr double kFaultRate = 0.1;
+constexpr int64_t kLatencyMsMax = 3;
+// Soft declines and requests that never reached the PSP (503, refused) leave a payment
+// processing until this deadline (nothing retries them yet), then it fails.
+constexpr int64_t kProcessingDeadlineS = 5;
+constexpr int64_t kSettleWaitMs = 200;  // confirm waits this long for the PSP's outcome
+constexpr int kRequestTriesMax = 100;   // per request: transport errors and 5xx
+// After the last client finished: every payment has left `processing` by then.
+constexpr int64_t kSettleBoundMs = 120'000;
+constexpr size_t kProblemsShown = 20;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// What the seeded plan says one payment is and how its client behaves.
+struct Plan {
+  int64_t amount = 0;
+  size_t merchant = 0;
+  bool repeat_create = false;    // sends the create again with the same key (a client retry)
+  bool repeat_confirm = false;   // sends the confirm again with the same key
+  bool confirm_new_key = false;  // and a second confirm with a new key (a double click)
+};
+
+std::vector<Plan> make_plans() {
+  std::mt19937_64 rng(kSeed);
+  std::vector<Plan> plans(kPayments);
+  for (Plan& p : plans) {
+    p.amount = 100 + static_cast<int64_t>(rng() % 99'900);
+    p.merchant = rng() % kMerchants;
+    p.repeat_create = rng() % 20 == 0;
+    p.repeat_confirm = rng() % 10 == 0;
+    p.confirm_new_key = rng() % 20 == 0;
+  }
+  return plans;
+}
+
+// What one client saw of its payments.
+struct ClientLog {
+  std::vector<std::pair<size_t, std::string>> ids;  // (plan index, payment id)
+  std::vector<std::string> problems;
+  uint64_t retried = 0;          // requests sent again after a transport error or a 5xx
+  uint64_t confirm_in_use = 0;   // a confirm answered 409 idempotency_key_in_use
+  uint64_t confirm_settled = 0;  // answered succeeded or failed within settle_wait_ms
+};
+
+JsonResponse parse_response(const api::HttpResponse& r) {
+  JsonResponse out;
+  out.status = r.status;
+  out.text = r.body;
+  out.replayed = r.header("Idempotent-Replayed") == "true";
+  json::error_code ec;
+  out.body = json::parse(r.body, ec);
+  if (ec) out.body = nullptr;
+  return out;
+}
+
+std::string error_code_of(const JsonResponse& r) {
+  if (!r.body.is_object()) return {};
+  const json::value* e = r.body.as_object().if_contains("error");
+  if (e == nullptr || !e->is_object() || !e->as_object().contains("code")) return {};
+  return std::string(e->as_object().at("code").as_string());
+}
+
+std::string string_field(const JsonResponse& r, std::string_view key) {
+  if (!r.body.is_object()) return {};
+  const json::value* v = r.body.as_object().if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+
+// POSTs until keeld answers other than with a 5xx; a transport error or a 5xx is retried with
+// the same Idempotency-Key (the exactly-once contract). status 0: gave up.
+JsonResponse post_until_answered(api::HttpClient& client, const std::string& path,
+                                 const std::string& body, const std::string& key,
+                                 ClientLog* log) {
+  const api::HttpHeaders headers = {{"Idempotency-Key", key}};
+  for (int attempt = 0; attempt < kRequestTriesMax; ++attempt) {
+    if (attempt > 0) {
+      ++log->retried;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(10 * attempt, 200)));
+    }
+    api::HttpResponse r;
+    if (!client.request("POST", path, body, headers, &r).is_ok()) continue;
+    if (r.status >= 500) continue;
+    return parse_response(r);
+  }
+  return {};
+}
+
+// Creates and confirms plan[i]'s payment as its client would.
+void pay(api::HttpClient& client, const std::vector<std::string>& merchants, size_t i,
+         const Plan& plan, ClientLog* log) {
+  const std::string prefix = "soak-" + std::to_string(kSeed) + "-" + std::to_string(i);
+  const std::string body = R"({"amount":)" + std::to_string(plan.amount) +
+                           R"(,"currency":"USD","merchant":")" + merchants[plan.merchant] +
+                           R"(","payment_method":"tok_visa"})";
+  const JsonResponse created = post_until_answered(client, "/v1/payments", body,
+                                                   prefix + "-create", log);
+  const std::string id = string_field(created, "id");
+  if (created.status != 200 || id.empty() ||
+      string_field(created, "status") != "requires_confirmation") {
+    log->problems.push_back("create " + prefix + ": " + std::to_string(created.status) + " " +
+                            created.text.substr(0, 200));
+    return;
+  }
+  log->ids.emplace_back(i, id);
+  if (plan.repeat_create) {
+    const JsonResponse again = post_until_answered(client, "/v1/payments", body,
+                                                   prefix + "-create", log);
+    if (again.status != 200 || !again.replayed || string_field(again, "id") != id) {
+      log->problems.push_back("repeated create of " + id + " was not replayed: " +
+                              again.text.substr(0, 200));
+    }
+  }
+  const std::string confirm_path = "/v1/payments/" + id + "/confirm";
+  const JsonResponse confirmed = post_until_answered(client, confirm_path, "{}",
+                                                     prefix + "-confirm", log);
+  const std::string status = string_field(confirmed, "status");
+  if (confirmed.status == 409 && error_code_of(confirmed) == "idempotency_key_in_use") {
+    ++log->confirm_in_use;  // an earlier try of ours reached keeld: it has the confirm
+  } else if (confirmed.status != 200 ||
+             (status != "processing" && status != "succeeded" && status != "failed")) {
+    log->problems.push_back("confirm " + id + ": " + std::to_string(confirmed.status) + " " +
+                            confirmed.text.substr(0, 200));
+  } else if (status != "processing") {
+    ++log->confirm_settled;
+  }
+  if (plan.repeat_confirm) {
+    const JsonResponse again = post_until_answered(client, confirm_path, "{}",
+                                                   prefix + "-confirm", log);
+    const bool in_use = again.status == 409 && error_code_of(again) == "idempotency_key_in_use";
+    if (!in_use && !(again.status == 200 && again.replayed && string_field(again, "id") == id)) {
+      log->problems.push_back("repeated confirm of " + id + ": " + std::to_string(again.status) +
+                              " " + again.text.substr(0, 200));
+    }
+  }
+  if (plan.confirm_new_key) {
+    const JsonResponse other = post_until_answered(client, confirm_path, "{}",
+                                                   prefix + "-confirm-again", log);
+    if (other.status != 409 || error_code_of(other) != "payment_unexpected_state") {
+      log->problems.push_back("second confirm of " + id + " with a new key: " +
+                              std::to_string(other.status) + " " + other.text.substr(0, 200));
+    }
+  }
+}
+
+// A payment as keeld shows it at the end.
+struct KeelPayment {
+  std::string merchant;
+  std::string status;
+  int64_t amount = 0;
+  int64_t captured = 0;
+  int64_t merchant_fee = 0;
+  int64_t psp_fee = 0;
+  bool review = false;
+  bool was_in_review = false;  // its timeline shows "deadline: review"
+  std::vector<std::string> attempts;
+};
+
+// An operation as the simulator's books show it.
+struct SimOperation {
+  std::string status;
+  int64_t captured = 0;
+  int64_t fee = 0;
+};
+
+int64_t int_field(const json::object& o, std::string_view key) {
+  return o.at(key).to_number<int64_t>();
+}
+
+class PaymentsSoak : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PaymentsStackOptions o;
+    o.seed = kSeed;
+    o.sim_toml_extra = all_faults_toml("cardco", kFaultRate, kLatencyMsMax);
+    o.payments_toml_extra = "processing_deadline_s = " + std::to_string(kProcessingDeadlineS) +
+                            "\nsettle_wait_ms = " + std::to_string(kSettleWaitMs) + "\n";
+    o.resolve_initial_ms = 50;
+    o.resolve_max_ms = 500;
+    o.total_timeout_ms = 500;  // a black hole ends as unknown after this
+    o.channel_toml_extra = "connections_max = 64\nconnect_timeout_ms = 500\n";
+    o.keeld_args = {"--log-level", "warn"};
+    o.sim_args = {"--log-level", "warn"};
+    ASSERT_TRUE(PaymentsStack::start(o, &stack_).is_ok());
+  }
+
+  // Runs every plan from kClients threads, each with its own connection.
+  std::vector<ClientLog> run_clients(const std::vector<Plan>& plans,
+                                     const std::vector<std::string>& merchants) {
+    std::vector<ClientLog> logs(kClients);
+    std::vector<std::thread> threads;
+    for (size_t c = 0; c < kClients; ++c) {
+      threads.emplace_back([&, c] {
+        api::HttpClientOptions o;
+        o.endpoint = {"127.0.0.1", stack_->keeld().port()};
+        o.io_timeout_ms = 30'000;
+        api::HttpClient client(o);
+        for (size_t i = c; i < plans.size(); i += kClients) {
+          pay(client, merchants, i, plans[i], &logs[c]);
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    return logs;
+  }
+
+  // Polls until no payment is processing (in review or not); false if kSettleBoundMs passes.
+  bool wait_none_processing() {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(kSettleBoundMs);
+    while (Clock::now() < deadline) {
+      const JsonResponse r = stack_->get("/v1/payments?status=processing&limit=1");
+      if (r.status == 200 && r.body.at("data").as_array().empty()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return false;
+  }
+
+  // Every payment keeld lists, by id.
+  std::map<std::string, KeelPayment> list_payments() {
+    std::map<std::string, KeelPayment> out;
+    std::string after;
+    while (true) {
+      const JsonResponse r =
+          stack_->get("/v1/payments?limit=100" + (after.empty() ? "" : "&starting_after=" + after));
+      EXPECT_EQ(r.status, 200u) << r.text;
+      if (r.status != 200) return out;
+      for (const json::value& v : r.body.at("data").as_array()) {
+        const json::object& o = v.as_object();
+        KeelPayment p;
+        p.merchant = std::string(o.at("merchant").as_string());
+        p.status = std::string(o.at("status").as_string());
+        p.amount = int_field(o, "amount");
+        p.captured = int_field(o, "amount_captured");
+        p.merchant_fee = int_field(o, "merchant_fee");
+        p.psp_fee = int_field(o, "psp_fee");
+        p.review = o.at("requires_review").as_bool();
+        for (const json::value& a : o.at("attempts").as_array()) {
+          p.attempts.emplace_back(a.at("id").as_string());
+        }
+        for (const json::value& t : o.at("timeline").as_array()) {
+          p.was_in_review = p.was_in_review || t.at("cause").as_string() == "deadline: review";
+        }
+        after = std::string(o.at("id").as_string());
+        out.emplace(after, std::move(p));
+      }
+      if (!r.body.at("has_more").as_bool()) return out;
+    }
+  }
+
+  // What the ledger credited (posted) to `account` per payment, from its transfers
+  // (`{payment id}.{step}`).
+  std::map<std::string, int64_t> posted_credits(const std::string& account) {
+    std::map<std::string, int64_t> out;
+    std::string after;
+    while (true) {
+      const JsonResponse r = stack_->get("/v1/accounts/" + account + "/transfers?limit=1000" +
+                                         (after.empty() ? "" : "&starting_after=" + after));
+      if (r.status == 404) return out;  // no payment of this merchant succeeded
+      EXPECT_EQ(r.status, 200u) << r.text;
+      if (r.status != 200) return out;
+      for (const json::value& v : r.body.at("data").as_array()) {
+        const json::object& t = v.as_object();
+        after = std::string(t.at("id").as_string());
+        bool posted = true;
+        for (const json::value& f : t.at("flags").as_array()) {
+          posted = posted && f.as_string() != "pending" && f.as_string() != "void_pending";
+        }
+        if (!posted || t.at("credit_account_id").as_string() != account) continue;
+        out[after.substr(0, after.find('.'))] += int_field(t, "amount");
+      }
+      if (!r.body.at("has_more").as_bool()) return out;
+    }
+  }
+
+  json::object account(const std::string& id) {
+    const JsonResponse r = stack_->get("/v1/accounts/" + id);
+    if (r.status != 200) return json::object{{"debits_pending", 0}, {"debits_posted", 0},
+                                             {"credits_pending", 0}, {"credits_posted", 0}};
+    return r.body.as_object();
+  }
+
+  std::unique_ptr<PaymentsStack> stack_;
+};
+
+// Collects what is wrong, so that one run shows the first few problems and how many there are.
+struct Problems {
+  std::vector<std::string> found;
+  void add(std::string what) { found.push_back(std::move(what)); }
+  void expect_none(std::string_view what) const {
+    std::string shown;
+    for (size_t i = 0; i < std::min(found.size(), kProblemsShown); ++i) shown += found[i] + "\n";
+    EXPECT_TRUE(found.empty()) << found.size() << " problem(s) with " << what << ":\n" << shown;
+  }
+};
+
+TEST_F(PaymentsSoak, TenThousandPaymentsUnderAllFaultsSettleOnceAndBooksAgree) {
+  const auto began = Clock::now();
+  std::vector<std::string> merchants;
+  for (size_t m = 0; m < kMerchants; ++m) {
+    merchants.push_back(stack_->create_merchant());
+    ASSERT_FALSE(merchants.back().empty());
+  }
+  const std::vector<Plan> plans = make_plans();
+  const std::vector<ClientLog> logs = run_clients(plans, merchants);
+  const double load_s = seconds_since(began);
+
+  // The clients: every payment created and confirmed, with the answers the contract promises.
+  Problems client_problems;
+  std::map<std::string, size_t> plan_of;  // payment id -> plan index
+  uint64_t retried = 0, in_use = 0, settled_in_confirm = 0;
+  for (const ClientLog& log : logs) {
+    for (const auto& p : log.problems) client_problems.add(p);
+    for (const auto& [i, id] : log.ids) plan_of[id] = i;
+    retried += log.retried;
+    in_use += log.confirm_in_use;
+    settled_in_confirm += log.confirm_settled;
+  }
+  client_problems.expect_none("the clients' requests");
+  EXPECT_EQ(plan_of.size(), kPayments);
+
+  // No payment stays processing: the deadline and the resolver end every one.
+  const auto settle_began = Clock::now();
+  EXPECT_TRUE(wait_none_processing()) << "payments still processing " << kSettleBoundMs
+                                      << " ms after the last client finished";
+  const double settle_s = seconds_since(settle_began);
+
+  const std::map<std::string, KeelPayment> payments = list_payments();
+  const JsonResponse books = stack_->sim_request("GET", "/admin/psps/cardco/operations");
+  ASSERT_EQ(books.status, 200u) << books.text.substr(0, 300);
+  std::map<std::string, SimOperation> sim_ops;  // by reference
+  int64_t sim_captured = 0, sim_fees = 0, sim_total_captured = 0;
+  std::map<std::string, size_t> sim_by_status;
+  for (const json::value& v : books.body.at("operations").as_array()) {
+    const json::object& o = v.as_object();
+    SimOperation op{std::string(o.at("status").as_string()), int_field(o, "captured_amount"),
+                    int_field(o, "fee")};
+    ++sim_by_status[op.status];
+    sim_captured += op.captured;
+    if (op.status == "captured") sim_fees += op.fee;
+    sim_ops.emplace(std::string(o.at("reference").as_string()), op);
+  }
+  for (const json::value& t : books.body.at("totals").as_array()) {
+    if (t.at("status").as_string() == "captured" && t.at("currency").as_string() == "USD") {
+      sim_total_captured = int_field(t.as_object(), "amount");
+    }
+  }
+
+  // Payment by payment: final, charged at most once, and the three books say the same.
+  Problems problems;
+  std::map<std::string, int64_t> credits;  // payment id -> posted to its merchant
+  for (const std::string& m : merchants) {
+    for (const auto& [id, amount] : posted_credits("merchant:" + m + ":USD")) credits[id] += amount;
+  }
+  std::set<std::string> attempts_known;
+  std::map<std::string, int64_t> succeeded_by_merchant, fees_by_merchant;
+  size_t succeeded = 0, failed = 0, reviewed = 0;
+  for (const auto& [id, p] : payments) {
+    if (!plan_of.contains(id)) problems.add(id + ": listed but no client created it");
+    if (p.status != "succeeded" && p.status != "failed") problems.add(id + ": " + p.status);
+    if (p.review) problems.add(id + ": still requires review");
+    p.status == "succeeded" ? ++succeeded : ++failed;
+    reviewed += p.was_in_review ? 1 : 0;
+    int64_t captured_at_psp = 0, fee_at_psp = 0;
+    size_t captures = 0;
+    for (const std::string& a : p.attempts) {
+      attempts_known.insert(a);
+      const auto op = sim_ops.find(a);
+      if (op == sim_ops.end()) continue;  // never reached the PSP
+      if (op->second.status == "pending" || op->second.status == "authorized") {
+        problems.add(id + ": attempt " + a + " left " + op->second.status + " at the PSP");
+      }
+      captured_at_psp += op->second.captured;
+      if (op->second.status == "captured") {
+        ++captures;
+        fee_at_psp += op->second.fee;
+      }
+    }
+    if (captures > 1) problems.add(id + ": captured " + std::to_string(captures) + " times");
+    const int64_t credited = credits.contains(id) ? credits.at(id) : 0;
+    const int64_t expected = p.status == "succeeded" ? p.amount : 0;
+    if (captured_at_psp != expected || p.captured != expected || credited != expected) {
+      problems.add(id + " (" + p.status + ", amount " + std::to_string(p.amount) +
+                   "): PSP captured " + std::to_string(captured_at_psp) + ", keel captured " +
+                   std::to_string(p.captured) + ", merchant credited " + std::to_string(credited));
+    }
+    if (p.psp_fee != fee_at_psp) {
+      problems.add(id + ": PSP fee " + std::to_string(fee_at_psp) + ", keel booked " +
+                   std::to_string(p.psp_fee));
+    }
+    if (p.status == "succeeded") succeeded_by_merchant[p.merchant] += p.amount;
+    fees_by_merchant[p.merchant] += p.merchant_fee;
+  }
+  for (const auto& [id, amount] : credits) {
+    if (!payments.contains(id)) problems.add("merchant credited " + id + " that keel does not list");
+  }
+  for (const auto& [reference, op] : sim_ops) {
+    if (!attempts_known.contains(reference)) {
+      problems.add("the PSP holds " + reference + " (" + op.status + ") that no payment knows");
+    }
+  }
+  problems.expect_none("payments against the PSP's books and the ledger");
+  EXPECT_EQ(payments.size(), kPayments);
+
+  // Account by account: what the merchants are owed and what the PSP owes keel.
+  for (const std::string& m : merchants) {
+    const json::object a = account("merchant:" + m + ":USD");
+    EXPECT_EQ(int_field(a, "credits_posted"), succeeded_by_merchant[m]) << m;
+    EXPECT_EQ(int_field(a, "debits_posted"), fees_by_merchant[m]) << m;
+    EXPECT_EQ(int_field(a, "credits_pending"), 0) << m;
+    EXPECT_EQ(int_field(a, "debits_pending"), 0) << m;
+  }
+  const json::object clearing = account("psp_clearing:cardco:USD");
+  EXPECT_EQ(int_field(clearing, "debits_posted"), sim_captured);
+  EXPECT_EQ(int_field(clearing, "debits_posted"), sim_total_captured);
+  EXPECT_EQ(int_field(clearing, "credits_posted"), sim_fees);
+  EXPECT_EQ(int_field(clearing, "debits_pending"), 0);
+  EXPECT_EQ(int_field(account("psp_fees:cardco:USD"), "debits_posted"), sim_fees);
+  const JsonResponse status = stack_->get("/v1/admin/status?full=true");
+  ASSERT_EQ(status.status, 200u);
+  EXPECT_TRUE(status.body.at("invariants_ok").as_bool()) << status.text;
+
+  std::string by_status;
+  for (const auto& [s, n] : sim_by_status) by_status += " " + s + "=" + std::to_string(n);
+  std::printf(
+      "soak: %zu payments, %zu clients: %zu succeeded, %zu failed, %zu went through review; "
+      "%zu settled within confirm; %llu requests retried, %llu confirms answered in use\n"
+      "soak: PSP operations:%s\n"
+      "soak: load %.1f s, settling %.1f s, whole test %.1f s\n",
+      payments.size(), kClients, succeeded, failed, reviewed,
+      static_cast<size_t>(settled_in_confirm), static_cast<unsigned long long>(retried),
+      static_cast<unsigned long long>(in_use), by_status.c_str(), load_s, settle_s,
+      seconds_since(began));
+}
+
+}  // namespace
+}  // namespace keel::testing
