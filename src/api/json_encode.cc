@@ -142,6 +142,15 @@ json::object status_to_json(const engine::EngineStatus& s, bool full, bool healt
       {"queue_depth", s.queue_depth},
       {"batches_committed", s.batches_committed},
       {"events_committed", s.events_committed},
+      {"payments", json::object{{"customers", s.payments.customers},
+                                {"merchants", s.payments.merchants},
+                                {"payments", s.payments.payments},
+                                {"in_review", s.payments.in_review},
+                                {"wallet_flows", s.payments.wallet_flows},
+                                {"idempotency_keys", s.payments.idempotency_keys},
+                                {"events", s.payments.events},
+                                {"deliveries_pending", s.payments.deliveries_pending},
+                                {"postings_rejected", s.postings_rejected}}},
   };
   if (full) {
     out["state_hash"] = hash_to_hex(s.state_hash);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "core/bytes.h"
@@ -296,6 +297,111 @@ TEST(Records, RoundTripAndRejectMalformedPayloads) {
   EXPECT_FALSE(apply_record(state, RecordType::tick, 100, "", &last).is_ok());  // not increasing
   EXPECT_FALSE(apply_record(state, static_cast<RecordType>(99), 200, "", &last).is_ok());
   EXPECT_FALSE(apply_record(state, RecordType::payments, 200, "garbage", &last).is_ok());
+}
+
+// ---- Payments through the engine -------------------------------------------------------------
+
+payments::Reply pay_command(Engine& e, payments::Command c, int64_t wait_ms = 0) {
+  auto o = wait_for<payments::Reply>(
+      [&](auto cb) { e.payments_command(std::move(c), wait_ms, std::move(cb)); });
+  EXPECT_EQ(o.error, EngineError::ok);
+  return o.value;
+}
+
+std::string payment_json(Engine& e, std::string id) {
+  payments::Query q;
+  q.id = std::move(id);
+  return wait_for<payments::QueryResult>(
+             [&](auto cb) { e.payments_query(std::move(q), std::move(cb)); })
+      .value.body;
+}
+
+payments::Command merchant_command() {
+  payments::Command c;
+  c.kind = payments::CommandKind::create_merchant;
+  c.id = "mch_1";
+  return c;
+}
+
+payments::Command payment_command(std::string id) {
+  payments::Command c;
+  c.kind = payments::CommandKind::create_payment;
+  c.id = std::move(id);
+  c.amount = 500;
+  c.currency = *Currency::from_code("EUR");
+  c.merchant_id = "mch_1";
+  c.instrument = "tok_visa";
+  return c;
+}
+
+payments::Command confirm_command(std::string id, std::string key) {
+  payments::Command c;
+  c.kind = payments::CommandKind::confirm_payment;
+  c.id = std::move(id);
+  c.channel = "cardco";
+  c.idempotency = {"client", std::move(key), std::string(payments::kFingerprintBytes, 'f')};
+  return c;
+}
+
+TEST_F(EngineTest, PaymentsSurviveRestartAndSnapshotWithTheSameStateHash) {
+  uint64_t hash = 0;
+  std::string before;
+  {
+    auto e = open();
+    ASSERT_EQ(pay_command(*e, merchant_command()).status, 200);
+    ASSERT_EQ(pay_command(*e, payment_command("pay_1")).status, 200);
+    ASSERT_EQ(pay_command(*e, payment_command("pay_2")).status, 200);
+    // No PSP here: the confirm waits its 50 ms and answers the payment still processing.
+    const payments::Reply r = pay_command(*e, confirm_command("pay_1", "k1"), 50);
+    EXPECT_FALSE(r.settled);
+    EXPECT_NE(r.body.find("\"processing\""), std::string::npos);
+    hash = status(*e).state_hash;
+    before = payment_json(*e, "pay_1");
+  }
+  std::vector<payments::ResolveRequest> resolve;
+  std::mutex mu;
+  EngineOptions o;
+  o.on_payment_effects = [&](PaymentEffects fx) {
+    std::lock_guard lock(mu);
+    for (auto& r : fx.resolve) resolve.push_back(r);
+  };
+  {
+    auto e = open(o);
+    // The attempt that may have reached the PSP is now unknown, and handed to the resolver.
+    const std::string after = payment_json(*e, "pay_1");
+    EXPECT_NE(after.find("\"unknown\""), std::string::npos) << after;
+    EXPECT_NE(status(*e).state_hash, hash);  // the restart is a journaled transition
+    hash = status(*e).state_hash;
+    ASSERT_EQ(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).error,
+              EngineError::ok);
+  }
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(resolve.size(), 1u);
+    EXPECT_EQ(resolve[0].attempt_id, "pay_1_a1");
+    EXPECT_EQ(resolve[0].channel, "cardco");
+  }
+  auto e = open(o);  // from the snapshot: the same state
+  EXPECT_EQ(status(*e).state_hash, hash);
+  // The key is still in flight after the restart: the same request is 409 until it settles.
+  EXPECT_EQ(pay_command(*e, confirm_command("pay_1", "k1")).status, 409);
+  VerifyReport report;
+  e.reset();
+  ASSERT_TRUE(verify_data_dir(dir_.path(), &report).is_ok());
+  EXPECT_EQ(report.state_hash, hash);
+}
+
+TEST_F(EngineTest, AChangedFeeScheduleIsJournaledOnce) {
+  EngineOptions o;
+  o.fees = payments::FeeSchedule{{100, 5}, {}};
+  uint64_t seq = 0;
+  {
+    auto e = open(o);
+    seq = status(*e).last_seq;
+    EXPECT_EQ(seq, 1u);  // the set_fees record
+  }
+  auto e = open(o);
+  EXPECT_EQ(status(*e).last_seq, seq);  // unchanged: nothing journaled again
 }
 
 }  // namespace

@@ -77,6 +77,60 @@ TEST(ApplyToml, RejectsBadFiles) {
   }
 }
 
+TEST(ApplyToml, PaymentsChannelsAndFees) {
+  KeeldConfig c;
+  const Status s = apply_toml(R"(
+[payments]
+default_channel = "bankco"
+settle_wait_ms = 500
+processing_deadline_s = 60
+resolve_initial_ms = 100
+[channels.cardco]
+url = "http://127.0.0.1:9090"
+api_key = "sk_c"
+webhook_secret = "whsec_c"
+total_timeout_ms = 2000
+[channels.bankco]
+url = "http://127.0.0.1:9091"
+psp = "bank"
+[fees.default]
+bps = 100
+fixed = 5
+[fees.wallet]
+bps = 0
+)",
+                              "k.toml", &c);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  finish_payments_config(&c);
+  ASSERT_EQ(c.psp.channels.size(), 2u);
+  EXPECT_EQ(c.payments.channels, (std::vector<std::string>{"bankco", "cardco"}));  // default first
+  EXPECT_EQ(c.payments.webhook_secrets.at("cardco"), "whsec_c");
+  EXPECT_FALSE(c.payments.webhook_secrets.contains("bankco"));
+  EXPECT_EQ(c.payments.settle_wait_ms, 500);
+  EXPECT_EQ(c.engine.payments.deadlines.processing_s, 60);
+  EXPECT_EQ(c.psp.resolve_initial_ms, 100);
+  const api::ChannelConfig& bank = c.psp.channels[0].name == "bankco" ? c.psp.channels[0]
+                                                                       : c.psp.channels[1];
+  EXPECT_EQ(bank.client.psp, "bank");
+  EXPECT_EQ(bank.client.port, 9091);
+  ASSERT_TRUE(c.engine.fees.has_value());
+  EXPECT_EQ(c.engine.fees->default_rate.basis_points, 100);
+  EXPECT_EQ(c.engine.fees->channels.at("wallet").basis_points, 0);
+
+  for (const char* bad : {
+           "[channels.x]\nurl = \"https://a:1\"",          // not http
+           "[channels.x]\nurl = \"http://a\"",             // no port
+           "[channels.X]\nurl = \"http://a:1\"",           // bad name
+           "[channels.x]\nurl = \"http://a:1\"\nfoo = 1",  // unknown key
+           "[payments]\ndefault_channel = \"nope\"",       // no such channel
+           "[fees.default]\nbps = 10001",                  // above 100%
+           "[fees.default]\nfixed = -1",                   // negative
+       }) {
+    KeeldConfig bad_config;
+    EXPECT_FALSE(apply_toml(bad, "k.toml", &bad_config).is_ok()) << bad;
+  }
+}
+
 TEST(ParseCommandLine, FlagsOverrideTheFile) {
   const std::string path = ::testing::TempDir() + "keeld_config_test.toml";
   {

@@ -100,6 +100,7 @@ Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<Paymen
            "\"\ntotal_timeout_ms = " + std::to_string(s->options_.total_timeout_ms) + "\n" +
            s->options_.channel_toml_extra + "\n";
     }
+    k += s->options_.keeld_toml_extra + "\n";
     if (Status w = write_file(s->keeld_config_, k); !w.is_ok()) return w;
     if (Status st = s->start_keeld(); !st.is_ok()) return st;
     const auto sim_path = s->dir_.path() / "psp-sim.toml";
@@ -181,6 +182,21 @@ JsonResponse PaymentsStack::post(std::string_view path, std::string_view body,
   return to_json_response(r);
 }
 
+JsonResponse PaymentsStack::post_unshared(std::string_view path, std::string_view body,
+                                          std::string_view idempotency_key) {
+  const std::unique_ptr<api::HttpClient> client = client_for(keeld_->port());
+  api::HttpHeaders headers;
+  if (!idempotency_key.empty()) headers.emplace_back("Idempotency-Key", idempotency_key);
+  api::HttpResponse r;
+  if (Status s = client->request("POST", path, body.empty() ? "{}" : body, headers, &r);
+      !s.is_ok()) {
+    JsonResponse failed;
+    failed.text = s.message();
+    return failed;
+  }
+  return to_json_response(r);
+}
+
 JsonResponse PaymentsStack::get(std::string_view path) {
   api::HttpResponse r;
   if (Status s = keeld_client_->get(path, &r); !s.is_ok()) {
@@ -219,6 +235,34 @@ std::string PaymentsStack::create_customer() {
   if (r.status != 200 || !r.body.is_object()) return {};
   return std::string(r.body.at("id").as_string());
 }
+
+bool PaymentsStack::set_sim_faults(std::string_view psp, std::string_view faults_json) {
+  const JsonResponse r =
+      sim_request("PUT", "/admin/psps/" + std::string(psp) + "/faults", faults_json);
+  return r.status == 200;
+}
+
+std::map<std::string, json::object> PaymentsStack::sim_operations(std::string_view psp) {
+  std::map<std::string, json::object> out;
+  const JsonResponse r = sim_request("GET", "/admin/psps/" + std::string(psp) + "/operations");
+  if (r.status != 200 || !r.body.is_object()) return out;
+  const json::value* ops = r.body.as_object().if_contains("operations");
+  if (ops == nullptr || !ops->is_array()) return out;
+  for (const json::value& op : ops->get_array()) {
+    if (!op.is_object() || !op.as_object().contains("reference")) continue;
+    out[std::string(op.at("reference").as_string())] = op.as_object();
+  }
+  return out;
+}
+
+int64_t PaymentsStack::account_balance(std::string_view account, std::string_view field) {
+  const JsonResponse r = get("/v1/accounts/" + std::string(account));
+  if (r.status != 200 || !r.body.is_object()) return -1;
+  const json::value* v = r.body.as_object().if_contains(field);
+  return v != nullptr && v->is_int64() ? v->as_int64() : -1;
+}
+
+JsonResponse PaymentsStack::admin_status() { return get("/v1/admin/status?full=true"); }
 
 JsonResponse PaymentsStack::wait_settled(std::string_view path, int64_t timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -3,6 +3,7 @@
 #include <boost/json/value.hpp>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -48,6 +49,9 @@ struct PaymentsStackOptions {
   // keeld's data directory; empty: "data" in the stack's temporary directory. Must not exist
   // yet or be empty; it is not removed at the end (the temporary directory is).
   std::filesystem::path data_dir;
+  // Extra TOML appended at the end of keeld's config file (after every table), e.g. merchant
+  // fees "[fees.default]\nbps = 100\nfixed = 20\n".
+  std::string keeld_toml_extra;
 };
 
 // TOML for PaymentsStackOptions::sim_toml_extra: every fault of keel-psp-sim on `psp` at `rate`
@@ -82,6 +86,10 @@ class PaymentsStack {
   JsonResponse post(std::string_view path, std::string_view body,
                     std::string_view idempotency_key = {});
   JsonResponse get(std::string_view path);
+  // post() on a connection of its own, opened for this request: safe to call from several
+  // threads at once (but not during restart_keeld()).
+  JsonResponse post_unshared(std::string_view path, std::string_view body,
+                             std::string_view idempotency_key = {});
   // Requests to the simulator (admin routes).
   JsonResponse sim_request(std::string_view method, std::string_view path,
                            std::string_view body = {});
@@ -90,6 +98,17 @@ class PaymentsStack {
   std::string create_merchant(std::string_view webhook_url = {},
                               std::string_view webhook_secret = {});
   std::string create_customer();
+
+  // PUT /admin/psps/{psp}/faults on the simulator (`faults_json` replaces the PSP's faults;
+  // "{}" clears them). True on 200.
+  bool set_sim_faults(std::string_view psp, std::string_view faults_json);
+  // The simulator's books for `psp`: every operation by its reference (empty on an error).
+  std::map<std::string, boost::json::object> sim_operations(std::string_view psp);
+  // One field of a ledger account (GET /v1/accounts/{id}), e.g. "credits_posted"; -1 if the
+  // account does not exist or the field is missing.
+  int64_t account_balance(std::string_view account, std::string_view field);
+  // GET /v1/admin/status?full=true.
+  JsonResponse admin_status();
 
   // Polls GET `path` until its "status" is not `processing` (or `pending`) and it is not in
   // review, or `timeout_ms` passes. Returns the last answer.

@@ -30,14 +30,14 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kSeed = 20'240'401;
 constexpr size_t kPayments = 10'000;
-constexpr size_t kClients = 24;
+constexpr size_t kClients = 32;
 constexpr size_t kMerchants = 4;
 constexpr double kFaultRate = 0.1;
 constexpr int64_t kLatencyMsMax = 3;
 // Soft declines and requests that never reached the PSP (503, refused) leave a payment
 // processing until this deadline (nothing retries them yet), then it fails.
 constexpr int64_t kProcessingDeadlineS = 5;
-constexpr int64_t kSettleWaitMs = 200;  // confirm waits this long for the PSP's outcome
+constexpr int64_t kSettleWaitMs = 100;  // confirm waits this long for the PSP's outcome
 constexpr int kRequestTriesMax = 100;   // per request: transport errors and 5xx
 // After the last client finished: every payment has left `processing` by then.
 constexpr int64_t kSettleBoundMs = 120'000;
