@@ -1,27 +1,269 @@
-// End-to-end payment flows through keeld and keel-psp-sim: states, postings, idempotency.
+// End-to-end payment flows through keeld and keel-psp-sim: states, the exact postings of
+// docs/postings.md, the simulator's books, merchant webhooks, idempotency and bad input.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <boost/json.hpp>
+#include <chrono>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
 
+#include "connectors/webhook_signature.h"
 #include "testing/payments_stack.h"
 
 namespace keel::testing {
 namespace {
 namespace json = boost::json;
 
+// Merchant fees for these tests: 1% + 20 on card channels, 0.5% on wallet payments.
+constexpr std::string_view kFeesToml =
+    "[fees.default]\nbps = 100\nfixed = 20\n[fees.wallet]\nbps = 50\nfixed = 0\n";
+
+// cardco's fee schedule in the simulator: 30 + 2.9% (rounded down).
+int64_t cardco_fee(int64_t amount) { return 30 + amount * 290 / 10'000; }
+int64_t merchant_card_fee(int64_t amount) { return amount / 100 + 20; }
+int64_t merchant_wallet_fee(int64_t amount) { return amount * 50 / 10'000; }
+
+std::string str(const json::value& v, std::string_view key) {
+  const json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
+  if (f == nullptr || !f->is_string()) return {};
+  return std::string(f->get_string());
+}
+
+int64_t num(const json::value& v, std::string_view key) {
+  const json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
+  if (f == nullptr || !f->is_int64()) return -1;
+  return f->get_int64();
+}
+
+// A merchant's webhook endpoint: one HTTP/1.1 request per connection (as keel sends them),
+// answered 200 at once. Verifies each Keel-Signature with the merchant's secret and keeps the
+// first delivery of each Keel-Event-Id (later ones are duplicates and only counted).
+class WebhookReceiver {
+ public:
+  struct Received {
+    std::string event_id;
+    std::string body;
+    bool signature_ok = false;
+  };
+
+  explicit WebhookReceiver(std::string secret) : secret_(std::move(secret)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(fd_, 64) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~WebhookReceiver() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  [[nodiscard]] uint16_t port() const { return port_; }
+  [[nodiscard]] std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/hooks";
+  }
+  // First delivery of each event id, in arrival order.
+  [[nodiscard]] std::vector<Received> events() const {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+  [[nodiscard]] size_t deliveries() const {
+    std::lock_guard lock(mu_);
+    return deliveries_;
+  }
+  [[nodiscard]] size_t bad_signatures() const {
+    std::lock_guard lock(mu_);
+    return bad_signatures_;
+  }
+
+ private:
+  void run() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      handle(c);
+      ::close(c);
+    }
+  }
+
+  static std::string header(std::string_view head, std::string_view name) {
+    size_t at = 0;
+    while (at < head.size()) {
+      const size_t end = head.find("\r\n", at);
+      const std::string_view line = head.substr(at, end == std::string_view::npos ? end : end - at);
+      const size_t colon = line.find(':');
+      if (colon != std::string_view::npos && colon == name.size()) {
+        bool same = true;
+        for (size_t i = 0; i < colon; ++i) {
+          same = same && std::tolower(static_cast<unsigned char>(line[i])) ==
+                             std::tolower(static_cast<unsigned char>(name[i]));
+        }
+        if (same) {
+          std::string_view v = line.substr(colon + 1);
+          while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+          return std::string(v);
+        }
+      }
+      if (end == std::string_view::npos) break;
+      at = end + 2;
+    }
+    return {};
+  }
+
+  void handle(int c) {
+    std::string in;
+    char buf[4096];
+    size_t head_end = std::string::npos;
+    size_t want = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      const ssize_t n = ::read(c, buf, sizeof(buf));
+      if (n <= 0) return;
+      in.append(buf, static_cast<size_t>(n));
+      if (head_end == std::string::npos) {
+        head_end = in.find("\r\n\r\n");
+        if (head_end == std::string::npos) continue;
+        want = head_end + 4 + std::stoul("0" + header(in.substr(0, head_end), "Content-Length"));
+      }
+      if (in.size() >= want) break;
+    }
+    if (head_end == std::string::npos || in.size() < want) return;
+    const std::string head = in.substr(0, head_end);
+    const std::string body = in.substr(head_end + 4, want - head_end - 4);
+    const std::string id = header(head, "Keel-Event-Id");
+    const bool ok = connectors::verify_webhook(secret_, header(head, "Keel-Signature"), body,
+                                               static_cast<int64_t>(std::time(nullptr))) ==
+                    connectors::SignatureCheck::ok;
+    constexpr std::string_view kAnswer =
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    (void)!::write(c, kAnswer.data(), kAnswer.size());  // acknowledge first, then record
+    std::lock_guard lock(mu_);
+    ++deliveries_;
+    if (!ok) {
+      ++bad_signatures_;
+      return;
+    }
+    if (seen_.insert(id).second) events_.push_back({id, body, ok});
+  }
+
+  std::string secret_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::set<std::string> seen_;
+  std::vector<Received> events_;
+  size_t deliveries_ = 0;
+  size_t bad_signatures_ = 0;
+};
+
 class PaymentsE2E : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(PaymentsStack::start({}, &stack_).is_ok()); }
+  void SetUp() override {
+    PaymentsStackOptions o;
+    o.keeld_toml_extra = std::string(kFeesToml);
+    ASSERT_TRUE(PaymentsStack::start(o, &stack_).is_ok());
+  }
 
   int64_t balance(const std::string& account, std::string_view field) {
-    const JsonResponse r = stack_->get("/v1/accounts/" + account);
-    if (r.status != 200) return -1;
-    return r.body.at(field).as_int64();
+    return stack_->account_balance(account, field);
+  }
+
+  // Creates a payment and returns its id ("" on failure). `extra`: more JSON fields, each
+  // starting with a comma.
+  std::string create_payment(const std::string& merchant, int64_t amount,
+                             const std::string& extra = R"(, "payment_method": "tok_visa")") {
+    const JsonResponse r = stack_->post("/v1/payments",
+                                        R"({"amount": )" + std::to_string(amount) +
+                                            R"(, "currency": "USD", "merchant": ")" + merchant +
+                                            "\"" + extra + "}",
+                                        new_key());
+    EXPECT_EQ(r.status, 200u) << r.text;
+    if (r.status != 200) return {};
+    EXPECT_EQ(str(r.body, "status"), "requires_confirmation");
+    return str(r.body, "id");
+  }
+
+  JsonResponse confirm(const std::string& id, std::string_view body = "{}") {
+    return stack_->post("/v1/payments/" + id + "/confirm", body, new_key());
+  }
+
+  // Tops up `customer` with `amount` USD by card on cardco; returns the top-up.
+  JsonResponse topup(const std::string& customer, int64_t amount) {
+    return stack_->post("/v1/topups",
+                        R"({"customer": ")" + customer + R"(", "amount": )" +
+                            std::to_string(amount) +
+                            R"(, "currency": "USD", "source": "tok_visa", "source_type": "card_token"})",
+                        new_key());
+  }
+
+  // The wallet balance of `customer` in USD: {available, pending_in, pending_out}; all -1 if
+  // the wallet has no USD account.
+  std::array<int64_t, 3> wallet(const std::string& customer) {
+    const JsonResponse r = stack_->get("/v1/wallets/" + customer);
+    EXPECT_EQ(r.status, 200u) << r.text;
+    if (r.status != 200) return {-1, -1, -1};
+    for (const json::value& b : r.body.at("balances").as_array()) {
+      if (str(b, "currency") != "USD") continue;
+      EXPECT_EQ(str(b, "ledger_account"), "wallet:" + customer + ":USD");
+      return {num(b, "available"), num(b, "pending_in"), num(b, "pending_out")};
+    }
+    return {-1, -1, -1};
+  }
+
+  // Expects the ledger transfer `id` to move `amount` from `debit` to `credit`.
+  void expect_transfer(const std::string& id, const std::string& debit, const std::string& credit,
+                       int64_t amount) {
+    const JsonResponse t = stack_->get("/v1/transfers/" + id);
+    ASSERT_EQ(t.status, 200u) << id << ": " << t.text;
+    EXPECT_EQ(str(t.body, "debit_account_id"), debit) << id;
+    EXPECT_EQ(str(t.body, "credit_account_id"), credit) << id;
+    EXPECT_EQ(num(t.body, "amount"), amount) << id;
+    EXPECT_EQ(str(t.body, "currency"), "USD") << id;
+  }
+  void expect_no_transfer(const std::string& id) {
+    const JsonResponse t = stack_->get("/v1/transfers/" + id);
+    EXPECT_EQ(t.status, 404u) << id << ": " << t.text;
+  }
+  // The hold's pending state ("pending", "posted", "voided", ...).
+  std::string pending_state(const std::string& hold_id) {
+    return str(stack_->get("/v1/transfers/" + hold_id).body, "pending_state");
+  }
+
+  void expect_invariants_ok() {
+    const JsonResponse s = stack_->admin_status();
+    ASSERT_EQ(s.status, 200u) << s.text;
+    EXPECT_TRUE(s.body.at("invariants_ok").as_bool()) << s.text;
   }
 
   std::unique_ptr<PaymentsStack> stack_;
 };
+
+// ---- (1) Card payment, automatic capture -----------------------------------------------------
 
 TEST_F(PaymentsE2E, CardPaymentWithAutomaticCaptureCreditsTheMerchantOnce) {
   const std::string merchant = stack_->create_merchant();
@@ -52,6 +294,658 @@ TEST_F(PaymentsE2E, CardPaymentWithAutomaticCaptureCreditsTheMerchantOnce) {
   const JsonResponse books = stack_->sim_request("GET", "/admin/psps/cardco/operations");
   ASSERT_EQ(books.status, 200u);
   EXPECT_EQ(books.body.at("operations").as_array().size(), 1u);
+}
+
+TEST_F(PaymentsE2E, CardAutoCapturePostsTheHoldTheMerchantFeeAndThePspFeeAsDocumented) {
+  const std::string m = stack_->create_merchant();
+  const std::string id = create_payment(m, 1250);
+  const JsonResponse r = confirm(id);
+  ASSERT_EQ(r.status, 200u) << r.text;
+  EXPECT_EQ(str(r.body, "status"), "succeeded");
+  EXPECT_EQ(num(r.body, "amount_captured"), 1250);
+  EXPECT_EQ(num(r.body, "psp_fee"), cardco_fee(1250));
+  EXPECT_EQ(num(r.body, "merchant_fee"), merchant_card_fee(1250));
+  ASSERT_EQ(r.body.at("attempts").as_array().size(), 1u);
+  const std::string attempt = str(r.body.at("attempts").at(0), "id");
+
+  const std::string merchant = "merchant:" + m + ":USD";
+  expect_transfer(id + ".hold", "psp_clearing:cardco:USD", merchant, 1250);
+  EXPECT_EQ(pending_state(id + ".hold"), "posted");
+  EXPECT_EQ(num(stack_->get("/v1/transfers/" + id + ".capture").body, "amount"), 1250);
+  expect_transfer(id + ".fee", merchant, "fees:USD", merchant_card_fee(1250));  // 32
+  expect_transfer(id + ".psp_fee", "psp_fees:cardco:USD", "psp_clearing:cardco:USD", 66);
+
+  EXPECT_EQ(balance(merchant, "credits_posted"), 1250);
+  EXPECT_EQ(balance(merchant, "debits_posted"), 32);
+  EXPECT_EQ(balance(merchant, "credits_pending"), 0);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "debits_posted"), 1250);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "credits_posted"), 66);
+  EXPECT_EQ(balance("psp_fees:cardco:USD", "debits_posted"), 66);
+  EXPECT_EQ(balance("fees:USD", "credits_posted"), 32);
+
+  const auto ops = stack_->sim_operations("cardco");
+  ASSERT_EQ(ops.size(), 1u);
+  const json::object& op = ops.at(attempt);
+  EXPECT_EQ(op.at("status").as_string(), "captured");
+  EXPECT_EQ(op.at("captured_amount").as_int64(), 1250);
+  EXPECT_EQ(op.at("fee").as_int64(), 66);
+  expect_invariants_ok();
+}
+
+// ---- (2) Card payment, manual capture; cancel voids -------------------------------------------
+
+TEST_F(PaymentsE2E, ManualCaptureHoldsThenPostsOnlyTheCapturedAmount) {
+  const std::string m = stack_->create_merchant();
+  const std::string merchant = "merchant:" + m + ":USD";
+  const std::string id =
+      create_payment(m, 1000, R"(, "payment_method": "tok_visa", "capture_method": "manual")");
+  const JsonResponse authorized = confirm(id);
+  ASSERT_EQ(authorized.status, 200u) << authorized.text;
+  EXPECT_EQ(str(authorized.body, "status"), "requires_capture");
+  EXPECT_EQ(num(authorized.body, "amount_authorized"), 1000);
+  EXPECT_EQ(num(authorized.body, "amount_captured"), 0);
+  const std::string attempt = str(authorized.body.at("attempts").at(0), "id");
+
+  // The hold: pending on both sides, nothing posted.
+  expect_transfer(id + ".hold", "psp_clearing:cardco:USD", merchant, 1000);
+  EXPECT_EQ(pending_state(id + ".hold"), "pending");
+  EXPECT_EQ(balance(merchant, "credits_pending"), 1000);
+  EXPECT_EQ(balance(merchant, "credits_posted"), 0);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "debits_pending"), 1000);
+  auto ops = stack_->sim_operations("cardco");
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops.at(attempt).at("status").as_string(), "authorized");
+  EXPECT_EQ(ops.at(attempt).at("captured_amount").as_int64(), 0);
+
+  // More than authorized: refused, nothing changes.
+  const JsonResponse too_much =
+      stack_->post("/v1/payments/" + id + "/capture", R"({"amount": 1001})", new_key());
+  EXPECT_EQ(too_much.status, 400u) << too_much.text;
+  EXPECT_EQ(str(too_much.body.at("error"), "code"), "amount_too_large");
+  EXPECT_EQ(str(too_much.body.at("error"), "param"), "amount");
+
+  const JsonResponse captured =
+      stack_->post("/v1/payments/" + id + "/capture", R"({"amount": 600})", new_key());
+  ASSERT_EQ(captured.status, 200u) << captured.text;
+  EXPECT_EQ(str(captured.body, "status"), "succeeded");
+  EXPECT_EQ(num(captured.body, "amount_captured"), 600);
+  EXPECT_EQ(num(captured.body, "psp_fee"), cardco_fee(600));  // 47
+
+  EXPECT_EQ(pending_state(id + ".hold"), "posted");
+  EXPECT_EQ(num(stack_->get("/v1/transfers/" + id + ".capture").body, "amount"), 600);
+  expect_transfer(id + ".fee", merchant, "fees:USD", merchant_card_fee(600));  // 26
+  expect_transfer(id + ".psp_fee", "psp_fees:cardco:USD", "psp_clearing:cardco:USD", 47);
+  EXPECT_EQ(balance(merchant, "credits_pending"), 0);  // the other 400 is released
+  EXPECT_EQ(balance(merchant, "credits_posted"), 600);
+  EXPECT_EQ(balance(merchant, "debits_posted"), 26);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "debits_pending"), 0);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "debits_posted"), 600);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "credits_posted"), 47);
+
+  ops = stack_->sim_operations("cardco");
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops.at(attempt).at("status").as_string(), "captured");
+  EXPECT_EQ(ops.at(attempt).at("captured_amount").as_int64(), 600);
+  EXPECT_EQ(ops.at(attempt).at("fee").as_int64(), 47);
+  expect_invariants_ok();
+}
+
+TEST_F(PaymentsE2E, CancelOfAnAuthorizationVoidsTheHoldAtKeelAndAtThePsp) {
+  const std::string m = stack_->create_merchant();
+  const std::string merchant = "merchant:" + m + ":USD";
+  const std::string id =
+      create_payment(m, 700, R"(, "payment_method": "tok_visa", "capture_method": "manual")");
+  const JsonResponse authorized = confirm(id);
+  ASSERT_EQ(str(authorized.body, "status"), "requires_capture") << authorized.text;
+  EXPECT_EQ(balance(merchant, "credits_pending"), 700);
+  const std::string attempt = str(authorized.body.at("attempts").at(0), "id");
+
+  const JsonResponse canceled = stack_->post("/v1/payments/" + id + "/cancel", "{}", new_key());
+  ASSERT_EQ(canceled.status, 200u) << canceled.text;
+  EXPECT_EQ(str(canceled.body, "status"), "canceled");
+  EXPECT_EQ(num(canceled.body, "amount_captured"), 0);
+  EXPECT_EQ(pending_state(id + ".hold"), "voided");
+  EXPECT_EQ(stack_->get("/v1/transfers/" + id + ".void").status, 200u);
+  expect_no_transfer(id + ".capture");
+  expect_no_transfer(id + ".fee");
+  EXPECT_EQ(balance(merchant, "credits_pending"), 0);
+  EXPECT_EQ(balance(merchant, "credits_posted"), 0);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "debits_pending"), 0);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "debits_posted"), 0);
+
+  const auto ops = stack_->sim_operations("cardco");
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops.at(attempt).at("status").as_string(), "voided");
+  EXPECT_EQ(ops.at(attempt).at("captured_amount").as_int64(), 0);
+
+  // A canceled payment cannot be captured.
+  const JsonResponse late = stack_->post("/v1/payments/" + id + "/capture", "{}", new_key());
+  EXPECT_EQ(late.status, 409u) << late.text;
+  expect_invariants_ok();
+}
+
+// ---- (3) Top-up -------------------------------------------------------------------------------
+
+TEST_F(PaymentsE2E, TopUpCreditsTheWalletOnlyAfterThePspApprovesWithThePspFee) {
+  const std::string c = stack_->create_customer();
+  // The PSP answers `pending` and approves 1.5 s later: the wallet must stay empty until then.
+  ASSERT_TRUE(stack_->set_sim_faults(
+      "cardco", R"({"async_rate": 1.0, "async_delay_ms": {"min": 1500, "max": 1500}})"));
+  JsonResponse done;
+  std::thread client([&] {
+    done = stack_->post_unshared("/v1/topups",
+                                 R"({"customer": ")" + c +
+                                     R"(", "amount": 5000, "currency": "USD", "source": "tok_visa", "source_type": "card_token"})",
+                                 new_key());
+  });
+  // Wait until the PSP holds the top-up as pending, then look at keel's side.
+  bool seen_pending = false;
+  for (int i = 0; i < 200 && !seen_pending; ++i) {
+    for (const auto& [ref, op] : stack_->sim_operations("cardco")) {
+      seen_pending = seen_pending || op.at("status").as_string() == "pending";
+    }
+    if (seen_pending) {
+      const auto w = wallet(c);
+      EXPECT_TRUE(w[0] <= 0 && w[1] <= 0) << "the wallet was credited before the PSP approved";
+      EXPECT_LE(balance("wallet:" + c + ":USD", "credits_posted"), 0);
+      EXPECT_LE(balance("wallet:" + c + ":USD", "credits_pending"), 0);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  client.join();
+  EXPECT_TRUE(seen_pending);
+  ASSERT_EQ(done.status, 200u) << done.text;
+  EXPECT_EQ(str(done.body, "object"), "topup");
+  EXPECT_EQ(str(done.body, "status"), "succeeded");
+  const std::string tu = str(done.body, "id");
+  const int64_t fee = cardco_fee(5000);  // 175
+  EXPECT_EQ(num(done.body, "fee"), fee);
+
+  EXPECT_EQ(wallet(c), (std::array<int64_t, 3>{5000, 0, 0}));
+  expect_transfer(tu + ".topup", "psp_clearing:cardco:USD", "wallet:" + c + ":USD", 5000);
+  expect_transfer(tu + ".psp_fee", "psp_fees:cardco:USD", "psp_clearing:cardco:USD", fee);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "debits_posted"), 5000);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "credits_posted"), fee);
+  EXPECT_EQ(balance("psp_fees:cardco:USD", "debits_posted"), fee);
+
+  const auto ops = stack_->sim_operations("cardco");
+  ASSERT_EQ(ops.size(), 1u);
+  const json::object& op = ops.at(str(done.body.at("attempts").at(0), "id"));
+  EXPECT_EQ(op.at("type").as_string(), "topup");
+  EXPECT_EQ(op.at("status").as_string(), "paid");
+  EXPECT_EQ(op.at("amount").as_int64(), 5000);
+  EXPECT_EQ(op.at("fee").as_int64(), fee);
+  expect_invariants_ok();
+}
+
+TEST_F(PaymentsE2E, DeclinedTopUpCreditsNothing) {
+  const std::string c = stack_->create_customer();
+  ASSERT_TRUE(stack_->set_sim_faults("cardco", R"({"decline_rate": 1.0})"));
+  const JsonResponse r = topup(c, 5000);
+  ASSERT_EQ(r.status, 200u) << r.text;
+  EXPECT_EQ(str(r.body, "status"), "failed");
+  expect_no_transfer(str(r.body, "id") + ".topup");
+  EXPECT_EQ(balance("wallet:" + c + ":USD", "credits_posted"), -1);  // never even opened
+  EXPECT_EQ(stack_->sim_operations("cardco").begin()->second.at("status").as_string(), "failed");
+}
+
+// ---- (4) Wallet payment -----------------------------------------------------------------------
+
+TEST_F(PaymentsE2E, WalletPaymentMovesMoneyAtOnceAndFailsWithoutFundsMovingNothing) {
+  const std::string m = stack_->create_merchant();
+  const std::string c = stack_->create_customer();
+  ASSERT_EQ(str(topup(c, 5000).body, "status"), "succeeded");
+  const std::string merchant = "merchant:" + m + ":USD";
+
+  const std::string id = create_payment(m, 1200, R"(, "source": "wallet", "customer": ")" + c + "\"");
+  const JsonResponse paid = confirm(id);
+  ASSERT_EQ(paid.status, 200u) << paid.text;
+  EXPECT_EQ(str(paid.body, "status"), "succeeded");
+  EXPECT_EQ(str(paid.body, "channel"), "wallet");
+  EXPECT_EQ(num(paid.body, "amount_captured"), 1200);
+  EXPECT_TRUE(paid.body.at("attempts").as_array().empty());
+  EXPECT_EQ(wallet(c), (std::array<int64_t, 3>{3800, 0, 0}));
+  expect_transfer(id + ".charge", "wallet:" + c + ":USD", merchant, 1200);
+  expect_transfer(id + ".fee", merchant, "fees:USD", merchant_wallet_fee(1200));  // 6
+  EXPECT_EQ(balance(merchant, "credits_posted"), 1200);
+  EXPECT_EQ(balance(merchant, "debits_posted"), 6);
+
+  // More than the wallet holds: the payment fails and nothing moves.
+  const std::string big = create_payment(m, 3801, R"(, "source": "wallet", "customer": ")" + c + "\"");
+  const JsonResponse refused = confirm(big);
+  ASSERT_EQ(refused.status, 200u) << refused.text;
+  EXPECT_EQ(str(refused.body, "status"), "failed");
+  EXPECT_EQ(str(refused.body, "error_code"), "insufficient_funds");
+  EXPECT_EQ(num(refused.body, "amount_captured"), 0);
+  expect_no_transfer(big + ".charge");
+  expect_no_transfer(big + ".fee");
+  EXPECT_EQ(wallet(c), (std::array<int64_t, 3>{3800, 0, 0}));
+  EXPECT_EQ(balance(merchant, "credits_posted"), 1200);
+  EXPECT_EQ(balance(merchant, "debits_posted"), 6);
+  // No PSP took part in either payment: the simulator only saw the top-up.
+  EXPECT_EQ(stack_->sim_operations("cardco").size(), 1u);
+  expect_invariants_ok();
+}
+
+// ---- (5) Wallet-to-wallet transfer ------------------------------------------------------------
+
+TEST_F(PaymentsE2E, WalletTransferMovesOnceAndRefusesAnOverdraftMovingNothing) {
+  const std::string a = stack_->create_customer();
+  const std::string b = stack_->create_customer();
+  ASSERT_EQ(str(topup(a, 3000).body, "status"), "succeeded");
+  const auto send = [&](int64_t amount) {
+    return stack_->post("/v1/wallet_transfers",
+                        R"({"from": ")" + a + R"(", "to": ")" + b + R"(", "amount": )" +
+                            std::to_string(amount) + R"(, "currency": "USD"})",
+                        new_key());
+  };
+  const JsonResponse ok = send(1000);
+  ASSERT_EQ(ok.status, 200u) << ok.text;
+  EXPECT_EQ(str(ok.body, "object"), "wallet_transfer");
+  EXPECT_EQ(str(ok.body, "status"), "succeeded");
+  const std::string wt = str(ok.body, "id");
+  expect_transfer(wt + ".transfer", "wallet:" + a + ":USD", "wallet:" + b + ":USD", 1000);
+  EXPECT_EQ(wallet(a), (std::array<int64_t, 3>{2000, 0, 0}));
+  EXPECT_EQ(wallet(b), (std::array<int64_t, 3>{1000, 0, 0}));
+  const JsonResponse got = stack_->get("/v1/wallet_transfers/" + wt);
+  EXPECT_EQ(got.status, 200u);
+  EXPECT_EQ(str(got.body, "status"), "succeeded");
+
+  const JsonResponse over = send(2001);
+  ASSERT_EQ(over.status, 200u) << over.text;
+  EXPECT_EQ(str(over.body, "status"), "failed");
+  EXPECT_EQ(str(over.body, "error_code"), "insufficient_funds");
+  expect_no_transfer(str(over.body, "id") + ".transfer");
+  EXPECT_EQ(wallet(a), (std::array<int64_t, 3>{2000, 0, 0}));
+  EXPECT_EQ(wallet(b), (std::array<int64_t, 3>{1000, 0, 0}));
+  expect_invariants_ok();
+}
+
+// ---- (6) Refunds ------------------------------------------------------------------------------
+
+TEST_F(PaymentsE2E, PartialRefundsNeverExceedTheCapturedAmountAndMatchThePspsBooks) {
+  const std::string m = stack_->create_merchant();
+  const std::string merchant = "merchant:" + m + ":USD";
+  const std::string id = create_payment(m, 3000);
+  const JsonResponse paid = confirm(id);
+  ASSERT_EQ(str(paid.body, "status"), "succeeded") << paid.text;
+  const std::string attempt = str(paid.body.at("attempts").at(0), "id");
+
+  const auto refund = [&](std::string_view amount_field) {
+    return stack_->post("/v1/refunds",
+                        R"({"payment": ")" + id + "\"" + std::string(amount_field) + "}",
+                        new_key());
+  };
+  std::vector<std::string> refunds;
+  for (const int64_t amount : {1000, 1500}) {
+    const JsonResponse r = refund(R"(, "amount": )" + std::to_string(amount));
+    ASSERT_EQ(r.status, 200u) << r.text;
+    EXPECT_EQ(str(r.body, "object"), "refund");
+    EXPECT_EQ(str(r.body, "status"), "succeeded");
+    EXPECT_EQ(num(r.body, "amount"), amount);
+    refunds.push_back(str(r.body, "id"));
+    expect_transfer(refunds.back() + ".refund", merchant, "psp_clearing:cardco:USD", amount);
+  }
+  // 1000 + 1500 + 600 > 3000: refused, nothing moves.
+  const JsonResponse over = refund(R"(, "amount": 600)");
+  EXPECT_EQ(over.status, 400u) << over.text;
+  EXPECT_EQ(str(over.body.at("error"), "code"), "amount_too_large");
+  EXPECT_EQ(str(over.body.at("error"), "param"), "amount");
+  // The rest (no amount: all that remains) is 500.
+  const JsonResponse rest = refund("");
+  ASSERT_EQ(rest.status, 200u) << rest.text;
+  EXPECT_EQ(num(rest.body, "amount"), 500);
+  EXPECT_EQ(str(rest.body, "status"), "succeeded");
+  refunds.push_back(str(rest.body, "id"));
+  // Nothing left to refund.
+  EXPECT_EQ(refund("").status, 400u);
+  EXPECT_EQ(refund(R"(, "amount": 1)").status, 400u);
+
+  const JsonResponse p = stack_->get("/v1/payments/" + id);
+  EXPECT_EQ(num(p.body, "amount_refunded"), 3000);
+  EXPECT_EQ(p.body.at("refunds").as_array().size(), 3u);
+  // Merchant: +3000 captured, -fee, -3000 refunded. psp_clearing: +3000, -psp fee, -3000.
+  EXPECT_EQ(balance(merchant, "credits_posted"), 3000);
+  EXPECT_EQ(balance(merchant, "debits_posted"), merchant_card_fee(3000) + 3000);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "debits_posted"), 3000);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "credits_posted"), cardco_fee(3000) + 3000);
+
+  // The simulator's books: the authorization shows 3000 refunded, and one refund operation per
+  // keel refund, each for the same amount, referring to the authorization.
+  const auto ops = stack_->sim_operations("cardco");
+  ASSERT_EQ(ops.size(), 4u);
+  EXPECT_EQ(ops.at(attempt).at("refunded_amount").as_int64(), 3000);
+  int64_t refunded_at_psp = 0;
+  for (const std::string& re : refunds) {
+    const JsonResponse got = stack_->get("/v1/refunds/" + re);
+    ASSERT_EQ(got.status, 200u);
+    const std::string ref = str(got.body.at("attempts").at(0), "id");
+    ASSERT_TRUE(ops.contains(ref)) << ref;
+    EXPECT_EQ(ops.at(ref).at("status").as_string(), "refunded");
+    EXPECT_EQ(ops.at(ref).at("payment_reference").as_string(), attempt);
+    EXPECT_EQ(ops.at(ref).at("amount").as_int64(), num(got.body, "amount"));
+    refunded_at_psp += ops.at(ref).at("amount").as_int64();
+  }
+  EXPECT_EQ(refunded_at_psp, 3000);
+  expect_invariants_ok();
+}
+
+TEST_F(PaymentsE2E, RefundOfAWalletPaymentIsImmediate) {
+  const std::string m = stack_->create_merchant();
+  const std::string c = stack_->create_customer();
+  ASSERT_EQ(str(topup(c, 2000).body, "status"), "succeeded");
+  const std::string id = create_payment(m, 1000, R"(, "source": "wallet", "customer": ")" + c + "\"");
+  ASSERT_EQ(str(confirm(id).body, "status"), "succeeded");
+  EXPECT_EQ(wallet(c)[0], 1000);
+
+  const JsonResponse r =
+      stack_->post("/v1/refunds", R"({"payment": ")" + id + R"(", "amount": 400})", new_key());
+  ASSERT_EQ(r.status, 200u) << r.text;
+  EXPECT_EQ(str(r.body, "status"), "succeeded");
+  EXPECT_TRUE(r.body.at("attempts").as_array().empty());
+  expect_transfer(str(r.body, "id") + ".refund", "merchant:" + m + ":USD", "wallet:" + c + ":USD",
+                  400);
+  EXPECT_EQ(wallet(c), (std::array<int64_t, 3>{1400, 0, 0}));
+  EXPECT_EQ(num(stack_->get("/v1/payments/" + id).body, "amount_refunded"), 400);
+  EXPECT_EQ(stack_->sim_operations("cardco").size(), 1u);  // the top-up only
+  expect_invariants_ok();
+}
+
+// ---- (7) Payout -------------------------------------------------------------------------------
+
+TEST_F(PaymentsE2E, PayoutHoldsTheFundsUntilThePspPaysAndRefusesAnOverdraftWithoutAHold) {
+  const std::string c = stack_->create_customer();
+  ASSERT_EQ(str(topup(c, 5000).body, "status"), "succeeded");
+  const int64_t topup_fee = cardco_fee(5000);
+  // The PSP takes 1.5 s to answer: long enough to see the hold.
+  ASSERT_TRUE(stack_->set_sim_faults("cardco", R"({"latency_ms": {"min": 1500, "max": 1500}})"));
+  JsonResponse done;
+  std::thread client([&] {
+    done = stack_->post_unshared("/v1/payouts",
+                                 R"({"customer": ")" + c +
+                                     R"(", "amount": 2000, "currency": "USD", "destination": "DE89370400440532013000", "destination_type": "iban"})",
+                                 new_key());
+  });
+  bool held = false;
+  for (int i = 0; i < 100 && !held; ++i) {
+    held = wallet(c) == std::array<int64_t, 3>{3000, 0, 2000};
+    if (!held) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(held) << "the payout's hold never showed";
+  EXPECT_EQ(balance("wallet:" + c + ":USD", "debits_pending"), 2000);
+  client.join();
+  ASSERT_EQ(done.status, 200u) << done.text;
+  EXPECT_EQ(str(done.body, "object"), "payout");
+  EXPECT_EQ(str(done.body, "status"), "succeeded");
+  const std::string po = str(done.body, "id");
+  const int64_t fee = cardco_fee(2000);  // 88
+  EXPECT_EQ(num(done.body, "fee"), fee);
+  EXPECT_EQ(wallet(c), (std::array<int64_t, 3>{3000, 0, 0}));
+  expect_transfer(po + ".hold", "wallet:" + c + ":USD", "psp_clearing:cardco:USD", 2000);
+  EXPECT_EQ(pending_state(po + ".hold"), "posted");
+  EXPECT_EQ(num(stack_->get("/v1/transfers/" + po + ".post").body, "amount"), 2000);
+  expect_transfer(po + ".psp_fee", "psp_fees:cardco:USD", "psp_clearing:cardco:USD", fee);
+  EXPECT_EQ(balance("wallet:" + c + ":USD", "debits_posted"), 2000);
+  EXPECT_EQ(balance("psp_clearing:cardco:USD", "credits_posted"), topup_fee + 2000 + fee);
+  EXPECT_EQ(balance("psp_fees:cardco:USD", "debits_posted"), topup_fee + fee);
+  const auto ops = stack_->sim_operations("cardco");
+  const json::object& op = ops.at(str(done.body.at("attempts").at(0), "id"));
+  EXPECT_EQ(op.at("type").as_string(), "payout");
+  EXPECT_EQ(op.at("status").as_string(), "paid");
+  EXPECT_EQ(op.at("amount").as_int64(), 2000);
+  EXPECT_EQ(op.at("fee").as_int64(), fee);
+
+  // More than available: failed at once, no hold, no PSP call.
+  ASSERT_TRUE(stack_->set_sim_faults("cardco", "{}"));
+  const JsonResponse over = stack_->post(
+      "/v1/payouts",
+      R"({"customer": ")" + c +
+          R"(", "amount": 3001, "currency": "USD", "destination": "acct_1", "destination_type": "account"})",
+      new_key());
+  ASSERT_EQ(over.status, 200u) << over.text;
+  EXPECT_EQ(str(over.body, "status"), "failed");
+  EXPECT_EQ(str(over.body, "error_code"), "insufficient_funds");
+  EXPECT_TRUE(over.body.at("attempts").as_array().empty());
+  expect_no_transfer(str(over.body, "id") + ".hold");
+  EXPECT_EQ(wallet(c), (std::array<int64_t, 3>{3000, 0, 0}));
+  EXPECT_EQ(stack_->sim_operations("cardco").size(), 2u);  // the top-up and the first payout
+  expect_invariants_ok();
+}
+
+// ---- (8) Merchant webhooks ----------------------------------------------------------------------
+
+TEST_F(PaymentsE2E, MerchantReceivesASignedPaymentSucceededWebhookAlsoListedByEvents) {
+  WebhookReceiver receiver("whsec_merchant_1");
+  ASSERT_NE(receiver.port(), 0);
+  const std::string m = stack_->create_merchant(receiver.url(), "whsec_merchant_1");
+  ASSERT_FALSE(m.empty());
+  const std::string id = create_payment(m, 1250);
+  ASSERT_EQ(str(confirm(id).body, "status"), "succeeded");
+
+  // Wait for the payment.succeeded delivery.
+  const auto find_succeeded = [&]() -> std::optional<WebhookReceiver::Received> {
+    for (const auto& e : receiver.events()) {
+      const json::value body = json::parse(e.body);
+      if (str(body, "type") == "payment.succeeded") return e;
+    }
+    return std::nullopt;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!find_succeeded() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const auto got = find_succeeded();
+  ASSERT_TRUE(got.has_value()) << "no payment.succeeded webhook";
+  EXPECT_EQ(receiver.bad_signatures(), 0u);
+  const json::value body = json::parse(got->body);
+  EXPECT_EQ(str(body, "id"), got->event_id);
+  EXPECT_EQ(str(body.at("data"), "id"), id);
+  EXPECT_EQ(str(body.at("data"), "status"), "succeeded");
+  EXPECT_EQ(num(body.at("data"), "amount_captured"), 1250);
+
+  // Polling shows the same event, with the same id, delivered.
+  JsonResponse listed;
+  bool delivered = false;
+  for (int i = 0; i < 200 && !delivered; ++i) {
+    listed = stack_->get("/v1/events?type=payment.succeeded&object_id=" + id);
+    ASSERT_EQ(listed.status, 200u) << listed.text;
+    ASSERT_EQ(listed.body.at("data").as_array().size(), 1u) << listed.text;
+    delivered = str(listed.body.at("data").at(0).at("delivery"), "state") == "delivered";
+    if (!delivered) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(delivered) << listed.text;
+  const json::value& event = listed.body.at("data").at(0);
+  EXPECT_EQ(str(event, "id"), got->event_id);
+  EXPECT_EQ(str(event.at("data"), "id"), id);
+
+  // Every event of the payment reached the endpoint exactly once after dedupe, with the ids
+  // polling shows.
+  const JsonResponse all = stack_->get("/v1/events?object_id=" + id + "&limit=100");
+  std::set<std::string> listed_ids;
+  for (const json::value& e : all.body.at("data").as_array()) listed_ids.insert(str(e, "id"));
+  const auto wait_all = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (receiver.events().size() < listed_ids.size() &&
+         std::chrono::steady_clock::now() < wait_all) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::set<std::string> received_ids;
+  for (const auto& e : receiver.events()) received_ids.insert(e.event_id);
+  EXPECT_EQ(received_ids, listed_ids);
+}
+
+// ---- (9) Idempotency ----------------------------------------------------------------------------
+
+TEST_F(PaymentsE2E, ConcurrentConfirmsWithOneKeyAuthorizeOnceAndReplayAfterRestart) {
+  const std::string m = stack_->create_merchant();
+  const std::string id = create_payment(m, 1250);
+  // Slow the PSP so that the first confirm is still in flight when the others arrive.
+  ASSERT_TRUE(stack_->set_sim_faults("cardco", R"({"latency_ms": {"min": 400, "max": 400}})"));
+  const std::string key = new_key();
+  const std::string path = "/v1/payments/" + id + "/confirm";
+  constexpr int kThreads = 8;
+  std::vector<JsonResponse> answers(kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<int> ready{0};
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < kThreads) std::this_thread::yield();
+      answers[i] = stack_->post_unshared(path, "{}", key);
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  int fresh = 0;
+  int replayed = 0;
+  int in_use = 0;
+  std::string first;
+  for (const JsonResponse& a : answers) {
+    if (a.status == 200 && !a.replayed) {
+      ++fresh;
+      first = a.text;
+      EXPECT_EQ(str(a.body, "status"), "succeeded");
+    } else if (a.status == 200) {
+      ++replayed;
+    } else if (a.status == 409) {
+      ++in_use;
+      EXPECT_EQ(str(a.body.at("error"), "code"), "idempotency_key_in_use");
+    } else {
+      ADD_FAILURE() << "unexpected answer " << a.status << " " << a.text;
+    }
+  }
+  EXPECT_EQ(fresh, 1);
+  EXPECT_EQ(fresh + replayed + in_use, kThreads);
+  for (const JsonResponse& a : answers) {
+    if (a.status == 200 && a.replayed) EXPECT_EQ(a.text, first);
+  }
+  // Exactly one authorization reached the PSP.
+  const auto ops = stack_->sim_operations("cardco");
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops.begin()->second.at("status").as_string(), "captured");
+  EXPECT_EQ(balance("merchant:" + m + ":USD", "credits_posted"), 1250);
+
+  // The same key with another body.
+  const JsonResponse other = stack_->post(path, R"({"channel": "bankco"})", key);
+  EXPECT_EQ(other.status, 422u) << other.text;
+  EXPECT_EQ(str(other.body.at("error"), "code"), "idempotency_key_reused");
+
+  // The key survives a restart: the stored answer comes back byte for byte.
+  ASSERT_TRUE(stack_->set_sim_faults("cardco", "{}"));
+  ASSERT_TRUE(stack_->restart_keeld(false).is_ok());
+  const JsonResponse after = stack_->post(path, "{}", key);
+  EXPECT_EQ(after.status, 200u) << after.text;
+  EXPECT_TRUE(after.replayed);
+  EXPECT_EQ(after.text, first);
+  EXPECT_EQ(stack_->sim_operations("cardco").size(), 1u);
+  EXPECT_EQ(balance("merchant:" + m + ":USD", "credits_posted"), 1250);
+}
+
+// ---- (10) Bad input -----------------------------------------------------------------------------
+
+TEST_F(PaymentsE2E, BadInputGetsA400NamingTheParameterAndChangesNothing) {
+  const std::string m = stack_->create_merchant();
+  const std::string c = stack_->create_customer();
+  const std::string pay = create_payment(m, 1000);
+  const JsonResponse before = stack_->admin_status();
+  ASSERT_EQ(before.status, 200u);
+  const std::string hash = str(before.body, "state_hash");
+  ASSERT_FALSE(hash.empty());
+
+  struct Case {
+    std::string path;
+    std::string body;
+    std::string param;  // "" for a body that is not JSON at all
+  };
+  const std::string pm = R"(, "payment_method": "tok_visa")";
+  const std::string mm = R"("merchant": ")" + m + "\"";
+  const std::vector<Case> cases = {
+      {"/v1/payments", R"({"amount": -5, "currency": "USD", )" + mm + pm + "}", "amount"},
+      {"/v1/payments", R"({"amount": "12", "currency": "USD", )" + mm + pm + "}", "amount"},
+      {"/v1/payments", R"({"amount": 1.5, "currency": "USD", )" + mm + pm + "}", "amount"},
+      {"/v1/payments", R"({"currency": "USD", )" + mm + pm + "}", "amount"},
+      {"/v1/payments", R"({"amount": 10, )" + mm + pm + "}", "currency"},
+      {"/v1/payments", R"({"amount": 10, "currency": "XYZ", )" + mm + pm + "}", "currency"},
+      {"/v1/payments", R"({"amount": 10, "currency": "USD")" + pm + "}", "merchant"},
+      {"/v1/payments", R"({"amount": 10, "currency": "USD", "merchant": "mch_nobody")" + pm + "}",
+       "merchant"},
+      {"/v1/payments", R"({"amount": 10, "currency": "USD", )" + mm + "}", "payment_method"},
+      {"/v1/payments",
+       R"({"amount": 10, "currency": "USD", )" + mm + R"(, "payment_method": "tok visa!"})",
+       "payment_method"},
+      {"/v1/payments", R"({"amount": 10, "currency": "USD", )" + mm + pm + R"(, "tip": 5})", "tip"},
+      {"/v1/payments",
+       R"({"amount": 10, "currency": "USD", )" + mm + pm + R"(, "capture_method": "later"})",
+       "capture_method"},
+      {"/v1/payments", R"({"amount": 10, "currency": "USD", )" + mm + R"(, "source": "wallet"})",
+       "customer"},
+      {"/v1/payments", R"({"amount": 10, "currency": "USD", )" + mm + R"(, "source": "gold"})",
+       "source"},
+      {"/v1/payments", R"({"amount": 10,)", ""},
+      {"/v1/payments/" + pay + "/confirm", R"({"channel": "nope"})", "channel"},
+      {"/v1/payments/" + pay + "/confirm", R"({"channel": 7})", "channel"},
+      {"/v1/payments/" + pay + "/confirm", R"({"chanel": "cardco"})", "chanel"},
+      {"/v1/payments/" + pay + "/capture", R"({"amount": 0})", "amount"},
+      {"/v1/payments/" + pay + "/capture", R"({"amount": -1})", "amount"},
+      {"/v1/payments/" + pay + "/cancel", R"({"reason": "x"})", "reason"},
+      {"/v1/refunds", R"({"amount": 10})", "payment"},
+      {"/v1/refunds", R"({"payment": ")" + pay + R"(", "amount": "all"})", "amount"},
+      {"/v1/refunds", R"({"payment": "pay_nothing", "amount": 10})", "payment"},
+      {"/v1/topups",
+       R"({"amount": 10, "currency": "USD", "source": "tok_visa"})", "customer"},
+      {"/v1/topups",
+       R"({"customer": ")" + c + R"(", "amount": 10, "currency": "USD"})", "source"},
+      {"/v1/topups",
+       R"({"customer": ")" + c +
+           R"(", "amount": 10, "currency": "USD", "source": "tok_visa", "source_type": "cash"})",
+       "source_type"},
+      {"/v1/topups",
+       R"({"customer": ")" + c + R"(", "amount": 0, "currency": "USD", "source": "tok_visa"})",
+       "amount"},
+      {"/v1/topups",
+       R"({"customer": "cus_nobody", "amount": 10, "currency": "USD", "source": "tok_visa"})",
+       "customer"},
+      {"/v1/payouts",
+       R"({"customer": ")" + c + R"(", "amount": 10, "currency": "USD"})", "destination"},
+      {"/v1/payouts",
+       R"({"customer": ")" + c +
+           R"(", "amount": 10, "currency": "USD", "destination": "x", "destination_type": "btc"})",
+       "destination_type"},
+      {"/v1/payouts",
+       R"({"customer": ")" + c +
+           R"(", "amount": 10, "currency": "ZZZ", "destination": "DE89370400440532013000"})",
+       "currency"},
+      {"/v1/wallet_transfers", R"({"from": ")" + c + R"(", "amount": 10, "currency": "USD"})",
+       "to"},
+      {"/v1/wallet_transfers",
+       R"({"from": ")" + c + R"(", "to": ")" + c + R"(", "amount": 10, "currency": "USD"})",
+       "to"},
+      {"/v1/wallet_transfers",
+       R"({"from": ")" + c + R"(", "to": "cus_nobody", "amount": 10, "currency": "USD"})", "to"},
+      {"/v1/merchants", R"({"name": "x", "webhook_url": "http://127.0.0.1:1/h"})",
+       "webhook_secret"},
+      {"/v1/merchants", R"({"name": "x", "webhook_url": "ftp://h", "webhook_secret": "s"})",
+       "webhook_url"},
+  };
+  for (const Case& tc : cases) {
+    SCOPED_TRACE(tc.path + " " + tc.body);
+    const JsonResponse r = stack_->post(tc.path, tc.body, new_key());
+    EXPECT_EQ(r.status, 400u) << r.text;
+    ASSERT_TRUE(r.body.is_object()) << r.text;
+    const json::value& e = r.body.at("error");
+    EXPECT_FALSE(str(e, "code").empty()) << r.text;
+    EXPECT_FALSE(str(e, "message").empty()) << r.text;
+    if (tc.param.empty()) {
+      EXPECT_TRUE(e.at("param").is_null()) << r.text;
+    } else {
+      EXPECT_EQ(str(e, "param"), tc.param) << r.text;
+    }
+  }
+  const JsonResponse after = stack_->admin_status();
+  EXPECT_EQ(str(after.body, "state_hash"), hash);
+  EXPECT_TRUE(after.body.at("invariants_ok").as_bool());
+  EXPECT_TRUE(stack_->sim_operations("cardco").empty());
+  EXPECT_EQ(str(stack_->get("/v1/payments/" + pay).body, "status"), "requires_confirmation");
 }
 
 TEST_F(PaymentsE2E, MoneyMovingPostWithoutIdempotencyKeyIsRefusedAndChangesNothing) {
