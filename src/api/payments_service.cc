@@ -3,6 +3,7 @@
 // payments::Query for the engine, and writes the engine's answer. Bad input never reaches the
 // engine.
 
+#include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <charconv>
 #include <ctime>
@@ -112,6 +113,23 @@ Parsed<json::object> body_object(std::string_view body) {
 ApiError missing(std::string_view key) {
   return make_error(ErrorCode::parameter_missing, std::string(key) + " is required",
                     std::string(key));
+}
+
+// The required "amount" and "currency" of a request, into the command.
+std::optional<ApiError> read_money(const Fields& f, payments::Command* c) {
+  auto amount = f.amount("amount");
+  if (!amount.ok()) return amount.error;
+  if (!amount.value) return missing("amount");
+  auto currency = f.text("currency", 3);
+  if (!currency.ok()) return currency.error;
+  if (!currency.value) return missing("currency");
+  const auto cur = Currency::from_code(*currency.value);
+  if (!cur) {
+    return make_error(ErrorCode::currency_invalid, "not an ISO 4217 currency code", "currency");
+  }
+  c->amount = *amount.value;
+  c->currency = *cur;
+  return std::nullopt;
 }
 
 // A fingerprint of the request for its idempotency key: a keyed SHA-256 of method, path and
@@ -251,17 +269,7 @@ void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
                         "source", "customer"})) {
     return r->fail(*e);
   }
-  auto amount = f.amount("amount");
-  if (!amount.ok()) return r->fail(*amount.error);
-  if (!amount.value) return r->fail(missing("amount"));
-  auto currency = f.text("currency", 3);
-  if (!currency.ok()) return r->fail(*currency.error);
-  if (!currency.value) return r->fail(missing("currency"));
-  const auto cur = Currency::from_code(*currency.value);
-  if (!cur) {
-    return r->fail(make_error(ErrorCode::currency_invalid, "not an ISO 4217 currency code",
-                              "currency"));
-  }
+  if (auto e = read_money(f, &c)) return r->fail(*e);
   auto merchant = f.text("merchant", 64);
   if (!merchant.ok()) return r->fail(*merchant.error);
   if (!merchant.value) return r->fail(missing("merchant"));
@@ -292,8 +300,6 @@ void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
   c.customer_id = customer.value.value_or("");
   c.kind = payments::CommandKind::create_payment;
   c.id = new_object_id("pay_");
-  c.amount = *amount.value;
-  c.currency = *cur;
   c.merchant_id = *merchant.value;
   c.instrument_kind =
       c.source_wallet ? payments::InstrumentKind::none : payments::InstrumentKind::card_token;
@@ -379,22 +385,9 @@ void PaymentRoutes::create_flow(Route route, std::string_view body, payments::Co
   const std::string what_type = std::string(what) + "_type";
   std::optional<ApiError> unknown =
       transfer ? f.only({"from", "to", "amount", "currency"})
-               : f.only({topup ? "customer" : "customer", "amount", "currency", "channel", what,
-                         what_type});
+               : f.only({"customer", "amount", "currency", "channel", what, what_type});
   if (unknown) return r->fail(*unknown);
-  auto amount = f.amount("amount");
-  if (!amount.ok()) return r->fail(*amount.error);
-  if (!amount.value) return r->fail(missing("amount"));
-  auto currency = f.text("currency", 3);
-  if (!currency.ok()) return r->fail(*currency.error);
-  if (!currency.value) return r->fail(missing("currency"));
-  const auto cur = Currency::from_code(*currency.value);
-  if (!cur) {
-    return r->fail(make_error(ErrorCode::currency_invalid, "not an ISO 4217 currency code",
-                              "currency"));
-  }
-  c.amount = *amount.value;
-  c.currency = *cur;
+  if (auto e = read_money(f, &c)) return r->fail(*e);
   if (transfer) {
     auto from = f.text("from", 64);
     auto to = f.text("to", 64);
@@ -486,6 +479,14 @@ void PaymentRoutes::list_payments(const RouteMatch& m, const ResponderPtr& r) {
   q.limit = *limit;
   q.starting_after = std::string(query_value(m.query, "starting_after").value_or(""));
   q.status = std::string(query_value(m.query, "status").value_or(""));
+  static constexpr std::string_view kStatuses[] = {
+      "requires_confirmation", "requires_action", "processing", "requires_capture",
+      "succeeded",             "failed",          "canceled"};
+  if (!q.status.empty() &&
+      std::find(std::begin(kStatuses), std::end(kStatuses), q.status) == std::end(kStatuses)) {
+    return r->fail(make_error(ErrorCode::parameter_invalid, "unknown payment status " + q.status,
+                              "status"));
+  }
   q.merchant_id = std::string(query_value(m.query, "merchant").value_or(""));
   q.customer_id = std::string(query_value(m.query, "customer").value_or(""));
   std::optional<ApiError> error;
