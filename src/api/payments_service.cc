@@ -30,6 +30,7 @@ namespace {
 constexpr size_t kWebhookEventsRemembered = 100'000;
 constexpr size_t kTextBytesMax = 200;
 constexpr size_t kTokenBytesMax = 64;
+constexpr size_t kListLimitMax = 100;  // the state machines' page limit
 
 // A new object id: `prefix` and 24 random characters of [0-9A-Za-z].
 std::string new_object_id(std::string_view prefix) {
@@ -466,25 +467,33 @@ void PaymentRoutes::list_events(const RouteMatch& m, const ResponderPtr& r) {
                         }));
 }
 
-void PaymentRoutes::list_payments(const RouteMatch& m, const ResponderPtr& r) {
+// The lists of payments, top-ups, payouts and wallet transfers: one set of filters.
+void PaymentRoutes::list_objects(const RouteMatch& m, const ResponderPtr& r) {
   payments::Query q;
-  q.kind = payments::QueryKind::list_payments;
+  const bool payments = m.route == Route::list_payments;
+  q.kind = payments                         ? payments::QueryKind::list_payments
+           : m.route == Route::list_topups  ? payments::QueryKind::list_topups
+           : m.route == Route::list_payouts ? payments::QueryKind::list_payouts
+                                            : payments::QueryKind::list_wallet_transfers;
   const auto limit = parse_limit(m.query);
-  if (!limit) {
+  if (!limit || *limit > kListLimitMax) {
     return r->fail(make_error(ErrorCode::limit_invalid,
                               "limit must be an integer from 1 to " +
-                                  std::to_string(ledger::kPageLimitMax),
+                                  std::to_string(kListLimitMax),
                               "limit"));
   }
   q.limit = *limit;
   q.starting_after = std::string(query_value(m.query, "starting_after").value_or(""));
   q.status = std::string(query_value(m.query, "status").value_or(""));
-  static constexpr std::string_view kStatuses[] = {
+  static constexpr std::string_view kPaymentStatuses[] = {
       "requires_confirmation", "requires_action", "processing", "requires_capture",
       "succeeded",             "failed",          "canceled"};
-  if (!q.status.empty() &&
-      std::find(std::begin(kStatuses), std::end(kStatuses), q.status) == std::end(kStatuses)) {
-    return r->fail(make_error(ErrorCode::parameter_invalid, "unknown payment status " + q.status,
+  static constexpr std::string_view kFlowStatuses[] = {"processing", "succeeded", "failed"};
+  const auto known = [&](const auto& names) {
+    return std::find(std::begin(names), std::end(names), q.status) != std::end(names);
+  };
+  if (!q.status.empty() && !(payments ? known(kPaymentStatuses) : known(kFlowStatuses))) {
+    return r->fail(make_error(ErrorCode::parameter_invalid, "unknown status " + q.status,
                               "status"));
   }
   q.merchant_id = std::string(query_value(m.query, "merchant").value_or(""));
@@ -498,7 +507,7 @@ void PaymentRoutes::list_payments(const RouteMatch& m, const ResponderPtr& r) {
                         r, [](const Responder& r, payments::QueryResult result) {
                           if (!result.found) {
                             return r.fail(make_error(ErrorCode::starting_after_invalid,
-                                                     "starting_after is not a payment",
+                                                     "starting_after is not an object of this list",
                                                      "starting_after"));
                           }
                           r.reply(HttpReply{200, std::move(result.body)});
@@ -595,7 +604,10 @@ bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method,
       query({payments::QueryKind::get_payment, m.id}, "payment", r);
       return true;
     case Route::list_payments:
-      list_payments(m, r);
+    case Route::list_topups:
+    case Route::list_payouts:
+    case Route::list_wallet_transfers:
+      list_objects(m, r);
       return true;
     case Route::psp_webhook:
       webhook(m, h, body, r);

@@ -45,6 +45,9 @@ enum class Route : uint8_t {
   create_wallet_transfer,  // POST /v1/wallet_transfers
   get_wallet_transfer,     // GET  /v1/wallet_transfers/{id}
   list_events,             // GET  /v1/events?limit=&starting_after=&type=&object_id=&merchant=
+  list_topups,             // GET  /v1/topups?status=&customer=&created_gte=&created_lt=&...
+  list_payouts,            // GET  /v1/payouts?(the same)
+  list_wallet_transfers,   // GET  /v1/wallet_transfers?(the same; customer: either side)
 };
 
 using QueryParams = std::vector<std::pair<std::string, std::string>>;

@@ -96,7 +96,7 @@ class PaymentRoutes {
   void create_payment(std::string_view body, payments::Command c, const ResponderPtr& r);
   void payment_step(const RouteMatch& m, std::string_view body, payments::Command c,
                     const ResponderPtr& r);
-  void list_payments(const RouteMatch& m, const ResponderPtr& r);
+  void list_objects(const RouteMatch& m, const ResponderPtr& r);
   void list_events(const RouteMatch& m, const ResponderPtr& r);
   void create_refund(std::string_view body, payments::Command c, const ResponderPtr& r);
   void create_flow(Route route, std::string_view body, payments::Command c,

@@ -2,6 +2,7 @@
 
 #include "core/assert.h"
 #include "core/bytes.h"
+#include "core/codec.h"
 #include "core/hash.h"
 
 namespace keel::engine {
@@ -25,19 +26,6 @@ bool decode_metadata(ByteReader& r, Metadata* m) {
   return true;
 }
 
-bool decode_currency(ByteReader& r, Currency* c) {
-  uint16_t index = 0;
-  if (!r.u16(&index)) return false;
-  if (index == Currency::kNone) {
-    *c = Currency();
-    return true;
-  }
-  const auto found = Currency::from_index(index);
-  if (!found) return false;
-  *c = *found;
-  return true;
-}
-
 bool decode_count(ByteReader& r, uint32_t* n) {
   return r.u32(n) && *n <= ledger::kEventsPerRequestMax;
 }
@@ -49,7 +37,7 @@ void encode_accounts(const std::vector<ledger::AccountEvent>& events, std::strin
   w.u32(static_cast<uint32_t>(events.size()));
   for (const auto& e : events) {
     w.str16(e.id);
-    w.u16(e.currency.index());
+    write_currency(w, e.currency);
     w.u16(e.flags);
     encode_metadata(w, e.metadata);
   }
@@ -89,7 +77,7 @@ void encode_transfers(const std::vector<ledger::TransferEvent>& events, std::str
 void encode_set_account_closed(std::string_view id, bool closed, std::string* out) {
   ByteWriter w(out);
   w.str16(id);
-  w.u8(closed ? 1 : 0);
+  write_bool(w, closed);
 }
 
 Status decode_accounts(std::string_view payload, std::vector<ledger::AccountEvent>* out) {
@@ -98,7 +86,7 @@ Status decode_accounts(std::string_view payload, std::vector<ledger::AccountEven
   if (!decode_count(r, &n)) return Status::error("create_accounts: bad event count");
   out->resize(n);
   for (auto& e : *out) {
-    if (!r.str16(&e.id) || !decode_currency(r, &e.currency) || !r.u16(&e.flags) ||
+    if (!r.str16(&e.id) || !read_currency_or_none(r, &e.currency) || !r.u16(&e.flags) ||
         !decode_metadata(r, &e.metadata)) {
       return Status::error("create_accounts: malformed event");
     }
@@ -114,7 +102,7 @@ Status decode_transfers(std::string_view payload, std::vector<ledger::TransferEv
   out->resize(n);
   for (auto& e : *out) {
     if (!r.str16(&e.id) || !r.str16(&e.debit_account_id) || !r.str16(&e.credit_account_id) ||
-        !r.i64(&e.amount) || !decode_currency(r, &e.currency) || !r.u16(&e.flags) ||
+        !r.i64(&e.amount) || !read_currency_or_none(r, &e.currency) || !r.u16(&e.flags) ||
         !r.str16(&e.pending_id) || !r.u32(&e.timeout_s) || !decode_metadata(r, &e.metadata)) {
       return Status::error("create_transfers: malformed event");
     }
@@ -125,11 +113,9 @@ Status decode_transfers(std::string_view payload, std::vector<ledger::TransferEv
 
 Status decode_set_account_closed(std::string_view payload, std::string* id, bool* closed) {
   ByteReader r(payload);
-  uint8_t flag = 0;
-  if (!r.str16(id) || !r.u8(&flag) || flag > 1 || !r.at_end()) {
+  if (!r.str16(id) || !read_bool(r, closed) || !r.at_end()) {
     return Status::error("set_account_closed: malformed record");
   }
-  *closed = flag == 1;
   return Status::ok();
 }
 
@@ -209,8 +195,8 @@ void encode_state(const State& state, std::string* out) {
   state.payments.encode(out);
 }
 
-Status decode_state(std::string_view bytes, SipKey index_key,
-                    const payments::CoreOptions& options, State* out) {
+Status decode_state(std::string_view bytes, SipKey index_key, const payments::CoreOptions& options,
+                    State* out) {
   if (!bytes.starts_with(kStateMagic)) {
     out->payments = payments::PaymentsCore(options);
     return ledger::Ledger::decode(bytes, index_key, &out->ledger);

@@ -652,6 +652,14 @@ std::optional<AttemptResult> result_for(AttemptKind kind, const Command& c) {
   return std::nullopt;
 }
 
+bool attempt_unknown(const Payment* p, std::string_view attempt_id) {
+  if (p == nullptr) return false;
+  for (const Attempt& a : p->attempts) {
+    if (a.id == attempt_id) return a.status == AttemptStatus::unknown;
+  }
+  return false;
+}
+
 }  // namespace
 
 void PaymentsCore::operation_status(const Command& c, Timestamp now, Effects* effects,
@@ -661,6 +669,17 @@ void PaymentsCore::operation_status(const Command& c, Timestamp now, Effects* ef
   std::vector<std::pair<std::string, AttemptResult>> settle_now;
   for (const auto& [id, open] : open_attempts_) {
     if (open.reference != c.id || open.channel != c.channel) continue;
+    // "Still authorized" says a capture or void did not happen only as the answer to the
+    // resolver's own status query, asked after that call ended unknown. A webhook (late, out of
+    // order) or a query sent before the call (resolving the authorization itself) may be older
+    // than the capture or void: it must not settle it, or keel would forget a capture the PSP
+    // made.
+    const bool on_authorization =
+        open.kind == AttemptKind::capture || open.kind == AttemptKind::void_authorization;
+    if (on_authorization && c.op_state == OperationState::authorized &&
+        !(c.cause == "status_query" && attempt_unknown(payments_.find(open.owner), id))) {
+      continue;
+    }
     if (auto r = result_for(open.kind, c)) settle_now.emplace_back(id, std::move(*r));
   }
   bool any = false;
@@ -951,6 +970,10 @@ QueryResult PaymentsCore::query(const Query& q, const ledger::Ledger& ledger) co
     }
     case QueryKind::list_events:
       return render_event_list(q);
+    case QueryKind::list_topups:
+    case QueryKind::list_payouts:
+    case QueryKind::list_wallet_transfers:
+      return render_flow_list(q);
   }
   return {};
 }
@@ -981,6 +1004,32 @@ QueryResult PaymentsCore::render_event_list(const Query& q) const {
   }
   w.end_array();
   w.field("has_more", list.has_more);
+  w.end_object();
+  return {true, w.take()};
+}
+
+QueryResult PaymentsCore::render_flow_list(const Query& q) const {
+  const WalletFlowKind kind = q.kind == QueryKind::list_topups    ? WalletFlowKind::topup
+                              : q.kind == QueryKind::list_payouts ? WalletFlowKind::payout
+                                                                  : WalletFlowKind::transfer;
+  WalletFlowFilter filter;
+  for (const auto s : {WalletFlowStatus::processing, WalletFlowStatus::succeeded,
+                       WalletFlowStatus::failed}) {
+    if (wallet_flow_status_name(s) == q.status) filter.status = s;
+  }
+  filter.customer_id = q.customer_id;
+  if (q.created_gte != 0) filter.created_gte = q.created_gte;
+  if (q.created_lt != 0) filter.created_lt = q.created_lt;
+  const WalletFlowPage page = flows_.list(kind, filter, q.limit, q.starting_after);
+  if (page.result != WalletFlowResult::ok) return {};
+  JsonWriter w;
+  w.begin_object();
+  w.field("object", "list");
+  w.key("data");
+  w.begin_array();
+  for (const WalletFlow& f : page.data) w.raw(render_wallet_flow(f));
+  w.end_array();
+  w.field("has_more", page.has_more);
   w.end_object();
   return {true, w.take()};
 }

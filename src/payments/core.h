@@ -87,6 +87,9 @@ enum class QueryKind : uint8_t {
   get_payout,
   get_wallet_transfer,
   list_events,  // filters: type, merchant_id, object_id
+  list_topups,  // filters of the three lists: status, customer_id, created range
+  list_payouts,
+  list_wallet_transfers,
 };
 
 struct Query {
@@ -200,6 +203,7 @@ class PaymentsCore {
   [[nodiscard]] std::string render_wallet(const Customer& c, const ledger::Ledger& ledger) const;
   [[nodiscard]] std::string render_payment_list(const Query& q) const;
   [[nodiscard]] QueryResult render_event_list(const Query& q) const;
+  [[nodiscard]] QueryResult render_flow_list(const Query& q) const;
   void encode_flows(std::string* out) const { flows_.encode(out); }
   void encode_outbox(std::string* out) const { outbox_.encode(out); }
   void encode_idempotency(std::string* out) const { idempotency_.encode(out); }

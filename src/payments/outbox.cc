@@ -5,6 +5,7 @@
 
 #include "core/assert.h"
 #include "core/bytes.h"
+#include "core/codec.h"
 #include "core/enum_name.h"
 #include "core/hash.h"
 #include "core/ids.h"
@@ -563,15 +564,13 @@ Status Outbox::decode(std::string_view bytes, Outbox* out) {
     DeliveryStatus& d = e.stored.delivery;
     uint32_t data_len = 0;
     std::string_view data;
-    uint8_t state = 0;
     const bool ok = r.u64(&e.seq) && r.str16(&ev.id) && r.str16(&ev.type) &&
                     r.str16(&ev.merchant_id) && r.str16(&ev.object_id) && r.i64(&ev.created_at) &&
                     r.u32(&data_len) && data_len <= kEventDataBytesMax && r.raw(&data, data_len) &&
-                    r.u8(&state) && state <= static_cast<uint8_t>(DeliveryState::canceled) &&
-                    r.u32(&d.attempts) && r.i64(&d.next_attempt_at) && r.i64(&d.last_attempt_at);
+                    read_enum(r, DeliveryState::canceled, &d.state) && r.u32(&d.attempts) &&
+                    r.i64(&d.next_attempt_at) && r.i64(&d.last_attempt_at);
     if (!ok) return Status::error("outbox: event " + std::to_string(i) + " truncated");
     ev.data.assign(data);
-    d.state = static_cast<DeliveryState>(state);
     const bool in_order = e.seq > 0 && e.seq < s.next_seq_ &&
                           (s.events_.empty() || s.events_.rbegin()->first < e.seq);
     if (!in_order || check_event(ev) != OutboxResult::ok ||

@@ -5,8 +5,10 @@
 #include "core/assert.h"
 #include "core/bytes.h"
 #include "core/checked.h"
+#include "core/codec.h"
 #include "core/enum_name.h"
 #include "core/ids.h"
+#include "payments/codec.h"
 
 namespace keel::payments {
 namespace {
@@ -597,8 +599,8 @@ void PaymentMachine::settle_authorization(Payment& p, const Attempt& a, bool cap
         add_attempt(p, AttemptKind::authorization, a.channel, p.amount, now, effects);
         return;
       }
-      p.error_code = a.error_code.empty() ? std::string(attempt_status_name(a.status))
-                                          : a.error_code;
+      p.error_code =
+          a.error_code.empty() ? std::string(attempt_status_name(a.status)) : a.error_code;
       move_to(p, PaymentStatus::failed, cause, now);
       return;
     }
@@ -780,25 +782,9 @@ uint8_t u8_of(E e) {
   return static_cast<uint8_t>(e);
 }
 
-void write_rate(ByteWriter& w, const FeeRate& r) {
-  w.i64(r.basis_points);
-  w.i64(r.fixed_minor);
-}
-
 void write_attempts(ByteWriter& w, const std::vector<Attempt>& attempts) {
   w.u32(static_cast<uint32_t>(attempts.size()));
-  for (const Attempt& a : attempts) {
-    w.str16(a.id);
-    w.u8(u8_of(a.kind));
-    w.str16(a.channel);
-    w.u8(u8_of(a.status));
-    w.i64(a.amount);
-    w.i64(a.fee);
-    w.str16(a.psp_reference);
-    w.str16(a.error_code);
-    w.i64(a.created_at);
-    w.i64(a.updated_at);
-  }
+  for (const Attempt& a : attempts) encode_attempt(w, a);
 }
 
 template <typename Entry>
@@ -818,7 +804,7 @@ void write_refund(ByteWriter& w, const Refund& r) {
   w.u8(u8_of(r.status));
   w.i64(r.created_at);
   w.i64(r.deadline);
-  w.u8(r.in_review ? 1 : 0);
+  write_bool(w, r.in_review);
   write_attempts(w, r.attempts);
   write_timeline(w, r.timeline);
 }
@@ -826,7 +812,7 @@ void write_refund(ByteWriter& w, const Refund& r) {
 void write_payment(ByteWriter& w, const Payment& p) {
   w.str16(p.id);
   w.i64(p.amount);
-  w.u16(p.currency.index());
+  write_currency(w, p.currency);
   w.str16(p.merchant_id);
   w.u8(u8_of(p.source));
   w.u8(u8_of(p.capture_method));
@@ -842,42 +828,11 @@ void write_payment(ByteWriter& w, const Payment& p) {
   w.i64(p.created_at);
   w.i64(p.deadline);
   w.i64(p.authorization_expires_at);
-  w.u8(p.in_review ? 1 : 0);
+  write_bool(w, p.in_review);
   write_attempts(w, p.attempts);
   write_timeline(w, p.timeline);
   w.u32(static_cast<uint32_t>(p.refunds.size()));
   for (const Refund& r : p.refunds) write_refund(w, r);
-}
-
-template <typename E>
-bool read_enum(ByteReader& r, E last, E* out) {
-  uint8_t v = 0;
-  if (!r.u8(&v) || v > static_cast<uint8_t>(last)) return false;
-  *out = static_cast<E>(v);
-  return true;
-}
-
-bool read_bool(ByteReader& r, bool* out) {
-  uint8_t v = 0;
-  if (!r.u8(&v) || v > 1) return false;
-  *out = v == 1;
-  return true;
-}
-
-bool read_rate(ByteReader& r, FeeRate* out) {
-  return r.i64(&out->basis_points) && r.i64(&out->fixed_minor);
-}
-
-bool read_fees(ByteReader& r, FeeSchedule* out) {
-  uint32_t n = 0;
-  if (!read_rate(r, &out->default_rate) || !r.u32(&n) || n > kFeeChannelsMax) return false;
-  for (uint32_t i = 0; i < n; ++i) {
-    std::string channel;
-    FeeRate rate;
-    if (!r.str16(&channel) || !read_rate(r, &rate)) return false;
-    if (!out->channels.emplace(std::move(channel), rate).second) return false;
-  }
-  return true;
 }
 
 bool read_attempts(ByteReader& r, std::vector<Attempt>* out) {
@@ -885,11 +840,7 @@ bool read_attempts(ByteReader& r, std::vector<Attempt>* out) {
   if (!r.u32(&n) || n > kAttemptsPerPaymentMax) return false;
   for (uint32_t i = 0; i < n; ++i) {
     Attempt a;
-    const bool ok = r.str16(&a.id) && read_enum(r, AttemptKind::topup, &a.kind) &&
-                    r.str16(&a.channel) && read_enum(r, AttemptStatus::unknown, &a.status) &&
-                    r.i64(&a.amount) && r.i64(&a.fee) && r.str16(&a.psp_reference) &&
-                    r.str16(&a.error_code) && r.i64(&a.created_at) && r.i64(&a.updated_at);
-    if (!ok) return false;
+    if (!decode_attempt(r, &a)) return false;
     out->push_back(std::move(a));
   }
   return true;
@@ -918,9 +869,8 @@ bool read_refund(ByteReader& r, const std::string& payment_id, Refund* out) {
 }
 
 bool read_payment(ByteReader& r, Payment* p) {
-  uint16_t currency = 0;
-  bool ok = r.str16(&p->id) && r.i64(&p->amount) && r.u16(&currency) && r.str16(&p->merchant_id) &&
-            read_enum(r, PaymentSource::wallet, &p->source) &&
+  bool ok = r.str16(&p->id) && r.i64(&p->amount) && read_currency(r, &p->currency) &&
+            r.str16(&p->merchant_id) && read_enum(r, PaymentSource::wallet, &p->source) &&
             read_enum(r, CaptureMethod::manual, &p->capture_method) &&
             r.str16(&p->payment_method) && r.str16(&p->customer_id) &&
             read_enum(r, PaymentStatus::canceled, &p->status);
@@ -931,10 +881,8 @@ bool read_payment(ByteReader& r, Payment* p) {
   ok = ok && r.str16(&p->channel) && r.str16(&p->error_code) && r.i64(&p->created_at) &&
        r.i64(&p->deadline) && r.i64(&p->authorization_expires_at) && read_bool(r, &p->in_review) &&
        read_attempts(r, &p->attempts) && read_timeline(r, PaymentStatus::canceled, &p->timeline);
-  const std::optional<Currency> c = Currency::from_index(currency);
   uint32_t refunds = 0;
-  if (!ok || !c.has_value() || !r.u32(&refunds) || refunds > kRefundsPerPaymentMax) return false;
-  p->currency = *c;
+  if (!ok || !r.u32(&refunds) || refunds > kRefundsPerPaymentMax) return false;
   for (uint32_t i = 0; i < refunds; ++i) {
     Refund refund;
     if (!read_refund(r, p->id, &refund)) return false;
@@ -1082,12 +1030,7 @@ const char* payment_problem(const Payment& p) {
 void PaymentMachine::encode(std::string* out) const {
   ByteWriter w(out);
   w.u32(kEncodingVersion);
-  write_rate(w, fees_.default_rate);
-  w.u32(static_cast<uint32_t>(fees_.channels.size()));
-  for (const auto& [channel, rate] : fees_.channels) {
-    w.str16(channel);
-    write_rate(w, rate);
-  }
+  encode_fees(w, fees_);
   w.u64(payments_.size());
   for (const auto& [id, p] : payments_) write_payment(w, p);
 }
@@ -1122,7 +1065,7 @@ Status PaymentMachine::decode(std::string_view bytes, PaymentDeadlines deadlines
   FeeSchedule fees;
   uint64_t n = 0;
   if (!r.u32(&version) || version != kEncodingVersion) return Status::error("payments: bad header");
-  if (!read_fees(r, &fees) || !is_valid(fees)) return Status::error("payments: bad fee schedule");
+  if (!decode_fees(r, &fees)) return Status::error("payments: bad fee schedule");
   if (!r.u64(&n)) return Status::error("payments: bad payment count");
   PaymentMachine m(deadlines, std::move(fees));
   for (uint64_t i = 0; i < n; ++i) {

@@ -6,12 +6,14 @@
 #include "core/assert.h"
 #include "core/bytes.h"
 #include "core/checked.h"
+#include "core/codec.h"
 #include "core/enum_name.h"
+#include "payments/codec.h"
 
 namespace keel::payments {
 namespace {
 
-constexpr uint32_t kEncodingVersion = 1;
+constexpr uint32_t kEncodingVersion = 2;  // 2: attempts carry their fee (payments/codec.h)
 constexpr std::string_view kInsufficientFunds = "insufficient_funds";
 constexpr std::string_view kReviewCause = "deadline: review";
 
@@ -97,9 +99,10 @@ void link_from(size_t first, Effects* effects) {
   for (size_t i = first; i + 1 < p.size(); ++i) p[i].flags |= ledger::transfer_flags::kLinked;
 }
 
+// The PSP fee of a flow is kept on the flow (`fee`), never on its attempt.
 bool attempt_consistent(const WalletFlow& f, const Attempt& a, size_t index) {
   return a.id == f.id + "_a" + std::to_string(index + 1) && a.kind == attempt_kind(f.kind) &&
-         a.channel == f.channel && a.amount == f.amount &&
+         a.channel == f.channel && a.amount == f.amount && a.fee == 0 &&
          a.psp_reference.size() <= kWalletFlowResultTextLengthMax &&
          a.error_code.size() <= kWalletFlowResultTextLengthMax && a.created_at <= a.updated_at;
 }
@@ -158,54 +161,18 @@ bool consistent(const WalletFlow& f) {
   return f.timeline.back().to == f.status;
 }
 
-template <typename E>
-bool read_enum(ByteReader& r, E max, E* out) {
-  uint8_t v = 0;
-  if (!r.u8(&v) || v > static_cast<uint8_t>(max)) return false;
-  *out = static_cast<E>(v);
-  return true;
-}
-
-bool read_currency(ByteReader& r, Currency* out) {
-  uint16_t index = 0;
-  if (!r.u16(&index)) return false;
-  const auto c = Currency::from_index(index);
-  if (!c) return false;
-  *out = *c;
-  return true;
-}
-
-void encode_attempt(ByteWriter& w, const Attempt& a) {
-  w.str16(a.id);
-  w.u8(static_cast<uint8_t>(a.kind));
-  w.str16(a.channel);
-  w.u8(static_cast<uint8_t>(a.status));
-  w.i64(a.amount);
-  w.str16(a.psp_reference);
-  w.str16(a.error_code);
-  w.i64(a.created_at);
-  w.i64(a.updated_at);
-}
-
-bool decode_attempt(ByteReader& r, Attempt* a) {
-  return r.str16(&a->id) && read_enum(r, AttemptKind::topup, &a->kind) && r.str16(&a->channel) &&
-         read_enum(r, AttemptStatus::unknown, &a->status) && r.i64(&a->amount) &&
-         r.str16(&a->psp_reference) && r.str16(&a->error_code) && r.i64(&a->created_at) &&
-         r.i64(&a->updated_at);
-}
-
 void encode_flow(ByteWriter& w, const WalletFlow& f) {
   w.str16(f.id);
   w.u8(static_cast<uint8_t>(f.kind));
   w.str16(f.customer_id);
   w.str16(f.to_customer_id);
   w.i64(f.amount);
-  w.u16(f.currency.index());
+  write_currency(w, f.currency);
   w.str16(f.channel);
   w.u8(static_cast<uint8_t>(f.instrument_kind));
   w.str16(f.instrument);
   w.u8(static_cast<uint8_t>(f.status));
-  w.u8(f.in_review ? 1 : 0);
+  write_bool(w, f.in_review);
   w.str16(f.error_code);
   w.i64(f.fee);
   w.i64(f.created_at);
@@ -223,19 +190,17 @@ void encode_flow(ByteWriter& w, const WalletFlow& f) {
 }
 
 bool decode_flow(ByteReader& r, WalletFlow* f) {
-  uint8_t in_review = 0;
   uint32_t attempts = 0;
   uint32_t entries = 0;
   if (!(r.str16(&f->id) && read_enum(r, WalletFlowKind::payout, &f->kind) &&
         r.str16(&f->customer_id) && r.str16(&f->to_customer_id) && r.i64(&f->amount) &&
         read_currency(r, &f->currency) && r.str16(&f->channel) &&
         read_enum(r, InstrumentKind::account, &f->instrument_kind) && r.str16(&f->instrument) &&
-        read_enum(r, WalletFlowStatus::failed, &f->status) && r.u8(&in_review) && in_review <= 1 &&
+        read_enum(r, WalletFlowStatus::failed, &f->status) && read_bool(r, &f->in_review) &&
         r.str16(&f->error_code) && r.i64(&f->fee) && r.i64(&f->created_at) &&
         r.i64(&f->updated_at) && r.i64(&f->deadline) && r.u32(&attempts))) {
     return false;
   }
-  f->in_review = in_review == 1;
   for (uint32_t i = 0; i < attempts; ++i) {
     Attempt a;
     if (!decode_attempt(r, &a)) return false;
