@@ -1,5 +1,6 @@
 #include "api/psp_dispatcher.h"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -68,6 +69,7 @@ std::optional<payments::Command> answer_command(const payments::PspCall& call,
   c.id = call.attempt_id;
   c.cause = "psp_response";
   c.result.error_code = r.error_code;
+  c.result.latency_ms = std::max<int64_t>(r.latency_ms, 1);
   if (r.op) {
     c.result.psp_reference = r.op->psp_reference;
     c.result.fee = r.op->fee_minor;

@@ -46,6 +46,7 @@ void encode_attempt(ByteWriter& w, const Attempt& a) {
   w.u8(static_cast<uint8_t>(a.status));
   w.i64(a.amount);
   w.i64(a.fee);
+  w.i64(a.latency_ms);
   w.str16(a.psp_reference);
   w.str16(a.error_code);
   w.i64(a.created_at);
@@ -55,7 +56,8 @@ void encode_attempt(ByteWriter& w, const Attempt& a) {
 bool decode_attempt(ByteReader& r, Attempt* out) {
   return r.str16(&out->id) && read_enum(r, AttemptKind::topup, &out->kind) &&
          r.str16(&out->channel) && read_enum(r, AttemptStatus::unknown, &out->status) &&
-         r.i64(&out->amount) && r.i64(&out->fee) && r.str16(&out->psp_reference) &&
+         r.i64(&out->amount) && r.i64(&out->fee) && r.i64(&out->latency_ms) &&
+         r.str16(&out->psp_reference) &&
          r.str16(&out->error_code) && r.i64(&out->created_at) && r.i64(&out->updated_at);
 }
 

@@ -10,7 +10,7 @@
 namespace keel::payments {
 namespace {
 
-constexpr uint8_t kCommandVersion = 2;  // 2: fees as in payments/codec.h (u32 channel count)
+constexpr uint8_t kCommandVersion = 3;  // 2: fees as in payments/codec.h; 3: result latency
 constexpr uint8_t kLastKind = static_cast<uint8_t>(CommandKind::set_fees);
 
 // The command's strings in their wire order; C is Command or const Command.
@@ -37,6 +37,7 @@ void encode_command(const Command& c, std::string* out) {
   w.u8(static_cast<uint8_t>(c.result.status));
   write_bool(w, c.result.captured);
   w.i64(c.result.fee);
+  w.i64(c.result.latency_ms);
   write_bool(w, c.delivered);
   w.u8(static_cast<uint8_t>(c.op_state));
   encode_fees(w, c.fees);
@@ -59,7 +60,7 @@ Status decode_command(std::string_view bytes, Command* out) {
                   read_enum(r, InstrumentKind::account, &c.instrument_kind) &&
                   read_bool(r, &c.capture_manual) && read_bool(r, &c.source_wallet) &&
                   read_enum(r, AttemptStatus::unknown, &c.result.status) &&
-                  read_bool(r, &c.result.captured) && r.i64(&c.result.fee) &&
+                  read_bool(r, &c.result.captured) && r.i64(&c.result.fee) && r.i64(&c.result.latency_ms) &&
                   read_bool(r, &c.delivered) && read_enum(r, OperationState::failed, &c.op_state) &&
                   decode_fees(r, &c.fees) && r.at_end();
   if (!ok) return Status::error("payments command: malformed fields");

@@ -137,6 +137,8 @@ void write_attempt(JsonWriter& w, const Attempt& a) {
   w.field("status", attempt_status_name(a.status));
   w.field("amount", a.amount);
   w.field("fee", a.fee);
+  w.key("latency_ms");
+  a.latency_ms == 0 ? w.null() : w.number(a.latency_ms);
   w.field_or_null("psp_reference", a.psp_reference);
   w.field_or_null("error_code", a.error_code);
   w.field("created_at", format_rfc3339(a.created_at));

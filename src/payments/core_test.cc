@@ -72,6 +72,7 @@ class CoreTest : public ::testing::Test {
     c.id = std::move(attempt);
     c.result.status = s;
     c.result.psp_reference = "psp_1";
+    c.result.latency_ms = 7;
     c.cause = "psp_response";
     return c;
   }
@@ -122,6 +123,10 @@ TEST_F(CoreTest, KeyedConfirmWaitsForThePspAndCompletesTheKeyWithTheFinalPayment
   ASSERT_EQ(approved.completed.size(), 1u);
   EXPECT_EQ(approved.completed[0].key, "k1");
   EXPECT_NE(approved.completed[0].reply.body.find("\"status\":\"succeeded\""), std::string::npos);
+  // The attempt keeps what the PSP's answer said and how long the call took.
+  EXPECT_NE(approved.completed[0].reply.body.find("\"latency_ms\":7,\"psp_reference\":\"psp_1\""),
+            std::string::npos)
+      << approved.completed[0].reply.body;
   EXPECT_EQ(credits_posted("merchant:mch_1:USD"), 1250);
 
   const ApplyOutcome replay = apply(keyed(confirm("pay_1"), "k1", kFingerprintA));

@@ -137,6 +137,7 @@ PaymentResult record_result(Attempt& a, const AttemptResult& result, Timestamp n
   if (result.fee > a.amount) return PaymentResult::result_invalid;
   a.status = result.status;
   a.psp_reference = result.psp_reference;
+  a.latency_ms = result.latency_ms;
   a.error_code = result.error_code;
   a.fee = result.fee;
   a.updated_at = now;
@@ -775,7 +776,7 @@ std::vector<const Payment*> PaymentMachine::list(const PaymentFilter& filter, si
 
 namespace {
 
-constexpr uint32_t kEncodingVersion = 1;
+constexpr uint32_t kEncodingVersion = 2;  // 2: attempts carry their latency
 
 template <typename E>
 uint8_t u8_of(E e) {

@@ -108,6 +108,7 @@ struct AttemptResult {
   std::string psp_reference;
   std::string error_code;  // normalized decline or error code
   int64_t fee = 0;         // what the PSP charged keel for it (minor units), when it says
+  int64_t latency_ms = 0;  // how long the call took as keel saw it (0: not from a call)
 };
 
 struct Attempt {
@@ -117,6 +118,7 @@ struct Attempt {
   AttemptStatus status = AttemptStatus::pending;
   int64_t amount = 0;
   int64_t fee = 0;  // the PSP's fee from the result that settled it
+  int64_t latency_ms = 0;  // of the call that answered it (0 when a query or webhook did)
   std::string psp_reference;
   std::string error_code;
   Timestamp created_at = 0;

@@ -13,7 +13,7 @@
 namespace keel::payments {
 namespace {
 
-constexpr uint32_t kEncodingVersion = 2;  // 2: attempts carry their fee (payments/codec.h)
+constexpr uint32_t kEncodingVersion = 3;  // 2: attempts carry their fee; 3: and latency
 constexpr std::string_view kInsufficientFunds = "insufficient_funds";
 constexpr std::string_view kReviewCause = "deadline: review";
 
@@ -463,6 +463,7 @@ WalletFlowResult WalletFlows::apply_result(std::string_view attempt_id, const At
   }
   a->status = result.status;
   a->psp_reference = result.psp_reference;
+  a->latency_ms = result.latency_ms;
   a->error_code = result.error_code;
   a->updated_at = now;
   f->updated_at = now;
