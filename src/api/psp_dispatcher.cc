@@ -113,6 +113,9 @@ struct PspDispatcher::Impl {
   std::thread thread;
   std::atomic<engine::Engine*> engine{nullptr};
   std::mt19937_64 random{std::random_device{}()};  // jitter only; I/O thread
+  // When this run began to resolve each attempt (I/O thread only). After a restart the clock
+  // starts again: the grace for "never received" only grows.
+  std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> resolving_since;
   std::atomic<uint64_t> calls{0}, status_queries{0}, results_submitted{0};
 
   explicit Impl(DispatcherOptions o) : options(std::move(o)) {
@@ -241,6 +244,7 @@ struct PspDispatcher::Impl {
   // Asks the PSP about `r.reference` after `delay_ms`, again with a doubled delay until it
   // answers with an outcome.
   void resolve(payments::ResolveRequest r, int64_t delay_ms) {
+    resolving_since.try_emplace(r.attempt_id, std::chrono::steady_clock::now());
     Impl* self = this;
     after(jittered(delay_ms), [self, r = std::move(r), delay_ms] {
       connectors::PspClient* psp = self->client(r.channel);
@@ -256,6 +260,13 @@ struct PspDispatcher::Impl {
                  int64_t delay_ms) {
     const int64_t next = std::min(delay_ms * 2, options.resolve_max_ms);
     if (result.outcome == AttemptOutcome::not_found) {
+      const auto since = resolving_since.find(r.attempt_id);
+      if (since != resolving_since.end() &&
+          std::chrono::steady_clock::now() - since->second <
+              std::chrono::milliseconds(options.not_found_grace_ms)) {
+        return resolve(r, next);  // maybe still on its way in: not yet "never received"
+      }
+      resolving_since.erase(r.attempt_id);
       connectors::Operation never;
       never.reference = r.reference;
       payments::Command c = operation_status_command(r.channel, never, "status_query");
@@ -265,6 +276,7 @@ struct PspDispatcher::Impl {
     }
     if (!result.op) return resolve(r, next);  // no answer this time: ask again later
     if (result.op->status == OperationStatus::pending) return resolve(r, next);
+    resolving_since.erase(r.attempt_id);
     offer(operation_status_command(r.channel, *result.op, "status_query"));
   }
 };

@@ -30,6 +30,11 @@ struct DispatcherOptions {
   // synchronized storm of queries).
   int64_t resolve_initial_ms = 1'000;
   int64_t resolve_max_ms = 60'000;
+  // A status query's "never received" (404) is believed only this long after keel began to
+  // resolve the attempt: a call that timed out may still be on its way into the PSP, and
+  // concluding "never received" too early would let a retry charge twice. Before that, the
+  // resolver asks again later. Keep it above the PSP's worst processing delay.
+  int64_t not_found_grace_ms = 30'000;
   // A result the engine could not take (queue full) is offered again after this long.
   int64_t resubmit_ms = 200;
 };

@@ -33,6 +33,7 @@ constexpr std::array kRoutes = {
     RouteSpec{"POST", {"v1", "admin", "snapshot"}, Route::admin_snapshot, {}},
     RouteSpec{"GET", {"healthz"}, Route::healthz, {}},
     RouteSpec{"GET", {"readyz"}, Route::readyz, {}},
+    RouteSpec{"GET", {"metrics"}, Route::metrics, {}},
     RouteSpec{"POST", {"v1", "customers"}, Route::create_customer, {}},
     RouteSpec{"GET", {"v1", "customers", "{id}"}, Route::get_customer, {}},
     RouteSpec{"POST", {"v1", "merchants"}, Route::create_merchant, {}},

@@ -164,7 +164,8 @@ void Session::write(HttpReply reply) {
   response_ = {};
   response_.version(11);
   response_.result(reply.status);
-  response_.set(http::field::content_type, "application/json");
+  response_.set(http::field::content_type,
+                reply.content_type.empty() ? "application/json" : reply.content_type);
   response_.set("Request-Id", request_id_);
   if (!traceparent_.empty()) response_.set("traceparent", traceparent_);
   if (!reply.allow.empty()) response_.set(http::field::allow, reply.allow);

@@ -143,6 +143,36 @@ void admin_snapshot(engine::Engine* engine, std::string_view body, const Respond
   }));
 }
 
+// The engine's counters in the Prometheus text format. keel_payments_in_review is the alert:
+// payments whose outcome was still unknown at their deadline.
+std::string metrics_text(const engine::EngineStatus& s) {
+  std::string out;
+  const auto metric = [&out](std::string_view name, std::string_view type, std::string_view help,
+                             uint64_t value) {
+    out += "# HELP " + std::string(name) + " " + std::string(help) + "\n# TYPE " +
+           std::string(name) + " " + std::string(type) + "\n" + std::string(name) + " " +
+           std::to_string(value) + "\n";
+  };
+  metric("keel_journal_last_seq", "gauge", "Last durable journal record.", s.last_seq);
+  metric("keel_engine_queue_depth", "gauge", "Commands waiting for the writer.", s.queue_depth);
+  metric("keel_engine_batches_committed_total", "counter", "Group commits since start.",
+         s.batches_committed);
+  metric("keel_ledger_accounts", "gauge", "Ledger accounts.", s.counts.accounts);
+  metric("keel_ledger_transfers", "gauge", "Ledger transfers.", s.counts.transfers);
+  metric("keel_payments", "gauge", "Payments stored.", s.payments.payments);
+  metric("keel_payments_in_review", "gauge",
+         "Payments, refunds past their deadline with an unknown PSP outcome (alert when > 0).",
+         s.payments.in_review);
+  metric("keel_wallet_flows", "gauge", "Top-ups, payouts and wallet transfers stored.",
+         s.payments.wallet_flows);
+  metric("keel_idempotency_keys", "gauge", "Idempotency keys kept.", s.payments.idempotency_keys);
+  metric("keel_webhook_deliveries_pending", "gauge", "Merchant webhooks not yet delivered.",
+         s.payments.deliveries_pending);
+  metric("keel_payment_postings_rejected_total", "counter",
+         "Payment postings the ledger refused (a bug: alert when > 0).", s.postings_rejected);
+  return out;
+}
+
 }  // namespace
 
 Service::Service(engine::Engine* engine, PaymentsApiOptions payments)
@@ -179,6 +209,14 @@ void Service::handle(std::string_view method, std::string_view target,
       return admin_snapshot(engine_, body, r);
     case Route::healthz:
       return r->ok(json::object{{"status", "ok"}});
+    case Route::metrics:
+      return engine_->get_status(
+          false, on_io_thread<engine::EngineStatus>(r, [](const Responder& r,
+                                                          engine::EngineStatus s) {
+            HttpReply reply{200, metrics_text(s)};
+            reply.content_type = "text/plain; version=0.0.4";
+            r.reply(std::move(reply));
+          }));
     case Route::readyz:
       if (draining_.load() || !engine_->healthy()) {
         return r->fail(make_error(ErrorCode::unavailable, "not ready"));

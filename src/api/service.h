@@ -21,6 +21,7 @@ struct HttpReply {
   std::string allow;         // the Allow header, for 405
   bool retry_after = false;  // adds Retry-After: 1 (503)
   bool idempotent_replayed = false;  // adds Idempotent-Replayed: true
+  std::string content_type;          // empty: application/json
 };
 
 // The request headers the routes read.

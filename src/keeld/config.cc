@@ -165,7 +165,7 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
   error = unknown_key(*p, "payments.",
                       {"default_channel", "settle_wait_ms", "idempotency_ttl_s",
                        "confirmation_deadline_s", "processing_deadline_s", "capture_deadline_s",
-                       "resolve_initial_ms", "resolve_max_ms"});
+                       "resolve_initial_ms", "resolve_max_ms", "not_found_grace_ms"});
   if (!error.empty()) return error;
   auto& d = c->engine.payments.deadlines;
   const bool ok =
@@ -177,7 +177,8 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
       read_int(*p, "processing_deadline_s", "payments.", &d.processing_s, 1, &error) &&
       read_int(*p, "capture_deadline_s", "payments.", &d.capture_s, 1, &error) &&
       read_int(*p, "resolve_initial_ms", "payments.", &c->psp.resolve_initial_ms, 1, &error) &&
-      read_int(*p, "resolve_max_ms", "payments.", &c->psp.resolve_max_ms, 1, &error);
+      read_int(*p, "resolve_max_ms", "payments.", &c->psp.resolve_max_ms, 1, &error) &&
+      read_int(*p, "not_found_grace_ms", "payments.", &c->psp.not_found_grace_ms, 0, &error);
   return ok ? std::string() : error;
 }
 

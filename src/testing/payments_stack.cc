@@ -92,6 +92,7 @@ Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<Paymen
     std::string k = "[payments]\ndefault_channel = \"cardco\"\n";
     k += "resolve_initial_ms = " + std::to_string(s->options_.resolve_initial_ms) + "\n";
     k += "resolve_max_ms = " + std::to_string(s->options_.resolve_max_ms) + "\n";
+    k += "not_found_grace_ms = " + std::to_string(s->options_.not_found_grace_ms) + "\n";
     k += s->options_.payments_toml_extra + "\n";
     for (const std::string_view psp : kPsps) {
       const std::string name(psp);

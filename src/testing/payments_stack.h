@@ -34,6 +34,9 @@ struct PaymentsStackOptions {
   // resolve_max_ms.
   int64_t resolve_initial_ms = 200;
   int64_t resolve_max_ms = 2'000;
+  // How long a status query's "never received" is not yet believed (keeld's
+  // not_found_grace_ms): above the simulator's largest latency in these tests.
+  int64_t not_found_grace_ms = 5'000;
   // The connector's bound on one PSP call (black holes end as unknown after it).
   int64_t total_timeout_ms = 2'000;
   // Added to keeld's command line.

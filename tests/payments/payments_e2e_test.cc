@@ -197,11 +197,11 @@ class PaymentsE2E : public ::testing::Test {
   // starting with a comma.
   std::string create_payment(const std::string& merchant, int64_t amount,
                              const std::string& extra = R"(, "payment_method": "tok_visa")") {
-    const JsonResponse r = stack_->post("/v1/payments",
-                                        R"({"amount": )" + std::to_string(amount) +
-                                            R"(, "currency": "USD", "merchant": ")" + merchant +
-                                            "\"" + extra + "}",
-                                        new_key());
+    const JsonResponse r =
+        stack_->post("/v1/payments",
+                     R"({"amount": )" + std::to_string(amount) +
+                         R"(, "currency": "USD", "merchant": ")" + merchant + "\"" + extra + "}",
+                     new_key());
     EXPECT_EQ(r.status, 200u) << r.text;
     if (r.status != 200) return {};
     EXPECT_EQ(str(r.body, "status"), "requires_confirmation");
@@ -214,11 +214,11 @@ class PaymentsE2E : public ::testing::Test {
 
   // Tops up `customer` with `amount` USD by card on cardco; returns the top-up.
   JsonResponse topup(const std::string& customer, int64_t amount) {
-    return stack_->post("/v1/topups",
-                        R"({"customer": ")" + customer + R"(", "amount": )" +
-                            std::to_string(amount) +
-                            R"(, "currency": "USD", "source": "tok_visa", "source_type": "card_token"})",
-                        new_key());
+    return stack_->post(
+        "/v1/topups",
+        R"({"customer": ")" + customer + R"(", "amount": )" + std::to_string(amount) +
+            R"(, "currency": "USD", "source": "tok_visa", "source_type": "card_token"})",
+        new_key());
   }
 
   // The wallet balance of `customer` in USD: {available, pending_in, pending_out}; all -1 if
@@ -268,11 +268,10 @@ class PaymentsE2E : public ::testing::Test {
 TEST_F(PaymentsE2E, CardPaymentWithAutomaticCaptureCreditsTheMerchantOnce) {
   const std::string merchant = stack_->create_merchant();
   ASSERT_FALSE(merchant.empty());
-  const JsonResponse created = stack_->post(
-      "/v1/payments",
-      R"({"amount": 1250, "currency": "USD", "merchant": ")" + merchant +
-          R"(", "payment_method": "tok_visa"})",
-      new_key());
+  const JsonResponse created = stack_->post("/v1/payments",
+                                            R"({"amount": 1250, "currency": "USD", "merchant": ")" +
+                                                merchant + R"(", "payment_method": "tok_visa"})",
+                                            new_key());
   ASSERT_EQ(created.status, 200u) << created.text;
   const std::string id(created.body.at("id").as_string());
   EXPECT_EQ(created.body.at("status").as_string(), "requires_confirmation");
@@ -433,10 +432,11 @@ TEST_F(PaymentsE2E, TopUpCreditsTheWalletOnlyAfterThePspApprovesWithThePspFee) {
       "cardco", R"({"async_rate": 1.0, "async_delay_ms": {"min": 1500, "max": 1500}})"));
   JsonResponse done;
   std::thread client([&] {
-    done = stack_->post_unshared("/v1/topups",
-                                 R"({"customer": ")" + c +
-                                     R"(", "amount": 5000, "currency": "USD", "source": "tok_visa", "source_type": "card_token"})",
-                                 new_key());
+    done = stack_->post_unshared(
+        "/v1/topups",
+        R"({"customer": ")" + c +
+            R"(", "amount": 5000, "currency": "USD", "source": "tok_visa", "source_type": "card_token"})",
+        new_key());
   });
   // Wait until the PSP holds the top-up as pending, then look at keel's side.
   bool seen_pending = false;
@@ -498,7 +498,8 @@ TEST_F(PaymentsE2E, WalletPaymentMovesMoneyAtOnceAndFailsWithoutFundsMovingNothi
   ASSERT_EQ(str(topup(c, 5000).body, "status"), "succeeded");
   const std::string merchant = "merchant:" + m + ":USD";
 
-  const std::string id = create_payment(m, 1200, R"(, "source": "wallet", "customer": ")" + c + "\"");
+  const std::string id =
+      create_payment(m, 1200, R"(, "source": "wallet", "customer": ")" + c + "\"");
   const JsonResponse paid = confirm(id);
   ASSERT_EQ(paid.status, 200u) << paid.text;
   EXPECT_EQ(str(paid.body, "status"), "succeeded");
@@ -512,7 +513,8 @@ TEST_F(PaymentsE2E, WalletPaymentMovesMoneyAtOnceAndFailsWithoutFundsMovingNothi
   EXPECT_EQ(balance(merchant, "debits_posted"), 6);
 
   // More than the wallet holds: the payment fails and nothing moves.
-  const std::string big = create_payment(m, 3801, R"(, "source": "wallet", "customer": ")" + c + "\"");
+  const std::string big =
+      create_payment(m, 3801, R"(, "source": "wallet", "customer": ")" + c + "\"");
   const JsonResponse refused = confirm(big);
   ASSERT_EQ(refused.status, 200u) << refused.text;
   EXPECT_EQ(str(refused.body, "status"), "failed");
@@ -573,9 +575,8 @@ TEST_F(PaymentsE2E, PartialRefundsNeverExceedTheCapturedAmountAndMatchThePspsBoo
   const std::string attempt = str(paid.body.at("attempts").at(0), "id");
 
   const auto refund = [&](std::string_view amount_field) {
-    return stack_->post("/v1/refunds",
-                        R"({"payment": ")" + id + "\"" + std::string(amount_field) + "}",
-                        new_key());
+    return stack_->post(
+        "/v1/refunds", R"({"payment": ")" + id + "\"" + std::string(amount_field) + "}", new_key());
   };
   std::vector<std::string> refunds;
   for (const int64_t amount : {1000, 1500}) {
@@ -635,7 +636,8 @@ TEST_F(PaymentsE2E, RefundOfAWalletPaymentIsImmediate) {
   const std::string m = stack_->create_merchant();
   const std::string c = stack_->create_customer();
   ASSERT_EQ(str(topup(c, 2000).body, "status"), "succeeded");
-  const std::string id = create_payment(m, 1000, R"(, "source": "wallet", "customer": ")" + c + "\"");
+  const std::string id =
+      create_payment(m, 1000, R"(, "source": "wallet", "customer": ")" + c + "\"");
   ASSERT_EQ(str(confirm(id).body, "status"), "succeeded");
   EXPECT_EQ(wallet(c)[0], 1000);
 
@@ -662,10 +664,11 @@ TEST_F(PaymentsE2E, PayoutHoldsTheFundsUntilThePspPaysAndRefusesAnOverdraftWitho
   ASSERT_TRUE(stack_->set_sim_faults("cardco", R"({"latency_ms": {"min": 1500, "max": 1500}})"));
   JsonResponse done;
   std::thread client([&] {
-    done = stack_->post_unshared("/v1/payouts",
-                                 R"({"customer": ")" + c +
-                                     R"(", "amount": 2000, "currency": "USD", "destination": "DE89370400440532013000", "destination_type": "iban"})",
-                                 new_key());
+    done = stack_->post_unshared(
+        "/v1/payouts",
+        R"({"customer": ")" + c +
+            R"(", "amount": 2000, "currency": "USD", "destination": "DE89370400440532013000", "destination_type": "iban"})",
+        new_key());
   });
   bool held = false;
   for (int i = 0; i < 100 && !held; ++i) {
@@ -894,10 +897,8 @@ TEST_F(PaymentsE2E, BadInputGetsA400NamingTheParameterAndChangesNothing) {
       {"/v1/refunds", R"({"amount": 10})", "payment"},
       {"/v1/refunds", R"({"payment": ")" + pay + R"(", "amount": "all"})", "amount"},
       {"/v1/refunds", R"({"payment": "pay_nothing", "amount": 10})", "payment"},
-      {"/v1/topups",
-       R"({"amount": 10, "currency": "USD", "source": "tok_visa"})", "customer"},
-      {"/v1/topups",
-       R"({"customer": ")" + c + R"(", "amount": 10, "currency": "USD"})", "source"},
+      {"/v1/topups", R"({"amount": 10, "currency": "USD", "source": "tok_visa"})", "customer"},
+      {"/v1/topups", R"({"customer": ")" + c + R"(", "amount": 10, "currency": "USD"})", "source"},
       {"/v1/topups",
        R"({"customer": ")" + c +
            R"(", "amount": 10, "currency": "USD", "source": "tok_visa", "source_type": "cash"})",
@@ -908,8 +909,8 @@ TEST_F(PaymentsE2E, BadInputGetsA400NamingTheParameterAndChangesNothing) {
       {"/v1/topups",
        R"({"customer": "cus_nobody", "amount": 10, "currency": "USD", "source": "tok_visa"})",
        "customer"},
-      {"/v1/payouts",
-       R"({"customer": ")" + c + R"(", "amount": 10, "currency": "USD"})", "destination"},
+      {"/v1/payouts", R"({"customer": ")" + c + R"(", "amount": 10, "currency": "USD"})",
+       "destination"},
       {"/v1/payouts",
        R"({"customer": ")" + c +
            R"(", "amount": 10, "currency": "USD", "destination": "x", "destination_type": "btc"})",
@@ -921,8 +922,7 @@ TEST_F(PaymentsE2E, BadInputGetsA400NamingTheParameterAndChangesNothing) {
       {"/v1/wallet_transfers", R"({"from": ")" + c + R"(", "amount": 10, "currency": "USD"})",
        "to"},
       {"/v1/wallet_transfers",
-       R"({"from": ")" + c + R"(", "to": ")" + c + R"(", "amount": 10, "currency": "USD"})",
-       "to"},
+       R"({"from": ")" + c + R"(", "to": ")" + c + R"(", "amount": 10, "currency": "USD"})", "to"},
       {"/v1/wallet_transfers",
        R"({"from": ")" + c + R"(", "to": "cus_nobody", "amount": 10, "currency": "USD"})", "to"},
       {"/v1/merchants", R"({"name": "x", "webhook_url": "http://127.0.0.1:1/h"})",
@@ -953,10 +953,9 @@ TEST_F(PaymentsE2E, BadInputGetsA400NamingTheParameterAndChangesNothing) {
 
 TEST_F(PaymentsE2E, MoneyMovingPostWithoutIdempotencyKeyIsRefusedAndChangesNothing) {
   const std::string merchant = stack_->create_merchant();
-  const JsonResponse r = stack_->post(
-      "/v1/payments",
-      R"({"amount": 1250, "currency": "USD", "merchant": ")" + merchant +
-          R"(", "payment_method": "tok_visa"})");
+  const JsonResponse r =
+      stack_->post("/v1/payments", R"({"amount": 1250, "currency": "USD", "merchant": ")" +
+                                       merchant + R"(", "payment_method": "tok_visa"})");
   EXPECT_EQ(r.status, 400u);
   EXPECT_EQ(r.body.at("error").at("code").as_string(), "idempotency_key_missing");
   const JsonResponse list = stack_->get("/v1/payments");
