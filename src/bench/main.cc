@@ -68,21 +68,23 @@ int main(int argc, char** argv) {
   std::string payments_json;
   auto* payments = app.add_subcommand(
       "payments", "card payments end to end (create + confirm) through keeld and keel-psp-sim");
-  payments->add_option("--keeld", payments_options.keeld_path, "keeld binary to spawn")
-      ->required();
+  payments->add_option("--keeld", payments_options.keeld_path, "keeld binary to spawn")->required();
   payments->add_option("--psp-sim", payments_options.psp_sim_path, "keel-psp-sim binary to spawn")
       ->required();
   payments->add_option("--json", payments_json, "write the figures as JSON to this file");
   payments->add_option("--seconds", payments_options.seconds, "duration of the run")
       ->check(CLI::Range(0.1, 3600.0));
-  payments->add_option("--connections", payments_options.connections,
-                       "client connections, each paying one payment after the other")
+  payments
+      ->add_option("--connections", payments_options.connections,
+                   "client connections, each paying one payment after the other")
       ->check(CLI::Range(1, 1024));
-  payments->add_option("--faults", payments_options.faults,
-                       "every cardco fault of the simulator at this rate (0.1: 10 % each)")
+  payments
+      ->add_option("--faults", payments_options.faults,
+                   "every cardco fault of the simulator at this rate (0.1: 10 % each)")
       ->check(CLI::Range(0.0, 1.0));
-  payments->add_option("--settle-wait-ms", payments_options.settle_wait_ms,
-                       "how long a confirm waits for the PSP's outcome")
+  payments
+      ->add_option("--settle-wait-ms", payments_options.settle_wait_ms,
+                   "how long a confirm waits for the PSP's outcome")
       ->check(CLI::Range(0, 600'000));
   payments->add_option("--data", payments_options.data_dir,
                        "parent of the spawned keeld's data dir (a real disk)");
@@ -101,7 +103,7 @@ int main(int argc, char** argv) {
 #ifdef KEEL_BENCH_PAYMENTS
     } else if (payments->parsed()) {
       const auto rows = keel::bench::run_payments_bench(payments_options);
-      keel::bench::report("keel-bench payments", rows, payments_json);
+      keel::bench::report("keel-bench payments (a payment: create + confirm)", rows, payments_json);
 #endif
     } else if (micro->parsed()) {
       std::vector<std::string> extras = micro->remaining();

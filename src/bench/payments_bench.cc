@@ -66,8 +66,8 @@ class Client {
         return true;
       }
     }
-    out_->error = "POST " + target + ": no answer after " + std::to_string(kRequestTriesMax) +
-                  " tries";
+    out_->error =
+        "POST " + target + ": no answer after " + std::to_string(kRequestTriesMax) + " tries";
     return false;
   }
 
@@ -179,10 +179,11 @@ std::unique_ptr<testing::PaymentsStack> start_stack(const PaymentsBenchOptions& 
   so.sim_binary = o.psp_sim_path;
   so.data_dir = data_dir;
   so.sim_toml_extra = testing::all_faults_toml("cardco", o.faults, 0);
-  so.payments_toml_extra = "processing_deadline_s = 5\nsettle_wait_ms = " +
-                           std::to_string(o.settle_wait_ms) + "\n";
+  so.payments_toml_extra =
+      "processing_deadline_s = 10\nsettle_wait_ms = " + std::to_string(o.settle_wait_ms) + "\n";
   so.resolve_initial_ms = 50;
   so.resolve_max_ms = 500;
+  so.not_found_grace_ms = 2'000;
   so.total_timeout_ms = 500;  // a black hole ends as unknown after this
   so.channel_toml_extra = "connections_max = 64\nconnect_timeout_ms = 500\n";
   so.keeld_args = {"--log-level", "warn"};
@@ -234,11 +235,11 @@ std::vector<Row> measure(testing::PaymentsStack& stack, const PaymentsBenchOptio
     all.payment_ms.insert(all.payment_ms.end(), r.payment_ms.begin(), r.payment_ms.end());
     all.confirm_ms.insert(all.confirm_ms.end(), r.confirm_ms.begin(), r.confirm_ms.end());
   }
-  const std::string setup = std::to_string(o.connections) + " connections" +
-                            (o.faults > 0 ? ", faults " + std::to_string(o.faults).substr(0, 4)
-                                          : std::string());
+  const std::string setup =
+      std::to_string(o.connections) + " conns" +
+      (o.faults > 0 ? ", faults " + std::to_string(o.faults).substr(0, 4) : std::string());
   std::vector<Row> rows(2);
-  rows[0].scenario = "payment (create+confirm), " + setup;
+  rows[0].scenario = "payment, " + setup;
   rows[1].scenario = "confirm, " + setup;
   for (int i = 0; i < 2; ++i) {
     std::vector<double>& samples = i == 0 ? all.payment_ms : all.confirm_ms;
@@ -286,8 +287,8 @@ std::vector<Row> run_payments_bench(const PaymentsBenchOptions& o) {
   rows[0].extra.emplace_back("keeld resident MiB at the end", resident_mib(stack->keeld().pid()));
   const int code = stack->keeld().stop();
   if (code != 0) throw std::runtime_error("keeld exited with " + std::to_string(code));
-  if (!invariants_ok) throw std::runtime_error("keeld's invariants do not hold: " +
-                                               json::serialize(status));
+  if (!invariants_ok)
+    throw std::runtime_error("keeld's invariants do not hold: " + json::serialize(status));
   return rows;
 }
 

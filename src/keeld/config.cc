@@ -179,7 +179,13 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
       read_int(*p, "resolve_initial_ms", "payments.", &c->psp.resolve_initial_ms, 1, &error) &&
       read_int(*p, "resolve_max_ms", "payments.", &c->psp.resolve_max_ms, 1, &error) &&
       read_int(*p, "not_found_grace_ms", "payments.", &c->psp.not_found_grace_ms, 0, &error);
-  return ok ? std::string() : error;
+  if (!ok) return error;
+  // A refused call is believed "never received" only after the grace; if that comes after the
+  // processing deadline, every such payment would go to review instead of being retried.
+  if (c->psp.not_found_grace_ms >= d.processing_s * 1000) {
+    return "payments.not_found_grace_ms must be below processing_deadline_s";
+  }
+  return {};
 }
 
 }  // namespace

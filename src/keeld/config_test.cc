@@ -125,6 +125,7 @@ bps = 0
            "[payments]\ndefault_channel = \"nope\"",       // no such channel
            "[fees.default]\nbps = 10001",                  // above 100%
            "[fees.default]\nfixed = -1",                   // negative
+           "[payments]\nprocessing_deadline_s = 5\nnot_found_grace_ms = 5000",  // grace too long
        }) {
     KeeldConfig bad_config;
     EXPECT_FALSE(apply_toml(bad, "k.toml", &bad_config).is_ok()) << bad;

@@ -126,13 +126,12 @@ PaymentsStack::~PaymentsStack() {
 }
 
 Status PaymentsStack::start_sim(const std::filesystem::path& config) {
-  const std::filesystem::path binary = options_.sim_binary.empty()
-                                           ? build_path("src/psp_sim/keel-psp-sim")
-                                           : options_.sim_binary;
+  const std::filesystem::path binary =
+      options_.sim_binary.empty() ? build_path("src/psp_sim/keel-psp-sim") : options_.sim_binary;
   if (binary.empty()) return Status::error("KEEL_BUILD_DIR is not set");
-  std::vector<std::string> argv = {binary.string(), "--listen",
-                                   "127.0.0.1:" + std::to_string(sim_port_), "--config",
-                                   config.string(), "--seed", std::to_string(options_.seed)};
+  std::vector<std::string> argv = {binary.string(), "--config", config.string()};
+  argv.insert(argv.end(), {"--listen", "127.0.0.1:" + std::to_string(sim_port_)});
+  argv.insert(argv.end(), {"--seed", std::to_string(options_.seed)});
   argv.insert(argv.end(), options_.sim_args.begin(), options_.sim_args.end());
   return ServerProcess::start(argv, 60'000, &sim_);
 }

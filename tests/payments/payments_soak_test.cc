@@ -8,6 +8,8 @@
 // kSeed. keeld draws payment ids at random, and the simulator keys its faults on the attempt ids
 // (`{payment id}_a{n}`), so which payment meets which fault differs from run to run; the rates
 // do not.
+//
+// About 90 s under ASan + UBSan on 2 cores (more when the machine is busy).
 
 #include <gtest/gtest.h>
 
@@ -34,13 +36,18 @@ constexpr size_t kClients = 32;
 constexpr size_t kMerchants = 4;
 constexpr double kFaultRate = 0.1;
 constexpr int64_t kLatencyMsMax = 3;
-// Soft declines and requests that never reached the PSP (503, refused) leave a payment
-// processing until this deadline (nothing retries them yet), then it fails.
-constexpr int64_t kProcessingDeadlineS = 5;
+// Past it, a payment whose attempt is still open (unknown or pending) goes to review, and the
+// resolver's answer ends it later. Short, so that the payments that meet several faults in a row
+// take that path too (a retry after "never received" comes kNotFoundGraceMs late).
+constexpr int64_t kProcessingDeadlineS = 3;
+// A status query's "never received" is believed after this (keeld's not_found_grace_ms), so a
+// refused request is retried before the deadline.
+constexpr int64_t kNotFoundGraceMs = 2'000;
 constexpr int64_t kSettleWaitMs = 100;  // confirm waits this long for the PSP's outcome
 constexpr int kRequestTriesMax = 100;   // per request: transport errors and 5xx
+constexpr int64_t kImpatientTimeoutMs = 1;
 // After the last client finished: every payment has left `processing` by then.
-constexpr int64_t kSettleBoundMs = 120'000;
+constexpr int64_t kSettleBoundMs = 60'000;
 constexpr size_t kProblemsShown = 20;
 
 double seconds_since(Clock::time_point t) {
@@ -51,9 +58,10 @@ double seconds_since(Clock::time_point t) {
 struct Plan {
   int64_t amount = 0;
   size_t merchant = 0;
-  bool repeat_create = false;    // sends the create again with the same key (a client retry)
-  bool repeat_confirm = false;   // sends the confirm again with the same key
-  bool confirm_new_key = false;  // and a second confirm with a new key (a double click)
+  bool repeat_create = false;      // sends the create again with the same key (a client retry)
+  bool repeat_confirm = false;     // sends the confirm again with the same key
+  bool confirm_new_key = false;    // and a second confirm with a new key (a double click)
+  bool impatient_confirm = false;  // the first confirm gives up on its answer, then retries
 };
 
 std::vector<Plan> make_plans() {
@@ -65,6 +73,7 @@ std::vector<Plan> make_plans() {
     p.repeat_create = rng() % 20 == 0;
     p.repeat_confirm = rng() % 10 == 0;
     p.confirm_new_key = rng() % 20 == 0;
+    p.impatient_confirm = rng() % 20 == 0;
   }
   return plans;
 }
@@ -105,8 +114,7 @@ std::string string_field(const JsonResponse& r, std::string_view key) {
 // POSTs until keeld answers other than with a 5xx; a transport error or a 5xx is retried with
 // the same Idempotency-Key (the exactly-once contract). status 0: gave up.
 JsonResponse post_until_answered(api::HttpClient& client, const std::string& path,
-                                 const std::string& body, const std::string& key,
-                                 ClientLog* log) {
+                                 const std::string& body, const std::string& key, ClientLog* log) {
   const api::HttpHeaders headers = {{"Idempotency-Key", key}};
   for (int attempt = 0; attempt < kRequestTriesMax; ++attempt) {
     if (attempt > 0) {
@@ -121,36 +129,63 @@ JsonResponse post_until_answered(api::HttpClient& client, const std::string& pat
   return {};
 }
 
-// Creates and confirms plan[i]'s payment as its client would.
-void pay(api::HttpClient& client, const std::vector<std::string>& merchants, size_t i,
-         const Plan& plan, ClientLog* log) {
-  const std::string prefix = "soak-" + std::to_string(kSeed) + "-" + std::to_string(i);
+// One client's connections to keeld: a patient one, and an impatient one that gives up on its
+// answer after kImpatientTimeoutMs (a request that timed out at the client).
+struct Connections {
+  api::HttpClient patient;
+  api::HttpClient impatient;
+};
+
+api::HttpClientOptions client_options(uint16_t port, int64_t io_timeout_ms) {
+  api::HttpClientOptions o;
+  o.endpoint = {"127.0.0.1", port};
+  o.io_timeout_ms = io_timeout_ms;
+  return o;
+}
+
+// Creates plan[i]'s payment; its id, or empty (with a problem logged).
+std::string create(api::HttpClient& client, const std::string& merchant, const std::string& key,
+                   const Plan& plan, ClientLog* log) {
   const std::string body = R"({"amount":)" + std::to_string(plan.amount) +
-                           R"(,"currency":"USD","merchant":")" + merchants[plan.merchant] +
+                           R"(,"currency":"USD","merchant":")" + merchant +
                            R"(","payment_method":"tok_visa"})";
-  const JsonResponse created = post_until_answered(client, "/v1/payments", body,
-                                                   prefix + "-create", log);
+  const JsonResponse created = post_until_answered(client, "/v1/payments", body, key, log);
   const std::string id = string_field(created, "id");
   if (created.status != 200 || id.empty() ||
       string_field(created, "status") != "requires_confirmation") {
-    log->problems.push_back("create " + prefix + ": " + std::to_string(created.status) + " " +
+    log->problems.push_back("create " + key + ": " + std::to_string(created.status) + " " +
                             created.text.substr(0, 200));
-    return;
+    return {};
   }
-  log->ids.emplace_back(i, id);
   if (plan.repeat_create) {
-    const JsonResponse again = post_until_answered(client, "/v1/payments", body,
-                                                   prefix + "-create", log);
+    const JsonResponse again = post_until_answered(client, "/v1/payments", body, key, log);
     if (again.status != 200 || !again.replayed || string_field(again, "id") != id) {
-      log->problems.push_back("repeated create of " + id + " was not replayed: " +
-                              again.text.substr(0, 200));
+      log->problems.push_back("repeated create of " + id +
+                              " was not replayed: " + again.text.substr(0, 200));
     }
   }
-  const std::string confirm_path = "/v1/payments/" + id + "/confirm";
-  const JsonResponse confirmed = post_until_answered(client, confirm_path, "{}",
-                                                     prefix + "-confirm", log);
+  return id;
+}
+
+bool in_use(const JsonResponse& r) {
+  return r.status == 409 && error_code_of(r) == "idempotency_key_in_use";
+}
+
+// Confirms payment `id` as plan says its client does.
+void confirm(Connections& c, const std::string& id, const std::string& key, const Plan& plan,
+             ClientLog* log) {
+  const std::string path = "/v1/payments/" + id + "/confirm";
+  if (plan.impatient_confirm) {
+    // Gives up before the answer; whether keeld got it or not, the retry below (same key) must
+    // not confirm twice.
+    api::HttpResponse ignored;
+    if (!c.impatient.request("POST", path, "{}", {{"Idempotency-Key", key}}, &ignored).is_ok()) {
+      ++log->retried;
+    }
+  }
+  const JsonResponse confirmed = post_until_answered(c.patient, path, "{}", key, log);
   const std::string status = string_field(confirmed, "status");
-  if (confirmed.status == 409 && error_code_of(confirmed) == "idempotency_key_in_use") {
+  if (in_use(confirmed)) {
     ++log->confirm_in_use;  // an earlier try of ours reached keeld: it has the confirm
   } else if (confirmed.status != 200 ||
              (status != "processing" && status != "succeeded" && status != "failed")) {
@@ -160,22 +195,30 @@ void pay(api::HttpClient& client, const std::vector<std::string>& merchants, siz
     ++log->confirm_settled;
   }
   if (plan.repeat_confirm) {
-    const JsonResponse again = post_until_answered(client, confirm_path, "{}",
-                                                   prefix + "-confirm", log);
-    const bool in_use = again.status == 409 && error_code_of(again) == "idempotency_key_in_use";
-    if (!in_use && !(again.status == 200 && again.replayed && string_field(again, "id") == id)) {
+    const JsonResponse again = post_until_answered(c.patient, path, "{}", key, log);
+    if (!in_use(again) &&
+        !(again.status == 200 && again.replayed && string_field(again, "id") == id)) {
       log->problems.push_back("repeated confirm of " + id + ": " + std::to_string(again.status) +
                               " " + again.text.substr(0, 200));
     }
   }
   if (plan.confirm_new_key) {
-    const JsonResponse other = post_until_answered(client, confirm_path, "{}",
-                                                   prefix + "-confirm-again", log);
+    const JsonResponse other = post_until_answered(c.patient, path, "{}", key + "-again", log);
     if (other.status != 409 || error_code_of(other) != "payment_unexpected_state") {
       log->problems.push_back("second confirm of " + id + " with a new key: " +
                               std::to_string(other.status) + " " + other.text.substr(0, 200));
     }
   }
+}
+
+// Creates and confirms plan[i]'s payment as its client would.
+void pay(Connections& c, const std::vector<std::string>& merchants, size_t i, const Plan& plan,
+         ClientLog* log) {
+  const std::string prefix = "soak-" + std::to_string(kSeed) + "-" + std::to_string(i);
+  const std::string id = create(c.patient, merchants[plan.merchant], prefix + "-create", plan, log);
+  if (id.empty()) return;
+  log->ids.emplace_back(i, id);
+  confirm(c, id, prefix + "-confirm", plan, log);
 }
 
 // A payment as keeld shows it at the end.
@@ -188,7 +231,8 @@ struct KeelPayment {
   int64_t psp_fee = 0;
   bool review = false;
   bool was_in_review = false;  // its timeline shows "deadline: review"
-  std::vector<std::string> attempts;
+  std::string ended;  // error code and cause of the last change: "do_not_honor by psp_response"
+  std::vector<std::pair<std::string, std::string>> attempts;  // (id, status)
 };
 
 // An operation as the simulator's books show it.
@@ -202,6 +246,138 @@ int64_t int_field(const json::object& o, std::string_view key) {
   return o.at(key).to_number<int64_t>();
 }
 
+// The simulator's books for cardco.
+struct SimBooks {
+  std::map<std::string, SimOperation> ops;  // by reference
+  int64_t captured = 0;                     // sum of captured_amount
+  int64_t fees = 0;                         // of the captured operations
+  int64_t totals_captured = 0;              // its "totals" line for captured USD
+  std::map<std::string, size_t> by_status;
+};
+
+SimBooks read_sim_books(const json::value& body) {
+  SimBooks b;
+  for (const json::value& v : body.at("operations").as_array()) {
+    const json::object& o = v.as_object();
+    SimOperation op{std::string(o.at("status").as_string()), int_field(o, "captured_amount"),
+                    int_field(o, "fee")};
+    ++b.by_status[op.status];
+    b.captured += op.captured;
+    if (op.status == "captured") b.fees += op.fee;
+    b.ops.emplace(std::string(o.at("reference").as_string()), op);
+  }
+  for (const json::value& t : body.at("totals").as_array()) {
+    if (t.at("status").as_string() == "captured" && t.at("currency").as_string() == "USD") {
+      b.totals_captured = int_field(t.as_object(), "amount");
+    }
+  }
+  return b;
+}
+
+// Collects what is wrong, so that one run shows the first few problems and how many there are.
+struct Problems {
+  std::vector<std::string> found;
+  void add(std::string what) { found.push_back(std::move(what)); }
+  void expect_none(std::string_view what) const {
+    std::string shown;
+    for (size_t i = 0; i < std::min(found.size(), kProblemsShown); ++i) shown += found[i] + "\n";
+    EXPECT_TRUE(found.empty()) << found.size() << " problem(s) with " << what << ":\n" << shown;
+  }
+};
+
+// Sums over keel's payments, for the account checks and the summary.
+struct Tally {
+  std::map<std::string, int64_t> succeeded_by_merchant, fees_by_merchant;
+  size_t succeeded = 0, failed = 0, reviewed = 0;
+  std::map<std::string, size_t> failures;  // by how they ended
+
+  void add(const KeelPayment& p) {
+    if (p.status == "succeeded") {
+      ++succeeded;
+      succeeded_by_merchant[p.merchant] += p.amount;
+    } else {
+      ++failed;
+      ++failures[p.ended];
+    }
+    fees_by_merchant[p.merchant] += p.merchant_fee;
+    reviewed += p.was_in_review ? 1 : 0;
+  }
+};
+
+// One payment against the PSP's books and the ledger: final, charged at most once, and the PSP,
+// keel's payment and the merchant's credit (`credited`) say the same, attempt by attempt.
+void check_payment(const std::string& id, const KeelPayment& p, const SimBooks& sim,
+                   int64_t credited, Problems* problems) {
+  if (p.status != "succeeded" && p.status != "failed") problems->add(id + ": " + p.status);
+  if (p.review) problems->add(id + ": still requires review");
+  int64_t captured_at_psp = 0, fee_at_psp = 0;
+  size_t captures = 0;
+  for (const auto& [a, status] : p.attempts) {
+    const auto op = sim.ops.find(a);
+    // keel's verdict is what happened at the PSP: approved is captured, a decline declined,
+    // retryable ("nothing happened") no operation at all; pending or unknown is left open.
+    const std::string at_psp = op == sim.ops.end() ? "absent" : op->second.status;
+    const bool agree = (status == "approved" && at_psp == "captured") ||
+                       (status.starts_with("declined_") && at_psp == "declined") ||
+                       (status == "retryable" && at_psp == "absent");
+    if (!agree) problems->add(id + ": attempt " + a + " is " + status + ", at the PSP " + at_psp);
+    if (op == sim.ops.end()) continue;
+    captured_at_psp += op->second.captured;
+    if (op->second.status == "captured") {
+      ++captures;
+      fee_at_psp += op->second.fee;
+    }
+  }
+  if (captures > 1) problems->add(id + ": captured " + std::to_string(captures) + " times");
+  const int64_t expected = p.status == "succeeded" ? p.amount : 0;
+  if (captured_at_psp != expected || p.captured != expected || credited != expected) {
+    problems->add(id + " (" + p.status + ", amount " + std::to_string(p.amount) +
+                  "): PSP captured " + std::to_string(captured_at_psp) + ", keel captured " +
+                  std::to_string(p.captured) + ", merchant credited " + std::to_string(credited));
+  }
+  if (p.psp_fee != fee_at_psp) {
+    problems->add(id + ": PSP fee " + std::to_string(fee_at_psp) + ", keel booked " +
+                  std::to_string(p.psp_fee));
+  }
+}
+
+// Every payment a client created is listed exactly once, as the client sent it, and nothing
+// else is: none lost, none made up (a retried create made no second payment).
+void check_identity(const std::map<std::string, size_t>& plan_of,
+                    const std::map<std::string, KeelPayment>& payments,
+                    const std::vector<Plan>& plans, const std::vector<std::string>& merchants,
+                    Problems* problems) {
+  for (const auto& [id, i] : plan_of) {
+    if (!payments.contains(id)) problems->add(id + ": created, then lost (keeld does not list it)");
+  }
+  for (const auto& [id, p] : payments) {
+    const auto plan = plan_of.find(id);
+    if (plan == plan_of.end()) {
+      problems->add(id + ": listed but no client created it");
+    } else if (p.amount != plans[plan->second].amount ||
+               p.merchant != merchants[plans[plan->second].merchant]) {
+      problems->add(id + ": amount or merchant differ from what its client sent");
+    }
+  }
+}
+
+// Nothing at the PSP or in the ledger belongs to no payment.
+void check_orphans(const std::map<std::string, KeelPayment>& payments, const SimBooks& sim,
+                   const std::map<std::string, int64_t>& credits, Problems* problems) {
+  std::set<std::string> attempts;
+  for (const auto& [id, p] : payments) {
+    for (const auto& [a, status] : p.attempts) attempts.insert(a);
+  }
+  for (const auto& [id, amount] : credits) {
+    if (!payments.contains(id)) problems->add("merchant credited " + id + ", not a payment");
+  }
+  for (const auto& [reference, op] : sim.ops) {
+    if (!attempts.contains(reference)) {
+      problems->add("the PSP holds " + reference + " (" + op.status + ") that no payment knows");
+    }
+  }
+}
+
 class PaymentsSoak : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -212,6 +388,7 @@ class PaymentsSoak : public ::testing::Test {
                             "\nsettle_wait_ms = " + std::to_string(kSettleWaitMs) + "\n";
     o.resolve_initial_ms = 50;
     o.resolve_max_ms = 500;
+    o.not_found_grace_ms = kNotFoundGraceMs;
     o.total_timeout_ms = 500;  // a black hole ends as unknown after this
     o.channel_toml_extra = "connections_max = 64\nconnect_timeout_ms = 500\n";
     o.keeld_args = {"--log-level", "warn"};
@@ -226,12 +403,11 @@ class PaymentsSoak : public ::testing::Test {
     std::vector<std::thread> threads;
     for (size_t c = 0; c < kClients; ++c) {
       threads.emplace_back([&, c] {
-        api::HttpClientOptions o;
-        o.endpoint = {"127.0.0.1", stack_->keeld().port()};
-        o.io_timeout_ms = 30'000;
-        api::HttpClient client(o);
+        const uint16_t port = stack_->keeld().port();
+        Connections connections{api::HttpClient(client_options(port, 30'000)),
+                                api::HttpClient(client_options(port, kImpatientTimeoutMs))};
         for (size_t i = c; i < plans.size(); i += kClients) {
-          pay(client, merchants, i, plans[i], &logs[c]);
+          pay(connections, merchants, i, plans[i], &logs[c]);
         }
       });
     }
@@ -270,11 +446,15 @@ class PaymentsSoak : public ::testing::Test {
         p.psp_fee = int_field(o, "psp_fee");
         p.review = o.at("requires_review").as_bool();
         for (const json::value& a : o.at("attempts").as_array()) {
-          p.attempts.emplace_back(a.at("id").as_string());
+          p.attempts.emplace_back(a.at("id").as_string(), a.at("status").as_string());
         }
         for (const json::value& t : o.at("timeline").as_array()) {
           p.was_in_review = p.was_in_review || t.at("cause").as_string() == "deadline: review";
         }
+        const json::value& code = o.at("error_code");
+        const json::value& cause = o.at("timeline").as_array().back().at("cause");
+        p.ended = (code.is_string() ? std::string(code.as_string()) : "-") + " by " +
+                  std::string(cause.as_string().subview().substr(0, 12));
         after = std::string(o.at("id").as_string());
         out.emplace(after, std::move(p));
       }
@@ -309,24 +489,74 @@ class PaymentsSoak : public ::testing::Test {
 
   json::object account(const std::string& id) {
     const JsonResponse r = stack_->get("/v1/accounts/" + id);
-    if (r.status != 200) return json::object{{"debits_pending", 0}, {"debits_posted", 0},
-                                             {"credits_pending", 0}, {"credits_posted", 0}};
+    if (r.status != 200)
+      return json::object{{"debits_pending", 0},
+                          {"debits_posted", 0},
+                          {"credits_pending", 0},
+                          {"credits_posted", 0}};
     return r.body.as_object();
+  }
+
+  // Account by account: what the merchants are owed, what the PSP owes keel and what it
+  // charged, against the payments and the PSP's books; then the ledger's own invariants.
+  void check_accounts(const std::vector<std::string>& merchants, Tally& tally,
+                      const SimBooks& sim) {
+    for (const std::string& m : merchants) {
+      const json::object a = account("merchant:" + m + ":USD");
+      EXPECT_EQ(int_field(a, "credits_posted"), tally.succeeded_by_merchant[m]) << m;
+      EXPECT_EQ(int_field(a, "debits_posted"), tally.fees_by_merchant[m]) << m;
+      EXPECT_EQ(int_field(a, "credits_pending"), 0) << m;
+      EXPECT_EQ(int_field(a, "debits_pending"), 0) << m;
+    }
+    const json::object clearing = account("psp_clearing:cardco:USD");
+    EXPECT_EQ(int_field(clearing, "debits_posted"), sim.captured);
+    EXPECT_EQ(int_field(clearing, "debits_posted"), sim.totals_captured);
+    EXPECT_EQ(int_field(clearing, "credits_posted"), sim.fees);
+    EXPECT_EQ(int_field(clearing, "debits_pending"), 0);
+    EXPECT_EQ(int_field(account("psp_fees:cardco:USD"), "debits_posted"), sim.fees);
+    const JsonResponse status = stack_->get("/v1/admin/status?full=true");
+    ASSERT_EQ(status.status, 200u);
+    EXPECT_TRUE(status.body.at("invariants_ok").as_bool()) << status.text;
   }
 
   std::unique_ptr<PaymentsStack> stack_;
 };
 
-// Collects what is wrong, so that one run shows the first few problems and how many there are.
-struct Problems {
-  std::vector<std::string> found;
-  void add(std::string what) { found.push_back(std::move(what)); }
-  void expect_none(std::string_view what) const {
-    std::string shown;
-    for (size_t i = 0; i < std::min(found.size(), kProblemsShown); ++i) shown += found[i] + "\n";
-    EXPECT_TRUE(found.empty()) << found.size() << " problem(s) with " << what << ":\n" << shown;
-  }
+// What the clients saw, merged.
+struct ClientsSeen {
+  std::map<std::string, size_t> plan_of;  // payment id -> plan index
+  uint64_t retried = 0, in_use = 0, settled_in_confirm = 0;
 };
+
+ClientsSeen merge(const std::vector<ClientLog>& logs, Problems* problems) {
+  ClientsSeen seen;
+  for (const ClientLog& log : logs) {
+    for (const auto& p : log.problems) problems->add(p);
+    for (const auto& [i, id] : log.ids) seen.plan_of[id] = i;
+    seen.retried += log.retried;
+    seen.in_use += log.confirm_in_use;
+    seen.settled_in_confirm += log.confirm_settled;
+  }
+  return seen;
+}
+
+void print_summary(const ClientsSeen& seen, const Tally& tally, const SimBooks& sim, double load_s,
+                   double settle_s, double whole_s) {
+  std::string by_status;
+  for (const auto& [s, n] : sim.by_status) by_status += " " + s + "=" + std::to_string(n);
+  std::string failed_how;
+  for (const auto& [how, n] : tally.failures) failed_how += " [" + how + "]=" + std::to_string(n);
+  std::printf(
+      "soak: %zu payments, %zu clients: %zu succeeded, %zu failed, %zu went through review; "
+      "%llu settled within confirm; %llu requests retried, %llu confirms answered in use\n"
+      "soak: failed:%s\n"
+      "soak: PSP operations:%s\n"
+      "soak: load %.1f s, settling %.1f s, whole test %.1f s\n",
+      tally.succeeded + tally.failed, kClients, tally.succeeded, tally.failed, tally.reviewed,
+      static_cast<unsigned long long>(seen.settled_in_confirm),
+      static_cast<unsigned long long>(seen.retried), static_cast<unsigned long long>(seen.in_use),
+      failed_how.c_str(), by_status.c_str(), load_s, settle_s, whole_s);
+}
 
 TEST_F(PaymentsSoak, TenThousandPaymentsUnderAllFaultsSettleOnceAndBooksAgree) {
   const auto began = Clock::now();
@@ -336,135 +566,43 @@ TEST_F(PaymentsSoak, TenThousandPaymentsUnderAllFaultsSettleOnceAndBooksAgree) {
     ASSERT_FALSE(merchants.back().empty());
   }
   const std::vector<Plan> plans = make_plans();
-  const std::vector<ClientLog> logs = run_clients(plans, merchants);
-  const double load_s = seconds_since(began);
-
-  // The clients: every payment created and confirmed, with the answers the contract promises.
   Problems client_problems;
-  std::map<std::string, size_t> plan_of;  // payment id -> plan index
-  uint64_t retried = 0, in_use = 0, settled_in_confirm = 0;
-  for (const ClientLog& log : logs) {
-    for (const auto& p : log.problems) client_problems.add(p);
-    for (const auto& [i, id] : log.ids) plan_of[id] = i;
-    retried += log.retried;
-    in_use += log.confirm_in_use;
-    settled_in_confirm += log.confirm_settled;
-  }
+  const ClientsSeen seen = merge(run_clients(plans, merchants), &client_problems);
+  const double load_s = seconds_since(began);
+  // Every payment created and confirmed, with the answers the idempotency contract promises.
   client_problems.expect_none("the clients' requests");
-  EXPECT_EQ(plan_of.size(), kPayments);
+  EXPECT_EQ(seen.plan_of.size(), kPayments);
 
   // No payment stays processing: the deadline and the resolver end every one.
   const auto settle_began = Clock::now();
-  EXPECT_TRUE(wait_none_processing()) << "payments still processing " << kSettleBoundMs
-                                      << " ms after the last client finished";
+  EXPECT_TRUE(wait_none_processing())
+      << "payments still processing " << kSettleBoundMs << " ms after the last client finished";
   const double settle_s = seconds_since(settle_began);
+  // Both programs ran through (an exit status here: one stopped under the load).
+  ASSERT_EQ(stack_->sim().wait_exit(0), -2) << "keel-psp-sim stopped";
+  ASSERT_EQ(stack_->keeld().wait_exit(0), -2) << "keeld stopped";
 
   const std::map<std::string, KeelPayment> payments = list_payments();
   const JsonResponse books = stack_->sim_request("GET", "/admin/psps/cardco/operations");
   ASSERT_EQ(books.status, 200u) << books.text.substr(0, 300);
-  std::map<std::string, SimOperation> sim_ops;  // by reference
-  int64_t sim_captured = 0, sim_fees = 0, sim_total_captured = 0;
-  std::map<std::string, size_t> sim_by_status;
-  for (const json::value& v : books.body.at("operations").as_array()) {
-    const json::object& o = v.as_object();
-    SimOperation op{std::string(o.at("status").as_string()), int_field(o, "captured_amount"),
-                    int_field(o, "fee")};
-    ++sim_by_status[op.status];
-    sim_captured += op.captured;
-    if (op.status == "captured") sim_fees += op.fee;
-    sim_ops.emplace(std::string(o.at("reference").as_string()), op);
-  }
-  for (const json::value& t : books.body.at("totals").as_array()) {
-    if (t.at("status").as_string() == "captured" && t.at("currency").as_string() == "USD") {
-      sim_total_captured = int_field(t.as_object(), "amount");
-    }
-  }
-
-  // Payment by payment: final, charged at most once, and the three books say the same.
-  Problems problems;
+  const SimBooks sim = read_sim_books(books.body);
   std::map<std::string, int64_t> credits;  // payment id -> posted to its merchant
   for (const std::string& m : merchants) {
     for (const auto& [id, amount] : posted_credits("merchant:" + m + ":USD")) credits[id] += amount;
   }
-  std::set<std::string> attempts_known;
-  std::map<std::string, int64_t> succeeded_by_merchant, fees_by_merchant;
-  size_t succeeded = 0, failed = 0, reviewed = 0;
+
+  Problems problems;
+  check_identity(seen.plan_of, payments, plans, merchants, &problems);
+  Tally tally;
   for (const auto& [id, p] : payments) {
-    if (!plan_of.contains(id)) problems.add(id + ": listed but no client created it");
-    if (p.status != "succeeded" && p.status != "failed") problems.add(id + ": " + p.status);
-    if (p.review) problems.add(id + ": still requires review");
-    p.status == "succeeded" ? ++succeeded : ++failed;
-    reviewed += p.was_in_review ? 1 : 0;
-    int64_t captured_at_psp = 0, fee_at_psp = 0;
-    size_t captures = 0;
-    for (const std::string& a : p.attempts) {
-      attempts_known.insert(a);
-      const auto op = sim_ops.find(a);
-      if (op == sim_ops.end()) continue;  // never reached the PSP
-      if (op->second.status == "pending" || op->second.status == "authorized") {
-        problems.add(id + ": attempt " + a + " left " + op->second.status + " at the PSP");
-      }
-      captured_at_psp += op->second.captured;
-      if (op->second.status == "captured") {
-        ++captures;
-        fee_at_psp += op->second.fee;
-      }
-    }
-    if (captures > 1) problems.add(id + ": captured " + std::to_string(captures) + " times");
-    const int64_t credited = credits.contains(id) ? credits.at(id) : 0;
-    const int64_t expected = p.status == "succeeded" ? p.amount : 0;
-    if (captured_at_psp != expected || p.captured != expected || credited != expected) {
-      problems.add(id + " (" + p.status + ", amount " + std::to_string(p.amount) +
-                   "): PSP captured " + std::to_string(captured_at_psp) + ", keel captured " +
-                   std::to_string(p.captured) + ", merchant credited " + std::to_string(credited));
-    }
-    if (p.psp_fee != fee_at_psp) {
-      problems.add(id + ": PSP fee " + std::to_string(fee_at_psp) + ", keel booked " +
-                   std::to_string(p.psp_fee));
-    }
-    if (p.status == "succeeded") succeeded_by_merchant[p.merchant] += p.amount;
-    fees_by_merchant[p.merchant] += p.merchant_fee;
+    check_payment(id, p, sim, credits.contains(id) ? credits.at(id) : 0, &problems);
+    tally.add(p);
   }
-  for (const auto& [id, amount] : credits) {
-    if (!payments.contains(id)) problems.add("merchant credited " + id + " that keel does not list");
-  }
-  for (const auto& [reference, op] : sim_ops) {
-    if (!attempts_known.contains(reference)) {
-      problems.add("the PSP holds " + reference + " (" + op.status + ") that no payment knows");
-    }
-  }
+  check_orphans(payments, sim, credits, &problems);
   problems.expect_none("payments against the PSP's books and the ledger");
   EXPECT_EQ(payments.size(), kPayments);
-
-  // Account by account: what the merchants are owed and what the PSP owes keel.
-  for (const std::string& m : merchants) {
-    const json::object a = account("merchant:" + m + ":USD");
-    EXPECT_EQ(int_field(a, "credits_posted"), succeeded_by_merchant[m]) << m;
-    EXPECT_EQ(int_field(a, "debits_posted"), fees_by_merchant[m]) << m;
-    EXPECT_EQ(int_field(a, "credits_pending"), 0) << m;
-    EXPECT_EQ(int_field(a, "debits_pending"), 0) << m;
-  }
-  const json::object clearing = account("psp_clearing:cardco:USD");
-  EXPECT_EQ(int_field(clearing, "debits_posted"), sim_captured);
-  EXPECT_EQ(int_field(clearing, "debits_posted"), sim_total_captured);
-  EXPECT_EQ(int_field(clearing, "credits_posted"), sim_fees);
-  EXPECT_EQ(int_field(clearing, "debits_pending"), 0);
-  EXPECT_EQ(int_field(account("psp_fees:cardco:USD"), "debits_posted"), sim_fees);
-  const JsonResponse status = stack_->get("/v1/admin/status?full=true");
-  ASSERT_EQ(status.status, 200u);
-  EXPECT_TRUE(status.body.at("invariants_ok").as_bool()) << status.text;
-
-  std::string by_status;
-  for (const auto& [s, n] : sim_by_status) by_status += " " + s + "=" + std::to_string(n);
-  std::printf(
-      "soak: %zu payments, %zu clients: %zu succeeded, %zu failed, %zu went through review; "
-      "%zu settled within confirm; %llu requests retried, %llu confirms answered in use\n"
-      "soak: PSP operations:%s\n"
-      "soak: load %.1f s, settling %.1f s, whole test %.1f s\n",
-      payments.size(), kClients, succeeded, failed, reviewed,
-      static_cast<size_t>(settled_in_confirm), static_cast<unsigned long long>(retried),
-      static_cast<unsigned long long>(in_use), by_status.c_str(), load_s, settle_s,
-      seconds_since(began));
+  check_accounts(merchants, tally, sim);
+  print_summary(seen, tally, sim, load_s, settle_s, seconds_since(began));
 }
 
 }  // namespace
