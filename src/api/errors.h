@@ -30,7 +30,7 @@ enum class ErrorCode : uint8_t {
   too_many_events,   // more than ledger::kEventsPerRequestMax events
   limit_invalid,     // ?limit= not an integer in [1, ledger::kPageLimitMax]
   starting_after_invalid,
-  http_invalid,  // the HTTP message itself could not be parsed
+  http_invalid,             // the HTTP message itself could not be parsed
   idempotency_key_missing,  // a money-moving POST without an Idempotency-Key header
   idempotency_key_invalid,  // not 1-255 printable ASCII characters
   // 401.

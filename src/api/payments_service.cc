@@ -13,9 +13,9 @@
 #include <set>
 
 #include "api/json_codec.h"
+#include "api/psp_dispatcher.h"
 #include "api/router.h"
 #include "api/service.h"
-#include "api/psp_dispatcher.h"
 #include "api/service_internal.h"
 #include "connectors/operation.h"
 #include "connectors/webhook_signature.h"
@@ -75,10 +75,11 @@ class Fields {
     const json::value* v = o_->if_contains(key);
     if (v == nullptr || v->is_null()) return {};
     if (!v->is_string() || v->get_string().size() > max_bytes) {
-      return {{}, make_error(ErrorCode::parameter_invalid,
-                             std::string(key) + " must be a string of at most " +
-                                 std::to_string(max_bytes) + " bytes",
-                             std::string(key))};
+      return {{},
+              make_error(ErrorCode::parameter_invalid,
+                         std::string(key) + " must be a string of at most " +
+                             std::to_string(max_bytes) + " bytes",
+                         std::string(key))};
     }
     return {std::string(v->get_string())};
   }
@@ -91,9 +92,10 @@ class Fields {
         v->get_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
       return {static_cast<int64_t>(v->get_uint64())};
     }
-    return {{}, make_error(ErrorCode::amount_invalid,
-                           std::string(key) + " must be an integer from 1 to 2^63-1 (minor units)",
-                           std::string(key))};
+    return {{},
+            make_error(ErrorCode::amount_invalid,
+                       std::string(key) + " must be an integer from 1 to 2^63-1 (minor units)",
+                       std::string(key))};
   }
 
  private:
@@ -192,12 +194,12 @@ void PaymentRoutes::submit(payments::Command c, int64_t wait_ms, const Responder
 
 void PaymentRoutes::query(payments::Query q, std::string what, const ResponderPtr& r) {
   const std::string id = q.id;
-  engine_->payments_query(
-      std::move(q), on_io_thread<payments::QueryResult>(
-                        r, [what, id](const Responder& r, payments::QueryResult result) {
-                          if (!result.found) return r.fail(not_found(what, id));
-                          r.reply(HttpReply{200, std::move(result.body)});
-                        }));
+  engine_->payments_query(std::move(q),
+                          on_io_thread<payments::QueryResult>(
+                              r, [what, id](const Responder& r, payments::QueryResult result) {
+                                if (!result.found) return r.fail(not_found(what, id));
+                                r.reply(HttpReply{200, std::move(result.body)});
+                              }));
 }
 
 // Fills the command's idempotency scope. Money-moving routes require a key.
@@ -220,7 +222,7 @@ std::optional<ApiError> PaymentRoutes::scope(const RequestHeaders& h, bool requi
 }
 
 void PaymentRoutes::create_customer(std::string_view body, payments::Command c,
-                                        const ResponderPtr& r) {
+                                    const ResponderPtr& r) {
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
   Fields f(&o.value);
@@ -234,7 +236,7 @@ void PaymentRoutes::create_customer(std::string_view body, payments::Command c,
 }
 
 void PaymentRoutes::create_merchant(std::string_view body, payments::Command c,
-                                        const ResponderPtr& r) {
+                                    const ResponderPtr& r) {
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
   Fields f(&o.value);
@@ -262,12 +264,12 @@ void PaymentRoutes::create_merchant(std::string_view body, payments::Command c,
 }
 
 void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
-                                       const ResponderPtr& r) {
+                                   const ResponderPtr& r) {
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
   Fields f(&o.value);
   if (auto e = f.only({"amount", "currency", "merchant", "payment_method", "capture_method",
-                        "source", "customer"})) {
+                       "source", "customer"})) {
     return r->fail(*e);
   }
   if (auto e = read_money(f, &c)) return r->fail(*e);
@@ -290,8 +292,8 @@ void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
   auto source = f.text("source", 16);
   if (!source.ok()) return r->fail(*source.error);
   if (source.value && *source.value != "card" && *source.value != "wallet") {
-    return r->fail(make_error(ErrorCode::parameter_invalid, "source must be card or wallet",
-                              "source"));
+    return r->fail(
+        make_error(ErrorCode::parameter_invalid, "source must be card or wallet", "source"));
   }
   auto customer = f.text("customer", 64);
   if (!customer.ok()) return r->fail(*customer.error);
@@ -309,8 +311,8 @@ void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
   submit(std::move(c), 0, r);
 }
 
-void PaymentRoutes::payment_step(const RouteMatch& m, std::string_view body,
-                                     payments::Command c, const ResponderPtr& r) {
+void PaymentRoutes::payment_step(const RouteMatch& m, std::string_view body, payments::Command c,
+                                 const ResponderPtr& r) {
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
   Fields f(&o.value);
@@ -344,8 +346,8 @@ void PaymentRoutes::payment_step(const RouteMatch& m, std::string_view body,
 std::optional<std::string> PaymentRoutes::pick_channel(const std::optional<std::string>& named,
                                                        const ResponderPtr& r) const {
   if (options_.channels.empty()) {
-    r->fail(make_error(ErrorCode::parameter_invalid, "keeld has no PSP channel configured",
-                       "channel"));
+    r->fail(
+        make_error(ErrorCode::parameter_invalid, "keeld has no PSP channel configured", "channel"));
     return std::nullopt;
   }
   std::string channel = named.value_or(options_.channels.front());
@@ -445,10 +447,10 @@ void PaymentRoutes::list_events(const RouteMatch& m, const ResponderPtr& r) {
   q.kind = payments::QueryKind::list_events;
   const auto limit = parse_limit(m.query);
   if (!limit || *limit > payments::kEventListLimitMax) {
-    return r->fail(make_error(ErrorCode::limit_invalid,
-                              "limit must be an integer from 1 to " +
-                                  std::to_string(payments::kEventListLimitMax),
-                              "limit"));
+    return r->fail(make_error(
+        ErrorCode::limit_invalid,
+        "limit must be an integer from 1 to " + std::to_string(payments::kEventListLimitMax),
+        "limit"));
   }
   q.limit = *limit;
   q.starting_after = std::string(query_value(m.query, "starting_after").value_or(""));
@@ -456,15 +458,14 @@ void PaymentRoutes::list_events(const RouteMatch& m, const ResponderPtr& r) {
   q.object_id = std::string(query_value(m.query, "object_id").value_or(""));
   q.merchant_id = std::string(query_value(m.query, "merchant").value_or(""));
   engine_->payments_query(
-      std::move(q), on_io_thread<payments::QueryResult>(
-                        r, [](const Responder& r, payments::QueryResult result) {
-                          if (!result.found) {
-                            return r.fail(make_error(ErrorCode::starting_after_invalid,
-                                                     "starting_after is not a stored event",
-                                                     "starting_after"));
-                          }
-                          r.reply(HttpReply{200, std::move(result.body)});
-                        }));
+      std::move(q),
+      on_io_thread<payments::QueryResult>(r, [](const Responder& r, payments::QueryResult result) {
+        if (!result.found) {
+          return r.fail(make_error(ErrorCode::starting_after_invalid,
+                                   "starting_after is not a stored event", "starting_after"));
+        }
+        r.reply(HttpReply{200, std::move(result.body)});
+      }));
 }
 
 // The lists of payments, top-ups, payouts and wallet transfers: one set of filters.
@@ -478,23 +479,26 @@ void PaymentRoutes::list_objects(const RouteMatch& m, const ResponderPtr& r) {
   const auto limit = parse_limit(m.query);
   if (!limit || *limit > kListLimitMax) {
     return r->fail(make_error(ErrorCode::limit_invalid,
-                              "limit must be an integer from 1 to " +
-                                  std::to_string(kListLimitMax),
+                              "limit must be an integer from 1 to " + std::to_string(kListLimitMax),
                               "limit"));
   }
   q.limit = *limit;
   q.starting_after = std::string(query_value(m.query, "starting_after").value_or(""));
   q.status = std::string(query_value(m.query, "status").value_or(""));
-  static constexpr std::string_view kPaymentStatuses[] = {
-      "requires_confirmation", "requires_action", "processing", "requires_capture",
-      "succeeded",             "failed",          "canceled"};
+  static constexpr std::string_view kPaymentStatuses[] = {"requires_confirmation",
+                                                          "requires_action",
+                                                          "processing",
+                                                          "requires_capture",
+                                                          "succeeded",
+                                                          "failed",
+                                                          "canceled"};
   static constexpr std::string_view kFlowStatuses[] = {"processing", "succeeded", "failed"};
   const auto known = [&](const auto& names) {
     return std::find(std::begin(names), std::end(names), q.status) != std::end(names);
   };
   if (!q.status.empty() && !(payments ? known(kPaymentStatuses) : known(kFlowStatuses))) {
-    return r->fail(make_error(ErrorCode::parameter_invalid, "unknown status " + q.status,
-                              "status"));
+    return r->fail(
+        make_error(ErrorCode::parameter_invalid, "unknown status " + q.status, "status"));
   }
   q.merchant_id = std::string(query_value(m.query, "merchant").value_or(""));
   q.customer_id = std::string(query_value(m.query, "customer").value_or(""));
@@ -503,27 +507,27 @@ void PaymentRoutes::list_objects(const RouteMatch& m, const ResponderPtr& r) {
   q.created_lt = parse_time_param(m.query, "created_lt", &error).value_or(0);
   if (error) return r->fail(*error);
   engine_->payments_query(
-      std::move(q), on_io_thread<payments::QueryResult>(
-                        r, [](const Responder& r, payments::QueryResult result) {
-                          if (!result.found) {
-                            return r.fail(make_error(ErrorCode::starting_after_invalid,
-                                                     "starting_after is not an object of this list",
-                                                     "starting_after"));
-                          }
-                          r.reply(HttpReply{200, std::move(result.body)});
-                        }));
+      std::move(q),
+      on_io_thread<payments::QueryResult>(r, [](const Responder& r, payments::QueryResult result) {
+        if (!result.found) {
+          return r.fail(make_error(ErrorCode::starting_after_invalid,
+                                   "starting_after is not an object of this list",
+                                   "starting_after"));
+        }
+        r.reply(HttpReply{200, std::move(result.body)});
+      }));
 }
 
-void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h,
-                                std::string_view body, const ResponderPtr& r) {
+void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h, std::string_view body,
+                            const ResponderPtr& r) {
   const auto secret = options_.webhook_secrets.find(m.id);
   if (secret == options_.webhook_secrets.end()) return r->fail(not_found("channel", m.id));
   const auto check = connectors::verify_webhook(secret->second, h.psp_signature, body,
                                                 static_cast<int64_t>(std::time(nullptr)));
   if (check != connectors::SignatureCheck::ok) {
-    return r->fail(make_error(ErrorCode::signature_invalid,
-                              "PSP-Signature: " +
-                                  std::string(connectors::signature_check_name(check))));
+    return r->fail(
+        make_error(ErrorCode::signature_invalid,
+                   "PSP-Signature: " + std::string(connectors::signature_check_name(check))));
   }
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
@@ -558,18 +562,17 @@ void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h,
       }));
 }
 
-bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method,
-                               std::string_view target, const RequestHeaders& h,
-                               std::string_view body, const ResponderPtr& r) {
+bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::string_view target,
+                           const RequestHeaders& h, std::string_view body, const ResponderPtr& r) {
   if (m.route < Route::create_customer) return false;
   payments::Command c;
-  const bool moves_money =
-      m.route == Route::create_payment || m.route == Route::confirm_payment ||
-      m.route == Route::capture_payment || m.route == Route::cancel_payment ||
-      m.route == Route::create_refund || m.route == Route::create_topup ||
-      m.route == Route::create_payout || m.route == Route::create_wallet_transfer;
-  const bool takes_key = moves_money || m.route == Route::create_customer ||
-                         m.route == Route::create_merchant;
+  const bool moves_money = m.route == Route::create_payment || m.route == Route::confirm_payment ||
+                           m.route == Route::capture_payment || m.route == Route::cancel_payment ||
+                           m.route == Route::create_refund || m.route == Route::create_topup ||
+                           m.route == Route::create_payout ||
+                           m.route == Route::create_wallet_transfer;
+  const bool takes_key =
+      moves_money || m.route == Route::create_customer || m.route == Route::create_merchant;
   if (takes_key) {
     if (auto e = scope(h, moves_money, method, target, body, &c)) {
       r->fail(*e);

@@ -120,7 +120,8 @@ struct PspDispatcher::Impl {
 
   explicit Impl(DispatcherOptions o) : options(std::move(o)) {
     for (const ChannelConfig& ch : options.channels) {
-      clients.emplace(ch.name, std::make_unique<connectors::PspClient>(io.get_executor(), ch.client));
+      clients.emplace(ch.name,
+                      std::make_unique<connectors::PspClient>(io.get_executor(), ch.client));
     }
   }
 

@@ -210,13 +210,12 @@ void Service::handle(std::string_view method, std::string_view target,
     case Route::healthz:
       return r->ok(json::object{{"status", "ok"}});
     case Route::metrics:
-      return engine_->get_status(
-          false, on_io_thread<engine::EngineStatus>(r, [](const Responder& r,
-                                                          engine::EngineStatus s) {
-            HttpReply reply{200, metrics_text(s)};
-            reply.content_type = "text/plain; version=0.0.4";
-            r.reply(std::move(reply));
-          }));
+      return engine_->get_status(false, on_io_thread<engine::EngineStatus>(
+                                            r, [](const Responder& r, engine::EngineStatus s) {
+                                              HttpReply reply{200, metrics_text(s)};
+                                              reply.content_type = "text/plain; version=0.0.4";
+                                              r.reply(std::move(reply));
+                                            }));
     case Route::readyz:
       if (draining_.load() || !engine_->healthy()) {
         return r->fail(make_error(ErrorCode::unavailable, "not ready"));

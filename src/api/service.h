@@ -5,9 +5,9 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <vector>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api/errors.h"
 #include "engine/engine.h"
@@ -17,9 +17,9 @@ namespace keel::api {
 // A finished answer, ready for an I/O thread to write.
 struct HttpReply {
   unsigned status = 200;
-  std::string body;          // JSON
-  std::string allow;         // the Allow header, for 405
-  bool retry_after = false;  // adds Retry-After: 1 (503)
+  std::string body;                  // JSON
+  std::string allow;                 // the Allow header, for 405
+  bool retry_after = false;          // adds Retry-After: 1 (503)
   bool idempotent_replayed = false;  // adds Idempotent-Replayed: true
   std::string content_type;          // empty: application/json
 };

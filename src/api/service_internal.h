@@ -99,8 +99,7 @@ class PaymentRoutes {
   void list_objects(const RouteMatch& m, const ResponderPtr& r);
   void list_events(const RouteMatch& m, const ResponderPtr& r);
   void create_refund(std::string_view body, payments::Command c, const ResponderPtr& r);
-  void create_flow(Route route, std::string_view body, payments::Command c,
-                   const ResponderPtr& r);
+  void create_flow(Route route, std::string_view body, payments::Command c, const ResponderPtr& r);
   // The channel named in a request, or the default; nullopt (and an answer sent) if unknown.
   std::optional<std::string> pick_channel(const std::optional<std::string>& named,
                                           const ResponderPtr& r) const;

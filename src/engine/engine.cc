@@ -6,9 +6,9 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
-#include <set>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <variant>
 
@@ -60,9 +60,9 @@ struct PaymentsQuery {
   Callback<payments::QueryResult> done;
 };
 
-using Command = std::variant<CreateAccounts, CreateTransfers, SetAccountClosed, GetAccount,
-                             GetTransfer, ListAccountTransfers, GetStatus, TakeSnapshot,
-                             PaymentsCommand, PaymentsQuery>;
+using Command =
+    std::variant<CreateAccounts, CreateTransfers, SetAccountClosed, GetAccount, GetTransfer,
+                 ListAccountTransfers, GetStatus, TakeSnapshot, PaymentsCommand, PaymentsQuery>;
 
 size_t event_count(const Command& c) {
   if (const auto* a = std::get_if<CreateAccounts>(&c)) return std::max<size_t>(a->events.size(), 1);
@@ -196,7 +196,7 @@ struct Engine::Impl {
     payments::Reply current;  // the object as it stood when the request was applied
   };
   std::map<std::pair<std::string, std::string>, Waiter> waiters;
-  std::vector<payments::CompletedKey> completed_keys;  // this batch's, answered after commit
+  std::vector<payments::CompletedKey> completed_keys;       // this batch's, answered after commit
   std::set<std::string, std::less<>> deliveries_in_flight;  // merchant webhook event ids
 
   void log(LogLevel level, std::string_view line) const {
@@ -375,19 +375,18 @@ void Engine::Impl::apply_payments(PaymentsCommand& c) {
   last_timestamp = clock;
   KEEL_ASSERT(out.changed || out.postings == 0);
   if (out.changed) {
-    std::string& payload =
-        journal->begin_record(static_cast<uint16_t>(RecordType::payments), ts);
+    std::string& payload = journal->begin_record(static_cast<uint16_t>(RecordType::payments), ts);
     payments::encode_command(c.command, &payload);
     journal->end_record();
     ++events_since_snapshot;
   }
-  const bool waits = !out.reply.settled && !c.command.idempotency.key.empty() &&
-                     out.reply.status < 400;
+  const bool waits =
+      !out.reply.settled && !c.command.idempotency.key.empty() && out.reply.status < 400;
   if (waits) {
     const auto key = std::make_pair(c.command.idempotency.client, c.command.idempotency.key);
-    waiters[key] = Waiter{std::move(c.done),
-                          std::chrono::steady_clock::now() + std::chrono::milliseconds(c.wait_ms),
-                          out.reply};
+    waiters[key] =
+        Waiter{std::move(c.done),
+               std::chrono::steady_clock::now() + std::chrono::milliseconds(c.wait_ms), out.reply};
   } else {
     replies.push_back([done = std::move(c.done), reply = out.reply](bool durable) mutable {
       durable ? done({EngineError::ok, std::move(reply)}) : done({EngineError::unavailable, {}});
@@ -445,8 +444,8 @@ void Engine::Impl::hand_over_effects() {
     const auto in_flight = [this](std::string_view id) {
       return deliveries_in_flight.contains(id);
     };
-    for (payments::Delivery& d : state.payments.due_deliveries(wall, kDeliveriesPerBatch,
-                                                               in_flight)) {
+    for (payments::Delivery& d :
+         state.payments.due_deliveries(wall, kDeliveriesPerBatch, in_flight)) {
       deliveries_in_flight.insert(d.event_id);
       pending_effects.deliveries.push_back(std::move(d));
     }
@@ -575,8 +574,8 @@ Status Engine::Impl::resume_payments() {
   }
   pending_effects.resolve = state.payments.outstanding_attempts();
   if (!pending_effects.resolve.empty()) {
-    log(LogLevel::info, "resolving " + std::to_string(pending_effects.resolve.size()) +
-                            " open PSP attempt(s)");
+    log(LogLevel::info,
+        "resolving " + std::to_string(pending_effects.resolve.size()) + " open PSP attempt(s)");
   }
   return Status::ok();
 }

@@ -124,8 +124,7 @@ class Engine {
   // When the reply waits on a PSP (a confirm, capture, cancel with an Idempotency-Key), `done`
   // runs when the outcome is settled or after `wait_ms`, whichever is first; in the second case
   // the reply is the object as it stands (not settled) and the key completes later.
-  void payments_command(payments::Command command, int64_t wait_ms,
-                        Callback<payments::Reply> done);
+  void payments_command(payments::Command command, int64_t wait_ms, Callback<payments::Reply> done);
   void payments_query(payments::Query query, Callback<payments::QueryResult> done);
 
   // `full` adds the state hash and an invariant check (O(state); for tests and operators).

@@ -59,7 +59,7 @@ Status apply_record(State& state, RecordType type, Timestamp timestamp, std::str
 // Snapshot contents: the ledger and the payments core, each with its own canonical encoding.
 void encode_state(const State& state, std::string* out);
 // Also reads a snapshot written before payments existed (the ledger encoding alone).
-Status decode_state(std::string_view bytes, SipKey index_key,
-                    const payments::CoreOptions& options, State* out);
+Status decode_state(std::string_view bytes, SipKey index_key, const payments::CoreOptions& options,
+                    State* out);
 
 }  // namespace keel::engine

@@ -93,22 +93,21 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
   ch.name = std::string(name);
   ch.client.psp = ch.name;
   std::string url;
-  const bool ok = read_string(t, "url", &url, &error) &&
-                  read_string(t, "psp", &ch.client.psp, &error) &&
-                  read_string(t, "api_key", &ch.client.api_key, &error) &&
-                  read_string(t, "webhook_secret", &ch.webhook_secret, &error) &&
-                  read_int(t, "connections_max", where, &ch.client.connections_max, 1, &error) &&
-                  read_int(t, "connect_timeout_ms", where, &ch.client.connect_timeout_ms, 1,
-                           &error) &&
-                  read_int(t, "total_timeout_ms", where, &ch.client.total_timeout_ms, 1, &error);
+  const bool ok =
+      read_string(t, "url", &url, &error) && read_string(t, "psp", &ch.client.psp, &error) &&
+      read_string(t, "api_key", &ch.client.api_key, &error) &&
+      read_string(t, "webhook_secret", &ch.webhook_secret, &error) &&
+      read_int(t, "connections_max", where, &ch.client.connections_max, 1, &error) &&
+      read_int(t, "connect_timeout_ms", where, &ch.client.connect_timeout_ms, 1, &error) &&
+      read_int(t, "total_timeout_ms", where, &ch.client.total_timeout_ms, 1, &error);
   if (!ok) return error;
   if (!url.starts_with("http://")) return where + "url must be http://HOST:PORT";
   if (Status s = api::parse_listen(url.substr(7), &ch.client.host, &ch.client.port);
       !s.is_ok() || ch.client.port == 0) {
     return where + "url must be http://HOST:PORT with a port";
   }
-  if (name.empty() || name.size() > 40 || name.find_first_not_of(
-          "abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string_view::npos) {
+  if (name.empty() || name.size() > 40 ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string_view::npos) {
     return "channel names are 1 to 40 of [a-z0-9_-]: " + std::string(name);
   }
   c->psp.channels.push_back(std::move(ch));
@@ -153,7 +152,8 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
     if (channels == nullptr) return "channels must be a table of [channels.NAME] tables";
     c->psp.channels.clear();
     for (const auto& [name, node] : *channels) {
-      if (node.as_table() == nullptr) return "channels." + std::string(name.str()) + " must be a table";
+      if (node.as_table() == nullptr)
+        return "channels." + std::string(name.str()) + " must be a table";
       error = apply_channel(name.str(), *node.as_table(), c);
       if (!error.empty()) return error;
     }
@@ -197,8 +197,8 @@ void finish_payments_config(KeeldConfig* c) {
     c->payments.channels.push_back(ch.name);
     if (!ch.webhook_secret.empty()) c->payments.webhook_secrets[ch.name] = ch.webhook_secret;
   }
-  const auto it = std::find(c->payments.channels.begin(), c->payments.channels.end(),
-                            c->default_channel);
+  const auto it =
+      std::find(c->payments.channels.begin(), c->payments.channels.end(), c->default_channel);
   if (it != c->payments.channels.end()) std::rotate(c->payments.channels.begin(), it, it + 1);
 }
 
@@ -221,9 +221,9 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
     return Status::error(std::string(origin) + ":" + where.str() + ": " +
                          std::string(e.description()));
   }
-  std::string error =
-      unknown_key(doc, "", {"listen", "data", "io_threads", "log_level", "http", "engine",
-                            "payments", "channels", "fees"});
+  std::string error = unknown_key(doc, "",
+                                  {"listen", "data", "io_threads", "log_level", "http", "engine",
+                                   "payments", "channels", "fees"});
   std::string listen;
   std::string data;
   if (error.empty() && read_string(doc, "listen", &listen, &error) &&

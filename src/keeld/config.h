@@ -18,7 +18,7 @@ struct KeeldConfig {
   api::ServerOptions server;
   engine::EngineOptions engine;
   std::string log_level = "info";
-  api::DispatcherOptions psp;         // channels and the resolver's backoff
+  api::DispatcherOptions psp;        // channels and the resolver's backoff
   api::PaymentsApiOptions payments;  // filled from `psp` and [payments]
   std::string default_channel;
 };

@@ -109,8 +109,8 @@ bps = 0
   EXPECT_EQ(c.payments.settle_wait_ms, 500);
   EXPECT_EQ(c.engine.payments.deadlines.processing_s, 60);
   EXPECT_EQ(c.psp.resolve_initial_ms, 100);
-  const api::ChannelConfig& bank = c.psp.channels[0].name == "bankco" ? c.psp.channels[0]
-                                                                       : c.psp.channels[1];
+  const api::ChannelConfig& bank =
+      c.psp.channels[0].name == "bankco" ? c.psp.channels[0] : c.psp.channels[1];
   EXPECT_EQ(bank.client.psp, "bank");
   EXPECT_EQ(bank.client.port, 9091);
   ASSERT_TRUE(c.engine.fees.has_value());
@@ -118,13 +118,13 @@ bps = 0
   EXPECT_EQ(c.engine.fees->channels.at("wallet").basis_points, 0);
 
   for (const char* bad : {
-           "[channels.x]\nurl = \"https://a:1\"",          // not http
-           "[channels.x]\nurl = \"http://a\"",             // no port
-           "[channels.X]\nurl = \"http://a:1\"",           // bad name
-           "[channels.x]\nurl = \"http://a:1\"\nfoo = 1",  // unknown key
-           "[payments]\ndefault_channel = \"nope\"",       // no such channel
-           "[fees.default]\nbps = 10001",                  // above 100%
-           "[fees.default]\nfixed = -1",                   // negative
+           "[channels.x]\nurl = \"https://a:1\"",                               // not http
+           "[channels.x]\nurl = \"http://a\"",                                  // no port
+           "[channels.X]\nurl = \"http://a:1\"",                                // bad name
+           "[channels.x]\nurl = \"http://a:1\"\nfoo = 1",                       // unknown key
+           "[payments]\ndefault_channel = \"nope\"",                            // no such channel
+           "[fees.default]\nbps = 10001",                                       // above 100%
+           "[fees.default]\nfixed = -1",                                        // negative
            "[payments]\nprocessing_deadline_s = 5\nnot_found_grace_ms = 5000",  // grace too long
        }) {
     KeeldConfig bad_config;

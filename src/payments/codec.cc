@@ -57,8 +57,8 @@ bool decode_attempt(ByteReader& r, Attempt* out) {
   return r.str16(&out->id) && read_enum(r, AttemptKind::topup, &out->kind) &&
          r.str16(&out->channel) && read_enum(r, AttemptStatus::unknown, &out->status) &&
          r.i64(&out->amount) && r.i64(&out->fee) && r.i64(&out->latency_ms) &&
-         r.str16(&out->psp_reference) &&
-         r.str16(&out->error_code) && r.i64(&out->created_at) && r.i64(&out->updated_at);
+         r.str16(&out->psp_reference) && r.str16(&out->error_code) && r.i64(&out->created_at) &&
+         r.i64(&out->updated_at);
 }
 
 }  // namespace keel::payments

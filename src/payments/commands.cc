@@ -56,13 +56,13 @@ Status decode_command(std::string_view bytes, Command* out) {
   for (std::string* s : string_fields(c)) {
     if (!r.str16(s)) return Status::error("payments command: malformed string");
   }
-  const bool ok = r.i64(&c.amount) && read_currency_or_none(r, &c.currency) &&
-                  read_enum(r, InstrumentKind::account, &c.instrument_kind) &&
-                  read_bool(r, &c.capture_manual) && read_bool(r, &c.source_wallet) &&
-                  read_enum(r, AttemptStatus::unknown, &c.result.status) &&
-                  read_bool(r, &c.result.captured) && r.i64(&c.result.fee) && r.i64(&c.result.latency_ms) &&
-                  read_bool(r, &c.delivered) && read_enum(r, OperationState::failed, &c.op_state) &&
-                  decode_fees(r, &c.fees) && r.at_end();
+  const bool ok =
+      r.i64(&c.amount) && read_currency_or_none(r, &c.currency) &&
+      read_enum(r, InstrumentKind::account, &c.instrument_kind) &&
+      read_bool(r, &c.capture_manual) && read_bool(r, &c.source_wallet) &&
+      read_enum(r, AttemptStatus::unknown, &c.result.status) && read_bool(r, &c.result.captured) &&
+      r.i64(&c.result.fee) && r.i64(&c.result.latency_ms) && read_bool(r, &c.delivered) &&
+      read_enum(r, OperationState::failed, &c.op_state) && decode_fees(r, &c.fees) && r.at_end();
   if (!ok) return Status::error("payments command: malformed fields");
   *out = std::move(c);
   return Status::ok();

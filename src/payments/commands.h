@@ -16,18 +16,18 @@ namespace keel::payments {
 // One flat struct for every kind keeps the codec one function: each kind reads the fields its
 // comment names and leaves the others empty. Values of CommandKind are on disk: never renumber.
 enum class CommandKind : uint8_t {
-  create_customer = 1,         // id, name
-  create_merchant = 2,         // id, name, url (webhook endpoint, may be empty), secret
-  create_payment = 3,          // id, amount, currency, merchant_id, customer_id (wallet source),
-                               // instrument (card token), capture_manual, source_wallet
-  confirm_payment = 4,         // id, channel
-  capture_payment = 5,         // id, amount (0: all authorized)
-  cancel_payment = 6,          // id
-  create_refund = 7,           // id, payment_id, amount (0: all that is left)
-  create_topup = 8,            // id, customer_id, amount, currency, channel, instrument_kind,
-                               // instrument
-  create_payout = 9,           // id, customer_id, amount, currency, channel, instrument_kind,
-                               // instrument
+  create_customer = 1,          // id, name
+  create_merchant = 2,          // id, name, url (webhook endpoint, may be empty), secret
+  create_payment = 3,           // id, amount, currency, merchant_id, customer_id (wallet source),
+                                // instrument (card token), capture_manual, source_wallet
+  confirm_payment = 4,          // id, channel
+  capture_payment = 5,          // id, amount (0: all authorized)
+  cancel_payment = 6,           // id
+  create_refund = 7,            // id, payment_id, amount (0: all that is left)
+  create_topup = 8,             // id, customer_id, amount, currency, channel, instrument_kind,
+                                // instrument
+  create_payout = 9,            // id, customer_id, amount, currency, channel, instrument_kind,
+                                // instrument
   create_wallet_transfer = 10,  // id, customer_id (from), to_customer_id, amount, currency
   attempt_result = 11,          // id (attempt id), result, cause, event_id (webhook dedupe)
   mark_pending_unknown = 12,    // (after a restart)

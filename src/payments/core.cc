@@ -32,8 +32,7 @@ Reply payment_error(PaymentResult r, std::string_view id) {
     case R::refund_id_invalid:
       return error_reply(400, "id_invalid", "the id is not valid", "id");
     case R::amount_invalid:
-      return error_reply(400, "amount_invalid", "the amount must be a positive integer",
-                         "amount");
+      return error_reply(400, "amount_invalid", "the amount must be a positive integer", "amount");
     case R::currency_invalid:
       return error_reply(400, "currency_invalid", "unknown currency", "currency");
     case R::merchant_id_invalid:
@@ -53,8 +52,8 @@ Reply payment_error(PaymentResult r, std::string_view id) {
     case R::source_invalid:
       return error_reply(400, "parameter_invalid", "source must be card or wallet", "source");
     case R::exists:
-      return error_reply(409, "resource_exists", "an object with id " + std::string(id) +
-                                                     " exists");
+      return error_reply(409, "resource_exists",
+                         "an object with id " + std::string(id) + " exists");
     case R::not_found:
       return error_reply(404, "resource_missing", "no payment with id " + std::string(id), "id");
     case R::invalid_state:
@@ -84,11 +83,10 @@ Reply flow_error(WalletFlowResult r, std::string_view id) {
     case R::id_invalid:
       return error_reply(400, "id_invalid", "the id is not valid", "id");
     case R::exists:
-      return error_reply(409, "resource_exists", "an object with id " + std::string(id) +
-                                                     " exists");
+      return error_reply(409, "resource_exists",
+                         "an object with id " + std::string(id) + " exists");
     case R::amount_invalid:
-      return error_reply(400, "amount_invalid", "the amount must be a positive integer",
-                         "amount");
+      return error_reply(400, "amount_invalid", "the amount must be a positive integer", "amount");
     case R::currency_invalid:
       return error_reply(400, "currency_invalid", "unknown currency", "currency");
     case R::customer_id_invalid:
@@ -330,8 +328,8 @@ ApplyOutcome PaymentsCore::apply(const Command& c, Timestamp now, ledger::Ledger
   }
   out.changed = true;  // the key is state
   if (out.reply.settled) {
-    const auto r = idempotency_.complete(idem.client, idem.key, {out.reply.status, out.reply.body},
-                                         now);
+    const auto r =
+        idempotency_.complete(idem.client, idem.key, {out.reply.status, out.reply.body}, now);
     KEEL_ASSERT(r == CompleteResult::ok || r == CompleteResult::body_too_large);
   } else {
     waiting_[out.object_id].insert({idem.client, idem.key});
@@ -495,8 +493,8 @@ Reply PaymentsCore::payment_step(const Command& c, Timestamp now, const ledger::
   switch (c.kind) {
     case CommandKind::confirm_payment:
       if (p != nullptr && p->source == PaymentSource::wallet) {
-        r = payments_.confirm_from_wallet(c.id, available(p->customer_id, p->currency, ledger),
-                                          now, effects);
+        r = payments_.confirm_from_wallet(c.id, available(p->customer_id, p->currency, ledger), now,
+                                          effects);
       } else {
         r = payments_.confirm(c.id, c.channel, now, effects);
       }
@@ -551,10 +549,10 @@ Reply PaymentsCore::create_flow(const Command& c, Timestamp now, const ledger::L
           now, effects);
       break;
     case CommandKind::create_payout:
-      r = flows_.create_payout({c.id, c.customer_id, c.amount, c.currency, c.channel,
-                                c.instrument_kind, c.instrument,
-                                available(c.customer_id, c.currency, ledger)},
-                               now, effects);
+      r = flows_.create_payout(
+          {c.id, c.customer_id, c.amount, c.currency, c.channel, c.instrument_kind, c.instrument,
+           available(c.customer_id, c.currency, ledger)},
+          now, effects);
       break;
     case CommandKind::create_wallet_transfer:
       r = flows_.create_wallet_transfer({c.id, c.customer_id, c.to_customer_id, c.amount,
@@ -622,33 +620,44 @@ std::optional<AttemptResult> result_for(AttemptKind kind, const Command& c) {
         r.status = AttemptStatus::approved;
         r.captured = s == O::captured;
       } else if (s == O::declined_hard || s == O::declined_soft) {
-        r.status = s == O::declined_hard ? AttemptStatus::declined_hard
-                                         : AttemptStatus::declined_soft;
+        r.status =
+            s == O::declined_hard ? AttemptStatus::declined_hard : AttemptStatus::declined_soft;
       } else {
         return std::nullopt;
       }
       return r;
     case AttemptKind::capture:  // the authorization's state tells whether the capture happened
-      if (s == O::captured) r.status = AttemptStatus::approved;
-      else if (s == O::authorized) r.status = AttemptStatus::retryable;
-      else r.status = AttemptStatus::declined_hard;
+      if (s == O::captured)
+        r.status = AttemptStatus::approved;
+      else if (s == O::authorized)
+        r.status = AttemptStatus::retryable;
+      else
+        r.status = AttemptStatus::declined_hard;
       return r;
     case AttemptKind::void_authorization:
-      if (s == O::voided) r.status = AttemptStatus::approved;
-      else if (s == O::authorized) r.status = AttemptStatus::retryable;
-      else r.status = AttemptStatus::declined_hard;
+      if (s == O::voided)
+        r.status = AttemptStatus::approved;
+      else if (s == O::authorized)
+        r.status = AttemptStatus::retryable;
+      else
+        r.status = AttemptStatus::declined_hard;
       return r;
     case AttemptKind::refund:
-      if (s == O::refunded) r.status = AttemptStatus::approved;
-      else if (s == O::declined_hard || s == O::declined_soft) r.status = AttemptStatus::declined_hard;
-      else return std::nullopt;
+      if (s == O::refunded)
+        r.status = AttemptStatus::approved;
+      else if (s == O::declined_hard || s == O::declined_soft)
+        r.status = AttemptStatus::declined_hard;
+      else
+        return std::nullopt;
       return r;
     case AttemptKind::payout:
     case AttemptKind::topup:
-      if (s == O::paid) r.status = AttemptStatus::approved;
+      if (s == O::paid)
+        r.status = AttemptStatus::approved;
       else if (s == O::failed || s == O::declined_hard || s == O::declined_soft)
         r.status = AttemptStatus::declined_hard;
-      else return std::nullopt;
+      else
+        return std::nullopt;
       return r;
   }
   return std::nullopt;
@@ -700,8 +709,7 @@ bool PaymentsCore::settle(const std::string& attempt_id, const AttemptResult& re
     if (flows_.apply_result(attempt_id, result, cause, now, effects) != WalletFlowResult::ok) {
       return false;
     }
-  } else if (payments_.apply_result(attempt_id, result, cause, now, effects) !=
-             PaymentResult::ok) {
+  } else if (payments_.apply_result(attempt_id, result, cause, now, effects) != PaymentResult::ok) {
     return false;
   }
   out->changed = true;
@@ -728,8 +736,8 @@ void PaymentsCore::carry_out(Effects& effects, bool wallet_flow, ledger::Ledger&
     }
   }
   for (PspCall& call : effects.calls) {
-    const bool on_authorization = call.kind == AttemptKind::capture ||
-                                  call.kind == AttemptKind::void_authorization;
+    const bool on_authorization =
+        call.kind == AttemptKind::capture || call.kind == AttemptKind::void_authorization;
     open_attempts_[call.attempt_id] = OpenAttempt{
         call.channel, call.kind, on_authorization ? call.authorization_reference : call.attempt_id,
         call.kind == AttemptKind::refund ? call.refund_id : call.payment_id, wallet_flow};
@@ -981,8 +989,8 @@ QueryResult PaymentsCore::query(const Query& q, const ledger::Ledger& ledger) co
 }
 
 QueryResult PaymentsCore::render_event_list(const Query& q) const {
-  const EventList list = outbox_.list(q.limit, q.starting_after,
-                                      EventFilter{q.type, q.merchant_id, q.object_id});
+  const EventList list =
+      outbox_.list(q.limit, q.starting_after, EventFilter{q.type, q.merchant_id, q.object_id});
   if (list.result != OutboxResult::ok) return {};
   JsonWriter w;
   w.begin_object();
@@ -1015,8 +1023,8 @@ QueryResult PaymentsCore::render_flow_list(const Query& q) const {
                               : q.kind == QueryKind::list_payouts ? WalletFlowKind::payout
                                                                   : WalletFlowKind::transfer;
   WalletFlowFilter filter;
-  for (const auto s : {WalletFlowStatus::processing, WalletFlowStatus::succeeded,
-                       WalletFlowStatus::failed}) {
+  for (const auto s :
+       {WalletFlowStatus::processing, WalletFlowStatus::succeeded, WalletFlowStatus::failed}) {
     if (wallet_flow_status_name(s) == q.status) filter.status = s;
   }
   filter.customer_id = q.customer_id;
@@ -1136,8 +1144,7 @@ Status PaymentsCore::decode(std::string_view bytes, CoreOptions options, Payment
   if (!r.u64(&n)) return Status::error("payments: malformed merchants");
   for (uint64_t i = 0; i < n; ++i) {
     Merchant m;
-    if (!r.str16(&m.id) || !r.str16(&m.name) || !r.str16(&m.webhook_url) ||
-        !r.i64(&m.created_at)) {
+    if (!r.str16(&m.id) || !r.str16(&m.name) || !r.str16(&m.webhook_url) || !r.i64(&m.created_at)) {
       return Status::error("payments: malformed merchant");
     }
     core.merchants_.emplace(m.id, std::move(m));

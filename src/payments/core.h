@@ -224,7 +224,7 @@ class PaymentsCore {
     bool wallet_flow = false;
   };
   std::map<std::string, OpenAttempt, std::less<>> open_attempts_;  // attempt id -> what it is
-  std::map<std::string, std::set<KeyRef>, std::less<>> waiting_;     // object id -> keys
+  std::map<std::string, std::set<KeyRef>, std::less<>> waiting_;   // object id -> keys
 };
 
 [[nodiscard]] std::string render_payment(const Payment& p);

@@ -242,8 +242,8 @@ TEST_F(CoreTest, MerchantEventsFollowEveryStatusTheMerchantSees) {
   q.kind = QueryKind::list_events;
   q.limit = 10;
   const std::string events = core_.query(q, ledger_).body;
-  for (const char* type : {"payment.requires_confirmation", "payment.processing",
-                           "payment.succeeded"}) {
+  for (const char* type :
+       {"payment.requires_confirmation", "payment.processing", "payment.succeeded"}) {
     EXPECT_NE(events.find(type), std::string::npos) << type << " in " << events;
   }
   const auto due = core_.due_deliveries(now_, 10, {});

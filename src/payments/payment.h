@@ -117,7 +117,7 @@ struct Attempt {
   std::string channel;
   AttemptStatus status = AttemptStatus::pending;
   int64_t amount = 0;
-  int64_t fee = 0;  // the PSP's fee from the result that settled it
+  int64_t fee = 0;         // the PSP's fee from the result that settled it
   int64_t latency_ms = 0;  // of the call that answered it (0 when a query or webhook did)
   std::string psp_reference;
   std::string error_code;

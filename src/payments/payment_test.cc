@@ -186,7 +186,7 @@ TEST_F(PaymentTest, UnknownOutcomeBlocksNewAttemptsUntilResolvedAndChargesOnce) 
   confirm("pay_1");
   ASSERT_EQ(result("pay_1_a1", A::unknown), R::ok);
   EXPECT_EQ(pay("pay_1").status, S::processing);
-  EXPECT_EQ(calls_.size(), 1u);  // no new attempt while the outcome is unknown
+  EXPECT_EQ(calls_.size(), 1u);               // no new attempt while the outcome is unknown
   EXPECT_EQ(merchant(), ledger::Balances{});  // unknown is never success
   // The status query and the webhook both say approved: the first settles, the second is stale.
   ASSERT_EQ(result("pay_1_a1", A::approved, true), R::ok);

@@ -164,8 +164,8 @@ Status start_psp_sim(const std::filesystem::path& config, uint64_t seed,
                      std::unique_ptr<ServerProcess>* out, const std::string& listen) {
   const auto binary = build_path("src/psp_sim/keel-psp-sim");
   if (binary.empty()) return Status::error("KEEL_BUILD_DIR is not set");
-  return ServerProcess::start({binary.string(), "--listen", listen, "--config",
-                               config.string(), "--seed", std::to_string(seed)},
+  return ServerProcess::start({binary.string(), "--listen", listen, "--config", config.string(),
+                               "--seed", std::to_string(seed)},
                               60'000, out);
 }
 

@@ -21,8 +21,8 @@ std::string sim_config(uint16_t keeld_port, const std::string& extra) {
     const bool card = psp == "cardco";
     s += "[psps." + name + "]\n";
     s += "api_key = \"sk_" + name + "\"\n";
-    s += "webhook_url = \"http://127.0.0.1:" + std::to_string(keeld_port) + "/v1/webhooks/" +
-         name + "\"\n";
+    s += "webhook_url = \"http://127.0.0.1:" + std::to_string(keeld_port) + "/v1/webhooks/" + name +
+         "\"\n";
     s += "webhook_secret = \"whsec_" + name + "\"\n";
     s += card ? "fee_fixed = 30\nfee_bps = 290\n" : "fee_fixed = 10\nfee_bps = 50\n";
     s += "currencies = [\"USD\", \"EUR\", \"GBP\"]\n\n";

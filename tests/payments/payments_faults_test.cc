@@ -671,8 +671,11 @@ TEST_F(PaymentsFaults, KillNineWhileTopUpsAndPayoutsAreInFlightMovesEachOnce) {
 // review (never silently processing, no money moved on a guess); when the PSP answers again the
 // resolver settles it and the flag goes.
 TEST_F(PaymentsFaults, UnknownPastTheDeadlineGoesToReviewAndResolvesWhenThePspIsBack) {
-  start("[psps.cardco.faults]\nblack_hole_rate = 1.0\nwebhook_loss_rate = 1.0\n",
-        "processing_deadline_s = 2\n");
+  PaymentsStackOptions o =
+      options("[psps.cardco.faults]\nblack_hole_rate = 1.0\nwebhook_loss_rate = 1.0\n",
+              "processing_deadline_s = 2\n");
+  o.not_found_grace_ms = 1'000;  // below the deadline (keeld refuses it otherwise)
+  start(std::move(o));
   constexpr int kPayments = 3;
   const std::vector<std::string> ids = create_payments(kPayments);
   for (const JsonResponse& a : all_at_once(ids, "confirm")) {
