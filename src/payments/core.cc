@@ -144,6 +144,29 @@ void write_attempt(JsonWriter& w, const Attempt& a) {
   w.end_object();
 }
 
+void write_attempts(JsonWriter& w, const std::vector<Attempt>& attempts) {
+  w.key("attempts");
+  w.begin_array();
+  for (const Attempt& a : attempts) write_attempt(w, a);
+  w.end_array();
+}
+
+// "timeline": [{"at", "from", "to", "cause"}, ...] of any object's status type.
+template <typename Entry, typename StatusName>
+void write_timeline(JsonWriter& w, const std::vector<Entry>& timeline, StatusName name) {
+  w.key("timeline");
+  w.begin_array();
+  for (const Entry& t : timeline) {
+    w.begin_object();
+    w.field("at", format_rfc3339(t.at));
+    w.field("from", name(t.from));
+    w.field("to", name(t.to));
+    w.field("cause", t.cause);
+    w.end_object();
+  }
+  w.end_array();
+}
+
 }  // namespace
 
 Reply error_reply(uint16_t status, std::string code, std::string message, std::string param) {
@@ -179,25 +202,12 @@ std::string render_payment(const Payment& p) {
   w.field("created_at", format_rfc3339(p.created_at));
   write_time_or_null(w, "deadline", p.deadline);
   write_time_or_null(w, "authorization_expires_at", p.authorization_expires_at);
-  w.key("attempts");
-  w.begin_array();
-  for (const Attempt& a : p.attempts) write_attempt(w, a);
-  w.end_array();
+  write_attempts(w, p.attempts);
   w.key("refunds");
   w.begin_array();
   for (const Refund& r : p.refunds) w.string(r.id);
   w.end_array();
-  w.key("timeline");
-  w.begin_array();
-  for (const TimelineEntry& t : p.timeline) {
-    w.begin_object();
-    w.field("at", format_rfc3339(t.at));
-    w.field("from", status_name(t.from));
-    w.field("to", status_name(t.to));
-    w.field("cause", t.cause);
-    w.end_object();
-  }
-  w.end_array();
+  write_timeline(w, p.timeline, status_name);
   w.end_object();
   return w.take();
 }
@@ -213,21 +223,8 @@ std::string render_refund(const Refund& r) {
   w.field("requires_review", r.in_review);
   w.field("created_at", format_rfc3339(r.created_at));
   write_time_or_null(w, "deadline", r.deadline);
-  w.key("attempts");
-  w.begin_array();
-  for (const Attempt& a : r.attempts) write_attempt(w, a);
-  w.end_array();
-  w.key("timeline");
-  w.begin_array();
-  for (const RefundTimelineEntry& t : r.timeline) {
-    w.begin_object();
-    w.field("at", format_rfc3339(t.at));
-    w.field("from", refund_status_name(t.from));
-    w.field("to", refund_status_name(t.to));
-    w.field("cause", t.cause);
-    w.end_object();
-  }
-  w.end_array();
+  write_attempts(w, r.attempts);
+  write_timeline(w, r.timeline, refund_status_name);
   w.end_object();
   return w.take();
 }
@@ -254,21 +251,8 @@ std::string render_wallet_flow(const WalletFlow& f) {
   w.field("requires_review", f.in_review);
   w.field("created_at", format_rfc3339(f.created_at));
   write_time_or_null(w, "deadline", f.deadline);
-  w.key("attempts");
-  w.begin_array();
-  for (const Attempt& a : f.attempts) write_attempt(w, a);
-  w.end_array();
-  w.key("timeline");
-  w.begin_array();
-  for (const WalletFlowTimelineEntry& t : f.timeline) {
-    w.begin_object();
-    w.field("at", format_rfc3339(t.at));
-    w.field("from", wallet_flow_status_name(t.from));
-    w.field("to", wallet_flow_status_name(t.to));
-    w.field("cause", t.cause);
-    w.end_object();
-  }
-  w.end_array();
+  write_attempts(w, f.attempts);
+  write_timeline(w, f.timeline, wallet_flow_status_name);
   w.end_object();
   return w.take();
 }
