@@ -42,6 +42,8 @@ bench: build
 	mkdir -p bench-results
 	$(RELEASE_DIR)/src/bench/keel-bench ledger --json bench-results/ledger.json
 	$(RELEASE_DIR)/src/bench/keel-bench http --keeld $(RELEASE_DIR)/src/keeld/keeld --json bench-results/http.json
+	$(RELEASE_DIR)/src/bench/keel-bench payments --keeld $(RELEASE_DIR)/src/keeld/keeld \
+	  --psp-sim $(RELEASE_DIR)/src/psp_sim/keel-psp-sim --json bench-results/payments.json
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
