@@ -610,22 +610,14 @@ std::optional<AttemptResult> result_for(AttemptKind kind, const Command& c) {
         return std::nullopt;
       }
       return r;
-    case AttemptKind::capture:  // the authorization's state tells whether the capture happened
-      if (s == O::captured)
-        r.status = AttemptStatus::approved;
-      else if (s == O::authorized)
-        r.status = AttemptStatus::retryable;
-      else
-        r.status = AttemptStatus::declined_hard;
+    case AttemptKind::capture:  // the authorization's state tells whether the step happened
+    case AttemptKind::void_authorization: {
+      const O done = kind == AttemptKind::capture ? O::captured : O::voided;
+      r.status = s == done            ? AttemptStatus::approved
+                 : s == O::authorized ? AttemptStatus::retryable
+                                      : AttemptStatus::declined_hard;
       return r;
-    case AttemptKind::void_authorization:
-      if (s == O::voided)
-        r.status = AttemptStatus::approved;
-      else if (s == O::authorized)
-        r.status = AttemptStatus::retryable;
-      else
-        r.status = AttemptStatus::declined_hard;
-      return r;
+    }
     case AttemptKind::refund:
       if (s == O::refunded)
         r.status = AttemptStatus::approved;
