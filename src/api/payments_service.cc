@@ -21,6 +21,7 @@
 #include "connectors/webhook_signature.h"
 #include "core/ids.h"
 #include "payments/commands.h"
+#include "payments/payment.h"
 
 namespace keel::api {
 namespace json = boost::json;
@@ -40,16 +41,6 @@ std::string new_object_id(std::string_view prefix) {
   std::string id(prefix);
   for (int i = 0; i < 24; ++i) id.push_back(kAlphabet[rng() % 62]);
   return id;
-}
-
-bool is_token(std::string_view s) {
-  if (s.empty() || s.size() > kTokenBytesMax) return false;
-  for (const char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
 }
 
 // Reads the fields of one request object strictly: every field must be one the route takes.
@@ -278,7 +269,7 @@ void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
   if (!merchant.value) return r->fail(missing("merchant"));
   auto method = f.text("payment_method", kTokenBytesMax);
   if (!method.ok()) return r->fail(*method.error);
-  if (method.value && !is_token(*method.value)) {
+  if (method.value && !payments::is_valid_reference(*method.value, kTokenBytesMax)) {
     return r->fail(make_error(ErrorCode::parameter_invalid,
                               "payment_method must be a card token of [A-Za-z0-9_-]",
                               "payment_method"));

@@ -16,6 +16,7 @@
 #include <set>
 
 #include "connectors/webhook_signature.h"
+#include "core/http_url.h"
 #include "core/ids.h"
 #include "core/time.h"
 
@@ -29,50 +30,6 @@ using tcp = net::ip::tcp;
 using beast::error_code;
 using Clock = std::chrono::steady_clock;
 using Strand = net::strand<net::any_io_executor>;
-
-struct Target {
-  std::string host;
-  uint16_t port = 80;
-  std::string path = "/";  // path and query
-};
-
-// http://HOST[:PORT][/PATH][?QUERY]: the grammar payments::parse_endpoint_url accepts (the
-// outbox validated the URL when the endpoint was set; connectors cannot depend on payments).
-// Here it only has to keep anything odd out of the request line and the Host header.
-std::optional<Target> split_url(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (!url.starts_with(kScheme)) return std::nullopt;
-  const std::string_view rest = url.substr(kScheme.size());
-  const size_t authority_end = std::min(rest.find_first_of("/?"), rest.size());
-  const std::string_view authority = rest.substr(0, authority_end);
-  const size_t colon = authority.find(':');
-  Target t;
-  t.host = std::string(authority.substr(0, colon));
-  const bool host_ok = !t.host.empty() && std::all_of(t.host.begin(), t.host.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '-';
-  });
-  if (!host_ok) return std::nullopt;
-  if (colon != std::string_view::npos) {
-    const std::string_view digits = authority.substr(colon + 1);
-    uint32_t port = 0;
-    if (digits.empty() || digits.size() > 5) return std::nullopt;
-    for (char c : digits) {
-      if (c < '0' || c > '9') return std::nullopt;
-      port = port * 10 + static_cast<uint32_t>(c - '0');
-    }
-    if (port == 0 || port > 65535) return std::nullopt;
-    t.port = static_cast<uint16_t>(port);
-  }
-  const std::string_view path = rest.substr(authority_end);
-  // Visible ASCII only, no fragment: nothing that could split the request line or a header.
-  if (!std::all_of(path.begin(), path.end(),
-                   [](char c) { return c > 0x20 && c < 0x7F && c != '#'; })) {
-    return std::nullopt;
-  }
-  if (!path.empty()) t.path = path.front() == '/' ? std::string(path) : "/" + std::string(path);
-  return t;
-}
 
 enum class Phase : uint8_t { resolving, connecting, writing, reading };
 
@@ -116,7 +73,7 @@ struct MerchantWebhookSender::Impl : std::enable_shared_from_this<MerchantWebhoo
   std::atomic<uint64_t> failed{0};
 
   void start(const std::shared_ptr<Try>& t, MerchantWebhook webhook);
-  void connect(const std::shared_ptr<Try>& t, const Target& target);
+  void connect(const std::shared_ptr<Try>& t, const HttpUrl& target);
   void on_connect(const std::shared_ptr<Try>& t, error_code ec);
   void on_write(const std::shared_ptr<Try>& t, error_code ec);
   void on_read(const std::shared_ptr<Try>& t, error_code ec);
@@ -133,12 +90,12 @@ struct MerchantWebhookSender::Impl : std::enable_shared_from_this<MerchantWebhoo
 void MerchantWebhookSender::Impl::start(const std::shared_ptr<Try>& t, MerchantWebhook w) {
   if (shut_down) return fail(t, "shut down");
   if (live.size() >= options.in_flight_max) return fail(t, "too many in flight");
-  const std::optional<Target> target = split_url(w.url);
+  const std::optional<HttpUrl> target = parse_http_url_with_target(w.url);
   if (!target) return fail(t, "url invalid");
   if (!is_valid_id(w.event_id)) return fail(t, "event id invalid");
   if (w.body.size() > options.request_body_bytes_max) return fail(t, "body too large");
   auto& req = t->request;
-  req = {http::verb::post, target->path, 11};
+  req = {http::verb::post, target->target, 11};
   req.set(http::field::host, target->host + ":" + std::to_string(target->port));
   req.set(http::field::user_agent, "keel");
   req.set(http::field::content_type, "application/json");
@@ -156,7 +113,7 @@ void MerchantWebhookSender::Impl::start(const std::shared_ptr<Try>& t, MerchantW
   connect(t, *target);
 }
 
-void MerchantWebhookSender::Impl::connect(const std::shared_ptr<Try>& t, const Target& target) {
+void MerchantWebhookSender::Impl::connect(const std::shared_ptr<Try>& t, const HttpUrl& target) {
   const auto connect_timeout = std::chrono::milliseconds(options.connect_timeout_ms);
   error_code ec;
   const auto address = net::ip::make_address(target.host, ec);

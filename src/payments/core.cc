@@ -9,19 +9,10 @@ namespace keel::payments {
 namespace {
 
 constexpr uint32_t kEncodingVersion = 1;
+constexpr size_t kIdLengthMax = 48;  // customers and merchants, like payments
 constexpr size_t kNameBytesMax = 200;
 constexpr size_t kUrlBytesMax = 2048;
 constexpr size_t kSecretBytesMax = 256;
-
-bool is_reference_id(std::string_view id) {
-  if (id.empty() || id.size() > 48) return false;
-  for (const char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 // How each PaymentResult reaches the API: status, code, message.
 Reply payment_error(PaymentResult r, std::string_view id) {
@@ -404,7 +395,8 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
 }
 
 Reply PaymentsCore::create_customer(const Command& c, Timestamp now) {
-  if (!is_reference_id(c.id)) return error_reply(400, "id_invalid", "bad customer id", "id");
+  if (!is_valid_reference(c.id, kIdLengthMax))
+    return error_reply(400, "id_invalid", "bad customer id", "id");
   if (c.name.size() > kNameBytesMax) {
     return error_reply(400, "parameter_invalid", "name is longer than 200 bytes", "name");
   }
@@ -416,7 +408,8 @@ Reply PaymentsCore::create_customer(const Command& c, Timestamp now) {
 }
 
 Reply PaymentsCore::create_merchant(const Command& c, Timestamp now) {
-  if (!is_reference_id(c.id)) return error_reply(400, "id_invalid", "bad merchant id", "id");
+  if (!is_valid_reference(c.id, kIdLengthMax))
+    return error_reply(400, "id_invalid", "bad merchant id", "id");
   if (c.name.size() > kNameBytesMax) {
     return error_reply(400, "parameter_invalid", "name is longer than 200 bytes", "name");
   }

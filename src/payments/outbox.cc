@@ -27,44 +27,6 @@ Timestamp add_saturated(Timestamp t, int64_t d) {
   return out;
 }
 
-bool is_hex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-bool is_host_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '-';
-}
-
-// RFC 3986 characters of a path and query: unreserved, sub-delims, ':', '@', '/', '?', and '%'
-// (checked as a percent-escape by the caller).
-bool is_target_char(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("-._~!$&'()*+,;=:@/?%").find(c) != std::string_view::npos;
-}
-
-std::optional<uint16_t> parse_port(std::string_view digits) {
-  if (digits.empty() || digits.size() > 5) return std::nullopt;
-  uint32_t port = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    port = port * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (port == 0 || port > 65535) return std::nullopt;
-  return static_cast<uint16_t>(port);
-}
-
-bool valid_target(std::string_view target) {
-  for (size_t i = 0; i < target.size(); ++i) {
-    if (!is_target_char(target[i])) return false;
-    if (target[i] == '%' &&
-        (i + 2 >= target.size() || !is_hex(target[i + 1]) || !is_hex(target[i + 2]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool is_valid_data(std::string_view data) {
   return data.size() >= 2 && data.front() == '{' && data.back() == '}';
 }
@@ -163,30 +125,8 @@ bool is_valid_endpoint_secret(std::string_view secret) {
 }
 
 std::optional<EndpointUrl> parse_endpoint_url(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.size() > kEndpointUrlLengthMax || !url.starts_with(kScheme)) return std::nullopt;
-  const std::string_view rest = url.substr(kScheme.size());
-  const size_t authority_end = std::min(rest.find_first_of("/?#"), rest.size());
-  const std::string_view authority = rest.substr(0, authority_end);
-  const size_t colon = authority.find(':');
-  const std::string_view host = authority.substr(0, colon);
-  if (host.empty() || host.size() > 253 || !std::all_of(host.begin(), host.end(), is_host_char) ||
-      host.front() == '.' || host.front() == '-' || host.back() == '.' || host.back() == '-') {
-    return std::nullopt;
-  }
-  EndpointUrl out;
-  out.host = std::string(host);
-  if (colon != std::string_view::npos) {
-    const std::optional<uint16_t> port = parse_port(authority.substr(colon + 1));
-    if (!port) return std::nullopt;
-    out.port = *port;
-  }
-  const std::string_view target = rest.substr(authority_end);
-  if (!valid_target(target)) return std::nullopt;  // also refuses a fragment ('#')
-  if (!target.empty()) {
-    out.target = target.front() == '/' ? std::string(target) : "/" + std::string(target);
-  }
-  return out;
+  if (url.size() > kEndpointUrlLengthMax) return std::nullopt;
+  return parse_http_url_with_target(url);
 }
 
 bool is_valid_endpoint_url(std::string_view url) { return parse_endpoint_url(url).has_value(); }

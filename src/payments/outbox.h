@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/http_url.h"
 #include "core/status.h"
 #include "core/time.h"
 
@@ -279,11 +280,7 @@ class Outbox {
 // http://HOST[:PORT][/PATH][?QUERY], lower-case scheme; HOST is a name or IPv4 address of
 // [A-Za-z0-9.-] (no IPv6 literal, no user info); PORT 1..65535 (default 80); PATH and QUERY of
 // RFC 3986 characters (no fragment); at most kEndpointUrlLengthMax bytes. https is planned.
-struct EndpointUrl {
-  std::string host;
-  uint16_t port = 80;
-  std::string target = "/";  // path and query
-};
+using EndpointUrl = HttpUrl;  // core/http_url.h
 [[nodiscard]] std::optional<EndpointUrl> parse_endpoint_url(std::string_view url);
 [[nodiscard]] bool is_valid_endpoint_url(std::string_view url);
 [[nodiscard]] bool is_valid_endpoint_secret(std::string_view secret);

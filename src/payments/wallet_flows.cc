@@ -88,9 +88,9 @@ ledger::TransferEvent post_or_void(std::string id, std::string pending_id, int64
 
 void psp_fee(const WalletFlow& f, int64_t fee, Effects* effects) {
   if (fee == 0) return;
-  effects->postings.push_back(
-      transfer(f.id + ".psp_fee", wallet_flow_psp_fees_account(f.channel, f.currency),
-               psp_clearing_account(f.channel, f.currency), fee, f.currency, 0));
+  effects->postings.push_back(transfer(f.id + ".psp_fee", psp_fees_account(f.channel, f.currency),
+                                       psp_clearing_account(f.channel, f.currency), fee, f.currency,
+                                       0));
 }
 
 // Joins the events appended since `first` into one chain (all or nothing in the ledger).
@@ -225,24 +225,15 @@ bool wallet_flow_options_valid(const WalletFlowOptions& o) {
          o.payout_processing_s >= 1 && o.payout_processing_s <= kWalletFlowDeadlineSecondsMax;
 }
 
-std::string wallet_flow_wallet_account(std::string_view customer, Currency c) {
-  return "wallet:" + std::string(customer) + ":" + std::string(c.code());
-}
-
-std::string wallet_flow_psp_fees_account(std::string_view channel, Currency c) {
-  return "psp_fees:" + std::string(channel) + ":" + std::string(c.code());
-}
-
 std::vector<ledger::AccountEvent> wallet_flow_accounts(const WalletFlow& f) {
   constexpr uint16_t kWallet = ledger::account_flags::kDebitsMustNotExceedCredits;
   std::vector<ledger::AccountEvent> out;
-  out.push_back({wallet_flow_wallet_account(f.customer_id, f.currency), f.currency, kWallet, {}});
+  out.push_back({wallet_account(f.customer_id, f.currency), f.currency, kWallet, {}});
   if (f.kind == WalletFlowKind::transfer) {
-    out.push_back(
-        {wallet_flow_wallet_account(f.to_customer_id, f.currency), f.currency, kWallet, {}});
+    out.push_back({wallet_account(f.to_customer_id, f.currency), f.currency, kWallet, {}});
   } else {
     out.push_back({psp_clearing_account(f.channel, f.currency), f.currency, 0, {}});
-    out.push_back({wallet_flow_psp_fees_account(f.channel, f.currency), f.currency, 0, {}});
+    out.push_back({psp_fees_account(f.channel, f.currency), f.currency, 0, {}});
   }
   return out;
 }
@@ -384,9 +375,9 @@ WalletFlowResult WalletFlows::create_wallet_transfer(const WalletTransferRequest
   f.timeline.push_back({now, f.status, f.status, "api"});
   KEEL_ASSERT(consistent(f));
   if (funded) {
-    effects->postings.push_back(transfer(
-        f.id + ".transfer", wallet_flow_wallet_account(f.customer_id, f.currency),
-        wallet_flow_wallet_account(f.to_customer_id, f.currency), f.amount, f.currency, 0));
+    effects->postings.push_back(
+        transfer(f.id + ".transfer", wallet_account(f.customer_id, f.currency),
+                 wallet_account(f.to_customer_id, f.currency), f.amount, f.currency, 0));
   }
   store(std::move(f));
   return funded ? WalletFlowResult::ok : WalletFlowResult::insufficient_funds;
@@ -427,8 +418,7 @@ WalletFlowResult WalletFlows::create_payout(const PayoutRequest& r, Timestamp no
   f.deadline = deadline_after(now, options_.payout_processing_s);
   f.timeline.push_back({now, f.status, f.status, "api"});
   // The hold never expires in the ledger: an unknown payout must not be spendable twice.
-  effects->postings.push_back(transfer(f.id + ".hold",
-                                       wallet_flow_wallet_account(f.customer_id, f.currency),
+  effects->postings.push_back(transfer(f.id + ".hold", wallet_account(f.customer_id, f.currency),
                                        psp_clearing_account(f.channel, f.currency), f.amount,
                                        f.currency, ledger::transfer_flags::kPending));
   add_attempt(f, AttemptKind::payout, now, effects);
@@ -492,8 +482,8 @@ void WalletFlows::settle_topup(WalletFlow& f, const Attempt& a, int64_t fee, std
     return;
   }
   effects->postings.push_back(transfer(f.id + ".topup", psp_clearing_account(f.channel, f.currency),
-                                       wallet_flow_wallet_account(f.customer_id, f.currency),
-                                       f.amount, f.currency, 0));
+                                       wallet_account(f.customer_id, f.currency), f.amount,
+                                       f.currency, 0));
   psp_fee(f, fee, effects);
   f.fee = fee;
   move_to(f, WalletFlowStatus::succeeded, cause, now);

@@ -254,9 +254,8 @@ class WalletFlows {
   std::array<std::set<ListKey>, 3> listed_;                        // per WalletFlowKind
 };
 
-// Ledger account ids of docs/postings.md this machine uses besides psp_clearing_account().
-[[nodiscard]] std::string wallet_flow_wallet_account(std::string_view customer, Currency c);
-[[nodiscard]] std::string wallet_flow_psp_fees_account(std::string_view channel, Currency c);
+// Ledger account ids: wallet_account(), psp_fees_account() and psp_clearing_account() of
+// payment.h.
 // The accounts a flow's postings touch, with their flags (wallets:
 // debits_must_not_exceed_credits). Create them (ok or exists) before posting its effects.
 [[nodiscard]] std::vector<ledger::AccountEvent> wallet_flow_accounts(const WalletFlow& flow);

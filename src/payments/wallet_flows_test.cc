@@ -22,9 +22,9 @@ constexpr Timestamp kMinute = 60 * kNanosPerSecond;
 constexpr Timestamp kDay = 24 * 60 * kMinute;
 const Currency kUsd = *Currency::from_code("USD");
 
-std::string wallet(const std::string& c) { return wallet_flow_wallet_account(c, kUsd); }
+std::string wallet(const std::string& c) { return wallet_account(c, kUsd); }
 std::string clearing(const std::string& ch) { return psp_clearing_account(ch, kUsd); }
-std::string psp_fees(const std::string& ch) { return wallet_flow_psp_fees_account(ch, kUsd); }
+std::string psp_fees(const std::string& ch) { return psp_fees_account(ch, kUsd); }
 
 AttemptResult answer(A status, int64_t fee = 0, std::string code = "") {
   AttemptResult r;

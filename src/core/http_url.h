@@ -1,0 +1,25 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace keel {
+
+// An http:// URL split for a request: host, port (80 when absent) and target (path and query,
+// "/" when absent).
+struct HttpUrl {
+  std::string host;
+  uint16_t port = 80;
+  std::string target = "/";
+};
+
+// Parses `http://HOST[:PORT][/PATH][?QUERY]`: a DNS name or IPv4 address of [A-Za-z0-9.-]
+// (at most 253 characters, not starting or ending with '.' or '-'), a port 1-65535, and a path
+// and query of RFC 3986 characters with valid percent-escapes. No https, user info, IPv6 or
+// fragment. nullopt otherwise; nothing that could split a request line or a header gets
+// through. Pure; callable from any thread.
+[[nodiscard]] std::optional<HttpUrl> parse_http_url_with_target(std::string_view url);
+
+}  // namespace keel
