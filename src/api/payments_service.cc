@@ -448,15 +448,45 @@ void PaymentRoutes::list_events(const RouteMatch& m, const ResponderPtr& r) {
   q.type = std::string(query_value(m.query, "type").value_or(""));
   q.object_id = std::string(query_value(m.query, "object_id").value_or(""));
   q.merchant_id = std::string(query_value(m.query, "merchant").value_or(""));
+  list_query(std::move(q), r);
+}
+
+void PaymentRoutes::list_query(payments::Query q, const ResponderPtr& r) {
   engine_->payments_query(
       std::move(q),
       on_io_thread<payments::QueryResult>(r, [](const Responder& r, payments::QueryResult result) {
         if (!result.found) {
           return r.fail(make_error(ErrorCode::starting_after_invalid,
-                                   "starting_after is not a stored event", "starting_after"));
+                                   "starting_after is not an item of this list", "starting_after"));
         }
         r.reply(HttpReply{200, std::move(result.body)});
       }));
+}
+
+// The review desk: every item a person must decide, oldest first (docs/payments.md).
+void PaymentRoutes::list_reviews(const RouteMatch& m, const ResponderPtr& r) {
+  payments::Query q;
+  q.kind = payments::QueryKind::list_reviews;
+  const auto limit = parse_limit(m.query);
+  if (!limit || *limit > review::kListLimitMax) {
+    return r->fail(make_error(
+        ErrorCode::limit_invalid,
+        "limit must be an integer from 1 to " + std::to_string(review::kListLimitMax), "limit"));
+  }
+  q.limit = *limit;
+  q.status = std::string(query_value(m.query, "status").value_or(""));
+  if (!q.status.empty() && q.status != "open" && q.status != "resolved") {
+    return r->fail(
+        make_error(ErrorCode::parameter_invalid, "status must be open or resolved", "status"));
+  }
+  q.type = std::string(query_value(m.query, "reason").value_or(""));
+  if (!q.type.empty() && !review::reason_from_name(q.type)) {
+    return r->fail(make_error(ErrorCode::parameter_invalid,
+                              "reason must be deadline_unknown or psp_result_rejected", "reason"));
+  }
+  q.starting_after = std::string(query_value(m.query, "starting_after").value_or(""));
+  q.object_id = std::string(query_value(m.query, "object_id").value_or(""));
+  list_query(std::move(q), r);
 }
 
 // The lists of payments, top-ups, payouts and wallet transfers: one set of filters.
@@ -528,6 +558,12 @@ void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h, std::s
     return r->fail(make_error(ErrorCode::body_invalid, "a webhook needs an id and a data object"));
   }
   const std::string event_id(id->get_string());
+  // The id goes into the timeline as "webhook:{id}" (at most payments::kCauseLengthMax bytes).
+  constexpr size_t kEventIdLengthMax = 100;
+  if (event_id.empty() || event_id.size() > kEventIdLengthMax) {
+    return r->fail(make_error(ErrorCode::body_invalid,
+                              "a webhook id is 1 to 100 bytes", "id"));
+  }
   const auto op = connectors::parse_operation(json::serialize(*data));
   if (!op) return r->fail(make_error(ErrorCode::body_invalid, "data is not an operation", "data"));
   {
@@ -628,6 +664,9 @@ bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::st
       return true;
     case Route::list_events:
       list_events(m, r);
+      return true;
+    case Route::list_reviews:
+      list_reviews(m, r);
       return true;
     default:
       return false;

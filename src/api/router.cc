@@ -74,6 +74,10 @@ constexpr std::array kRoutes = {
               {"v1", "events"},
               Route::list_events,
               {"limit", "starting_after", "type", "object_id", "merchant"}},
+    RouteSpec{"GET",
+              {"v1", "admin", "reviews"},
+              Route::list_reviews,
+              {"limit", "starting_after", "status", "reason", "object_id"}},
 };
 
 // Whether `path` fits `spec`; the {id} segment goes to *id.

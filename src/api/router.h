@@ -48,6 +48,7 @@ enum class Route : uint8_t {
   list_topups,             // GET  /v1/topups?status=&customer=&created_gte=&created_lt=&...
   list_payouts,            // GET  /v1/payouts?(the same)
   list_wallet_transfers,   // GET  /v1/wallet_transfers?(the same; customer: either side)
+  list_reviews,            // GET  /v1/admin/reviews?status=&reason=&object_id=&limit=&...
   metrics,                 // GET  /metrics (Prometheus text format)
 };
 

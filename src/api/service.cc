@@ -170,6 +170,15 @@ std::string metrics_text(const engine::EngineStatus& s) {
          s.payments.deliveries_pending);
   metric("keel_payment_postings_rejected_total", "counter",
          "Payment postings the ledger refused (a bug: alert when > 0).", s.postings_rejected);
+  metric("keel_psp_results_rejected_total", "counter",
+         "PSP results keel could not take and flagged for review (alert when it grows).",
+         s.psp_results_rejected);
+  out += "# HELP keel_review_items_open Open review items, by reason.\n"
+         "# TYPE keel_review_items_open gauge\n";
+  out += "keel_review_items_open{reason=\"deadline_unknown\"} " +
+         std::to_string(s.payments.review_open_deadline_unknown) + "\n";
+  out += "keel_review_items_open{reason=\"psp_result_rejected\"} " +
+         std::to_string(s.payments.review_open_psp_result_rejected) + "\n";
   return out;
 }
 

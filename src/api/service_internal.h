@@ -98,6 +98,9 @@ class PaymentRoutes {
                     const ResponderPtr& r);
   void list_objects(const RouteMatch& m, const ResponderPtr& r);
   void list_events(const RouteMatch& m, const ResponderPtr& r);
+  void list_reviews(const RouteMatch& m, const ResponderPtr& r);
+  // Runs a list query; a cursor the list does not hold is starting_after_invalid.
+  void list_query(payments::Query q, const ResponderPtr& r);
   void create_refund(std::string_view body, payments::Command c, const ResponderPtr& r);
   void create_flow(Route route, std::string_view body, payments::Command c, const ResponderPtr& r);
   // The channel named in a request, or the default; nullopt (and an answer sent) if unknown.

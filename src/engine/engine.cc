@@ -189,6 +189,7 @@ struct Engine::Impl {
   // Payments: what the batch's commands asked for, handed over after the commit.
   PaymentEffects pending_effects;
   uint64_t postings_rejected = 0;
+  uint64_t psp_results_rejected = 0;
   // Requests waiting for their idempotency key to settle: (client, key) -> answer and deadline.
   struct Waiter {
     Callback<payments::Reply> done;
@@ -322,6 +323,7 @@ void Engine::Impl::answer_read(Command& c) {
           s.events_committed = events_committed;
           s.payments = state.payments.counts();
           s.postings_rejected = postings_rejected;
+          s.psp_results_rejected = psp_results_rejected;
           {
             std::lock_guard lock(mutex);
             s.queue_depth = queue.size();
@@ -400,6 +402,11 @@ void Engine::Impl::take_payments_outcome(payments::ApplyOutcome& out) {
     postings_rejected += out.postings_rejected;
     log(LogLevel::error, "the ledger refused a payment's postings (a bug): " +
                              std::to_string(out.postings_rejected) + " chain(s)");
+  }
+  for (const payments::RejectedResult& r : out.rejected) {
+    ++psp_results_rejected;
+    log(LogLevel::warn, "a PSP result for attempt " + r.attempt_id +
+                            " could not be taken (" + r.problem + "): flagged for review");
   }
   for (auto& call : out.calls) pending_effects.calls.push_back(std::move(call));
   for (auto& r : out.resolve) pending_effects.resolve.push_back(std::move(r));

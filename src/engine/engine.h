@@ -83,6 +83,9 @@ struct EngineStatus {
   uint64_t events_committed = 0;
   payments::PaymentsCore::Counts payments;
   uint64_t postings_rejected = 0;  // payment chains the ledger refused (a bug; alert on > 0)
+  // PSP results (answers, status queries, webhooks) the payments core could not take and
+  // flagged for review instead, since start (each one logged with its attempt and reason).
+  uint64_t psp_results_rejected = 0;
 };
 
 struct AccountTransfersQuery {

@@ -90,4 +90,21 @@ std::string_view command_kind_name(CommandKind k) {
   return "unknown";
 }
 
+std::string_view operation_state_name(OperationState s) {
+  using O = OperationState;
+  switch (s) {
+    KEEL_ENUM_CASE(O, not_found);
+    KEEL_ENUM_CASE(O, pending);
+    KEEL_ENUM_CASE(O, authorized);
+    KEEL_ENUM_CASE(O, captured);
+    KEEL_ENUM_CASE(O, voided);
+    KEEL_ENUM_CASE(O, declined_hard);
+    KEEL_ENUM_CASE(O, declined_soft);
+    KEEL_ENUM_CASE(O, refunded);
+    KEEL_ENUM_CASE(O, paid);
+    KEEL_ENUM_CASE(O, failed);
+  }
+  return "unknown";
+}
+
 }  // namespace keel::payments

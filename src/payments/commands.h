@@ -93,5 +93,6 @@ void encode_command(const Command& c, std::string* out);
 Status decode_command(std::string_view bytes, Command* out);
 
 [[nodiscard]] std::string_view command_kind_name(CommandKind k);
+[[nodiscard]] std::string_view operation_state_name(OperationState s);
 
 }  // namespace keel::payments

@@ -118,6 +118,13 @@ void write_time_or_null(JsonWriter& w, std::string_view key, Timestamp t) {
   t == 0 ? w.null() : w.string(format_rfc3339(t));
 }
 
+// "requires_review", and "review_reason" while there is one (absent otherwise, so that objects
+// never in review render as they did before review reasons existed).
+void write_review(JsonWriter& w, ReviewReason r) {
+  w.field("requires_review", r != ReviewReason::none);
+  if (r != ReviewReason::none) w.field("review_reason", review::reason_name(r));
+}
+
 void write_attempt(JsonWriter& w, const Attempt& a) {
   w.begin_object();
   w.field("id", a.id);
@@ -189,7 +196,7 @@ std::string render_payment(const Payment& p) {
   w.field("psp_fee", p.psp_fee);
   w.field_or_null("channel", p.channel);
   w.field_or_null("error_code", p.error_code);
-  w.field("requires_review", p.in_review);
+  write_review(w, p.review);
   w.field("created_at", format_rfc3339(p.created_at));
   write_time_or_null(w, "deadline", p.deadline);
   write_time_or_null(w, "authorization_expires_at", p.authorization_expires_at);
@@ -211,7 +218,7 @@ std::string render_refund(const Refund& r) {
   w.field("payment", r.payment_id);
   w.field("amount", r.amount);
   w.field("status", refund_status_name(r.status));
-  w.field("requires_review", r.in_review);
+  write_review(w, r.review);
   w.field("created_at", format_rfc3339(r.created_at));
   write_time_or_null(w, "deadline", r.deadline);
   write_attempts(w, r.attempts);
@@ -239,7 +246,7 @@ std::string render_wallet_flow(const WalletFlow& f) {
   }
   w.field("status", wallet_flow_status_name(f.status));
   w.field_or_null("error_code", f.error_code);
-  w.field("requires_review", f.in_review);
+  write_review(w, f.review);
   w.field("created_at", format_rfc3339(f.created_at));
   write_time_or_null(w, "deadline", f.deadline);
   write_attempts(w, f.attempts);
@@ -274,6 +281,14 @@ ApplyOutcome PaymentsCore::apply(const Command& c, Timestamp now, ledger::Ledger
     }
     case IdempotencyDecision::in_flight: {
       ApplyOutcome out;
+      const auto waiting = waiting_object_.find({idem.client, idem.key});
+      if (waiting != waiting_object_.end() &&
+          review_view(waiting->second).reason != ReviewReason::none) {
+        // In review is not an outcome: the object as it stands, not stored; the key stays in
+        // flight until the object is final.
+        out.reply = Reply{200, render(waiting->second)};
+        return out;
+      }
       out.reply = error_reply(409, "idempotency_key_in_use",
                               "a request with this Idempotency-Key is still being processed; "
                               "retry later");
@@ -308,6 +323,7 @@ ApplyOutcome PaymentsCore::apply(const Command& c, Timestamp now, ledger::Ledger
     KEEL_ASSERT(r == CompleteResult::ok || r == CompleteResult::body_too_large);
   } else {
     waiting_[out.object_id].insert({idem.client, idem.key});
+    waiting_object_[{idem.client, idem.key}] = out.object_id;
   }
   complete_waiters(now, &out);
   return out;
@@ -358,6 +374,13 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
           touch(open.owner);
         }
       }
+      if (!open_attempts_.contains(c.id)) {  // a report on a settled attempt may flag its owner
+        if (const WalletFlow* f = flows_.find_by_attempt(c.id)) {
+          touch(f->id);
+        } else if (std::string owner = payments_.attempt_owner(c.id); !owner.empty()) {
+          touch(owner);
+        }
+      }
       c.kind == CommandKind::attempt_result ? attempt_result(c, now, &effects, &out)
                                             : operation_status(c, now, &effects, &out);
       break;
@@ -390,7 +413,12 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
     return out;
   }
   carry_out(effects, wallet_flow, ledger, clock, &out);
-  for (const auto& [id, before] : touched) note_change(id, before, now);
+  const bool from_psp =
+      c.kind == CommandKind::attempt_result || c.kind == CommandKind::operation_status;
+  for (const auto& [id, before] : touched) {
+    note_change(id, before, now);
+    sync_review(id, from_psp ? "psp" : "api", now);
+  }
   return out;
 }
 
@@ -565,11 +593,9 @@ int64_t PaymentsCore::available(std::string_view customer, Currency currency,
 
 void PaymentsCore::attempt_result(const Command& c, Timestamp now, Effects* effects,
                                   ApplyOutcome* out) {
-  if (!open_attempts_.contains(c.id) || c.result.status == AttemptStatus::pending) {
-    out->reply = error_reply(409, "stale_result", "the attempt is not open; nothing changes");
-    return;  // a late or duplicate answer: nothing changes, nothing is journaled
-  }
-  if (!settle(c.id, c.result, c.cause, now, effects, out)) {
+  if (!open_attempts_.contains(c.id) || settle(c.id, c.result, c, now, effects, out) ==
+                                           Settled::stale) {
+    // A late or duplicate answer: nothing changes, nothing is journaled.
     out->reply = error_reply(409, "stale_result", "the attempt is not open; nothing changes");
   }
 }
@@ -632,6 +658,42 @@ std::optional<AttemptResult> result_for(AttemptKind kind, const Command& c) {
   return std::nullopt;
 }
 
+// Whether a PSP's report `s` on the operation of a settled attempt of `kind` agrees with how
+// keel settled it (`approved`) and, for an authorization, with the payment `p` as it stands.
+// Older news (pending, authorized after a capture) agrees; money the PSP moved that keel did
+// not book, or booked money the PSP says it did not move, does not.
+bool report_agrees(AttemptKind kind, bool approved, OperationState s, const Payment* p) {
+  using O = OperationState;
+  if (s == O::pending) return true;
+  switch (kind) {
+    case AttemptKind::authorization: {
+      const bool moved = s == O::authorized || s == O::captured || s == O::voided ||
+                         s == O::refunded;
+      if (!approved) return !moved;
+      if (!moved || p == nullptr) return moved;
+      const PaymentStatus st = p->status;
+      if (s == O::captured || s == O::refunded) {
+        return st == PaymentStatus::succeeded || st == PaymentStatus::processing;
+      }
+      if (s == O::voided) return st == PaymentStatus::canceled || st == PaymentStatus::processing;
+      return true;  // authorized: older news of any later step
+    }
+    case AttemptKind::refund:
+    case AttemptKind::payout:
+    case AttemptKind::topup: {
+      const O done = kind == AttemptKind::refund ? O::refunded : O::paid;
+      const bool refused = s == O::declined_hard || s == O::declined_soft || s == O::failed ||
+                           s == O::not_found;
+      if (approved) return s == done;
+      return s != done || !refused;
+    }
+    case AttemptKind::capture:  // reported under their authorization's reference, never their own
+    case AttemptKind::void_authorization:
+      return true;
+  }
+  return true;
+}
+
 bool attempt_unknown(const Payment* p, std::string_view attempt_id) {
   if (p == nullptr) return false;
   for (const Attempt& a : p->attempts) {
@@ -647,8 +709,11 @@ void PaymentsCore::operation_status(const Command& c, Timestamp now, Effects* ef
   // Every open attempt of this channel that refers to the operation (an authorization may have
   // its own attempt and a capture or void attempt open at once).
   std::vector<std::pair<std::string, AttemptResult>> settle_now;
+  std::vector<std::string> not_applicable;
+  bool matched = false;  // some open attempt refers to the operation
   for (const auto& [id, open] : open_attempts_) {
     if (open.reference != c.id || open.channel != c.channel) continue;
+    matched = true;
     // "Still authorized" says a capture or void did not happen only as the answer to the
     // resolver's own status query, asked after that call ended unknown. A webhook (late, out of
     // order) or a query sent before the call (resolving the authorization itself) may be older
@@ -660,34 +725,178 @@ void PaymentsCore::operation_status(const Command& c, Timestamp now, Effects* ef
         !(c.cause == "status_query" && attempt_unknown(payments_.find(open.owner), id))) {
       continue;
     }
-    if (auto r = result_for(open.kind, c)) settle_now.emplace_back(id, std::move(*r));
+    if (c.op_state == OperationState::pending) continue;  // no outcome yet: the resolver asks on
+    if (auto r = result_for(open.kind, c)) {
+      settle_now.emplace_back(id, std::move(*r));
+    } else {
+      not_applicable.push_back(id);  // a state this kind of operation never reaches
+    }
   }
+  if (!matched) return check_settled(c, now, out);
   bool any = false;
-  for (const auto& [id, r] : settle_now) any = settle(id, r, c.cause, now, effects, out) || any;
+  for (const auto& [id, r] : settle_now) {
+    any = settle(id, r, c, now, effects, out) != Settled::stale || any;
+  }
+  for (const std::string& id : not_applicable) {
+    AttemptResult reported = c.result;
+    reported.status = AttemptStatus::unknown;
+    reject_result(id, "state_not_applicable", c, reported, now, out);
+    any = true;
+  }
   if (!any) out->reply = error_reply(409, "stale_result", "no open attempt settles; no change");
 }
 
-bool PaymentsCore::settle(const std::string& attempt_id, const AttemptResult& result,
-                          std::string_view cause, Timestamp now, Effects* effects,
-                          ApplyOutcome* out) {
+void PaymentsCore::check_settled(const Command& c, Timestamp now, ApplyOutcome* out) {
+  out->reply = error_reply(409, "stale_result", "no open attempt settles; no change");
+  const WalletFlow* flow = flows_.find_by_attempt(c.id);
+  const Attempt* a = nullptr;
+  if (flow != nullptr) {
+    for (const Attempt& x : flow->attempts) a = x.id == c.id ? &x : a;
+  } else {
+    a = payments_.find_attempt(c.id);
+  }
+  if (a == nullptr || a->channel != c.channel || a->status == AttemptStatus::pending ||
+      a->status == AttemptStatus::unknown) {
+    return;  // not an operation of this channel's that keel settled
+  }
+  const Payment* p = payments_.find(payments_.attempt_owner(c.id));  // null for refunds, flows
+  if (report_agrees(a->kind, a->status == AttemptStatus::approved, c.op_state, p)) return;
+  reject_result(c.id, "contradicts_settled_attempt", c, c.result, now, out);
+}
+
+const Attempt* PaymentsCore::attempt_of(std::string_view attempt_id) const {
+  if (const WalletFlow* f = flows_.find_by_attempt(attempt_id)) {
+    for (const Attempt& a : f->attempts) {
+      if (a.id == attempt_id) return &a;
+    }
+  }
+  return payments_.find_attempt(attempt_id);
+}
+
+PaymentsCore::Settled PaymentsCore::settle(const std::string& attempt_id,
+                                           const AttemptResult& result, const Command& c,
+                                           Timestamp now, Effects* effects, ApplyOutcome* out) {
   const auto open = open_attempts_.find(attempt_id);
   KEEL_ASSERT(open != open_attempts_.end());
+  bool invalid = false;
+  bool applied = false;
   if (open->second.wallet_flow) {
-    // An invalid result (a fee above the amount, an oversized reference) from a PSP changes
-    // nothing: the attempt stays open and the resolver asks again.
-    if (flows_.apply_result(attempt_id, result, cause, now, effects) != WalletFlowResult::ok) {
-      return false;
-    }
-  } else if (payments_.apply_result(attempt_id, result, cause, now, effects) != PaymentResult::ok) {
-    return false;
+    const WalletFlowResult r = flows_.apply_result(attempt_id, result, c.cause, now, effects);
+    invalid = r == WalletFlowResult::result_invalid || r == WalletFlowResult::cause_invalid;
+    applied = r == WalletFlowResult::ok;
+  } else {
+    const PaymentResult r = payments_.apply_result(attempt_id, result, c.cause, now, effects);
+    invalid = r == PaymentResult::result_invalid;
+    applied = r == PaymentResult::ok;
   }
+  if (invalid) {
+    // Never dropped: the attempt stays open, its owner goes to review with the PSP's words.
+    const Attempt* a = attempt_of(attempt_id);
+    KEEL_ASSERT(a != nullptr);
+    std::string_view problem = result_problem(result, a->amount);
+    reject_result(attempt_id, problem.empty() ? "cause_invalid" : problem, c, result, now, out);
+    return Settled::rejected;
+  }
+  if (!applied) return Settled::stale;
   out->changed = true;
   if (result.status == AttemptStatus::unknown) {
     out->resolve.push_back({attempt_id, open->second.channel, open->second.reference});
   } else {
     open_attempts_.erase(open);
   }
-  return true;
+  return Settled::applied;
+}
+
+namespace {
+
+std::string truncated(std::string_view s, size_t max) { return std::string(s.substr(0, max)); }
+
+// The review item's evidence of a rejected PSP result: what keel had, what the PSP said.
+std::string rejection_evidence(const Attempt& a, std::string_view problem, const Command& c,
+                               const AttemptResult& reported) {
+  constexpr size_t kTextMax = 256;  // escaped, the item stays within kEvidenceBytesMax
+  JsonWriter w;
+  w.begin_object();
+  w.field("attempt", a.id);
+  w.field("attempt_status", attempt_status_name(a.status));
+  w.field("amount", a.amount);
+  w.field("problem", problem);
+  w.field("source", truncated(c.cause, kTextMax));
+  w.key("reported");
+  w.begin_object();
+  if (c.kind == CommandKind::operation_status) {
+    w.field("operation_status", operation_state_name(c.op_state));
+  } else {
+    w.field("status", attempt_status_name(reported.status));
+  }
+  w.field("fee", reported.fee);
+  w.field("psp_reference", truncated(reported.psp_reference, kTextMax));
+  w.field("error_code", truncated(reported.error_code, kTextMax));
+  w.end_object();
+  w.end_object();
+  return w.take();
+}
+
+}  // namespace
+
+void PaymentsCore::reject_result(const std::string& attempt_id, std::string_view problem,
+                                 const Command& c, const AttemptResult& reported, Timestamp now,
+                                 ApplyOutcome* out) {
+  out->rejected.push_back({attempt_id, std::string(problem)});
+  out->reply = error_reply(422, "psp_result_rejected",
+                           "the PSP's result for " + attempt_id + " cannot be taken (" +
+                               std::string(problem) + "); its object is flagged for review");
+  const Attempt* a = attempt_of(attempt_id);
+  KEEL_ASSERT(a != nullptr);
+  const std::string evidence = rejection_evidence(*a, problem, c, reported);
+  const std::string cause = "psp_result_rejected: " + std::string(problem);
+  const WalletFlow* flow = flows_.find_by_attempt(attempt_id);
+  const std::string owner = flow != nullptr ? flow->id : payments_.attempt_owner(attempt_id);
+  const bool flagged =
+      flow != nullptr
+          ? flows_.flag_result_rejected(attempt_id, cause, now) == WalletFlowResult::ok
+          : payments_.flag_result_rejected(attempt_id, cause, now) == PaymentResult::ok;
+  if (!flagged) return;  // flagged for this already: the first evidence stands
+  out->changed = true;
+  const review::ReviewResult opened = reviews_.open(
+      review_view(owner).type, owner, ReviewReason::psp_result_rejected, evidence, now);
+  KEEL_ASSERT(opened == review::ReviewResult::ok || opened == review::ReviewResult::already_open);
+}
+
+PaymentsCore::ReviewView PaymentsCore::review_view(std::string_view object_id) const {
+  if (const Payment* p = payments_.find(object_id)) {
+    return {"payment", p->review, std::string(status_name(p->status)),
+            p->attempts.empty() ? std::string() : p->attempts.back().id};
+  }
+  if (const Refund* r = payments_.find_refund(object_id)) {
+    return {"refund", r->review, std::string(refund_status_name(r->status)),
+            r->attempts.empty() ? std::string() : r->attempts.back().id};
+  }
+  if (const WalletFlow* f = flows_.find(object_id)) {
+    return {wallet_flow_kind_name(f->kind), f->review,
+            std::string(wallet_flow_status_name(f->status)),
+            f->attempts.empty() ? std::string() : f->attempts.back().id};
+  }
+  return {};
+}
+
+void PaymentsCore::open_deadline_review(std::string_view object_id, Timestamp at) {
+  const ReviewView v = review_view(object_id);
+  if (v.reason != ReviewReason::deadline_unknown) return;
+  JsonWriter w;
+  w.begin_object();
+  w.field("attempt", v.attempt);
+  w.end_object();
+  const review::ReviewResult opened =
+      reviews_.open(v.type, object_id, ReviewReason::deadline_unknown, w.take(), at);
+  KEEL_ASSERT(opened == review::ReviewResult::ok || opened == review::ReviewResult::already_open);
+}
+
+void PaymentsCore::sync_review(std::string_view object_id, std::string_view resolved_by,
+                               Timestamp now) {
+  const ReviewView v = review_view(object_id);
+  if (v.type.empty() || v.reason != ReviewReason::none) return;
+  (void)reviews_.resolve(object_id, resolved_by, "status: " + v.status, now);  // none open: fine
 }
 
 void PaymentsCore::carry_out(Effects& effects, bool wallet_flow, ledger::Ledger& ledger,
@@ -749,25 +958,24 @@ void PaymentsCore::note_wallet_currency(std::string_view account_id, Currency cu
   c->second.currencies.insert(currency.index());
 }
 
+// Final: no longer waiting on a PSP. Review is not an outcome (a late answer may still come).
 bool PaymentsCore::settled(std::string_view object_id) const {
-  if (const Payment* p = payments_.find(object_id)) {
-    return p->status != PaymentStatus::processing || p->in_review;
-  }
-  if (const Refund* r = payments_.find_refund(object_id)) {
-    return r->status != RefundStatus::pending || r->in_review;
-  }
+  if (const Payment* p = payments_.find(object_id)) return p->status != PaymentStatus::processing;
+  if (const Refund* r = payments_.find_refund(object_id)) return r->status != RefundStatus::pending;
   if (const WalletFlow* f = flows_.find(object_id)) {
-    return f->status != WalletFlowStatus::processing || f->in_review;
+    return f->status != WalletFlowStatus::processing;
   }
   return true;
 }
 
 std::string PaymentsCore::event_status(std::string_view object_id) const {
   if (const Payment* p = payments_.find(object_id)) {
-    return p->in_review ? "requires_review" : std::string(status_name(p->status));
+    return p->review != ReviewReason::none ? "requires_review"
+                                           : std::string(status_name(p->status));
   }
   if (const Refund* r = payments_.find_refund(object_id)) {
-    return r->in_review ? "requires_review" : std::string(refund_status_name(r->status));
+    return r->review != ReviewReason::none ? "requires_review"
+                                           : std::string(refund_status_name(r->status));
   }
   return {};
 }
@@ -801,6 +1009,7 @@ void PaymentsCore::complete_waiters(Timestamp now, ApplyOutcome* out) {
     }
     const std::string body = render(it->first);
     for (const KeyRef& k : it->second) {
+      waiting_object_.erase(k);
       const auto r = idempotency_.complete(k.first, k.second, {200, body}, now);
       KEEL_ASSERT(r == CompleteResult::ok || r == CompleteResult::body_too_large);
       out->completed.push_back({k.first, k.second, Reply{200, body}});
@@ -817,11 +1026,18 @@ ApplyOutcome PaymentsCore::tick(Timestamp now, ledger::Ledger& ledger, Timestamp
   if (!changed.empty()) out.changed = true;
   carry_out(effects, false, ledger, clock, &out);
   Effects flow_effects;
-  if (!flows_.tick(now, &flow_effects).empty()) out.changed = true;
+  const std::vector<std::string> flows_changed = flows_.tick(now, &flow_effects);
+  if (!flows_changed.empty()) out.changed = true;
   carry_out(flow_effects, true, ledger, clock, &out);
   if (idempotency_.expire(now) > 0) out.changed = true;
   if (outbox_.expire(now) > 0) out.changed = true;
   for (const std::string& id : changed) note_change(id, {}, now);
+  for (const auto* ids : {&changed, &flows_changed}) {
+    for (const std::string& id : *ids) {
+      open_deadline_review(id, now);
+      sync_review(id, "deadline", now);
+    }
+  }
   complete_waiters(now, &out);
   return out;
 }
@@ -953,8 +1169,44 @@ QueryResult PaymentsCore::query(const Query& q, const ledger::Ledger& ledger) co
     case QueryKind::list_payouts:
     case QueryKind::list_wallet_transfers:
       return render_flow_list(q);
+    case QueryKind::list_reviews:
+      return render_review_list(q);
   }
   return {};
+}
+
+QueryResult PaymentsCore::render_review_list(const Query& q) const {
+  review::ReviewFilter filter;
+  if (!q.status.empty()) filter.open = q.status == "open";
+  if (!q.type.empty()) filter.reason = review::reason_from_name(q.type);
+  filter.object_id = q.object_id;
+  const review::ReviewPage page = reviews_.list(filter, q.limit, q.starting_after);
+  if (page.result != review::ReviewResult::ok) return {};
+  JsonWriter w;
+  w.begin_object();
+  w.field("object", "list");
+  w.key("data");
+  w.begin_array();
+  for (const review::ReviewItem* item : page.data) {
+    w.begin_object();
+    w.field("id", item->id);
+    w.field("object", "review_item");
+    w.field("object_type", item->object_type);
+    w.field("object_id", item->object_id);
+    w.field("reason", review::reason_name(item->reason));
+    w.field("status", item->open() ? "open" : "resolved");
+    w.key("evidence");
+    w.raw(item->evidence);
+    w.field("opened_at", format_rfc3339(item->opened_at));
+    write_time_or_null(w, "resolved_at", item->resolved_at);
+    w.field_or_null("resolved_by", item->resolved_by);
+    w.field_or_null("resolution", item->resolution);
+    w.end_object();
+  }
+  w.end_array();
+  w.field("has_more", page.has_more);
+  w.end_object();
+  return {true, w.take()};
 }
 
 QueryResult PaymentsCore::render_event_list(const Query& q) const {
@@ -1027,7 +1279,9 @@ PaymentsCore::Counts PaymentsCore::counts() const {
   c.customers = customers_.size();
   c.merchants = merchants_.size();
   c.payments = payments_.size();
-  c.in_review = payments_.in_review_count();
+  c.in_review = payments_.in_review_count() + flows_.in_review_count();
+  c.review_open_deadline_unknown = reviews_.open_count(ReviewReason::deadline_unknown);
+  c.review_open_psp_result_rejected = reviews_.open_count(ReviewReason::psp_result_rejected);
   c.wallet_flows = flows_.size();
   c.idempotency_keys = idempotency_.size();
   c.events = outbox_.size();
@@ -1084,6 +1338,77 @@ void PaymentsCore::encode(std::string* out) const {
     w.u64(part.size());
     w.raw(part.data(), part.size());
   }
+  // The review desk is a trailing section, present once it holds an item: a state that never
+  // had one encodes (and hashes) exactly as before the desk existed.
+  if (!reviews_.empty()) {
+    part.clear();
+    reviews_.encode(&part);
+    w.u64(part.size());
+    w.raw(part.data(), part.size());
+  }
+}
+
+namespace {
+
+// The last "deadline: review" of a timeline: when the deadline flagged the object.
+template <typename Entry>
+std::optional<Timestamp> flagged_at(const std::vector<Entry>& timeline) {
+  for (auto it = timeline.rbegin(); it != timeline.rend(); ++it) {
+    if (it->cause == "deadline: review") return it->at;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Status PaymentsCore::migrate_reviews() {
+  std::vector<std::pair<std::string, Timestamp>> flagged;
+  const auto note = [&](const std::string& id, ReviewReason reason, auto timeline) {
+    if (reason == ReviewReason::none) return true;
+    const std::optional<Timestamp> at = flagged_at(*timeline);
+    if (reason != ReviewReason::deadline_unknown || !at) return false;
+    flagged.emplace_back(id, *at);
+    return true;
+  };
+  bool ok = true;
+  for (const Payment* p : payments_.all()) {
+    ok = ok && note(p->id, p->review, &p->timeline);
+    for (const Refund& r : p->refunds) ok = ok && note(r.id, r.review, &r.timeline);
+  }
+  for (const WalletFlow* f : flows_.all()) ok = ok && note(f->id, f->review, &f->timeline);
+  if (!ok) return Status::error("payments: a review flag without its deadline in the timeline");
+  for (const auto& [id, at] : flagged) open_deadline_review(id, at);
+  return Status::ok();
+}
+
+// Every flagged object has an open item of its reason; no other object has an open item.
+Status PaymentsCore::check_reviews() const {
+  size_t flagged = 0;
+  const auto check = [&](const std::string& id, ReviewReason reason) {
+    if (reason == ReviewReason::none) return true;
+    ++flagged;
+    return reviews_.open_item(id, reason) != nullptr;
+  };
+  bool ok = true;
+  for (const Payment* p : payments_.all()) {
+    ok = ok && check(p->id, p->review);
+    for (const Refund& r : p->refunds) ok = ok && check(r.id, r.review);
+  }
+  for (const WalletFlow* f : flows_.all()) ok = ok && check(f->id, f->review);
+  review::ReviewPage open = reviews_.list({true, std::nullopt, ""}, review::kListLimitMax, "");
+  std::string cursor;
+  while (ok && open.result == review::ReviewResult::ok && !open.data.empty()) {
+    for (const review::ReviewItem* item : open.data) {
+      ok = ok && review_view(item->object_id).reason != ReviewReason::none;
+      cursor = item->id;
+    }
+    if (!open.has_more) break;
+    open = reviews_.list({true, std::nullopt, ""}, review::kListLimitMax, cursor);
+  }
+  if (!ok || flagged > reviews_.open_count()) {
+    return Status::error("payments: review flags and open review items disagree");
+  }
+  return Status::ok();
 }
 
 Status PaymentsCore::decode(std::string_view bytes, CoreOptions options, PaymentsCore* out) {
@@ -1161,7 +1486,18 @@ Status PaymentsCore::decode(std::string_view bytes, CoreOptions options, Payment
   if (Status s = Outbox::decode(part, &core.outbox_); !s.is_ok()) return s;
   if (!r.u64(&n) || !r.raw(&part, n)) return Status::error("payments: malformed keys");
   if (Status s = IdempotencyStore::decode(part, &core.idempotency_); !s.is_ok()) return s;
+  if (r.at_end()) {
+    if (Status s = core.migrate_reviews(); !s.is_ok()) return s;
+  } else {
+    if (!r.u64(&n) || !r.raw(&part, n)) return Status::error("payments: malformed reviews");
+    if (Status s = review::ReviewDesk::decode(part, &core.reviews_); !s.is_ok()) return s;
+    if (core.reviews_.empty()) return Status::error("payments: an empty review section");
+  }
   if (!r.at_end()) return Status::error("payments: trailing bytes");
+  if (Status s = core.check_reviews(); !s.is_ok()) return s;
+  for (const auto& [object, keys] : core.waiting_) {
+    for (const KeyRef& key : keys) core.waiting_object_[key] = object;
+  }
   *out = std::move(core);
   return Status::ok();
 }

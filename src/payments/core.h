@@ -17,6 +17,7 @@
 #include "payments/outbox.h"
 #include "payments/payment.h"
 #include "payments/wallet_flows.h"
+#include "review/review.h"
 
 namespace keel::payments {
 
@@ -26,6 +27,17 @@ namespace keel::payments {
 // commands.h, posts their ledger transfers in the same step (so a payment's state and its
 // postings can never disagree after a crash), and says what must happen after the commit: PSP
 // calls to make, unknown attempts to resolve, waiting requests to answer.
+//
+// Nothing a PSP says is dropped: a result the state machines cannot take (result_problem(), a
+// status that means nothing for the attempt, or a report that contradicts what was booked)
+// flags its object for review with reason psp_result_rejected, opens a review item with the
+// PSP's words as evidence, and comes back in ApplyOutcome::rejected for the engine to log and
+// count. The review desk (review/review.h) holds every item; the objects' `review` flags say
+// which are open, and an item resolves when its object's flag clears.
+//
+// Idempotency keys store final answers only: a request whose object waits on a PSP keeps its
+// key in flight (a retry with the key gets the object as it stands, never a stored body) until
+// the object is final, also while it is in review.
 //
 // Pure and deterministic: no I/O, no clock, no randomness. Thread: the engine's writer thread.
 
@@ -64,6 +76,12 @@ struct CompletedKey {
   Reply reply;
 };
 
+// A PSP result the core could not take (see above): for the engine's log and metric.
+struct RejectedResult {
+  std::string attempt_id;
+  std::string problem;  // result_problem()'s reason, state_not_applicable, contradicts_settled
+};
+
 struct ApplyOutcome {
   bool changed = false;  // false: nothing changed, the command need not be journaled
   Reply reply;
@@ -73,6 +91,7 @@ struct ApplyOutcome {
   std::vector<CompletedKey> completed;
   uint64_t postings = 0;           // ledger events posted
   uint64_t postings_rejected = 0;  // chains the ledger refused: a bug, counted and logged
+  std::vector<RejectedResult> rejected;  // PSP results flagged for review instead of applied
 };
 
 // Read-only questions from the API.
@@ -90,6 +109,7 @@ enum class QueryKind : uint8_t {
   list_topups,  // filters of the three lists: status, customer_id, created range
   list_payouts,
   list_wallet_transfers,
+  list_reviews,  // filters: status (open, resolved), type (a reason), object_id
 };
 
 struct Query {
@@ -144,7 +164,9 @@ class PaymentsCore {
     uint64_t customers = 0;
     uint64_t merchants = 0;
     uint64_t payments = 0;
-    uint64_t in_review = 0;  // payments flagged for review (the alert gauge)
+    uint64_t in_review = 0;  // payments, refunds and wallet flows flagged for review (the alert)
+    uint64_t review_open_deadline_unknown = 0;     // open review items by reason
+    uint64_t review_open_psp_result_rejected = 0;
     uint64_t wallet_flows = 0;
     uint64_t idempotency_keys = 0;
     uint64_t events = 0;
@@ -186,9 +208,35 @@ class PaymentsCore {
   void note_change(std::string_view object_id, const std::string& before, Timestamp now);
   void attempt_result(const Command& c, Timestamp now, Effects* effects, ApplyOutcome* out);
   void operation_status(const Command& c, Timestamp now, Effects* effects, ApplyOutcome* out);
-  // Settles one open attempt; false if it changed nothing (stale).
-  bool settle(const std::string& attempt_id, const AttemptResult& result, std::string_view cause,
-              Timestamp now, Effects* effects, ApplyOutcome* out);
+  enum class Settled : uint8_t { applied, stale, rejected };
+  // Settles one open attempt, or flags it for review when the machines refuse the result.
+  Settled settle(const std::string& attempt_id, const AttemptResult& result, const Command& c,
+                 Timestamp now, Effects* effects, ApplyOutcome* out);
+  // A PSP result for `attempt_id` (open or settled) that cannot be taken: flags the owner
+  // psp_result_rejected, opens a review item with the PSP's words, answers psp_result_rejected.
+  void reject_result(const std::string& attempt_id, std::string_view problem, const Command& c,
+                     const AttemptResult& reported, Timestamp now, ApplyOutcome* out);
+  // An operation_status for no open attempt: a report on a settled attempt that contradicts
+  // what keel booked is rejected (review); one that agrees is stale.
+  void check_settled(const Command& c, Timestamp now, ApplyOutcome* out);
+  // The review flag, the object type ("payment", "refund", "topup", "payout") and the status
+  // of any object with a review flag; type empty when there is no such object.
+  struct ReviewView {
+    std::string_view type;
+    ReviewReason reason = ReviewReason::none;
+    std::string status;
+    std::string attempt;  // its last attempt (the outstanding one while it waits)
+  };
+  [[nodiscard]] const Attempt* attempt_of(std::string_view attempt_id) const;
+  [[nodiscard]] ReviewView review_view(std::string_view object_id) const;
+  // Opens the deadline_unknown item of an object the deadline just flagged.
+  void open_deadline_review(std::string_view object_id, Timestamp at);
+  // Resolves the open items of an object whose flag cleared.
+  void sync_review(std::string_view object_id, std::string_view resolved_by, Timestamp now);
+  // A state encoded before the review desk existed: opens the items of its flagged objects.
+  [[nodiscard]] Status migrate_reviews();
+  [[nodiscard]] Status check_reviews() const;
+  [[nodiscard]] QueryResult render_review_list(const Query& q) const;
 
   // Posts `effects` to the ledger (creating missing accounts) and moves its calls to `out`.
   void carry_out(Effects& effects, bool wallet_flow, ledger::Ledger& ledger, Timestamp* clock,
@@ -225,6 +273,8 @@ class PaymentsCore {
   };
   std::map<std::string, OpenAttempt, std::less<>> open_attempts_;  // attempt id -> what it is
   std::map<std::string, std::set<KeyRef>, std::less<>> waiting_;   // object id -> keys
+  std::map<KeyRef, std::string> waiting_object_;  // key -> object id (waiting_ inverted; rebuilt)
+  review::ReviewDesk reviews_;
 };
 
 [[nodiscard]] std::string render_payment(const Payment& p);

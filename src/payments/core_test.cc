@@ -258,22 +258,219 @@ TEST_F(CoreTest, MerchantEventsFollowEveryStatusTheMerchantSees) {
   EXPECT_EQ(core_.due_deliveries(now_, 10, {}).size(), 2u);
 }
 
-TEST_F(CoreTest, AProcessingPaymentPastItsDeadlineIsFlaggedForReviewAndAnswered) {
+// Issue 8, defect 2: review is not an outcome. A key waiting on a PSP stays in flight while
+// its payment is in review (a retry gets the payment as it stands, nothing stored); once the
+// PSP answers, the key stores and replays the final payment, also after a restart.
+TEST_F(CoreTest, AKeyWaitingThroughReviewStoresOnlyTheFinalPayment) {
   merchant();
   apply(payment("pay_1"));
-  const std::string attempt =
-      apply(keyed(confirm("pay_1"), "k1", kFingerprintA)).calls.at(0).attempt_id;
+  const Command confirm_k1 = keyed(confirm("pay_1"), "k1", kFingerprintA);
+  const std::string attempt = apply(confirm_k1).calls.at(0).attempt_id;
   apply(result(attempt, AttemptStatus::unknown));
   ASSERT_TRUE(core_.next_deadline().has_value());
   const ApplyOutcome ticked = tick(31 * 60 * kNanosPerSecond);
   EXPECT_TRUE(ticked.changed);
-  ASSERT_EQ(ticked.completed.size(), 1u);  // the waiting key completes with the review state
-  EXPECT_NE(ticked.completed[0].reply.body.find("\"requires_review\":true"), std::string::npos);
+  EXPECT_TRUE(ticked.completed.empty());  // in review: the key stays in flight
   EXPECT_EQ(core_.counts().in_review, 1u);
-  // A late answer still settles it.
-  EXPECT_TRUE(apply(op_status(attempt, OperationState::captured)).changed);
+  EXPECT_EQ(core_.counts().review_open_deadline_unknown, 1u);
+
+  // A retry while in review: the payment as it stands, not replayed, nothing stored.
+  const std::string before = encoded();
+  const ApplyOutcome during = apply(confirm_k1);
+  EXPECT_EQ(during.reply.status, 200);
+  EXPECT_FALSE(during.reply.replayed);
+  EXPECT_FALSE(during.changed);
+  EXPECT_NE(during.reply.body.find("\"requires_review\":true"), std::string::npos);
+  EXPECT_NE(during.reply.body.find("\"review_reason\":\"deadline_unknown\""), std::string::npos);
+  EXPECT_EQ(encoded(), before);
+
+  // The late answer settles it: the key completes with the final payment, the item resolves.
+  const ApplyOutcome late = apply(op_status(attempt, OperationState::captured));
+  EXPECT_TRUE(late.changed);
+  ASSERT_EQ(late.completed.size(), 1u);
+  EXPECT_NE(late.completed[0].reply.body.find("\"status\":\"succeeded\""), std::string::npos);
   EXPECT_EQ(core_.counts().in_review, 0u);
+  EXPECT_EQ(core_.counts().review_open_deadline_unknown, 0u);
   EXPECT_EQ(credits_posted("merchant:mch_1:USD"), 1250);
+  Query reviews;
+  reviews.kind = QueryKind::list_reviews;
+  const std::string items = core_.query(reviews, ledger_).body;
+  EXPECT_NE(items.find("\"id\":\"rev_pay_1_1\""), std::string::npos) << items;
+  EXPECT_NE(items.find("\"resolved_by\":\"psp\""), std::string::npos) << items;
+  EXPECT_NE(items.find("\"resolution\":\"status: succeeded\""), std::string::npos) << items;
+
+  const ApplyOutcome replay = apply(confirm_k1);
+  EXPECT_TRUE(replay.reply.replayed);
+  EXPECT_NE(replay.reply.body.find("\"status\":\"succeeded\""), std::string::npos);
+  // After a restart (the state decoded from its snapshot) the key replays the same.
+  PaymentsCore restarted;
+  ASSERT_TRUE(PaymentsCore::decode(encoded(), {}, &restarted).is_ok());
+  core_ = std::move(restarted);
+  const ApplyOutcome after_restart = apply(confirm_k1);
+  EXPECT_TRUE(after_restart.reply.replayed);
+  EXPECT_EQ(after_restart.reply.body, replay.reply.body);
+}
+
+// Issue 8, defect 1: a fee above the amount (cardco's fixed 30 on a payment of 20) is keel's
+// expense. The payment settles, the merchant gets 20, psp_fees 30, psp_clearing owes 10 less.
+TEST_F(CoreTest, APspFeeAboveTheAmountIsBookedAndThePaymentSettles) {
+  merchant();
+  Command small = payment("pay_1");
+  small.amount = 20;
+  apply(small);
+  const std::string attempt = apply(confirm("pay_1")).calls.at(0).attempt_id;
+  Command answer = result(attempt, AttemptStatus::approved);
+  answer.result.captured = true;
+  answer.result.fee = 30;
+  const ApplyOutcome settled = apply(answer);
+  EXPECT_TRUE(settled.changed);
+  EXPECT_TRUE(settled.rejected.empty());
+  const QueryResult q = core_.query({QueryKind::get_payment, "pay_1"}, ledger_);
+  EXPECT_NE(q.body.find("\"status\":\"succeeded\""), std::string::npos) << q.body;
+  EXPECT_NE(q.body.find("\"psp_fee\":30"), std::string::npos) << q.body;
+  EXPECT_EQ(credits_posted("merchant:mch_1:USD"), 20);
+  EXPECT_EQ(credits_posted("psp_clearing:cardco:USD"), 30);  // the fee's credit
+  const auto clearing = ledger_.find_account("psp_clearing:cardco:USD");
+  ASSERT_TRUE(clearing);
+  EXPECT_EQ(clearing->balances.debits_posted - clearing->balances.credits_posted, -10);
+  // The snapshot with such a payment loads again.
+  PaymentsCore decoded;
+  EXPECT_TRUE(PaymentsCore::decode(encoded(), {}, &decoded).is_ok());
+}
+
+// A result the machines refuse is never dropped: its own code, counted, the payment flagged
+// psp_result_rejected at once with the PSP's words as evidence; a later valid result settles it.
+TEST_F(CoreTest, ARejectedResultFlagsThePaymentForReviewWithEvidence) {
+  merchant();
+  apply(payment("pay_1"));
+  const Command confirm_k1 = keyed(confirm("pay_1"), "k1", kFingerprintA);
+  const std::string attempt = apply(confirm_k1).calls.at(0).attempt_id;
+  Command garbled = result(attempt, AttemptStatus::approved);
+  garbled.result.fee = kPspFeeAboveAmountMax + 1;
+  const ApplyOutcome rejected = apply(garbled);
+  EXPECT_TRUE(rejected.changed);  // journaled: the flag is state
+  EXPECT_EQ(rejected.reply.error_code, "psp_result_rejected");
+  ASSERT_EQ(rejected.rejected.size(), 1u);
+  EXPECT_EQ(rejected.rejected[0].attempt_id, attempt);
+  EXPECT_EQ(rejected.rejected[0].problem, "fee_out_of_range");
+  EXPECT_TRUE(rejected.completed.empty());
+  EXPECT_EQ(credits_posted("merchant:mch_1:USD"), -1);  // nothing booked on it
+  const QueryResult p = core_.query({QueryKind::get_payment, "pay_1"}, ledger_);
+  EXPECT_NE(p.body.find("\"status\":\"processing\""), std::string::npos) << p.body;
+  EXPECT_NE(p.body.find("\"review_reason\":\"psp_result_rejected\""), std::string::npos);
+  EXPECT_NE(p.body.find("\"cause\":\"psp_result_rejected: fee_out_of_range\""),
+            std::string::npos);
+  EXPECT_NE(p.body.find("\"deadline\":null"), std::string::npos);  // a person owns it now
+  EXPECT_EQ(core_.counts().review_open_psp_result_rejected, 1u);
+  Query reviews;
+  reviews.kind = QueryKind::list_reviews;
+  reviews.status = "open";
+  const std::string items = core_.query(reviews, ledger_).body;
+  EXPECT_NE(items.find("\"reason\":\"psp_result_rejected\""), std::string::npos) << items;
+  EXPECT_NE(items.find("\"fee\":1000001"), std::string::npos) << items;
+  EXPECT_NE(items.find("\"source\":\"psp_response\""), std::string::npos) << items;
+  // The same again: counted, but the first evidence stands and nothing changes.
+  const std::string before = encoded();
+  const ApplyOutcome again = apply(garbled);
+  EXPECT_FALSE(again.changed);
+  EXPECT_EQ(again.rejected.size(), 1u);
+  EXPECT_EQ(encoded(), before);
+  // A valid answer still settles it; the item resolves, the key completes.
+  const ApplyOutcome valid = apply(op_status(attempt, OperationState::captured));
+  EXPECT_TRUE(valid.changed);
+  EXPECT_EQ(valid.completed.size(), 1u);
+  EXPECT_EQ(credits_posted("merchant:mch_1:USD"), 1250);
+  EXPECT_EQ(core_.counts().in_review, 0u);
+  EXPECT_EQ(core_.counts().review_open_psp_result_rejected, 0u);
+}
+
+// Every refusal path of a PSP report: a status meaningless for the attempt's kind, over-long
+// fields, a too-long cause, and reports on settled attempts that contradict the books.
+TEST_F(CoreTest, EveryRefusedReportGoesToReview) {
+  merchant();
+  // An authorization reported `paid` (a payout's state).
+  apply(payment("pay_1"));
+  const std::string a1 = apply(confirm("pay_1")).calls.at(0).attempt_id;
+  const ApplyOutcome paid = apply(op_status(a1, OperationState::paid));
+  ASSERT_EQ(paid.rejected.size(), 1u);
+  EXPECT_EQ(paid.rejected[0].problem, "state_not_applicable");
+  // Over-long reference and error code, and an over-long cause.
+  apply(payment("pay_2"));
+  const std::string a2 = apply(confirm("pay_2")).calls.at(0).attempt_id;
+  Command long_reference = result(a2, AttemptStatus::declined_hard);
+  long_reference.result.psp_reference = std::string(kPspReferenceLengthMax + 1, 'r');
+  EXPECT_EQ(apply(long_reference).rejected.at(0).problem, "psp_reference_too_long");
+  apply(payment("pay_3"));
+  const std::string a3 = apply(confirm("pay_3")).calls.at(0).attempt_id;
+  Command long_code = result(a3, AttemptStatus::declined_hard);
+  long_code.result.error_code = std::string(kErrorCodeLengthMax + 1, 'c');
+  EXPECT_EQ(apply(long_code).rejected.at(0).problem, "error_code_too_long");
+  apply(payment("pay_4"));
+  const std::string a4 = apply(confirm("pay_4")).calls.at(0).attempt_id;
+  Command long_cause = result(a4, AttemptStatus::approved);
+  long_cause.cause = std::string(kCauseLengthMax + 1, 'w');
+  EXPECT_EQ(apply(long_cause).rejected.at(0).problem, "cause_invalid");
+  Command pending = result(a4, AttemptStatus::pending);
+  EXPECT_EQ(apply(pending).rejected.at(0).problem, "status_pending");
+  EXPECT_EQ(core_.counts().in_review, 4u);
+
+  // Contradictions: keel failed pay_5 on a hard decline; the PSP later says it captured.
+  apply(payment("pay_5"));
+  const std::string a5 = apply(confirm("pay_5")).calls.at(0).attempt_id;
+  apply(result(a5, AttemptStatus::declined_hard));
+  EXPECT_FALSE(apply(op_status(a5, OperationState::declined_hard)).changed);  // agrees: stale
+  const ApplyOutcome captured = apply(op_status(a5, OperationState::captured));
+  EXPECT_TRUE(captured.changed);
+  ASSERT_EQ(captured.rejected.size(), 1u);
+  EXPECT_EQ(captured.rejected[0].problem, "contradicts_settled_attempt");
+  const QueryResult p5 = core_.query({QueryKind::get_payment, "pay_5"}, ledger_);
+  EXPECT_NE(p5.body.find("\"status\":\"failed\""), std::string::npos) << p5.body;
+  EXPECT_NE(p5.body.find("\"review_reason\":\"psp_result_rejected\""), std::string::npos);
+  // keel captured pay_6; the PSP later says voided.
+  apply(payment("pay_6"));
+  const std::string a6 = apply(confirm("pay_6")).calls.at(0).attempt_id;
+  Command approved = result(a6, AttemptStatus::approved);
+  approved.result.captured = true;
+  apply(approved);
+  EXPECT_FALSE(apply(op_status(a6, OperationState::authorized)).changed);  // older news
+  EXPECT_FALSE(apply(op_status(a6, OperationState::refunded)).changed);
+  EXPECT_EQ(apply(op_status(a6, OperationState::voided)).rejected.size(), 1u);
+  EXPECT_EQ(core_.counts().in_review, 6u);
+  EXPECT_EQ(core_.counts().review_open_psp_result_rejected, 6u);
+  // Each flagged payment decodes from a snapshot with its items.
+  PaymentsCore decoded;
+  const Status s = PaymentsCore::decode(encoded(), {}, &decoded);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  EXPECT_EQ(decoded.counts().review_open_psp_result_rejected, 6u);
+}
+
+// A snapshot written before the review desk (no review section) with a payment in review: the
+// decoder opens its deadline_unknown item as the tick that flagged it would have.
+TEST_F(CoreTest, ASnapshotWithoutTheReviewDeskGetsItsItemsOnDecode) {
+  merchant();
+  apply(payment("pay_1"));
+  const std::string attempt = apply(confirm("pay_1")).calls.at(0).attempt_id;
+  apply(result(attempt, AttemptStatus::unknown));
+  tick(31 * 60 * kNanosPerSecond);
+  const std::string bytes = encoded();
+  // The desk section is the tail: u64 length + the desk's encoding.
+  std::string desk;
+  {
+    review::ReviewDesk d;
+    ASSERT_EQ(d.open("payment", "pay_1", ReviewReason::deadline_unknown,
+                     R"({"attempt":")" + attempt + R"("})", now_),
+              review::ReviewResult::ok);
+    d.encode(&desk);
+  }
+  ASSERT_GT(bytes.size(), desk.size() + 8);
+  ASSERT_EQ(bytes.substr(bytes.size() - desk.size()), desk);
+  const std::string old_format = bytes.substr(0, bytes.size() - desk.size() - 8);
+  PaymentsCore migrated;
+  const Status s = PaymentsCore::decode(old_format, {}, &migrated);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  std::string again;
+  migrated.encode(&again);
+  EXPECT_EQ(again, bytes);  // the same state as the journal's replay builds
 }
 
 TEST_F(CoreTest, WalletFlowsPostAndAnswerThroughTheCore) {

@@ -28,7 +28,7 @@ const Attempt* approved_authorization(const Payment& p) {
   return nullptr;
 }
 
-Attempt* find_attempt(std::vector<Attempt>& attempts, std::string_view id) {
+Attempt* attempt_in(std::vector<Attempt>& attempts, std::string_view id) {
   for (Attempt& a : attempts) {
     if (a.id == id) return &a;
   }
@@ -124,17 +124,11 @@ PaymentResult validate(const CreatePayment& r) {
   return PaymentResult::ok;
 }
 
-bool valid_result(const AttemptResult& r) {
-  return r.status != AttemptStatus::pending && r.status <= AttemptStatus::unknown && r.fee >= 0 &&
-         r.psp_reference.size() <= kPspReferenceLengthMax &&
-         r.error_code.size() <= kErrorCodeLengthMax;
-}
-
 // Stores a result on an outstanding attempt: `stale_result` if it is settled already,
-// `result_invalid` if the fee passes the attempt's amount.
+// `result_invalid` if result_problem() finds one.
 PaymentResult record_result(Attempt& a, const AttemptResult& result, Timestamp now) {
   if (!outstanding(a)) return PaymentResult::stale_result;
-  if (result.fee > a.amount) return PaymentResult::result_invalid;
+  if (!result_problem(result, a.amount).empty()) return PaymentResult::result_invalid;
   a.status = result.status;
   a.psp_reference = result.psp_reference;
   a.latency_ms = result.latency_ms;
@@ -170,6 +164,19 @@ std::string fees_account(Currency c) { return "fees:" + std::string(c.code()); }
 
 std::string psp_fees_account(std::string_view channel, Currency c) {
   return "psp_fees:" + std::string(channel) + ":" + std::string(c.code());
+}
+
+bool is_valid_psp_fee(int64_t fee, int64_t amount) {
+  return fee >= 0 && (fee <= amount || fee <= kPspFeeAboveAmountMax);
+}
+
+std::string_view result_problem(const AttemptResult& r, int64_t attempt_amount) {
+  if (r.status == AttemptStatus::pending) return "status_pending";
+  if (r.status > AttemptStatus::unknown) return "status_invalid";
+  if (!is_valid_psp_fee(r.fee, attempt_amount)) return "fee_out_of_range";
+  if (r.psp_reference.size() > kPspReferenceLengthMax) return "psp_reference_too_long";
+  if (r.error_code.size() > kErrorCodeLengthMax) return "error_code_too_long";
+  return {};
 }
 
 bool is_valid_reference(std::string_view s, size_t max_length) {
@@ -279,18 +286,18 @@ void PaymentMachine::move_to(Payment& p, PaymentStatus to, std::string_view caus
       break;
   }
   set_deadline(p.id, &p.deadline, deadline);
-  if (to != PaymentStatus::processing) set_review(&p.in_review, false);
+  set_review(&p.review, ReviewReason::none);  // the payment moved on: its review ends
 }
 
-void PaymentMachine::set_review(bool* flag, bool value) {
+void PaymentMachine::set_review(ReviewReason* flag, ReviewReason value) {
   if (*flag == value) return;
-  *flag = value;
-  if (value) {
+  if (*flag == ReviewReason::none) {
     ++in_review_count_;
-  } else {
+  } else if (value == ReviewReason::none) {
     KEEL_ASSERT(in_review_count_ > 0);
     --in_review_count_;
   }
+  *flag = value;
 }
 
 std::optional<Timestamp> PaymentMachine::next_deadline() const {
@@ -304,7 +311,7 @@ void PaymentMachine::move_refund(Refund& r, RefundStatus to, std::string_view ca
   r.status = to;
   const bool waiting = to == RefundStatus::pending;
   set_deadline(r.id, &r.deadline, waiting ? now + deadlines_.processing_s * kNanosPerSecond : 0);
-  if (!waiting) set_review(&r.in_review, false);
+  if (!waiting) set_review(&r.review, ReviewReason::none);
 }
 
 PaymentResult PaymentMachine::can_add_attempt(const Payment& p) const {
@@ -500,9 +507,7 @@ void PaymentMachine::refund_wallet(Payment& p, Refund& r, Timestamp now, Effects
 PaymentResult PaymentMachine::apply_result(std::string_view attempt_id, const AttemptResult& result,
                                            std::string_view cause, Timestamp now,
                                            Effects* effects) {
-  if (!valid_result(result) || cause.size() > kCauseLengthMax) {
-    return PaymentResult::result_invalid;
-  }
+  if (cause.size() > kCauseLengthMax) return PaymentResult::result_invalid;
   const auto owner = attempt_owner_.find(attempt_id);
   if (owner == attempt_owner_.end()) return PaymentResult::attempt_not_found;
   Payment* p = lookup(owner->second.payment_id);
@@ -517,7 +522,7 @@ PaymentResult PaymentMachine::apply_payment_result(Payment& p, std::string_view 
                                                    const AttemptResult& result,
                                                    std::string_view cause, Timestamp now,
                                                    Effects* effects) {
-  Attempt* a = find_attempt(p.attempts, attempt_id);
+  Attempt* a = attempt_in(p.attempts, attempt_id);
   KEEL_ASSERT(a != nullptr);
   const PaymentResult recorded = record_result(*a, result, now);
   if (recorded != PaymentResult::ok) return recorded;
@@ -595,7 +600,8 @@ void PaymentMachine::settle_authorization(Payment& p, const Attempt& a, bool cap
       // choosing another channel is routing's job (not here yet).
       size_t tries = 0;
       for (const Attempt& t : p.attempts) tries += t.kind == AttemptKind::authorization ? 1 : 0;
-      if (a.status == AttemptStatus::retryable && tries < kAuthorizationTriesMax && !p.in_review &&
+      if (a.status == AttemptStatus::retryable && tries < kAuthorizationTriesMax &&
+          p.review == ReviewReason::none &&
           can_add_attempt(p) == PaymentResult::ok) {
         add_attempt(p, AttemptKind::authorization, a.channel, p.amount, now, effects);
         return;
@@ -681,8 +687,8 @@ void PaymentMachine::tick_payment(Payment& p, Timestamp now, Effects* effects) {
       return;
     case PaymentStatus::processing:
       if (any_outstanding(p.attempts)) {
-        set_review(&p.in_review,
-                   true);  // never silently processing: an operator or a late answer ends it
+        // Never silently processing: an operator or a late answer ends it.
+        set_review(&p.review, ReviewReason::deadline_unknown);
         p.timeline.push_back({now, p.status, p.status, "deadline: review"});
         set_deadline(p.id, &p.deadline, 0);
       } else {
@@ -697,9 +703,55 @@ void PaymentMachine::tick_payment(Payment& p, Timestamp now, Effects* effects) {
 
 void PaymentMachine::tick_refund(Refund& r, Timestamp now) {
   KEEL_ASSERT(r.status == RefundStatus::pending && any_outstanding(r.attempts));
-  set_review(&r.in_review, true);
+  set_review(&r.review, ReviewReason::deadline_unknown);
   r.timeline.push_back({now, r.status, r.status, "deadline: review"});
   set_deadline(r.id, &r.deadline, 0);
+}
+
+const Attempt* PaymentMachine::find_attempt(std::string_view attempt_id) const {
+  const auto owner = attempt_owner_.find(attempt_id);
+  if (owner == attempt_owner_.end()) return nullptr;
+  const Payment* p = find(owner->second.payment_id);
+  KEEL_ASSERT(p != nullptr);
+  const std::vector<Attempt>* attempts = &p->attempts;
+  if (!owner->second.refund_id.empty()) attempts = &find_refund(owner->second.refund_id)->attempts;
+  for (const Attempt& a : *attempts) {
+    if (a.id == attempt_id) return &a;
+  }
+  KEEL_ASSERT(false);  // the index names an attempt its owner does not hold
+  return nullptr;
+}
+
+std::string PaymentMachine::attempt_owner(std::string_view attempt_id) const {
+  const auto owner = attempt_owner_.find(attempt_id);
+  if (owner == attempt_owner_.end()) return {};
+  return owner->second.refund_id.empty() ? owner->second.payment_id : owner->second.refund_id;
+}
+
+PaymentResult PaymentMachine::flag_result_rejected(std::string_view attempt_id,
+                                                   std::string_view cause, Timestamp now) {
+  if (cause.empty() || cause.size() > kCauseLengthMax) return PaymentResult::result_invalid;
+  const auto owner = attempt_owner_.find(attempt_id);
+  if (owner == attempt_owner_.end()) return PaymentResult::attempt_not_found;
+  Payment* p = lookup(owner->second.payment_id);
+  KEEL_ASSERT(p != nullptr);
+  constexpr ReviewReason kRejected = ReviewReason::psp_result_rejected;
+  if (!owner->second.refund_id.empty()) {
+    Refund* r = find_refund_of(*p, owner->second.refund_id);
+    KEEL_ASSERT(r != nullptr);
+    if (r->review == kRejected) return PaymentResult::already_in_review;
+    set_review(&r->review, kRejected);
+    r->timeline.push_back({now, r->status, r->status, std::string(cause)});
+    set_deadline(r->id, &r->deadline, 0);
+    return PaymentResult::ok;
+  }
+  if (p->review == kRejected) return PaymentResult::already_in_review;
+  set_review(&p->review, kRejected);
+  p->timeline.push_back({now, p->status, p->status, std::string(cause)});
+  // A payment waiting on the PSP no longer waits on a timer; other deadlines (confirmation,
+  // authorization expiry) still fire, and move it on.
+  if (p->status == PaymentStatus::processing) set_deadline(p->id, &p->deadline, 0);
+  return PaymentResult::ok;
 }
 
 std::vector<std::string> PaymentMachine::mark_pending_unknown(Timestamp now) {
@@ -766,13 +818,15 @@ std::vector<const Payment*> PaymentMachine::list(const PaymentFilter& filter, si
 //     str16 id, i64 amount, u16 currency, str16 merchant_id, u8 source, u8 capture_method,
 //     str16 payment_method, str16 customer_id, u8 status, i64 authorized, captured, refunded,
 //     merchant_fee, psp_fee, str16 channel, str16 error_code, i64 created_at, deadline,
-//     authorization_expires_at, u8 in_review, attempts, timeline, u32 count x refund
-//   refund: str16 id, i64 amount, u8 status, i64 created_at, deadline, u8 in_review, attempts,
+//     authorization_expires_at, u8 review, attempts, timeline, u32 count x refund
+//   refund: str16 id, i64 amount, u8 status, i64 created_at, deadline, u8 review, attempts,
 //     timeline
 //   attempts: u32 count x (str16 id, u8 kind, str16 channel, u8 status, i64 amount, fee,
 //     str16 psp_reference, str16 error_code, i64 created_at, updated_at)
 //   timeline: u32 count x (i64 at, u8 from, u8 to, str16 cause)
 // The indexes (attempt owners, refund owners, due deadlines) are rebuilt, not stored.
+// `review` is a ReviewReason; it was a bool (in_review) before psp_result_rejected existed, and
+// true was deadline_unknown's value, so older snapshots read the same.
 
 namespace {
 
@@ -805,7 +859,7 @@ void write_refund(ByteWriter& w, const Refund& r) {
   w.u8(u8_of(r.status));
   w.i64(r.created_at);
   w.i64(r.deadline);
-  write_bool(w, r.in_review);
+  w.u8(u8_of(r.review));
   write_attempts(w, r.attempts);
   write_timeline(w, r.timeline);
 }
@@ -829,7 +883,7 @@ void write_payment(ByteWriter& w, const Payment& p) {
   w.i64(p.created_at);
   w.i64(p.deadline);
   w.i64(p.authorization_expires_at);
-  write_bool(w, p.in_review);
+  w.u8(u8_of(p.review));
   write_attempts(w, p.attempts);
   write_timeline(w, p.timeline);
   w.u32(static_cast<uint32_t>(p.refunds.size()));
@@ -865,7 +919,7 @@ bool read_refund(ByteReader& r, const std::string& payment_id, Refund* out) {
   out->payment_id = payment_id;
   return r.str16(&out->id) && r.i64(&out->amount) &&
          read_enum(r, RefundStatus::failed, &out->status) && r.i64(&out->created_at) &&
-         r.i64(&out->deadline) && read_bool(r, &out->in_review) &&
+         r.i64(&out->deadline) && read_enum(r, review::kReviewReasonLast, &out->review) &&
          read_attempts(r, &out->attempts) && read_timeline(r, RefundStatus::failed, &out->timeline);
 }
 
@@ -880,7 +934,8 @@ bool read_payment(ByteReader& r, Payment* p) {
     ok = ok && r.i64(v);
   }
   ok = ok && r.str16(&p->channel) && r.str16(&p->error_code) && r.i64(&p->created_at) &&
-       r.i64(&p->deadline) && r.i64(&p->authorization_expires_at) && read_bool(r, &p->in_review) &&
+       r.i64(&p->deadline) && r.i64(&p->authorization_expires_at) &&
+       read_enum(r, review::kReviewReasonLast, &p->review) &&
        read_attempts(r, &p->attempts) && read_timeline(r, PaymentStatus::canceled, &p->timeline);
   uint32_t refunds = 0;
   if (!ok || !r.u32(&refunds) || refunds > kRefundsPerPaymentMax) return false;
@@ -903,7 +958,7 @@ const char* attempts_problem(const std::vector<Attempt>& attempts, std::string_v
     const bool kind_ok =
         of_refund ? a.kind == AttemptKind::refund : a.kind <= AttemptKind::void_authorization;
     if (!kind_ok || !valid_channel(a.channel)) return "attempt kind or channel";
-    if (a.amount <= 0 || a.fee < 0 || a.fee > a.amount) return "attempt amounts";
+    if (a.amount <= 0 || !is_valid_psp_fee(a.fee, a.amount)) return "attempt amounts";
     if (a.psp_reference.size() > kPspReferenceLengthMax ||
         a.error_code.size() > kErrorCodeLengthMax) {
       return "attempt fields too long";
@@ -916,7 +971,11 @@ const char* attempts_problem(const std::vector<Attempt>& attempts, std::string_v
 const char* status_problem(const Payment& p) {
   const bool waiting = any_outstanding(p.attempts);
   const bool authorized = approved_authorization(p) != nullptr;
-  if (p.in_review && (p.status != PaymentStatus::processing || !waiting)) return "review flag";
+  // deadline_unknown only while processing with an open attempt; psp_result_rejected anywhere.
+  if (p.review == ReviewReason::deadline_unknown &&
+      (p.status != PaymentStatus::processing || !waiting)) {
+    return "review flag";
+  }
   if (p.source == PaymentSource::wallet && !p.attempts.empty()) return "wallet with attempts";
   if (p.status >= PaymentStatus::succeeded && (waiting || p.deadline != 0)) {
     return "terminal payment waiting";
@@ -925,7 +984,9 @@ const char* status_problem(const Payment& p) {
     case PaymentStatus::requires_confirmation:
       return p.attempts.empty() && p.deadline != 0 ? nullptr : "unconfirmed with attempts";
     case PaymentStatus::processing:
-      if (p.attempts.empty() || (p.deadline != 0) == p.in_review) return "processing deadline";
+      if (p.attempts.empty() || (p.deadline != 0) == (p.review != ReviewReason::none)) {
+        return "processing deadline";
+      }
       if (authorized && !(waiting && p.attempts.back().kind != AttemptKind::authorization)) {
         return "processing an authorized payment without a capture or void";
       }
@@ -950,7 +1011,9 @@ const char* status_problem(const Payment& p) {
 const char* refund_problem(const Payment& p, const Refund& r) {
   if (!is_valid_reference(r.id, kPaymentIdLengthMax) || r.amount <= 0) return "refund fields";
   const bool waiting = r.status == RefundStatus::pending;
-  if (waiting ? (r.deadline != 0) == r.in_review : (r.deadline != 0 || r.in_review)) {
+  const bool flagged = r.review != ReviewReason::none;
+  if (waiting ? (r.deadline != 0) == flagged
+              : (r.deadline != 0 || r.review == ReviewReason::deadline_unknown)) {
     return "refund deadline";
   }
   if (p.source == PaymentSource::wallet) {
@@ -990,8 +1053,8 @@ const char* amounts_problem(const Payment& p) {
     return "amounts";
   }
   if (const char* problem = attempt_amounts_problem(p)) return problem;
-  if (p.merchant_fee < 0 || p.merchant_fee > p.captured_amount || p.psp_fee < 0 ||
-      p.psp_fee > p.captured_amount) {
+  if (p.merchant_fee < 0 || p.merchant_fee > p.captured_amount ||
+      !is_valid_psp_fee(p.psp_fee, p.captured_amount)) {
     return "fees";
   }
   if (!p.refunds.empty() && p.status != PaymentStatus::succeeded) return "refunds of no capture";
@@ -1044,7 +1107,7 @@ Status PaymentMachine::index(const Payment& p) {
     if (!own(a, "")) return Status::error("payments: attempt " + a.id + " twice");
   }
   if (p.deadline != 0) due_.insert({p.deadline, p.id});
-  in_review_count_ += p.in_review ? 1 : 0;
+  in_review_count_ += p.review != ReviewReason::none ? 1 : 0;
   for (const Refund& r : p.refunds) {
     if (!refund_owner_.emplace(r.id, p.id).second) {
       return Status::error("payments: refund " + r.id + " twice");
@@ -1053,7 +1116,7 @@ Status PaymentMachine::index(const Payment& p) {
       if (!own(a, r.id)) return Status::error("payments: attempt " + a.id + " twice");
     }
     if (r.deadline != 0) due_.insert({r.deadline, r.id});
-    in_review_count_ += r.in_review ? 1 : 0;
+    in_review_count_ += r.review != ReviewReason::none ? 1 : 0;
   }
   return Status::ok();
 }
@@ -1157,6 +1220,7 @@ std::string_view result_name(PaymentResult r) {
     KEEL_ENUM_CASE(R, too_many_refunds);
     KEEL_ENUM_CASE(R, fees_invalid);
     KEEL_ENUM_CASE(R, source_invalid);
+    KEEL_ENUM_CASE(R, already_in_review);
   }
   return "unknown";
 }

@@ -12,8 +12,11 @@
 #include "core/status.h"
 #include "core/time.h"
 #include "ledger/types.h"
+#include "review/review.h"
 
 namespace keel::payments {
+
+using review::ReviewReason;
 
 // Payments to merchants, as a pure state machine: the rules of docs/payments.md and the postings
 // of docs/postings.md (flow 2: from a wallet; flow 3: by card through a PSP, authorize then
@@ -35,8 +38,14 @@ namespace keel::payments {
 // The engine must create the ledger accounts a chain names before posting it (merchant,
 // psp_clearing, psp_fees, fees; the wallet exists before a wallet payment can be confirmed).
 //
-// Not yet here (issue 4): payouts, top-ups, routing across channels (the caller picks the
-// channel), 3-D Secure (`requires_action`).
+// Review: a payment or refund whose outcome is unknown at its processing deadline is flagged
+// `deadline_unknown`; one whose PSP result cannot be taken (result_problem(), or a report that
+// contradicts what was booked) is flagged `psp_result_rejected` by flag_result_rejected(). A
+// flagged object waiting on the PSP has no deadline (a person or a late answer ends it); any
+// change of its status clears the flag.
+//
+// Not yet here: routing across channels (the caller picks the channel), 3-D Secure
+// (`requires_action`).
 
 // Payment and refund ids, card tokens: what a PSP accepts as a reference ([A-Za-z0-9_-]).
 inline constexpr size_t kPaymentIdLengthMax = 48;  // leaves room for `_a{n}` and `.psp_fee`
@@ -100,14 +109,14 @@ enum class AttemptStatus : uint8_t {
 enum class RefundStatus : uint8_t { pending = 0, succeeded, failed };
 
 // What the connector learnt about one attempt (from its answer, a status query or a webhook).
-// Valid when: status is not `pending`, 0 <= fee <= the attempt's amount, psp_reference and
-// error_code within kPspReferenceLengthMax and kErrorCodeLengthMax (else `result_invalid`).
+// Valid when result_problem() finds nothing (else `result_invalid`).
 struct AttemptResult {
   AttemptStatus status = AttemptStatus::unknown;  // never `pending`
   bool captured = false;  // authorization approved and captured at once (auto capture)
   std::string psp_reference;
   std::string error_code;  // normalized decline or error code
-  int64_t fee = 0;         // what the PSP charged keel for it (minor units), when it says
+  int64_t fee = 0;         // what the PSP charged keel for it (minor units), when it says;
+                           // keel's expense, and may pass the amount (a fixed fee on a small one)
   int64_t latency_ms = 0;  // how long the call took as keel saw it (0: not from a call)
 };
 
@@ -147,8 +156,8 @@ struct Refund {
   int64_t amount = 0;
   RefundStatus status = RefundStatus::pending;
   Timestamp created_at = 0;
-  Timestamp deadline = 0;  // while pending: the processing deadline; 0 otherwise
-  bool in_review = false;  // pending past its deadline with an unknown attempt
+  Timestamp deadline = 0;  // while pending and not in review: the processing deadline; else 0
+  ReviewReason review = ReviewReason::none;  // why a person must look at it (none: nobody)
   std::vector<Attempt> attempts;
   std::vector<RefundTimelineEntry> timeline;
 };
@@ -173,7 +182,7 @@ struct Payment {
   Timestamp created_at = 0;
   Timestamp deadline = 0;  // of the current waiting state; 0 when none is due
   Timestamp authorization_expires_at = 0;
-  bool in_review = false;  // processing past its deadline with an unknown attempt
+  ReviewReason review = ReviewReason::none;  // why a person must look at it (none: nobody)
   std::vector<Attempt> attempts;
   std::vector<TimelineEntry> timeline;
   std::vector<Refund> refunds;  // in creation order
@@ -236,12 +245,25 @@ enum class PaymentResult : uint8_t {
   too_many_refunds,         // kRefundsPerPaymentMax reached
   fees_invalid,             // see is_valid(const FeeSchedule&)
   source_invalid,           // not a PaymentSource
+  already_in_review,        // flag_result_rejected(): the owner is flagged for that already
 };
 
 [[nodiscard]] std::string_view status_name(PaymentStatus s);
 [[nodiscard]] std::string_view attempt_status_name(AttemptStatus s);
 [[nodiscard]] std::string_view refund_status_name(RefundStatus s);
 [[nodiscard]] std::string_view result_name(PaymentResult r);
+
+// A PSP's fee is keel's expense (docs/postings.md): it may pass the amount it was charged on (a
+// fixed fee on a small amount), up to this much; a larger fee on a smaller amount is not
+// believed (result_problem()), so a garbled answer cannot book an absurd expense.
+inline constexpr int64_t kPspFeeAboveAmountMax = 1'000'000;
+// 0 <= fee, and fee <= amount or fee <= kPspFeeAboveAmountMax. The one rule for every PSP fee
+// (payments, refunds, top-ups, payouts), in results and in decoded snapshots.
+[[nodiscard]] bool is_valid_psp_fee(int64_t fee, int64_t amount);
+// Why a PSP result for an attempt of `attempt_amount` cannot be taken, as a short snake_case
+// reason for the review's evidence; empty when it can: `status_pending`, `status_invalid`,
+// `fee_out_of_range`, `psp_reference_too_long`, `error_code_too_long`.
+[[nodiscard]] std::string_view result_problem(const AttemptResult& r, int64_t attempt_amount);
 
 // True for 1..max_length bytes of [A-Za-z0-9_-]: what a PSP takes as a reference.
 [[nodiscard]] bool is_valid_reference(std::string_view s, size_t max_length);
@@ -326,13 +348,25 @@ class PaymentMachine {
   PaymentResult refund(std::string_view payment_id, std::string_view refund_id, int64_t amount,
                        Timestamp now, Effects* effects);
   // Settles an attempt of a payment or of a refund. On the result that confirms a capture, books
-  // the hold's post, the merchant fee and the PSP fee (`result.fee`) in one chain; a fee on any
-  // other result is recorded on the attempt only. A retryable or softly declined authorization
+  // the hold's post, the merchant fee and the PSP fee (`result.fee`, which may pass the amount:
+  // psp_clearing then goes below zero) in one chain; a fee on any other result is recorded on
+  // the attempt only. `result_invalid` (nothing changed) when result_problem() finds one or the
+  // cause is too long: the caller must then flag_result_rejected(), never drop it. A retryable or softly declined authorization
   // of a payment in review fails it (its deadline has passed; nobody would own it). Idempotent:
   // a result for an attempt already settled is `stale_result`. `cause` goes to the timeline (at
   // most kCauseLengthMax bytes).
   PaymentResult apply_result(std::string_view attempt_id, const AttemptResult& result,
                              std::string_view cause, Timestamp now, Effects* effects);
+  // A PSP result for `attempt_id` (open or settled) could not be taken: flags its payment or
+  // refund `psp_result_rejected` with `cause` in the timeline (at most kCauseLengthMax bytes),
+  // and lifts the processing deadline of one still waiting (a person owns it now; a later valid
+  // result still settles it). Moves no money. `already_in_review` if it is flagged for that.
+  PaymentResult flag_result_rejected(std::string_view attempt_id, std::string_view cause,
+                                     Timestamp now);
+  // The attempt with this id (of a payment or a refund), if any.
+  [[nodiscard]] const Attempt* find_attempt(std::string_view attempt_id) const;
+  // The payment or refund id that owns the attempt (empty if none).
+  [[nodiscard]] std::string attempt_owner(std::string_view attempt_id) const;
   // Deadlines due by `now`: cancel unconfirmed payments, void expired authorizations, flag
   // processing payments and pending refunds with an outstanding attempt for review, fail
   // processing payments without one. Returns the ids of the payments and refunds changed, in
@@ -348,9 +382,16 @@ class PaymentMachine {
   [[nodiscard]] const Payment* find(std::string_view id) const;
   [[nodiscard]] const Refund* find_refund(std::string_view refund_id) const;
   [[nodiscard]] size_t size() const { return payments_.size(); }
+  // Every payment, by id (snapshot checks; O(n)).
+  [[nodiscard]] std::vector<const Payment*> all() const {
+    std::vector<const Payment*> out;
+    out.reserve(payments_.size());
+    for (const auto& entry : payments_) out.push_back(&entry.second);
+    return out;
+  }
   // The earliest deadline tick() has to fire, if any.
   [[nodiscard]] std::optional<Timestamp> next_deadline() const;
-  // Payments and refunds flagged in_review (the keel_payments_in_review gauge).
+  // Payments and refunds flagged for review, any reason (the keel_payments_in_review gauge).
   [[nodiscard]] size_t in_review_count() const { return in_review_count_; }
   // Payments matching `filter`, ordered by id, after `starting_after` (an id; empty: from the
   // first; it need not exist). `limit` is clamped to [1, kListLimitMax]; `*has_more` (if not
@@ -404,7 +445,7 @@ class PaymentMachine {
   Refund* lookup_refund(std::string_view refund_id);
 
   void set_deadline(std::string_view id, Timestamp* deadline, Timestamp value);
-  void set_review(bool* flag, bool value);  // keeps in_review_count_
+  void set_review(ReviewReason* flag, ReviewReason value);  // keeps in_review_count_
   Status index(const Payment& p);           // decode: attempt owners, refund owners, deadlines
 
   PaymentDeadlines deadlines_;

@@ -251,12 +251,12 @@ TEST_F(PaymentTest, ProcessingPastItsDeadlineGoesToReviewNeverSilently) {
   Effects e;
   EXPECT_TRUE(machine_.tick(now_ + 29 * kMinute, &e).empty());
   EXPECT_EQ(machine_.tick(now_ + 31 * kMinute, &e), std::vector<std::string>{"pay_1"});
-  EXPECT_TRUE(pay("pay_1").in_review);
+  EXPECT_EQ(pay("pay_1").review, ReviewReason::deadline_unknown);
   EXPECT_EQ(machine_.in_review_count(), 1u);
   EXPECT_EQ(pay("pay_1").status, S::processing);
   now_ += 31 * kMinute;
   ASSERT_EQ(result("pay_1_a1", A::approved, true), R::ok);  // a late webhook still settles it
-  EXPECT_FALSE(pay("pay_1").in_review);
+  EXPECT_EQ(pay("pay_1").review, ReviewReason::none);
   EXPECT_EQ(machine_.in_review_count(), 0u);
   EXPECT_EQ(merchant().credits_posted, 1250);
 }
@@ -268,10 +268,10 @@ TEST_F(PaymentTest, ALateRetryableAnswerAfterReviewFailsThePaymentInsteadOfOrpha
   confirm("pay_1");
   result("pay_1_a1", A::unknown);
   tick(now_ + 31 * kMinute);
-  ASSERT_TRUE(pay("pay_1").in_review);
+  ASSERT_EQ(pay("pay_1").review, ReviewReason::deadline_unknown);
   ASSERT_EQ(result("pay_1_a1", A::retryable), R::ok);  // the status query says: never received
   EXPECT_EQ(pay("pay_1").status, S::failed);
-  EXPECT_FALSE(pay("pay_1").in_review);
+  EXPECT_EQ(pay("pay_1").review, ReviewReason::none);
   EXPECT_EQ(machine_.next_deadline(), std::nullopt);
   EXPECT_EQ(machine_.in_review_count(), 0u);
 }
@@ -351,7 +351,8 @@ TEST_F(PaymentTest, BadInputIsRefusedAndChangesNothing) {
   EXPECT_EQ(machine_.apply_result("pay_1_a1", {A::pending}, "x", next(), &e), R::result_invalid);
   EXPECT_EQ(machine_.apply_result("pay_1_a1", {A::approved, true, "", "", -1}, "x", next(), &e),
             R::result_invalid);
-  EXPECT_EQ(machine_.apply_result("pay_1_a1", {A::approved, true, "", "", 1251}, "x", next(), &e),
+  EXPECT_EQ(machine_.apply_result("pay_1_a1", {A::approved, true, "", "", kPspFeeAboveAmountMax + 1}, "x",
+                                  next(), &e),
             R::result_invalid);
   EXPECT_EQ(machine_.apply_result("pay_1_a1", {A::approved, true, std::string(256, 'r'), ""}, "x",
                                   next(), &e),
@@ -590,14 +591,14 @@ TEST_F(PaymentTest, AnUnknownRefundGoesToReviewAtItsDeadlineAndALateAnswerSettle
   EXPECT_EQ(refund("pay_1", "re_2", 951), R::refund_exceeds_captured);  // unknown still counts
   EXPECT_TRUE(tick(now_ + 29 * kMinute).empty());
   EXPECT_EQ(tick(now_ + 2 * kMinute), std::vector<std::string>{"re_1"});
-  EXPECT_TRUE(ref("re_1").in_review);
+  EXPECT_EQ(ref("re_1").review, ReviewReason::deadline_unknown);
   EXPECT_EQ(ref("re_1").timeline.back().cause, "deadline: review");
   EXPECT_EQ(machine_.in_review_count(), 1u);
   EXPECT_EQ(ref("re_1").status, RS::pending);  // review never moves money by itself
   EXPECT_EQ(merchant().debits_posted, 0);
   ASSERT_EQ(result("re_1_a1", A::approved), R::ok);
   EXPECT_EQ(ref("re_1").status, RS::succeeded);
-  EXPECT_FALSE(ref("re_1").in_review);
+  EXPECT_EQ(ref("re_1").review, ReviewReason::none);
   EXPECT_EQ(machine_.in_review_count(), 0u);
   EXPECT_EQ(result("re_1_a1", A::approved), R::stale_result);
   EXPECT_EQ(merchant().debits_posted, 300);
@@ -886,8 +887,8 @@ void PaymentTest::build_rich_scenario() {
 
 TEST_F(PaymentTest, ASnapshotRoundTripIsCanonical) {
   build_rich_scenario();
-  ASSERT_TRUE(pay("c_review").in_review);
-  ASSERT_TRUE(ref("r_review").in_review);
+  ASSERT_EQ(pay("c_review").review, ReviewReason::deadline_unknown);
+  ASSERT_EQ(ref("r_review").review, ReviewReason::deadline_unknown);
   ASSERT_EQ(pay("c_soft").status, S::failed);
   std::string bytes;
   machine_.encode(&bytes);

@@ -99,7 +99,8 @@ void link_from(size_t first, Effects* effects) {
   for (size_t i = first; i + 1 < p.size(); ++i) p[i].flags |= ledger::transfer_flags::kLinked;
 }
 
-// The PSP fee of a flow is kept on the flow (`fee`), never on its attempt.
+// The PSP fee of a flow is kept on the flow (`fee`), never on its attempt. Error codes of
+// results taken before result_problem() bounded them at kErrorCodeLengthMax may be longer.
 bool attempt_consistent(const WalletFlow& f, const Attempt& a, size_t index) {
   return a.id == f.id + "_a" + std::to_string(index + 1) && a.kind == attempt_kind(f.kind) &&
          a.channel == f.channel && a.amount == f.amount && a.fee == 0 &&
@@ -111,10 +112,12 @@ bool attempt_consistent(const WalletFlow& f, const Attempt& a, size_t index) {
 // every transition and checked on decode, so that a decoded machine obeys the same rules.
 bool status_consistent(const WalletFlow& f) {
   const bool processing = f.status == WalletFlowStatus::processing;
-  if (f.in_review && (!processing || f.deadline != 0)) return false;
+  const bool flagged = f.review != ReviewReason::none;
+  if (f.review == ReviewReason::deadline_unknown && !processing) return false;
   if (!processing && f.deadline != 0) return false;
-  if (processing && !f.in_review && f.deadline == 0) return false;
-  if (f.fee < 0 || f.fee > f.amount || (f.fee != 0 && f.status != WalletFlowStatus::succeeded)) {
+  if (processing && flagged == (f.deadline != 0)) return false;
+  if (!is_valid_psp_fee(f.fee, f.amount) ||
+      (f.fee != 0 && f.status != WalletFlowStatus::succeeded)) {
     return false;
   }
   if (f.kind == WalletFlowKind::transfer) {
@@ -172,7 +175,7 @@ void encode_flow(ByteWriter& w, const WalletFlow& f) {
   w.u8(static_cast<uint8_t>(f.instrument_kind));
   w.str16(f.instrument);
   w.u8(static_cast<uint8_t>(f.status));
-  write_bool(w, f.in_review);
+  w.u8(static_cast<uint8_t>(f.review));  // was a bool: true is deadline_unknown
   w.str16(f.error_code);
   w.i64(f.fee);
   w.i64(f.created_at);
@@ -196,7 +199,7 @@ bool decode_flow(ByteReader& r, WalletFlow* f) {
         r.str16(&f->customer_id) && r.str16(&f->to_customer_id) && r.i64(&f->amount) &&
         read_currency(r, &f->currency) && r.str16(&f->channel) &&
         read_enum(r, InstrumentKind::account, &f->instrument_kind) && r.str16(&f->instrument) &&
-        read_enum(r, WalletFlowStatus::failed, &f->status) && read_bool(r, &f->in_review) &&
+        read_enum(r, WalletFlowStatus::failed, &f->status) && read_enum(r, review::kReviewReasonLast, &f->review) &&
         r.str16(&f->error_code) && r.i64(&f->fee) && r.i64(&f->created_at) &&
         r.i64(&f->updated_at) && r.i64(&f->deadline) && r.u32(&attempts))) {
     return false;
@@ -270,6 +273,7 @@ WalletFlow& WalletFlows::store(WalletFlow f) {
   listed.insert({f.customer_id, f.created_at, f.id});
   if (!f.to_customer_id.empty()) listed.insert({f.to_customer_id, f.created_at, f.id});
   if (f.deadline != 0) due_.insert({f.deadline, f.id});
+  if (f.review != ReviewReason::none) ++in_review_count_;
   for (const Attempt& a : f.attempts) {
     const bool fresh = attempt_owner_.emplace(a.id, f.id).second;
     KEEL_ASSERT(fresh);
@@ -286,6 +290,15 @@ void WalletFlows::set_deadline(WalletFlow& f, Timestamp deadline) {
   if (deadline != 0) due_.insert({deadline, f.id});
 }
 
+void WalletFlows::set_review(WalletFlow& f, ReviewReason reason) {
+  if (f.review == ReviewReason::none && reason != ReviewReason::none) ++in_review_count_;
+  if (f.review != ReviewReason::none && reason == ReviewReason::none) {
+    KEEL_ASSERT(in_review_count_ > 0);
+    --in_review_count_;
+  }
+  f.review = reason;
+}
+
 void WalletFlows::move_to(WalletFlow& f, WalletFlowStatus to, std::string_view cause,
                           Timestamp now) {
   f.timeline.push_back({now, f.status, to, std::string(cause)});
@@ -293,7 +306,7 @@ void WalletFlows::move_to(WalletFlow& f, WalletFlowStatus to, std::string_view c
   f.updated_at = now;
   if (to != WalletFlowStatus::processing) {
     set_deadline(f, 0);
-    f.in_review = false;
+    set_review(f, ReviewReason::none);
   }
 }
 
@@ -430,11 +443,6 @@ WalletFlowResult WalletFlows::create_payout(const PayoutRequest& r, Timestamp no
 WalletFlowResult WalletFlows::apply_result(std::string_view attempt_id, const AttemptResult& result,
                                            std::string_view cause, Timestamp now,
                                            Effects* effects) {
-  if (result.status == AttemptStatus::pending ||
-      result.psp_reference.size() > kWalletFlowResultTextLengthMax ||
-      result.error_code.size() > kWalletFlowResultTextLengthMax) {
-    return WalletFlowResult::result_invalid;
-  }
   if (cause.empty() || cause.size() > kWalletFlowCauseLengthMax) {
     return WalletFlowResult::cause_invalid;
   }
@@ -447,10 +455,8 @@ WalletFlowResult WalletFlows::apply_result(std::string_view attempt_id, const At
   KEEL_ASSERT(a != f->attempts.end());
   if (!outstanding(*a)) return WalletFlowResult::stale_result;
   KEEL_ASSERT(f->status == WalletFlowStatus::processing);
+  if (!result_problem(result, a->amount).empty()) return WalletFlowResult::result_invalid;
   const bool approved = result.status == AttemptStatus::approved;
-  if (approved && (result.fee < 0 || result.fee > a->amount)) {
-    return WalletFlowResult::result_invalid;
-  }
   a->status = result.status;
   a->psp_reference = result.psp_reference;
   a->latency_ms = result.latency_ms;
@@ -510,10 +516,10 @@ std::vector<std::string> WalletFlows::tick(Timestamp now, Effects* effects) {
   std::vector<std::string> changed;
   while (!due_.empty() && due_.begin()->first <= now) {
     WalletFlow& f = *lookup(due_.begin()->second);
-    KEEL_ASSERT(f.status == WalletFlowStatus::processing && !f.in_review);
+    KEEL_ASSERT(f.status == WalletFlowStatus::processing && f.review == ReviewReason::none);
     KEEL_ASSERT(!f.attempts.empty() && outstanding(f.attempts.back()));
     // Never silently processing, never a timer on money: an operator or a late answer ends it.
-    f.in_review = true;
+    set_review(f, ReviewReason::deadline_unknown);
     f.updated_at = now;
     f.timeline.push_back({now, f.status, f.status, std::string(kReviewCause)});
     set_deadline(f, 0);
@@ -521,6 +527,23 @@ std::vector<std::string> WalletFlows::tick(Timestamp now, Effects* effects) {
     changed.push_back(f.id);
   }
   return changed;
+}
+
+WalletFlowResult WalletFlows::flag_result_rejected(std::string_view attempt_id,
+                                                   std::string_view cause, Timestamp now) {
+  if (cause.empty() || cause.size() > kWalletFlowCauseLengthMax) {
+    return WalletFlowResult::cause_invalid;
+  }
+  const auto owner = attempt_owner_.find(attempt_id);
+  if (owner == attempt_owner_.end()) return WalletFlowResult::attempt_not_found;
+  WalletFlow& f = *lookup(owner->second);
+  if (f.review == ReviewReason::psp_result_rejected) return WalletFlowResult::already_in_review;
+  set_review(f, ReviewReason::psp_result_rejected);
+  f.updated_at = now;
+  f.timeline.push_back({now, f.status, f.status, std::string(cause)});
+  set_deadline(f, 0);
+  KEEL_ASSERT(consistent(f));
+  return WalletFlowResult::ok;
 }
 
 std::vector<std::string> WalletFlows::mark_pending_unknown(Timestamp now) {
@@ -635,6 +658,7 @@ std::string_view result_name(WalletFlowResult r) {
     KEEL_ENUM_CASE(R, result_invalid);
     KEEL_ENUM_CASE(R, cause_invalid);
     KEEL_ENUM_CASE(R, starting_after_not_found);
+    KEEL_ENUM_CASE(R, already_in_review);
   }
   return "unknown";
 }

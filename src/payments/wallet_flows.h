@@ -46,7 +46,7 @@ namespace keel::payments {
 //   top-up or payout fails, and the client may start a new one.
 //
 // Deadlines: a processing flow is due at created_at + the flow's deadline (WalletFlowOptions).
-// tick() flags a due flow `in_review` (its attempt is outstanding by construction): it never moves
+// tick() flags a due flow for review (deadline_unknown) (its attempt is outstanding by construction): it never moves
 // money and never releases a payout hold; the timeline records it. A late result still settles
 // the flow and clears the flag.
 //
@@ -84,9 +84,10 @@ enum class WalletFlowResult : uint8_t {
   insufficient_funds,   // amount above available_minor: stored as failed, nothing moved
   attempt_not_found,
   stale_result,    // the attempt is already settled; nothing changes (late or duplicate answer)
-  result_invalid,  // `pending`, a fee outside [0, amount], or a text field above its bound
+  result_invalid,  // result_problem() finds one (payment.h): nothing changed; flag it
   cause_invalid,   // not 1..128 bytes
   starting_after_not_found,  // list cursor: no such flow of that kind
+  already_in_review,         // flag_result_rejected(): the flow is flagged for that already
 };
 
 [[nodiscard]] std::string_view result_name(WalletFlowResult r);
@@ -131,9 +132,11 @@ struct WalletFlow {
   InstrumentKind instrument_kind = InstrumentKind::none;
   std::string instrument;
   WalletFlowStatus status = WalletFlowStatus::processing;
-  bool in_review = false;  // processing past its deadline with the attempt still outstanding
+  // Why a person must look at it: deadline_unknown (processing past its deadline with the
+  // attempt outstanding) or psp_result_rejected (a PSP result that could not be taken).
+  ReviewReason review = ReviewReason::none;
   std::string error_code;  // failed: the PSP's normalized code, or `insufficient_funds`
-  int64_t fee = 0;         // succeeded: what the PSP charged keel (booked to psp_fees)
+  int64_t fee = 0;  // succeeded: what the PSP charged keel (booked to psp_fees; is_valid_psp_fee)
   Timestamp created_at = 0;
   Timestamp updated_at = 0;
   Timestamp deadline = 0;         // processing and not yet in review; 0 otherwise
@@ -203,6 +206,11 @@ class WalletFlows {
   // attempt already settled is `stale_result`; `unknown` keeps the attempt outstanding.
   WalletFlowResult apply_result(std::string_view attempt_id, const AttemptResult& result,
                                 std::string_view cause, Timestamp now, Effects* effects);
+  // A PSP result for `attempt_id` could not be taken: flags its flow psp_result_rejected with
+  // `cause` in the timeline and lifts a processing flow's deadline (a person owns it; a later
+  // valid result still settles it). Moves no money, never releases a payout hold.
+  WalletFlowResult flag_result_rejected(std::string_view attempt_id, std::string_view cause,
+                                        Timestamp now);
   // Flags every flow due by `now` for review. Returns the flows changed, in deadline order.
   // Never moves money: it adds nothing to `effects` (kept for the shape of PaymentMachine::tick).
   std::vector<std::string> tick(Timestamp now, Effects* effects);
@@ -224,6 +232,15 @@ class WalletFlows {
   [[nodiscard]] WalletFlowPage list(WalletFlowKind kind, const WalletFlowFilter& filter,
                                     size_t limit, std::string_view starting_after) const;
   [[nodiscard]] size_t size() const { return flows_.size(); }
+  // Every walletflow, by id (snapshot checks; O(n)).
+  [[nodiscard]] std::vector<const WalletFlow*> all() const {
+    std::vector<const WalletFlow*> out;
+    out.reserve(flows_.size());
+    for (const auto& entry : flows_) out.push_back(&entry.second);
+    return out;
+  }
+  // Flows flagged for review, any reason.
+  [[nodiscard]] size_t in_review_count() const { return in_review_count_; }
   [[nodiscard]] const Options& options() const { return options_; }
 
   // Canonical encoding of all state for snapshots (options are configuration, not state).
@@ -239,6 +256,7 @@ class WalletFlows {
   WalletFlow* lookup(std::string_view id);
   WalletFlow& store(WalletFlow f);
   void set_deadline(WalletFlow& f, Timestamp deadline);
+  void set_review(WalletFlow& f, ReviewReason reason);  // keeps in_review_count_
   void move_to(WalletFlow& f, WalletFlowStatus to, std::string_view cause, Timestamp now);
   void add_attempt(WalletFlow& f, AttemptKind kind, Timestamp now, Effects* effects);
   void settle_topup(WalletFlow& f, const Attempt& a, int64_t fee, std::string_view cause,
@@ -252,6 +270,7 @@ class WalletFlows {
   std::map<std::string, std::string, std::less<>> attempt_owner_;  // attempt id -> flow id
   std::set<std::string, std::less<>> outstanding_;                 // pending or unknown attempts
   std::array<std::set<ListKey>, 3> listed_;                        // per WalletFlowKind
+  size_t in_review_count_ = 0;
 };
 
 // Ledger account ids: wallet_account(), psp_fees_account() and psp_clearing_account() of

@@ -247,12 +247,12 @@ TEST_F(WalletFlowsTest, TopupPastItsDeadlineGoesToReviewAndALateWebhookStillCred
   now_ = created_at + 30 * kMinute;
   EXPECT_EQ(flows_.tick(now_, &e), std::vector<std::string>{"tu_1"});
   EXPECT_TRUE(e.postings.empty() && e.calls.empty());
-  EXPECT_TRUE(flow("tu_1").in_review);
+  EXPECT_EQ(flow("tu_1").review, ReviewReason::deadline_unknown);
   EXPECT_EQ(flow("tu_1").status, S::processing);
   EXPECT_EQ(flow("tu_1").timeline.back().cause, "deadline: review");
   EXPECT_TRUE(flows_.tick(now_ + kDay, &e).empty());  // flagged once
   ASSERT_EQ(result("tu_1_a1", answer(A::approved), "webhook:evt_9", kDay), R::ok);
-  EXPECT_FALSE(flow("tu_1").in_review);
+  EXPECT_EQ(flow("tu_1").review, ReviewReason::none);
   EXPECT_EQ(flow("tu_1").status, S::succeeded);
   EXPECT_EQ(balances(wallet("cus_a")).credits_posted, 1000);
 }
@@ -382,7 +382,7 @@ TEST_F(WalletFlowsTest, PayoutHoldIsNeverReleasedByATimer) {
   now_ = deadline;
   EXPECT_EQ(flows_.tick(now_, &e), std::vector<std::string>{"po_1"});
   EXPECT_TRUE(e.postings.empty() && e.calls.empty());  // review, never a release
-  EXPECT_TRUE(flow("po_1").in_review);
+  EXPECT_EQ(flow("po_1").review, ReviewReason::deadline_unknown);
   now_ += 365 * kDay;
   EXPECT_TRUE(flows_.tick(now_, &e).empty());
   EXPECT_EQ(ledger_.expire_pending(now_), 0u);  // the ledger has no timer on it either
@@ -390,7 +390,7 @@ TEST_F(WalletFlowsTest, PayoutHoldIsNeverReleasedByATimer) {
   EXPECT_EQ(available("cus_a"), 4000);
   // The bank's late answer settles it, once.
   ASSERT_EQ(result("po_1_a1", answer(A::approved), "webhook:evt_1"), R::ok);
-  EXPECT_FALSE(flow("po_1").in_review);
+  EXPECT_EQ(flow("po_1").review, ReviewReason::none);
   EXPECT_EQ(flow("po_1").status, S::succeeded);
   EXPECT_EQ(balances(wallet("cus_a")), (ledger::Balances{0, 6000, 0, 10000}));
   EXPECT_EQ(result("po_1_a1", answer(A::declined_hard), "webhook:evt_2"), R::stale_result);
@@ -483,7 +483,7 @@ TEST_F(WalletFlowsTest, BadInputIsRefusedAndChangesNothing) {
   };
   EXPECT_EQ(apply("tu_1_a1", answer(A::pending)), R::result_invalid);
   EXPECT_EQ(apply("tu_1_a1", answer(A::approved, -1)), R::result_invalid);
-  EXPECT_EQ(apply("tu_1_a1", answer(A::approved, 101)), R::result_invalid);
+  EXPECT_EQ(apply("tu_1_a1", answer(A::approved, kPspFeeAboveAmountMax + 1)), R::result_invalid);
   EXPECT_EQ(apply("tu_1_a1", answer(A::declined_hard, 0, std::string(256, 'e'))),
             R::result_invalid);
   EXPECT_EQ(apply("tu_1_a1", answer(A::approved), ""), R::cause_invalid);
@@ -494,8 +494,8 @@ TEST_F(WalletFlowsTest, BadInputIsRefusedAndChangesNothing) {
   EXPECT_TRUE(e.postings.empty() && e.calls.empty());
   EXPECT_EQ(encoded(flows_), before);
   EXPECT_EQ(flows_.outstanding_attempts(), std::vector<std::string>{"tu_1_a1"});
-  // The fee may equal the amount: then the result is accepted.
-  EXPECT_EQ(result("tu_1_a1", answer(A::approved, 100)), R::ok);
+  // A fee above the amount (a fixed fee on a small top-up) is keel's expense: booked.
+  EXPECT_EQ(result("tu_1_a1", answer(A::approved, 101)), R::ok);
 }
 
 // Lists ------------------------------------------------------------------------------------
