@@ -152,9 +152,9 @@ json::object status_to_json(const engine::EngineStatus& s, bool full, bool healt
                                 {"deliveries_pending", s.payments.deliveries_pending},
                                 {"postings_rejected", s.postings_rejected},
                                 {"psp_results_rejected", s.psp_results_rejected}}},
-      {"review", json::object{
-                     {"open_deadline_unknown", s.payments.review_open_deadline_unknown},
-                     {"open_psp_result_rejected", s.payments.review_open_psp_result_rejected}}},
+      {"review",
+       json::object{{"open_deadline_unknown", s.payments.review_open_deadline_unknown},
+                    {"open_psp_result_rejected", s.payments.review_open_psp_result_rejected}}},
   };
   if (full) {
     out["state_hash"] = hash_to_hex(s.state_hash);

@@ -436,13 +436,8 @@ void PaymentRoutes::create_flow(Route route, std::string_view body, payments::Co
 void PaymentRoutes::list_events(const RouteMatch& m, const ResponderPtr& r) {
   payments::Query q;
   q.kind = payments::QueryKind::list_events;
-  const auto limit = parse_limit(m.query);
-  if (!limit || *limit > payments::kEventListLimitMax) {
-    return r->fail(make_error(
-        ErrorCode::limit_invalid,
-        "limit must be an integer from 1 to " + std::to_string(payments::kEventListLimitMax),
-        "limit"));
-  }
+  const auto limit = parse_limit(m.query, payments::kEventListLimitMax);
+  if (!limit) return r->fail(limit_error(payments::kEventListLimitMax));
   q.limit = *limit;
   q.starting_after = std::string(query_value(m.query, "starting_after").value_or(""));
   q.type = std::string(query_value(m.query, "type").value_or(""));
@@ -467,12 +462,8 @@ void PaymentRoutes::list_query(payments::Query q, const ResponderPtr& r) {
 void PaymentRoutes::list_reviews(const RouteMatch& m, const ResponderPtr& r) {
   payments::Query q;
   q.kind = payments::QueryKind::list_reviews;
-  const auto limit = parse_limit(m.query);
-  if (!limit || *limit > review::kListLimitMax) {
-    return r->fail(make_error(
-        ErrorCode::limit_invalid,
-        "limit must be an integer from 1 to " + std::to_string(review::kListLimitMax), "limit"));
-  }
+  const auto limit = parse_limit(m.query, review::kListLimitMax);
+  if (!limit) return r->fail(limit_error(review::kListLimitMax));
   q.limit = *limit;
   q.status = std::string(query_value(m.query, "status").value_or(""));
   if (!q.status.empty() && q.status != "open" && q.status != "resolved") {
@@ -497,12 +488,8 @@ void PaymentRoutes::list_objects(const RouteMatch& m, const ResponderPtr& r) {
            : m.route == Route::list_topups  ? payments::QueryKind::list_topups
            : m.route == Route::list_payouts ? payments::QueryKind::list_payouts
                                             : payments::QueryKind::list_wallet_transfers;
-  const auto limit = parse_limit(m.query);
-  if (!limit || *limit > kListLimitMax) {
-    return r->fail(make_error(ErrorCode::limit_invalid,
-                              "limit must be an integer from 1 to " + std::to_string(kListLimitMax),
-                              "limit"));
-  }
+  const auto limit = parse_limit(m.query, kListLimitMax);
+  if (!limit) return r->fail(limit_error(kListLimitMax));
   q.limit = *limit;
   q.starting_after = std::string(query_value(m.query, "starting_after").value_or(""));
   q.status = std::string(query_value(m.query, "status").value_or(""));
@@ -561,8 +548,7 @@ void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h, std::s
   // The id goes into the timeline as "webhook:{id}" (at most payments::kCauseLengthMax bytes).
   constexpr size_t kEventIdLengthMax = 100;
   if (event_id.empty() || event_id.size() > kEventIdLengthMax) {
-    return r->fail(make_error(ErrorCode::body_invalid,
-                              "a webhook id is 1 to 100 bytes", "id"));
+    return r->fail(make_error(ErrorCode::body_invalid, "a webhook id is 1 to 100 bytes", "id"));
   }
   const auto op = connectors::parse_operation(json::serialize(*data));
   if (!op) return r->fail(make_error(ErrorCode::body_invalid, "data is not an operation", "data"));

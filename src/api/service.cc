@@ -84,11 +84,7 @@ void get_transfer(engine::Engine* engine, const std::string& id, const Responder
 
 void list_account_transfers(engine::Engine* engine, const RouteMatch& m, const ResponderPtr& r) {
   const auto limit = parse_limit(m.query);
-  if (!limit) {
-    return r->fail(make_error(
-        ErrorCode::limit_invalid,
-        "limit must be an integer from 1 to " + std::to_string(ledger::kPageLimitMax), "limit"));
-  }
+  if (!limit) return r->fail(limit_error());
   const std::string after(query_value(m.query, "starting_after").value_or(""));
   if (query_value(m.query, "starting_after") && !is_valid_id(after)) {
     return r->fail(make_error(ErrorCode::starting_after_invalid,
@@ -173,8 +169,9 @@ std::string metrics_text(const engine::EngineStatus& s) {
   metric("keel_psp_results_rejected_total", "counter",
          "PSP results keel could not take and flagged for review (alert when it grows).",
          s.psp_results_rejected);
-  out += "# HELP keel_review_items_open Open review items, by reason.\n"
-         "# TYPE keel_review_items_open gauge\n";
+  out +=
+      "# HELP keel_review_items_open Open review items, by reason.\n"
+      "# TYPE keel_review_items_open gauge\n";
   out += "keel_review_items_open{reason=\"deadline_unknown\"} " +
          std::to_string(s.payments.review_open_deadline_unknown) + "\n";
   out += "keel_review_items_open{reason=\"psp_result_rejected\"} " +

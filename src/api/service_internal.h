@@ -60,18 +60,24 @@ inline ApiError not_found(std::string_view what, std::string_view id) {
                     "no " + std::string(what) + " with id " + std::string(id), "id");
 }
 
-// Parses ?limit=: digits only, 1..kPageLimitMax; 10 when absent.
-inline std::optional<size_t> parse_limit(const QueryParams& query) {
+// Parses ?limit=: digits only, 1..limit_max; 10 when absent.
+inline std::optional<size_t> parse_limit(const QueryParams& query,
+                                         size_t limit_max = ledger::kPageLimitMax) {
   const auto text = query_value(query, "limit");
   if (!text) return 10;
   size_t limit = 0;
   const char* end = text->data() + text->size();
   const auto [p, ec] = std::from_chars(text->data(), end, limit);
-  if (text->empty() || ec != std::errc() || p != end || limit < 1 ||
-      limit > ledger::kPageLimitMax) {
+  if (text->empty() || ec != std::errc() || p != end || limit < 1 || limit > limit_max) {
     return std::nullopt;
   }
   return limit;
+}
+
+// The answer to a ?limit= that parse_limit refused.
+inline ApiError limit_error(size_t limit_max = ledger::kPageLimitMax) {
+  return make_error(ErrorCode::limit_invalid,
+                    "limit must be an integer from 1 to " + std::to_string(limit_max), "limit");
 }
 
 // The payment routes (payments_service.cc).

@@ -194,7 +194,8 @@ struct Engine::Impl {
   struct Waiter {
     Callback<payments::Reply> done;
     std::chrono::steady_clock::time_point deadline;
-    payments::Reply current;  // the object as it stood when the request was applied
+    payments::Reply current;  // the answer when the request was applied
+    std::string object_id;    // what it waits on: rendered again when the wait ends
   };
   std::map<std::pair<std::string, std::string>, Waiter> waiters;
   std::vector<payments::CompletedKey> completed_keys;       // this batch's, answered after commit
@@ -386,9 +387,9 @@ void Engine::Impl::apply_payments(PaymentsCommand& c) {
       !out.reply.settled && !c.command.idempotency.key.empty() && out.reply.status < 400;
   if (waits) {
     const auto key = std::make_pair(c.command.idempotency.client, c.command.idempotency.key);
-    waiters[key] =
-        Waiter{std::move(c.done),
-               std::chrono::steady_clock::now() + std::chrono::milliseconds(c.wait_ms), out.reply};
+    waiters[key] = Waiter{std::move(c.done),
+                          std::chrono::steady_clock::now() + std::chrono::milliseconds(c.wait_ms),
+                          out.reply, out.object_id};
   } else {
     replies.push_back([done = std::move(c.done), reply = out.reply](bool durable) mutable {
       durable ? done({EngineError::ok, std::move(reply)}) : done({EngineError::unavailable, {}});
@@ -405,8 +406,8 @@ void Engine::Impl::take_payments_outcome(payments::ApplyOutcome& out) {
   }
   for (const payments::RejectedResult& r : out.rejected) {
     ++psp_results_rejected;
-    log(LogLevel::warn, "a PSP result for attempt " + r.attempt_id +
-                            " could not be taken (" + r.problem + "): flagged for review");
+    log(LogLevel::warn, "a PSP result for attempt " + r.attempt_id + " could not be taken (" +
+                            r.problem + "): flagged for review");
   }
   for (auto& call : out.calls) pending_effects.calls.push_back(std::move(call));
   for (auto& r : out.resolve) pending_effects.resolve.push_back(std::move(r));
@@ -436,7 +437,11 @@ void Engine::Impl::expire_waiters() {
       ++it;
       continue;
     }
-    it->second.done({EngineError::ok, std::move(it->second.current)});
+    // The object as it stands now (durable: this runs after a commit), not as it stood when
+    // the request came: a flag for review set meanwhile must show.
+    payments::Reply reply = std::move(it->second.current);
+    if (!it->second.object_id.empty()) reply.body = state.payments.render(it->second.object_id);
+    it->second.done({EngineError::ok, std::move(reply)});
     it = waiters.erase(it);
   }
 }

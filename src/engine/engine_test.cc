@@ -1,8 +1,10 @@
 #include "engine/engine.h"
 
 #include <gtest/gtest.h>
+
 #include <sys/resource.h>
 #include <unistd.h>
+#include <fstream>
 
 #include <csignal>
 
@@ -402,6 +404,99 @@ TEST_F(EngineTest, AChangedFeeScheduleIsJournaledOnce) {
   }
   auto e = open(o);
   EXPECT_EQ(status(*e).last_seq, seq);  // unchanged: nothing journaled again
+}
+
+// A PSP result the payments core refuses is logged with its attempt and reason, counted, and
+// journaled as the flag it sets: after a restart the payment is still in review.
+TEST_F(EngineTest, ARejectedPspResultIsLoggedCountedAndSurvivesARestart) {
+  std::vector<std::string> warnings;
+  std::mutex mu;
+  EngineOptions o;
+  o.log = [&](LogLevel level, std::string_view line) {
+    std::lock_guard lock(mu);
+    if (level == LogLevel::warn) warnings.emplace_back(line);
+  };
+  {
+    auto e = open(o);
+    ASSERT_EQ(pay_command(*e, merchant_command()).status, 200);
+    ASSERT_EQ(pay_command(*e, payment_command("pay_1")).status, 200);
+    pay_command(*e, confirm_command("pay_1", "k1"), 1);
+    payments::Command garbled;
+    garbled.kind = payments::CommandKind::attempt_result;
+    garbled.id = "pay_1_a1";
+    garbled.cause = "psp_response";
+    garbled.result.status = payments::AttemptStatus::approved;
+    garbled.result.fee = -5;
+    const payments::Reply r = pay_command(*e, garbled);
+    EXPECT_EQ(r.error_code, "psp_result_rejected");
+    const EngineStatus s = status(*e);
+    EXPECT_EQ(s.psp_results_rejected, 1u);
+    EXPECT_EQ(s.payments.in_review, 1u);
+    EXPECT_EQ(s.payments.review_open_psp_result_rejected, 1u);
+  }
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("pay_1_a1"), std::string::npos) << warnings[0];
+    EXPECT_NE(warnings[0].find("fee_out_of_range"), std::string::npos) << warnings[0];
+  }
+  auto e = open();
+  EXPECT_NE(payment_json(*e, "pay_1").find("\"review_reason\":\"psp_result_rejected\""),
+            std::string::npos);
+  EXPECT_EQ(status(*e).payments.review_open_psp_result_rejected, 1u);
+}
+
+// ---- On-disk formats written by earlier versions ---------------------------------------------
+
+std::string hex(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// tests/fixtures/data-v1: written by keeld before issue 8 (payments, refunds, wallet flows and
+// ledger transfers; a snapshot and a journal tail; see make_fixture.sh). It must open and replay
+// to the state hash the keeld that wrote it computed, from its snapshot and from its journal alone.
+TEST(FormatCompatibility, DataDirectoryV1ReplaysToTheHashItsWriterComputed) {
+  const fs::path fixture = fs::path(KEEL_SOURCE_DIR) / "tests/fixtures/data-v1";
+  std::ifstream in(fixture / "expected_state_hash");
+  std::string expected;
+  in >> expected;
+  ASSERT_EQ(expected.size(), 16u);
+
+  VerifyReport report;
+  Status v = verify_data_dir(fixture / "data", &report);
+  ASSERT_TRUE(v.is_ok()) << v.message();
+  EXPECT_GT(report.snapshot_seq, 0u);
+  EXPECT_GT(report.records_replayed, 0u);
+  EXPECT_TRUE(report.invariants.ok) << report.invariants.problem;
+  EXPECT_EQ(hex(report.state_hash), expected);
+
+  TempDir journal_only;
+  for (const auto& f : fs::directory_iterator(fixture / "data")) {
+    if (f.path().extension() != ".snap")
+      fs::copy(f.path(), journal_only.path() / f.path().filename());
+  }
+  VerifyReport replayed;
+  v = verify_data_dir(journal_only.path(), &replayed);
+  ASSERT_TRUE(v.is_ok()) << v.message();
+  EXPECT_EQ(replayed.snapshot_seq, 0u);
+  EXPECT_EQ(hex(replayed.state_hash), expected);
+
+  // keeld opens it (a copy: opening writes), and the payments it holds read as before.
+  TempDir copy;
+  fs::copy(fixture / "data", copy.path(), fs::copy_options::recursive);
+  EngineOptions o;
+  o.data_dir = copy.path();
+  std::unique_ptr<Engine> e;
+  const Status opened = Engine::open(o, &e);
+  ASSERT_TRUE(opened.is_ok()) << opened.message();
+  const EngineStatus s =
+      wait_for<EngineStatus>([&](auto cb) { e->get_status(true, std::move(cb)); }).value;
+  EXPECT_TRUE(s.invariants_ok);
+  EXPECT_EQ(s.payments.payments, 4u);
+  EXPECT_EQ(s.payments.wallet_flows, 3u);
+  EXPECT_EQ(s.payments.in_review, 0u);
 }
 
 }  // namespace

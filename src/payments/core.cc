@@ -593,8 +593,8 @@ int64_t PaymentsCore::available(std::string_view customer, Currency currency,
 
 void PaymentsCore::attempt_result(const Command& c, Timestamp now, Effects* effects,
                                   ApplyOutcome* out) {
-  if (!open_attempts_.contains(c.id) || settle(c.id, c.result, c, now, effects, out) ==
-                                           Settled::stale) {
+  if (!open_attempts_.contains(c.id) ||
+      settle(c.id, c.result, c, now, effects, out) == Settled::stale) {
     // A late or duplicate answer: nothing changes, nothing is journaled.
     out->reply = error_reply(409, "stale_result", "the attempt is not open; nothing changes");
   }
@@ -667,8 +667,8 @@ bool report_agrees(AttemptKind kind, bool approved, OperationState s, const Paym
   if (s == O::pending) return true;
   switch (kind) {
     case AttemptKind::authorization: {
-      const bool moved = s == O::authorized || s == O::captured || s == O::voided ||
-                         s == O::refunded;
+      const bool moved =
+          s == O::authorized || s == O::captured || s == O::voided || s == O::refunded;
       if (!approved) return !moved;
       if (!moved || p == nullptr) return moved;
       const PaymentStatus st = p->status;
@@ -682,8 +682,8 @@ bool report_agrees(AttemptKind kind, bool approved, OperationState s, const Paym
     case AttemptKind::payout:
     case AttemptKind::topup: {
       const O done = kind == AttemptKind::refund ? O::refunded : O::paid;
-      const bool refused = s == O::declined_hard || s == O::declined_soft || s == O::failed ||
-                           s == O::not_found;
+      const bool refused =
+          s == O::declined_hard || s == O::declined_soft || s == O::failed || s == O::not_found;
       if (approved) return s == done;
       return s != done || !refused;
     }
@@ -853,9 +853,8 @@ void PaymentsCore::reject_result(const std::string& attempt_id, std::string_view
   const WalletFlow* flow = flows_.find_by_attempt(attempt_id);
   const std::string owner = flow != nullptr ? flow->id : payments_.attempt_owner(attempt_id);
   const bool flagged =
-      flow != nullptr
-          ? flows_.flag_result_rejected(attempt_id, cause, now) == WalletFlowResult::ok
-          : payments_.flag_result_rejected(attempt_id, cause, now) == PaymentResult::ok;
+      flow != nullptr ? flows_.flag_result_rejected(attempt_id, cause, now) == WalletFlowResult::ok
+                      : payments_.flag_result_rejected(attempt_id, cause, now) == PaymentResult::ok;
   if (!flagged) return;  // flagged for this already: the first evidence stands
   out->changed = true;
   const review::ReviewResult opened = reviews_.open(

@@ -89,8 +89,8 @@ struct ApplyOutcome {
   std::vector<PspCall> calls;
   std::vector<ResolveRequest> resolve;
   std::vector<CompletedKey> completed;
-  uint64_t postings = 0;           // ledger events posted
-  uint64_t postings_rejected = 0;  // chains the ledger refused: a bug, counted and logged
+  uint64_t postings = 0;                 // ledger events posted
+  uint64_t postings_rejected = 0;        // chains the ledger refused: a bug, counted and logged
   std::vector<RejectedResult> rejected;  // PSP results flagged for review instead of applied
 };
 
@@ -165,7 +165,7 @@ class PaymentsCore {
     uint64_t merchants = 0;
     uint64_t payments = 0;
     uint64_t in_review = 0;  // payments, refunds and wallet flows flagged for review (the alert)
-    uint64_t review_open_deadline_unknown = 0;     // open review items by reason
+    uint64_t review_open_deadline_unknown = 0;  // open review items by reason
     uint64_t review_open_psp_result_rejected = 0;
     uint64_t wallet_flows = 0;
     uint64_t idempotency_keys = 0;
@@ -173,6 +173,8 @@ class PaymentsCore {
     uint64_t deliveries_pending = 0;
   };
   [[nodiscard]] Counts counts() const;
+  // The object as the API shows it (JSON); empty if there is no such object.
+  [[nodiscard]] std::string render(std::string_view object_id) const;
   // The merchant fee schedule in force (changed by the journaled set_fees command).
   [[nodiscard]] const FeeSchedule& fees() const { return payments_.fees(); }
 
@@ -247,7 +249,6 @@ class PaymentsCore {
   // Completes the idempotency keys waiting on objects that have settled.
   void complete_waiters(Timestamp now, ApplyOutcome* out);
   [[nodiscard]] bool settled(std::string_view object_id) const;
-  [[nodiscard]] std::string render(std::string_view object_id) const;
   [[nodiscard]] std::string render_wallet(const Customer& c, const ledger::Ledger& ledger) const;
   [[nodiscard]] std::string render_payment_list(const Query& q) const;
   [[nodiscard]] QueryResult render_event_list(const Query& q) const;

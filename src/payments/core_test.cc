@@ -346,7 +346,7 @@ TEST_F(CoreTest, ARejectedResultFlagsThePaymentForReviewWithEvidence) {
   const Command confirm_k1 = keyed(confirm("pay_1"), "k1", kFingerprintA);
   const std::string attempt = apply(confirm_k1).calls.at(0).attempt_id;
   Command garbled = result(attempt, AttemptStatus::approved);
-  garbled.result.fee = kPspFeeAboveAmountMax + 1;
+  garbled.result.fee = 1250 + kPspFeeAboveAmountMax + 1;
   const ApplyOutcome rejected = apply(garbled);
   EXPECT_TRUE(rejected.changed);  // journaled: the flag is state
   EXPECT_EQ(rejected.reply.error_code, "psp_result_rejected");
@@ -358,8 +358,7 @@ TEST_F(CoreTest, ARejectedResultFlagsThePaymentForReviewWithEvidence) {
   const QueryResult p = core_.query({QueryKind::get_payment, "pay_1"}, ledger_);
   EXPECT_NE(p.body.find("\"status\":\"processing\""), std::string::npos) << p.body;
   EXPECT_NE(p.body.find("\"review_reason\":\"psp_result_rejected\""), std::string::npos);
-  EXPECT_NE(p.body.find("\"cause\":\"psp_result_rejected: fee_out_of_range\""),
-            std::string::npos);
+  EXPECT_NE(p.body.find("\"cause\":\"psp_result_rejected: fee_out_of_range\""), std::string::npos);
   EXPECT_NE(p.body.find("\"deadline\":null"), std::string::npos);  // a person owns it now
   EXPECT_EQ(core_.counts().review_open_psp_result_rejected, 1u);
   Query reviews;
@@ -367,7 +366,7 @@ TEST_F(CoreTest, ARejectedResultFlagsThePaymentForReviewWithEvidence) {
   reviews.status = "open";
   const std::string items = core_.query(reviews, ledger_).body;
   EXPECT_NE(items.find("\"reason\":\"psp_result_rejected\""), std::string::npos) << items;
-  EXPECT_NE(items.find("\"fee\":1000001"), std::string::npos) << items;
+  EXPECT_NE(items.find("\"fee\":1001251"), std::string::npos) << items;
   EXPECT_NE(items.find("\"source\":\"psp_response\""), std::string::npos) << items;
   // The same again: counted, but the first evidence stands and nothing changes.
   const std::string before = encoded();
@@ -442,6 +441,29 @@ TEST_F(CoreTest, EveryRefusedReportGoesToReview) {
   const Status s = PaymentsCore::decode(encoded(), {}, &decoded);
   ASSERT_TRUE(s.is_ok()) << s.message();
   EXPECT_EQ(decoded.counts().review_open_psp_result_rejected, 6u);
+}
+
+// A report that contradicts the books keeps its flag through what a deadline does next: the PSP
+// says it captured an authorization keel still holds; the authorization expires and keel voids
+// it, and the payment stays in review (someone must reconcile the capture).
+TEST_F(CoreTest, AContradictionStaysInReviewThroughLaterSteps) {
+  merchant();
+  Command manual = payment("pay_1");
+  manual.capture_manual = true;
+  apply(manual);
+  const std::string attempt = apply(confirm("pay_1")).calls.at(0).attempt_id;
+  apply(result(attempt, AttemptStatus::approved));
+  const ApplyOutcome captured = apply(op_status(attempt, OperationState::captured));
+  ASSERT_EQ(captured.rejected.size(), 1u);
+  EXPECT_EQ(captured.rejected[0].problem, "contradicts_settled_attempt");
+  tick(8 * 24 * 3600 * kNanosPerSecond);  // past the authorization's validity: voided
+  const QueryResult p = core_.query({QueryKind::get_payment, "pay_1"}, ledger_);
+  EXPECT_NE(p.body.find("\"status\":\"canceled\""), std::string::npos) << p.body;
+  EXPECT_NE(p.body.find("\"review_reason\":\"psp_result_rejected\""), std::string::npos);
+  EXPECT_EQ(core_.counts().review_open_psp_result_rejected, 1u);
+  PaymentsCore decoded;
+  const Status s = PaymentsCore::decode(encoded(), {}, &decoded);
+  EXPECT_TRUE(s.is_ok()) << s.message();
 }
 
 // A snapshot written before the review desk (no review section) with a payment in review: the

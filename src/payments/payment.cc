@@ -167,7 +167,7 @@ std::string psp_fees_account(std::string_view channel, Currency c) {
 }
 
 bool is_valid_psp_fee(int64_t fee, int64_t amount) {
-  return fee >= 0 && (fee <= amount || fee <= kPspFeeAboveAmountMax);
+  return amount >= 0 && fee >= 0 && (fee <= amount || fee - amount <= kPspFeeAboveAmountMax);
 }
 
 std::string_view result_problem(const AttemptResult& r, int64_t attempt_amount) {
@@ -268,8 +268,13 @@ void PaymentMachine::set_deadline(std::string_view id, Timestamp* deadline, Time
   if (value != 0) due_.insert({value, std::string(id)});
 }
 
+// A flag for review ends when the payment stops waiting on the PSP (the answer came). A payment
+// flagged in another status (a PSP report contradicting a capture, say) keeps its flag through
+// what the API or a deadline does to it, and waits on no timer while processing: a person owns it.
 void PaymentMachine::move_to(Payment& p, PaymentStatus to, std::string_view cause, Timestamp now) {
   p.timeline.push_back({now, p.status, to, std::string(cause)});
+  const bool answered = p.status == PaymentStatus::processing && to != PaymentStatus::processing;
+  if (answered) set_review(&p.review, ReviewReason::none);
   p.status = to;
   Timestamp deadline = 0;
   switch (to) {
@@ -277,7 +282,8 @@ void PaymentMachine::move_to(Payment& p, PaymentStatus to, std::string_view caus
       deadline = now + deadlines_.confirmation_s * kNanosPerSecond;
       break;
     case PaymentStatus::processing:
-      deadline = now + deadlines_.processing_s * kNanosPerSecond;
+      if (p.review == ReviewReason::none)
+        deadline = now + deadlines_.processing_s * kNanosPerSecond;
       break;
     case PaymentStatus::requires_capture:
       deadline = p.authorization_expires_at;
@@ -286,7 +292,6 @@ void PaymentMachine::move_to(Payment& p, PaymentStatus to, std::string_view caus
       break;
   }
   set_deadline(p.id, &p.deadline, deadline);
-  set_review(&p.review, ReviewReason::none);  // the payment moved on: its review ends
 }
 
 void PaymentMachine::set_review(ReviewReason* flag, ReviewReason value) {
@@ -601,8 +606,7 @@ void PaymentMachine::settle_authorization(Payment& p, const Attempt& a, bool cap
       size_t tries = 0;
       for (const Attempt& t : p.attempts) tries += t.kind == AttemptKind::authorization ? 1 : 0;
       if (a.status == AttemptStatus::retryable && tries < kAuthorizationTriesMax &&
-          p.review == ReviewReason::none &&
-          can_add_attempt(p) == PaymentResult::ok) {
+          p.review == ReviewReason::none && can_add_attempt(p) == PaymentResult::ok) {
         add_attempt(p, AttemptKind::authorization, a.channel, p.amount, now, effects);
         return;
       }
@@ -935,8 +939,8 @@ bool read_payment(ByteReader& r, Payment* p) {
   }
   ok = ok && r.str16(&p->channel) && r.str16(&p->error_code) && r.i64(&p->created_at) &&
        r.i64(&p->deadline) && r.i64(&p->authorization_expires_at) &&
-       read_enum(r, review::kReviewReasonLast, &p->review) &&
-       read_attempts(r, &p->attempts) && read_timeline(r, PaymentStatus::canceled, &p->timeline);
+       read_enum(r, review::kReviewReasonLast, &p->review) && read_attempts(r, &p->attempts) &&
+       read_timeline(r, PaymentStatus::canceled, &p->timeline);
   uint32_t refunds = 0;
   if (!ok || !r.u32(&refunds) || refunds > kRefundsPerPaymentMax) return false;
   for (uint32_t i = 0; i < refunds; ++i) {

@@ -254,11 +254,11 @@ enum class PaymentResult : uint8_t {
 [[nodiscard]] std::string_view result_name(PaymentResult r);
 
 // A PSP's fee is keel's expense (docs/postings.md): it may pass the amount it was charged on (a
-// fixed fee on a small amount), up to this much; a larger fee on a smaller amount is not
+// fixed fee on a small amount) by at most this much; a fee further above the amount is not
 // believed (result_problem()), so a garbled answer cannot book an absurd expense.
 inline constexpr int64_t kPspFeeAboveAmountMax = 1'000'000;
-// 0 <= fee, and fee <= amount or fee <= kPspFeeAboveAmountMax. The one rule for every PSP fee
-// (payments, refunds, top-ups, payouts), in results and in decoded snapshots.
+// 0 <= fee <= amount + kPspFeeAboveAmountMax. The one rule for every PSP fee (payments, refunds,
+// top-ups, payouts), in results and in decoded snapshots. False for a negative amount.
 [[nodiscard]] bool is_valid_psp_fee(int64_t fee, int64_t amount);
 // Why a PSP result for an attempt of `attempt_amount` cannot be taken, as a short snake_case
 // reason for the review's evidence; empty when it can: `status_pending`, `status_invalid`,
@@ -351,10 +351,10 @@ class PaymentMachine {
   // the hold's post, the merchant fee and the PSP fee (`result.fee`, which may pass the amount:
   // psp_clearing then goes below zero) in one chain; a fee on any other result is recorded on
   // the attempt only. `result_invalid` (nothing changed) when result_problem() finds one or the
-  // cause is too long: the caller must then flag_result_rejected(), never drop it. A retryable or softly declined authorization
-  // of a payment in review fails it (its deadline has passed; nobody would own it). Idempotent:
-  // a result for an attempt already settled is `stale_result`. `cause` goes to the timeline (at
-  // most kCauseLengthMax bytes).
+  // cause is too long: the caller must then flag_result_rejected(), never drop it. A retryable or
+  // softly declined authorization of a payment in review fails it (its deadline has passed; nobody
+  // would own it). Idempotent: a result for an attempt already settled is `stale_result`. `cause`
+  // goes to the timeline (at most kCauseLengthMax bytes).
   PaymentResult apply_result(std::string_view attempt_id, const AttemptResult& result,
                              std::string_view cause, Timestamp now, Effects* effects);
   // A PSP result for `attempt_id` (open or settled) could not be taken: flags its payment or
@@ -446,7 +446,7 @@ class PaymentMachine {
 
   void set_deadline(std::string_view id, Timestamp* deadline, Timestamp value);
   void set_review(ReviewReason* flag, ReviewReason value);  // keeps in_review_count_
-  Status index(const Payment& p);           // decode: attempt owners, refund owners, deadlines
+  Status index(const Payment& p);  // decode: attempt owners, refund owners, deadlines
 
   PaymentDeadlines deadlines_;
   FeeSchedule fees_;

@@ -351,8 +351,9 @@ TEST_F(PaymentTest, BadInputIsRefusedAndChangesNothing) {
   EXPECT_EQ(machine_.apply_result("pay_1_a1", {A::pending}, "x", next(), &e), R::result_invalid);
   EXPECT_EQ(machine_.apply_result("pay_1_a1", {A::approved, true, "", "", -1}, "x", next(), &e),
             R::result_invalid);
-  EXPECT_EQ(machine_.apply_result("pay_1_a1", {A::approved, true, "", "", kPspFeeAboveAmountMax + 1}, "x",
-                                  next(), &e),
+  EXPECT_EQ(machine_.apply_result("pay_1_a1",
+                                  {A::approved, true, "", "", 1250 + kPspFeeAboveAmountMax + 1},
+                                  "x", next(), &e),
             R::result_invalid);
   EXPECT_EQ(machine_.apply_result("pay_1_a1", {A::approved, true, std::string(256, 'r'), ""}, "x",
                                   next(), &e),

@@ -199,9 +199,10 @@ bool decode_flow(ByteReader& r, WalletFlow* f) {
         r.str16(&f->customer_id) && r.str16(&f->to_customer_id) && r.i64(&f->amount) &&
         read_currency(r, &f->currency) && r.str16(&f->channel) &&
         read_enum(r, InstrumentKind::account, &f->instrument_kind) && r.str16(&f->instrument) &&
-        read_enum(r, WalletFlowStatus::failed, &f->status) && read_enum(r, review::kReviewReasonLast, &f->review) &&
-        r.str16(&f->error_code) && r.i64(&f->fee) && r.i64(&f->created_at) &&
-        r.i64(&f->updated_at) && r.i64(&f->deadline) && r.u32(&attempts))) {
+        read_enum(r, WalletFlowStatus::failed, &f->status) &&
+        read_enum(r, review::kReviewReasonLast, &f->review) && r.str16(&f->error_code) &&
+        r.i64(&f->fee) && r.i64(&f->created_at) && r.i64(&f->updated_at) && r.i64(&f->deadline) &&
+        r.u32(&attempts))) {
     return false;
   }
   for (uint32_t i = 0; i < attempts; ++i) {

@@ -46,9 +46,9 @@ namespace keel::payments {
 //   top-up or payout fails, and the client may start a new one.
 //
 // Deadlines: a processing flow is due at created_at + the flow's deadline (WalletFlowOptions).
-// tick() flags a due flow for review (deadline_unknown) (its attempt is outstanding by construction): it never moves
-// money and never releases a payout hold; the timeline records it. A late result still settles
-// the flow and clears the flag.
+// tick() flags a due flow for review (deadline_unknown) (its attempt is outstanding by
+// construction): it never moves money and never releases a payout hold; the timeline records it. A
+// late result still settles the flow and clears the flag.
 //
 // Ids: flow ids are 1..48 bytes of [A-Za-z0-9_-]; attempt ids are `{id}_a{n}` (the PSP reference);
 // ledger transfer ids are `{id}.topup`, `{id}.transfer`, `{id}.hold`, `{id}.post`, `{id}.void`

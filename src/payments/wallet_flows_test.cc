@@ -483,7 +483,8 @@ TEST_F(WalletFlowsTest, BadInputIsRefusedAndChangesNothing) {
   };
   EXPECT_EQ(apply("tu_1_a1", answer(A::pending)), R::result_invalid);
   EXPECT_EQ(apply("tu_1_a1", answer(A::approved, -1)), R::result_invalid);
-  EXPECT_EQ(apply("tu_1_a1", answer(A::approved, kPspFeeAboveAmountMax + 1)), R::result_invalid);
+  EXPECT_EQ(apply("tu_1_a1", answer(A::approved, 100 + kPspFeeAboveAmountMax + 1)),
+            R::result_invalid);
   EXPECT_EQ(apply("tu_1_a1", answer(A::declined_hard, 0, std::string(256, 'e'))),
             R::result_invalid);
   EXPECT_EQ(apply("tu_1_a1", answer(A::approved), ""), R::cause_invalid);

@@ -13,7 +13,8 @@ namespace {
 constexpr uint32_t kEncodingVersion = 1;
 
 bool valid_reason(ReviewReason r) {
-  return r != ReviewReason::none && static_cast<uint8_t>(r) <= static_cast<uint8_t>(kReviewReasonLast);
+  return r != ReviewReason::none &&
+         static_cast<uint8_t>(r) <= static_cast<uint8_t>(kReviewReasonLast);
 }
 
 bool valid_object(std::string_view type, std::string_view id) {
@@ -202,8 +203,7 @@ Status ReviewDesk::decode(std::string_view bytes, ReviewDesk* out) {
   ReviewDesk desk;
   for (uint64_t i = 0; i < n; ++i) {
     ReviewItem item;
-    const bool read = r.str16(&item.id) && r.str16(&item.object_type) &&
-                      r.str16(&item.object_id) &&
+    const bool read = r.str16(&item.id) && r.str16(&item.object_type) && r.str16(&item.object_id) &&
                       read_enum(r, kReviewReasonLast, &item.reason) && r.str16(&item.evidence) &&
                       r.i64(&item.opened_at) && r.i64(&item.resolved_at) &&
                       r.str16(&item.resolved_by) && r.str16(&item.resolution);

@@ -68,9 +68,9 @@ enum class ReviewResult : uint8_t {
   object_invalid,    // id or type empty or too long
   evidence_invalid,  // empty or above kEvidenceBytesMax
   resolution_invalid,
-  not_open,           // resolve(): the object has no open item
-  too_many_items,     // kItemsPerObjectMax reached for the object
-  cursor_not_found,   // list(): starting_after names no item
+  not_open,          // resolve(): the object has no open item
+  too_many_items,    // kItemsPerObjectMax reached for the object
+  cursor_not_found,  // list(): starting_after names no item
 };
 [[nodiscard]] std::string_view result_name(ReviewResult r);
 
@@ -118,9 +118,9 @@ class ReviewDesk {
   using OrderKey = std::pair<Timestamp, std::string>;  // (opened_at, id)
   void index(const ReviewItem& item);
 
-  std::map<std::string, ReviewItem, std::less<>> items_;  // by id
+  std::map<std::string, ReviewItem, std::less<>> items_;   // by id
   std::set<OrderKey> order_;                               // every item, oldest first
-  std::set<std::pair<std::string, std::string>> open_;    // (object id, item id), open ones
+  std::set<std::pair<std::string, std::string>> open_;     // (object id, item id), open ones
   std::map<std::string, size_t, std::less<>> per_object_;  // items ever opened per object
 };
 

@@ -14,20 +14,25 @@ namespace {
 
 constexpr std::string_view kPsps[] = {"cardco", "bankco"};
 
-std::string sim_config(uint16_t keeld_port, const std::string& extra) {
+std::string sim_config(uint16_t keeld_port, const PaymentsStackOptions& o) {
+  std::string currencies;
+  for (const std::string& c : o.currencies) {
+    currencies += (currencies.empty() ? "\"" : ", \"") + c + "\"";
+  }
   std::string s;
   for (const std::string_view psp : kPsps) {
     const std::string name(psp);
-    const bool card = psp == "cardco";
+    const SimPspFees& fees = psp == "cardco" ? o.cardco_fees : o.bankco_fees;
     s += "[psps." + name + "]\n";
     s += "api_key = \"sk_" + name + "\"\n";
     s += "webhook_url = \"http://127.0.0.1:" + std::to_string(keeld_port) + "/v1/webhooks/" + name +
          "\"\n";
     s += "webhook_secret = \"whsec_" + name + "\"\n";
-    s += card ? "fee_fixed = 30\nfee_bps = 290\n" : "fee_fixed = 10\nfee_bps = 50\n";
-    s += "currencies = [\"USD\", \"EUR\", \"GBP\"]\n\n";
+    s += "fee_fixed = " + std::to_string(fees.fixed) + "\nfee_bps = " + std::to_string(fees.bps) +
+         "\n";
+    s += "currencies = [" + currencies + "]\n\n";
   }
-  return s + extra + "\n";
+  return s + o.sim_toml_extra + "\n";
 }
 
 Status write_file(const std::filesystem::path& path, const std::string& text) {
@@ -105,8 +110,7 @@ Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<Paymen
     if (Status w = write_file(s->keeld_config_, k); !w.is_ok()) return w;
     if (Status st = s->start_keeld(); !st.is_ok()) return st;
     const auto sim_path = s->dir_.path() / "psp-sim.toml";
-    if (Status w = write_file(sim_path, sim_config(s->keeld_->port(), s->options_.sim_toml_extra));
-        !w.is_ok()) {
+    if (Status w = write_file(sim_path, sim_config(s->keeld_->port(), s->options_)); !w.is_ok()) {
       return w;
     }
     last = s->start_sim(sim_path);

@@ -23,8 +23,18 @@ namespace keel::testing {
 // The simulator must know keeld's port and keeld the simulator's: the simulator gets a port
 // picked free beforehand (pick_free_port), keeld port 0. keeld may start before the simulator
 // answers; its connector treats that as nothing sent.
+// What one simulated PSP charges: fee = fixed + amount * bps / 10,000 (keel-psp-sim's rule).
+struct SimPspFees {
+  int64_t fixed = 0;
+  int64_t bps = 0;
+};
+
 struct PaymentsStackOptions {
   uint64_t seed = 1;
+  // The simulated PSPs' fees and the currencies both take.
+  SimPspFees cardco_fees{30, 290};
+  SimPspFees bankco_fees{10, 50};
+  std::vector<std::string> currencies = {"USD", "EUR", "GBP"};
   // Extra TOML appended to each PSP's table in the simulator's config, e.g.
   // "[psps.cardco.faults]\nblack_hole_rate = 0.1\n" (the text is appended to the file as is).
   std::string sim_toml_extra;

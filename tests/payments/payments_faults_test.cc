@@ -670,18 +670,32 @@ TEST_F(PaymentsFaults, KillNineWhileTopUpsAndPayoutsAreInFlightMovesEachOnce) {
 // black-holed and every webhook lost. At the processing deadline each payment is flagged for
 // review (never silently processing, no money moved on a guess); when the PSP answers again the
 // resolver settles it and the flag goes.
+//
+// Review is not an outcome (issue 8): the confirms' Idempotency-Keys stay in flight through it.
+// A retry with the key while in review gets the payment as it stands (200, not a stored body);
+// once the PSP answers, the key replays the final payment, also after a kill -9.
 TEST_F(PaymentsFaults, UnknownPastTheDeadlineGoesToReviewAndResolvesWhenThePspIsBack) {
   PaymentsStackOptions o =
       options("[psps.cardco.faults]\nblack_hole_rate = 1.0\nwebhook_loss_rate = 1.0\n",
-              "processing_deadline_s = 2\n");
+              "processing_deadline_s = 2\nsettle_wait_ms = 3000\n");
   o.not_found_grace_ms = 1'000;  // below the deadline (keeld refuses it otherwise)
   start(std::move(o));
   constexpr int kPayments = 3;
   const std::vector<std::string> ids = create_payments(kPayments);
-  for (const JsonResponse& a : all_at_once(ids, "confirm")) {
+  std::vector<std::string> keys;
+  for (const JsonResponse& a : all_at_once(ids, "confirm", &keys)) {
     ASSERT_EQ(a.status, 200u) << a.text;
     EXPECT_EQ(str(a.body, "status"), "processing") << a.text;
-    EXPECT_TRUE(review(a.body)) << a.text;  // the confirm's wait ends with the review flag
+    EXPECT_TRUE(review(a.body)) << a.text;  // the confirm's wait ends showing the review flag
+  }
+  // A retry with the same key while in review: the payment as it stands, never a stored body.
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const JsonResponse retry = stack_->post("/v1/payments/" + ids[i] + "/confirm", "{}", keys[i]);
+    EXPECT_EQ(retry.status, 200u) << retry.text;
+    EXPECT_FALSE(retry.replayed) << retry.text;
+    EXPECT_EQ(str(retry.body, "status"), "processing") << retry.text;
+    EXPECT_TRUE(review(retry.body)) << retry.text;
+    EXPECT_EQ(str(retry.body, "review_reason"), "deadline_unknown") << retry.text;
   }
   // The PSP captured them all; keel moved nothing, and says so.
   for (const auto& [ref, op] : stack_->sim_operations("cardco")) {
@@ -716,6 +730,28 @@ TEST_F(PaymentsFaults, UnknownPastTheDeadlineGoesToReviewAndResolvesWhenThePspIs
   EXPECT_EQ(t.succeeded, kPayments);
   for (const json::value& p : settled) {
     EXPECT_EQ(cause_of(p, "succeeded"), "status_query") << json::serialize(p);
+  }
+  // Each key now replays the final payment, before and after a kill -9.
+  for (const bool restarted : {false, true}) {
+    if (restarted) {
+      ASSERT_TRUE(stack_->restart_keeld(true).is_ok());
+    }
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const JsonResponse replay =
+          stack_->post("/v1/payments/" + ids[i] + "/confirm", "{}", keys[i]);
+      EXPECT_EQ(replay.status, 200u) << replay.text;
+      EXPECT_TRUE(replay.replayed) << restarted << " " << replay.text;
+      EXPECT_EQ(str(replay.body, "status"), "succeeded") << restarted << " " << replay.text;
+      EXPECT_FALSE(review(replay.body)) << replay.text;
+    }
+  }
+  // The review desk kept each item, resolved by the PSP's answer.
+  const JsonResponse items = stack_->get("/v1/admin/reviews?reason=deadline_unknown");
+  ASSERT_EQ(items.body.at("data").as_array().size(), static_cast<size_t>(kPayments)) << items.text;
+  for (const json::value& item : items.body.at("data").as_array()) {
+    EXPECT_EQ(str(item, "status"), "resolved") << json::serialize(item);
+    EXPECT_EQ(str(item, "resolved_by"), "psp") << json::serialize(item);
+    EXPECT_EQ(str(item, "resolution"), "status: succeeded") << json::serialize(item);
   }
 }
 
