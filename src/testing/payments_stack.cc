@@ -4,8 +4,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <thread>
+
+#include "connectors/webhook_signature.h"
 
 namespace keel::testing {
 namespace json = boost::json;
@@ -178,6 +181,22 @@ JsonResponse PaymentsStack::post(std::string_view path, std::string_view body,
   if (!idempotency_key.empty()) headers.emplace_back("Idempotency-Key", idempotency_key);
   api::HttpResponse r;
   if (Status s = keeld_client_->request("POST", path, body.empty() ? "{}" : body, headers, &r);
+      !s.is_ok()) {
+    JsonResponse failed;
+    failed.text = s.message();
+    return failed;
+  }
+  return to_json_response(r);
+}
+
+JsonResponse PaymentsStack::post_webhook(std::string_view channel, std::string_view body) {
+  api::HttpHeaders headers;
+  headers.emplace_back("PSP-Signature",
+                       connectors::sign_webhook("whsec_" + std::string(channel),
+                                                static_cast<int64_t>(std::time(nullptr)), body));
+  api::HttpResponse r;
+  if (Status s =
+          keeld_client_->request("POST", "/v1/webhooks/" + std::string(channel), body, headers, &r);
       !s.is_ok()) {
     JsonResponse failed;
     failed.text = s.message();

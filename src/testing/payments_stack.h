@@ -103,6 +103,9 @@ class PaymentsStack {
   // threads at once (but not during restart_keeld()).
   JsonResponse post_unshared(std::string_view path, std::string_view body,
                              std::string_view idempotency_key = {});
+  // POST /v1/webhooks/{channel} as the PSP would send it: `body` signed now with the channel's
+  // secret (whsec_{channel}) in PSP-Signature.
+  JsonResponse post_webhook(std::string_view channel, std::string_view body);
   // Requests to the simulator (admin routes).
   JsonResponse sim_request(std::string_view method, std::string_view path,
                            std::string_view body = {});

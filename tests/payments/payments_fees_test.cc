@@ -292,5 +292,44 @@ TEST_F(PaymentsFees, AFeeKeelDoesNotBelieveGoesToReviewWithEvidence) {
   EXPECT_EQ(stack_->get("/v1/admin/reviews?status=open").body.at("data").as_array().size(), 1u);
 }
 
+// A PSP webhook that contradicts what keel booked (a captured payment reported voided) is not
+// dropped as stale: the payment goes to review, with the PSP's words as evidence. A webhook that
+// agrees changes nothing; one whose id does not fit the timeline is refused with a 400.
+TEST_F(PaymentsFees, AWebhookContradictingTheBooksGoesToReview) {
+  start({30, 290}, {10, 50});
+  card_payment("cardco", 1250, "USD", 0);
+  const JsonResponse list = stack_->get("/v1/payments?status=succeeded");
+  ASSERT_EQ(list.body.at("data").as_array().size(), 1u) << list.text;
+  const json::value& p = list.body.at("data").at(0);
+  const std::string id = str(p, "id");
+  const json::value& attempt = p.at("attempts").at(0);
+  const auto report = [&](std::string_view event_id, std::string_view status) {
+    return R"({"id": ")" + std::string(event_id) + R"(", "data": {"psp_reference": ")" +
+           str(attempt, "psp_reference") + R"(", "reference": ")" + str(attempt, "id") +
+           R"(", "type": "authorization", "status": ")" + std::string(status) +
+           R"(", "currency": "USD", "amount": 1250}})";
+  };
+  EXPECT_EQ(stack_->post_webhook("cardco", report("evt_agrees", "captured")).status, 200u);
+  EXPECT_FALSE(review(stack_->get("/v1/payments/" + id).body));  // agrees: stale, no change
+
+  const JsonResponse long_id =
+      stack_->post_webhook("cardco", report(std::string(101, 'e'), "voided"));
+  EXPECT_EQ(long_id.status, 400u) << long_id.text;
+  EXPECT_EQ(str(long_id.body.at("error"), "param"), "id") << long_id.text;
+  EXPECT_FALSE(review(stack_->get("/v1/payments/" + id).body));
+
+  EXPECT_EQ(stack_->post_webhook("cardco", report("evt_contradicts", "voided")).status, 200u);
+  const JsonResponse flagged = stack_->get("/v1/payments/" + id);
+  EXPECT_EQ(str(flagged.body, "status"), "succeeded") << flagged.text;  // the books stand
+  EXPECT_EQ(str(flagged.body, "review_reason"), "psp_result_rejected") << flagged.text;
+  const JsonResponse items = stack_->get("/v1/admin/reviews?object_id=" + id);
+  ASSERT_EQ(items.body.at("data").as_array().size(), 1u) << items.text;
+  const json::value& evidence = items.body.at("data").at(0).at("evidence");
+  EXPECT_EQ(str(evidence, "problem"), "contradicts_settled_attempt");
+  EXPECT_EQ(str(evidence, "source"), "webhook:evt_contradicts");
+  EXPECT_EQ(str(evidence.at("reported"), "operation_status"), "voided");
+  EXPECT_EQ(str(evidence, "attempt_status"), "approved");
+}
+
 }  // namespace
 }  // namespace keel::testing
