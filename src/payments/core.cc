@@ -682,10 +682,7 @@ bool report_agrees(AttemptKind kind, bool approved, OperationState s, const Paym
     case AttemptKind::payout:
     case AttemptKind::topup: {
       const O done = kind == AttemptKind::refund ? O::refunded : O::paid;
-      const bool refused =
-          s == O::declined_hard || s == O::declined_soft || s == O::failed || s == O::not_found;
-      if (approved) return s == done;
-      return s != done || !refused;
+      return approved ? s == done : s != done;
     }
     case AttemptKind::capture:  // reported under their authorization's reference, never their own
     case AttemptKind::void_authorization:

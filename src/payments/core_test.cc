@@ -434,13 +434,39 @@ TEST_F(CoreTest, EveryRefusedReportGoesToReview) {
   EXPECT_FALSE(apply(op_status(a6, OperationState::authorized)).changed);  // older news
   EXPECT_FALSE(apply(op_status(a6, OperationState::refunded)).changed);
   EXPECT_EQ(apply(op_status(a6, OperationState::voided)).rejected.size(), 1u);
-  EXPECT_EQ(core_.counts().in_review, 6u);
-  EXPECT_EQ(core_.counts().review_open_psp_result_rejected, 6u);
+  // A top-up keel failed on a decline, later reported paid: money keel never credited.
+  Command customer;
+  customer.kind = CommandKind::create_customer;
+  customer.id = "cus_1";
+  ASSERT_EQ(apply(customer).reply.status, 200);
+  Command topup;
+  topup.kind = CommandKind::create_topup;
+  topup.id = "tu_1";
+  topup.customer_id = "cus_1";
+  topup.amount = 500;
+  topup.currency = kUsd;
+  topup.channel = "cardco";
+  topup.instrument_kind = InstrumentKind::card_token;
+  topup.instrument = "tok_visa";
+  const std::string t1 = apply(topup).calls.at(0).attempt_id;
+  apply(result(t1, AttemptStatus::declined_hard));
+  EXPECT_FALSE(apply(op_status(t1, OperationState::failed)).changed);  // agrees
+  const ApplyOutcome topup_paid = apply(op_status(t1, OperationState::paid));
+  ASSERT_EQ(topup_paid.rejected.size(), 1u);
+  EXPECT_EQ(topup_paid.rejected[0].problem, "contradicts_settled_attempt");
+  EXPECT_EQ(credits_posted("wallet:cus_1:USD"), -1);  // nothing booked on a guess
+  // A top-up still open reported `captured`: a state a top-up never reaches.
+  topup.id = "tu_2";
+  const std::string t2 = apply(topup).calls.at(0).attempt_id;
+  EXPECT_EQ(apply(op_status(t2, OperationState::captured)).rejected.at(0).problem,
+            "state_not_applicable");
+  EXPECT_EQ(core_.counts().in_review, 8u);
+  EXPECT_EQ(core_.counts().review_open_psp_result_rejected, 8u);
   // Each flagged payment decodes from a snapshot with its items.
   PaymentsCore decoded;
   const Status s = PaymentsCore::decode(encoded(), {}, &decoded);
   ASSERT_TRUE(s.is_ok()) << s.message();
-  EXPECT_EQ(decoded.counts().review_open_psp_result_rejected, 6u);
+  EXPECT_EQ(decoded.counts().review_open_psp_result_rejected, 8u);
 }
 
 // A report that contradicts the books keeps its flag through what a deadline does next: the PSP
