@@ -369,10 +369,11 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
       break;
     case CommandKind::attempt_result:
     case CommandKind::operation_status:
-      for (const auto& [id, open] : open_attempts_) {
-        if (id == c.id || (c.kind == CommandKind::operation_status && open.reference == c.id)) {
-          touch(open.owner);
-        }
+      if (c.kind == CommandKind::operation_status) {
+        for (const std::string& id : attempts_on(c.id))
+          touch(open_attempts_.find(id)->second.owner);
+      } else if (const auto open = open_attempts_.find(c.id); open != open_attempts_.end()) {
+        touch(open->second.owner);
       }
       if (!open_attempts_.contains(c.id)) {  // a report on a settled attempt may flag its owner
         if (const WalletFlow* f = flows_.find_by_attempt(c.id)) {
@@ -389,8 +390,9 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
       for (std::string& id : flows_.mark_pending_unknown(now)) ids.push_back(std::move(id));
       for (const std::string& id : ids) {
         out.changed = true;
-        const OpenAttempt& open = open_attempts_.at(id);
-        out.resolve.push_back({id, open.channel, open.reference});
+        const auto open = open_attempts_.find(id);
+        KEEL_ASSERT(open != open_attempts_.end());  // the machines' open attempts are all here
+        out.resolve.push_back({id, open->second.channel, open->second.reference});
       }
       break;
     }
@@ -708,8 +710,9 @@ void PaymentsCore::operation_status(const Command& c, Timestamp now, Effects* ef
   std::vector<std::pair<std::string, AttemptResult>> settle_now;
   std::vector<std::string> not_applicable;
   bool matched = false;  // some open attempt refers to the operation
-  for (const auto& [id, open] : open_attempts_) {
-    if (open.reference != c.id || open.channel != c.channel) continue;
+  for (const std::string& id : attempts_on(c.id)) {
+    const OpenAttempt& open = open_attempts_.find(id)->second;
+    if (open.channel != c.channel) continue;
     matched = true;
     // "Still authorized" says a capture or void did not happen only as the answer to the
     // resolver's own status query, asked after that call ended unknown. A webhook (late, out of
@@ -770,6 +773,16 @@ const Attempt* PaymentsCore::attempt_of(std::string_view attempt_id) const {
   return payments_.find_attempt(attempt_id);
 }
 
+std::vector<std::string> PaymentsCore::attempts_on(std::string_view reference) const {
+  std::vector<std::string> ids;
+  const std::string key(reference);
+  for (auto it = by_reference_.lower_bound({key, ""});
+       it != by_reference_.end() && it->first == key; ++it) {
+    ids.push_back(it->second);
+  }
+  return ids;
+}
+
 PaymentsCore::Settled PaymentsCore::settle(const std::string& attempt_id,
                                            const AttemptResult& result, const Command& c,
                                            Timestamp now, Effects* effects, ApplyOutcome* out) {
@@ -799,6 +812,7 @@ PaymentsCore::Settled PaymentsCore::settle(const std::string& attempt_id,
   if (result.status == AttemptStatus::unknown) {
     out->resolve.push_back({attempt_id, open->second.channel, open->second.reference});
   } else {
+    by_reference_.erase({open->second.reference, attempt_id});
     open_attempts_.erase(open);
   }
   return Settled::applied;
@@ -912,9 +926,12 @@ void PaymentsCore::carry_out(Effects& effects, bool wallet_flow, ledger::Ledger&
   for (PspCall& call : effects.calls) {
     const bool on_authorization =
         call.kind == AttemptKind::capture || call.kind == AttemptKind::void_authorization;
-    open_attempts_[call.attempt_id] = OpenAttempt{
+    OpenAttempt open{
         call.channel, call.kind, on_authorization ? call.authorization_reference : call.attempt_id,
         call.kind == AttemptKind::refund ? call.refund_id : call.payment_id, wallet_flow};
+    by_reference_.insert({open.reference, call.attempt_id});
+    const bool fresh = open_attempts_.emplace(call.attempt_id, std::move(open)).second;
+    KEEL_ASSERT(fresh);  // attempt ids are never reused
     out->calls.push_back(std::move(call));
   }
 }
@@ -1452,7 +1469,10 @@ Status PaymentsCore::decode(std::string_view bytes, CoreOptions options, Payment
     }
     open.wallet_flow = wallet_flow == 1;
     open.kind = static_cast<AttemptKind>(kind);
-    core.open_attempts_.emplace(std::move(attempt), std::move(open));
+    core.by_reference_.insert({open.reference, attempt});
+    if (!core.open_attempts_.emplace(std::move(attempt), std::move(open)).second) {
+      return Status::error("payments: an open attempt twice");
+    }
   }
   if (!r.u64(&core.next_event_seq_)) return Status::error("payments: malformed event sequence");
   if (!r.u64(&n)) return Status::error("payments: malformed waiters");

@@ -230,6 +230,8 @@ class PaymentsCore {
     std::string attempt;  // its last attempt (the outstanding one while it waits)
   };
   [[nodiscard]] const Attempt* attempt_of(std::string_view attempt_id) const;
+  // The open attempts whose operation is `reference`, by attempt id.
+  [[nodiscard]] std::vector<std::string> attempts_on(std::string_view reference) const;
   [[nodiscard]] ReviewView review_view(std::string_view object_id) const;
   // Opens the deadline_unknown item of an object the deadline just flagged.
   void open_deadline_review(std::string_view object_id, Timestamp at);
@@ -273,7 +275,10 @@ class PaymentsCore {
     bool wallet_flow = false;
   };
   std::map<std::string, OpenAttempt, std::less<>> open_attempts_;  // attempt id -> what it is
-  std::map<std::string, std::set<KeyRef>, std::less<>> waiting_;   // object id -> keys
+  // (reference, attempt id) of every open attempt: who a PSP's report on an operation is about,
+  // without a scan (rebuilt on decode).
+  std::set<std::pair<std::string, std::string>> by_reference_;
+  std::map<std::string, std::set<KeyRef>, std::less<>> waiting_;  // object id -> keys
   std::map<KeyRef, std::string> waiting_object_;  // key -> object id (waiting_ inverted; rebuilt)
   review::ReviewDesk reviews_;
 };
