@@ -13,13 +13,13 @@
 #include <set>
 
 #include "api/json_codec.h"
-#include "api/psp_dispatcher.h"
 #include "api/router.h"
 #include "api/service.h"
 #include "api/service_internal.h"
 #include "connectors/operation.h"
 #include "connectors/webhook_signature.h"
 #include "core/ids.h"
+#include "dispatch/psp_dispatcher.h"
 #include "payments/commands.h"
 #include "payments/payment.h"
 
@@ -558,7 +558,7 @@ void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h, std::s
       return r->reply(HttpReply{200, R"({"received":true,"duplicate":true})"});
     }
   }
-  payments::Command c = operation_status_command(m.id, *op, "webhook:" + event_id);
+  payments::Command c = dispatch::operation_status_command(m.id, *op, "webhook:" + event_id);
   engine_->payments_command(
       std::move(c), 0,
       on_io_thread<payments::Reply>(r, [this, event_id](const Responder& r, payments::Reply) {

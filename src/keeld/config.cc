@@ -89,7 +89,7 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
                                   {"url", "psp", "api_key", "webhook_secret", "connections_max",
                                    "connect_timeout_ms", "total_timeout_ms"});
   if (!error.empty()) return error;
-  api::ChannelConfig ch;
+  dispatch::ChannelConfig ch;
   ch.name = std::string(name);
   ch.client.psp = ch.name;
   std::string url;
@@ -193,7 +193,7 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
 void finish_payments_config(KeeldConfig* c) {
   c->payments.channels.clear();
   c->payments.webhook_secrets.clear();
-  for (const api::ChannelConfig& ch : c->psp.channels) {
+  for (const dispatch::ChannelConfig& ch : c->psp.channels) {
     c->payments.channels.push_back(ch.name);
     if (!ch.webhook_secret.empty()) c->payments.webhook_secrets[ch.name] = ch.webhook_secret;
   }

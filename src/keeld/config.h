@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "api/psp_dispatcher.h"
+#include "dispatch/psp_dispatcher.h"
 #include "api/server.h"
 #include "api/service.h"
 #include "core/status.h"
@@ -18,7 +18,7 @@ struct KeeldConfig {
   api::ServerOptions server;
   engine::EngineOptions engine;
   std::string log_level = "info";
-  api::DispatcherOptions psp;        // channels and the resolver's backoff
+  dispatch::DispatcherOptions psp;        // channels and the resolver's backoff
   api::PaymentsApiOptions payments;  // filled from `psp` and [payments]
   std::string default_channel;
 };

@@ -109,7 +109,7 @@ bps = 0
   EXPECT_EQ(c.payments.settle_wait_ms, 500);
   EXPECT_EQ(c.engine.payments.deadlines.processing_s, 60);
   EXPECT_EQ(c.psp.resolve_initial_ms, 100);
-  const api::ChannelConfig& bank =
+  const dispatch::ChannelConfig& bank =
       c.psp.channels[0].name == "bankco" ? c.psp.channels[0] : c.psp.channels[1];
   EXPECT_EQ(bank.client.psp, "bank");
   EXPECT_EQ(bank.client.port, 9091);

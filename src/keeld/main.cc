@@ -6,15 +6,16 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <random>
 
 #include <cstdio>
 #include <ctime>
 #include <memory>
 
-#include "api/psp_dispatcher.h"
 #include "api/server.h"
 #include "api/service.h"
 #include "api/stop_signals.h"
+#include "dispatch/psp_dispatcher.h"
 #include "engine/engine.h"
 #include "keeld/config.h"
 
@@ -71,7 +72,10 @@ int run(keeld::KeeldConfig config) {
   };
   const std::string data_dir = config.engine.data_dir.string();
   // The dispatcher outlives the engine: the engine's last callbacks may still reach it.
-  api::PspDispatcher dispatcher(config.psp);
+  // The one draw of ambient randomness for the dispatcher: logged, so a run's jitter replays.
+  config.psp.jitter_seed = std::random_device{}();
+  spdlog::info("dispatcher jitter seed {}", config.psp.jitter_seed);
+  dispatch::PspDispatcher dispatcher(config.psp);
   config.engine.on_payment_effects = [&dispatcher](engine::PaymentEffects e) {
     dispatcher.submit(std::move(e));
   };

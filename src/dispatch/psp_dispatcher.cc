@@ -1,4 +1,4 @@
-#include "api/psp_dispatcher.h"
+#include "dispatch/psp_dispatcher.h"
 
 #include <algorithm>
 #include <atomic>
@@ -13,7 +13,7 @@
 
 #include "connectors/merchant_webhook_sender.h"
 
-namespace keel::api {
+namespace keel::dispatch {
 namespace asio = boost::asio;
 using connectors::AttemptOutcome;
 using connectors::OperationStatus;
@@ -56,6 +56,15 @@ payments::Command operation_status_command(std::string_view channel,
   c.result.fee = op.fee_minor;
   c.cause = std::move(cause);
   return c;
+}
+
+int64_t jittered_ms(int64_t ms, std::mt19937_64& random) {
+  std::uniform_int_distribution<int64_t> d(ms / 2, ms);
+  return d(random);
+}
+
+int64_t next_resolve_delay_ms(int64_t delay_ms, int64_t max_ms) {
+  return delay_ms > max_ms / 2 ? max_ms : std::min(delay_ms * 2, max_ms);
 }
 
 namespace {
@@ -112,7 +121,7 @@ struct PspDispatcher::Impl {
   connectors::MerchantWebhookSender webhooks{io.get_executor()};
   std::thread thread;
   std::atomic<engine::Engine*> engine{nullptr};
-  std::mt19937_64 random{std::random_device{}()};  // jitter only; I/O thread
+  std::mt19937_64 random{options.jitter_seed};  // jitter only; I/O thread
   // When this run began to resolve each attempt (I/O thread only). After a restart the clock
   // starts again: the grace for "never received" only grows.
   std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> resolving_since;
@@ -237,17 +246,12 @@ struct PspDispatcher::Impl {
                   });
   }
 
-  int64_t jittered(int64_t ms) {
-    std::uniform_int_distribution<int64_t> d(ms / 2, ms);
-    return d(random);
-  }
-
   // Asks the PSP about `r.reference` after `delay_ms`, again with a doubled delay until it
   // answers with an outcome.
   void resolve(payments::ResolveRequest r, int64_t delay_ms) {
     resolving_since.try_emplace(r.attempt_id, std::chrono::steady_clock::now());
     Impl* self = this;
-    after(jittered(delay_ms), [self, r = std::move(r), delay_ms] {
+    after(jittered_ms(delay_ms, random), [self, r = std::move(r), delay_ms] {
       connectors::PspClient* psp = self->client(r.channel);
       if (psp == nullptr) return;  // no such channel: review at the deadline says so
       ++self->status_queries;
@@ -259,7 +263,7 @@ struct PspDispatcher::Impl {
 
   void on_status(const payments::ResolveRequest& r, const connectors::PspResult& result,
                  int64_t delay_ms) {
-    const int64_t next = std::min(delay_ms * 2, options.resolve_max_ms);
+    const int64_t next = next_resolve_delay_ms(delay_ms, options.resolve_max_ms);
     if (result.outcome == AttemptOutcome::not_found) {
       const auto since = resolving_since.find(r.attempt_id);
       if (since != resolving_since.end() &&
@@ -320,4 +324,4 @@ PspDispatcher::Stats PspDispatcher::stats() const {
   return {impl_->calls.load(), impl_->status_queries.load(), impl_->results_submitted.load()};
 }
 
-}  // namespace keel::api
+}  // namespace keel::dispatch

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,7 +13,7 @@
 #include "engine/engine.h"
 #include "payments/commands.h"
 
-namespace keel::api {
+namespace keel::dispatch {
 
 // One PSP channel keeld can route attempts to: the connector's endpoint and the secret its
 // webhooks are signed with. The channel name is what payments record and what the webhook path
@@ -37,7 +38,15 @@ struct DispatcherOptions {
   int64_t not_found_grace_ms = 30'000;
   // A result the engine could not take (queue full) is offered again after this long.
   int64_t resubmit_ms = 200;
+  // Seeds the jitter of status queries (never drawn inside: keeld draws it at start and logs
+  // it, tests fix it), so a run can be replayed.
+  uint64_t jitter_seed = 1;
 };
+
+// A delay of `ms` with up to 50% jitter: uniform in [ms / 2, ms], drawn from `random`.
+[[nodiscard]] int64_t jittered_ms(int64_t ms, std::mt19937_64& random);
+// The next delay between status queries of one attempt: doubled, at most `max_ms`.
+[[nodiscard]] int64_t next_resolve_delay_ms(int64_t delay_ms, int64_t max_ms);
 
 // What a PSP's operation object says, in the payments core's terms.
 [[nodiscard]] payments::OperationState operation_state(const connectors::Operation& op);
@@ -84,4 +93,4 @@ class PspDispatcher {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace keel::api
+}  // namespace keel::dispatch
