@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "api/http_client.h"
 #include "core/time.h"
+#include "net/http_client.h"
 #include "testing/keeld_process.h"
 #include "testing/temp_dir.h"
 
@@ -25,8 +25,8 @@ namespace keel {
 namespace {
 
 namespace json = boost::json;
-using api::HttpClient;
-using api::HttpResponse;
+using net::HttpClient;
+using net::HttpResponse;
 using testing::KeeldProcess;
 
 // Sends `bytes` on a new connection and reads until the server closes it (or timeout_ms).
@@ -79,11 +79,11 @@ class ApiTest : public ::testing::Test {
     const Status s = KeeldProcess::start(std::move(options), &keeld_);
     ASSERT_TRUE(s.is_ok()) << s.message();
     client_ = std::make_unique<HttpClient>(
-        api::HttpClientOptions{api::HttpEndpoint{"127.0.0.1", keeld_->port()}});
+        net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld_->port()}});
   }
 
   HttpResponse call(std::string_view method, const std::string& target,
-                    const std::string& body = "", const api::HttpHeaders& headers = {}) {
+                    const std::string& body = "", const net::HttpHeaders& headers = {}) {
     HttpResponse res;
     const Status s = client_->request(method, target, body, headers, &res);
     EXPECT_TRUE(s.is_ok()) << method << " " << target << ": " << s.message();
@@ -559,7 +559,7 @@ TEST_F(ApiTest, ConcurrentClientsAllGetAnswers) {
   std::atomic<int> oks{0};
   for (int th = 0; th < kThreads; ++th) {
     threads.emplace_back([&, th] {
-      HttpClient c(api::HttpClientOptions{api::HttpEndpoint{"127.0.0.1", keeld_->port()}});
+      HttpClient c(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld_->port()}});
       for (int i = 0; i < kEach; ++i) {
         HttpResponse res;
         const std::string id = "t" + std::to_string(th) + "_" + std::to_string(i);
@@ -615,7 +615,7 @@ TEST_F(ApiTest, StopAnswersRequestsInFlight) {
   std::vector<std::thread> threads;
   for (int th = 0; th < 4; ++th) {
     threads.emplace_back([&, th] {
-      HttpClient c(api::HttpClientOptions{api::HttpEndpoint{"127.0.0.1", keeld_->port()}});
+      HttpClient c(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld_->port()}});
       for (int i = 0; i < 200; ++i) {
         HttpResponse res;
         const std::string id = "s" + std::to_string(th) + "_" + std::to_string(i);
@@ -655,7 +655,7 @@ TEST_F(ApiTest, OverloadIsA503WithRetryAfter) {
   std::vector<std::thread> threads;
   for (int th = 0; th < 6; ++th) {
     threads.emplace_back([&] {
-      HttpClient c(api::HttpClientOptions{api::HttpEndpoint{"127.0.0.1", keeld_->port()}});
+      HttpClient c(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld_->port()}});
       for (int i = 0; i < 10; ++i) {
         HttpResponse res;
         if (!c.post("/v1/accounts", batch, &res).is_ok()) {
@@ -707,7 +707,7 @@ TEST(KeeldStartup, RefusesACorruptJournal) {
   {
     std::unique_ptr<KeeldProcess> k;
     ASSERT_TRUE(KeeldProcess::start({.data_dir = data}, &k).is_ok());
-    HttpClient c(api::HttpClientOptions{api::HttpEndpoint{"127.0.0.1", k->port()}});
+    HttpClient c(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", k->port()}});
     HttpResponse res;
     for (const char* id : {"a", "b", "c"}) {
       ASSERT_TRUE(

@@ -1,5 +1,5 @@
 #include "api/server.h"
-#include "api/listener.h"
+#include "net/listener.h"
 
 #include <spdlog/spdlog.h>
 
@@ -28,8 +28,8 @@ namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
 using beast::error_code;
 
 // What every connection of one server shares. Outlives the io_context's handlers.
@@ -53,7 +53,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, ServerState& state) : stream_(std::move(socket)), state_(state) {}
 
   void start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
   }
 
  private:
@@ -116,8 +116,8 @@ void Session::read_body() {
 
 void Session::on_read(error_code ec) {
   if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-      ec == net::error::operation_aborted || ec == net::error::connection_reset ||
-      ec == net::error::eof) {
+      ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+      ec == asio::error::eof) {
     return close();
   }
   request_id_ = new_request_id();
@@ -138,7 +138,7 @@ void Session::on_read(error_code ec) {
   auto self = shared_from_this();
   state_.service->handle(
       sv(req.method_string()), sv(req.target()), headers, std::move(req.body()), request_id_,
-      [self](std::function<void()> f) { net::post(self->stream_.get_executor(), std::move(f)); },
+      [self](std::function<void()> f) { asio::post(self->stream_.get_executor(), std::move(f)); },
       [self](HttpReply reply) { self->write(std::move(reply)); });
 }
 
@@ -195,7 +195,7 @@ void Session::drain_and_close() {
   error_code ignored;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   if (drained_bytes_ == 0) stream_.expires_after(kDrainTimeout);
-  stream_.async_read_some(net::buffer(drain_buffer_),
+  stream_.async_read_some(asio::buffer(drain_buffer_),
                           [self = shared_from_this()](error_code ec, size_t n) {
                             self->drained_bytes_ += n;
                             if (ec || self->drained_bytes_ > kDrainBytesMax) return self->close();
@@ -213,9 +213,9 @@ void Session::close() {
 
 struct Server::Impl {
   ServerState state;
-  net::io_context ioc;
-  tcp::acceptor acceptor{net::make_strand(ioc)};
-  net::steady_timer accept_retry{acceptor.get_executor()};
+  asio::io_context ioc;
+  tcp::acceptor acceptor{asio::make_strand(ioc)};
+  asio::steady_timer accept_retry{acceptor.get_executor()};
   std::vector<std::thread> threads;
   uint16_t port = 0;
   bool shut_down = false;
@@ -227,12 +227,12 @@ struct Server::Impl {
 };
 
 Status Server::Impl::listen() {
-  return api::listen_on(ioc, acceptor, state.options.host, state.options.port, &port);
+  return keel::net::listen_on(ioc, acceptor, state.options.host, state.options.port, &port);
 }
 
 void Server::Impl::accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](error_code ec, tcp::socket socket) {
-    if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+  acceptor.async_accept(asio::make_strand(ioc), [this](error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (ec) {
       // Out of file descriptors and the like: log, breathe, try again.
       spdlog::warn("accept: {}", ec.message());
@@ -280,7 +280,7 @@ void Server::stop_accepting() {
   if (impl_->threads.empty()) return close();
   // The acceptor belongs to its strand: close it there and wait.
   std::promise<void> closed;
-  net::dispatch(impl_->acceptor.get_executor(), [&] {
+  asio::dispatch(impl_->acceptor.get_executor(), [&] {
     close();
     closed.set_value();
   });

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <thread>
 
-#include "api/http_client.h"
+#include "net/http_client.h"
 #include "testing/keeld_process.h"
 
 namespace keel::bench {
@@ -97,18 +97,18 @@ struct ConnectionResult {
   std::string error;  // a transport error or unexpected status ends the connection's run
 };
 
-api::HttpClientOptions client_options(const api::HttpEndpoint& endpoint) {
-  api::HttpClientOptions o;
+net::HttpClientOptions client_options(const net::HttpEndpoint& endpoint) {
+  net::HttpClientOptions o;
   o.endpoint = endpoint;
   o.io_timeout_ms = 60'000;
   return o;
 }
 
 // Sends the templates round-robin until `deadline`.
-void run_connection(const api::HttpEndpoint& endpoint, std::vector<BodyTemplate> templates,
+void run_connection(const net::HttpEndpoint& endpoint, std::vector<BodyTemplate> templates,
                     std::latch* start, Clock::time_point deadline, ConnectionResult* out) {
-  api::HttpClient client(client_options(endpoint));
-  api::HttpResponse response;
+  net::HttpClient client(client_options(endpoint));
+  net::HttpResponse response;
   // Connect before the clock starts.
   if (Status s = client.get("/healthz", &response); !s.is_ok()) out->error = s.message();
   start->arrive_and_wait();
@@ -144,7 +144,7 @@ void run_connection(const api::HttpEndpoint& endpoint, std::vector<BodyTemplate>
 // The keeld under test. A spawned one is stopped and its data directory removed when the
 // Target goes, also when the run fails.
 struct Target {
-  api::HttpEndpoint endpoint;
+  net::HttpEndpoint endpoint;
   std::string run;                               // prefix of this run's account and transfer ids
   std::unique_ptr<testing::KeeldProcess> keeld;  // null when measuring an external keeld
   fs::path data_dir;                             // of the spawned keeld
@@ -159,8 +159,8 @@ struct Target {
 };
 
 json::object get_status(const Target& target) {
-  api::HttpClient client(client_options(target.endpoint));
-  api::HttpResponse r;
+  net::HttpClient client(client_options(target.endpoint));
+  net::HttpResponse r;
   if (Status s = client.get("/v1/admin/status", &r); !s.is_ok() || r.status != 200) {
     throw std::runtime_error("GET /v1/admin/status failed: " + s.message() + r.body);
   }
@@ -230,7 +230,7 @@ Row run_scenario(const Target& target, const HttpBenchOptions& o, std::string na
 }
 
 void create_accounts(const Target& target, size_t n) {
-  api::HttpClient client(client_options(target.endpoint));
+  net::HttpClient client(client_options(target.endpoint));
   for (size_t i = 0; i < n;) {
     std::string body = R"({"data":[)";
     size_t in_request = 0;
@@ -241,7 +241,7 @@ void create_accounts(const Target& target, size_t n) {
       body += R"(","currency":"USD"})";
     }
     body += "]}";
-    api::HttpResponse r;
+    net::HttpResponse r;
     if (Status s = client.post("/v1/accounts", body, &r); !s.is_ok()) {
       throw std::runtime_error("creating accounts: " + s.message());
     }
@@ -265,7 +265,7 @@ Target connect(const HttpBenchOptions& o) {
   Target t;
   t.run = run_prefix(o.seed);
   if (!o.url.empty()) {
-    const auto endpoint = api::parse_http_url(o.url);
+    const auto endpoint = net::parse_http_url(o.url);
     if (!endpoint) throw std::runtime_error("--url must be http://HOST:PORT, not " + o.url);
     t.endpoint = *endpoint;
     return t;

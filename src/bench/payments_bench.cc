@@ -15,7 +15,7 @@
 #include <string_view>
 #include <thread>
 
-#include "api/http_client.h"
+#include "net/http_client.h"
 #include "testing/payments_stack.h"
 
 namespace keel::bench {
@@ -55,8 +55,8 @@ class Client {
   Client(uint16_t port, ConnectionResult* out) : client_(options(port)), out_(out) {}
 
   bool post(const std::string& target, const std::string& body, const std::string& key,
-            api::HttpResponse* r) {
-    const api::HttpHeaders headers = {{"Idempotency-Key", key}};
+            net::HttpResponse* r) {
+    const net::HttpHeaders headers = {{"Idempotency-Key", key}};
     for (int attempt = 0; attempt < kRequestTriesMax; ++attempt) {
       if (attempt > 0) {
         ++out_->retried;
@@ -72,19 +72,19 @@ class Client {
   }
 
   bool warm_up() {
-    api::HttpResponse r;
+    net::HttpResponse r;
     return client_.get("/healthz", &r).is_ok();
   }
 
  private:
-  static api::HttpClientOptions options(uint16_t port) {
-    api::HttpClientOptions o;
+  static net::HttpClientOptions options(uint16_t port) {
+    net::HttpClientOptions o;
     o.endpoint = {"127.0.0.1", port};
     o.io_timeout_ms = 60'000;
     return o;
   }
 
-  api::HttpClient client_;
+  net::HttpClient client_;
   ConnectionResult* out_;
 };
 
@@ -92,7 +92,7 @@ class Client {
 bool pay(Client& client, const std::string& create_body, const std::string& key_prefix,
          ConnectionResult* out) {
   const auto began = Clock::now();
-  api::HttpResponse r;
+  net::HttpResponse r;
   if (!client.post("/v1/payments", create_body, key_prefix + "c", &r)) return false;
   const std::string id(first_string(r.body, "id"));
   if (r.status != 200 || id.empty()) {
@@ -153,11 +153,11 @@ std::string run_prefix(uint64_t seed) {
 }
 
 json::object get_json(uint16_t port, const std::string& target) {
-  api::HttpClientOptions o;
+  net::HttpClientOptions o;
   o.endpoint = {"127.0.0.1", port};
   o.io_timeout_ms = 120'000;
-  api::HttpClient client(o);
-  api::HttpResponse r;
+  net::HttpClient client(o);
+  net::HttpResponse r;
   if (Status s = client.get(target, &r); !s.is_ok() || r.status != 200) {
     throw std::runtime_error("GET " + target + " failed: " + s.message() + r.body);
   }

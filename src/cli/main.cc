@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "api/http_client.h"
 #include "api/json_codec.h"
 #include "cli/output.h"
 #include "engine/engine.h"
+#include "net/http_client.h"
 
 namespace {
 
@@ -51,13 +51,13 @@ std::string path_escape(std::string_view s) {
 // body's JSON object otherwise (printed as is with -o json when `print_json`).
 std::optional<json::object> call(const Globals& g, std::string_view method,
                                  const std::string& target, const std::string& body) {
-  const auto endpoint = api::parse_http_url(g.server);
+  const auto endpoint = net::parse_http_url(g.server);
   if (!endpoint) {
     fail("--server must look like http://HOST:PORT, not " + g.server);
     return std::nullopt;
   }
-  api::HttpClient client(api::HttpClientOptions{*endpoint});
-  api::HttpResponse res;
+  net::HttpClient client(net::HttpClientOptions{*endpoint});
+  net::HttpResponse res;
   if (Status s = client.request(method, target, body, {}, &res); !s.is_ok()) {
     fail(s.message());
     return std::nullopt;

@@ -25,11 +25,11 @@ namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
 using beast::error_code;
 using Clock = std::chrono::steady_clock;
-using Strand = net::strand<net::any_io_executor>;
+using Strand = asio::strand<asio::any_io_executor>;
 
 enum class Phase : uint8_t { resolving, connecting, writing, reading };
 
@@ -37,7 +37,7 @@ struct Try {
   explicit Try(const Strand& strand) : stream(strand), resolver(strand), timer(strand) {}
   beast::tcp_stream stream;
   tcp::resolver resolver;
-  net::steady_timer timer;  // the total timeout
+  asio::steady_timer timer;  // the total timeout
   http::request<http::string_body> request;
   beast::flat_buffer buffer;
   http::response_parser<http::empty_body> parser;
@@ -49,9 +49,9 @@ struct Try {
 
 // The short reason for a failed read of the answer.
 std::string read_failure(const error_code& ec) {
-  if (ec == http::error::end_of_stream || ec == net::error::eof) return "connection closed";
+  if (ec == http::error::end_of_stream || ec == asio::error::eof) return "connection closed";
   if (ec == http::error::header_limit) return "response too large";
-  if (ec == net::error::connection_reset) return "connection reset";
+  if (ec == asio::error::connection_reset) return "connection reset";
   if (ec.category() == http::make_error_code(http::error::end_of_stream).category()) {
     return "bad response";
   }
@@ -61,8 +61,8 @@ std::string read_failure(const error_code& ec) {
 }  // namespace
 
 struct MerchantWebhookSender::Impl : std::enable_shared_from_this<MerchantWebhookSender::Impl> {
-  Impl(net::any_io_executor executor, MerchantWebhookSenderOptions o)
-      : strand(net::make_strand(executor)), options(std::move(o)) {}
+  Impl(asio::any_io_executor executor, MerchantWebhookSenderOptions o)
+      : strand(asio::make_strand(executor)), options(std::move(o)) {}
 
   Strand strand;
   MerchantWebhookSenderOptions options;
@@ -116,7 +116,7 @@ void MerchantWebhookSender::Impl::start(const std::shared_ptr<Try>& t, MerchantW
 void MerchantWebhookSender::Impl::connect(const std::shared_ptr<Try>& t, const HttpUrl& target) {
   const auto connect_timeout = std::chrono::milliseconds(options.connect_timeout_ms);
   error_code ec;
-  const auto address = net::ip::make_address(target.host, ec);
+  const auto address = asio::ip::make_address(target.host, ec);
   if (!ec) {
     t->phase = Phase::connecting;
     t->stream.expires_after(connect_timeout);
@@ -140,7 +140,7 @@ void MerchantWebhookSender::Impl::connect(const std::shared_ptr<Try>& t, const H
 
 void MerchantWebhookSender::Impl::on_connect(const std::shared_ptr<Try>& t, error_code ec) {
   if (t->finished) return;
-  if (ec == net::error::connection_refused) return fail(t, "connect refused");
+  if (ec == asio::error::connection_refused) return fail(t, "connect refused");
   if (ec == beast::error::timeout) return fail(t, "connect timeout");
   if (ec) return fail(t, "connect: " + ec.message());
   t->phase = Phase::writing;
@@ -208,7 +208,7 @@ void MerchantWebhookSender::Impl::finish(const std::shared_ptr<Try>& t,
   (result.delivered ? delivered : failed).fetch_add(1, std::memory_order_relaxed);
   result.latency_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t->started).count();
-  net::post(strand, [done = std::move(t->done), result = std::move(result)]() mutable {
+  asio::post(strand, [done = std::move(t->done), result = std::move(result)]() mutable {
     if (done) done(std::move(result));
   });
 }
@@ -219,19 +219,19 @@ void MerchantWebhookSender::Impl::shutdown() {
   for (const auto& t : all) fail(t, "shut down");
 }
 
-MerchantWebhookSender::MerchantWebhookSender(net::any_io_executor executor,
+MerchantWebhookSender::MerchantWebhookSender(asio::any_io_executor executor,
                                              MerchantWebhookSenderOptions options)
     : impl_(std::make_shared<Impl>(std::move(executor), std::move(options))) {}
 
 MerchantWebhookSender::~MerchantWebhookSender() {
-  net::post(impl_->strand, [impl = impl_] { impl->shutdown(); });
+  asio::post(impl_->strand, [impl = impl_] { impl->shutdown(); });
 }
 
 void MerchantWebhookSender::send(MerchantWebhook webhook, MerchantWebhookCallback done) {
   impl_->sent.fetch_add(1, std::memory_order_relaxed);
   auto t = std::make_shared<Try>(impl_->strand);
   t->done = std::move(done);
-  net::post(impl_->strand, [impl = impl_, t = std::move(t), w = std::move(webhook)]() mutable {
+  asio::post(impl_->strand, [impl = impl_, t = std::move(t), w = std::move(webhook)]() mutable {
     impl->start(t, std::move(w));
   });
 }

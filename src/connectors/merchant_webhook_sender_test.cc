@@ -30,8 +30,8 @@ namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
 using beast::error_code;
 
 constexpr int64_t kNowS = 1'800'000'000;
@@ -53,9 +53,10 @@ class TestServer : public std::enable_shared_from_this<TestServer> {
  public:
   enum class Mode { answer, silent, close, huge_header };
 
-  static std::shared_ptr<TestServer> start(net::io_context& ioc, Mode mode, unsigned status = 200) {
+  static std::shared_ptr<TestServer> start(asio::io_context& ioc, Mode mode,
+                                           unsigned status = 200) {
     auto s = std::shared_ptr<TestServer>(new TestServer(ioc, mode, status));
-    net::post(ioc, [s] { s->accept(); });
+    asio::post(ioc, [s] { s->accept(); });
     return s;
   }
 
@@ -67,7 +68,7 @@ class TestServer : public std::enable_shared_from_this<TestServer> {
   // Closes the acceptor and every connection; waits until that ran on the io_context.
   void stop() {
     std::promise<void> stopped;
-    net::post(ioc_, [self = shared_from_this(), &stopped] {
+    asio::post(ioc_, [self = shared_from_this(), &stopped] {
       error_code ignored;
       self->acceptor_.close(ignored);
       for (auto& c : self->connections_) c->socket.close(ignored);
@@ -96,9 +97,9 @@ class TestServer : public std::enable_shared_from_this<TestServer> {
     std::string raw;
   };
 
-  TestServer(net::io_context& ioc, Mode mode, unsigned status)
+  TestServer(asio::io_context& ioc, Mode mode, unsigned status)
       : ioc_(ioc),
-        acceptor_(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
+        acceptor_(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
         mode_(mode),
         status_(status) {
     port_ = acceptor_.local_endpoint().port();
@@ -147,7 +148,7 @@ class TestServer : public std::enable_shared_from_this<TestServer> {
         return;
       case Mode::huge_header:
         c->raw = "HTTP/1.1 200 OK\r\nX-Filler: " + std::string(16 * 1024, 'x') + "\r\n\r\n";
-        net::async_write(c->socket, net::buffer(c->raw), [c](error_code, size_t) {});
+        asio::async_write(c->socket, asio::buffer(c->raw), [c](error_code, size_t) {});
         return;
       case Mode::answer:
         c->response = {static_cast<http::status>(status_), 11};
@@ -162,7 +163,7 @@ class TestServer : public std::enable_shared_from_this<TestServer> {
     }
   }
 
-  net::io_context& ioc_;
+  asio::io_context& ioc_;
   tcp::acceptor acceptor_;
   const Mode mode_;
   const unsigned status_;
@@ -215,8 +216,8 @@ class MerchantWebhookSenderTest : public ::testing::Test {
   }
   MerchantWebhookResult send_and_wait(MerchantWebhook w) { return send(std::move(w)).get(); }
 
-  net::io_context ioc_;
-  net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(ioc_);
+  asio::io_context ioc_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(ioc_);
   std::thread thread_;
   std::unique_ptr<MerchantWebhookSender> sender_;
   std::vector<std::shared_ptr<TestServer>> servers_;
@@ -306,7 +307,7 @@ TEST_F(MerchantWebhookSenderTest, ARefusedPortFails) {
   sender();
   uint16_t port = 0;
   {
-    tcp::acceptor closed(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    tcp::acceptor closed(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     port = closed.local_endpoint().port();
   }
   const MerchantWebhookResult r =
@@ -363,7 +364,7 @@ TEST_F(MerchantWebhookSenderTest, CallbacksNeverRunInline) {
   sender();
   // Started on the io_context thread, where an inline callback could run at once.
   std::promise<bool> inline_seen;
-  net::post(ioc_, [&] {
+  asio::post(ioc_, [&] {
     auto returned = std::make_shared<bool>(false);
     ++sends_;
     sender_->send(webhook("not a url"), [&, returned](MerchantWebhookResult r) {

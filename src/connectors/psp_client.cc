@@ -25,12 +25,12 @@ namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace net = boost::asio;
+namespace asio = boost::asio;
 namespace json = boost::json;
-using tcp = net::ip::tcp;
+using tcp = asio::ip::tcp;
 using beast::error_code;
 using Clock = std::chrono::steady_clock;
-using Strand = net::strand<net::any_io_executor>;
+using Strand = asio::strand<asio::any_io_executor>;
 
 constexpr size_t kReferenceBytesMax = 128;
 constexpr size_t kTraceparentBytesMax = 128;
@@ -71,7 +71,7 @@ struct Call {
   Clock::time_point deadline;
   Phase phase = Phase::queued;
   bool resent = false;
-  net::steady_timer queue_timer;
+  asio::steady_timer queue_timer;
 };
 
 // Whether an idle pooled connection can take a request: the peer has not closed it and sent
@@ -92,8 +92,8 @@ void close_connection(Connection& c) {
 }  // namespace
 
 struct PspClient::Impl : std::enable_shared_from_this<PspClient::Impl> {
-  Impl(net::any_io_executor executor, PspClientOptions o)
-      : strand(net::make_strand(executor)), options(std::move(o)) {
+  Impl(asio::any_io_executor executor, PspClientOptions o)
+      : strand(asio::make_strand(executor)), options(std::move(o)) {
     options.connections_max = std::max<size_t>(options.connections_max, 1);
     prefix = "/psp/" + options.psp + "/v1";
   }
@@ -135,7 +135,7 @@ struct PspClient::Impl : std::enable_shared_from_this<PspClient::Impl> {
 // Any thread: stamps the deadline and hands the call to the strand.
 void PspClient::Impl::submit(std::shared_ptr<Call> call) {
   call->deadline = call->started + std::chrono::milliseconds(options.total_timeout_ms);
-  net::post(strand, [self = shared_from_this(), call = std::move(call)]() mutable {
+  asio::post(strand, [self = shared_from_this(), call = std::move(call)]() mutable {
     self->start(std::move(call));
   });
 }
@@ -196,7 +196,7 @@ void PspClient::Impl::connect(std::shared_ptr<Call> call, std::shared_ptr<Connec
   const auto connect_timeout =
       std::min(std::chrono::milliseconds(options.connect_timeout_ms), remaining(*call));
   error_code ec;
-  const auto address = net::ip::make_address(options.host, ec);
+  const auto address = asio::ip::make_address(options.host, ec);
   if (!ec) {
     conn->stream.expires_after(connect_timeout);
     conn->stream.async_connect(
@@ -222,7 +222,7 @@ void PspClient::Impl::on_connect(std::shared_ptr<Call> call, std::shared_ptr<Con
   if (ec) {
     drop(conn);
     TransportResult r = TransportResult::connect_failed;
-    if (ec == net::error::connection_refused) r = TransportResult::connect_refused;
+    if (ec == asio::error::connection_refused) r = TransportResult::connect_refused;
     if (ec == beast::error::timeout) r = TransportResult::connect_timeout;
     finish(call, {r});
     return pump();
@@ -315,7 +315,7 @@ void PspClient::Impl::finish(const std::shared_ptr<Call>& call, const TransportS
   result.op = std::move(answer.op);
   result.latency_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - call->started).count();
-  net::post(strand, [done = std::move(call->done), result = std::move(result)]() mutable {
+  asio::post(strand, [done = std::move(call->done), result = std::move(result)]() mutable {
     if (done) done(std::move(result));
   });
 }
@@ -370,11 +370,11 @@ void PspClient::Impl::send(RequestKind kind, const std::string& reference, http:
   submit(std::move(call));
 }
 
-PspClient::PspClient(net::any_io_executor executor, PspClientOptions options)
+PspClient::PspClient(asio::any_io_executor executor, PspClientOptions options)
     : impl_(std::make_shared<Impl>(std::move(executor), std::move(options))) {}
 
 PspClient::~PspClient() {
-  net::post(impl_->strand, [impl = impl_] { impl->shutdown(); });
+  asio::post(impl_->strand, [impl = impl_] { impl->shutdown(); });
 }
 
 PspClient::Stats PspClient::stats() const {

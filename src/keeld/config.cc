@@ -1,5 +1,5 @@
 #include "keeld/config.h"
-#include "api/listen_address.h"
+#include "net/listen_address.h"
 
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
@@ -102,7 +102,7 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
       read_int(t, "total_timeout_ms", where, &ch.client.total_timeout_ms, 1, &error);
   if (!ok) return error;
   if (!url.starts_with("http://")) return where + "url must be http://HOST:PORT";
-  if (Status s = api::parse_listen(url.substr(7), &ch.client.host, &ch.client.port);
+  if (Status s = net::parse_listen(url.substr(7), &ch.client.host, &ch.client.port);
       !s.is_ok() || ch.client.port == 0) {
     return where + "url must be http://HOST:PORT with a port";
   }
@@ -203,7 +203,7 @@ void finish_payments_config(KeeldConfig* c) {
 }
 
 Status parse_listen(std::string_view listen, api::ServerOptions* server) {
-  return api::parse_listen(listen, &server->host, &server->port);
+  return net::parse_listen(listen, &server->host, &server->port);
 }
 
 std::string base_url(const api::ServerOptions& server, uint16_t port) {

@@ -14,10 +14,10 @@
 
 #include "api/server.h"
 #include "api/service.h"
-#include "api/stop_signals.h"
 #include "dispatch/psp_dispatcher.h"
 #include "engine/engine.h"
 #include "keeld/config.h"
+#include "net/stop_signals.h"
 
 namespace {
 
@@ -56,7 +56,7 @@ int wait_for_stop(const sigset_t& signals, const engine::Engine& engine) {
 }
 
 int run(keeld::KeeldConfig config) {
-  const sigset_t signals = api::block_stop_signals();
+  const sigset_t signals = net::block_stop_signals();
   config.engine.log = [](engine::LogLevel level, std::string_view line) {
     switch (level) {
       case engine::LogLevel::info:

@@ -11,8 +11,8 @@
 #include <cstdio>
 #include <memory>
 
-#include "api/listen_address.h"
-#include "api/stop_signals.h"
+#include "net/listen_address.h"
+#include "net/stop_signals.h"
 #include "psp_sim/config.h"
 #include "psp_sim/server.h"
 #include "psp_sim/simulator.h"
@@ -52,13 +52,13 @@ int main(int argc, char** argv) {
 
   SimServerOptions options;
   options.io_threads = io_threads;
-  if (Status s = api::parse_listen(listen, &options.host, &options.port); !s.is_ok()) {
+  if (Status s = net::parse_listen(listen, &options.host, &options.port); !s.is_ok()) {
     return fail_startup(s.message());
   }
   SimConfig config;
   if (Status s = load_config(config_path, &config); !s.is_ok()) return fail_startup(s.message());
 
-  const sigset_t signals = api::block_stop_signals();
+  const sigset_t signals = net::block_stop_signals();
   Simulator sim(std::move(config), seed);
   std::unique_ptr<SimServer> server;
   if (Status s = SimServer::start(options, &sim, &server); !s.is_ok()) {

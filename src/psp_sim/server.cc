@@ -1,5 +1,5 @@
 #include "psp_sim/server.h"
-#include "api/listener.h"
+#include "net/listener.h"
 
 #include <spdlog/spdlog.h>
 
@@ -27,8 +27,8 @@ namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
 using beast::error_code;
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
@@ -45,7 +45,7 @@ struct ServerCore {
 
   SimServerOptions options;
   Simulator* sim = nullptr;
-  net::io_context ioc;
+  asio::io_context ioc;
   std::unique_ptr<WebhookSender> webhooks;
 };
 
@@ -56,7 +56,7 @@ class Session : public std::enable_shared_from_this<Session> {
       : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
 
   void start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
   }
 
  private:
@@ -76,7 +76,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   ServerCore& server_;
-  net::steady_timer timer_;
+  asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> request_;
@@ -150,7 +150,7 @@ void Session::hold_open() {
 }
 
 void Session::keep_draining() {
-  stream_.async_read_some(net::buffer(drain_), [self = shared_from_this()](error_code ec, size_t) {
+  stream_.async_read_some(asio::buffer(drain_), [self = shared_from_this()](error_code ec, size_t) {
     if (ec) return self->close();
     self->keep_draining();
   });
@@ -158,7 +158,7 @@ void Session::keep_draining() {
 
 void Session::reset() {
   error_code ignored;
-  stream_.socket().set_option(net::socket_base::linger(true, 0), ignored);
+  stream_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
   stream_.close();
 }
 
@@ -171,7 +171,7 @@ void Session::close() {
 void ServerCore::apply(Effects effects) {
   for (OutgoingWebhook& w : effects.webhooks) webhooks->send(std::move(w));
   for (AsyncSettle& s : effects.settles) {
-    auto timer = std::make_shared<net::steady_timer>(ioc);
+    auto timer = std::make_shared<asio::steady_timer>(ioc);
     timer->expires_after(std::chrono::milliseconds(s.delay_ms));
     timer->async_wait([this, timer, s = std::move(s)](error_code ec) {
       if (ec) return;
@@ -190,20 +190,20 @@ struct SimServer::Impl {
 
   ServerCore core;
   SimServerOptions& options = core.options;
-  net::io_context& ioc = core.ioc;
-  tcp::acceptor acceptor{net::make_strand(core.ioc)};
+  asio::io_context& ioc = core.ioc;
+  tcp::acceptor acceptor{asio::make_strand(core.ioc)};
   std::vector<std::thread> threads;
   uint16_t port = 0;
   bool shut_down = false;
 };
 
 Status SimServer::Impl::listen() {
-  return api::listen_on(ioc, acceptor, options.host, options.port, &port);
+  return net::listen_on(ioc, acceptor, options.host, options.port, &port);
 }
 
 void SimServer::Impl::accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](error_code ec, tcp::socket socket) {
-    if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+  acceptor.async_accept(asio::make_strand(ioc), [this](error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (ec) {
       // Out of file descriptors and the like: the client sees a refused connection.
       spdlog::warn("accept: {}", ec.message());
@@ -241,7 +241,7 @@ void SimServer::shutdown() {
   if (impl_ == nullptr || impl_->shut_down) return;
   impl_->shut_down = true;
   impl_->core.webhooks->stop();
-  net::dispatch(impl_->acceptor.get_executor(), [impl = impl_.get()] {
+  asio::dispatch(impl_->acceptor.get_executor(), [impl = impl_.get()] {
     error_code ignored;
     impl->acceptor.close(ignored);
   });

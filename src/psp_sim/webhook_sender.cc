@@ -24,18 +24,18 @@ namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
 using beast::error_code;
 
 }  // namespace
 
 struct WebhookSender::Impl : std::enable_shared_from_this<WebhookSender::Impl> {
-  Impl(net::io_context& io, const SimConfig& c, WebhookSenderOptions o)
-      : ioc(io), config(c), options(o), strand(net::make_strand(io)) {
+  Impl(asio::io_context& io, const SimConfig& c, WebhookSenderOptions o)
+      : ioc(io), config(c), options(o), strand(asio::make_strand(io)) {
     held.resize(config.psps.size());
     for (size_t i = 0; i < config.psps.size(); ++i) {
-      hold_timers.push_back(std::make_unique<net::steady_timer>(strand));
+      hold_timers.push_back(std::make_unique<asio::steady_timer>(strand));
     }
   }
 
@@ -43,15 +43,15 @@ struct WebhookSender::Impl : std::enable_shared_from_this<WebhookSender::Impl> {
   void flush(size_t psp);            // on strand
   void start(const OutgoingWebhook& w);
 
-  net::io_context& ioc;
+  asio::io_context& ioc;
   const SimConfig& config;
   const WebhookSenderOptions options;
-  net::strand<net::io_context::executor_type> strand;
+  asio::strand<asio::io_context::executor_type> strand;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> in_flight{0};
   // Reorder: events held per PSP, and the timer that flushes them. Strand only.
   std::vector<std::vector<OutgoingWebhook>> held;
-  std::vector<std::unique_ptr<net::steady_timer>> hold_timers;
+  std::vector<std::unique_ptr<asio::steady_timer>> hold_timers;
 };
 
 namespace {
@@ -64,7 +64,7 @@ class WebhookDelivery : public std::enable_shared_from_this<WebhookDelivery> {
         psp_(sender_->config.psps[w.psp]),
         event_id_(w.event_id),
         body_(w.body),
-        executor_(net::make_strand(sender_->ioc)),
+        executor_(asio::make_strand(sender_->ioc)),
         resolver_(executor_),
         timer_(executor_) {}
 
@@ -82,9 +82,9 @@ class WebhookDelivery : public std::enable_shared_from_this<WebhookDelivery> {
   const PspConfig& psp_;
   std::string event_id_;
   std::string body_;
-  net::strand<net::io_context::executor_type> executor_;
+  asio::strand<asio::io_context::executor_type> executor_;
   tcp::resolver resolver_;
-  net::steady_timer timer_;
+  asio::steady_timer timer_;
   std::optional<beast::tcp_stream> stream_;
   http::request<http::string_body> request_;
   beast::flat_buffer buffer_;
@@ -203,7 +203,7 @@ void WebhookSender::Impl::flush(size_t psp) {
   for (const OutgoingWebhook& w : batch) start(w);
 }
 
-WebhookSender::WebhookSender(net::io_context& ioc, const SimConfig& config,
+WebhookSender::WebhookSender(asio::io_context& ioc, const SimConfig& config,
                              WebhookSenderOptions options)
     : impl_(std::make_shared<Impl>(ioc, config, options)) {}
 
@@ -215,10 +215,10 @@ void WebhookSender::send(OutgoingWebhook w) {
   if (impl_->stopping.load() || !impl_->config.psps[w.psp].webhook) return;
   auto impl = impl_;
   if (w.delay_ms <= 0) {
-    net::post(impl->strand, [impl, w = std::move(w)]() mutable { impl->schedule(std::move(w)); });
+    asio::post(impl->strand, [impl, w = std::move(w)]() mutable { impl->schedule(std::move(w)); });
     return;
   }
-  auto timer = std::make_shared<net::steady_timer>(impl->strand);
+  auto timer = std::make_shared<asio::steady_timer>(impl->strand);
   timer->expires_after(std::chrono::milliseconds(w.delay_ms));
   timer->async_wait([impl, timer, w = std::move(w)](error_code ec) mutable {
     if (!ec && !impl->stopping.load()) impl->schedule(std::move(w));

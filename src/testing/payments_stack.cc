@@ -44,7 +44,7 @@ Status write_file(const std::filesystem::path& path, const std::string& text) {
   return out ? Status::ok() : Status::error("cannot write " + path.string());
 }
 
-JsonResponse to_json_response(const api::HttpResponse& r) {
+JsonResponse to_json_response(const net::HttpResponse& r) {
   JsonResponse out;
   out.status = r.status;
   out.text = r.body;
@@ -55,11 +55,11 @@ JsonResponse to_json_response(const api::HttpResponse& r) {
   return out;
 }
 
-std::unique_ptr<api::HttpClient> client_for(uint16_t port) {
-  api::HttpClientOptions o;
+std::unique_ptr<net::HttpClient> client_for(uint16_t port) {
+  net::HttpClientOptions o;
   o.endpoint.host = "127.0.0.1";
   o.endpoint.port = port;
-  return std::make_unique<api::HttpClient>(o);
+  return std::make_unique<net::HttpClient>(o);
 }
 
 }  // namespace
@@ -177,9 +177,9 @@ Status PaymentsStack::restart_keeld(bool kill9) {
 
 JsonResponse PaymentsStack::post(std::string_view path, std::string_view body,
                                  std::string_view idempotency_key) {
-  api::HttpHeaders headers;
+  net::HttpHeaders headers;
   if (!idempotency_key.empty()) headers.emplace_back("Idempotency-Key", idempotency_key);
-  api::HttpResponse r;
+  net::HttpResponse r;
   if (Status s = keeld_client_->request("POST", path, body.empty() ? "{}" : body, headers, &r);
       !s.is_ok()) {
     JsonResponse failed;
@@ -190,11 +190,11 @@ JsonResponse PaymentsStack::post(std::string_view path, std::string_view body,
 }
 
 JsonResponse PaymentsStack::post_webhook(std::string_view channel, std::string_view body) {
-  api::HttpHeaders headers;
+  net::HttpHeaders headers;
   headers.emplace_back("PSP-Signature",
                        connectors::sign_webhook("whsec_" + std::string(channel),
                                                 static_cast<int64_t>(std::time(nullptr)), body));
-  api::HttpResponse r;
+  net::HttpResponse r;
   if (Status s =
           keeld_client_->request("POST", "/v1/webhooks/" + std::string(channel), body, headers, &r);
       !s.is_ok()) {
@@ -207,10 +207,10 @@ JsonResponse PaymentsStack::post_webhook(std::string_view channel, std::string_v
 
 JsonResponse PaymentsStack::post_unshared(std::string_view path, std::string_view body,
                                           std::string_view idempotency_key) {
-  const std::unique_ptr<api::HttpClient> client = client_for(keeld_->port());
-  api::HttpHeaders headers;
+  const std::unique_ptr<net::HttpClient> client = client_for(keeld_->port());
+  net::HttpHeaders headers;
   if (!idempotency_key.empty()) headers.emplace_back("Idempotency-Key", idempotency_key);
-  api::HttpResponse r;
+  net::HttpResponse r;
   if (Status s = client->request("POST", path, body.empty() ? "{}" : body, headers, &r);
       !s.is_ok()) {
     JsonResponse failed;
@@ -221,7 +221,7 @@ JsonResponse PaymentsStack::post_unshared(std::string_view path, std::string_vie
 }
 
 JsonResponse PaymentsStack::get(std::string_view path) {
-  api::HttpResponse r;
+  net::HttpResponse r;
   if (Status s = keeld_client_->get(path, &r); !s.is_ok()) {
     JsonResponse failed;
     failed.text = s.message();
@@ -232,7 +232,7 @@ JsonResponse PaymentsStack::get(std::string_view path) {
 
 JsonResponse PaymentsStack::sim_request(std::string_view method, std::string_view path,
                                         std::string_view body) {
-  api::HttpResponse r;
+  net::HttpResponse r;
   if (Status s = sim_client_->request(method, path, body, {}, &r); !s.is_ok()) {
     JsonResponse failed;
     failed.text = s.message();

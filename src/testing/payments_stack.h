@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "api/http_client.h"
 #include "core/status.h"
+#include "net/http_client.h"
 #include "testing/keeld_process.h"
 #include "testing/temp_dir.h"
 
@@ -142,8 +142,8 @@ class PaymentsStack {
   uint16_t sim_port_ = 0;
   std::unique_ptr<ServerProcess> sim_;
   std::unique_ptr<KeeldProcess> keeld_;
-  std::unique_ptr<api::HttpClient> keeld_client_;
-  std::unique_ptr<api::HttpClient> sim_client_;
+  std::unique_ptr<net::HttpClient> keeld_client_;
+  std::unique_ptr<net::HttpClient> sim_client_;
 };
 
 // A unique Idempotency-Key for a test ("k-" and a counter).

@@ -22,8 +22,8 @@
 #include <thread>
 #include <vector>
 
-#include "api/http_client.h"
 #include "connectors/psp_client.h"
+#include "net/http_client.h"
 #include "testing/keeld_process.h"
 #include "testing/temp_dir.h"
 
@@ -32,7 +32,7 @@ extern char** environ;
 namespace keel::connectors {
 namespace {
 
-namespace net = boost::asio;
+namespace asio = boost::asio;
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 
@@ -101,10 +101,10 @@ class PspClientProcess : public ::testing::Test {
 
   static unsigned admin(std::string_view method, const std::string& target, const std::string& body,
                         json::value* out = nullptr) {
-    api::HttpClientOptions o;
+    net::HttpClientOptions o;
     o.endpoint = {"127.0.0.1", sim_->port()};
-    api::HttpClient http(o);
-    api::HttpResponse res;
+    net::HttpClient http(o);
+    net::HttpResponse res;
     if (!http.request(method, target, body, {}, &res).is_ok()) return 0;
     if (out != nullptr) *out = json::parse(res.body);
     return res.status;
@@ -127,8 +127,8 @@ class PspClientProcess : public ::testing::Test {
   static testing::TempDir* dir_;
   static testing::ServerProcess* sim_;
   static Status start_status_;
-  net::io_context ioc_;
-  net::executor_work_guard<net::io_context::executor_type> work_{ioc_.get_executor()};
+  asio::io_context ioc_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_{ioc_.get_executor()};
   std::thread thread_;
 };
 
@@ -259,8 +259,8 @@ TEST_F(PspClientProcess, ResetAfterSendingIsUnknownUntilTheQuerySaysNotFound) {
 
 TEST_F(PspClientProcess, ConnectionRefusedIsRetryable) {
   // A port nobody listens on: bind one, then close it.
-  net::io_context ioc;
-  net::ip::tcp::acceptor a(ioc, {net::ip::make_address("127.0.0.1"), 0});
+  asio::io_context ioc;
+  asio::ip::tcp::acceptor a(ioc, {asio::ip::make_address("127.0.0.1"), 0});
   PspClientOptions o;
   o.port = a.local_endpoint().port();
   o.psp = "acme";

@@ -288,7 +288,7 @@ class CrashTest : public ::testing::Test {
   testing::TempDir dir_;
   std::filesystem::path data_dir_;
   std::unique_ptr<testing::KeeldProcess> keeld_;
-  std::unique_ptr<api::HttpClient> client_;
+  std::unique_ptr<net::HttpClient> client_;
   std::vector<CurrencyAccounts> currencies_;
   std::vector<std::string> account_ids_;
   // Every transfer event ever sent, by id (a retry sends the same event again).
@@ -382,7 +382,7 @@ void CrashTest::run_round(int round) {
     const int snapshot_after_ms = std::uniform_int_distribution<int>(0, kill_after_ms)(rng_);
     threads.emplace_back([port, snapshot_after_ms] {
       std::this_thread::sleep_for(std::chrono::milliseconds(snapshot_after_ms));
-      api::HttpResponse r;
+      net::HttpResponse r;
       (void)make_client(port)->post("/v1/admin/snapshot", "", &r);
     });
   }

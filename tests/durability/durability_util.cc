@@ -35,12 +35,12 @@ Status start_keeld(const std::filesystem::path& data_dir, const std::string& con
   return testing::KeeldProcess::start(std::move(options), out);
 }
 
-std::unique_ptr<api::HttpClient> make_client(uint16_t port) {
-  api::HttpClientOptions options;
+std::unique_ptr<net::HttpClient> make_client(uint16_t port) {
+  net::HttpClientOptions options;
   options.endpoint = {"127.0.0.1", port};
   options.connect_timeout_ms = 5'000;
   options.io_timeout_ms = 60'000;
-  return std::make_unique<api::HttpClient>(options);
+  return std::make_unique<net::HttpClient>(options);
 }
 
 namespace {
@@ -75,7 +75,7 @@ int64_t int_field(const json::object& o, std::string_view key) {
   return -1;
 }
 
-Status bad_answer(std::string_view what, const api::HttpResponse& r) {
+Status bad_answer(std::string_view what, const net::HttpResponse& r) {
   return Status::error(std::string(what) + ": HTTP " + std::to_string(r.status) + " " + r.body);
 }
 
@@ -111,10 +111,10 @@ std::string transfers_body(std::span<const ledger::TransferEvent> events) {
   return events_body(events, api::transfer_event_to_json);
 }
 
-PostOutcome post_events(api::HttpClient& client, std::string_view target, std::string_view body,
+PostOutcome post_events(net::HttpClient& client, std::string_view target, std::string_view body,
                         std::span<const std::string> ids) {
   PostOutcome out;
-  api::HttpResponse response;
+  net::HttpResponse response;
   if (Status s = client.post(target, body, &response); !s.is_ok()) {
     out.problem = s.message();
     return out;
@@ -145,7 +145,7 @@ PostOutcome post_events(api::HttpClient& client, std::string_view target, std::s
 namespace {
 
 template <typename Event>
-Status create_all(api::HttpClient& client, std::string_view target, const std::string& body,
+Status create_all(net::HttpClient& client, std::string_view target, const std::string& body,
                   const std::vector<Event>& events) {
   std::vector<std::string> ids;
   for (const Event& e : events) ids.push_back(e.id);
@@ -164,17 +164,17 @@ Status create_all(api::HttpClient& client, std::string_view target, const std::s
 
 }  // namespace
 
-Status create_accounts(api::HttpClient& client, const std::vector<ledger::AccountEvent>& events) {
+Status create_accounts(net::HttpClient& client, const std::vector<ledger::AccountEvent>& events) {
   return create_all(client, "/v1/accounts", accounts_body(events), events);
 }
 
-Status create_transfers(api::HttpClient& client, const std::vector<ledger::TransferEvent>& events) {
+Status create_transfers(net::HttpClient& client, const std::vector<ledger::TransferEvent>& events) {
   return create_all(client, "/v1/transfers", transfers_body(events), events);
 }
 
-Status get_transfer(api::HttpClient& client, const std::string& id,
+Status get_transfer(net::HttpClient& client, const std::string& id,
                     std::optional<StoredTransfer>* out) {
-  api::HttpResponse r;
+  net::HttpResponse r;
   if (Status s = client.get("/v1/transfers/" + id, &r); !s.is_ok()) return s;
   if (r.status == 404) {
     out->reset();
@@ -188,14 +188,14 @@ Status get_transfer(api::HttpClient& client, const std::string& id,
   return Status::ok();
 }
 
-Status list_new_transfers(api::HttpClient& client, const std::string& account_id,
+Status list_new_transfers(net::HttpClient& client, const std::string& account_id,
                           const std::function<bool(const std::string&)>& seen,
                           std::vector<StoredTransfer>* out) {
   std::string after;
   while (true) {
     std::string target = "/v1/accounts/" + account_id + "/transfers?limit=1000";
     if (!after.empty()) target += "&starting_after=" + after;
-    api::HttpResponse r;
+    net::HttpResponse r;
     if (Status s = client.get(target, &r); !s.is_ok()) return s;
     const auto o = r.status == 200 ? parse_object(r.body) : std::nullopt;
     const json::value* data = o ? o->if_contains("data") : nullptr;
@@ -217,8 +217,8 @@ Status list_new_transfers(api::HttpClient& client, const std::string& account_id
   }
 }
 
-Status get_balances(api::HttpClient& client, const std::string& id, ledger::Balances* out) {
-  api::HttpResponse r;
+Status get_balances(net::HttpClient& client, const std::string& id, ledger::Balances* out) {
+  net::HttpResponse r;
   if (Status s = client.get("/v1/accounts/" + id, &r); !s.is_ok()) return s;
   const auto o = r.status == 200 ? parse_object(r.body) : std::nullopt;
   if (!o) return bad_answer("GET /v1/accounts/" + id, r);
@@ -229,8 +229,8 @@ Status get_balances(api::HttpClient& client, const std::string& id, ledger::Bala
   return Status::ok();
 }
 
-Status get_full_status(api::HttpClient& client, json::object* out) {
-  api::HttpResponse r;
+Status get_full_status(net::HttpClient& client, json::object* out) {
+  net::HttpResponse r;
   if (Status s = client.get("/v1/admin/status?full=true", &r); !s.is_ok()) return s;
   auto o = r.status == 200 ? parse_object(r.body) : std::nullopt;
   if (!o) return bad_answer("GET /v1/admin/status", r);

@@ -18,9 +18,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "api/http_client.h"
 #include "core/status.h"
 #include "ledger/types.h"
+#include "net/http_client.h"
 #include "testing/keeld_process.h"
 
 namespace keel::durability {
@@ -35,7 +35,7 @@ Status start_keeld(const std::filesystem::path& data_dir, const std::string& con
                    std::unique_ptr<testing::KeeldProcess>* out);
 
 // A keep-alive client of 127.0.0.1:port (connect timeout 5 s, I/O timeout 60 s).
-[[nodiscard]] std::unique_ptr<api::HttpClient> make_client(uint16_t port);
+[[nodiscard]] std::unique_ptr<net::HttpClient> make_client(uint16_t port);
 
 // {"data": [...]} request bodies.
 [[nodiscard]] std::string accounts_body(std::span<const ledger::AccountEvent> events);
@@ -51,7 +51,7 @@ struct PostOutcome {
 
 // POSTs `body` (the events whose ids are `ids`) to `target`. A 200 answer must hold one result
 // per event, in order, with matching index and id; otherwise `problem` says what is wrong.
-[[nodiscard]] PostOutcome post_events(api::HttpClient& client, std::string_view target,
+[[nodiscard]] PostOutcome post_events(net::HttpClient& client, std::string_view target,
                                       std::string_view body, std::span<const std::string> ids);
 
 // Ok and exists both mean the event's effect is in the ledger.
@@ -60,9 +60,9 @@ struct PostOutcome {
 }
 
 // Creates `events` in one request; fails unless every result is ok.
-Status create_accounts(api::HttpClient& client, const std::vector<ledger::AccountEvent>& events);
+Status create_accounts(net::HttpClient& client, const std::vector<ledger::AccountEvent>& events);
 // Creates `events` in one request; fails unless every result is ok.
-Status create_transfers(api::HttpClient& client, const std::vector<ledger::TransferEvent>& events);
+Status create_transfers(net::HttpClient& client, const std::vector<ledger::TransferEvent>& events);
 
 // A transfer as GET /v1/transfers/{id} reports it: the fields the tests compare.
 struct StoredTransfer {
@@ -78,17 +78,17 @@ struct StoredTransfer {
 };
 
 // GET /v1/transfers/{id}: *out is nullopt on 404; any other answer but 200 is an error.
-Status get_transfer(api::HttpClient& client, const std::string& id,
+Status get_transfer(net::HttpClient& client, const std::string& id,
                     std::optional<StoredTransfer>* out);
 // GET /v1/accounts/{id}: the four balances; 404 is an error.
-Status get_balances(api::HttpClient& client, const std::string& id, ledger::Balances* out);
+Status get_balances(net::HttpClient& client, const std::string& id, ledger::Balances* out);
 // GET /v1/admin/status?full=true.
-Status get_full_status(api::HttpClient& client, boost::json::object* out);
+Status get_full_status(net::HttpClient& client, boost::json::object* out);
 
 // Pages through GET /v1/accounts/{id}/transfers (newest first, 1000 a page) and adds the
 // account's transfers to *out, newest first, up to (not including) the first one for which
 // `seen` is true: transfers created since the last listing, when `seen` knows that listing.
-Status list_new_transfers(api::HttpClient& client, const std::string& account_id,
+Status list_new_transfers(net::HttpClient& client, const std::string& account_id,
                           const std::function<bool(const std::string&)>& seen,
                           std::vector<StoredTransfer>* out);
 

@@ -115,7 +115,7 @@ TEST(ShutdownTest, SigtermUnderLoadAnswersWholeAndDurablyOrNotAtAll) {
   EXPECT_EQ(code, 0) << "keeld's exit code after SIGTERM";
   {
     auto late = make_client(port);
-    api::HttpResponse r;
+    net::HttpResponse r;
     EXPECT_FALSE(late->get("/healthz", &r).is_ok()) << "something answers after keeld exited";
   }
 

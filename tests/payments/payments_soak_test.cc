@@ -87,7 +87,7 @@ struct ClientLog {
   uint64_t confirm_settled = 0;  // answered succeeded or failed within settle_wait_ms
 };
 
-JsonResponse parse_response(const api::HttpResponse& r) {
+JsonResponse parse_response(const net::HttpResponse& r) {
   JsonResponse out;
   out.status = r.status;
   out.text = r.body;
@@ -113,15 +113,15 @@ std::string string_field(const JsonResponse& r, std::string_view key) {
 
 // POSTs until keeld answers other than with a 5xx; a transport error or a 5xx is retried with
 // the same Idempotency-Key (the exactly-once contract). status 0: gave up.
-JsonResponse post_until_answered(api::HttpClient& client, const std::string& path,
+JsonResponse post_until_answered(net::HttpClient& client, const std::string& path,
                                  const std::string& body, const std::string& key, ClientLog* log) {
-  const api::HttpHeaders headers = {{"Idempotency-Key", key}};
+  const net::HttpHeaders headers = {{"Idempotency-Key", key}};
   for (int attempt = 0; attempt < kRequestTriesMax; ++attempt) {
     if (attempt > 0) {
       ++log->retried;
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(10 * attempt, 200)));
     }
-    api::HttpResponse r;
+    net::HttpResponse r;
     if (!client.request("POST", path, body, headers, &r).is_ok()) continue;
     if (r.status >= 500) continue;
     return parse_response(r);
@@ -132,19 +132,19 @@ JsonResponse post_until_answered(api::HttpClient& client, const std::string& pat
 // One client's connections to keeld: a patient one, and an impatient one that gives up on its
 // answer after kImpatientTimeoutMs (a request that timed out at the client).
 struct Connections {
-  api::HttpClient patient;
-  api::HttpClient impatient;
+  net::HttpClient patient;
+  net::HttpClient impatient;
 };
 
-api::HttpClientOptions client_options(uint16_t port, int64_t io_timeout_ms) {
-  api::HttpClientOptions o;
+net::HttpClientOptions client_options(uint16_t port, int64_t io_timeout_ms) {
+  net::HttpClientOptions o;
   o.endpoint = {"127.0.0.1", port};
   o.io_timeout_ms = io_timeout_ms;
   return o;
 }
 
 // Creates plan[i]'s payment; its id, or empty (with a problem logged).
-std::string create(api::HttpClient& client, const std::string& merchant, const std::string& key,
+std::string create(net::HttpClient& client, const std::string& merchant, const std::string& key,
                    const Plan& plan, ClientLog* log) {
   const std::string body = R"({"amount":)" + std::to_string(plan.amount) +
                            R"(,"currency":"USD","merchant":")" + merchant +
@@ -178,7 +178,7 @@ void confirm(Connections& c, const std::string& id, const std::string& key, cons
   if (plan.impatient_confirm) {
     // Gives up before the answer; whether keeld got it or not, the retry below (same key) must
     // not confirm twice.
-    api::HttpResponse ignored;
+    net::HttpResponse ignored;
     if (!c.impatient.request("POST", path, "{}", {{"Idempotency-Key", key}}, &ignored).is_ok()) {
       ++log->retried;
     }
@@ -404,8 +404,8 @@ class PaymentsSoak : public ::testing::Test {
     for (size_t c = 0; c < kClients; ++c) {
       threads.emplace_back([&, c] {
         const uint16_t port = stack_->keeld().port();
-        Connections connections{api::HttpClient(client_options(port, 30'000)),
-                                api::HttpClient(client_options(port, kImpatientTimeoutMs))};
+        Connections connections{net::HttpClient(client_options(port, 30'000)),
+                                net::HttpClient(client_options(port, kImpatientTimeoutMs))};
         for (size_t i = c; i < plans.size(); i += kClients) {
           pay(connections, merchants, i, plans[i], &logs[c]);
         }

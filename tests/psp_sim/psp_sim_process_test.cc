@@ -21,9 +21,9 @@
 #include <set>
 #include <thread>
 
-#include "api/http_client.h"
 #include "connectors/webhook_signature.h"
 #include "core/time.h"
+#include "net/http_client.h"
 #include "psp_sim/books.h"
 #include "testing/keeld_process.h"
 #include "testing/temp_dir.h"
@@ -35,9 +35,9 @@ namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace net = boost::asio;
+namespace asio = boost::asio;
 namespace json = boost::json;
-using tcp = net::ip::tcp;
+using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kSecret = "whsec_test";
@@ -54,7 +54,7 @@ class WebhookReceiver {
 
   explicit WebhookReceiver(int fail_first) : fail_first_(fail_first) {
     acceptor_.open(tcp::v4());
-    acceptor_.bind(tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     acceptor_.listen();
     port_ = acceptor_.local_endpoint().port();
     thread_ = std::thread([this] { serve(); });
@@ -62,10 +62,10 @@ class WebhookReceiver {
   ~WebhookReceiver() {
     stopping_ = true;
     // Wake the blocking accept with one last connection.
-    net::io_context ioc;
+    asio::io_context ioc;
     tcp::socket s(ioc);
     beast::error_code ec;
-    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_), ec);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_), ec);
     thread_.join();
   }
 
@@ -113,7 +113,7 @@ class WebhookReceiver {
     }
   }
 
-  net::io_context ioc_;
+  asio::io_context ioc_;
   tcp::acceptor acceptor_{ioc_};
   uint16_t port_ = 0;
   const int fail_first_;
@@ -143,17 +143,17 @@ class PspSimProcess : public ::testing::Test {
     ASSERT_TRUE(started.is_ok()) << started.message();
   }
 
-  std::unique_ptr<api::HttpClient> client(int64_t io_timeout_ms = 10'000) {
-    api::HttpClientOptions o;
+  std::unique_ptr<net::HttpClient> client(int64_t io_timeout_ms = 10'000) {
+    net::HttpClientOptions o;
     o.endpoint = {"127.0.0.1", sim_->port()};
     o.io_timeout_ms = io_timeout_ms;
-    return std::make_unique<api::HttpClient>(o);
+    return std::make_unique<net::HttpClient>(o);
   }
 
   // A request with acme's key on a fresh connection; the status, 0 if no answer came.
   unsigned call(std::string_view method, const std::string& target, const std::string& body,
                 json::value* out = nullptr, int64_t io_timeout_ms = 10'000) {
-    api::HttpResponse res;
+    net::HttpResponse res;
     const Status s =
         client(io_timeout_ms)
             ->request(method, target, body, {{"Authorization", "Bearer sk_acme"}}, &res);
@@ -209,7 +209,7 @@ TEST_F(PspSimProcess, AuthorizeCaptureRefundAndSettlement) {
   ASSERT_EQ(call("GET", "/psp/acme/v1/operations/att_1", "", &v), 200u);
   EXPECT_EQ(v.at("refunded_amount"), 400);
   EXPECT_EQ(call("GET", "/psp/acme/v1/operations/att_404", ""), 404u);
-  api::HttpResponse res;
+  net::HttpResponse res;
   ASSERT_TRUE(client()->request("GET", "/psp/acme/v1/operations/att_1", "", {}, &res).is_ok());
   EXPECT_EQ(res.status, 401u);
 

@@ -1,8 +1,8 @@
-#include "api/listen_address.h"
+#include "net/listen_address.h"
 
 #include <charconv>
 
-namespace keel::api {
+namespace keel::net {
 
 Status parse_listen(std::string_view listen, std::string* host_out, uint16_t* port_out) {
   const size_t colon = listen.rfind(':');
@@ -26,4 +26,4 @@ Status parse_listen(std::string_view listen, std::string* host_out, uint16_t* po
   return Status::ok();
 }
 
-}  // namespace keel::api
+}  // namespace keel::net

@@ -2,7 +2,7 @@
 
 #include <signal.h>
 
-namespace keel::api {
+namespace keel::net {
 
 // For server programs (keeld, keel-psp-sim). Blocks SIGTERM and SIGINT in the calling thread and
 // every thread it starts later, so that only the main loop's sigtimedwait() on the returned set
@@ -10,4 +10,4 @@ namespace keel::api {
 // first thing in main(), before any thread exists.
 sigset_t block_stop_signals();
 
-}  // namespace keel::api
+}  // namespace keel::net

@@ -10,7 +10,7 @@
 
 #include "core/status.h"
 
-namespace keel::api {
+namespace keel::net {
 
 // Resolves host:port (numeric), opens, binds (SO_REUSEADDR) and listens `acceptor`; port 0 picks
 // a free one. On success *bound_port is the real port. Errors name what failed:
@@ -18,4 +18,4 @@ namespace keel::api {
 Status listen_on(boost::asio::io_context& ioc, boost::asio::ip::tcp::acceptor& acceptor,
                  const std::string& host, uint16_t port, uint16_t* bound_port);
 
-}  // namespace keel::api
+}  // namespace keel::net

@@ -10,7 +10,7 @@
 
 #include "core/status.h"
 
-namespace keel::api {
+namespace keel::net {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
@@ -73,4 +73,4 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace keel::api
+}  // namespace keel::net

@@ -1,4 +1,4 @@
-#include "api/http_client.h"
+#include "net/http_client.h"
 
 #include <strings.h>
 #include <boost/asio/connect.hpp>
@@ -10,13 +10,13 @@
 #include <boost/url/parse.hpp>
 #include <chrono>
 
-namespace keel::api {
+namespace keel::net {
 namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
 using beast::error_code;
 
 }  // namespace
@@ -46,7 +46,7 @@ std::optional<HttpEndpoint> parse_http_url(std::string_view url) {
 
 struct HttpClient::Impl {
   HttpClientOptions options;
-  net::io_context ioc;
+  asio::io_context ioc;
   beast::tcp_stream stream{ioc};
   beast::flat_buffer buffer;
   bool connected = false;
@@ -156,4 +156,4 @@ Status HttpClient::request(std::string_view method, std::string_view target, std
   }
 }
 
-}  // namespace keel::api
+}  // namespace keel::net

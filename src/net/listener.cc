@@ -1,11 +1,11 @@
-#include "api/listener.h"
+#include "net/listener.h"
 
-namespace keel::api {
+namespace keel::net {
 
 Status listen_on(boost::asio::io_context& ioc, boost::asio::ip::tcp::acceptor& acceptor,
                  const std::string& host, uint16_t port, uint16_t* bound_port) {
-  namespace net = boost::asio;
-  using tcp = net::ip::tcp;
+  namespace asio = boost::asio;
+  using tcp = asio::ip::tcp;
   const std::string where = "listen " + host + ":" + std::to_string(port);
   boost::system::error_code ec;
   tcp::resolver resolver(ioc);
@@ -14,9 +14,9 @@ Status listen_on(boost::asio::io_context& ioc, boost::asio::ip::tcp::acceptor& a
   if (ec || results.empty()) return Status::error(where + ": " + ec.message());
   const tcp::endpoint endpoint = results.begin()->endpoint();
   if (acceptor.open(endpoint.protocol(), ec) ||
-      acceptor.set_option(net::socket_base::reuse_address(true), ec) ||
+      acceptor.set_option(asio::socket_base::reuse_address(true), ec) ||
       acceptor.bind(endpoint, ec) ||
-      acceptor.listen(net::socket_base::max_listen_connections, ec)) {
+      acceptor.listen(asio::socket_base::max_listen_connections, ec)) {
     return Status::error(where + ": " + ec.message());
   }
   *bound_port = acceptor.local_endpoint(ec).port();
@@ -24,4 +24,4 @@ Status listen_on(boost::asio::io_context& ioc, boost::asio::ip::tcp::acceptor& a
   return Status::ok();
 }
 
-}  // namespace keel::api
+}  // namespace keel::net

@@ -1,10 +1,10 @@
-#include "api/stop_signals.h"
+#include "net/stop_signals.h"
 
 #include <pthread.h>
 
 #include <csignal>
 
-namespace keel::api {
+namespace keel::net {
 
 sigset_t block_stop_signals() {
   sigset_t set;
@@ -16,4 +16,4 @@ sigset_t block_stop_signals() {
   return set;
 }
 
-}  // namespace keel::api
+}  // namespace keel::net
