@@ -16,6 +16,7 @@
 #include "payments/idempotency.h"
 #include "payments/outbox.h"
 #include "payments/payment.h"
+#include "payments/render.h"
 #include "payments/wallet_flows.h"
 #include "review/review.h"
 
@@ -283,9 +284,6 @@ class PaymentsCore {
   review::ReviewDesk reviews_;
 };
 
-[[nodiscard]] std::string render_payment(const Payment& p);
-[[nodiscard]] std::string render_refund(const Refund& r);
-[[nodiscard]] std::string render_wallet_flow(const WalletFlow& f);
 [[nodiscard]] Reply error_reply(uint16_t status, std::string code, std::string message,
                                 std::string param = {});
 
