@@ -140,7 +140,7 @@ void admin_snapshot(engine::Engine* engine, std::string_view body, const Respond
 }
 
 // The engine's counters in the Prometheus text format. keel_payments_in_review is the alert:
-// payments whose outcome was still unknown at their deadline.
+// objects a person must look at (an outcome unknown at its deadline, a PSP result refused).
 std::string metrics_text(const engine::EngineStatus& s) {
   std::string out;
   const auto metric = [&out](std::string_view name, std::string_view type, std::string_view help,
@@ -157,7 +157,7 @@ std::string metrics_text(const engine::EngineStatus& s) {
   metric("keel_ledger_transfers", "gauge", "Ledger transfers.", s.counts.transfers);
   metric("keel_payments", "gauge", "Payments stored.", s.payments.payments);
   metric("keel_payments_in_review", "gauge",
-         "Payments, refunds past their deadline with an unknown PSP outcome (alert when > 0).",
+         "Payments, refunds, top-ups and payouts flagged for review, any reason (alert when > 0).",
          s.payments.in_review);
   metric("keel_wallet_flows", "gauge", "Top-ups, payouts and wallet transfers stored.",
          s.payments.wallet_flows);
