@@ -9,6 +9,7 @@
 #include "core/crc32c.h"
 #include "core/currency.h"
 #include "core/hash.h"
+#include "core/http_url.h"
 #include "core/ids.h"
 #include "core/metadata.h"
 #include "core/time.h"
@@ -150,6 +151,36 @@ TEST(ChunkedVector, GrowsWithoutMovingAndPops) {
   EXPECT_EQ(v.back(), 7);
   v.push_back(42);
   EXPECT_EQ(v[7], 42);
+}
+
+// The one URL parser: keel's own endpoints take [IPv6] hosts and base URLs; merchant webhook
+// URLs take neither IPv6 nor anything that could split a request.
+TEST(HttpUrl, RulesForBaseUrlsIpLiteralsAndPorts) {
+  const auto base = HttpUrlRules{.ip_literals = true, .path = false};
+  auto u = parse_http_url_with_target("http://[::1]:8081", base);
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->host, "::1");
+  EXPECT_EQ(u->port, 8081);
+  u = parse_http_url_with_target("http://[::ffff:127.0.0.1]/", base);
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->host, "::ffff:127.0.0.1");
+  EXPECT_EQ(u->port, 80);
+  u = parse_http_url_with_target("http://localhost:9090", base);
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->host, "localhost");
+  for (const char* bad :
+       {"http://[::1]:8081/path", "http://h?q=1", "http://[::1", "http://[]:1", "http://[::1]x",
+        "http://[g::1]:1", "http://[1.2.3.4]:1", "https://[::1]:1"}) {
+    EXPECT_FALSE(parse_http_url_with_target(bad, base).has_value()) << bad;
+  }
+  EXPECT_FALSE(parse_http_url_with_target("http://[::1]:80/").has_value());  // not by default
+  const auto with_port = HttpUrlRules{.ip_literals = true, .path = false, .port_required = true};
+  EXPECT_FALSE(parse_http_url_with_target("http://a", with_port).has_value());
+  EXPECT_FALSE(parse_http_url_with_target("http://[::1]", with_port).has_value());
+  EXPECT_TRUE(parse_http_url_with_target("http://a:1", with_port).has_value());
+  u = parse_http_url_with_target("http://[::1]:9/hooks?x=1", {.ip_literals = true});
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->target, "/hooks?x=1");
 }
 
 }  // namespace

@@ -43,20 +43,45 @@ bool valid_target(std::string_view target) {
   return true;
 }
 
+bool valid_name_host(std::string_view host) {
+  return !host.empty() && host.size() <= 253 &&
+         std::all_of(host.begin(), host.end(), is_host_char) && host.front() != '.' &&
+         host.front() != '-' && host.back() != '.' && host.back() != '-';
+}
+
+// The inside of `[...]`: hex digits, ':' and '.' (an IPv4 tail), with at least two ':'.
+bool valid_ipv6_literal(std::string_view host) {
+  const auto colons = std::count(host.begin(), host.end(), ':');
+  return host.size() >= 2 && host.size() <= 45 && colons >= 2 &&
+         std::all_of(host.begin(), host.end(),
+                     [](char c) { return is_hex(c) || c == ':' || c == '.'; });
+}
+
 }  // namespace
 
-std::optional<HttpUrl> parse_http_url_with_target(std::string_view url) {
+std::optional<HttpUrl> parse_http_url_with_target(std::string_view url, HttpUrlRules rules) {
   constexpr std::string_view kScheme = "http://";
   if (!url.starts_with(kScheme)) return std::nullopt;
   const std::string_view rest = url.substr(kScheme.size());
   const size_t authority_end = std::min(rest.find_first_of("/?#"), rest.size());
   const std::string_view authority = rest.substr(0, authority_end);
-  const size_t colon = authority.find(':');
-  const std::string_view host = authority.substr(0, colon);
-  if (host.empty() || host.size() > 253 || !std::all_of(host.begin(), host.end(), is_host_char) ||
-      host.front() == '.' || host.front() == '-' || host.back() == '.' || host.back() == '-') {
-    return std::nullopt;
+  std::string_view host;
+  size_t colon = std::string_view::npos;  // before the port, in `authority`
+  if (rules.ip_literals && authority.starts_with('[')) {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = authority.substr(1, close - 1);
+    if (!valid_ipv6_literal(host)) return std::nullopt;
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return std::nullopt;
+      colon = close + 1;
+    }
+  } else {
+    colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (!valid_name_host(host)) return std::nullopt;
   }
+  if (rules.port_required && colon == std::string_view::npos) return std::nullopt;
   HttpUrl out;
   out.host = std::string(host);
   if (colon != std::string_view::npos) {
@@ -66,6 +91,7 @@ std::optional<HttpUrl> parse_http_url_with_target(std::string_view url) {
   }
   const std::string_view target = rest.substr(authority_end);
   if (!valid_target(target)) return std::nullopt;  // also refuses a fragment ('#')
+  if (!rules.path && !target.empty() && target != "/") return std::nullopt;
   if (!target.empty()) {
     out.target = target.front() == '/' ? std::string(target) : "/" + std::string(target);
   }

@@ -1,4 +1,5 @@
 #include "keeld/config.h"
+#include "core/http_url.h"
 #include "net/listen_address.h"
 
 #include <toml++/toml.h>
@@ -101,11 +102,11 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
       read_int(t, "connect_timeout_ms", where, &ch.client.connect_timeout_ms, 1, &error) &&
       read_int(t, "total_timeout_ms", where, &ch.client.total_timeout_ms, 1, &error);
   if (!ok) return error;
-  if (!url.starts_with("http://")) return where + "url must be http://HOST:PORT";
-  if (Status s = net::parse_listen(url.substr(7), &ch.client.host, &ch.client.port);
-      !s.is_ok() || ch.client.port == 0) {
-    return where + "url must be http://HOST:PORT with a port";
-  }
+  const auto endpoint =
+      parse_http_url_with_target(url, {.ip_literals = true, .path = false, .port_required = true});
+  if (!endpoint) return where + "url must be http://HOST:PORT";
+  ch.client.host = endpoint->host;
+  ch.client.port = endpoint->port;
   if (name.empty() || name.size() > 40 ||
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string_view::npos) {
     return "channel names are 1 to 40 of [a-z0-9_-]: " + std::string(name);

@@ -7,8 +7,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/url/parse.hpp>
 #include <chrono>
+
+#include "core/http_url.h"
 
 namespace keel::net {
 namespace {
@@ -29,18 +30,11 @@ std::string_view HttpResponse::header(std::string_view name) const {
 }
 
 std::optional<HttpEndpoint> parse_http_url(std::string_view url) {
-  const auto u = boost::urls::parse_absolute_uri(url);
-  if (!u || u->scheme() != "http" || u->has_userinfo() || !u->has_authority() ||
-      u->host().empty() || (!u->path().empty() && u->path() != "/") || u->has_query()) {
-    return std::nullopt;
-  }
+  const auto u = parse_http_url_with_target(url, {.ip_literals = true, .path = false});
+  if (!u) return std::nullopt;
   HttpEndpoint e;
-  e.host = std::string(u->host_address());  // IPv6 without the brackets
-  e.port = 80;
-  if (u->has_port()) {
-    if (u->port_number() == 0) return std::nullopt;
-    e.port = u->port_number();
-  }
+  e.host = u->host;  // IPv6 without the brackets
+  e.port = u->port;
   return e;
 }
 

@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <boost/url/parse.hpp>
 #include <fstream>
 #include <sstream>
 // Errors as values: the config parser never throws.
 #define TOML_EXCEPTIONS 0
 #include <toml++/toml.h>
 
+#include "core/http_url.h"
 #include "psp_sim/books.h"
 
 namespace keel::psp_sim {
@@ -118,21 +118,9 @@ Status parse_psp(std::string_view name, const toml::table& table, PspConfig* psp
 }  // namespace
 
 std::optional<WebhookUrl> parse_webhook_url(std::string_view url) {
-  const auto u = boost::urls::parse_absolute_uri(url);
-  if (!u || u->scheme() != "http" || u->has_userinfo() || !u->has_authority() ||
-      u->host().empty() || u->has_fragment()) {
-    return std::nullopt;
-  }
-  WebhookUrl w;
-  w.host = std::string(u->host_address());
-  if (u->has_port()) {
-    if (u->port_number() == 0) return std::nullopt;
-    w.port = u->port_number();
-  }
-  w.target = std::string(u->encoded_path());
-  if (w.target.empty()) w.target = "/";
-  if (u->has_query()) w.target += "?" + std::string(u->encoded_query());
-  return w;
+  const auto u = parse_http_url_with_target(url, {.ip_literals = true});
+  if (!u) return std::nullopt;
+  return WebhookUrl{u->host, u->port, u->target};
 }
 
 Status parse_config(std::string_view toml_text, SimConfig* out) {
