@@ -5,10 +5,10 @@
 #include <string_view>
 #include <vector>
 
-#include "dispatch/psp_dispatcher.h"
 #include "api/server.h"
 #include "api/service.h"
 #include "core/status.h"
+#include "dispatch/psp_dispatcher.h"
 #include "engine/engine.h"
 
 namespace keel::keeld {
@@ -18,7 +18,7 @@ struct KeeldConfig {
   api::ServerOptions server;
   engine::EngineOptions engine;
   std::string log_level = "info";
-  dispatch::DispatcherOptions psp;        // channels and the resolver's backoff
+  dispatch::DispatcherOptions psp;   // channels and the resolver's backoff
   api::PaymentsApiOptions payments;  // filled from `psp` and [payments]
   std::string default_channel;
 };
