@@ -228,11 +228,7 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
         touch(open->second.owner);
       }
       if (!open_attempts_.contains(c.id)) {  // a report on a settled attempt may flag its owner
-        if (const WalletFlow* f = flows_.find_by_attempt(c.id)) {
-          touch(f->id);
-        } else if (std::string owner = payments_.attempt_owner(c.id); !owner.empty()) {
-          touch(owner);
-        }
+        if (const std::string owner = attempt_owner(c.id); !owner.empty()) touch(owner);
       }
       c.kind == CommandKind::attempt_result ? attempt_result(c, now, &effects, &out)
                                             : operation_status(c, now, &effects, &out);
@@ -600,13 +596,7 @@ void PaymentsCore::operation_status(const Command& c, Timestamp now, Effects* ef
 
 void PaymentsCore::check_settled(const Command& c, Timestamp now, ApplyOutcome* out) {
   out->reply = error_reply(409, "stale_result", "no open attempt settles; no change");
-  const WalletFlow* flow = flows_.find_by_attempt(c.id);
-  const Attempt* a = nullptr;
-  if (flow != nullptr) {
-    for (const Attempt& x : flow->attempts) a = x.id == c.id ? &x : a;
-  } else {
-    a = payments_.find_attempt(c.id);
-  }
+  const Attempt* a = attempt_of(c.id);
   if (a == nullptr || a->channel != c.channel || a->status == AttemptStatus::pending ||
       a->status == AttemptStatus::unknown) {
     return;  // not an operation of this channel's that keel settled
@@ -623,6 +613,11 @@ const Attempt* PaymentsCore::attempt_of(std::string_view attempt_id) const {
     }
   }
   return payments_.find_attempt(attempt_id);
+}
+
+std::string PaymentsCore::attempt_owner(std::string_view attempt_id) const {
+  if (const WalletFlow* f = flows_.find_by_attempt(attempt_id)) return f->id;
+  return payments_.attempt_owner(attempt_id);
 }
 
 std::vector<std::string> PaymentsCore::attempts_on(std::string_view reference) const {
@@ -713,11 +708,11 @@ void PaymentsCore::reject_result(const std::string& attempt_id, std::string_view
   KEEL_ASSERT(a != nullptr);
   const std::string evidence = rejection_evidence(*a, problem, c, reported);
   const std::string cause = "psp_result_rejected: " + std::string(problem);
-  const WalletFlow* flow = flows_.find_by_attempt(attempt_id);
-  const std::string owner = flow != nullptr ? flow->id : payments_.attempt_owner(attempt_id);
+  const bool flow = flows_.find_by_attempt(attempt_id) != nullptr;
+  const std::string owner = attempt_owner(attempt_id);
   const bool flagged =
-      flow != nullptr ? flows_.flag_result_rejected(attempt_id, cause, now) == WalletFlowResult::ok
-                      : payments_.flag_result_rejected(attempt_id, cause, now) == PaymentResult::ok;
+      flow ? flows_.flag_result_rejected(attempt_id, cause, now) == WalletFlowResult::ok
+           : payments_.flag_result_rejected(attempt_id, cause, now) == PaymentResult::ok;
   if (!flagged) return;  // flagged for this already: the first evidence stands
   out->changed = true;
   const review::ReviewResult opened = reviews_.open(
@@ -756,9 +751,12 @@ void PaymentsCore::open_deadline_review(std::string_view object_id, Timestamp at
 
 void PaymentsCore::sync_review(std::string_view object_id, std::string_view resolved_by,
                                Timestamp now) {
+  if (!reviews_.has_open(object_id)) return;  // the common case: nothing to resolve
   const ReviewView v = review_view(object_id);
   if (v.type.empty() || v.reason != ReviewReason::none) return;
-  (void)reviews_.resolve(object_id, resolved_by, "status: " + v.status, now);  // none open: fine
+  const review::ReviewResult resolved =
+      reviews_.resolve(object_id, resolved_by, "status: " + v.status, now);
+  KEEL_ASSERT(resolved == review::ReviewResult::ok);
 }
 
 void PaymentsCore::carry_out(Effects& effects, bool wallet_flow, ledger::Ledger& ledger,
@@ -1215,64 +1213,49 @@ void PaymentsCore::encode(std::string* out) const {
 
 namespace {
 
-// The last "deadline: review" of a timeline: when the deadline flagged the object.
+// The last kDeadlineReviewCause of a timeline: when the deadline flagged the object.
 template <typename Entry>
 std::optional<Timestamp> flagged_at(const std::vector<Entry>& timeline) {
   for (auto it = timeline.rbegin(); it != timeline.rend(); ++it) {
-    if (it->cause == "deadline: review") return it->at;
+    if (it->cause == kDeadlineReviewCause) return it->at;
   }
   return std::nullopt;
 }
 
 }  // namespace
 
-Status PaymentsCore::migrate_reviews() {
-  std::vector<std::pair<std::string, Timestamp>> flagged;
-  const auto note = [&](const std::string& id, ReviewReason reason, auto timeline) {
-    if (reason == ReviewReason::none) return true;
-    const std::optional<Timestamp> at = flagged_at(*timeline);
-    if (reason != ReviewReason::deadline_unknown || !at) return false;
-    flagged.emplace_back(id, *at);
-    return true;
+std::vector<PaymentsCore::Flagged> PaymentsCore::flagged_objects() const {
+  std::vector<Flagged> out;
+  const auto note = [&](const std::string& id, ReviewReason reason, const auto& timeline) {
+    if (reason != ReviewReason::none) out.push_back({id, reason, flagged_at(timeline)});
   };
-  bool ok = true;
   for (const Payment* p : payments_.all()) {
-    ok = ok && note(p->id, p->review, &p->timeline);
-    for (const Refund& r : p->refunds) ok = ok && note(r.id, r.review, &r.timeline);
+    note(p->id, p->review, p->timeline);
+    for (const Refund& r : p->refunds) note(r.id, r.review, r.timeline);
   }
-  for (const WalletFlow* f : flows_.all()) ok = ok && note(f->id, f->review, &f->timeline);
-  if (!ok) return Status::error("payments: a review flag without its deadline in the timeline");
-  for (const auto& [id, at] : flagged) open_deadline_review(id, at);
+  for (const WalletFlow* f : flows_.all()) note(f->id, f->review, f->timeline);
+  return out;
+}
+
+Status PaymentsCore::migrate_reviews() {
+  const std::vector<Flagged> flagged = flagged_objects();
+  for (const Flagged& f : flagged) {
+    if (f.reason != ReviewReason::deadline_unknown || !f.deadline_at) {
+      return Status::error("payments: a review flag without its deadline in the timeline");
+    }
+  }
+  for (const Flagged& f : flagged) open_deadline_review(f.id, *f.deadline_at);
   return Status::ok();
 }
 
 // Every flagged object has an open item of its reason; no other object has an open item.
 Status PaymentsCore::check_reviews() const {
-  size_t flagged = 0;
-  const auto check = [&](const std::string& id, ReviewReason reason) {
-    if (reason == ReviewReason::none) return true;
-    ++flagged;
-    return reviews_.open_item(id, reason) != nullptr;
-  };
   bool ok = true;
-  for (const Payment* p : payments_.all()) {
-    ok = ok && check(p->id, p->review);
-    for (const Refund& r : p->refunds) ok = ok && check(r.id, r.review);
+  for (const Flagged& f : flagged_objects()) ok = ok && reviews_.open_item(f.id, f.reason);
+  for (const std::string& id : reviews_.objects_with_open_items()) {
+    ok = ok && review_view(id).reason != ReviewReason::none;
   }
-  for (const WalletFlow* f : flows_.all()) ok = ok && check(f->id, f->review);
-  review::ReviewPage open = reviews_.list({true, std::nullopt, ""}, review::kListLimitMax, "");
-  std::string cursor;
-  while (ok && open.result == review::ReviewResult::ok && !open.data.empty()) {
-    for (const review::ReviewItem* item : open.data) {
-      ok = ok && review_view(item->object_id).reason != ReviewReason::none;
-      cursor = item->id;
-    }
-    if (!open.has_more) break;
-    open = reviews_.list({true, std::nullopt, ""}, review::kListLimitMax, cursor);
-  }
-  if (!ok || flagged > reviews_.open_count()) {
-    return Status::error("payments: review flags and open review items disagree");
-  }
+  if (!ok) return Status::error("payments: review flags and open review items disagree");
   return Status::ok();
 }
 

@@ -231,6 +231,8 @@ class PaymentsCore {
     std::string attempt;  // its last attempt (the outstanding one while it waits)
   };
   [[nodiscard]] const Attempt* attempt_of(std::string_view attempt_id) const;
+  // The payment, refund or wallet flow owning the attempt (empty if none).
+  [[nodiscard]] std::string attempt_owner(std::string_view attempt_id) const;
   // The open attempts whose operation is `reference`, by attempt id.
   [[nodiscard]] std::vector<std::string> attempts_on(std::string_view reference) const;
   [[nodiscard]] ReviewView review_view(std::string_view object_id) const;
@@ -238,6 +240,14 @@ class PaymentsCore {
   void open_deadline_review(std::string_view object_id, Timestamp at);
   // Resolves the open items of an object whose flag cleared.
   void sync_review(std::string_view object_id, std::string_view resolved_by, Timestamp now);
+  // Every payment, refund and wallet flow flagged for review, with when the deadline flagged it
+  // (its last kDeadlineReviewCause), if it did.
+  struct Flagged {
+    std::string id;
+    ReviewReason reason = ReviewReason::none;
+    std::optional<Timestamp> deadline_at;
+  };
+  [[nodiscard]] std::vector<Flagged> flagged_objects() const;
   // A state encoded before the review desk existed: opens the items of its flagged objects.
   [[nodiscard]] Status migrate_reviews();
   [[nodiscard]] Status check_reviews() const;

@@ -693,7 +693,7 @@ void PaymentMachine::tick_payment(Payment& p, Timestamp now, Effects* effects) {
       if (any_outstanding(p.attempts)) {
         // Never silently processing: an operator or a late answer ends it.
         set_review(&p.review, ReviewReason::deadline_unknown);
-        p.timeline.push_back({now, p.status, p.status, "deadline: review"});
+        p.timeline.push_back({now, p.status, p.status, std::string(kDeadlineReviewCause)});
         set_deadline(p.id, &p.deadline, 0);
       } else {
         p.error_code = p.attempts.back().error_code;
@@ -708,7 +708,7 @@ void PaymentMachine::tick_payment(Payment& p, Timestamp now, Effects* effects) {
 void PaymentMachine::tick_refund(Refund& r, Timestamp now) {
   KEEL_ASSERT(r.status == RefundStatus::pending && any_outstanding(r.attempts));
   set_review(&r.review, ReviewReason::deadline_unknown);
-  r.timeline.push_back({now, r.status, r.status, "deadline: review"});
+  r.timeline.push_back({now, r.status, r.status, std::string(kDeadlineReviewCause)});
   set_deadline(r.id, &r.deadline, 0);
 }
 

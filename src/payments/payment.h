@@ -64,6 +64,9 @@ inline constexpr size_t kFeeChannelsMax = 256;
 inline constexpr size_t kAuthorizationTriesMax = 3;
 inline constexpr int64_t kBasisPointsMax = 10'000;               // 100 %
 inline constexpr int64_t kDeadlineSecondsMax = 365 * 24 * 3600;  // any PaymentDeadlines field
+// The timeline cause of the deadline flagging an object waiting on a PSP for review
+// (deadline_unknown); snapshots written before the review desk date their items by it.
+inline constexpr std::string_view kDeadlineReviewCause = "deadline: review";
 // The channel name of wallet payments (their fee schedule entry); not a PSP channel.
 inline constexpr std::string_view kWalletChannel = "wallet";
 

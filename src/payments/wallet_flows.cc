@@ -15,7 +15,6 @@ namespace {
 
 constexpr uint32_t kEncodingVersion = 3;  // 2: attempts carry their fee; 3: and latency
 constexpr std::string_view kInsufficientFunds = "insufficient_funds";
-constexpr std::string_view kReviewCause = "deadline: review";
 
 bool plain_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -522,7 +521,7 @@ std::vector<std::string> WalletFlows::tick(Timestamp now, Effects* effects) {
     // Never silently processing, never a timer on money: an operator or a late answer ends it.
     set_review(f, ReviewReason::deadline_unknown);
     f.updated_at = now;
-    f.timeline.push_back({now, f.status, f.status, std::string(kReviewCause)});
+    f.timeline.push_back({now, f.status, f.status, std::string(kDeadlineReviewCause)});
     set_deadline(f, 0);
     KEEL_ASSERT(consistent(f));
     changed.push_back(f.id);

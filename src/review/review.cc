@@ -145,6 +145,20 @@ const ReviewItem* ReviewDesk::open_item(std::string_view object_id, ReviewReason
   return nullptr;
 }
 
+bool ReviewDesk::has_open(std::string_view object_id) const {
+  const std::string key(object_id);
+  const auto it = open_.lower_bound({key, ""});
+  return it != open_.end() && it->first == key;
+}
+
+std::vector<std::string> ReviewDesk::objects_with_open_items() const {
+  std::vector<std::string> out;
+  for (const auto& [object, item] : open_) {
+    if (out.empty() || out.back() != object) out.push_back(object);
+  }
+  return out;
+}
+
 size_t ReviewDesk::open_count(ReviewReason reason) const {
   return static_cast<size_t>(std::count_if(open_.begin(), open_.end(), [&](const auto& entry) {
     return find(entry.second)->reason == reason;

@@ -99,6 +99,10 @@ class ReviewDesk {
   [[nodiscard]] const ReviewItem* find(std::string_view id) const;
   // The object's open item with `reason`, if any.
   [[nodiscard]] const ReviewItem* open_item(std::string_view object_id, ReviewReason reason) const;
+  // Whether the object has any open item. O(log n).
+  [[nodiscard]] bool has_open(std::string_view object_id) const;
+  // The objects with an open item, each once, by id.
+  [[nodiscard]] std::vector<std::string> objects_with_open_items() const;
   [[nodiscard]] size_t open_count() const { return open_.size(); }
   [[nodiscard]] size_t open_count(ReviewReason reason) const;
   [[nodiscard]] size_t size() const { return items_.size(); }
