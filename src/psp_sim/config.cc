@@ -9,6 +9,7 @@
 #include <toml++/toml.h>
 
 #include "core/http_url.h"
+#include "net/listen_address.h"
 #include "psp_sim/books.h"
 
 namespace keel::psp_sim {
@@ -23,7 +24,7 @@ bool valid_name(std::string_view s) {
   });
 }
 
-// The faults table in the JSON shape parse_faults() reads.
+// The faults and schedule tables in the JSON shape parse_faults() and parse_schedule() read.
 json::value toml_to_json(const toml::node& node) {
   if (const auto* t = node.as_table()) {
     json::object o;
@@ -39,7 +40,7 @@ json::value toml_to_json(const toml::node& node) {
   if (const auto* f = node.as_floating_point()) return json::value(f->get());
   if (const auto* b = node.as_boolean()) return json::value(b->get());
   if (const auto* s = node.as_string()) return json::value(s->get());
-  return json::value(nullptr);  // dates and times: rejected by parse_faults
+  return json::value(nullptr);  // dates and times: rejected by the JSON parsers
 }
 
 Status field_error(const std::string& where, std::string_view what) {
@@ -75,6 +76,27 @@ Status parse_currencies(const toml::node& v, const std::string& where, PspConfig
   return Status::ok();
 }
 
+Status parse_listen_field(const toml::node& v, const std::string& where, PspConfig* psp) {
+  std::string text;
+  if (Status s = parse_string(v, where, &text); !s.is_ok()) return s;
+  ListenAddress address;
+  if (!net::parse_listen(text, &address.host, &address.port).is_ok()) {
+    return field_error(where, "expected HOST:PORT, e.g. \"127.0.0.1:0\"");
+  }
+  psp->listen = std::move(address);
+  return Status::ok();
+}
+
+Status parse_schedule_field(const toml::node& v, const std::string& where, PspConfig* psp) {
+  if (!v.is_table()) return field_error(where, "expected a table");
+  FaultSchedule schedule;
+  if (std::string err = parse_schedule(toml_to_json(v), &schedule); !err.empty()) {
+    return field_error(where, err);
+  }
+  psp->schedule = std::move(schedule);
+  return Status::ok();
+}
+
 Status parse_psp_field(std::string_view key, const toml::node& v, const std::string& where,
                        PspConfig* psp, std::string* url) {
   if (key == "api_key") return parse_string(v, where, &psp->api_key);
@@ -83,6 +105,8 @@ Status parse_psp_field(std::string_view key, const toml::node& v, const std::str
   if (key == "fee_fixed") return parse_integer(v, where, kAmountMax, &psp->fee_fixed);
   if (key == "fee_bps") return parse_integer(v, where, 10'000, &psp->fee_bps);
   if (key == "currencies") return parse_currencies(v, where, psp);
+  if (key == "listen") return parse_listen_field(v, where, psp);
+  if (key == "schedule") return parse_schedule_field(v, where, psp);
   if (key == "faults") {
     if (!v.is_table()) return field_error(where, "expected a table");
     if (std::string err = parse_faults(toml_to_json(v), &psp->faults); !err.empty()) {
@@ -111,6 +135,10 @@ Status parse_psp(std::string_view name, const toml::table& table, PspConfig* psp
     if (psp->webhook_secret.empty()) {
       return field_error(prefix + ".webhook_secret", "required with a webhook_url");
     }
+  }
+  if (psp->schedule) {
+    const std::string err = check_accepting(*psp->schedule, psp->listen.has_value());
+    if (!err.empty()) return field_error(prefix + ".schedule", err);
   }
   return Status::ok();
 }

@@ -69,6 +69,18 @@ TEST(Config, Errors) {
       {"[psps.A]\napi_key=\"k\"\ncurrencies=[\"USD\"]", "psps.A"},
       {"[psps.a]\napi_key=\"k\"\ncurrencies=[\"USD\"]\n[psps.a.faults]\nrefuse_rate=2",
        "psps.a.faults: refuse_rate"},
+      {"[psps.a]\napi_key=\"k\"\ncurrencies=[\"USD\"]\nlisten=\"127.0.0.1\"", "psps.a.listen"},
+      {"[psps.a]\napi_key=\"k\"\ncurrencies=[\"USD\"]\nlisten=\"127.0.0.1:70000\"",
+       "psps.a.listen"},
+      {"[psps.a]\napi_key=\"k\"\ncurrencies=[\"USD\"]\nlisten=9090", "psps.a.listen"},
+      {"[psps.a]\napi_key=\"k\"\ncurrencies=[\"USD\"]\nschedule=1", "psps.a.schedule"},
+      {"[psps.a]\napi_key=\"k\"\ncurrencies=[\"USD\"]\n[[psps.a.schedule.phases]]\nat_ms=5",
+       "psps.a.schedule: phases[0].at_ms"},
+      {"[psps.a]\napi_key=\"k\"\ncurrencies=[\"USD\"]\n[psps.a.schedule]\nrepeat_ms=5",
+       "psps.a.schedule: phases: required"},
+      {"[psps.a]\napi_key=\"k\"\ncurrencies=[\"USD\"]\n[[psps.a.schedule.phases]]\nat_ms=0\n"
+       "accepting=false",
+       "psps.a.schedule: phases[0].accepting: false needs a listener"},
   };
   for (const auto& [text, expected] : cases) {
     SimConfig c;
@@ -79,6 +91,55 @@ TEST(Config, Errors) {
   SimConfig c;
   const Status missing = load_config("/nonexistent/psp.toml", &c);
   EXPECT_NE(missing.message().find("/nonexistent/psp.toml"), std::string::npos);
+}
+
+TEST(Config, OwnListenerAndSchedule) {
+  constexpr std::string_view kText = R"(
+[psps.acme]
+api_key = "sk_acme"
+currencies = ["USD"]
+listen = "127.0.0.1:0"
+
+[psps.acme.schedule]
+repeat_ms = 20000
+
+[[psps.acme.schedule.phases]]
+at_ms = 0
+
+[[psps.acme.schedule.phases]]
+at_ms = 10000
+accepting = false
+[psps.acme.schedule.phases.faults]
+latency_ms = { min = 5000, max = 5000 }
+
+[psps.bank]
+api_key = "sk_bank"
+currencies = ["EUR"]
+listen = "[::1]:9091"
+)";
+  SimConfig c;
+  const Status s = parse_config(kText, &c);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  const PspConfig& acme = c.psps[0];
+  ASSERT_TRUE(acme.listen);
+  EXPECT_EQ(acme.listen->host, "127.0.0.1");
+  EXPECT_EQ(acme.listen->port, 0);
+  ASSERT_TRUE(acme.schedule);
+  EXPECT_EQ(acme.schedule->repeat_ms, 20'000);
+  ASSERT_EQ(acme.schedule->phases.size(), 2u);
+  EXPECT_TRUE(acme.schedule->phases[0].accepting);
+  EXPECT_FALSE(acme.schedule->phases[1].accepting);
+  EXPECT_EQ(acme.schedule->phases[1].faults.latency_ms, (RangeMs{5000, 5000}));
+  ASSERT_TRUE(c.psps[1].listen);
+  EXPECT_EQ(c.psps[1].listen->host, "::1");
+  EXPECT_EQ(c.psps[1].listen->port, 9091);
+  EXPECT_FALSE(c.psps[1].schedule);
+
+  // Without the keys: the shared port only, no schedule (as before).
+  SimConfig plain;
+  ASSERT_TRUE(parse_config(kGood, &plain).is_ok());
+  EXPECT_FALSE(plain.psps[0].listen);
+  EXPECT_FALSE(plain.psps[0].schedule);
 }
 
 TEST(Config, WebhookUrl) {

@@ -1,6 +1,7 @@
 // keel-psp-sim: simulated PSPs and banks speaking docs/psp_protocol.md, with fault injection
 // deterministic under --seed (docs/psp_sim.md). Prints `listening on http://HOST:PORT` on
-// stdout once ready and stops cleanly on SIGTERM/SIGINT.
+// stdout once ready, then `psp NAME listening on http://HOST:PORT` for each PSP with a
+// listener of its own, and stops cleanly on SIGTERM/SIGINT.
 // Exit codes: 0 after a clean stop, 1 on a start-up error (one line on stderr).
 
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "core/time.h"
 #include "net/listen_address.h"
 #include "net/stop_signals.h"
 #include "psp_sim/config.h"
@@ -27,6 +29,11 @@ constexpr int kExitStartupError = 1;
 int fail_startup(const std::string& message) {
   std::fprintf(stderr, "keel-psp-sim: %s\n", message.c_str());
   return kExitStartupError;
+}
+
+// "HOST" as it goes in a URL: IPv6 hosts in brackets.
+std::string url_host(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
 }  // namespace
@@ -59,14 +66,19 @@ int main(int argc, char** argv) {
   if (Status s = load_config(config_path, &config); !s.is_ok()) return fail_startup(s.message());
 
   const sigset_t signals = net::block_stop_signals();
-  Simulator sim(std::move(config), seed);
+  Simulator sim(std::move(config), seed, wall_clock_now());
   std::unique_ptr<SimServer> server;
   if (Status s = SimServer::start(options, &sim, &server); !s.is_ok()) {
     return fail_startup(s.message());
   }
-  const std::string host =
-      options.host.find(':') != std::string::npos ? "[" + options.host + "]" : options.host;
+  const std::string host = url_host(options.host);
   std::printf("listening on http://%s:%u\n", host.c_str(), static_cast<unsigned>(server->port()));
+  const std::vector<PspConfig>& psps = sim.config().psps;
+  for (size_t i = 0; i < psps.size(); ++i) {
+    if (!psps[i].listen) continue;
+    std::printf("psp %s listening on http://%s:%u\n", psps[i].name.c_str(),
+                url_host(psps[i].listen->host).c_str(), static_cast<unsigned>(server->psp_port(i)));
+  }
   std::fflush(stdout);
   spdlog::info("listening on {}:{} with {} PSPs, seed {}", host, server->port(),
                sim.config().psps.size(), seed);

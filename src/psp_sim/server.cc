@@ -15,11 +15,14 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
 
+#include "core/assert.h"
 #include "core/time.h"
+#include "psp_sim/codec.h"
 #include "psp_sim/webhook_sender.h"
 
 namespace keel::psp_sim {
@@ -33,30 +36,56 @@ using beast::error_code;
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
+// A PSP's own listener that could not be reopened tries again after this long.
+constexpr int64_t kReopenRetryMs = 100;
+
 }  // namespace
 
 namespace {
 
-// What the sessions and timers of one server share; outlives every handler that runs.
+class Listener;
+
+// What the sessions, listeners and timers of one server share; outlives every handler that
+// runs.
 struct ServerCore {
   explicit ServerCore(size_t threads) : ioc(static_cast<int>(threads)) {}
+  ~ServerCore();
   // Starts the timers and deliveries of `effects`. Any thread.
   void apply(Effects effects);
+  // Makes PSP `psp`'s own listener follow the Simulator's plan after an admin request changed
+  // it; replaces `reply` with a 503 if the listener could not be reopened. Any thread.
+  void follow_plan(size_t psp, SimReply* reply);
 
   SimServerOptions options;
   Simulator* sim = nullptr;
   asio::io_context ioc;
   std::unique_ptr<WebhookSender> webhooks;
+  // Indexed like sim->config().psps; null for a PSP without a listener of its own. Filled at
+  // start-up, before the I/O threads run.
+  std::vector<std::unique_ptr<Listener>> psp_listeners;
 };
 
 // One connection: read a request, admit, wait, process, answer (or not), repeat.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, ServerCore& server)
-      : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
+  // `listener_psp`: the PSP whose own listener accepted the connection; nullopt: the shared one.
+  Session(tcp::socket socket, ServerCore& server, std::optional<size_t> listener_psp)
+      : stream_(std::move(socket)),
+        server_(server),
+        listener_psp_(listener_psp),
+        timer_(stream_.get_executor()) {}
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+  }
+
+  // The listener went down: close now if waiting for a request (or black-holed), else after
+  // answering the request in flight. Any thread.
+  void stop_serving() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->stop_serving_ = true;
+      if (self->idle_) self->close();
+    });
   }
 
  private:
@@ -71,12 +100,15 @@ class Session : public std::enable_shared_from_this<Session> {
 
   SimRequest sim_request() const {
     return SimRequest{sv(request_.method_string()), sv(request_.target()),
-                      sv(request_[http::field::authorization]), request_.body()};
+                      sv(request_[http::field::authorization]), request_.body(), listener_psp_};
   }
 
   beast::tcp_stream stream_;
   ServerCore& server_;
+  const std::optional<size_t> listener_psp_;
   asio::steady_timer timer_;
+  bool idle_ = false;          // waiting for a request, or black-holed
+  bool stop_serving_ = false;  // its listener went down
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> request_;
@@ -86,6 +118,8 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Session::read() {
+  if (stop_serving_) return close();
+  idle_ = true;
   parser_.emplace();
   parser_->body_limit(server_.options.body_bytes_max);
   stream_.expires_after(std::chrono::milliseconds(server_.options.idle_timeout_ms));
@@ -94,12 +128,14 @@ void Session::read() {
 }
 
 void Session::on_read(error_code ec) {
+  idle_ = false;
   if (ec) return close();  // end of stream, timeout, malformed: nothing to answer
   stream_.expires_never();
   request_ = parser_->release();
-  admission_ = server_.sim->admit(sim_request());
+  admission_ = server_.sim->admit(sim_request(), wall_clock_now());
   switch (admission_.kind) {
     case Admission::Kind::answer:
+      if (admission_.listeners_changed) server_.follow_plan(admission_.psp, &admission_.reply);
       return write(std::move(admission_.reply));
     case Admission::Kind::refuse:
       return reset();
@@ -132,7 +168,7 @@ void Session::write(SimReply reply) {
   response_.version(11);
   response_.result(reply.status);
   response_.set(http::field::content_type, reply.content_type);
-  response_.keep_alive(request_.keep_alive());
+  response_.keep_alive(request_.keep_alive() && !stop_serving_);
   response_.body() = std::move(reply.body);
   response_.prepare_payload();
   stream_.expires_after(std::chrono::milliseconds(server_.options.idle_timeout_ms));
@@ -145,6 +181,7 @@ void Session::write(SimReply reply) {
 // Black hole: reads and discards until the client gives up or the hold time is over (the
 // stream's expiry covers every read from here on).
 void Session::hold_open() {
+  idle_ = true;
   stream_.expires_after(std::chrono::milliseconds(server_.options.black_hole_hold_ms));
   keep_draining();
 }
@@ -168,6 +205,180 @@ void Session::close() {
   stream_.close();
 }
 
+// One listening socket: the shared one (every PSP, /admin) or a PSP's own (that PSP only, and
+// it follows Simulator::listener_plan(); see SimServer).
+//
+// Thread: any thread; mu_ guards every member, the acceptor and the timer are used under it
+// only. Lock order: mu_, then the Simulator's locks (it never calls back).
+class Listener {
+ public:
+  Listener(ServerCore& core, std::optional<size_t> psp, std::string host)
+      : core_(core), psp_(psp), host_(std::move(host)), acceptor_(core.ioc), timer_(core.ioc) {}
+
+  // Binds `port` (0: a free one) and starts accepting. Start-up only.
+  Status open(uint16_t port) {
+    std::lock_guard lock(mu_);
+    port_ = port;
+    return open_locked();
+  }
+  // A PSP's own listener: opens or closes it as the plan says at the wall clock's now, and arms
+  // the timer for the plan's next change (or a retry). The error of a failed reopen.
+  Status follow_plan();
+  // Closes the acceptor and stops the timer for good (shutdown).
+  void stop() {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    error_code ignored;
+    acceptor_.close(ignored);
+    timer_.cancel();
+    listening_ = false;
+  }
+  [[nodiscard]] uint16_t port() const {
+    std::lock_guard lock(mu_);
+    return port_;
+  }
+
+ private:
+  Status open_locked();
+  void close_locked();
+  void accept_locked();
+  void on_accept(uint64_t generation, error_code ec, tcp::socket socket);
+  void arm_timer_locked(std::optional<int64_t> delay_ms);
+
+  ServerCore& core_;
+  const std::optional<size_t> psp_;
+  const std::string host_;
+  mutable std::mutex mu_;
+  tcp::acceptor acceptor_;
+  asio::steady_timer timer_;
+  uint16_t port_ = 0;  // the bound port once open; a reopen binds it again
+  bool listening_ = false;
+  bool stopped_ = false;
+  bool reopen_failing_ = false;  // warn once per run of failures
+  // Bumped at each open and close: an accept handler of an earlier acceptor drops its socket.
+  uint64_t generation_ = 0;
+  // A PSP's own listener: the connections it accepted (closed when it goes down), pruned of
+  // the finished ones when it reaches sessions_prune_at_.
+  std::vector<std::weak_ptr<Session>> sessions_;
+  size_t sessions_prune_at_ = 64;
+};
+
+Status Listener::open_locked() {
+  const uint16_t wanted = port_;
+  if (Status s = net::listen_on(core_.ioc, acceptor_, host_, wanted, &port_); !s.is_ok()) {
+    error_code ignored;
+    acceptor_.close(ignored);
+    port_ = wanted;
+    return s;
+  }
+  listening_ = true;
+  ++generation_;
+  accept_locked();
+  return Status::ok();
+}
+
+void Listener::close_locked() {
+  error_code ignored;
+  acceptor_.close(ignored);
+  listening_ = false;
+  ++generation_;
+  for (const std::weak_ptr<Session>& weak : sessions_) {
+    if (const auto session = weak.lock()) session->stop_serving();
+  }
+  sessions_.clear();
+}
+
+void Listener::accept_locked() {
+  acceptor_.async_accept(asio::make_strand(core_.ioc),
+                         [this, generation = generation_](error_code ec, tcp::socket socket) {
+                           on_accept(generation, ec, std::move(socket));
+                         });
+}
+
+void Listener::on_accept(uint64_t generation, error_code ec, tcp::socket socket) {
+  std::shared_ptr<Session> session;
+  {
+    std::lock_guard lock(mu_);
+    // Closed since (down or stopped): the socket, if any, is closed as it goes.
+    if (generation != generation_ || !listening_ || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // Out of file descriptors and the like: the client sees a refused connection.
+      spdlog::warn("accept on port {}: {}", port_, ec.message());
+    } else {
+      session = std::make_shared<Session>(std::move(socket), core_, psp_);
+      if (psp_) {
+        if (sessions_.size() >= sessions_prune_at_) {
+          std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+          sessions_prune_at_ = std::max<size_t>(64, 2 * sessions_.size());
+        }
+        sessions_.push_back(session);
+      }
+    }
+    accept_locked();
+  }
+  if (session) session->start();
+}
+
+Status Listener::follow_plan() {
+  KEEL_ASSERT(psp_.has_value());
+  std::lock_guard lock(mu_);
+  if (stopped_) return Status::ok();
+  const std::string& name = core_.sim->config().psps[*psp_].name;
+  const Timestamp now = wall_clock_now();
+  const ListenerPlan plan = core_.sim->listener_plan(*psp_, now);
+  Status status;
+  if (plan.accepting && !listening_) {
+    status = open_locked();
+    if (status.is_ok()) {
+      spdlog::info("psp {}: listener up again on port {}", name, port_);
+    } else if (!reopen_failing_) {
+      spdlog::warn("psp {}: listener cannot reopen, retrying every {} ms: {}", name, kReopenRetryMs,
+                   status.message());
+    }
+    reopen_failing_ = !status.is_ok();
+  } else if (!plan.accepting) {
+    if (listening_) {
+      spdlog::info("psp {}: listener down (port {})", name, port_);
+      close_locked();
+    }
+    reopen_failing_ = false;
+  }
+  core_.sim->note_listener(*psp_, port_, listening_);
+  std::optional<int64_t> delay_ms;
+  if (!status.is_ok()) delay_ms = kReopenRetryMs;
+  if (plan.next_change_at) {
+    constexpr int64_t kNanosPerMs = kNanosPerSecond / 1000;
+    const int64_t until_ms =
+        std::max<int64_t>(1, (*plan.next_change_at - now + kNanosPerMs - 1) / kNanosPerMs);
+    delay_ms = std::min(delay_ms.value_or(until_ms), until_ms);
+  }
+  arm_timer_locked(delay_ms);
+  return status;
+}
+
+void Listener::arm_timer_locked(std::optional<int64_t> delay_ms) {
+  if (!delay_ms) {
+    timer_.cancel();
+    return;
+  }
+  timer_.expires_after(std::chrono::milliseconds(*delay_ms));
+  timer_.async_wait([this](error_code ec) {
+    if (ec) return;  // re-armed or stopped
+    (void)follow_plan();
+  });
+}
+
+ServerCore::~ServerCore() = default;
+
+void ServerCore::follow_plan(size_t psp, SimReply* reply) {
+  KEEL_ASSERT(psp < psp_listeners.size() && psp_listeners[psp] != nullptr);
+  if (Status s = psp_listeners[psp]->follow_plan(); !s.is_ok()) {
+    const std::string message = s.message() + " (the change is kept; the listener retries every " +
+                                std::to_string(kReopenRetryMs) + " ms)";
+    *reply = SimReply{503, error_body("listen_failed", message)};
+  }
+}
+
 void ServerCore::apply(Effects effects) {
   for (OutgoingWebhook& w : effects.webhooks) webhooks->send(std::move(w));
   for (AsyncSettle& s : effects.settles) {
@@ -185,33 +396,33 @@ void ServerCore::apply(Effects effects) {
 struct SimServer::Impl {
   explicit Impl(size_t threads) : core(threads) {}
 
-  Status listen();
-  void accept();
+  // Opens the shared listener and every PSP's own, and applies the PSPs' plans.
+  Status listen(Simulator* sim);
 
   ServerCore core;
   SimServerOptions& options = core.options;
   asio::io_context& ioc = core.ioc;
-  tcp::acceptor acceptor{asio::make_strand(core.ioc)};
+  std::unique_ptr<Listener> shared;
   std::vector<std::thread> threads;
-  uint16_t port = 0;
   bool shut_down = false;
 };
 
-Status SimServer::Impl::listen() {
-  return net::listen_on(ioc, acceptor, options.host, options.port, &port);
-}
-
-void SimServer::Impl::accept() {
-  acceptor.async_accept(asio::make_strand(ioc), [this](error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-    if (ec) {
-      // Out of file descriptors and the like: the client sees a refused connection.
-      spdlog::warn("accept: {}", ec.message());
-    } else {
-      std::make_shared<Session>(std::move(socket), core)->start();
+Status SimServer::Impl::listen(Simulator* sim) {
+  shared = std::make_unique<Listener>(core, std::nullopt, options.host);
+  if (Status s = shared->open(options.port); !s.is_ok()) return s;
+  const std::vector<PspConfig>& psps = sim->config().psps;
+  core.psp_listeners.resize(psps.size());
+  for (size_t i = 0; i < psps.size(); ++i) {
+    if (!psps[i].listen) continue;
+    auto listener = std::make_unique<Listener>(core, i, psps[i].listen->host);
+    if (Status s = listener->open(psps[i].listen->port); !s.is_ok()) {
+      return Status::error("psps." + psps[i].name + ".listen: " + s.message());
     }
-    accept();
-  });
+    // A schedule in the config may want it down from the start.
+    if (Status s = listener->follow_plan(); !s.is_ok()) return s;
+    core.psp_listeners[i] = std::move(listener);
+  }
+  return Status::ok();
 }
 
 SimServer::SimServer() = default;
@@ -226,8 +437,7 @@ Status SimServer::start(SimServerOptions options, Simulator* sim, std::unique_pt
   impl.options = std::move(options);
   impl.core.sim = sim;
   impl.core.webhooks = std::make_unique<WebhookSender>(impl.ioc, sim->config());
-  if (Status s = impl.listen(); !s.is_ok()) return s;
-  impl.accept();
+  if (Status s = impl.listen(sim); !s.is_ok()) return s;
   for (size_t i = 0; i < threads; ++i) {
     impl.threads.emplace_back([&impl] { impl.ioc.run(); });
   }
@@ -235,16 +445,21 @@ Status SimServer::start(SimServerOptions options, Simulator* sim, std::unique_pt
   return Status::ok();
 }
 
-uint16_t SimServer::port() const { return impl_->port; }
+uint16_t SimServer::port() const { return impl_->shared->port(); }
+
+uint16_t SimServer::psp_port(size_t psp) const {
+  const auto& listeners = impl_->core.psp_listeners;
+  return psp < listeners.size() && listeners[psp] != nullptr ? listeners[psp]->port() : 0;
+}
 
 void SimServer::shutdown() {
   if (impl_ == nullptr || impl_->shut_down) return;
   impl_->shut_down = true;
   impl_->core.webhooks->stop();
-  asio::dispatch(impl_->acceptor.get_executor(), [impl = impl_.get()] {
-    error_code ignored;
-    impl->acceptor.close(ignored);
-  });
+  if (impl_->shared != nullptr) impl_->shared->stop();
+  for (const auto& listener : impl_->core.psp_listeners) {
+    if (listener != nullptr) listener->stop();
+  }
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();

@@ -28,14 +28,30 @@ struct SimServerOptions {
 // decided; refused requests get their connection reset without being processed. Asynchronous
 // outcomes are settled on timers and webhooks go out through a WebhookSender.
 //
+// Listeners: the shared one (options.host:port) serves every PSP and /admin; each PSP with a
+// `listen` address (PspConfig::listen) also gets one of its own, serving that PSP only. A PSP's
+// own listener follows Simulator::listener_plan(): when it should not accept, its acceptor is
+// closed (new connections are refused; connections the kernel had queued but the server had
+// not taken are reset) and so are its connections waiting for a request or black-holed; a
+// request being processed on it is answered, with `Connection: close`, and its connection
+// closed. When it should accept again, it is reopened on the same port; if that fails (the port
+// was taken meanwhile) it logs a warning and retries every 100 ms. The plan is applied before
+// the answer to the admin request that changed it is sent (503 `listen_failed` if a reopen
+// failed), and at the phase changes of the PSP's schedule (a timer).
+//
 // Thread: start and shutdown from one controlling thread. `sim` must outlive the server.
 class SimServer {
  public:
-  // Binds and listens; "listen HOST:PORT: <reason>" on failure.
+  // Binds and listens on the shared address and every PSP's own; "listen HOST:PORT: <reason>"
+  // (prefixed with "psps.NAME.listen: " for a PSP's own) on failure.
   static Status start(SimServerOptions options, Simulator* sim, std::unique_ptr<SimServer>* out);
   ~SimServer();  // shutdown()
 
+  // The shared listener's port.
   [[nodiscard]] uint16_t port() const;
+  // The port of PSP `psp`'s own listener (an index into sim->config().psps; the same while it
+  // is down), 0 if the PSP has none.
+  [[nodiscard]] uint16_t psp_port(size_t psp) const;
   // Stops accepting, stops sending webhooks, stops the I/O threads and closes every connection.
   // Requests in flight are dropped. Idempotent.
   void shutdown();

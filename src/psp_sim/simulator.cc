@@ -1,5 +1,6 @@
 #include "psp_sim/simulator.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <map>
 
@@ -21,6 +22,8 @@ enum class PspRoute : uint8_t {
   get_operation,  // GET operations/{reference}
   settlement,     // GET settlements/{YYYY-MM-DD}.csv
 };
+
+constexpr int64_t kNanosPerMs = kNanosPerSecond / 1000;
 
 // Bound on the retry counters of one PSP: past it they start over (decisions stay a function of
 // the seed, only the attempt numbering restarts).
@@ -103,19 +106,55 @@ std::string body_reference(std::string_view body) {
   return r != nullptr && r->is_string() ? std::string(r->get_string()) : std::string();
 }
 
+// Parses an admin request's JSON body; "" or the message of a 400.
+std::string parse_json_body(std::string_view body, json::value* out) {
+  json::error_code ec;
+  *out = json::parse(json::string_view(body.data(), body.size()), ec);
+  return ec ? "the body is not valid JSON" : "";
+}
+
+SimReply schedule_in_force(const std::string& psp) {
+  return error_reply(409, "schedule_in_force",
+                     "a fault schedule decides " + psp + "'s faults and listener: DELETE " +
+                         "/admin/psps/" + psp + "/schedule first");
+}
+
 }  // namespace
 
 struct Simulator::PspState {
   explicit PspState(BooksOptions options, FaultConfig f, uint64_t seed, const std::string& name)
       : books(std::move(options)), faults(std::move(f)), decider(seed, name) {}
+
+  // What is in force at `now`: the schedule's phase, or else `faults` and `accepting`.
+  struct InForce {
+    const FaultConfig* faults = nullptr;
+    bool accepting = true;
+    std::optional<SchedulePosition> position;  // with a schedule
+    int64_t elapsed_ms = 0;                    // since the schedule was set, >= 0
+  };
+  // REQUIRES: mu held.
+  [[nodiscard]] InForce in_force(Timestamp now) const {
+    if (!schedule) return InForce{&faults, accepting, std::nullopt, 0};
+    const int64_t elapsed_ms = std::max<int64_t>(0, (now - schedule_set_at) / kNanosPerMs);
+    const SchedulePosition position = schedule_position(*schedule, elapsed_ms);
+    const SchedulePhase& phase = schedule->phases[position.phase];
+    return InForce{&phase.faults, phase.accepting, position, elapsed_ms};
+  }
+
   std::mutex mu;
   Books books;
-  FaultConfig faults;
+  FaultConfig faults;     // the config's, or the last PUT faults
+  bool accepting = true;  // the last PUT listener
+  std::optional<FaultSchedule> schedule;
+  Timestamp schedule_set_at = 0;
+  uint16_t listener_port = 0;  // as the server noted it
+  bool listening = false;
   std::map<std::string, uint64_t, std::less<>> attempts;  // per subject
   const FaultDecider decider;
 };
 
-Simulator::Simulator(SimConfig config, uint64_t seed) : config_(std::move(config)), seed_(seed) {
+Simulator::Simulator(SimConfig config, uint64_t seed, Timestamp start)
+    : config_(std::move(config)), seed_(seed) {
   for (const PspConfig& p : config_.psps) {
     BooksOptions options;
     options.psp = p.name;
@@ -123,29 +162,42 @@ Simulator::Simulator(SimConfig config, uint64_t seed) : config_(std::move(config
     options.fee_fixed = p.fee_fixed;
     options.fee_bps = p.fee_bps;
     options.currencies = p.currencies;
-    psps_.push_back(std::make_unique<PspState>(std::move(options), p.faults, seed, p.name));
+    auto state = std::make_unique<PspState>(std::move(options), p.faults, seed, p.name);
+    state->schedule = p.schedule;
+    state->schedule_set_at = start;
+    psps_.push_back(std::move(state));
   }
 }
 
 Simulator::~Simulator() = default;
 
-Admission Simulator::admit(const SimRequest& request) {
+size_t Simulator::psp_index(std::string_view name) const {
+  for (size_t i = 0; i < config_.psps.size(); ++i) {
+    if (config_.psps[i].name == name) return i;
+  }
+  return psps_.size();
+}
+
+Admission Simulator::admit(const SimRequest& request, Timestamp now) {
   Admission a;
   const auto parts = split_path(request.target);
-  if (!parts.empty() && parts[0] == "admin") {
-    a.reply = admin(request);
+  const bool admin_route = !parts.empty() && parts[0] == "admin";
+  if (admin_route && !request.listener_psp) {
+    admin(request, now, &a);
     return a;
   }
-  if (parts.size() < 3 || parts[0] != "psp" || parts[2] != "v1") {
+  if (admin_route || parts.size() < 3 || parts[0] != "psp" || parts[2] != "v1") {
     a.reply = error_reply(404, "route_not_found", "no such route");
     return a;
   }
-  size_t index = config_.psps.size();
-  for (size_t i = 0; i < config_.psps.size(); ++i) {
-    if (config_.psps[i].name == parts[1]) index = i;
-  }
-  if (index == config_.psps.size()) {
+  const size_t index = psp_index(parts[1]);
+  if (index == psps_.size()) {
     a.reply = error_reply(404, "psp_not_found", "no such PSP");
+    return a;
+  }
+  if (request.listener_psp && *request.listener_psp != index) {
+    a.reply = error_reply(404, "psp_not_found",
+                          "this port serves PSP " + config_.psps[*request.listener_psp].name);
     return a;
   }
   if (request.authorization != "Bearer " + config_.psps[index].api_key) {
@@ -166,7 +218,7 @@ Admission Simulator::admit(const SimRequest& request) {
   PspState& psp = *psps_[index];
   {
     std::lock_guard lock(psp.mu);
-    a.faults = psp.faults;
+    a.faults = *psp.in_force(now).faults;
     if (psp.attempts.size() >= kAttemptCountersMax) psp.attempts.clear();
     a.attempt = psp.attempts[a.subject]++;
   }
@@ -275,7 +327,7 @@ Effects Simulator::settle(size_t index, const std::string& reference, Timestamp 
   {
     std::lock_guard lock(psp.mu);
     outcome = psp.books.settle(reference, now);
-    faults = psp.faults;
+    faults = *psp.in_force(now).faults;
   }
   KEEL_ASSERT(outcome.result == BookResult::ok);
   return effects_of(index, faults, outcome.events);
@@ -305,57 +357,171 @@ Effects Simulator::effects_of(size_t index, const FaultConfig& faults,
   return out;
 }
 
-SimReply Simulator::admin(const SimRequest& request) {
+ListenerPlan Simulator::listener_plan(size_t index, Timestamp now) {
+  KEEL_ASSERT(index < psps_.size() && config_.psps[index].listen);
+  PspState& psp = *psps_[index];
+  std::lock_guard lock(psp.mu);
+  const PspState::InForce f = psp.in_force(now);
+  ListenerPlan plan;
+  plan.accepting = f.accepting;
+  if (f.position && f.position->next_change_ms) {
+    plan.next_change_at = psp.schedule_set_at + *f.position->next_change_ms * kNanosPerMs;
+  }
+  return plan;
+}
+
+void Simulator::note_listener(size_t index, uint16_t port, bool listening) {
+  KEEL_ASSERT(index < psps_.size() && config_.psps[index].listen);
+  PspState& psp = *psps_[index];
+  std::lock_guard lock(psp.mu);
+  psp.listener_port = port;
+  psp.listening = listening;
+}
+
+void Simulator::admin(const SimRequest& request, Timestamp now, Admission* a) {
   const auto parts = split_path(request.target);
   if (request.method == "GET" && parts.size() == 2 && parts[1] == "healthz") {
-    return json_reply(json::object{{"status", "ok"}});
+    a->reply = json_reply(json::object{{"status", "ok"}});
+    return;
   }
   if (request.method == "GET" && parts.size() == 2 && parts[1] == "psps") {
-    json::array list;
-    for (size_t i = 0; i < psps_.size(); ++i) {
-      std::lock_guard lock(psps_[i]->mu);
-      list.emplace_back(json::object{{"name", config_.psps[i].name},
-                                     {"faults", faults_to_json(psps_[i]->faults)}});
-    }
-    return json_reply(json::object{{"psps", std::move(list)}});
+    a->reply = admin_list(now);
+    return;
   }
   if (parts.size() != 4 || parts[1] != "psps") {
+    a->reply = error_reply(404, "route_not_found", "no such route");
+    return;
+  }
+  const size_t index = psp_index(parts[2]);
+  if (index == psps_.size()) {
+    a->reply = error_reply(404, "psp_not_found", "no such PSP");
+  } else if (request.method == "PUT" && parts[3] == "faults") {
+    a->reply = put_faults(index, request.body);
+  } else if (request.method == "GET" && parts[3] == "operations") {
+    a->reply = operations(index);
+  } else if (parts[3] == "listener") {
+    a->reply = listener(index, request, now, &a->listeners_changed);
+  } else if (parts[3] == "schedule") {
+    a->reply = schedule(index, request, now, &a->listeners_changed);
+  } else {
+    a->reply = error_reply(404, "route_not_found", "no such route");
+  }
+  if (a->listeners_changed) a->psp = index;
+}
+
+SimReply Simulator::admin_list(Timestamp now) {
+  json::array list;
+  for (size_t i = 0; i < psps_.size(); ++i) {
+    std::lock_guard lock(psps_[i]->mu);
+    list.emplace_back(json::object{{"name", config_.psps[i].name},
+                                   {"faults", faults_to_json(*psps_[i]->in_force(now).faults)}});
+  }
+  return json_reply(json::object{{"psps", std::move(list)}});
+}
+
+SimReply Simulator::put_faults(size_t index, std::string_view body) {
+  json::value v;
+  FaultConfig faults;
+  std::string err = parse_json_body(body, &v);
+  if (err.empty()) err = parse_faults(v, &faults);
+  if (!err.empty()) return error_reply(400, "invalid_request", err);
+  PspState& psp = *psps_[index];
+  std::lock_guard lock(psp.mu);
+  if (psp.schedule) return schedule_in_force(config_.psps[index].name);
+  psp.faults = faults;
+  return json_reply(
+      json::object{{"name", config_.psps[index].name}, {"faults", faults_to_json(faults)}});
+}
+
+SimReply Simulator::operations(size_t index) {
+  PspState& psp = *psps_[index];
+  json::array ops;
+  json::array totals;
+  std::lock_guard lock(psp.mu);
+  for (const Operation& op : psp.books.operations()) ops.emplace_back(operation_to_json(op));
+  for (const Total& t : psp.books.totals()) {
+    totals.emplace_back(json::object{{"status", status_name(t.status)},
+                                     {"currency", t.currency.code()},
+                                     {"count", t.count},
+                                     {"amount", t.amount}});
+  }
+  return json_reply(json::object{{"name", config_.psps[index].name},
+                                 {"operations", std::move(ops)},
+                                 {"totals", std::move(totals)}});
+}
+
+SimReply Simulator::listener(size_t index, const SimRequest& request, Timestamp now,
+                             bool* changed) {
+  const PspConfig& config = config_.psps[index];
+  const bool put = request.method == "PUT";
+  if (!put && request.method != "GET") return error_reply(404, "route_not_found", "no such route");
+  if (!config.listen) {
+    return error_reply(404, "listener_not_found",
+                       config.name + " has no listener of its own (listen in its config)");
+  }
+  bool accepting = true;
+  if (put) {
+    json::value v;
+    std::string err = parse_json_body(request.body, &v);
+    const json::object* o = v.if_object();
+    const json::value* value = o != nullptr ? o->if_contains("accepting") : nullptr;
+    if (err.empty() && (o == nullptr || o->size() != 1 || value == nullptr || !value->is_bool())) {
+      err = R"(expected {"accepting": true | false})";
+    }
+    if (!err.empty()) return error_reply(400, "invalid_request", err);
+    accepting = value->get_bool();
+  }
+  PspState& psp = *psps_[index];
+  std::lock_guard lock(psp.mu);
+  if (put && psp.schedule) return schedule_in_force(config.name);
+  if (put) {
+    psp.accepting = accepting;
+    *changed = true;
+  }
+  // A PUT answers the state the server establishes before it sends the answer (SimServer).
+  return json_reply(json::object{{"name", config.name},
+                                 {"port", psp.listener_port},
+                                 {"accepting", psp.in_force(now).accepting},
+                                 {"listening", put ? accepting : psp.listening}});
+}
+
+SimReply Simulator::schedule(size_t index, const SimRequest& request, Timestamp now,
+                             bool* changed) {
+  const PspConfig& config = config_.psps[index];
+  const bool put = request.method == "PUT";
+  const bool remove = request.method == "DELETE";
+  if (!put && !remove && request.method != "GET") {
     return error_reply(404, "route_not_found", "no such route");
   }
-  size_t index = psps_.size();
-  for (size_t i = 0; i < config_.psps.size(); ++i) {
-    if (config_.psps[i].name == parts[2]) index = i;
-  }
-  if (index == psps_.size()) return error_reply(404, "psp_not_found", "no such PSP");
-  PspState& psp = *psps_[index];
-  if (request.method == "PUT" && parts[3] == "faults") {
-    json::error_code ec;
-    const json::value v =
-        json::parse(json::string_view(request.body.data(), request.body.size()), ec);
-    FaultConfig faults;
-    const std::string err = ec ? "the body is not valid JSON" : parse_faults(v, &faults);
+  FaultSchedule parsed;
+  if (put) {
+    json::value v;
+    std::string err = parse_json_body(request.body, &v);
+    if (err.empty()) err = parse_schedule(v, &parsed);
+    if (err.empty()) err = check_accepting(parsed, config.listen.has_value());
     if (!err.empty()) return error_reply(400, "invalid_request", err);
-    std::lock_guard lock(psp.mu);
-    psp.faults = faults;
-    return json_reply(
-        json::object{{"name", config_.psps[index].name}, {"faults", faults_to_json(faults)}});
   }
-  if (request.method == "GET" && parts[3] == "operations") {
-    json::array ops;
-    json::array totals;
-    std::lock_guard lock(psp.mu);
-    for (const Operation& op : psp.books.operations()) ops.emplace_back(operation_to_json(op));
-    for (const Total& t : psp.books.totals()) {
-      totals.emplace_back(json::object{{"status", status_name(t.status)},
-                                       {"currency", t.currency.code()},
-                                       {"count", t.count},
-                                       {"amount", t.amount}});
-    }
-    return json_reply(json::object{{"name", config_.psps[index].name},
-                                   {"operations", std::move(ops)},
-                                   {"totals", std::move(totals)}});
+  PspState& psp = *psps_[index];
+  std::lock_guard lock(psp.mu);
+  if (put || (remove && psp.schedule)) *changed = config.listen.has_value();
+  if (put) {
+    psp.schedule = std::move(parsed);
+    psp.schedule_set_at = now;
+  } else if (remove) {
+    psp.schedule.reset();
   }
-  return error_reply(404, "route_not_found", "no such route");
+  const PspState::InForce f = psp.in_force(now);
+  json::object o{{"name", config.name}};
+  o["schedule"] = psp.schedule ? json::value(schedule_to_json(*psp.schedule)) : nullptr;
+  o["set_at"] = psp.schedule ? json::value(format_rfc3339(psp.schedule_set_at)) : nullptr;
+  o["elapsed_ms"] = f.position ? json::value(f.elapsed_ms) : nullptr;
+  o["phase"] = f.position ? json::value(f.position->phase) : nullptr;
+  o["next_change_in_ms"] = f.position && f.position->next_change_ms
+                               ? json::value(*f.position->next_change_ms - f.elapsed_ms)
+                               : nullptr;
+  o["faults"] = faults_to_json(*f.faults);
+  o["accepting"] = f.accepting;
+  return json_reply(o);
 }
 
 }  // namespace keel::psp_sim
