@@ -27,7 +27,7 @@ build-test: deps $(TEST_DIR)/build.ninja
 run: build
 	@echo ""
 	@echo "keeld: embedded journal in $(DATA), listening on http://$(LISTEN)"
-	@echo "keel-psp-sim: PSPs cardco and bankco on http://127.0.0.1:9090 (config/psp-sim.toml)"
+	@echo "keel-psp-sim: PSPs cardco, altpay and bankco on http://127.0.0.1:9090 (config/psp-sim.toml)"
 	@echo "try:   curl -s http://$(LISTEN)/healthz"
 	@echo "       see README.md for the tour; Ctrl-C (SIGINT) or SIGTERM stops both cleanly"
 	@echo ""

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make run`: keel-psp-sim (the simulated PSPs cardco and bankco) beside keeld, on its embedded
+# `make run`: keel-psp-sim (the simulated PSPs cardco, altpay and bankco) beside keeld, on its embedded
 # journal. Ctrl-C or SIGTERM stops both; keeld drains and syncs before it exits.
 set -euo pipefail
 BIN=${BIN:-build/release/src}

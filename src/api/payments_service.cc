@@ -150,7 +150,9 @@ HttpReply to_http(const payments::Reply& r, std::string_view request_id) {
                  {"message", r.error_message},
                  {"request_id", request_id}};
   e["param"] = r.error_param.empty() ? json::value(nullptr) : json::value(r.error_param);
-  return HttpReply{r.status, json::serialize(json::object{{"error", std::move(e)}})};
+  HttpReply out{r.status, json::serialize(json::object{{"error", std::move(e)}})};
+  out.retry_after = r.status == 503;  // e.g. no_channel_available: a channel may come back
+  return out;
 }
 
 std::optional<Timestamp> parse_time_param(const QueryParams& q, std::string_view name,
@@ -313,9 +315,13 @@ void PaymentRoutes::payment_step(const RouteMatch& m, std::string_view body, pay
       if (auto e = f.only({"channel"})) return r->fail(*e);
       auto channel = f.text("channel", 40);
       if (!channel.ok()) return r->fail(*channel.error);
-      const auto picked = pick_channel(channel.value, r);
-      if (!picked) return;
-      c.channel = *picked;
+      if (options_.routing && !channel.value) {
+        c.channel.clear();  // the router chooses
+      } else {
+        const auto picked = pick_channel(channel.value, r);
+        if (!picked) return;
+        c.channel = *picked;
+      }
       c.kind = payments::CommandKind::confirm_payment;
       break;
     }

@@ -34,6 +34,7 @@ constexpr std::array kRoutes = {
     RouteSpec{"GET", {"healthz"}, Route::healthz, {}},
     RouteSpec{"GET", {"readyz"}, Route::readyz, {}},
     RouteSpec{"GET", {"metrics"}, Route::metrics, {}},
+    RouteSpec{"GET", {"v1", "channels"}, Route::list_channels, {}},
     RouteSpec{"POST", {"v1", "customers"}, Route::create_customer, {}},
     RouteSpec{"GET", {"v1", "customers", "{id}"}, Route::get_customer, {}},
     RouteSpec{"POST", {"v1", "merchants"}, Route::create_merchant, {}},

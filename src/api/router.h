@@ -50,6 +50,7 @@ enum class Route : uint8_t {
   list_wallet_transfers,   // GET  /v1/wallet_transfers?(the same; customer: either side)
   list_reviews,            // GET  /v1/admin/reviews?status=&reason=&object_id=&limit=&...
   metrics,                 // GET  /metrics (Prometheus text format)
+  list_channels,           // GET  /v1/channels (routing channels with their live state)
 };
 
 using QueryParams = std::vector<std::pair<std::string, std::string>>;

@@ -8,6 +8,8 @@
 #include "api/router.h"
 #include "api/service_internal.h"
 #include "core/ids.h"
+#include "core/json_writer.h"
+#include "payments/render.h"
 
 namespace keel::api {
 namespace json = boost::json;
@@ -166,6 +168,9 @@ std::string metrics_text(const engine::EngineStatus& s) {
          s.payments.deliveries_pending);
   metric("keel_payment_postings_rejected_total", "counter",
          "Payment postings the ledger refused (a bug: alert when > 0).", s.postings_rejected);
+  metric("keel_breaker_transitions_total", "counter",
+         "Circuit breaker transitions journaled since start (all channels).",
+         s.breaker_transitions);
   metric("keel_psp_results_rejected_total", "counter",
          "PSP results keel could not take and flagged for review (alert when it grows).",
          s.psp_results_rejected);
@@ -176,6 +181,96 @@ std::string metrics_text(const engine::EngineStatus& s) {
          std::to_string(s.payments.review_open_deadline_unknown) + "\n";
   out += "keel_review_items_open{reason=\"psp_result_rejected\"} " +
          std::to_string(s.payments.review_open_psp_result_rejected) + "\n";
+  return out;
+}
+
+// GET /v1/channels: every routing channel, its definition and live state (docs/routing.md).
+std::string channels_to_json(const std::vector<engine::ChannelStatus>& channels) {
+  JsonWriter w;
+  w.begin_object();
+  w.field("object", "list");
+  w.key("data");
+  w.begin_array();
+  for (const engine::ChannelStatus& c : channels) {
+    const routing::ChannelDef& d = c.live.def;
+    const routing::ChannelCounts& n = c.live.window;
+    w.begin_object();
+    w.field("id", d.name);
+    w.field("object", "channel");
+    w.field("psp", d.psp);
+    w.key("currencies");  // empty: every currency
+    w.begin_array();
+    for (const Currency cur : d.currencies) w.string(cur.code());
+    w.end_array();
+    w.key("flows");
+    w.begin_array();
+    for (uint8_t i = 0; i <= static_cast<uint8_t>(routing::kFlowLast); ++i) {
+      const auto f = static_cast<routing::Flow>(i);
+      if (routing::carries(d, f)) w.string(routing::flow_name(f));
+    }
+    w.end_array();
+    w.field("min_amount", d.min_amount);
+    w.field("max_amount", d.max_amount);
+    w.field("priority", static_cast<int64_t>(d.priority));
+    w.field("cost_bps", d.cost_bps);
+    w.field("cost_fixed", d.cost_fixed);
+    w.field("concurrency_max", static_cast<int64_t>(d.concurrency_max));
+    w.field("timeout_ms", d.timeout_ms);
+    w.field("paused", c.live.control.paused);
+    w.field("draining", c.live.control.draining);
+    w.key("breaker");
+    w.begin_object();
+    w.field("state", routing::breaker_state_name(c.live.breaker));
+    payments::write_time_or_null(w, "since", c.breaker_changed_at);
+    w.field_or_null("reason", c.breaker_reason);
+    w.field("opened", static_cast<int64_t>(c.breaker_opened));
+    w.end_object();
+    w.field("in_flight", static_cast<int64_t>(c.live.in_flight));
+    w.key("window");
+    w.begin_object();
+    w.field("attempts", static_cast<int64_t>(n.attempts));
+    w.field("approved", static_cast<int64_t>(n.approved));
+    w.field("declined_hard", static_cast<int64_t>(n.declined_hard));
+    w.field("declined_soft", static_cast<int64_t>(n.declined_soft));
+    w.field("retryable", static_cast<int64_t>(n.retryable));
+    w.field("unknown", static_cast<int64_t>(n.unknown));
+    w.field("success_ppm", static_cast<int64_t>(c.live.success_ppm));
+    w.field("latency_p50_ms", static_cast<int64_t>(n.latency_quantile_ms(0.5)));
+    w.field("latency_p99_ms", static_cast<int64_t>(n.latency_quantile_ms(0.99)));
+    w.field("first_attempts", static_cast<int64_t>(c.live.first_attempts));
+    w.field("retries", static_cast<int64_t>(c.live.retries));
+    w.end_object();
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  return w.take();
+}
+
+// Per channel: breaker state (0 closed, 1 open, 2 half-open) and calls in flight. Channel names
+// come from the configuration: a bounded label set.
+std::string channel_metrics_text(const std::vector<engine::ChannelStatus>& channels) {
+  std::string out =
+      "# HELP keel_channel_breaker_state Circuit breaker per channel: 0 closed, 1 open, 2 "
+      "half-open.\n# TYPE keel_channel_breaker_state gauge\n";
+  for (const engine::ChannelStatus& c : channels) {
+    out += "keel_channel_breaker_state{channel=\"" + c.live.def.name + "\"} " +
+           std::to_string(static_cast<int>(c.live.breaker)) + "\n";
+  }
+  out +=
+      "# HELP keel_channel_breaker_opened_total Transitions to open per channel.\n"
+      "# TYPE keel_channel_breaker_opened_total counter\n";
+  for (const engine::ChannelStatus& c : channels) {
+    out += "keel_channel_breaker_opened_total{channel=\"" + c.live.def.name + "\"} " +
+           std::to_string(c.breaker_opened) + "\n";
+  }
+  out +=
+      "# HELP keel_channel_in_flight PSP calls in flight per channel.\n"
+      "# TYPE keel_channel_in_flight gauge\n";
+  for (const engine::ChannelStatus& c : channels) {
+    out += "keel_channel_in_flight{channel=\"" + c.live.def.name + "\"} " +
+           std::to_string(c.live.in_flight) + "\n";
+  }
   return out;
 }
 
@@ -215,13 +310,26 @@ void Service::handle(std::string_view method, std::string_view target,
       return admin_snapshot(engine_, body, r);
     case Route::healthz:
       return r->ok(json::object{{"status", "ok"}});
-    case Route::metrics:
-      return engine_->get_status(false, on_io_thread<engine::EngineStatus>(
-                                            r, [](const Responder& r, engine::EngineStatus s) {
-                                              HttpReply reply{200, metrics_text(s)};
-                                              reply.content_type = "text/plain; version=0.0.4";
-                                              r.reply(std::move(reply));
-                                            }));
+    case Route::metrics: {
+      engine::Engine* engine = engine_;
+      return engine_->get_status(
+          false, on_io_thread<engine::EngineStatus>(
+                     r, [engine, r](const Responder&, engine::EngineStatus s) {
+                       engine->get_channels(on_io_thread<std::vector<engine::ChannelStatus>>(
+                           r, [text = metrics_text(s)](
+                                  const Responder& r, std::vector<engine::ChannelStatus> channels) {
+                             HttpReply reply{200, text + channel_metrics_text(channels)};
+                             reply.content_type = "text/plain; version=0.0.4";
+                             r.reply(std::move(reply));
+                           }));
+                     }));
+    }
+    case Route::list_channels:
+      return engine_->get_channels(on_io_thread<std::vector<engine::ChannelStatus>>(
+          r, [](const Responder& r, std::vector<engine::ChannelStatus> channels) {
+            HttpReply reply{200, channels_to_json(channels)};
+            r.reply(std::move(reply));
+          }));
     case Route::readyz:
       if (draining_.load() || !engine_->healthy()) {
         return r->fail(make_error(ErrorCode::unavailable, "not ready"));

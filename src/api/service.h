@@ -37,6 +37,9 @@ struct PaymentsApiOptions {
   // top-ups. Webhooks are verified with their secrets.
   std::vector<std::string> channels;
   std::map<std::string, std::string, std::less<>> webhook_secrets;  // channel -> secret
+  // Routing on: a confirm that names no channel lets the router choose; one that names a
+  // channel pins it. Off: the default channel (the first) when none is named.
+  bool routing = false;
   // How long a confirm, capture or cancel waits for the PSP's outcome before it answers with
   // the payment still `processing`.
   int64_t settle_wait_ms = 15'000;

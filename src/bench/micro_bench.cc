@@ -1,10 +1,11 @@
 // Google Benchmark micro benchmarks of the hot paths: ledger apply (no journal), journal record
-// encoding, CRC-32C. Run: keel-bench micro [--benchmark_filter=...].
+// encoding, CRC-32C, one routing decision. Run: keel-bench micro [--benchmark_filter=...].
 #include <benchmark/benchmark.h>
 
 #include "core/crc32c.h"
 #include "engine/records.h"
 #include "ledger/ledger.h"
+#include "routing/router.h"
 
 namespace {
 
@@ -54,6 +55,43 @@ void BM_LedgerApply(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(offset));
 }
 BENCHMARK(BM_LedgerApply)->Unit(benchmark::kMillisecond);
+
+// One routing decision among `channels` eligible card channels with live statistics (a
+// failover's shape: one channel already tried), the work the writer adds to every confirm.
+void BM_RoutingDecision(benchmark::State& state) {
+  const auto n = static_cast<size_t>(state.range(0));
+  const Currency usd = *Currency::from_code("USD");
+  std::vector<routing::ChannelDef> defs(n);
+  for (size_t i = 0; i < n; ++i) {
+    defs[i].name = numbered("ch", i);
+    defs[i].psp = defs[i].name;
+    defs[i].currencies = {usd};
+    defs[i].cost_bps = 100 + static_cast<int64_t>(i) * 10;
+    defs[i].cost_fixed = 25;
+  }
+  routing::RouterOptions options;
+  options.seed = 42;
+  routing::Router router(options, defs);
+  Timestamp now = 1'800'000'000LL * 1'000'000'000LL;
+  std::vector<routing::BreakerTransition> transitions;
+  for (size_t i = 0; i < 10'000; ++i) {  // statistics to score on
+    const std::string id = numbered("a", i);
+    const std::string& ch = defs[i % n].name;
+    router.call_started(id, ch, true, false, now);
+    router.call_ended(id,
+                      i % 17 == 0 ? routing::CallEnd::declined_soft : routing::CallEnd::approved,
+                      static_cast<int64_t>(20 + i % 200), now, &transitions);
+  }
+  const std::vector<std::string> tried = {defs[0].name};
+  int64_t amount = 1;
+  for (auto _ : state) {
+    amount = amount % 1'000'000 + 997;
+    benchmark::DoNotOptimize(
+        router.decide({routing::Flow::card_payment, usd, amount, "", tried}, now));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RoutingDecision)->Arg(3)->Arg(10)->Unit(benchmark::kNanosecond);
 
 void BM_EncodeTransfers(benchmark::State& state) {
   const auto batch = make_transfers(8190, 10000, 0);

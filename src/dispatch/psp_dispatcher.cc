@@ -305,7 +305,13 @@ void PspDispatcher::stop() {
 
 void PspDispatcher::submit(engine::PaymentEffects effects) {
   asio::post(impl_->io, [impl = impl_.get(), e = std::move(effects)] {
-    for (const payments::PspCall& c : e.calls) impl->call(c);
+    for (const payments::PspCall& c : e.calls) {
+      if (c.delay_ms > 0) {  // a retry's backoff, chosen (and journaled) by routing
+        impl->after(c.delay_ms, [impl, c] { impl->call(c); });
+      } else {
+        impl->call(c);
+      }
+    }
     for (const payments::ResolveRequest& r : e.resolve) {
       impl->resolve(r, impl->options.resolve_initial_ms);
     }

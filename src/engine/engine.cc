@@ -59,10 +59,31 @@ struct PaymentsQuery {
   payments::Query query;
   Callback<payments::QueryResult> done;
 };
+struct GetChannels {
+  Callback<std::vector<ChannelStatus>> done;
+};
 
-using Command =
-    std::variant<CreateAccounts, CreateTransfers, SetAccountClosed, GetAccount, GetTransfer,
-                 ListAccountTransfers, GetStatus, TakeSnapshot, PaymentsCommand, PaymentsQuery>;
+using Command = std::variant<CreateAccounts, CreateTransfers, SetAccountClosed, GetAccount,
+                             GetTransfer, ListAccountTransfers, GetStatus, TakeSnapshot,
+                             PaymentsCommand, PaymentsQuery, GetChannels>;
+
+routing::CallEnd call_end(payments::AttemptStatus s) {
+  using S = payments::AttemptStatus;
+  switch (s) {
+    case S::approved:
+      return routing::CallEnd::approved;
+    case S::declined_hard:
+      return routing::CallEnd::declined_hard;
+    case S::declined_soft:
+      return routing::CallEnd::declined_soft;
+    case S::retryable:
+      return routing::CallEnd::retryable;
+    case S::pending:
+    case S::unknown:
+      return routing::CallEnd::unknown;
+  }
+  return routing::CallEnd::unknown;
+}
 
 size_t event_count(const Command& c) {
   if (const auto* a = std::get_if<CreateAccounts>(&c)) return std::max<size_t>(a->events.size(), 1);
@@ -190,6 +211,10 @@ struct Engine::Impl {
   PaymentEffects pending_effects;
   uint64_t postings_rejected = 0;
   uint64_t psp_results_rejected = 0;
+  uint64_t breaker_transitions = 0;
+  // Routing (when channels are in force): live statistics, breakers, calls in flight. Its
+  // decisions are journaled in the commands; its breaker transitions as channel_event commands.
+  std::unique_ptr<routing::Router> router;
   // Requests waiting for their idempotency key to settle: (client, key) -> answer and deadline.
   struct Waiter {
     Callback<payments::Reply> done;
@@ -236,6 +261,13 @@ struct Engine::Impl {
   void answer_read(Command& c);
   void maybe_tick();
   void apply_payments(PaymentsCommand& c);
+  // Routing around a payments command: the decision it needs before it is applied, then what
+  // its PSP calls and answers teach the router (transitions journaled at once).
+  void route(payments::Command& command, Timestamp now);
+  void observe(const payments::Command& command, const payments::ApplyOutcome& out, Timestamp now);
+  void journal_transitions(std::vector<routing::BreakerTransition>& transitions);
+  void start_router();
+  std::vector<ChannelStatus> channel_statuses();
   void take_payments_outcome(payments::ApplyOutcome& out);
   void answer_waiters(bool durable);
   void expire_waiters();
@@ -325,6 +357,7 @@ void Engine::Impl::answer_read(Command& c) {
           s.payments = state.payments.counts();
           s.postings_rejected = postings_rejected;
           s.psp_results_rejected = psp_results_rejected;
+          s.breaker_transitions = breaker_transitions;
           {
             std::lock_guard lock(mutex);
             s.queue_depth = queue.size();
@@ -341,6 +374,8 @@ void Engine::Impl::answer_read(Command& c) {
           request_snapshot(std::move(cmd.done));
         } else if constexpr (std::is_same_v<T, PaymentsQuery>) {
           cmd.done({EngineError::ok, state.payments.query(cmd.query, ledger)});
+        } else if constexpr (std::is_same_v<T, GetChannels>) {
+          cmd.done({EngineError::ok, channel_statuses()});
         } else if constexpr (std::is_same_v<T, PaymentsCommand>) {
           KEEL_ASSERT(false);  // a write
         }
@@ -354,6 +389,11 @@ void Engine::Impl::maybe_tick() {
   if (now - last_tick_check < std::chrono::milliseconds(options.tick_interval_ms)) return;
   last_tick_check = now;
   const Timestamp wall = wall_clock_now();
+  if (router) {
+    std::vector<routing::BreakerTransition> transitions;
+    router->tick(std::max(wall, last_timestamp), &transitions);
+    journal_transitions(transitions);
+  }
   const auto hold = ledger.next_expiry();
   const auto payment = state.payments.next_deadline();
   if ((!hold || *hold > wall) && (!payment || *payment > wall)) return;
@@ -373,6 +413,7 @@ void Engine::Impl::apply_payments(PaymentsCommand& c) {
   }
   const Timestamp ts = stamp(1);
   ledger.expire_pending(ts);
+  route(c.command, ts);
   Timestamp clock = ts;
   payments::ApplyOutcome out = state.payments.apply(c.command, ts, ledger, &clock);
   last_timestamp = clock;
@@ -383,6 +424,7 @@ void Engine::Impl::apply_payments(PaymentsCommand& c) {
     journal->end_record();
     ++events_since_snapshot;
   }
+  observe(c.command, out, ts);
   const bool waits =
       !out.reply.settled && !c.command.idempotency.key.empty() && out.reply.status < 400;
   if (waits) {
@@ -396,6 +438,87 @@ void Engine::Impl::apply_payments(PaymentsCommand& c) {
     });
   }
   take_payments_outcome(out);
+}
+
+void Engine::Impl::route(payments::Command& command, Timestamp now) {
+  if (!router) return;
+  const std::optional<payments::RouteAsk> ask = state.payments.route_request(command);
+  if (!ask) return;
+  command.routed = true;
+  command.route =
+      router->decide({ask->flow, ask->currency, ask->amount, ask->pinned, ask->tried}, now);
+}
+
+void Engine::Impl::observe(const payments::Command& command, const payments::ApplyOutcome& out,
+                           Timestamp now) {
+  if (!router) return;
+  std::vector<routing::BreakerTransition> transitions;
+  if (command.kind == payments::CommandKind::attempt_result) {  // a call's own answer
+    router->call_ended(command.id, call_end(command.result.status), command.result.latency_ms, now,
+                       &transitions);
+  }
+  for (const payments::PspCall& call : out.calls) {
+    const bool authorization = call.kind == payments::AttemptKind::authorization;
+    const bool retry =
+        authorization && command.routed && command.route.kind == routing::DecisionKind::retry;
+    // It leaves after its backoff: slow-call timing starts then.
+    router->call_started(call.attempt_id, call.channel, authorization, retry,
+                         now + call.delay_ms * routing::kNanosPerMilli);
+  }
+  journal_transitions(transitions);
+}
+
+void Engine::Impl::journal_transitions(std::vector<routing::BreakerTransition>& transitions) {
+  for (routing::BreakerTransition& t : transitions) {
+    payments::Command c;
+    c.kind = payments::CommandKind::channel_event;
+    const std::string line = "channel " + t.channel + ": breaker " +
+                             std::string(routing::breaker_state_name(t.from)) + " -> " +
+                             std::string(routing::breaker_state_name(t.to)) + " (" + t.reason + ")";
+    c.transition = std::move(t);
+    const Timestamp ts = stamp(1);
+    Timestamp clock = ts;
+    payments::ApplyOutcome out = state.payments.apply(c, ts, ledger, &clock);
+    last_timestamp = clock;
+    if (!out.changed) {
+      log(LogLevel::error, "a breaker transition was refused (a bug): " + line);
+      continue;
+    }
+    std::string& payload = journal->begin_record(static_cast<uint16_t>(RecordType::payments), ts);
+    payments::encode_command(c, &payload);
+    journal->end_record();
+    ++events_since_snapshot;
+    ++breaker_transitions;
+    log(c.transition.to == routing::BreakerState::open ? LogLevel::warn : LogLevel::info, line);
+  }
+  transitions.clear();
+}
+
+void Engine::Impl::start_router() {
+  const routing::ChannelRegistry& reg = state.payments.channels();
+  if (reg.channels().empty()) return;
+  router = std::make_unique<routing::Router>(options.routing, reg.channels());
+  for (const routing::ChannelDef& def : reg.channels()) {
+    if (const auto* b = reg.breaker(def.name))
+      router->restore_breaker(def.name, b->state, b->since);
+  }
+}
+
+std::vector<ChannelStatus> Engine::Impl::channel_statuses() {
+  std::vector<ChannelStatus> out;
+  if (!router) return out;
+  const routing::ChannelRegistry& reg = state.payments.channels();
+  for (routing::ChannelView& v : router->view(std::max(wall_clock_now(), last_timestamp))) {
+    ChannelStatus s;
+    if (const auto* b = reg.breaker(v.def.name)) {
+      s.breaker_reason = b->reason;
+      s.breaker_changed_at = b->since;
+      s.breaker_opened = b->opened;
+    }
+    s.live = std::move(v);
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 void Engine::Impl::take_payments_outcome(payments::ApplyOutcome& out) {
@@ -576,6 +699,19 @@ Status Engine::Impl::resume_payments() {
     if (out.reply.status >= 400) return Status::error("fees: " + out.reply.error_message);
     log(LogLevel::info, "the merchant fee schedule changed (journaled)");
   }
+  if (options.channels && *options.channels != state.payments.channels().channels()) {
+    payments::Command set;
+    set.kind = payments::CommandKind::set_channels;
+    set.channels = *options.channels;
+    payments::ApplyOutcome out;
+    if (Status s = apply_now(set, &out); !s.is_ok()) return s;
+    if (out.reply.status >= 400) return Status::error("channels: " + out.reply.error_message);
+    log(LogLevel::info, "the routing channels changed (journaled)");
+  }
+  if (std::string p = routing::router_options_problem(options.routing); !p.empty()) {
+    return Status::error("routing: " + p);
+  }
+  start_router();
   payments::Command mark;
   mark.kind = payments::CommandKind::mark_pending_unknown;
   payments::ApplyOutcome out;
@@ -706,6 +842,9 @@ void Engine::take_snapshot(Callback<Status> done) { impl_->submit(TakeSnapshot{s
 void Engine::payments_command(payments::Command command, int64_t wait_ms,
                               Callback<payments::Reply> done) {
   impl_->submit(PaymentsCommand{std::move(command), wait_ms, std::move(done)});
+}
+void Engine::get_channels(Callback<std::vector<ChannelStatus>> done) {
+  impl_->submit(GetChannels{std::move(done)});
 }
 void Engine::payments_query(payments::Query query, Callback<payments::QueryResult> done) {
   impl_->submit(PaymentsQuery{std::move(query), std::move(done)});

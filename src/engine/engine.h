@@ -13,6 +13,7 @@
 #include "journal/journal.h"
 #include "ledger/ledger.h"
 #include "payments/core.h"
+#include "routing/router.h"
 
 namespace keel::engine {
 
@@ -48,6 +49,13 @@ struct EngineOptions {
   // (recovered from the journal), start-up journals a set_fees command, so replay applies each
   // schedule exactly where it took effect. nullopt: keep the one in force.
   std::optional<payments::FeeSchedule> fees;
+  // The routing channels keeld is configured with: journaled at start-up (set_channels) when
+  // they differ from those in force, like `fees`. nullopt: keep those in force. With no channel
+  // in force the engine does no routing (commands carry the caller's channel, as before it).
+  std::optional<std::vector<routing::ChannelDef>> channels;
+  // The router's settings (not state: breakers restart from their last journaled transition,
+  // statistics start empty). `routing.seed` seeds exploration and jitter.
+  routing::RouterOptions routing;
   // Runs on the writer thread after each commit whose commands asked for PSP work (and once
   // after start-up with every attempt left open). Must be quick: hand the work to another
   // thread. May be empty (no PSP work is then done: tests of the engine alone).
@@ -86,6 +94,16 @@ struct EngineStatus {
   // PSP results (answers, status queries, webhooks) the payments core could not take and
   // flagged for review instead, since start (each one logged with its attempt and reason).
   uint64_t psp_results_rejected = 0;
+  uint64_t breaker_transitions = 0;  // journaled since start (each one logged)
+};
+
+// A routing channel as GET /v1/channels shows it: definition, live state, and its breaker's
+// last journaled transition.
+struct ChannelStatus {
+  routing::ChannelView live;
+  std::string breaker_reason;  // empty: the breaker never changed state
+  Timestamp breaker_changed_at = 0;
+  uint64_t breaker_opened = 0;  // transitions to open since the channel was defined
 };
 
 struct AccountTransfersQuery {
@@ -129,6 +147,8 @@ class Engine {
   // the reply is the object as it stands (not settled) and the key completes later.
   void payments_command(payments::Command command, int64_t wait_ms, Callback<payments::Reply> done);
   void payments_query(payments::Query query, Callback<payments::QueryResult> done);
+  // Every routing channel with its live state, in configuration order (empty: no routing).
+  void get_channels(Callback<std::vector<ChannelStatus>> done);
 
   // `full` adds the state hash and an invariant check (O(state); for tests and operators).
   void get_status(bool full, Callback<EngineStatus> done);

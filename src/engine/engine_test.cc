@@ -446,6 +446,96 @@ TEST_F(EngineTest, ARejectedPspResultIsLoggedCountedAndSurvivesARestart) {
   EXPECT_EQ(status(*e).payments.review_open_psp_result_rejected, 1u);
 }
 
+// Routing: the engine decides before applying, journals the decision with the command and the
+// breaker's transitions as their own records; a restart replays to the same state, the
+// breaker starts where its last transition left it, and the channels are journaled once.
+TEST_F(EngineTest, RoutingDecisionsAndBreakerTransitionsAreJournaledAndReplayExactly) {
+  EngineOptions o;
+  routing::ChannelDef a;
+  a.name = "cardco";
+  a.psp = "cardco";
+  a.cost_bps = 9'000;  // cardco is dear: bankco keeps the traffic until its breaker opens
+  routing::ChannelDef b;
+  b.name = "bankco";
+  b.psp = "bankco";
+  o.channels = std::vector<routing::ChannelDef>{a, b};
+  o.routing.explore_permille = 0;
+  o.routing.breaker.min_calls = 2;
+  o.routing.breaker.open_ms = 3'600'000;  // stays open for the test
+  std::vector<std::string> warnings;
+  std::mutex mu;
+  o.log = [&](LogLevel level, std::string_view line) {
+    std::lock_guard lock(mu);
+    if (level == LogLevel::warn) warnings.emplace_back(line);
+  };
+  uint64_t hash = 0;
+  std::string before;
+  {
+    auto e = open(o);
+    EXPECT_EQ(status(*e).last_seq, 1u);  // set_channels
+    ASSERT_EQ(pay_command(*e, merchant_command()).status, 200);
+    for (const std::string id : {"pay_1", "pay_2"}) {
+      ASSERT_EQ(pay_command(*e, payment_command(id)).status, 200);
+      payments::Command confirm = confirm_command(id, "k_" + id);
+      confirm.channel.clear();  // the router chooses
+      pay_command(*e, confirm, 1);
+      // bankco refuses: nothing charged, so the payment fails over to cardco.
+      payments::Command refused;
+      refused.kind = payments::CommandKind::attempt_result;
+      refused.id = id + "_a1";
+      refused.cause = "psp_response";
+      refused.result.status = payments::AttemptStatus::retryable;
+      refused.result.latency_ms = 3;
+      pay_command(*e, refused);
+    }
+    const std::string p2 = payment_json(*e, "pay_2");
+    EXPECT_NE(p2.find(R"("attempt":"pay_2_a1","kind":"routed","channel":"bankco")"),
+              std::string::npos)
+        << p2;
+    EXPECT_NE(p2.find(R"("attempt":"pay_2_a2","kind":"failover","channel":"cardco")"),
+              std::string::npos)
+        << p2;
+    const EngineStatus s = status(*e);
+    EXPECT_EQ(s.breaker_transitions, 1u);  // bankco: two calls, two failures
+    const auto channels =
+        wait_for<std::vector<ChannelStatus>>([&](auto cb) { e->get_channels(std::move(cb)); });
+    ASSERT_EQ(channels.value.size(), 2u);
+    EXPECT_EQ(channels.value[1].live.def.name, "bankco");
+    EXPECT_EQ(channels.value[1].live.breaker, routing::BreakerState::open);
+    EXPECT_EQ(channels.value[1].breaker_opened, 1u);
+    hash = s.state_hash;
+    before = p2;
+  }
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("channel bankco: breaker closed -> open (failure rate 100% of 2"),
+              std::string::npos)
+        << warnings[0];
+  }
+  auto e = open(o);
+  EXPECT_EQ(payment_json(*e, "pay_2").substr(0, 200), before.substr(0, 200));
+  const auto channels =
+      wait_for<std::vector<ChannelStatus>>([&](auto cb) { e->get_channels(std::move(cb)); });
+  EXPECT_EQ(channels.value[1].live.breaker, routing::BreakerState::open);
+  // A third payment goes to cardco at once: bankco's breaker is open.
+  ASSERT_EQ(pay_command(*e, payment_command("pay_3")).status, 200);
+  payments::Command confirm = confirm_command("pay_3", "k_pay_3");
+  confirm.channel.clear();
+  pay_command(*e, confirm, 1);
+  const std::string p3 = payment_json(*e, "pay_3");
+  EXPECT_NE(p3.find(R"("rejected":[{"channel":"bankco","reason":"breaker_open"}])"),
+            std::string::npos)
+      << p3;
+  // Replay alone (no live statistics) rebuilds exactly this state.
+  hash = status(*e).state_hash;
+  e.reset();
+  VerifyReport report;
+  ASSERT_TRUE(verify_data_dir(dir_.path(), &report).is_ok());
+  EXPECT_EQ(report.state_hash, hash);
+  EXPECT_TRUE(report.invariants.ok);
+}
+
 // ---- On-disk formats written by earlier versions ---------------------------------------------
 
 std::string hex(uint64_t v) {

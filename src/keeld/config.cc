@@ -84,11 +84,80 @@ std::string apply_sections(const toml::table& doc, KeeldConfig* c) {
   return ok ? std::string() : error;
 }
 
+// An array of strings at `key`, if present.
+bool read_strings(const toml::table& table, std::string_view key, std::string_view where,
+                  std::vector<std::string>* out, std::string* error) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return true;
+  const toml::array* array = node->as_array();
+  if (array == nullptr) {
+    *error = std::string(where) + std::string(key) + " must be an array of strings";
+    return false;
+  }
+  out->clear();
+  for (const toml::node& item : *array) {
+    const auto value = item.value_exact<std::string>();
+    if (!value) {
+      *error = std::string(where) + std::string(key) + " must be an array of strings";
+      return false;
+    }
+    out->push_back(*value);
+  }
+  return true;
+}
+
+// The routing side of a [channels.NAME] table.
+std::string apply_channel_routing(const toml::table& t, const std::string& where,
+                                  routing::ChannelDef* def) {
+  std::string error;
+  std::vector<std::string> currencies;
+  std::vector<std::string> flows;
+  if (!read_strings(t, "currencies", where, &currencies, &error) ||
+      !read_strings(t, "flows", where, &flows, &error) ||
+      !read_int(t, "min_amount", where, &def->min_amount, 1, &error) ||
+      !read_int(t, "max_amount", where, &def->max_amount, 1, &error) ||
+      !read_int(t, "cost_bps", where, &def->cost_bps, 0, &error) ||
+      !read_int(t, "cost_fixed", where, &def->cost_fixed, 0, &error) ||
+      !read_int(t, "concurrency_max", where, &def->concurrency_max, 1, &error)) {
+    return error;
+  }
+  if (const toml::node* p = t.get("priority")) {
+    const auto v = p->value_exact<int64_t>();
+    if (!v || *v < -1000 || *v > 1000)
+      return where + "priority must be an integer from -1000 to 1000";
+    def->priority = static_cast<int32_t>(*v);
+  }
+  for (const std::string& code : currencies) {
+    const auto currency = Currency::from_code(code);
+    if (!currency) return where + "currencies: " + code + " is not an ISO 4217 code";
+    def->currencies.push_back(*currency);
+  }
+  std::sort(def->currencies.begin(), def->currencies.end(),
+            [](Currency a, Currency b) { return a.index() < b.index(); });
+  if (t.contains("flows")) {
+    def->flows = 0;
+    for (const std::string& f : flows) {
+      bool known = false;
+      for (uint8_t i = 0; i <= static_cast<uint8_t>(routing::kFlowLast); ++i) {
+        const auto flow = static_cast<routing::Flow>(i);
+        if (routing::flow_name(flow) == f) {
+          def->flows |= routing::flow_bit(flow);
+          known = true;
+        }
+      }
+      if (!known) return where + "flows: " + f + " is not card_payment, topup or payout";
+    }
+  }
+  return routing::channel_problem(*def);
+}
+
 std::string apply_channel(std::string_view name, const toml::table& t, KeeldConfig* c) {
   const std::string where = "channels." + std::string(name) + ".";
-  std::string error = unknown_key(t, where,
-                                  {"url", "psp", "api_key", "webhook_secret", "connections_max",
-                                   "connect_timeout_ms", "total_timeout_ms"});
+  std::string error =
+      unknown_key(t, where,
+                  {"url", "psp", "api_key", "webhook_secret", "connections_max",
+                   "connect_timeout_ms", "total_timeout_ms", "currencies", "flows", "min_amount",
+                   "max_amount", "priority", "cost_bps", "cost_fixed", "concurrency_max"});
   if (!error.empty()) return error;
   dispatch::ChannelConfig ch;
   ch.name = std::string(name);
@@ -111,7 +180,53 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string_view::npos) {
     return "channel names are 1 to 40 of [a-z0-9_-]: " + std::string(name);
   }
+  routing::ChannelDef def;
+  def.name = ch.name;
+  def.psp = ch.client.psp;
+  def.timeout_ms = ch.client.total_timeout_ms;
+  error = apply_channel_routing(t, where, &def);
+  if (!error.empty()) return error;
   c->psp.channels.push_back(std::move(ch));
+  c->channel_defs.push_back(std::move(def));
+  return {};
+}
+
+// [routing]: its presence turns routing on.
+std::string apply_routing(const toml::table& doc, KeeldConfig* c) {
+  const toml::node* n = doc.get("routing");
+  if (n == nullptr) return {};
+  const toml::table* t = n->as_table();
+  if (t == nullptr) return "routing must be a table";
+  std::string error = unknown_key(
+      *t, "routing.",
+      {"max_tries", "retry_budget_pct", "retry_budget_min", "backoff_base_ms", "backoff_max_ms",
+       "explore_permille", "latency_penalty_ppm_per_s", "stats_bucket_ms", "seed",
+       "breaker_window_ms", "breaker_min_calls", "breaker_failure_rate_pct", "breaker_slow_call_ms",
+       "breaker_slow_rate_pct", "breaker_open_ms", "breaker_half_open_probes"});
+  if (!error.empty()) return error;
+  routing::RouterOptions& o = c->engine.routing;
+  const std::string_view w = "routing.";
+  const bool ok =
+      read_int(*t, "max_tries", w, &o.max_tries, 1, &error) &&
+      read_int(*t, "retry_budget_pct", w, &o.retry_budget_pct, 0, &error) &&
+      read_int(*t, "retry_budget_min", w, &o.retry_budget_min, 0, &error) &&
+      read_int(*t, "backoff_base_ms", w, &o.backoff_base_ms, 0, &error) &&
+      read_int(*t, "backoff_max_ms", w, &o.backoff_max_ms, 0, &error) &&
+      read_int(*t, "explore_permille", w, &o.explore_permille, 0, &error) &&
+      read_int(*t, "latency_penalty_ppm_per_s", w, &o.latency_penalty_ppm_per_s, 0, &error) &&
+      read_int(*t, "stats_bucket_ms", w, &o.stats_bucket_ms, 1, &error) &&
+      read_int(*t, "seed", w, &o.seed, 0, &error) &&
+      read_int(*t, "breaker_window_ms", w, &o.breaker.window_ms, 1, &error) &&
+      read_int(*t, "breaker_min_calls", w, &o.breaker.min_calls, 1, &error) &&
+      read_int(*t, "breaker_failure_rate_pct", w, &o.breaker.failure_rate_pct, 1, &error) &&
+      read_int(*t, "breaker_slow_call_ms", w, &o.breaker.slow_call_ms, 1, &error) &&
+      read_int(*t, "breaker_slow_rate_pct", w, &o.breaker.slow_rate_pct, 1, &error) &&
+      read_int(*t, "breaker_open_ms", w, &o.breaker.open_ms, 1, &error) &&
+      read_int(*t, "breaker_half_open_probes", w, &o.breaker.half_open_probes, 1, &error);
+  if (!ok) return error;
+  if (std::string p = routing::router_options_problem(o); !p.empty()) return "routing: " + p;
+  c->routing = true;
+  c->routing_seed_set = t->contains("seed");
   return {};
 }
 
@@ -147,11 +262,13 @@ std::string apply_fees(const toml::table& doc, KeeldConfig* c) {
 
 std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
   std::string error = apply_fees(doc, c);
+  if (error.empty()) error = apply_routing(doc, c);
   if (!error.empty()) return error;
   if (const toml::node* n = doc.get("channels")) {
     const toml::table* channels = n->as_table();
     if (channels == nullptr) return "channels must be a table of [channels.NAME] tables";
     c->psp.channels.clear();
+    c->channel_defs.clear();
     for (const auto& [name, node] : *channels) {
       if (node.as_table() == nullptr)
         return "channels." + std::string(name.str()) + " must be a table";
@@ -192,6 +309,9 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
 }  // namespace
 
 void finish_payments_config(KeeldConfig* c) {
+  // Routing on: the engine journals these definitions; off: none (so routing stops).
+  c->engine.channels = c->routing ? c->channel_defs : std::vector<routing::ChannelDef>{};
+  c->payments.routing = c->routing;
   c->payments.channels.clear();
   c->payments.webhook_secrets.clear();
   for (const dispatch::ChannelConfig& ch : c->psp.channels) {
@@ -224,7 +344,7 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
   }
   std::string error = unknown_key(doc, "",
                                   {"listen", "data", "io_threads", "log_level", "http", "engine",
-                                   "payments", "channels", "fees"});
+                                   "payments", "channels", "fees", "routing"});
   std::string listen;
   std::string data;
   if (error.empty() && read_string(doc, "listen", &listen, &error) &&

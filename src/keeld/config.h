@@ -21,6 +21,11 @@ struct KeeldConfig {
   dispatch::DispatcherOptions psp;   // channels and the resolver's backoff
   api::PaymentsApiOptions payments;  // filled from `psp` and [payments]
   std::string default_channel;
+  // Routing is on when the config has a [routing] table: engine.channels then holds every
+  // channel's definition; off, it holds none (confirms take the caller's or default channel).
+  bool routing = false;
+  bool routing_seed_set = false;  // [routing] seed given; else keeld draws one and logs it
+  std::vector<routing::ChannelDef> channel_defs;  // of every [channels.NAME], in name order
 };
 
 // Derives `payments` (channel list with the default first, webhook secrets) from `psp`;
@@ -41,7 +46,15 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //   [payments] default_channel, settle_wait_ms, idempotency_ttl_s, confirmation_deadline_s,
 //             processing_deadline_s, capture_deadline_s, resolve_initial_ms, resolve_max_ms
 //   [channels.NAME]  url = "http://HOST:PORT", psp (default NAME), api_key, webhook_secret,
-//             connections_max, connect_timeout_ms, total_timeout_ms
+//             connections_max, connect_timeout_ms, total_timeout_ms, and for routing:
+//             currencies = ["USD", ...] (default all), flows = ["card_payment", "topup",
+//             "payout"] (default all), min_amount, max_amount, priority, cost_bps, cost_fixed,
+//             concurrency_max
+//   [routing] (routing on) max_tries, retry_budget_pct, retry_budget_min, backoff_base_ms,
+//             backoff_max_ms, explore_permille, latency_penalty_ppm_per_s, stats_bucket_ms,
+//             seed, breaker_window_ms, breaker_min_calls, breaker_failure_rate_pct,
+//             breaker_slow_call_ms, breaker_slow_rate_pct, breaker_open_ms,
+//             breaker_half_open_probes
 //   [fees.default], [fees.NAME] (NAME a channel or "wallet"): bps, fixed (merchant fees)
 //
 // The default channel is `default_channel`, else the first channel by name.

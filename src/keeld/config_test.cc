@@ -57,6 +57,95 @@ tick_interval_ms = 5
   EXPECT_EQ(c.engine.tick_interval_ms, 5);
 }
 
+TEST(ApplyToml, RoutingChannelsAndSettings) {
+  KeeldConfig c;
+  const Status s = apply_toml(R"(
+[channels.cardco]
+url = "http://127.0.0.1:9090"
+currencies = ["USD", "EUR"]
+flows = ["card_payment", "topup"]
+min_amount = 50
+max_amount = 1000000
+priority = -2
+cost_bps = 290
+cost_fixed = 30
+concurrency_max = 64
+total_timeout_ms = 2000
+[channels.bankco]
+url = "http://127.0.0.1:9091"
+[routing]
+max_tries = 4
+retry_budget_pct = 10
+seed = 99
+breaker_min_calls = 5
+breaker_slow_call_ms = 1000
+)",
+                              "keeld.toml", &c);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  finish_payments_config(&c);
+  ASSERT_TRUE(c.engine.channels);
+  ASSERT_EQ(c.engine.channels->size(), 2u);
+  const routing::ChannelDef& bank = (*c.engine.channels)[0];  // by name
+  EXPECT_EQ(bank.name, "bankco");
+  EXPECT_EQ(bank.flows, routing::kAllFlows);
+  EXPECT_TRUE(bank.currencies.empty());
+  const routing::ChannelDef& card = (*c.engine.channels)[1];
+  EXPECT_EQ(card.currencies.size(), 2u);
+  EXPECT_EQ(card.flows, routing::flow_bit(routing::Flow::card_payment) |
+                            routing::flow_bit(routing::Flow::topup));
+  EXPECT_EQ(card.min_amount, 50);
+  EXPECT_EQ(card.max_amount, 1'000'000);
+  EXPECT_EQ(card.priority, -2);
+  EXPECT_EQ(card.cost_bps, 290);
+  EXPECT_EQ(card.cost_fixed, 30);
+  EXPECT_EQ(card.concurrency_max, 64u);
+  EXPECT_EQ(card.timeout_ms, 2000);
+  EXPECT_EQ(c.engine.routing.max_tries, 4u);
+  EXPECT_EQ(c.engine.routing.retry_budget_pct, 10u);
+  EXPECT_EQ(c.engine.routing.seed, 99u);
+  EXPECT_TRUE(c.routing_seed_set);
+  EXPECT_EQ(c.engine.routing.breaker.min_calls, 5u);
+  EXPECT_EQ(c.engine.routing.breaker.slow_call_ms, 1000);
+  EXPECT_TRUE(c.payments.routing);
+}
+
+TEST(ApplyToml, WithoutARoutingTableRoutingIsOff) {
+  KeeldConfig c;
+  ASSERT_TRUE(
+      apply_toml("[channels.cardco]\nurl = \"http://127.0.0.1:9090\"\ncost_bps = 5\n", "k", &c)
+          .is_ok());
+  finish_payments_config(&c);
+  ASSERT_TRUE(c.engine.channels);
+  EXPECT_TRUE(c.engine.channels->empty());
+  EXPECT_FALSE(c.payments.routing);
+}
+
+TEST(ApplyToml, RejectsBadRoutingSettings) {
+  const std::string channel = "[channels.cardco]\nurl = \"http://127.0.0.1:9090\"\n";
+  for (const auto& [text, expected] : std::vector<std::pair<std::string, std::string>>{
+           {channel + "currencies = [\"XYZ\"]\n", "currencies: XYZ"},
+           {channel + "currencies = \"USD\"\n", "currencies must be an array"},
+           {channel + "flows = [\"cards\"]\n", "flows: cards"},
+           {channel + "flows = []\n", "flows must name"},
+           {channel + "min_amount = 0\n", "min_amount"},
+           {channel + "min_amount = 10\nmax_amount = 5\n", "max_amount"},
+           {channel + "cost_bps = 10001\n", "cost_bps"},
+           {channel + "priority = 5000\n", "priority"},
+           {channel + "concurrency_max = 0\n", "concurrency_max"},
+           {channel + "[routing]\nmax_tries = 0\n", "max_tries"},
+           {channel + "[routing]\nmax_tries = 17\n", "max_tries"},
+           {channel + "[routing]\nbreaker_failure_rate_pct = 101\n", "failure_rate_pct"},
+           {channel + "[routing]\nbackoff_base_ms = 500\nbackoff_max_ms = 100\n", "backoff"},
+           {channel + "[routing]\nexplore_permille = 1001\n", "explore_permille"},
+           {channel + "[routing]\nsurprise = 1\n", "unknown setting routing.surprise"},
+       }) {
+    KeeldConfig c;
+    const Status s = apply_toml(text, "k", &c);
+    EXPECT_FALSE(s.is_ok()) << text;
+    EXPECT_NE(s.message().find(expected), std::string::npos) << s.message();
+  }
+}
+
 TEST(ApplyToml, RejectsBadFiles) {
   for (const char* bad : {
            "listen = ",                    // syntax

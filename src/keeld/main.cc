@@ -75,6 +75,12 @@ int run(keeld::KeeldConfig config) {
   // The one draw of ambient randomness for the dispatcher: logged, so a run's jitter replays.
   config.psp.jitter_seed = std::random_device{}();
   spdlog::info("dispatcher jitter seed {}", config.psp.jitter_seed);
+  if (config.routing) {
+    // Exploration and backoff jitter: from [routing] seed, else drawn once here and logged.
+    if (!config.routing_seed_set) config.engine.routing.seed = std::random_device{}();
+    spdlog::info("routing on: {} channel(s), seed {}", config.engine.channels->size(),
+                 config.engine.routing.seed);
+  }
   dispatch::PspDispatcher dispatcher(config.psp);
   config.engine.on_payment_effects = [&dispatcher](engine::PaymentEffects e) {
     dispatcher.submit(std::move(e));

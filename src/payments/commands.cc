@@ -10,8 +10,14 @@
 namespace keel::payments {
 namespace {
 
-constexpr uint8_t kCommandVersion = 3;  // 2: fees as in payments/codec.h; 3: result latency
-constexpr uint8_t kLastKind = static_cast<uint8_t>(CommandKind::set_fees);
+// 2: fees as in payments/codec.h; 3: result latency; 4: a tail of optional parts (channels,
+// breaker transition, routing decision) after a byte saying which are present. Version 3
+// records still decode (with no tail).
+constexpr uint8_t kCommandVersion = 4;
+constexpr uint8_t kLastKind = static_cast<uint8_t>(CommandKind::channel_event);
+constexpr uint8_t kTailChannels = 1;
+constexpr uint8_t kTailTransition = 2;
+constexpr uint8_t kTailRoute = 4;
 
 // The command's strings in their wire order; C is Command or const Command.
 template <typename C>
@@ -41,14 +47,49 @@ void encode_command(const Command& c, std::string* out) {
   write_bool(w, c.delivered);
   w.u8(static_cast<uint8_t>(c.op_state));
   encode_fees(w, c.fees);
+  const bool transition = c.kind == CommandKind::channel_event;
+  const uint8_t tail = (c.channels.empty() ? 0 : kTailChannels) |
+                       (transition ? kTailTransition : 0) | (c.routed ? kTailRoute : 0);
+  w.u8(tail);
+  if ((tail & kTailChannels) != 0) routing::encode_channels(w, c.channels);
+  if ((tail & kTailTransition) != 0) {
+    w.str16(c.transition.channel);
+    w.u8(static_cast<uint8_t>(c.transition.from));
+    w.u8(static_cast<uint8_t>(c.transition.to));
+    w.str16(c.transition.reason);
+    w.i64(c.transition.at);
+  }
+  if ((tail & kTailRoute) != 0) routing::encode_decision(w, c.route);
 }
+
+namespace {
+
+bool decode_tail(ByteReader& r, Command* c) {
+  uint8_t tail = 0;
+  if (!r.u8(&tail) || (tail & ~(kTailChannels | kTailTransition | kTailRoute)) != 0) return false;
+  if ((tail & kTailChannels) != 0 &&
+      (!routing::decode_channels(r, &c->channels) || c->channels.empty())) {
+    return false;
+  }
+  if ((tail & kTailTransition) != 0) {
+    routing::BreakerTransition& t = c->transition;
+    if (!r.str16(&t.channel) || !read_enum(r, routing::kBreakerStateLast, &t.from) ||
+        !read_enum(r, routing::kBreakerStateLast, &t.to) || !r.str16(&t.reason) || !r.i64(&t.at)) {
+      return false;
+    }
+  }
+  c->routed = (tail & kTailRoute) != 0;
+  return !c->routed || routing::decode_decision(r, &c->route);
+}
+
+}  // namespace
 
 Status decode_command(std::string_view bytes, Command* out) {
   ByteReader r(bytes);
   Command c;
   uint8_t version = 0;
   uint8_t kind = 0;
-  if (!r.u8(&version) || version != kCommandVersion || !r.u8(&kind) || kind == 0 ||
+  if (!r.u8(&version) || version < 3 || version > kCommandVersion || !r.u8(&kind) || kind == 0 ||
       kind > kLastKind) {
     return Status::error("payments command: unknown version or kind");
   }
@@ -56,13 +97,14 @@ Status decode_command(std::string_view bytes, Command* out) {
   for (std::string* s : string_fields(c)) {
     if (!r.str16(s)) return Status::error("payments command: malformed string");
   }
-  const bool ok =
-      r.i64(&c.amount) && read_currency_or_none(r, &c.currency) &&
-      read_enum(r, InstrumentKind::account, &c.instrument_kind) &&
-      read_bool(r, &c.capture_manual) && read_bool(r, &c.source_wallet) &&
-      read_enum(r, AttemptStatus::unknown, &c.result.status) && read_bool(r, &c.result.captured) &&
-      r.i64(&c.result.fee) && r.i64(&c.result.latency_ms) && read_bool(r, &c.delivered) &&
-      read_enum(r, OperationState::failed, &c.op_state) && decode_fees(r, &c.fees) && r.at_end();
+  const bool ok = r.i64(&c.amount) && read_currency_or_none(r, &c.currency) &&
+                  read_enum(r, InstrumentKind::account, &c.instrument_kind) &&
+                  read_bool(r, &c.capture_manual) && read_bool(r, &c.source_wallet) &&
+                  read_enum(r, AttemptStatus::unknown, &c.result.status) &&
+                  read_bool(r, &c.result.captured) && r.i64(&c.result.fee) &&
+                  r.i64(&c.result.latency_ms) && read_bool(r, &c.delivered) &&
+                  read_enum(r, OperationState::failed, &c.op_state) && decode_fees(r, &c.fees) &&
+                  (version < 4 || decode_tail(r, &c)) && r.at_end();
   if (!ok) return Status::error("payments command: malformed fields");
   *out = std::move(c);
   return Status::ok();
@@ -86,6 +128,8 @@ std::string_view command_kind_name(CommandKind k) {
     KEEL_ENUM_CASE(K, outbox_attempt);
     KEEL_ENUM_CASE(K, operation_status);
     KEEL_ENUM_CASE(K, set_fees);
+    KEEL_ENUM_CASE(K, set_channels);
+    KEEL_ENUM_CASE(K, channel_event);
   }
   return "unknown";
 }

@@ -7,6 +7,8 @@
 #include "core/currency.h"
 #include "core/status.h"
 #include "payments/payment.h"
+#include "routing/channel.h"
+#include "routing/decision.h"
 
 namespace keel::payments {
 
@@ -20,7 +22,7 @@ enum class CommandKind : uint8_t {
   create_merchant = 2,          // id, name, url (webhook endpoint, may be empty), secret
   create_payment = 3,           // id, amount, currency, merchant_id, customer_id (wallet source),
                                 // instrument (card token), capture_manual, source_wallet
-  confirm_payment = 4,          // id, channel
+  confirm_payment = 4,          // id, channel (named by the caller: pinned), route
   capture_payment = 5,          // id, amount (0: all authorized)
   cancel_payment = 6,           // id
   create_refund = 7,            // id, payment_id, amount (0: all that is left)
@@ -29,13 +31,16 @@ enum class CommandKind : uint8_t {
   create_payout = 9,            // id, customer_id, amount, currency, channel, instrument_kind,
                                 // instrument
   create_wallet_transfer = 10,  // id, customer_id (from), to_customer_id, amount, currency
-  attempt_result = 11,          // id (attempt id), result, cause, event_id (webhook dedupe)
+  attempt_result = 11,          // id (attempt id), result, cause, event_id (webhook dedupe),
+                                // route (what follows a retryable or soft-declined one)
   mark_pending_unknown = 12,    // (after a restart)
   outbox_attempt = 13,          // id (event id), delivered
   operation_status = 14,        // what a PSP says of an operation (status query or webhook):
                                 // channel, id (the operation's reference), op_status, result
-                                // (psp_reference, error_code, fee), cause
+                                // (psp_reference, error_code, fee), cause, route
   set_fees = 15,                // fees (the merchant fee schedule from keeld's config)
+  set_channels = 16,            // channels (the routing channels from keeld's config)
+  channel_event = 17,           // transition (a circuit breaker changed state)
 };
 
 // An operation's status as a PSP reports it (docs/psp_protocol.md), in the payments' own terms.
@@ -85,6 +90,13 @@ struct Command {
   bool delivered = false;
   OperationState op_state = OperationState::not_found;
   FeeSchedule fees;
+  std::vector<routing::ChannelDef> channels;
+  routing::BreakerTransition transition;
+  // Routing's decision, made by the engine from live statistics before the command is applied
+  // and journaled with it (replay never asks the statistics again). `routed` false: no routing
+  // (commands from before it, tests of the core alone): the legacy behaviour of each kind.
+  bool routed = false;
+  routing::Decision route;
 };
 
 void encode_command(const Command& c, std::string* out);

@@ -252,6 +252,15 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
         out.reply = error_reply(400, "parameter_invalid", "the fee schedule is not valid", "fees");
       }
       break;
+    case CommandKind::set_channels:
+      out.reply = set_channels(c);
+      break;
+    case CommandKind::channel_event:
+      if (!channels_.record(c.transition)) {
+        out.reply = error_reply(409, "stale_transition",
+                                "the breaker transition does not follow the recorded state");
+      }
+      break;
   }
   if (c.kind != CommandKind::attempt_result && c.kind != CommandKind::operation_status &&
       c.kind != CommandKind::mark_pending_unknown && c.kind != CommandKind::outbox_attempt) {
@@ -350,6 +359,11 @@ Reply PaymentsCore::payment_step(const Command& c, Timestamp now, const ledger::
       if (p != nullptr && p->source == PaymentSource::wallet) {
         r = payments_.confirm_from_wallet(c.id, available(p->customer_id, p->currency, ledger), now,
                                           effects);
+      } else if (c.routed) {
+        if (c.route.kind == routing::DecisionKind::none) return no_channel(c);
+        const size_t calls_before = effects->calls.size();
+        r = payments_.confirm(c.id, c.route.channel, now, effects);
+        if (r == PaymentResult::ok) note_decision(*effects, calls_before, c.id, c.route);
       } else {
         r = payments_.confirm(c.id, c.channel, now, effects);
       }
@@ -594,6 +608,113 @@ void PaymentsCore::operation_status(const Command& c, Timestamp now, Effects* ef
   if (!any) out->reply = error_reply(409, "stale_result", "no open attempt settles; no change");
 }
 
+std::optional<RouteAsk> PaymentsCore::route_request(const Command& c) const {
+  switch (c.kind) {
+    case CommandKind::confirm_payment: {
+      const Payment* p = payments_.find(c.id);
+      if (p == nullptr || p->source != PaymentSource::card ||
+          p->status != PaymentStatus::requires_confirmation) {
+        return std::nullopt;
+      }
+      return RouteAsk{routing::Flow::card_payment, p->currency, p->amount, c.channel, {}};
+    }
+    case CommandKind::attempt_result:
+      if (c.result.status != AttemptStatus::retryable &&
+          c.result.status != AttemptStatus::declined_soft) {
+        return std::nullopt;
+      }
+      return failover_ask(c.id);
+    case CommandKind::operation_status:
+      if (c.op_state != OperationState::not_found && c.op_state != OperationState::declined_soft) {
+        return std::nullopt;
+      }
+      for (const std::string& id : attempts_on(c.id)) {
+        const OpenAttempt& open = open_attempts_.find(id)->second;
+        if (open.channel == c.channel && open.kind == AttemptKind::authorization) {
+          return failover_ask(id);
+        }
+      }
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<RouteAsk> PaymentsCore::failover_ask(std::string_view attempt_id) const {
+  const auto open = open_attempts_.find(attempt_id);
+  if (open == open_attempts_.end() || open->second.wallet_flow ||
+      open->second.kind != AttemptKind::authorization) {
+    return std::nullopt;
+  }
+  const Payment* p = payments_.find(open->second.owner);
+  KEEL_ASSERT(p != nullptr);
+  if (p->review != ReviewReason::none) return std::nullopt;  // it fails: nobody owns a new try
+  RouteAsk ask{routing::Flow::card_payment, p->currency, p->amount, "", {}};
+  for (const Attempt& a : p->attempts) {
+    if (a.kind != AttemptKind::authorization) continue;
+    if (ask.tried.empty()) {
+      const auto first = decisions_.find(a.id);
+      if (first != decisions_.end() && first->second.kind == routing::DecisionKind::pinned) {
+        ask.pinned = a.channel;
+      }
+    }
+    ask.tried.push_back(a.channel);
+  }
+  return ask;
+}
+
+// No channel can take the payment: 503 while some channel could later (paused, breaker open,
+// full, over budget), 422 when none ever could (currency, amount, flow, unknown channel).
+// Nothing changes; the payment still awaits confirmation.
+Reply PaymentsCore::no_channel(const Command& c) {
+  std::string why;
+  bool transient = false;
+  for (const routing::Rejected& r : c.route.rejected) {
+    transient = transient || routing::is_transient(r.reason);
+    why += (why.empty() ? ": " : ", ") + r.channel + " " +
+           std::string(routing::rejection_name(r.reason));
+  }
+  if (transient) {
+    return error_reply(503, "no_channel_available",
+                       "no channel can take this payment now" + why + "; retry later",
+                       c.channel.empty() ? "" : "channel");
+  }
+  return error_reply(422, "channel_ineligible", "no channel takes this payment" + why,
+                     c.channel.empty() ? "" : "channel");
+}
+
+void PaymentsCore::note_decision(const Effects& effects, size_t calls_before,
+                                 std::string_view payment_id, const routing::Decision& d) {
+  for (size_t i = calls_before; i < effects.calls.size(); ++i) {
+    const PspCall& call = effects.calls[i];
+    if (call.kind == AttemptKind::authorization && call.payment_id == payment_id) {
+      KEEL_ASSERT(call.channel == d.channel);
+      decisions_[call.attempt_id] = d;
+    }
+  }
+}
+
+Reply PaymentsCore::set_channels(const Command& c) {
+  if (std::string problem = routing::channels_problem(c.channels); !problem.empty()) {
+    return error_reply(400, "parameter_invalid", problem, "channels");
+  }
+  if (c.channels == channels_.channels()) {
+    return error_reply(409, "unchanged", "the channels are already these");
+  }
+  channels_.set_channels(c.channels);
+  return {200, ""};
+}
+
+Status PaymentsCore::check_decisions() const {
+  for (const auto& [attempt, d] : decisions_) {
+    const Attempt* a = payments_.find_attempt(attempt);
+    if (a == nullptr || a->kind != AttemptKind::authorization || a->channel != d.channel) {
+      return Status::error("payments: a routing decision without its attempt");
+    }
+  }
+  return Status::ok();
+}
+
 void PaymentsCore::check_settled(const Command& c, Timestamp now, ApplyOutcome* out) {
   out->reply = error_reply(409, "stale_result", "no open attempt settles; no change");
   const Attempt* a = attempt_of(c.id);
@@ -642,9 +763,18 @@ PaymentsCore::Settled PaymentsCore::settle(const std::string& attempt_id,
     invalid = r == WalletFlowResult::result_invalid || r == WalletFlowResult::cause_invalid;
     applied = r == WalletFlowResult::ok;
   } else {
-    const PaymentResult r = payments_.apply_result(attempt_id, result, c.cause, now, effects);
+    // Routing's journaled word on what follows this authorization, if it was asked.
+    std::optional<NextTry> next;
+    if (c.routed && open->second.kind == AttemptKind::authorization) {
+      next = NextTry{c.route.channel, c.route.delay_ms};
+    }
+    const size_t calls_before = effects->calls.size();
+    const std::string owner = open->second.owner;
+    const PaymentResult r =
+        payments_.apply_result(attempt_id, result, c.cause, now, effects, next ? &*next : nullptr);
     invalid = r == PaymentResult::result_invalid;
     applied = r == PaymentResult::ok;
+    if (applied && next) note_decision(*effects, calls_before, owner, c.route);
   }
   if (invalid) {
     // Never dropped: the attempt stays open, its owner goes to review with the PSP's words.
@@ -998,7 +1128,13 @@ std::string PaymentsCore::render_payment_list(const Query& q) const {
 QueryResult PaymentsCore::query(const Query& q, const ledger::Ledger& ledger) const {
   switch (q.kind) {
     case QueryKind::get_payment:
-      if (const Payment* p = payments_.find(q.id)) return {true, render_payment(*p)};
+      if (const Payment* p = payments_.find(q.id)) {
+        if (decisions_.empty()) return {true, render_payment(*p)};
+        return {true, render_payment_with_routing(*p, [this](std::string_view attempt) {
+                  const auto d = decisions_.find(attempt);
+                  return d == decisions_.end() ? nullptr : &d->second;
+                })};
+      }
       return {};
     case QueryKind::get_customer:
       if (customers_.contains(q.id)) return {true, render(q.id)};
@@ -1201,14 +1337,63 @@ void PaymentsCore::encode(std::string* out) const {
     w.u64(part.size());
     w.raw(part.data(), part.size());
   }
-  // The review desk is a trailing section, present once it holds an item: a state that never
-  // had one encodes (and hashes) exactly as before the desk existed.
-  if (!reviews_.empty()) {
+  // Trailing parts, each present only once it holds something, so that a state that never had
+  // one encodes (and hashes) exactly as before it existed. First the review desk (untagged: the
+  // first trailing part ever written); then tagged sections (u8 tag, u64 length, bytes) in tag
+  // order. Any tagged section makes the review section present, maybe empty.
+  std::vector<std::pair<SectionTag, std::string>> sections;
+  if (!channels_.empty()) {
+    channels_.encode(&sections.emplace_back(SectionTag::channels, "").second);
+  }
+  if (!decisions_.empty()) {
+    std::string& bytes = sections.emplace_back(SectionTag::decisions, "").second;
+    ByteWriter d(&bytes);
+    d.u64(decisions_.size());
+    for (const auto& [attempt, decision] : decisions_) {
+      d.str16(attempt);
+      routing::encode_decision(d, decision);
+    }
+  }
+  if (!reviews_.empty() || !sections.empty()) {
     part.clear();
     reviews_.encode(&part);
     w.u64(part.size());
     w.raw(part.data(), part.size());
   }
+  for (const auto& [tag, bytes] : sections) {
+    w.u8(static_cast<uint8_t>(tag));
+    w.u64(bytes.size());
+    w.raw(bytes.data(), bytes.size());
+  }
+}
+
+Status PaymentsCore::decode_section(SectionTag tag, std::string_view bytes) {
+  switch (tag) {
+    case SectionTag::channels:
+      if (!routing::ChannelRegistry::decode(bytes, &channels_) || channels_.empty()) {
+        return Status::error("payments: malformed channels");
+      }
+      return Status::ok();
+    case SectionTag::decisions: {
+      ByteReader r(bytes);
+      uint64_t n = 0;
+      if (!r.u64(&n) || n == 0 || n > r.remaining()) {
+        return Status::error("payments: malformed decisions");
+      }
+      for (uint64_t i = 0; i < n; ++i) {
+        std::string attempt;
+        routing::Decision d;
+        if (!r.str16(&attempt) || !routing::decode_decision(r, &d) ||
+            d.kind == routing::DecisionKind::none ||
+            !decisions_.emplace(std::move(attempt), std::move(d)).second) {
+          return Status::error("payments: malformed decision");
+        }
+      }
+      if (!r.at_end()) return Status::error("payments: malformed decisions");
+      return Status::ok();
+    }
+  }
+  return Status::error("payments: unknown section");
 }
 
 namespace {
@@ -1342,10 +1527,22 @@ Status PaymentsCore::decode(std::string_view bytes, CoreOptions options, Payment
   } else {
     if (!r.u64(&n) || !r.raw(&part, n)) return Status::error("payments: malformed reviews");
     if (Status s = review::ReviewDesk::decode(part, &core.reviews_); !s.is_ok()) return s;
-    if (core.reviews_.empty()) return Status::error("payments: an empty review section");
+    if (core.reviews_.empty() && r.at_end()) {
+      return Status::error("payments: an empty review section");
+    }
   }
-  if (!r.at_end()) return Status::error("payments: trailing bytes");
+  uint8_t last_tag = 0;
+  while (!r.at_end()) {
+    uint8_t tag = 0;
+    if (!r.u8(&tag) || tag <= last_tag || tag > static_cast<uint8_t>(kSectionTagLast) ||
+        !r.u64(&n) || !r.raw(&part, n)) {
+      return Status::error("payments: malformed section");
+    }
+    last_tag = tag;
+    if (Status s = core.decode_section(static_cast<SectionTag>(tag), part); !s.is_ok()) return s;
+  }
   if (Status s = core.check_reviews(); !s.is_ok()) return s;
+  if (Status s = core.check_decisions(); !s.is_ok()) return s;
   for (const auto& [object, keys] : core.waiting_) {
     for (const KeyRef& key : keys) core.waiting_object_[key] = object;
   }

@@ -19,6 +19,8 @@
 #include "payments/render.h"
 #include "payments/wallet_flows.h"
 #include "review/review.h"
+#include "routing/channel.h"
+#include "routing/decision.h"
 
 namespace keel::payments {
 
@@ -93,6 +95,17 @@ struct ApplyOutcome {
   uint64_t postings = 0;                 // ledger events posted
   uint64_t postings_rejected = 0;        // chains the ledger refused: a bug, counted and logged
   std::vector<RejectedResult> rejected;  // PSP results flagged for review instead of applied
+};
+
+// What routing must decide for a command before it is applied (PaymentsCore::route_request):
+// a channel for a card payment's first authorization, or what follows one that failed without
+// charging.
+struct RouteAsk {
+  routing::Flow flow = routing::Flow::card_payment;
+  Currency currency;
+  int64_t amount = 0;
+  std::string pinned;              // the channel the caller named (pinned payments stay on it)
+  std::vector<std::string> tried;  // the payment's authorization channels so far, in order
 };
 
 // Read-only questions from the API.
@@ -178,6 +191,15 @@ class PaymentsCore {
   [[nodiscard]] std::string render(std::string_view object_id) const;
   // The merchant fee schedule in force (changed by the journaled set_fees command).
   [[nodiscard]] const FeeSchedule& fees() const { return payments_.fees(); }
+  // Routing channels in force and each breaker's last transition (set_channels and
+  // channel_event commands).
+  [[nodiscard]] const routing::ChannelRegistry& channels() const { return channels_; }
+  // Whether `c` needs a routing decision (Command::route) before apply(), and its inputs:
+  // confirming a card payment that awaits confirmation; a result that settles a payment's
+  // authorization as retryable or softly declined (not after `unknown`: only once the answer
+  // or the resolver says nothing was charged), while the payment is not in review. The engine
+  // decides, fills Command::routed and Command::route, then applies and journals the command.
+  [[nodiscard]] std::optional<RouteAsk> route_request(const Command& c) const;
 
  private:
   struct Customer {
@@ -252,6 +274,18 @@ class PaymentsCore {
   [[nodiscard]] Status migrate_reviews();
   [[nodiscard]] Status check_reviews() const;
   [[nodiscard]] QueryResult render_review_list(const Query& q) const;
+  // Routing: what follows the authorization attempt `attempt_id`; the answer to a confirm no
+  // channel can take; the decision of the attempt a routed command just created.
+  [[nodiscard]] std::optional<RouteAsk> failover_ask(std::string_view attempt_id) const;
+  [[nodiscard]] static Reply no_channel(const Command& c);
+  void note_decision(const Effects& effects, size_t calls_before, std::string_view payment_id,
+                     const routing::Decision& d);
+  Reply set_channels(const Command& c);
+  [[nodiscard]] Status check_decisions() const;
+  // Tagged snapshot sections after the review desk's. Values are on disk: never renumber.
+  enum class SectionTag : uint8_t { channels = 1, decisions = 2 };
+  static constexpr SectionTag kSectionTagLast = SectionTag::decisions;
+  [[nodiscard]] Status decode_section(SectionTag tag, std::string_view bytes);
 
   // Posts `effects` to the ledger (creating missing accounts) and moves its calls to `out`.
   void carry_out(Effects& effects, bool wallet_flow, ledger::Ledger& ledger, Timestamp* clock,
@@ -292,6 +326,9 @@ class PaymentsCore {
   std::map<std::string, std::set<KeyRef>, std::less<>> waiting_;  // object id -> keys
   std::map<KeyRef, std::string> waiting_object_;  // key -> object id (waiting_ inverted; rebuilt)
   review::ReviewDesk reviews_;
+  routing::ChannelRegistry channels_;
+  // The routing decision of each authorization attempt whose channel routing chose.
+  std::map<std::string, routing::Decision, std::less<>> decisions_;
 };
 
 [[nodiscard]] Reply error_reply(uint16_t status, std::string code, std::string message,

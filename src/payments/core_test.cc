@@ -621,6 +621,204 @@ TEST(Commands, RoundTripAndRefuseMalformedBytes) {
   EXPECT_FALSE(decode_command(bad_kind, &d).is_ok());
 }
 
+// --- routing ------------------------------------------------------------------------------
+
+routing::Decision decision(routing::DecisionKind kind, std::string channel, int64_t delay_ms = 0) {
+  routing::Decision d;
+  d.kind = kind;
+  d.channel = std::move(channel);
+  d.delay_ms = delay_ms;
+  if (!d.channel.empty()) d.candidates.push_back({d.channel, 900'000, 950'000, 50'000, 40, 12});
+  return d;
+}
+
+Command routed(Command c, routing::Decision d) {
+  c.routed = true;
+  c.route = std::move(d);
+  return c;
+}
+
+TEST_F(CoreTest, ARoutedConfirmUsesTheDecisionsChannelAndKeepsTheDecision) {
+  merchant();
+  ASSERT_EQ(apply(payment("pay_1")).reply.status, 200);
+  Command c = confirm("pay_1");
+  c.channel.clear();  // nobody pinned it
+  const auto ask = core_.route_request(c);
+  ASSERT_TRUE(ask);
+  EXPECT_EQ(ask->amount, 1250);
+  EXPECT_EQ(ask->currency, kUsd);
+  EXPECT_TRUE(ask->pinned.empty());
+  EXPECT_TRUE(ask->tried.empty());
+  const ApplyOutcome out = apply(routed(c, decision(routing::DecisionKind::routed, "bankco")));
+  ASSERT_EQ(out.reply.status, 200);
+  ASSERT_EQ(out.calls.size(), 1u);
+  EXPECT_EQ(out.calls[0].channel, "bankco");
+  Query q;
+  q.kind = QueryKind::get_payment;
+  q.id = "pay_1";
+  const std::string body = core_.query(q, ledger_).body;
+  EXPECT_NE(body.find(R"("routing":[{"attempt":"pay_1_a1","kind":"routed","channel":"bankco")"),
+            std::string::npos)
+      << body;
+  // Stored bodies stay as render() makes them: no routing block.
+  EXPECT_EQ(core_.render("pay_1").find("routing"), std::string::npos);
+  // A payment already confirmed asks routing nothing.
+  EXPECT_FALSE(core_.route_request(c));
+}
+
+TEST_F(CoreTest, NoChannelAnswersAndChangesNothing) {
+  merchant();
+  ASSERT_EQ(apply(payment("pay_1")).reply.status, 200);
+  const std::string before = encoded();
+  routing::Decision none = decision(routing::DecisionKind::none, "");
+  none.rejected = {{"cardco", routing::Rejection::breaker_open},
+                   {"bankco", routing::Rejection::currency}};
+  ApplyOutcome out = apply(routed(confirm("pay_1"), none));
+  EXPECT_EQ(out.reply.status, 503);
+  EXPECT_EQ(out.reply.error_code, "no_channel_available");
+  EXPECT_NE(out.reply.error_message.find("cardco breaker_open, bankco currency"),
+            std::string::npos);
+  EXPECT_FALSE(out.changed);
+  none.rejected = {{"bankco", routing::Rejection::currency}};
+  out = apply(routed(confirm("pay_1"), none));
+  EXPECT_EQ(out.reply.status, 422);
+  EXPECT_EQ(out.reply.error_code, "channel_ineligible");
+  EXPECT_EQ(encoded(), before);
+}
+
+TEST_F(CoreTest, ARetryableOrSoftDeclinedAuthorizationFailsOverWhereRoutingSays) {
+  merchant();
+  ASSERT_EQ(apply(payment("pay_1")).reply.status, 200);
+  ASSERT_EQ(apply(routed(confirm("pay_1"), decision(routing::DecisionKind::routed, "cardco")))
+                .reply.status,
+            200);
+  // Soft decline: routing is asked, with the channels tried so far.
+  Command soft = result("pay_1_a1", AttemptStatus::declined_soft);
+  const auto ask = core_.route_request(soft);
+  ASSERT_TRUE(ask);
+  EXPECT_EQ(ask->tried, std::vector<std::string>{"cardco"});
+  ApplyOutcome out = apply(routed(soft, decision(routing::DecisionKind::failover, "bankco")));
+  ASSERT_TRUE(out.changed);
+  ASSERT_EQ(out.calls.size(), 1u);
+  EXPECT_EQ(out.calls[0].attempt_id, "pay_1_a2");
+  EXPECT_EQ(out.calls[0].channel, "bankco");
+  EXPECT_EQ(out.calls[0].delay_ms, 0);
+  // Retryable on bankco: a retry on cardco after a backoff.
+  out = apply(routed(result("pay_1_a2", AttemptStatus::retryable),
+                     decision(routing::DecisionKind::retry, "cardco", 180)));
+  ASSERT_EQ(out.calls.size(), 1u);
+  EXPECT_EQ(out.calls[0].channel, "cardco");
+  EXPECT_EQ(out.calls[0].delay_ms, 180);
+  // An `unknown` answer asks routing nothing: no failover until it is resolved.
+  EXPECT_FALSE(core_.route_request(result("pay_1_a3", AttemptStatus::unknown)));
+  ASSERT_TRUE(apply(result("pay_1_a3", AttemptStatus::unknown)).changed);
+  // The resolver finds it never arrived: now routing may move it on; routing says stop.
+  const Command never = op_status("pay_1_a3", OperationState::not_found);
+  ASSERT_TRUE(core_.route_request(never));
+  routing::Decision stop = decision(routing::DecisionKind::none, "");
+  stop.tries_exhausted = true;
+  out = apply(routed(never, stop));
+  EXPECT_TRUE(out.calls.empty());
+  Query q;
+  q.kind = QueryKind::get_payment;
+  q.id = "pay_1";
+  const std::string body = core_.query(q, ledger_).body;
+  EXPECT_NE(body.find(R"("status":"failed")"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("attempt":"pay_1_a2","kind":"failover")"), std::string::npos);
+  EXPECT_NE(
+      body.find(R"("attempt":"pay_1_a3","kind":"retry","channel":"cardco","try":1,"delay_ms":180)"),
+      std::string::npos)
+      << body;
+  // The routing section survives a snapshot, and the state decodes to the same bytes.
+  PaymentsCore back;
+  ASSERT_TRUE(PaymentsCore::decode(encoded(), {}, &back).is_ok());
+  std::string again;
+  back.encode(&again);
+  EXPECT_EQ(again, encoded());
+  EXPECT_EQ(back.query(q, ledger_).body, body);
+}
+
+TEST_F(CoreTest, APinnedPaymentStaysPinnedOnFailover) {
+  merchant();
+  ASSERT_EQ(apply(payment("pay_1")).reply.status, 200);
+  ASSERT_EQ(apply(routed(confirm("pay_1"), decision(routing::DecisionKind::pinned, "cardco")))
+                .reply.status,
+            200);
+  const auto ask = core_.route_request(result("pay_1_a1", AttemptStatus::retryable));
+  ASSERT_TRUE(ask);
+  EXPECT_EQ(ask->pinned, "cardco");
+}
+
+TEST_F(CoreTest, ChannelsAndBreakerTransitionsAreStateThatSnapshotsKeep) {
+  const std::string empty = encoded();
+  Command set;
+  set.kind = CommandKind::set_channels;
+  routing::ChannelDef a;
+  a.name = "cardco";
+  a.psp = "cardco";
+  set.channels = {a};
+  ASSERT_EQ(apply(set).reply.status, 200);
+  EXPECT_EQ(apply(set).reply.status, 409);  // unchanged: nothing to journal
+  Command bad = set;
+  bad.channels[0].min_amount = 0;
+  EXPECT_EQ(apply(bad).reply.status, 400);
+  Command event;
+  event.kind = CommandKind::channel_event;
+  event.transition = {"cardco", routing::BreakerState::closed, routing::BreakerState::open,
+                      "failure rate 80% of 10 calls", now_};
+  ASSERT_TRUE(apply(event).changed);
+  EXPECT_FALSE(apply(event).changed);  // from `closed` no more
+  EXPECT_EQ(core_.channels().breaker("cardco")->state, routing::BreakerState::open);
+  PaymentsCore back;
+  ASSERT_TRUE(PaymentsCore::decode(encoded(), {}, &back).is_ok());
+  EXPECT_EQ(back.channels(), core_.channels());
+  EXPECT_NE(encoded(), empty);
+  // A state without channels or decisions encodes as before routing existed (no section).
+  PaymentsCore fresh;
+  std::string fresh_bytes;
+  fresh.encode(&fresh_bytes);
+  EXPECT_EQ(fresh_bytes, empty);
+}
+
+TEST(Commands, RoutingPartsRoundTripAndVersion3RecordsStillDecode) {
+  Command c;
+  c.kind = CommandKind::attempt_result;
+  c.id = "pay_1_a1";
+  c.result.status = AttemptStatus::retryable;
+  c.routed = true;
+  c.route.kind = routing::DecisionKind::failover;
+  c.route.channel = "bankco";
+  c.route.rejected = {{"cardco", routing::Rejection::already_tried}};
+  std::string bytes;
+  encode_command(c, &bytes);
+  Command d;
+  ASSERT_TRUE(decode_command(bytes, &d).is_ok());
+  EXPECT_TRUE(d.routed);
+  EXPECT_EQ(d.route, c.route);
+  Command t;
+  t.kind = CommandKind::channel_event;
+  t.transition = {"cardco", routing::BreakerState::open, routing::BreakerState::half_open, "w", 9};
+  bytes.clear();
+  encode_command(t, &bytes);
+  ASSERT_TRUE(decode_command(bytes, &d).is_ok());
+  EXPECT_EQ(d.transition, t.transition);
+  // A version 3 record is a version 4 one without its tail byte.
+  Command plain;
+  plain.kind = CommandKind::confirm_payment;
+  plain.id = "pay_1";
+  plain.channel = "cardco";
+  bytes.clear();
+  encode_command(plain, &bytes);
+  std::string v3 = bytes.substr(0, bytes.size() - 1);
+  v3[0] = 3;
+  ASSERT_TRUE(decode_command(v3, &d).is_ok());
+  EXPECT_FALSE(d.routed);
+  EXPECT_EQ(d.channel, "cardco");
+  std::string bad_tail = bytes;
+  bad_tail.back() = static_cast<char>(0x80);  // a part this version does not know
+  EXPECT_FALSE(decode_command(bad_tail, &d).is_ok());
+}
+
 TEST(JsonWriter, EscapesAndSeparates) {
   JsonWriter w;
   w.begin_object();

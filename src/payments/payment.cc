@@ -510,15 +510,15 @@ void PaymentMachine::refund_wallet(Payment& p, Refund& r, Timestamp now, Effects
 }
 
 PaymentResult PaymentMachine::apply_result(std::string_view attempt_id, const AttemptResult& result,
-                                           std::string_view cause, Timestamp now,
-                                           Effects* effects) {
+                                           std::string_view cause, Timestamp now, Effects* effects,
+                                           const NextTry* next) {
   if (cause.size() > kCauseLengthMax) return PaymentResult::result_invalid;
   const auto owner = attempt_owner_.find(attempt_id);
   if (owner == attempt_owner_.end()) return PaymentResult::attempt_not_found;
   Payment* p = lookup(owner->second.payment_id);
   KEEL_ASSERT(p != nullptr);
   if (owner->second.refund_id.empty()) {
-    return apply_payment_result(*p, attempt_id, result, cause, now, effects);
+    return apply_payment_result(*p, attempt_id, result, cause, now, effects, next);
   }
   return apply_refund_result(*p, owner->second.refund_id, result, cause, now, effects);
 }
@@ -526,7 +526,7 @@ PaymentResult PaymentMachine::apply_result(std::string_view attempt_id, const At
 PaymentResult PaymentMachine::apply_payment_result(Payment& p, std::string_view attempt_id,
                                                    const AttemptResult& result,
                                                    std::string_view cause, Timestamp now,
-                                                   Effects* effects) {
+                                                   Effects* effects, const NextTry* next) {
   Attempt* a = attempt_in(p.attempts, attempt_id);
   KEEL_ASSERT(a != nullptr);
   const PaymentResult recorded = record_result(*a, result, now);
@@ -535,7 +535,7 @@ PaymentResult PaymentMachine::apply_payment_result(Payment& p, std::string_view 
   const Attempt settled = *a;
   switch (settled.kind) {
     case AttemptKind::authorization:
-      settle_authorization(p, settled, result.captured, cause, now, effects);
+      settle_authorization(p, settled, result.captured, cause, now, effects, next);
       break;
     case AttemptKind::capture:
       settle_capture(p, settled, cause, now, effects);
@@ -576,7 +576,8 @@ PaymentResult PaymentMachine::apply_refund_result(Payment& p, std::string_view r
 }
 
 void PaymentMachine::settle_authorization(Payment& p, const Attempt& a, bool captured,
-                                          std::string_view cause, Timestamp now, Effects* effects) {
+                                          std::string_view cause, Timestamp now, Effects* effects,
+                                          const NextTry* next) {
   switch (a.status) {
     case AttemptStatus::approved:
       p.authorized_amount = a.amount;
@@ -599,16 +600,26 @@ void PaymentMachine::settle_authorization(Payment& p, const Attempt& a, bool cap
       move_to(p, PaymentStatus::failed, cause, now);
       return;
     default: {
-      // Nothing happened at the PSP (retryable): try again at once with a new attempt on the
-      // same channel, up to kAuthorizationTriesMax tries in all, so that no payment waits for
-      // its deadline without an owner. A soft decline, or the last try, fails the payment:
-      // choosing another channel is routing's job (not here yet).
-      size_t tries = 0;
-      for (const Attempt& t : p.attempts) tries += t.kind == AttemptKind::authorization ? 1 : 0;
-      if (a.status == AttemptStatus::retryable && tries < kAuthorizationTriesMax &&
-          p.review == ReviewReason::none && can_add_attempt(p) == PaymentResult::ok) {
-        add_attempt(p, AttemptKind::authorization, a.channel, p.amount, now, effects);
-        return;
+      // Nothing was charged (retryable, or a soft decline). A payment in review has passed its
+      // deadline: nobody would own another try, so it fails.
+      const bool may_try =
+          p.review == ReviewReason::none && can_add_attempt(p) == PaymentResult::ok;
+      if (next != nullptr) {
+        // Routing's journaled choice: another try (failover or a retry after its backoff).
+        if (may_try && valid_channel(next->channel) && next->delay_ms >= 0) {
+          add_attempt(p, AttemptKind::authorization, next->channel, p.amount, now, effects);
+          effects->calls.back().delay_ms = next->delay_ms;
+          return;
+        }
+      } else {
+        // Records from before routing: retryable tries again at once on the same channel, up
+        // to kAuthorizationTriesMax tries in all; a soft decline fails.
+        size_t tries = 0;
+        for (const Attempt& t : p.attempts) tries += t.kind == AttemptKind::authorization ? 1 : 0;
+        if (a.status == AttemptStatus::retryable && tries < kAuthorizationTriesMax && may_try) {
+          add_attempt(p, AttemptKind::authorization, a.channel, p.amount, now, effects);
+          return;
+        }
       }
       p.error_code =
           a.error_code.empty() ? std::string(attempt_status_name(a.status)) : a.error_code;

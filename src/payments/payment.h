@@ -44,8 +44,10 @@ using review::ReviewReason;
 // flagged object waiting on the PSP has no deadline (a person or a late answer ends it); any
 // change of its status clears the flag.
 //
-// Not yet here: routing across channels (the caller picks the channel), 3-D Secure
-// (`requires_action`).
+// Routing (src/routing) picks each authorization's channel outside this machine; its choices
+// arrive journaled: the channel of confirm(), and the NextTry of apply_result().
+//
+// Not yet here: 3-D Secure (`requires_action`).
 
 // Payment and refund ids, card tokens: what a PSP accepts as a reference ([A-Za-z0-9_-]).
 inline constexpr size_t kPaymentIdLengthMax = 48;  // leaves room for `_a{n}` and `.psp_fee`
@@ -215,6 +217,15 @@ struct PspCall {
   std::string authorization_reference;  // capture, void, refund: the authorization attempt's id
   InstrumentKind instrument_kind = InstrumentKind::none;
   std::string instrument;  // card token, bank account, IBAN or account id
+  int64_t delay_ms = 0;    // wait this long before the call (a retry's backoff)
+};
+
+// Routing's word on what follows an authorization that failed without charging (retryable or
+// softly declined), journaled with the result: try again on `channel` after `delay_ms`, or
+// (channel empty) stop and fail the payment.
+struct NextTry {
+  std::string channel;
+  int64_t delay_ms = 0;
 };
 
 struct Effects {
@@ -358,8 +369,15 @@ class PaymentMachine {
   // softly declined authorization of a payment in review fails it (its deadline has passed; nobody
   // would own it). Idempotent: a result for an attempt already settled is `stale_result`. `cause`
   // goes to the timeline (at most kCauseLengthMax bytes).
+  //
+  // What follows a retryable or softly declined authorization: with `next` (routing decided,
+  // journaled), a new attempt on next->channel after next->delay_ms, or the payment fails when
+  // next->channel is empty; without it (records written before routing), a retryable one is
+  // tried again at once on the same channel up to kAuthorizationTriesMax tries and a soft
+  // decline fails. Never after `unknown`: that attempt stays open until the resolver settles it.
   PaymentResult apply_result(std::string_view attempt_id, const AttemptResult& result,
-                             std::string_view cause, Timestamp now, Effects* effects);
+                             std::string_view cause, Timestamp now, Effects* effects,
+                             const NextTry* next = nullptr);
   // A PSP result for `attempt_id` (open or settled) could not be taken: flags its payment or
   // refund `psp_result_rejected` with `cause` in the timeline (at most kCauseLengthMax bytes),
   // and lifts the processing deadline of one still waiting (a person owns it now; a later valid
@@ -429,12 +447,12 @@ class PaymentMachine {
                        Timestamp now, Effects* effects);
   PaymentResult apply_payment_result(Payment& p, std::string_view attempt_id,
                                      const AttemptResult& result, std::string_view cause,
-                                     Timestamp now, Effects* effects);
+                                     Timestamp now, Effects* effects, const NextTry* next);
   PaymentResult apply_refund_result(Payment& p, std::string_view refund_id,
                                     const AttemptResult& result, std::string_view cause,
                                     Timestamp now, Effects* effects);
   void settle_authorization(Payment& p, const Attempt& a, bool captured, std::string_view cause,
-                            Timestamp now, Effects* effects);
+                            Timestamp now, Effects* effects, const NextTry* next);
   void settle_capture(Payment& p, const Attempt& a, std::string_view cause, Timestamp now,
                       Effects* effects);
   void settle_void(Payment& p, const Attempt& a, std::string_view cause, Timestamp now,

@@ -75,9 +75,70 @@ void write_time_or_null(JsonWriter& w, std::string_view key, Timestamp t) {
   t == 0 ? w.null() : w.string(format_rfc3339(t));
 }
 
+namespace {
+
+void write_decision(JsonWriter& w, std::string_view attempt_id, const routing::Decision& d) {
+  w.begin_object();
+  w.field("attempt", attempt_id);
+  w.field("kind", routing::decision_kind_name(d.kind));
+  w.field("channel", d.channel);
+  w.field("try", static_cast<int64_t>(d.try_number));
+  w.field("delay_ms", d.delay_ms);
+  w.field("explored", d.explored);
+  w.key("candidates");
+  w.begin_array();
+  for (const routing::Candidate& c : d.candidates) {
+    w.begin_object();
+    w.field("channel", c.channel);
+    w.field("score_ppm", static_cast<int64_t>(c.score_ppm));
+    w.field("success_ppm", static_cast<int64_t>(c.success_ppm));
+    w.field("cost_ppm", static_cast<int64_t>(c.cost_ppm));
+    w.field("latency_p50_ms", static_cast<int64_t>(c.latency_p50_ms));
+    w.field("samples", static_cast<int64_t>(c.samples));
+    w.end_object();
+  }
+  w.end_array();
+  w.key("rejected");
+  w.begin_array();
+  for (const routing::Rejected& r : d.rejected) {
+    w.begin_object();
+    w.field("channel", r.channel);
+    w.field("reason", routing::rejection_name(r.reason));
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+}
+
+void write_payment_fields(JsonWriter& w, const Payment& p);
+
+}  // namespace
+
 std::string render_payment(const Payment& p) {
   JsonWriter w;
   w.begin_object();
+  write_payment_fields(w, p);
+  w.end_object();
+  return w.take();
+}
+
+std::string render_payment_with_routing(const Payment& p, const DecisionOf& decision) {
+  JsonWriter w;
+  w.begin_object();
+  write_payment_fields(w, p);
+  w.key("routing");
+  w.begin_array();
+  for (const Attempt& a : p.attempts) {
+    if (const routing::Decision* d = decision(a.id)) write_decision(w, a.id, *d);
+  }
+  w.end_array();
+  w.end_object();
+  return w.take();
+}
+
+namespace {
+
+void write_payment_fields(JsonWriter& w, const Payment& p) {
   w.field("id", p.id);
   w.field("object", "payment");
   w.field("amount", p.amount);
@@ -105,9 +166,9 @@ std::string render_payment(const Payment& p) {
   for (const Refund& r : p.refunds) w.string(r.id);
   w.end_array();
   write_timeline(w, p.timeline, status_name);
-  w.end_object();
-  return w.take();
 }
+
+}  // namespace
 
 std::string render_refund(const Refund& r) {
   JsonWriter w;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -7,6 +8,7 @@
 #include "core/time.h"
 #include "payments/payment.h"
 #include "payments/wallet_flows.h"
+#include "routing/decision.h"
 
 namespace keel::payments {
 
@@ -17,6 +19,13 @@ namespace keel::payments {
 // only in that state (like `review_reason`), so objects of older data render as they did.
 // Thread: any (no state).
 [[nodiscard]] std::string render_payment(const Payment& p);
+// The routing decision of an attempt, if routing chose its channel.
+using DecisionOf = std::function<const routing::Decision*(std::string_view attempt_id)>;
+// The payment with a trailing `routing` array: one entry per authorization attempt whose channel
+// routing chose (attempt, kind, channel, try, delay_ms, explored, candidates with their score
+// inputs, rejected channels with why). GET /v1/payments/{id} only: stored bodies (idempotency
+// keys, events) stay as render_payment() makes them.
+[[nodiscard]] std::string render_payment_with_routing(const Payment& p, const DecisionOf& decision);
 [[nodiscard]] std::string render_refund(const Refund& r);
 [[nodiscard]] std::string render_wallet_flow(const WalletFlow& f);
 

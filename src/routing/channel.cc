@@ -65,6 +65,9 @@ std::string channel_problem(const ChannelDef& d) {
   if (d.timeout_ms < 1 || d.timeout_ms > kChannelTimeoutMsMax) {
     return where + "timeout_ms must be from 1 to " + std::to_string(kChannelTimeoutMsMax);
   }
+  if (!d.canary_of.empty() && (!is_valid_channel_name(d.canary_of) || d.canary_of == d.name)) {
+    return where + "canary_of must name another channel";
+  }
   return {};
 }
 
@@ -74,6 +77,14 @@ std::string channels_problem(const std::vector<ChannelDef>& defs) {
   for (const ChannelDef& d : defs) {
     if (std::string p = channel_problem(d); !p.empty()) return p;
     if (!names.insert(d.name).second) return "channel " + d.name + " is defined twice";
+  }
+  for (const ChannelDef& d : defs) {
+    if (d.canary_of.empty()) continue;
+    const auto base = std::find_if(defs.begin(), defs.end(),
+                                   [&](const ChannelDef& b) { return b.name == d.canary_of; });
+    if (base == defs.end() || !base->canary_of.empty()) {
+      return "channel " + d.name + ": canary_of must name a channel that is not a canary";
+    }
   }
   return {};
 }
@@ -110,6 +121,7 @@ void encode_channels(ByteWriter& w, const std::vector<ChannelDef>& defs) {
     w.i64(d.cost_fixed);
     w.u32(d.concurrency_max);
     w.i64(d.timeout_ms);
+    w.str16(d.canary_of);
   }
 }
 
@@ -127,7 +139,7 @@ bool decode_channels(ByteReader& r, std::vector<ChannelDef>* out) {
     uint32_t priority = 0;
     if (!r.u8(&d.flows) || !r.i64(&d.min_amount) || !r.i64(&d.max_amount) || !r.u32(&priority) ||
         !r.i64(&d.cost_bps) || !r.i64(&d.cost_fixed) || !r.u32(&d.concurrency_max) ||
-        !r.i64(&d.timeout_ms)) {
+        !r.i64(&d.timeout_ms) || !r.str16(&d.canary_of)) {
       return false;
     }
     d.priority = static_cast<int32_t>(priority);
@@ -141,6 +153,31 @@ void ChannelRegistry::set_channels(std::vector<ChannelDef> defs) {
   KEEL_ASSERT(channels_problem(defs).empty());
   defs_ = std::move(defs);
   std::erase_if(breakers_, [this](const auto& entry) { return find(entry.first) == nullptr; });
+  std::erase_if(controls_, [this](const auto& entry) { return find(entry.first) == nullptr; });
+  for (auto& [name, c] : controls_) {  // a canary whose channel went, or is no longer its canary
+    const ChannelDef* to = find(c.canary_to);
+    if (!c.canary_to.empty() && (to == nullptr || to->canary_of != name)) {
+      c.canary_to.clear();
+      c.canary_share_pct = 0;
+    }
+  }
+  std::erase_if(controls_, [](const auto& entry) { return entry.second == ChannelControl{}; });
+}
+
+void ChannelRegistry::set_control(std::string_view channel, ChannelControl control) {
+  KEEL_ASSERT(find(channel) != nullptr);
+  KEEL_ASSERT(control.canary_share_pct <= 100 &&
+              control.canary_to.empty() == (control.canary_share_pct == 0));
+  if (control == ChannelControl{}) {
+    if (const auto it = controls_.find(channel); it != controls_.end()) controls_.erase(it);
+    return;
+  }
+  controls_.insert_or_assign(std::string(channel), std::move(control));
+}
+
+ChannelControl ChannelRegistry::control(std::string_view channel) const {
+  const auto it = controls_.find(channel);
+  return it == controls_.end() ? ChannelControl{} : it->second;
 }
 
 bool ChannelRegistry::record(const BreakerTransition& t) {
@@ -183,6 +220,14 @@ void ChannelRegistry::encode(std::string* out) const {
     w.str16(b.reason);
     w.u64(b.opened);
   }
+  w.u32(static_cast<uint32_t>(controls_.size()));
+  for (const auto& [name, c] : controls_) {
+    w.str16(name);
+    write_bool(w, c.paused);
+    write_bool(w, c.draining);
+    w.str16(c.canary_to);
+    w.u32(c.canary_share_pct);
+  }
 }
 
 bool ChannelRegistry::decode(std::string_view bytes, ChannelRegistry* out) {
@@ -202,6 +247,22 @@ bool ChannelRegistry::decode(std::string_view bytes, ChannelRegistry* out) {
         reg.find(name) == nullptr || !reg.breakers_.emplace(std::move(name), std::move(b)).second) {
       return false;
     }
+  }
+  if (!r.u32(&n) || n > kChannelsMax) return false;
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string name;
+    ChannelControl c;
+    if (!r.str16(&name) || !read_bool(r, &c.paused) || !read_bool(r, &c.draining) ||
+        !r.str16(&c.canary_to) || !r.u32(&c.canary_share_pct) || c.canary_share_pct > 100 ||
+        c.canary_to.empty() != (c.canary_share_pct == 0) || reg.find(name) == nullptr ||
+        c == ChannelControl{}) {
+      return false;
+    }
+    if (!c.canary_to.empty()) {
+      const ChannelDef* to = reg.find(c.canary_to);
+      if (to == nullptr || to->canary_of != name) return false;
+    }
+    if (!reg.controls_.emplace(std::move(name), std::move(c)).second) return false;
   }
   if (!r.at_end()) return false;
   *out = std::move(reg);

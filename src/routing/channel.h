@@ -58,6 +58,9 @@ struct ChannelDef {
   // Calls in flight at most (bulkhead): when full, routing picks another channel at once.
   uint32_t concurrency_max = 512;  // 1..kConcurrencyMax
   int64_t timeout_ms = 30'000;     // a call's whole budget: 1..kChannelTimeoutMsMax
+  // Not empty: this channel is a canary of that one (same PSP, a new connector version or
+  // configuration). It takes no traffic of its own, only the share a canary control gives it.
+  std::string canary_of;
   friend bool operator==(const ChannelDef&, const ChannelDef&) = default;
 };
 
@@ -100,6 +103,18 @@ struct BreakerTransition {
 
 inline constexpr size_t kBreakerReasonLengthMax = 128;
 
+// Runtime controls of one channel, journaled (payments' runtime_control command) and applied to
+// the Router. Paused: no new traffic (an operator will resume it). Draining: no new traffic,
+// being taken out (it finishes what it has). Canary: `canary_share_pct` % of this channel's
+// routed traffic goes to `canary_to` (a channel whose canary_of is this one).
+struct ChannelControl {
+  bool paused = false;
+  bool draining = false;
+  std::string canary_to;
+  uint32_t canary_share_pct = 0;  // 0..100; 0: no canary
+  friend bool operator==(const ChannelControl&, const ChannelControl&) = default;
+};
+
 // The journaled side of channels: the definitions in force and each breaker's last transition
 // (what GET /v1/channels shows after a restart, and where the Router's breakers start again).
 // Thread: the engine's writer thread.
@@ -119,11 +134,18 @@ class ChannelRegistry {
   // Records a transition. False (nothing changed) for an unknown channel, a `from` that is not
   // the recorded state, an unchanged state or an over-long reason.
   bool record(const BreakerTransition& t);
+  // Sets a channel's controls. REQUIRES: the channel exists; a canary_to names a channel whose
+  // canary_of is this one, share in 1..100 (or canary_to empty and share 0).
+  void set_control(std::string_view channel, ChannelControl control);
+  // The channel's controls (all off for a channel never controlled).
+  [[nodiscard]] ChannelControl control(std::string_view channel) const;
 
   [[nodiscard]] const std::vector<ChannelDef>& channels() const { return defs_; }
   [[nodiscard]] const ChannelDef* find(std::string_view name) const;
   [[nodiscard]] const BreakerRecord* breaker(std::string_view name) const;
-  [[nodiscard]] bool empty() const { return defs_.empty() && breakers_.empty(); }
+  [[nodiscard]] bool empty() const {
+    return defs_.empty() && breakers_.empty() && controls_.empty();
+  }
 
   void encode(std::string* out) const;
   // Rebuilds a registry from encode()'s bytes; false (leaving *out alone) if malformed.
@@ -133,7 +155,8 @@ class ChannelRegistry {
 
  private:
   std::vector<ChannelDef> defs_;
-  std::map<std::string, BreakerRecord, std::less<>> breakers_;  // only channels ever changed
+  std::map<std::string, BreakerRecord, std::less<>> breakers_;   // only channels ever changed
+  std::map<std::string, ChannelControl, std::less<>> controls_;  // only channels not all off
 };
 
 }  // namespace keel::routing

@@ -21,6 +21,7 @@ std::string_view rejection_name(Rejection r) {
     KEEL_ENUM_CASE(R, retry_budget);
     KEEL_ENUM_CASE(R, already_tried);
     KEEL_ENUM_CASE(R, not_found);
+    KEEL_ENUM_CASE(R, canary_only);
   }
   return "unknown";
 }
@@ -54,6 +55,7 @@ void encode_decision(ByteWriter& w, const Decision& d) {
   w.u8(static_cast<uint8_t>(d.kind));
   w.str16(d.channel);
   write_bool(w, d.explored);
+  write_bool(w, d.canary);
   write_bool(w, d.tries_exhausted);
   w.u32(d.try_number);
   w.i64(d.delay_ms);
@@ -77,8 +79,9 @@ bool decode_decision(ByteReader& r, Decision* out) {
   Decision d;
   uint16_t n = 0;
   if (!read_enum(r, kDecisionKindLast, &d.kind) || !r.str16(&d.channel) ||
-      !read_bool(r, &d.explored) || !read_bool(r, &d.tries_exhausted) || !r.u32(&d.try_number) ||
-      !r.i64(&d.delay_ms) || d.delay_ms < 0 || !r.u16(&n) || n > kDecisionChannelsMax) {
+      !read_bool(r, &d.explored) || !read_bool(r, &d.canary) || !read_bool(r, &d.tries_exhausted) ||
+      !r.u32(&d.try_number) || !r.i64(&d.delay_ms) || d.delay_ms < 0 || !r.u16(&n) ||
+      n > kDecisionChannelsMax) {
     return false;
   }
   if ((d.kind == DecisionKind::none) != d.channel.empty()) return false;

@@ -27,8 +27,9 @@ enum class Rejection : uint8_t {
   retry_budget,      // a retry on it would pass its retry budget
   already_tried,     // tried by this payment, and a channel not yet tried was eligible
   not_found,         // a pinned channel that is not defined
+  canary_only,       // a canary channel: only its base channel's canary share reaches it
 };
-inline constexpr Rejection kRejectionLast = Rejection::not_found;
+inline constexpr Rejection kRejectionLast = Rejection::canary_only;
 [[nodiscard]] std::string_view rejection_name(Rejection r);
 // Rejections that pass with time (paused, breaker, full, budget): "try later", not "never".
 [[nodiscard]] bool is_transient(Rejection r);
@@ -64,6 +65,7 @@ struct Decision {
   DecisionKind kind = DecisionKind::none;
   std::string channel;                // empty when kind == none
   bool explored = false;              // picked by exploration, not by the best score
+  bool canary = false;                // sent to the chosen channel's canary (its share)
   bool tries_exhausted = false;       // none: the payment used all its tries
   uint32_t try_number = 1;            // 1 for the first authorization of a payment
   int64_t delay_ms = 0;               // wait before the call (backoff of a retry)

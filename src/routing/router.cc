@@ -77,6 +77,10 @@ std::string router_options_problem(const RouterOptions& o) {
   if (o.stats_bucket_ms < 100 || o.stats_bucket_ms > 600'000) {
     return "stats_bucket_ms must be from 100 to 600000";
   }
+  if (o.canary_min_samples < 1 || o.canary_min_samples > 1'000'000) {
+    return "canary_min_samples must be from 1 to 1000000";
+  }
+  if (o.canary_margin_pct > 100) return "canary_margin_pct must be from 0 to 100";
   return {};
 }
 
@@ -169,6 +173,10 @@ Decision Router::decide(const RouteRequest& r, Timestamp now) {
   } else {
     for (size_t i = 0; i < channels_.size(); ++i) {
       const bool retry = contains(r.tried, channels_[i].def.name);
+      if (!channels_[i].def.canary_of.empty() && !retry) {
+        d.rejected.push_back({channels_[i].def.name, Rejection::canary_only});
+        continue;
+      }
       if (const auto why = reject(i, r, retry, now)) {
         d.rejected.push_back({channels_[i].def.name, *why});
         continue;
@@ -206,6 +214,7 @@ Decision Router::decide(const RouteRequest& r, Timestamp now) {
     d.explored = true;
   }
   d.channel = d.candidates[pick].channel;
+  if (r.pinned.empty() && !contains(r.tried, d.channel)) maybe_canary(r, now, &d);
   const bool retry = contains(r.tried, d.channel);
   if (!r.pinned.empty()) {
     d.kind = retry ? DecisionKind::retry : DecisionKind::pinned;
@@ -221,6 +230,64 @@ Decision Router::decide(const RouteRequest& r, Timestamp now) {
     d.delay_ms = cap > 0 ? static_cast<int64_t>(next_random() % static_cast<uint64_t>(cap + 1)) : 0;
   }
   return d;
+}
+
+void Router::maybe_canary(const RouteRequest& r, Timestamp now, Decision* d) {
+  const int base = index_of(d->channel);
+  KEEL_ASSERT(base >= 0);
+  const ChannelControl& c = channels_[static_cast<size_t>(base)].control;
+  if (c.canary_share_pct == 0) return;
+  const int canary = index_of(c.canary_to);
+  if (canary < 0) return;
+  // The draw comes first, so the sequence of draws does not depend on the canary's state.
+  const bool take = next_random() % 100 < c.canary_share_pct;
+  if (!take || reject(static_cast<size_t>(canary), r, false, now)) return;
+  d->candidates.insert(d->candidates.begin(), score(static_cast<size_t>(canary), r.amount, now));
+  d->channel = c.canary_to;
+  d->canary = true;
+}
+
+void Router::count_canary(size_t channel, CallEnd end) {
+  if (end == CallEnd::declined_hard) return;  // the card's answer, not the channel's
+  const bool approved = end == CallEnd::approved;
+  Channel& ch = channels_[channel];
+  if (ch.control.canary_share_pct > 0) {
+    ++ch.canary.control_calls;
+    ch.canary.control_approved += approved ? 1 : 0;
+    return;
+  }
+  if (ch.def.canary_of.empty()) return;
+  const int base_index = index_of(ch.def.canary_of);
+  if (base_index < 0) return;
+  Channel& base = channels_[static_cast<size_t>(base_index)];
+  if (base.control.canary_share_pct == 0 || base.control.canary_to != ch.def.name) return;
+  CanaryCounts& n = base.canary;
+  ++n.calls;
+  n.approved += approved ? 1 : 0;
+  if (n.calls < options_.canary_min_samples || n.control_calls == 0) return;
+  // Rates in percent points x calls, compared without division.
+  const uint64_t canary_pct_x = uint64_t{n.approved} * 100 * n.control_calls;
+  const uint64_t control_pct_x = uint64_t{n.control_approved} * 100 * n.calls;
+  const uint64_t margin_x = uint64_t{options_.canary_margin_pct} * n.calls * n.control_calls;
+  if (canary_pct_x + margin_x >= control_pct_x) return;
+  CanaryRollback rb;
+  rb.channel = base.def.name;
+  rb.canary = ch.def.name;
+  rb.reason = "canary approvals " + std::to_string(n.approved * 100 / n.calls) + "% of " +
+              std::to_string(n.calls) + " < " + base.def.name + " " +
+              std::to_string(n.control_approved * 100 / n.control_calls) + "% of " +
+              std::to_string(n.control_calls) + " - " + std::to_string(options_.canary_margin_pct) +
+              " points";
+  base.control.canary_to.clear();
+  base.control.canary_share_pct = 0;
+  base.canary = {};
+  rollbacks_.push_back(std::move(rb));
+}
+
+std::vector<CanaryRollback> Router::take_rollbacks() {
+  std::vector<CanaryRollback> out;
+  out.swap(rollbacks_);
+  return out;
 }
 
 void Router::call_started(std::string_view attempt_id, std::string_view channel, bool authorization,
@@ -255,6 +322,7 @@ void Router::call_ended(std::string_view attempt_id, CallEnd end, int64_t latenc
     c.unknown = end == CallEnd::unknown ? 1 : 0;
     c.latency[latency_bin(latency_ms)] = 1;
     ch.stats.add(now, c);
+    count_canary(call.channel, end);
   }
   const bool failure = end == CallEnd::retryable || end == CallEnd::unknown;
   if (auto t = ch.breaker.on_end(failure, latency_ms, now)) {
@@ -285,7 +353,12 @@ void Router::restore_breaker(std::string_view channel, BreakerState state, Times
 bool Router::set_control(std::string_view channel, ChannelControl control) {
   const int i = index_of(channel);
   if (i < 0) return false;
-  channels_[static_cast<size_t>(i)].control = control;
+  Channel& ch = channels_[static_cast<size_t>(i)];
+  if (control.canary_to != ch.control.canary_to ||
+      control.canary_share_pct != ch.control.canary_share_pct) {
+    ch.canary = {};
+  }
+  ch.control = std::move(control);
   return true;
 }
 
@@ -304,6 +377,11 @@ std::vector<ChannelView> Router::view(Timestamp now) {
     const Budget& b = ch.budget.total(now);
     v.first_attempts = b.firsts;
     v.retries = b.retries;
+    v.drained = ch.control.draining && ch.in_flight == 0;
+    v.canary_control_calls = ch.canary.control_calls;
+    v.canary_control_approved = ch.canary.control_approved;
+    v.canary_calls = ch.canary.calls;
+    v.canary_approved = ch.canary.approved;
     out.push_back(std::move(v));
   }
   return out;

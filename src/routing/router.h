@@ -39,8 +39,21 @@ struct RouterOptions {
   uint32_t latency_penalty_ppm_per_s = 10'000;
   // Statistics for the score and GET /v1/channels: 30 buckets of this many ms (5 min).
   int64_t stats_bucket_ms = 10'000;
+  // Canary rollback: once the canary has this many answered authorizations since its share was
+  // set, it is rolled back when its approval rate is below the base channel's (over the same
+  // period) by more than canary_margin_pct points.
+  uint32_t canary_min_samples = 50;
+  uint32_t canary_margin_pct = 5;
   // Seeds exploration and jitter (keeld draws it at start and logs it; tests fix it).
   uint64_t seed = 1;
+};
+
+// An automatic canary rollback the Router decided (its share is 0 from then on): the engine
+// journals it as a runtime control so the registry agrees.
+struct CanaryRollback {
+  std::string channel;  // the base channel
+  std::string canary;
+  std::string reason;
 };
 
 [[nodiscard]] std::string router_options_problem(const RouterOptions& o);
@@ -67,13 +80,6 @@ struct ChannelCounts {
   [[nodiscard]] uint32_t latency_quantile_ms(double q) const;
 };
 
-// Runtime controls of a channel (journaled by the engine; applied here).
-struct ChannelControl {
-  bool paused = false;
-  bool draining = false;
-  friend bool operator==(const ChannelControl&, const ChannelControl&) = default;
-};
-
 // A channel's definition and live state, for GET /v1/channels.
 struct ChannelView {
   ChannelDef def;
@@ -85,6 +91,13 @@ struct ChannelView {
   uint32_t success_ppm = 0;
   uint32_t first_attempts = 0;  // in the budget's window
   uint32_t retries = 0;
+  bool drained = false;  // draining with nothing left in flight
+  // Since the canary share was set: answered authorizations and approvals of the base channel
+  // and of its canary.
+  uint32_t canary_control_calls = 0;
+  uint32_t canary_control_approved = 0;
+  uint32_t canary_calls = 0;
+  uint32_t canary_approved = 0;
 };
 
 struct RouteRequest {
@@ -129,8 +142,10 @@ class Router {
 
   // Where a breaker starts after a restart (its last journaled transition).
   void restore_breaker(std::string_view channel, BreakerState state, Timestamp since);
-  // False for an unknown channel.
+  // False for an unknown channel. A canary share set or changed starts its comparison afresh.
   bool set_control(std::string_view channel, ChannelControl control);
+  // Canary rollbacks decided since the last call (by call_ended()).
+  [[nodiscard]] std::vector<CanaryRollback> take_rollbacks();
 
   [[nodiscard]] std::vector<ChannelView> view(Timestamp now);
   [[nodiscard]] const RouterOptions& options() const { return options_; }
@@ -152,6 +167,12 @@ class Router {
       return *this;
     }
   };
+  struct CanaryCounts {
+    uint32_t control_calls = 0;
+    uint32_t control_approved = 0;
+    uint32_t calls = 0;
+    uint32_t approved = 0;
+  };
   struct Channel {
     ChannelDef def;
     ChannelControl control;
@@ -159,6 +180,7 @@ class Router {
     RollingWindow<ChannelCounts, 30> stats;
     RollingWindow<Budget, 10> budget;
     uint32_t in_flight = 0;
+    CanaryCounts canary;  // of this channel's canary, while it has one
   };
   struct InFlight {
     size_t channel = 0;
@@ -172,10 +194,14 @@ class Router {
                                                 Timestamp now);
   [[nodiscard]] Candidate score(size_t i, int64_t amount, Timestamp now);
   [[nodiscard]] uint64_t next_random();
+  // Takes the canary share of the chosen (routed) channel into account.
+  void maybe_canary(const RouteRequest& r, Timestamp now, Decision* d);
+  void count_canary(size_t channel, CallEnd end);
 
   RouterOptions options_;
   std::vector<Channel> channels_;
   std::map<std::string, InFlight, std::less<>> in_flight_;
+  std::vector<CanaryRollback> rollbacks_;
   uint64_t random_state_;
 };
 

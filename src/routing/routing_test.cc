@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -463,6 +464,97 @@ TEST(Router, APinnedChannelIsOnlyCheckedForEligibility) {
   EXPECT_EQ(d.rejected[0].reason, Rejection::paused);
   EXPECT_TRUE(is_transient(d.rejected[0].reason));
   EXPECT_FALSE(r.set_control("nope", {}));
+}
+
+TEST(Router, ACanaryTakesItsShareAndIsRolledBackWhenWorseThanItsBase) {
+  ChannelDef base = channel("aco");
+  ChannelDef canary = channel("aco_v2");
+  canary.psp = "aco";
+  canary.canary_of = "aco";
+  RouterOptions o = quiet_options();
+  o.canary_min_samples = 20;
+  o.canary_margin_pct = 5;
+  o.breaker.min_calls = 1'000'000;
+  Router r(o, {base, canary, channel("bco")});
+  // Without a share the canary takes nothing of its own.
+  Decision d = r.decide({Flow::card_payment, usd(), 100, "", {}}, at_ms(0));
+  EXPECT_EQ(d.channel, "aco");
+  EXPECT_EQ(d.rejected[0].channel, "aco_v2");
+  EXPECT_EQ(d.rejected[0].reason, Rejection::canary_only);
+  ASSERT_TRUE(r.set_control("aco", {.canary_to = "aco_v2", .canary_share_pct = 30}));
+  int to_canary = 0;
+  std::vector<BreakerTransition> t;
+  for (int i = 0; i < 400 && r.take_rollbacks().empty(); ++i) {
+    d = r.decide({Flow::card_payment, usd(), 100, "", {}}, at_ms(i));
+    ASSERT_TRUE(d.channel == "aco" || d.channel == "aco_v2") << d.channel;
+    const std::string id = "c" + std::to_string(i);
+    r.call_started(id, d.channel, true, false, at_ms(i));
+    if (d.canary) {
+      ++to_canary;
+      EXPECT_EQ(d.channel, "aco_v2");
+      // The canary fails a third of its calls; its base approves all.
+      r.call_ended(id, i % 3 == 0 ? CallEnd::retryable : CallEnd::approved, 5, at_ms(i), &t);
+    } else {
+      r.call_ended(id, CallEnd::approved, 5, at_ms(i), &t);
+    }
+    if (r.view(at_ms(i))[0].def.name == "aco" &&
+        r.view(at_ms(i))[0].control.canary_share_pct == 0) {
+      break;
+    }
+  }
+  // Rolled back after its 20th answered call: the share is 0, traffic is the base's again.
+  const auto v = r.view(at_ms(500));
+  EXPECT_EQ(v[0].control.canary_share_pct, 0U);
+  EXPECT_EQ(to_canary, 20);
+  d = r.decide({Flow::card_payment, usd(), 100, "", {}}, at_ms(501));
+  EXPECT_EQ(d.channel, "aco");
+  EXPECT_FALSE(d.canary);
+}
+
+TEST(Router, ACanaryAsGoodAsItsBaseStays) {
+  ChannelDef canary = channel("aco_v2");
+  canary.canary_of = "aco";
+  RouterOptions o = quiet_options();
+  o.canary_min_samples = 10;
+  Router r(o, {channel("aco"), canary});
+  ASSERT_TRUE(r.set_control("aco", {.canary_to = "aco_v2", .canary_share_pct = 50}));
+  std::vector<BreakerTransition> t;
+  std::map<std::string, int> calls;  // each side soft-declines every 10th of its own calls
+  for (int i = 0; i < 200; ++i) {
+    const Decision d = r.decide({Flow::card_payment, usd(), 100, "", {}}, at_ms(i));
+    const std::string id = "g" + std::to_string(i);
+    r.call_started(id, d.channel, true, false, at_ms(i));
+    const bool decline = ++calls[d.channel] % 10 == 0;
+    r.call_ended(id, decline ? CallEnd::declined_soft : CallEnd::approved, 5, at_ms(i), &t);
+  }
+  EXPECT_GT(calls["aco_v2"], 50);
+  EXPECT_TRUE(r.take_rollbacks().empty());
+  EXPECT_EQ(r.view(at_ms(300))[0].control.canary_share_pct, 50U);
+}
+
+TEST(Channels, ControlsAreRegistryStateWithCanaryRules) {
+  ChannelDef canary = channel("aco_v2");
+  canary.canary_of = "aco";
+  EXPECT_NE(channels_problem({canary}).find("canary_of"), std::string::npos);  // no base
+  ChannelDef self = channel("aco");
+  self.canary_of = "aco";
+  EXPECT_NE(channel_problem(self).find("canary_of"), std::string::npos);
+  ChannelRegistry reg;
+  reg.set_channels({channel("aco"), canary});
+  reg.set_control("aco", {.paused = true, .canary_to = "aco_v2", .canary_share_pct = 10});
+  std::string bytes;
+  reg.encode(&bytes);
+  ChannelRegistry back;
+  ASSERT_TRUE(ChannelRegistry::decode(bytes, &back));
+  EXPECT_EQ(back.control("aco").canary_share_pct, 10U);
+  EXPECT_TRUE(back.control("aco").paused);
+  // The canary's definition goes: its share goes with it.
+  reg.set_channels({channel("aco")});
+  EXPECT_EQ(reg.control("aco").canary_share_pct, 0U);
+  EXPECT_TRUE(reg.control("aco").paused);
+  reg.set_control("aco", {});
+  EXPECT_TRUE(reg.empty() == false);  // still defines a channel
+  EXPECT_EQ(reg.control("aco"), ChannelControl{});
 }
 
 TEST(Router, ViewShowsLiveState) {

@@ -108,7 +108,12 @@ Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<Paymen
            "\"\napi_key = \"sk_" + name + "\"\nwebhook_secret = \"whsec_" + name +
            "\"\ntotal_timeout_ms = " + std::to_string(s->options_.total_timeout_ms) + "\n" +
            s->options_.channel_toml_extra + "\n";
+      if (const auto own = s->options_.channel_toml.find(name);
+          own != s->options_.channel_toml.end()) {
+        k += own->second + "\n";
+      }
     }
+    if (s->options_.routing_toml) k += "[routing]\n" + *s->options_.routing_toml + "\n";
     k += s->options_.keeld_toml_extra + "\n";
     if (Status w = write_file(s->keeld_config_, k); !w.is_ok()) return w;
     if (Status st = s->start_keeld(); !st.is_ok()) return st;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,11 @@ struct PaymentsStackOptions {
   // Extra TOML appended to each [channels.NAME] table of keeld's config, e.g.
   // "connections_max = 64\n".
   std::string channel_toml_extra;
+  // Extra TOML for one channel's table only, by channel name (after channel_toml_extra), e.g.
+  // {"bankco", "cost_bps = 50\n"}.
+  std::map<std::string, std::string> channel_toml;
+  // Routing: when set, keeld's config gets a [routing] table with these lines (routing on).
+  std::optional<std::string> routing_toml;
   // Added to keel-psp-sim's command line (e.g. "--io-threads", "4").
   std::vector<std::string> sim_args;
   // The programs to run; empty: this build tree's (build_path(), from KEEL_BUILD_DIR).
