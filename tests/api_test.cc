@@ -803,5 +803,68 @@ TEST_F(CliTest, JournalVerify) {
   EXPECT_EQ(json::parse(r.out).at("counts").at("accounts").as_int64(), 1);
 }
 
+// The runtime-control and payment commands against a keeld with routing channels and
+// [admin] controls = true (no PSP needed: nothing is paid here).
+TEST(CliControls, ChannelsModeFlowsAndPayments) {
+  testing::TempDir dir;
+  const auto config = dir.path() / "keeld.toml";
+  {
+    std::ofstream f(config);
+    f << "[channels.cardco]\nurl = \"http://127.0.0.1:1\"\ncost_bps = 290\n"
+         "[channels.cardco_v2]\nurl = \"http://127.0.0.1:1\"\npsp = \"cardco\"\n"
+         "canary_of = \"cardco\"\n"
+         "[channels.bankco]\nurl = \"http://127.0.0.1:1\"\nflows = [\"topup\", \"payout\"]\n"
+         "[routing]\n[admin]\ncontrols = true\n";
+  }
+  testing::KeeldOptions o;
+  o.extra_args = {"--config", config.string()};
+  std::unique_ptr<testing::KeeldProcess> keeld;
+  ASSERT_TRUE(testing::KeeldProcess::start(o, &keeld).is_ok());
+  const auto keel = [&](std::vector<std::string> args) {
+    args.insert(args.begin(),
+                {testing::build_path("src/cli/keel").string(), "--server", keeld->base_url()});
+    return testing::run_program(args);
+  };
+  auto r = keel({"channel", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("cardco_v2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("closed"), std::string::npos) << r.out;
+  r = keel({"channel", "pause", "cardco", "--reason", "maintenance"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("channel_pause"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("maintenance"), std::string::npos) << r.out;
+  r = keel({"channel", "canary", "cardco", "--to", "cardco_v2", "--share", "10"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("cardco_v2 10%"), std::string::npos) << r.out;
+  r = keel({"channel", "canary", "cardco", "--to", "bankco", "--share", "10"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bankco is not a canary of cardco"), std::string::npos) << r.err;
+  r = keel({"channel", "pause", "nope"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no channel nope"), std::string::npos) << r.err;
+  r = keel({"flow", "disable", "refunds"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("refunds"), std::string::npos);
+  r = keel({"flow", "disable", "cards"});
+  EXPECT_EQ(r.exit_code, 1);
+  r = keel({"mode", "read-only", "--reason", "drill"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = keel({"-o", "json", "controls"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const json::value controls = json::parse(r.out);
+  EXPECT_TRUE(controls.at("read_only").as_bool());
+  EXPECT_EQ(controls.at("changes").as_array().size(), 4u) << r.out;
+  r = keel({"account", "create", "--id", "a", "--currency", "USD"});
+  EXPECT_EQ(r.exit_code, 1);  // read-only: 503 read_only
+  EXPECT_NE(r.err.find("read-only"), std::string::npos) << r.err;
+  EXPECT_EQ(keel({"mode", "read-write"}).exit_code, 0);
+  r = keel({"payment", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("STATUS"), std::string::npos);
+  r = keel({"payment", "get", "pay_nope"});
+  EXPECT_EQ(r.exit_code, 1);
+  ASSERT_EQ(keeld->stop(), 0);
+}
+
 }  // namespace
 }  // namespace keel

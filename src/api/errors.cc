@@ -45,6 +45,7 @@ constexpr std::array kErrors = {
     ErrorInfo{ErrorCode::internal_error, "internal_error", 500},
     ErrorInfo{ErrorCode::snapshot_failed, "snapshot_failed", 500},
     ErrorInfo{ErrorCode::overloaded, "overloaded", 503},
+    ErrorInfo{ErrorCode::read_only, "read_only", 503},
     ErrorInfo{ErrorCode::unavailable, "unavailable", 503},
 };
 
@@ -73,7 +74,8 @@ std::string_view error_type(ErrorCode code) {
 }
 
 bool is_retryable(ErrorCode code) {
-  return code == ErrorCode::overloaded || code == ErrorCode::unavailable;
+  return code == ErrorCode::overloaded || code == ErrorCode::read_only ||
+         code == ErrorCode::unavailable;
 }
 
 }  // namespace keel::api

@@ -581,6 +581,66 @@ void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h, std::s
       }));
 }
 
+void PaymentRoutes::control(const RouteMatch& m, const RequestHeaders& h, std::string_view body,
+                            const ResponderPtr& r) {
+  if (!options_.admin_controls || !h.loopback) {
+    return r->fail(make_error(ErrorCode::route_not_found,
+                              "runtime controls are served only when [admin] controls = true in "
+                              "keeld.toml, and only to loopback clients"));
+  }
+  if (m.route == Route::admin_controls) {
+    return query({payments::QueryKind::get_controls, ""}, "controls", r);
+  }
+  auto o = body_object(body);
+  if (!o.ok()) return r->fail(*o.error);
+  Fields f(&o.value);
+  payments::Command c;
+  c.kind = payments::CommandKind::runtime_control;
+  payments::RuntimeControl& k = c.control;
+  k.target = m.id;
+  switch (m.route) {
+    case Route::admin_channel_canary: {
+      if (auto e = f.only({"to", "share", "reason"})) return r->fail(*e);
+      auto to = f.text("to", 40);
+      if (!to.ok()) return r->fail(*to.error);
+      const json::value* share = o.value.if_contains("share");
+      if (share == nullptr || !share->is_int64() || share->get_int64() < 0 ||
+          share->get_int64() > 100) {
+        return r->fail(make_error(ErrorCode::parameter_invalid,
+                                  "share must be an integer from 0 to 100 (percent)", "share"));
+      }
+      k.share_pct = static_cast<uint32_t>(share->get_int64());
+      if (k.share_pct > 0 && !to.value) return r->fail(missing("to"));
+      k.canary = to.value.value_or("");
+      k.kind = payments::ControlKind::channel_canary;
+      break;
+    }
+    case Route::admin_mode: {
+      if (auto e = f.only({"read_only", "reason"})) return r->fail(*e);
+      const json::value* ro = o.value.if_contains("read_only");
+      if (ro == nullptr || !ro->is_bool()) {
+        return r->fail(make_error(ErrorCode::parameter_invalid, "read_only must be true or false",
+                                  "read_only"));
+      }
+      k.kind = ro->get_bool() ? payments::ControlKind::read_only_on
+                              : payments::ControlKind::read_only_off;
+      k.target.clear();
+      break;
+    }
+    default:
+      if (auto e = f.only({"reason"})) return r->fail(*e);
+      k.kind = m.route == Route::admin_channel_pause    ? payments::ControlKind::channel_pause
+               : m.route == Route::admin_channel_resume ? payments::ControlKind::channel_resume
+               : m.route == Route::admin_channel_drain  ? payments::ControlKind::channel_drain
+               : m.route == Route::admin_flow_disable   ? payments::ControlKind::flow_disable
+                                                        : payments::ControlKind::flow_enable;
+  }
+  auto reason = f.text("reason", payments::kControlReasonLengthMax);
+  if (!reason.ok()) return r->fail(*reason.error);
+  k.reason = reason.value.value_or("");
+  submit(std::move(c), 0, r);
+}
+
 bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::string_view target,
                            const RequestHeaders& h, std::string_view body, const ResponderPtr& r) {
   if (m.route < Route::create_customer) return false;
@@ -597,6 +657,10 @@ bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::st
       r->fail(*e);
       return true;
     }
+  }
+  // The request's trace goes with the PSP calls it causes (server.cc keeps only valid ones).
+  if (moves_money && h.traceparent.size() == payments::kTraceparentLength) {
+    c.traceparent = h.traceparent;
   }
   switch (m.route) {
     case Route::create_customer:
@@ -659,6 +723,16 @@ bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::st
       return true;
     case Route::list_reviews:
       list_reviews(m, r);
+      return true;
+    case Route::admin_channel_pause:
+    case Route::admin_channel_resume:
+    case Route::admin_channel_drain:
+    case Route::admin_channel_canary:
+    case Route::admin_mode:
+    case Route::admin_flow_disable:
+    case Route::admin_flow_enable:
+    case Route::admin_controls:
+      control(m, h, body, r);
       return true;
     default:
       return false;

@@ -13,7 +13,7 @@ namespace {
 
 struct RouteSpec {
   std::string_view method;
-  std::array<std::string_view, 4> segments;  // "{id}" matches any one segment; "" ends
+  std::array<std::string_view, 5> segments;  // "{id}" matches any one segment; "" ends
   Route route;
   std::array<std::string_view, 7> query;  // the query parameters the route takes
 };
@@ -35,6 +35,16 @@ constexpr std::array kRoutes = {
     RouteSpec{"GET", {"readyz"}, Route::readyz, {}},
     RouteSpec{"GET", {"metrics"}, Route::metrics, {}},
     RouteSpec{"GET", {"v1", "channels"}, Route::list_channels, {}},
+    RouteSpec{"POST", {"v1", "admin", "channels", "{id}", "pause"}, Route::admin_channel_pause, {}},
+    RouteSpec{
+        "POST", {"v1", "admin", "channels", "{id}", "resume"}, Route::admin_channel_resume, {}},
+    RouteSpec{"POST", {"v1", "admin", "channels", "{id}", "drain"}, Route::admin_channel_drain, {}},
+    RouteSpec{
+        "POST", {"v1", "admin", "channels", "{id}", "canary"}, Route::admin_channel_canary, {}},
+    RouteSpec{"POST", {"v1", "admin", "mode"}, Route::admin_mode, {}},
+    RouteSpec{"POST", {"v1", "admin", "flows", "{id}", "disable"}, Route::admin_flow_disable, {}},
+    RouteSpec{"POST", {"v1", "admin", "flows", "{id}", "enable"}, Route::admin_flow_enable, {}},
+    RouteSpec{"GET", {"v1", "admin", "controls"}, Route::admin_controls, {}},
     RouteSpec{"POST", {"v1", "customers"}, Route::create_customer, {}},
     RouteSpec{"GET", {"v1", "customers", "{id}"}, Route::get_customer, {}},
     RouteSpec{"POST", {"v1", "merchants"}, Route::create_merchant, {}},

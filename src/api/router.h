@@ -51,6 +51,15 @@ enum class Route : uint8_t {
   list_reviews,            // GET  /v1/admin/reviews?status=&reason=&object_id=&limit=&...
   metrics,                 // GET  /metrics (Prometheus text format)
   list_channels,           // GET  /v1/channels (routing channels with their live state)
+  // Runtime controls (docs/routing.md): served only when [admin] controls = true, to loopback.
+  admin_channel_pause,   // POST /v1/admin/channels/{id}/pause   {reason?}
+  admin_channel_resume,  // POST /v1/admin/channels/{id}/resume  {reason?}
+  admin_channel_drain,   // POST /v1/admin/channels/{id}/drain   {reason?}
+  admin_channel_canary,  // POST /v1/admin/channels/{id}/canary  {to, share, reason?}
+  admin_mode,            // POST /v1/admin/mode                  {read_only, reason?}
+  admin_flow_disable,    // POST /v1/admin/flows/{id}/disable    {reason?}
+  admin_flow_enable,     // POST /v1/admin/flows/{id}/enable     {reason?}
+  admin_controls,        // GET  /v1/admin/controls
 };
 
 using QueryParams = std::vector<std::pair<std::string, std::string>>;

@@ -135,6 +135,11 @@ void Session::on_read(error_code ec) {
     headers.idempotency_key = std::string(sv(it->value()));
   }
   headers.psp_signature = std::string(sv(req["PSP-Signature"]));
+  {
+    boost::system::error_code peer_ec;
+    const auto peer = stream_.socket().remote_endpoint(peer_ec);
+    headers.loopback = !peer_ec && peer.address().is_loopback();
+  }
   auto self = shared_from_this();
   state_.service->handle(
       sv(req.method_string()), sv(req.target()), headers, std::move(req.body()), request_id_,

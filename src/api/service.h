@@ -29,6 +29,7 @@ struct RequestHeaders {
   std::optional<std::string> idempotency_key;  // Idempotency-Key, when sent
   std::string psp_signature;                   // PSP-Signature (webhooks from PSPs)
   std::string traceparent;                     // valid W3C traceparent, or empty
+  bool loopback = false;                       // the client connected from a loopback address
 };
 
 // What the payment routes need beyond the engine.
@@ -40,6 +41,9 @@ struct PaymentsApiOptions {
   // Routing on: a confirm that names no channel lets the router choose; one that names a
   // channel pins it. Off: the default channel (the first) when none is named.
   bool routing = false;
+  // Runtime controls (pause, drain, canary, read-only, kill switches): served only when true
+  // ([admin] controls = true in keeld.toml) and only to loopback clients, until API keys exist.
+  bool admin_controls = false;
   // How long a confirm, capture or cancel waits for the PSP's outcome before it answers with
   // the payment still `processing`.
   int64_t settle_wait_ms = 15'000;

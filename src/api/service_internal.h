@@ -39,6 +39,11 @@ inline ApiError engine_error(engine::EngineError e) {
   if (e == engine::EngineError::overloaded) {
     return make_error(ErrorCode::overloaded, "the server is overloaded; retry later");
   }
+  if (e == engine::EngineError::read_only) {
+    return make_error(ErrorCode::read_only,
+                      "keel is in read-only mode: no new writes (reads and work already started "
+                      "go on); retry later");
+  }
   return make_error(ErrorCode::unavailable,
                     "the server is not taking commands (shutting down or storage failed)");
 }
@@ -113,6 +118,9 @@ class PaymentRoutes {
   std::optional<std::string> pick_channel(const std::optional<std::string>& named,
                                           const ResponderPtr& r) const;
   void webhook(const RouteMatch& m, const RequestHeaders& h, std::string_view body,
+               const ResponderPtr& r);
+  // The runtime-control routes (admin_channel_* .. admin_controls).
+  void control(const RouteMatch& m, const RequestHeaders& h, std::string_view body,
                const ResponderPtr& r);
 
   engine::Engine* engine_;

@@ -252,6 +252,125 @@ void add_transfer_commands(CLI::App& app, const Globals& g, Action* action) {
   });
 }
 
+// `keel payment get|list`.
+void add_payment_commands(CLI::App& app, const Globals& g, Action* action) {
+  CLI::App* payment = app.add_subcommand("payment", "payments")->require_subcommand(1);
+  auto id = std::make_shared<std::string>();
+  CLI::App* get = payment->add_subcommand("get", "a payment, its attempts and routing decisions");
+  get->add_option("ID", *id, "payment id")->required();
+  get->callback([&g, action, id] {
+    *action = [&g, id] {
+      return show(g, call(g, "GET", "/v1/payments/" + path_escape(*id), ""), cli::print_payment);
+    };
+  });
+  struct ListArgs {
+    std::string status, merchant, customer, starting_after;
+    int limit = 10;
+  };
+  auto args = std::make_shared<ListArgs>();
+  CLI::App* list = payment->add_subcommand("list", "payments by id, filtered");
+  list->add_option("--status", args->status, "requires_confirmation, processing, succeeded, ...");
+  list->add_option("--merchant", args->merchant, "merchant id");
+  list->add_option("--customer", args->customer, "customer id");
+  list->add_option("--limit", args->limit, "1 to 100")->check(CLI::Range(1, 100));
+  list->add_option("--starting-after", args->starting_after, "a payment id (the cursor)");
+  list->callback([&g, action, args] {
+    *action = [&g, args] {
+      std::string target = "/v1/payments?limit=" + std::to_string(args->limit);
+      const auto add = [&target](const char* name, const std::string& value) {
+        if (!value.empty()) target += std::string("&") + name + "=" + path_escape(value);
+      };
+      add("status", args->status);
+      add("merchant", args->merchant);
+      add("customer", args->customer);
+      add("starting_after", args->starting_after);
+      return show(g, call(g, "GET", target, ""), cli::print_payments);
+    };
+  });
+}
+
+// A runtime control: POST `target` with `body` (plus the reason, if any); shows the controls.
+int post_control(const Globals& g, const std::string& target, json::object body,
+                 const std::string& reason) {
+  if (!reason.empty()) body["reason"] = reason;
+  return show(g, call(g, "POST", target, json::serialize(body)), cli::print_controls);
+}
+
+// `keel channel list|pause|resume|drain|canary`, `keel mode`, `keel flow`, `keel controls`.
+void add_control_commands(CLI::App& app, const Globals& g, Action* action) {
+  CLI::App* channel = app.add_subcommand("channel", "routing channels")->require_subcommand(1);
+  channel->add_subcommand("list", "channels with their breakers, statistics and controls")
+      ->callback([&g, action] {
+        *action = [&g] { return show(g, call(g, "GET", "/v1/channels", ""), cli::print_channels); };
+      });
+  struct ControlArgs {
+    std::string id, reason, to;
+    int share = 0;
+  };
+  for (const char* verb : {"pause", "resume", "drain"}) {
+    auto args = std::make_shared<ControlArgs>();
+    CLI::App* cmd = channel->add_subcommand(verb, std::string(verb) + " a channel (journaled)");
+    cmd->add_option("ID", args->id, "channel")->required();
+    cmd->add_option("--reason", args->reason, "why (kept in the audit trail)");
+    cmd->callback([&g, action, args, verb] {
+      *action = [&g, args, verb] {
+        return post_control(g, "/v1/admin/channels/" + path_escape(args->id) + "/" + verb, {},
+                            args->reason);
+      };
+    });
+  }
+  auto canary = std::make_shared<ControlArgs>();
+  CLI::App* cmd = channel->add_subcommand(
+      "canary", "send a share of a channel's traffic to its canary (share 0 stops it)");
+  cmd->add_option("ID", canary->id, "the base channel")->required();
+  cmd->add_option("--to", canary->to, "the canary channel (its canary_of is ID)");
+  cmd->add_option("--share", canary->share, "percent, 0 to 100")
+      ->required()
+      ->check(CLI::Range(0, 100));
+  cmd->add_option("--reason", canary->reason, "why");
+  cmd->callback([&g, action, canary] {
+    *action = [&g, canary] {
+      json::object body{{"share", canary->share}};
+      if (!canary->to.empty()) body["to"] = canary->to;
+      return post_control(g, "/v1/admin/channels/" + path_escape(canary->id) + "/canary",
+                          std::move(body), canary->reason);
+    };
+  });
+  CLI::App* mode = app.add_subcommand("mode", "read-only mode")->require_subcommand(1);
+  for (const char* which : {"read-only", "read-write"}) {
+    auto args = std::make_shared<ControlArgs>();
+    CLI::App* m = mode->add_subcommand(which, std::string("switch keel to ") + which);
+    m->add_option("--reason", args->reason, "why");
+    const bool read_only = std::string_view(which) == "read-only";
+    m->callback([&g, action, args, read_only] {
+      *action = [&g, args, read_only] {
+        return post_control(g, "/v1/admin/mode", {{"read_only", read_only}}, args->reason);
+      };
+    });
+  }
+  CLI::App* flow = app.add_subcommand("flow", "kill switches per flow")->require_subcommand(1);
+  for (const char* verb : {"disable", "enable"}) {
+    auto args = std::make_shared<ControlArgs>();
+    CLI::App* f = flow->add_subcommand(verb, std::string(verb) + " new requests of a flow");
+    f->add_option("FLOW", args->id,
+                  "card_payments, wallet_payments, topups, payouts, refunds, wallet_transfers")
+        ->required();
+    f->add_option("--reason", args->reason, "why");
+    f->callback([&g, action, args, verb] {
+      *action = [&g, args, verb] {
+        return post_control(g, "/v1/admin/flows/" + path_escape(args->id) + "/" + verb, {},
+                            args->reason);
+      };
+    });
+  }
+  app.add_subcommand("controls", "runtime controls in force and the latest changes")
+      ->callback([&g, action] {
+        *action = [&g] {
+          return show(g, call(g, "GET", "/v1/admin/controls", ""), cli::print_controls);
+        };
+      });
+}
+
 int verify_journal(const Globals& g, const std::string& dir) {
   engine::VerifyReport report;
   const Status s = engine::verify_data_dir(dir, &report);
@@ -293,6 +412,8 @@ int main(int argc, char** argv) {
   Action action;
   add_account_commands(app, g, &action);
   add_transfer_commands(app, g, &action);
+  add_payment_commands(app, g, &action);
+  add_control_commands(app, g, &action);
   add_other_commands(app, g, &action);
   try {
     app.parse(argc, argv);

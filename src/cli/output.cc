@@ -96,4 +96,127 @@ void print_transfers(const json::object& body) {
     std::printf("(more: --starting-after %s)\n", rows.size() > 1 ? rows.back()[0].c_str() : "");
 }
 
+namespace {
+
+std::string field(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  return v == nullptr ? "-" : cell(*v);
+}
+
+std::string percent_ppm(const json::value& ppm) {
+  if (!ppm.is_int64()) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", static_cast<double>(ppm.get_int64()) / 10'000.0);
+  return buf;
+}
+
+}  // namespace
+
+void print_payment(const json::object& p) {
+  Table rows;
+  for (const std::string_view key :
+       {"id", "status", "amount", "currency", "merchant", "source", "channel", "error_code",
+        "amount_captured", "amount_refunded", "merchant_fee", "psp_fee", "requires_review",
+        "created_at", "deadline"}) {
+    std::string text = field(p, key);
+    if ((key == "amount" || key.starts_with("amount_") || key.ends_with("_fee")) &&
+        p.contains("currency") && p.contains(key)) {
+      text = format_amount(p.at(key), p.at("currency"));
+    }
+    rows.push_back({std::string(key), text});
+  }
+  print_table(rows);
+  Table attempts = {{"ATTEMPT", "KIND", "CHANNEL", "STATUS", "AMOUNT", "LATENCY_MS", "ERROR"}};
+  for (const auto& a : p.at("attempts").as_array()) {
+    const auto& o = a.as_object();
+    attempts.push_back({field(o, "id"), field(o, "kind"), field(o, "channel"), field(o, "status"),
+                        format_amount(o.at("amount"), p.at("currency")), field(o, "latency_ms"),
+                        field(o, "error_code")});
+  }
+  std::printf("\n");
+  print_table(attempts);
+  const json::value* routing = p.if_contains("routing");
+  if (routing == nullptr || !routing->is_array() || routing->get_array().empty()) return;
+  Table decisions = {
+      {"ATTEMPT", "DECISION", "CHANNEL", "TRY", "DELAY_MS", "CANDIDATES", "REJECTED"}};
+  for (const auto& d : routing->get_array()) {
+    const auto& o = d.as_object();
+    std::string candidates;
+    for (const auto& c : o.at("candidates").as_array()) {
+      const auto& co = c.as_object();
+      candidates += (candidates.empty() ? "" : " ") + field(co, "channel") + "(" +
+                    percent_ppm(co.at("score_ppm")) + ")";
+    }
+    std::string rejected;
+    for (const auto& r : o.at("rejected").as_array()) {
+      const auto& ro = r.as_object();
+      rejected += (rejected.empty() ? "" : " ") + field(ro, "channel") + ":" + field(ro, "reason");
+    }
+    std::string kind = field(o, "kind");
+    if (o.at("explored").as_bool()) kind += "(explored)";
+    if (o.contains("canary") && o.at("canary").as_bool()) kind += "(canary)";
+    decisions.push_back({field(o, "attempt"), kind, field(o, "channel"), field(o, "try"),
+                         field(o, "delay_ms"), candidates.empty() ? "-" : candidates,
+                         rejected.empty() ? "-" : rejected});
+  }
+  std::printf("\n");
+  print_table(decisions);
+}
+
+void print_payments(const json::object& body) {
+  Table rows = {{"ID", "STATUS", "AMOUNT", "CURRENCY", "CHANNEL", "MERCHANT", "CREATED_AT"}};
+  for (const auto& item : body.at("data").as_array()) {
+    const auto& p = item.as_object();
+    rows.push_back({field(p, "id"), field(p, "status"),
+                    format_amount(p.at("amount"), p.at("currency")), field(p, "currency"),
+                    field(p, "channel"), field(p, "merchant"), field(p, "created_at")});
+  }
+  print_table(rows);
+  if (body.at("has_more").as_bool())
+    std::printf("(more: --starting-after %s)\n", rows.size() > 1 ? rows.back()[0].c_str() : "");
+}
+
+void print_channels(const json::object& body) {
+  Table rows = {{"CHANNEL", "PSP", "FLOWS", "BREAKER", "SINCE", "IN_FLIGHT", "CONTROL", "ATTEMPTS",
+                 "SUCCESS", "P50_MS", "P99_MS", "RETRIES"}};
+  for (const auto& item : body.at("data").as_array()) {
+    const auto& c = item.as_object();
+    const auto& b = c.at("breaker").as_object();
+    const auto& w = c.at("window").as_object();
+    std::string control = c.at("paused").as_bool() ? "paused" : "";
+    if (c.at("draining").as_bool()) control += control.empty() ? "draining" : ",draining";
+    rows.push_back({field(c, "id"), field(c, "psp"), field(c, "flows"), field(b, "state"),
+                    field(b, "since"), field(c, "in_flight"), control.empty() ? "-" : control,
+                    field(w, "attempts"), percent_ppm(w.at("success_ppm")),
+                    field(w, "latency_p50_ms"), field(w, "latency_p99_ms"), field(w, "retries")});
+  }
+  print_table(rows);
+}
+
+void print_controls(const json::object& body) {
+  Table head = {{"read_only", field(body, "read_only")},
+                {"flows_disabled", field(body, "flows_disabled")}};
+  print_table(head);
+  Table channels = {{"CHANNEL", "PAUSED", "DRAINING", "CANARY"}};
+  for (const auto& item : body.at("channels").as_array()) {
+    const auto& c = item.as_object();
+    std::string canary = "-";
+    if (c.at("canary").is_object()) {
+      const auto& k = c.at("canary").as_object();
+      canary = field(k, "to") + " " + field(k, "share") + "%";
+    }
+    channels.push_back({field(c, "id"), field(c, "paused"), field(c, "draining"), canary});
+  }
+  std::printf("\n");
+  print_table(channels);
+  Table changes = {{"AT", "KIND", "TARGET", "CANARY", "SHARE", "REASON"}};
+  for (const auto& item : body.at("changes").as_array()) {
+    const auto& c = item.as_object();
+    changes.push_back({field(c, "at"), field(c, "kind"), field(c, "target"), field(c, "canary"),
+                       field(c, "share"), field(c, "reason")});
+  }
+  std::printf("\n");
+  print_table(changes);
+}
+
 }  // namespace keel::cli

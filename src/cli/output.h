@@ -25,5 +25,13 @@ void print_object(const boost::json::object& o);
 void print_results(const boost::json::object& body);
 // {"data":[transfer...],"has_more"} as a table.
 void print_transfers(const boost::json::object& body);
+// A payment: its fields, then its attempts and routing decisions as tables.
+void print_payment(const boost::json::object& payment);
+// {"data":[payment...],"has_more"} as a table.
+void print_payments(const boost::json::object& body);
+// GET /v1/channels as a table of live state.
+void print_channels(const boost::json::object& body);
+// GET /v1/admin/controls (and every control's answer): mode, flows, channels, latest changes.
+void print_controls(const boost::json::object& body);
 
 }  // namespace keel::cli

@@ -181,22 +181,22 @@ struct PspDispatcher::Impl {
         req.currency = std::string(currency_code(c));
         req.card_token = c.instrument;
         req.capture = c.capture_now;
-        return psp->authorize(req, "", done);
+        return psp->authorize(req, c.traceparent, done);
       }
       case AttemptKind::capture: {
         connectors::CaptureRequest req;
         req.reference = c.authorization_reference;
         req.amount_minor = c.amount;
-        return psp->capture(req, "", done);
+        return psp->capture(req, c.traceparent, done);
       }
       case AttemptKind::void_authorization:
-        return psp->void_authorization(c.authorization_reference, "", done);
+        return psp->void_authorization(c.authorization_reference, c.traceparent, done);
       case AttemptKind::refund: {
         connectors::RefundRequest req;
         req.reference = c.attempt_id;
         req.payment_reference = c.authorization_reference;
         req.amount_minor = c.amount;
-        return psp->refund(req, "", done);
+        return psp->refund(req, c.traceparent, done);
       }
       case AttemptKind::payout: {
         connectors::PayoutRequest req;
@@ -207,7 +207,7 @@ struct PspDispatcher::Impl {
                                    ? connectors::PayoutDestinationKind::account
                                    : connectors::PayoutDestinationKind::iban;
         req.destination = c.instrument;
-        return psp->payout(req, "", done);
+        return psp->payout(req, c.traceparent, done);
       }
       case AttemptKind::topup: {
         connectors::TopupRequest req;
@@ -218,7 +218,7 @@ struct PspDispatcher::Impl {
                               ? connectors::TopupSourceKind::bank_account
                               : connectors::TopupSourceKind::card_token;
         req.source = c.instrument;
-        return psp->topup(req, "", done);
+        return psp->topup(req, c.traceparent, done);
       }
     }
   }
@@ -230,7 +230,8 @@ struct PspDispatcher::Impl {
     }
     const bool on_authorization =
         c.kind == AttemptKind::capture || c.kind == AttemptKind::void_authorization;
-    resolve({c.attempt_id, c.channel, on_authorization ? c.authorization_reference : c.attempt_id},
+    resolve({c.attempt_id, c.channel, on_authorization ? c.authorization_reference : c.attempt_id,
+             c.traceparent},
             options.resolve_initial_ms);
   }
 
@@ -255,9 +256,10 @@ struct PspDispatcher::Impl {
       connectors::PspClient* psp = self->client(r.channel);
       if (psp == nullptr) return;  // no such channel: review at the deadline says so
       ++self->status_queries;
-      psp->get_operation(r.reference, "", [self, r, delay_ms](connectors::PspResult result) {
-        self->on_status(r, result, delay_ms);
-      });
+      psp->get_operation(r.reference, r.traceparent,
+                         [self, r, delay_ms](connectors::PspResult result) {
+                           self->on_status(r, result, delay_ms);
+                         });
     });
   }
 

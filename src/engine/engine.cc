@@ -266,6 +266,11 @@ struct Engine::Impl {
   void route(payments::Command& command, Timestamp now);
   void observe(const payments::Command& command, const payments::ApplyOutcome& out, Timestamp now);
   void journal_transitions(std::vector<routing::BreakerTransition>& transitions);
+  // Applies and journals a command the engine makes itself (breaker transitions, canary
+  // rollbacks) inside the current batch. False if the core refused it (nothing journaled).
+  bool journal_internal(const payments::Command& c);
+  // The router's channel controls from the journaled registry.
+  void sync_controls();
   void start_router();
   std::vector<ChannelStatus> channel_statuses();
   void take_payments_outcome(payments::ApplyOutcome& out);
@@ -301,6 +306,11 @@ std::vector<Command> Engine::Impl::take_batch() {
 }
 
 void Engine::Impl::apply_write(Command& c) {
+  if (state.payments.read_only() && !std::holds_alternative<PaymentsCommand>(c)) {
+    // Ledger writes wait out read-only mode like the payments API's (which the core refuses).
+    std::visit([](auto& cmd) { cmd.done({EngineError::read_only, {}}); }, c);
+    return;
+  }
   std::string* payload = nullptr;
   if (auto* a = std::get_if<CreateAccounts>(&c)) {
     const Timestamp ts = stamp(a->events.size());
@@ -457,6 +467,7 @@ void Engine::Impl::observe(const payments::Command& command, const payments::App
     router->call_ended(command.id, call_end(command.result.status), command.result.latency_ms, now,
                        &transitions);
   }
+  if (command.kind == payments::CommandKind::runtime_control && out.changed) sync_controls();
   for (const payments::PspCall& call : out.calls) {
     const bool authorization = call.kind == payments::AttemptKind::authorization;
     const bool retry =
@@ -466,6 +477,42 @@ void Engine::Impl::observe(const payments::Command& command, const payments::App
                          now + call.delay_ms * routing::kNanosPerMilli);
   }
   journal_transitions(transitions);
+  for (routing::CanaryRollback& rb : router->take_rollbacks()) {
+    payments::Command c;
+    c.kind = payments::CommandKind::runtime_control;
+    c.control.kind = payments::ControlKind::canary_rollback;
+    c.control.target = rb.channel;
+    c.control.canary = rb.canary;
+    c.control.reason = rb.reason.substr(0, payments::kControlReasonLengthMax);
+    const std::string line =
+        "channel " + rb.channel + ": canary " + rb.canary + " rolled back (" + rb.reason + ")";
+    if (journal_internal(c)) {
+      log(LogLevel::warn, line);
+    } else {
+      log(LogLevel::error, "a canary rollback was refused (a bug): " + line);
+    }
+  }
+}
+
+bool Engine::Impl::journal_internal(const payments::Command& c) {
+  const Timestamp ts = stamp(1);
+  Timestamp clock = ts;
+  payments::ApplyOutcome out = state.payments.apply(c, ts, ledger, &clock);
+  last_timestamp = clock;
+  if (!out.changed) return false;
+  std::string& payload = journal->begin_record(static_cast<uint16_t>(RecordType::payments), ts);
+  payments::encode_command(c, &payload);
+  journal->end_record();
+  ++events_since_snapshot;
+  return true;
+}
+
+void Engine::Impl::sync_controls() {
+  if (!router) return;
+  const routing::ChannelRegistry& reg = state.payments.channels();
+  for (const routing::ChannelDef& def : reg.channels()) {
+    router->set_control(def.name, reg.control(def.name));
+  }
 }
 
 void Engine::Impl::journal_transitions(std::vector<routing::BreakerTransition>& transitions) {
@@ -476,18 +523,10 @@ void Engine::Impl::journal_transitions(std::vector<routing::BreakerTransition>& 
                              std::string(routing::breaker_state_name(t.from)) + " -> " +
                              std::string(routing::breaker_state_name(t.to)) + " (" + t.reason + ")";
     c.transition = std::move(t);
-    const Timestamp ts = stamp(1);
-    Timestamp clock = ts;
-    payments::ApplyOutcome out = state.payments.apply(c, ts, ledger, &clock);
-    last_timestamp = clock;
-    if (!out.changed) {
+    if (!journal_internal(c)) {
       log(LogLevel::error, "a breaker transition was refused (a bug): " + line);
       continue;
     }
-    std::string& payload = journal->begin_record(static_cast<uint16_t>(RecordType::payments), ts);
-    payments::encode_command(c, &payload);
-    journal->end_record();
-    ++events_since_snapshot;
     ++breaker_transitions;
     log(c.transition.to == routing::BreakerState::open ? LogLevel::warn : LogLevel::info, line);
   }
@@ -502,6 +541,7 @@ void Engine::Impl::start_router() {
     if (const auto* b = reg.breaker(def.name))
       router->restore_breaker(def.name, b->state, b->since);
   }
+  sync_controls();
 }
 
 std::vector<ChannelStatus> Engine::Impl::channel_statuses() {

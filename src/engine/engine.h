@@ -67,6 +67,7 @@ enum class EngineError : uint8_t {
   ok = 0,
   overloaded,   // the command queue is full; retry later (HTTP 503)
   unavailable,  // stopping, or the journal failed and the engine stopped writing (HTTP 503)
+  read_only,    // a ledger write while an operator holds keel in read-only mode (HTTP 503)
 };
 
 template <typename T>

@@ -536,6 +536,81 @@ TEST_F(EngineTest, RoutingDecisionsAndBreakerTransitionsAreJournaledAndReplayExa
   EXPECT_TRUE(report.invariants.ok);
 }
 
+// A canary that does worse than its base is rolled back by the router; the rollback is a
+// journaled control (with the router's reason), logged, and the share stays 0 after a restart.
+TEST_F(EngineTest, AFailingCanaryIsRolledBackAndTheRollbackIsJournaled) {
+  EngineOptions o;
+  routing::ChannelDef base;
+  base.name = "cardco";
+  base.psp = "cardco";
+  routing::ChannelDef canary = base;
+  canary.name = "cardco_v2";
+  canary.canary_of = "cardco";
+  o.channels = std::vector<routing::ChannelDef>{base, canary};
+  o.routing.explore_permille = 0;
+  o.routing.canary_min_samples = 4;
+  o.routing.breaker.min_calls = 1'000'000;
+  std::vector<std::string> warnings;
+  std::mutex mu;
+  o.log = [&](LogLevel level, std::string_view line) {
+    std::lock_guard lock(mu);
+    if (level == LogLevel::warn) warnings.emplace_back(line);
+  };
+  uint64_t hash = 0;
+  {
+    auto e = open(o);
+    ASSERT_EQ(pay_command(*e, merchant_command()).status, 200);
+    payments::Command share;
+    share.kind = payments::CommandKind::runtime_control;
+    share.control = {payments::ControlKind::channel_canary, "cardco", "cardco_v2", 50, "v2"};
+    ASSERT_EQ(pay_command(*e, share).status, 200);
+    int to_canary = 0;
+    for (int i = 0; i < 40; ++i) {
+      const std::string id = "pay_" + std::to_string(i);
+      ASSERT_EQ(pay_command(*e, payment_command(id)).status, 200);
+      payments::Command confirm = confirm_command(id, "k_" + id);
+      confirm.channel.clear();
+      pay_command(*e, confirm, 1);
+      const std::string p = payment_json(*e, id);
+      const bool on_canary =
+          p.find(R"("channel":"cardco_v2","status":"pending")") != std::string::npos;
+      to_canary += on_canary ? 1 : 0;
+      payments::Command answer;
+      answer.kind = payments::CommandKind::attempt_result;
+      answer.id = id + "_a1";
+      answer.cause = "psp_response";
+      answer.result.latency_ms = 4;
+      answer.result.status =
+          on_canary ? payments::AttemptStatus::retryable : payments::AttemptStatus::approved;
+      pay_command(*e, answer);
+    }
+    EXPECT_EQ(to_canary, 4);  // then rolled back: nothing more went to it
+    const payments::QueryResult controls =
+        wait_for<payments::QueryResult>([&](auto cb) {
+          e->payments_query({payments::QueryKind::get_controls, ""}, std::move(cb));
+        }).value;
+    EXPECT_NE(
+        controls.body.find(R"("kind":"canary_rollback","target":"cardco","canary":"cardco_v2")"),
+        std::string::npos)
+        << controls.body;
+    hash = status(*e).state_hash;
+  }
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("canary cardco_v2 rolled back (canary approvals 0% of 4"),
+              std::string::npos)
+        << warnings[0];
+  }
+  VerifyReport report;
+  ASSERT_TRUE(verify_data_dir(dir_.path(), &report).is_ok());
+  EXPECT_EQ(report.state_hash, hash);
+  auto e = open(o);
+  const auto channels =
+      wait_for<std::vector<ChannelStatus>>([&](auto cb) { e->get_channels(std::move(cb)); });
+  EXPECT_EQ(channels.value[0].live.control.canary_share_pct, 0U);
+}
+
 // ---- On-disk formats written by earlier versions ---------------------------------------------
 
 std::string hex(uint64_t v) {

@@ -112,7 +112,8 @@ std::string apply_channel_routing(const toml::table& t, const std::string& where
   std::string error;
   std::vector<std::string> currencies;
   std::vector<std::string> flows;
-  if (!read_strings(t, "currencies", where, &currencies, &error) ||
+  if (!read_string(t, "canary_of", &def->canary_of, &error) ||
+      !read_strings(t, "currencies", where, &currencies, &error) ||
       !read_strings(t, "flows", where, &flows, &error) ||
       !read_int(t, "min_amount", where, &def->min_amount, 1, &error) ||
       !read_int(t, "max_amount", where, &def->max_amount, 1, &error) ||
@@ -153,11 +154,11 @@ std::string apply_channel_routing(const toml::table& t, const std::string& where
 
 std::string apply_channel(std::string_view name, const toml::table& t, KeeldConfig* c) {
   const std::string where = "channels." + std::string(name) + ".";
-  std::string error =
-      unknown_key(t, where,
-                  {"url", "psp", "api_key", "webhook_secret", "connections_max",
-                   "connect_timeout_ms", "total_timeout_ms", "currencies", "flows", "min_amount",
-                   "max_amount", "priority", "cost_bps", "cost_fixed", "concurrency_max"});
+  std::string error = unknown_key(
+      t, where,
+      {"url", "psp", "api_key", "webhook_secret", "connections_max", "connect_timeout_ms",
+       "total_timeout_ms", "currencies", "flows", "min_amount", "max_amount", "priority",
+       "cost_bps", "cost_fixed", "concurrency_max", "canary_of"});
   if (!error.empty()) return error;
   dispatch::ChannelConfig ch;
   ch.name = std::string(name);
@@ -191,6 +192,21 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
   return {};
 }
 
+// [admin]: controls = true serves the runtime-control routes (to loopback clients only).
+std::string apply_admin(const toml::table& doc, KeeldConfig* c) {
+  const toml::node* n = doc.get("admin");
+  if (n == nullptr) return {};
+  const toml::table* t = n->as_table();
+  if (t == nullptr) return "admin must be a table";
+  if (std::string error = unknown_key(*t, "admin.", {"controls"}); !error.empty()) return error;
+  if (const toml::node* v = t->get("controls")) {
+    const auto b = v->value_exact<bool>();
+    if (!b) return "admin.controls must be true or false";
+    c->payments.admin_controls = *b;
+  }
+  return {};
+}
+
 // [routing]: its presence turns routing on.
 std::string apply_routing(const toml::table& doc, KeeldConfig* c) {
   const toml::node* n = doc.get("routing");
@@ -202,7 +218,8 @@ std::string apply_routing(const toml::table& doc, KeeldConfig* c) {
       {"max_tries", "retry_budget_pct", "retry_budget_min", "backoff_base_ms", "backoff_max_ms",
        "explore_permille", "latency_penalty_ppm_per_s", "stats_bucket_ms", "seed",
        "breaker_window_ms", "breaker_min_calls", "breaker_failure_rate_pct", "breaker_slow_call_ms",
-       "breaker_slow_rate_pct", "breaker_open_ms", "breaker_half_open_probes"});
+       "breaker_slow_rate_pct", "breaker_open_ms", "breaker_half_open_probes", "canary_min_samples",
+       "canary_margin_pct"});
   if (!error.empty()) return error;
   routing::RouterOptions& o = c->engine.routing;
   const std::string_view w = "routing.";
@@ -222,7 +239,9 @@ std::string apply_routing(const toml::table& doc, KeeldConfig* c) {
       read_int(*t, "breaker_slow_call_ms", w, &o.breaker.slow_call_ms, 1, &error) &&
       read_int(*t, "breaker_slow_rate_pct", w, &o.breaker.slow_rate_pct, 1, &error) &&
       read_int(*t, "breaker_open_ms", w, &o.breaker.open_ms, 1, &error) &&
-      read_int(*t, "breaker_half_open_probes", w, &o.breaker.half_open_probes, 1, &error);
+      read_int(*t, "breaker_half_open_probes", w, &o.breaker.half_open_probes, 1, &error) &&
+      read_int(*t, "canary_min_samples", w, &o.canary_min_samples, 1, &error) &&
+      read_int(*t, "canary_margin_pct", w, &o.canary_margin_pct, 0, &error);
   if (!ok) return error;
   if (std::string p = routing::router_options_problem(o); !p.empty()) return "routing: " + p;
   c->routing = true;
@@ -263,6 +282,7 @@ std::string apply_fees(const toml::table& doc, KeeldConfig* c) {
 std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
   std::string error = apply_fees(doc, c);
   if (error.empty()) error = apply_routing(doc, c);
+  if (error.empty()) error = apply_admin(doc, c);
   if (!error.empty()) return error;
   if (const toml::node* n = doc.get("channels")) {
     const toml::table* channels = n->as_table();
@@ -275,6 +295,7 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
       error = apply_channel(name.str(), *node.as_table(), c);
       if (!error.empty()) return error;
     }
+    if (std::string p = routing::channels_problem(c->channel_defs); !p.empty()) return p;
   }
   const toml::node* n = doc.get("payments");
   if (n == nullptr) return {};
@@ -344,7 +365,7 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
   }
   std::string error = unknown_key(doc, "",
                                   {"listen", "data", "io_threads", "log_level", "http", "engine",
-                                   "payments", "channels", "fees", "routing"});
+                                   "payments", "channels", "fees", "routing", "admin"});
   std::string listen;
   std::string data;
   if (error.empty() && read_string(doc, "listen", &listen, &error) &&

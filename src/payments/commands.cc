@@ -14,10 +14,12 @@ namespace {
 // breaker transition, routing decision) after a byte saying which are present. Version 3
 // records still decode (with no tail).
 constexpr uint8_t kCommandVersion = 4;
-constexpr uint8_t kLastKind = static_cast<uint8_t>(CommandKind::channel_event);
+constexpr uint8_t kLastKind = static_cast<uint8_t>(CommandKind::runtime_control);
 constexpr uint8_t kTailChannels = 1;
 constexpr uint8_t kTailTransition = 2;
 constexpr uint8_t kTailRoute = 4;
+constexpr uint8_t kTailControl = 8;
+constexpr uint8_t kTailTrace = 16;
 
 // The command's strings in their wire order; C is Command or const Command.
 template <typename C>
@@ -48,8 +50,10 @@ void encode_command(const Command& c, std::string* out) {
   w.u8(static_cast<uint8_t>(c.op_state));
   encode_fees(w, c.fees);
   const bool transition = c.kind == CommandKind::channel_event;
+  const bool control = c.kind == CommandKind::runtime_control;
   const uint8_t tail = (c.channels.empty() ? 0 : kTailChannels) |
-                       (transition ? kTailTransition : 0) | (c.routed ? kTailRoute : 0);
+                       (transition ? kTailTransition : 0) | (c.routed ? kTailRoute : 0) |
+                       (control ? kTailControl : 0) | (c.traceparent.empty() ? 0 : kTailTrace);
   w.u8(tail);
   if ((tail & kTailChannels) != 0) routing::encode_channels(w, c.channels);
   if ((tail & kTailTransition) != 0) {
@@ -60,13 +64,24 @@ void encode_command(const Command& c, std::string* out) {
     w.i64(c.transition.at);
   }
   if ((tail & kTailRoute) != 0) routing::encode_decision(w, c.route);
+  if ((tail & kTailControl) != 0) {
+    w.u8(static_cast<uint8_t>(c.control.kind));
+    w.str16(c.control.target);
+    w.str16(c.control.canary);
+    w.u32(c.control.share_pct);
+    w.str16(c.control.reason);
+  }
+  if ((tail & kTailTrace) != 0) w.str16(c.traceparent);
 }
 
 namespace {
 
 bool decode_tail(ByteReader& r, Command* c) {
   uint8_t tail = 0;
-  if (!r.u8(&tail) || (tail & ~(kTailChannels | kTailTransition | kTailRoute)) != 0) return false;
+  if (!r.u8(&tail) ||
+      (tail & ~(kTailChannels | kTailTransition | kTailRoute | kTailControl | kTailTrace)) != 0) {
+    return false;
+  }
   if ((tail & kTailChannels) != 0 &&
       (!routing::decode_channels(r, &c->channels) || c->channels.empty())) {
     return false;
@@ -79,7 +94,19 @@ bool decode_tail(ByteReader& r, Command* c) {
     }
   }
   c->routed = (tail & kTailRoute) != 0;
-  return !c->routed || routing::decode_decision(r, &c->route);
+  if (c->routed && !routing::decode_decision(r, &c->route)) return false;
+  if ((tail & kTailControl) != 0) {
+    RuntimeControl& k = c->control;
+    if (!read_enum(r, kControlKindLast, &k.kind) || !r.str16(&k.target) || !r.str16(&k.canary) ||
+        !r.u32(&k.share_pct) || !r.str16(&k.reason)) {
+      return false;
+    }
+  }
+  if ((tail & kTailTrace) != 0 &&
+      (!r.str16(&c->traceparent) || c->traceparent.size() != kTraceparentLength)) {
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -130,8 +157,46 @@ std::string_view command_kind_name(CommandKind k) {
     KEEL_ENUM_CASE(K, set_fees);
     KEEL_ENUM_CASE(K, set_channels);
     KEEL_ENUM_CASE(K, channel_event);
+    KEEL_ENUM_CASE(K, runtime_control);
   }
   return "unknown";
+}
+
+std::string_view control_kind_name(ControlKind k) {
+  using K = ControlKind;
+  switch (k) {
+    KEEL_ENUM_CASE(K, channel_pause);
+    KEEL_ENUM_CASE(K, channel_resume);
+    KEEL_ENUM_CASE(K, channel_drain);
+    KEEL_ENUM_CASE(K, channel_canary);
+    KEEL_ENUM_CASE(K, canary_rollback);
+    KEEL_ENUM_CASE(K, read_only_on);
+    KEEL_ENUM_CASE(K, read_only_off);
+    KEEL_ENUM_CASE(K, flow_disable);
+    KEEL_ENUM_CASE(K, flow_enable);
+  }
+  return "unknown";
+}
+
+std::string_view flow_switch_name(FlowSwitch f) {
+  using F = FlowSwitch;
+  switch (f) {
+    KEEL_ENUM_CASE(F, card_payments);
+    KEEL_ENUM_CASE(F, wallet_payments);
+    KEEL_ENUM_CASE(F, topups);
+    KEEL_ENUM_CASE(F, payouts);
+    KEEL_ENUM_CASE(F, refunds);
+    KEEL_ENUM_CASE(F, wallet_transfers);
+  }
+  return "unknown";
+}
+
+std::optional<FlowSwitch> flow_switch_from_name(std::string_view name) {
+  for (uint8_t i = 0; i <= static_cast<uint8_t>(kFlowSwitchLast); ++i) {
+    const auto f = static_cast<FlowSwitch>(i);
+    if (flow_switch_name(f) == name) return f;
+  }
+  return std::nullopt;
 }
 
 std::string_view operation_state_name(OperationState s) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -41,6 +42,46 @@ enum class CommandKind : uint8_t {
   set_fees = 15,                // fees (the merchant fee schedule from keeld's config)
   set_channels = 16,            // channels (the routing channels from keeld's config)
   channel_event = 17,           // transition (a circuit breaker changed state)
+  runtime_control = 18,         // control (an operator's runtime control, or a canary rollback)
+};
+
+// Runtime controls (docs/routing.md): values are on disk, never renumber.
+enum class ControlKind : uint8_t {
+  channel_pause = 0,    // target: a channel
+  channel_resume = 1,   // target: a channel (clears paused and draining)
+  channel_drain = 2,    // target: a channel
+  channel_canary = 3,   // target: the base channel; canary, share_pct (0: stop)
+  canary_rollback = 4,  // target, canary: routing found the canary worse than its base
+  read_only_on = 5,     // every client write answers 503 read_only
+  read_only_off = 6,
+  flow_disable = 7,  // target: a flow (flow_switch_name); its new requests answer flow_disabled
+  flow_enable = 8,
+};
+inline constexpr ControlKind kControlKindLast = ControlKind::flow_enable;
+[[nodiscard]] std::string_view control_kind_name(ControlKind k);
+
+// The flows a kill switch can stop. Values are bits on disk: never renumber.
+enum class FlowSwitch : uint8_t {
+  card_payments = 0,
+  wallet_payments = 1,
+  topups = 2,
+  payouts = 3,
+  refunds = 4,
+  wallet_transfers = 5,
+};
+inline constexpr FlowSwitch kFlowSwitchLast = FlowSwitch::wallet_transfers;
+[[nodiscard]] std::string_view flow_switch_name(FlowSwitch f);
+[[nodiscard]] std::optional<FlowSwitch> flow_switch_from_name(std::string_view name);
+
+inline constexpr size_t kControlReasonLengthMax = 200;
+
+struct RuntimeControl {
+  ControlKind kind = ControlKind::channel_pause;
+  std::string target;  // a channel or a flow name
+  std::string canary;  // channel_canary, canary_rollback: the canary channel
+  uint32_t share_pct = 0;
+  std::string reason;  // free text from the operator (at most kControlReasonLengthMax bytes)
+  friend bool operator==(const RuntimeControl&, const RuntimeControl&) = default;
 };
 
 // An operation's status as a PSP reports it (docs/psp_protocol.md), in the payments' own terms.
@@ -97,7 +138,13 @@ struct Command {
   // (commands from before it, tests of the core alone): the legacy behaviour of each kind.
   bool routed = false;
   routing::Decision route;
+  RuntimeControl control;
+  // The W3C traceparent of the API request (empty: none): its object's PSP calls, status
+  // queries included, carry it, also after a restart.
+  std::string traceparent;
 };
+
+inline constexpr size_t kTraceparentLength = 55;  // "00-" 32 hex "-" 16 hex "-" 2 hex
 
 void encode_command(const Command& c, std::string* out);
 // Fails on bytes this version did not write (unknown kind or enum value, bad lengths, trailing

@@ -2,6 +2,7 @@
 
 #include "core/assert.h"
 #include "core/bytes.h"
+#include "core/codec.h"
 #include "core/ids.h"
 #include "core/json_writer.h"
 #include "payments/render.h"
@@ -116,6 +117,11 @@ PaymentsCore::PaymentsCore(CoreOptions options)
 
 ApplyOutcome PaymentsCore::apply(const Command& c, Timestamp now, ledger::Ledger& ledger,
                                  Timestamp* clock) {
+  if (std::optional<Reply> refused = refused_by_controls(c)) {
+    ApplyOutcome out;
+    out.reply = std::move(*refused);
+    return out;  // nothing changed: not journaled, no key taken
+  }
   const IdempotencyScope& idem = c.idempotency;
   if (idem.key.empty()) {
     ApplyOutcome out = run(c, now, ledger, clock);
@@ -181,6 +187,33 @@ ApplyOutcome PaymentsCore::apply(const Command& c, Timestamp now, ledger::Ledger
   return out;
 }
 
+std::string PaymentsCore::trace_of(std::string_view id) const {
+  const auto it = traces_.find(id);
+  return it == traces_.end() ? std::string() : it->second;
+}
+
+// The request's traceparent becomes its object's (refunds and flows: the new object's id; a
+// payment step: the payment's), for the calls it makes now and later.
+void PaymentsCore::note_trace(const Command& c) {
+  if (c.traceparent.empty()) return;
+  switch (c.kind) {
+    case CommandKind::create_payment:
+    case CommandKind::confirm_payment:
+    case CommandKind::capture_payment:
+    case CommandKind::cancel_payment:
+    case CommandKind::create_refund:
+    case CommandKind::create_topup:
+    case CommandKind::create_payout:
+      if (payments_.find(c.id) != nullptr || payments_.find_refund(c.id) != nullptr ||
+          flows_.find(c.id) != nullptr) {
+        traces_.insert_or_assign(c.id, c.traceparent);
+      }
+      return;
+    default:
+      return;
+  }
+}
+
 ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& ledger,
                                Timestamp* clock) {
   ApplyOutcome out;
@@ -240,7 +273,8 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
         out.changed = true;
         const auto open = open_attempts_.find(id);
         KEEL_ASSERT(open != open_attempts_.end());  // the machines' open attempts are all here
-        out.resolve.push_back({id, open->second.channel, open->second.reference});
+        out.resolve.push_back(
+            {id, open->second.channel, open->second.reference, trace_of(open->second.owner)});
       }
       break;
     }
@@ -254,6 +288,9 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
       break;
     case CommandKind::set_channels:
       out.reply = set_channels(c);
+      break;
+    case CommandKind::runtime_control:
+      out.reply = runtime_control(c, now);
       break;
     case CommandKind::channel_event:
       if (!channels_.record(c.transition)) {
@@ -271,6 +308,7 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
     KEEL_ASSERT(effects.postings.empty() && effects.calls.empty());
     return out;
   }
+  note_trace(c);  // before carry_out: this command's calls carry it
   carry_out(effects, wallet_flow, ledger, clock, &out);
   const bool from_psp =
       c.kind == CommandKind::attempt_result || c.kind == CommandKind::operation_status;
@@ -608,6 +646,193 @@ void PaymentsCore::operation_status(const Command& c, Timestamp now, Effects* ef
   if (!any) out->reply = error_reply(409, "stale_result", "no open attempt settles; no change");
 }
 
+std::optional<Reply> PaymentsCore::refused_by_controls(const Command& c) const {
+  std::optional<FlowSwitch> flow;  // the flow a new request starts, if any
+  switch (c.kind) {
+    case CommandKind::create_customer:
+    case CommandKind::create_merchant:
+    case CommandKind::capture_payment:  // finishes a payment already authorized
+    case CommandKind::cancel_payment:
+      break;
+    case CommandKind::create_payment:
+      flow = c.source_wallet ? FlowSwitch::wallet_payments : FlowSwitch::card_payments;
+      break;
+    case CommandKind::confirm_payment:
+      if (const Payment* p = payments_.find(c.id)) {
+        flow = p->source == PaymentSource::wallet ? FlowSwitch::wallet_payments
+                                                  : FlowSwitch::card_payments;
+      }
+      break;
+    case CommandKind::create_refund:
+      flow = FlowSwitch::refunds;
+      break;
+    case CommandKind::create_topup:
+      flow = FlowSwitch::topups;
+      break;
+    case CommandKind::create_payout:
+      flow = FlowSwitch::payouts;
+      break;
+    case CommandKind::create_wallet_transfer:
+      flow = FlowSwitch::wallet_transfers;
+      break;
+    default:
+      // PSP results, resolution, deadlines, merchant events, configuration and the controls
+      // themselves finish work already started: never refused, or read-only mode would itself
+      // strand payments.
+      return std::nullopt;
+  }
+  if (read_only_) {
+    return error_reply(503, "read_only",
+                       "keel is in read-only mode: no new writes (reads and work already started "
+                       "go on); retry later");
+  }
+  if (flow && (flows_disabled_ & (1U << static_cast<uint8_t>(*flow))) != 0) {
+    return error_reply(503, "flow_disabled",
+                       "new " + std::string(flow_switch_name(*flow)) +
+                           " are switched off by an operator; retry later");
+  }
+  return std::nullopt;
+}
+
+Reply PaymentsCore::runtime_control(const Command& c, Timestamp now) {
+  const RuntimeControl& k = c.control;
+  using K = ControlKind;
+  if (k.reason.size() > kControlReasonLengthMax) {
+    return error_reply(400, "parameter_invalid", "reason: at most 200 bytes", "reason");
+  }
+  switch (k.kind) {
+    case K::channel_pause:
+    case K::channel_resume:
+    case K::channel_drain:
+    case K::channel_canary:
+    case K::canary_rollback: {
+      if (channels_.find(k.target) == nullptr) {
+        return error_reply(404, "resource_missing", "no channel " + k.target, "id");
+      }
+      routing::ChannelControl ctl = channels_.control(k.target);
+      if (k.kind == K::channel_pause) ctl.paused = true;
+      if (k.kind == K::channel_resume) ctl.paused = ctl.draining = false;
+      if (k.kind == K::channel_drain) ctl.draining = true;
+      if (k.kind == K::channel_canary) {
+        if (k.share_pct > 100) {
+          return error_reply(400, "parameter_invalid", "share must be from 0 to 100", "share");
+        }
+        if (k.share_pct == 0) {
+          ctl.canary_to.clear();
+          ctl.canary_share_pct = 0;
+        } else {
+          const routing::ChannelDef* canary = channels_.find(k.canary);
+          if (canary == nullptr) {
+            return error_reply(404, "resource_missing", "no channel " + k.canary, "to");
+          }
+          if (canary->canary_of != k.target) {
+            return error_reply(
+                400, "parameter_invalid",
+                k.canary + " is not a canary of " + k.target + " (its canary_of in keeld.toml)",
+                "to");
+          }
+          ctl.canary_to = k.canary;
+          ctl.canary_share_pct = k.share_pct;
+        }
+      }
+      if (k.kind == K::canary_rollback) {
+        if (ctl.canary_to != k.canary || ctl.canary_share_pct == 0) {
+          return error_reply(409, "stale_control", "that canary is not in force");
+        }
+        ctl.canary_to.clear();
+        ctl.canary_share_pct = 0;
+      }
+      channels_.set_control(k.target, std::move(ctl));
+      break;
+    }
+    case K::read_only_on:
+    case K::read_only_off:
+      read_only_ = k.kind == K::read_only_on;
+      break;
+    case K::flow_disable:
+    case K::flow_enable: {
+      const std::optional<FlowSwitch> f = flow_switch_from_name(k.target);
+      if (!f) {
+        return error_reply(400, "parameter_invalid",
+                           "no flow " + k.target +
+                               "; flows are card_payments, wallet_payments, topups, payouts, "
+                               "refunds, wallet_transfers",
+                           "flow");
+      }
+      const auto bit = static_cast<uint8_t>(1U << static_cast<uint8_t>(*f));
+      flows_disabled_ = k.kind == K::flow_disable ? (flows_disabled_ | bit)
+                                                  : static_cast<uint8_t>(flows_disabled_ & ~bit);
+      break;
+    }
+  }
+  control_log_.push_back({now, k});
+  if (control_log_.size() > kControlLogMax) control_log_.pop_front();
+  return {200, render_controls()};
+}
+
+std::string PaymentsCore::render_controls() const {
+  JsonWriter w;
+  w.begin_object();
+  w.field("object", "controls");
+  w.field("read_only", read_only_);
+  w.key("flows_disabled");
+  w.begin_array();
+  for (uint8_t i = 0; i <= static_cast<uint8_t>(kFlowSwitchLast); ++i) {
+    if ((flows_disabled_ & (1U << i)) != 0) w.string(flow_switch_name(static_cast<FlowSwitch>(i)));
+  }
+  w.end_array();
+  w.key("channels");
+  w.begin_array();
+  for (const routing::ChannelDef& d : channels_.channels()) {
+    const routing::ChannelControl ctl = channels_.control(d.name);
+    w.begin_object();
+    w.field("id", d.name);
+    w.field("paused", ctl.paused);
+    w.field("draining", ctl.draining);
+    w.key("canary");
+    if (ctl.canary_share_pct == 0) {
+      w.null();
+    } else {
+      w.begin_object();
+      w.field("to", ctl.canary_to);
+      w.field("share", static_cast<int64_t>(ctl.canary_share_pct));
+      w.end_object();
+    }
+    w.end_object();
+  }
+  w.end_array();
+  w.key("changes");  // newest first
+  w.begin_array();
+  for (auto it = control_log_.rbegin(); it != control_log_.rend(); ++it) {
+    w.begin_object();
+    w.field("at", format_rfc3339(it->at));
+    w.field("kind", control_kind_name(it->control.kind));
+    w.field_or_null("target", it->control.target);
+    w.field_or_null("canary", it->control.canary);
+    w.field("share", static_cast<int64_t>(it->control.share_pct));
+    w.field_or_null("reason", it->control.reason);
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  return w.take();
+}
+
+void PaymentsCore::encode_controls(std::string* out) const {
+  ByteWriter w(out);
+  write_bool(w, read_only_);
+  w.u8(flows_disabled_);
+  w.u32(static_cast<uint32_t>(control_log_.size()));
+  for (const ControlRecord& r : control_log_) {
+    w.i64(r.at);
+    w.u8(static_cast<uint8_t>(r.control.kind));
+    w.str16(r.control.target);
+    w.str16(r.control.canary);
+    w.u32(r.control.share_pct);
+    w.str16(r.control.reason);
+  }
+}
+
 std::optional<RouteAsk> PaymentsCore::route_request(const Command& c) const {
   switch (c.kind) {
     case CommandKind::confirm_payment: {
@@ -787,7 +1012,8 @@ PaymentsCore::Settled PaymentsCore::settle(const std::string& attempt_id,
   if (!applied) return Settled::stale;
   out->changed = true;
   if (result.status == AttemptStatus::unknown) {
-    out->resolve.push_back({attempt_id, open->second.channel, open->second.reference});
+    out->resolve.push_back(
+        {attempt_id, open->second.channel, open->second.reference, trace_of(open->second.owner)});
   } else {
     by_reference_.erase({open->second.reference, attempt_id});
     open_attempts_.erase(open);
@@ -910,6 +1136,7 @@ void PaymentsCore::carry_out(Effects& effects, bool wallet_flow, ledger::Ledger&
         call.channel, call.kind, on_authorization ? call.authorization_reference : call.attempt_id,
         call.kind == AttemptKind::refund ? call.refund_id : call.payment_id, wallet_flow};
     by_reference_.insert({open.reference, call.attempt_id});
+    call.traceparent = trace_of(open.owner);
     const bool fresh = open_attempts_.emplace(call.attempt_id, std::move(open)).second;
     KEEL_ASSERT(fresh);  // attempt ids are never reused
     out->calls.push_back(std::move(call));
@@ -1045,7 +1272,9 @@ std::optional<Timestamp> PaymentsCore::next_deadline() const {
 
 std::vector<ResolveRequest> PaymentsCore::outstanding_attempts() const {
   std::vector<ResolveRequest> out;
-  for (const auto& [id, open] : open_attempts_) out.push_back({id, open.channel, open.reference});
+  for (const auto& [id, open] : open_attempts_) {
+    out.push_back({id, open.channel, open.reference, trace_of(open.owner)});
+  }
   return out;
 }
 
@@ -1168,6 +1397,8 @@ QueryResult PaymentsCore::query(const Query& q, const ledger::Ledger& ledger) co
     case QueryKind::list_payouts:
     case QueryKind::list_wallet_transfers:
       return render_flow_list(q);
+    case QueryKind::get_controls:
+      return {true, render_controls()};
     case QueryKind::list_reviews:
       return render_review_list(q);
   }
@@ -1354,6 +1585,18 @@ void PaymentsCore::encode(std::string* out) const {
       routing::encode_decision(d, decision);
     }
   }
+  if (read_only_ || flows_disabled_ != 0 || !control_log_.empty()) {
+    encode_controls(&sections.emplace_back(SectionTag::controls, "").second);
+  }
+  if (!traces_.empty()) {
+    std::string& bytes = sections.emplace_back(SectionTag::traces, "").second;
+    ByteWriter t(&bytes);
+    t.u64(traces_.size());
+    for (const auto& [id, trace] : traces_) {
+      t.str16(id);
+      t.str16(trace);
+    }
+  }
   if (!reviews_.empty() || !sections.empty()) {
     part.clear();
     reviews_.encode(&part);
@@ -1390,6 +1633,45 @@ Status PaymentsCore::decode_section(SectionTag tag, std::string_view bytes) {
         }
       }
       if (!r.at_end()) return Status::error("payments: malformed decisions");
+      return Status::ok();
+    }
+    case SectionTag::controls: {
+      ByteReader r(bytes);
+      uint32_t n = 0;
+      constexpr uint8_t kFlowBits = (1U << (static_cast<uint8_t>(kFlowSwitchLast) + 1)) - 1;
+      if (!read_bool(r, &read_only_) || !r.u8(&flows_disabled_) ||
+          (flows_disabled_ & ~kFlowBits) != 0 || !r.u32(&n) || n > kControlLogMax) {
+        return Status::error("payments: malformed controls");
+      }
+      for (uint32_t i = 0; i < n; ++i) {
+        ControlRecord rec;
+        if (!r.i64(&rec.at) || !read_enum(r, kControlKindLast, &rec.control.kind) ||
+            !r.str16(&rec.control.target) || !r.str16(&rec.control.canary) ||
+            !r.u32(&rec.control.share_pct) || !r.str16(&rec.control.reason)) {
+          return Status::error("payments: malformed control record");
+        }
+        control_log_.push_back(std::move(rec));
+      }
+      if (!r.at_end() || (!read_only_ && flows_disabled_ == 0 && control_log_.empty())) {
+        return Status::error("payments: malformed controls");
+      }
+      return Status::ok();
+    }
+    case SectionTag::traces: {
+      ByteReader r(bytes);
+      uint64_t n = 0;
+      if (!r.u64(&n) || n == 0 || n > r.remaining()) {
+        return Status::error("payments: malformed traces");
+      }
+      for (uint64_t i = 0; i < n; ++i) {
+        std::string id;
+        std::string trace;
+        if (!r.str16(&id) || !r.str16(&trace) || trace.size() != kTraceparentLength ||
+            !traces_.emplace(std::move(id), std::move(trace)).second) {
+          return Status::error("payments: malformed trace");
+        }
+      }
+      if (!r.at_end()) return Status::error("payments: malformed traces");
       return Status::ok();
     }
   }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -68,8 +69,9 @@ struct Reply {
 struct ResolveRequest {
   std::string attempt_id;
   std::string channel;
-  std::string reference;  // the operation to query: the attempt itself, or for a capture or a
-                          // void, the authorization it acts on
+  std::string reference;    // the operation to query: the attempt itself, or for a capture or a
+                            // void, the authorization it acts on
+  std::string traceparent;  // of the request that started the attempt's object (empty: none)
 };
 
 // An in-flight idempotency key whose request just settled.
@@ -124,6 +126,7 @@ enum class QueryKind : uint8_t {
   list_payouts,
   list_wallet_transfers,
   list_reviews,  // filters: status (open, resolved), type (a reason), object_id
+  get_controls,  // runtime controls in force and the latest changes
 };
 
 struct Query {
@@ -200,6 +203,10 @@ class PaymentsCore {
   // or the resolver says nothing was charged), while the payment is not in review. The engine
   // decides, fills Command::routed and Command::route, then applies and journals the command.
   [[nodiscard]] std::optional<RouteAsk> route_request(const Command& c) const;
+  // Read-only mode (runtime_control): client writes answer 503 read_only; PSP results,
+  // resolution, deadlines, merchant events and configuration go on. The engine refuses ledger
+  // writes meanwhile.
+  [[nodiscard]] bool read_only() const { return read_only_; }
 
  private:
   struct Customer {
@@ -282,9 +289,17 @@ class PaymentsCore {
                      const routing::Decision& d);
   Reply set_channels(const Command& c);
   [[nodiscard]] Status check_decisions() const;
+  // Runtime controls: applying one, and what they refuse (nullopt: nothing).
+  Reply runtime_control(const Command& c, Timestamp now);
+  [[nodiscard]] std::optional<Reply> refused_by_controls(const Command& c) const;
+  [[nodiscard]] std::string render_controls() const;
+  void encode_controls(std::string* out) const;
   // Tagged snapshot sections after the review desk's. Values are on disk: never renumber.
-  enum class SectionTag : uint8_t { channels = 1, decisions = 2 };
-  static constexpr SectionTag kSectionTagLast = SectionTag::decisions;
+  enum class SectionTag : uint8_t { channels = 1, decisions = 2, controls = 3, traces = 4 };
+  static constexpr SectionTag kSectionTagLast = SectionTag::traces;
+  // The traceparent of the object `id` (empty when none).
+  [[nodiscard]] std::string trace_of(std::string_view id) const;
+  void note_trace(const Command& c);
   [[nodiscard]] Status decode_section(SectionTag tag, std::string_view bytes);
 
   // Posts `effects` to the ledger (creating missing accounts) and moves its calls to `out`.
@@ -329,6 +344,19 @@ class PaymentsCore {
   routing::ChannelRegistry channels_;
   // The routing decision of each authorization attempt whose channel routing chose.
   std::map<std::string, routing::Decision, std::less<>> decisions_;
+  // Runtime controls beyond the channels' (those are in channels_), and the latest changes of
+  // any control (at most kControlLogMax, oldest first).
+  bool read_only_ = false;
+  uint8_t flows_disabled_ = 0;  // bits of FlowSwitch
+  struct ControlRecord {
+    Timestamp at = 0;
+    RuntimeControl control;
+  };
+  static constexpr size_t kControlLogMax = 256;
+  std::deque<ControlRecord> control_log_;
+  // Payment, refund or wallet flow id -> the traceparent of the latest API request on it that
+  // carried one: their PSP calls and status queries carry it.
+  std::map<std::string, std::string, std::less<>> traces_;
 };
 
 [[nodiscard]] Reply error_reply(uint16_t status, std::string code, std::string message,

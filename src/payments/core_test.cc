@@ -780,6 +780,149 @@ TEST_F(CoreTest, ChannelsAndBreakerTransitionsAreStateThatSnapshotsKeep) {
   EXPECT_EQ(fresh_bytes, empty);
 }
 
+Command control(ControlKind kind, std::string target = {}, std::string canary = {},
+                uint32_t share = 0) {
+  Command c;
+  c.kind = CommandKind::runtime_control;
+  c.control.kind = kind;
+  c.control.target = std::move(target);
+  c.control.canary = std::move(canary);
+  c.control.share_pct = share;
+  c.control.reason = "incident 42";
+  return c;
+}
+
+TEST_F(CoreTest, ReadOnlyRefusesClientWritesButNotTheWorkAlreadyStarted) {
+  merchant();
+  ASSERT_EQ(apply(payment("pay_1")).reply.status, 200);
+  ASSERT_EQ(apply(confirm("pay_1")).reply.status, 200);
+  ASSERT_EQ(apply(control(ControlKind::read_only_on)).reply.status, 200);
+  EXPECT_TRUE(core_.read_only());
+  const std::string before = encoded();
+  for (Command c :
+       {payment("pay_2"), confirm("pay_1"), keyed(payment("pay_3"), "k", kFingerprintA)}) {
+    const ApplyOutcome out = apply(c);
+    EXPECT_EQ(out.reply.status, 503);
+    EXPECT_EQ(out.reply.error_code, "read_only");
+    EXPECT_FALSE(out.changed);
+  }
+  EXPECT_EQ(encoded(), before);  // not even the key was taken
+  // The PSP's answer still settles the payment: read-only mode strands nothing.
+  const ApplyOutcome settled = apply(result("pay_1_a1", AttemptStatus::approved));
+  EXPECT_TRUE(settled.changed);
+  EXPECT_EQ(credits_posted("merchant:mch_1:USD"), 1250);
+  ASSERT_EQ(apply(control(ControlKind::read_only_off)).reply.status, 200);
+  EXPECT_EQ(apply(payment("pay_2")).reply.status, 200);
+}
+
+TEST_F(CoreTest, AKillSwitchStopsItsFlowOnly) {
+  merchant();
+  ASSERT_EQ(apply(payment("pay_1")).reply.status, 200);
+  const ApplyOutcome off = apply(control(ControlKind::flow_disable, "card_payments"));
+  ASSERT_EQ(off.reply.status, 200);
+  EXPECT_NE(off.reply.body.find(R"("flows_disabled":["card_payments"])"), std::string::npos)
+      << off.reply.body;
+  ApplyOutcome out = apply(confirm("pay_1"));
+  EXPECT_EQ(out.reply.status, 503);
+  EXPECT_EQ(out.reply.error_code, "flow_disabled");
+  EXPECT_EQ(apply(payment("pay_2")).reply.error_code, "flow_disabled");
+  // Other flows go on.
+  Command topup;
+  topup.kind = CommandKind::create_customer;
+  topup.id = "cus_1";
+  EXPECT_EQ(apply(topup).reply.status, 200);
+  ASSERT_EQ(apply(control(ControlKind::flow_enable, "card_payments")).reply.status, 200);
+  EXPECT_EQ(apply(confirm("pay_1")).reply.status, 200);
+}
+
+TEST_F(CoreTest, BadControlsAnswerAClearErrorAndChangeNothing) {
+  Command set;
+  set.kind = CommandKind::set_channels;
+  routing::ChannelDef a;
+  a.name = "cardco";
+  a.psp = "cardco";
+  routing::ChannelDef b = a;
+  b.name = "bankco";
+  b.psp = "bankco";
+  routing::ChannelDef canary = a;
+  canary.name = "cardco_v2";
+  canary.canary_of = "cardco";
+  set.channels = {a, b, canary};
+  ASSERT_EQ(apply(set).reply.status, 200);
+  const std::string before = encoded();
+  struct Case {
+    Command c;
+    uint16_t status;
+    std::string param;
+  };
+  Command long_reason = control(ControlKind::channel_pause, "cardco");
+  long_reason.control.reason.assign(201, 'x');
+  for (const Case& k : std::vector<Case>{
+           {control(ControlKind::channel_pause, "nope"), 404, "id"},
+           {control(ControlKind::channel_canary, "cardco", "cardco_v2", 101), 400, "share"},
+           {control(ControlKind::channel_canary, "cardco", "nope", 10), 404, "to"},
+           {control(ControlKind::channel_canary, "bankco", "cardco_v2", 10), 400, "to"},
+           {control(ControlKind::canary_rollback, "cardco", "cardco_v2"), 409, ""},
+           {control(ControlKind::flow_disable, "cards"), 400, "flow"},
+           {long_reason, 400, "reason"},
+       }) {
+    const ApplyOutcome out = apply(k.c);
+    EXPECT_EQ(out.reply.status, k.status) << out.reply.error_message;
+    EXPECT_EQ(out.reply.error_param, k.param) << out.reply.error_message;
+    EXPECT_FALSE(out.changed);
+  }
+  EXPECT_EQ(encoded(), before);
+  // Good ones are state, with their audit trail, and survive a snapshot.
+  ASSERT_EQ(apply(control(ControlKind::channel_pause, "bankco")).reply.status, 200);
+  ASSERT_EQ(apply(control(ControlKind::channel_canary, "cardco", "cardco_v2", 10)).reply.status,
+            200);
+  ASSERT_EQ(apply(control(ControlKind::canary_rollback, "cardco", "cardco_v2")).reply.status, 200);
+  EXPECT_TRUE(core_.channels().control("bankco").paused);
+  EXPECT_EQ(core_.channels().control("cardco").canary_share_pct, 0U);
+  PaymentsCore back;
+  ASSERT_TRUE(PaymentsCore::decode(encoded(), {}, &back).is_ok());
+  std::string again;
+  back.encode(&again);
+  EXPECT_EQ(again, encoded());
+  Query q;
+  q.kind = QueryKind::get_controls;
+  const std::string body = back.query(q, ledger_).body;
+  EXPECT_NE(body.find(R"("changes":[{"at")"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("kind":"canary_rollback","target":"cardco","canary":"cardco_v2")"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find(R"("reason":"incident 42")"), std::string::npos);
+}
+
+TEST_F(CoreTest, TheRequestsTraceparentGoesWithEveryPspCallOfItsObjectAfterARestartToo) {
+  const std::string trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  merchant();
+  Command create = payment("pay_1");
+  create.traceparent = trace;
+  ASSERT_EQ(apply(create).reply.status, 200);
+  // The confirm came without one: the payment's trace still goes with its call.
+  ApplyOutcome out = apply(confirm("pay_1"));
+  ASSERT_EQ(out.calls.size(), 1u);
+  EXPECT_EQ(out.calls[0].traceparent, trace);
+  ASSERT_TRUE(apply(result("pay_1_a1", AttemptStatus::unknown)).changed);
+  // Status queries too, also from a decoded snapshot (after a restart).
+  PaymentsCore back;
+  ASSERT_TRUE(PaymentsCore::decode(encoded(), {}, &back).is_ok());
+  const std::vector<ResolveRequest> open = back.outstanding_attempts();
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].traceparent, trace);
+  // The command codec keeps it; one of another length is not a traceparent.
+  std::string bytes;
+  encode_command(create, &bytes);
+  Command d;
+  ASSERT_TRUE(decode_command(bytes, &d).is_ok());
+  EXPECT_EQ(d.traceparent, trace);
+  create.traceparent = "00-short";
+  bytes.clear();
+  encode_command(create, &bytes);
+  EXPECT_FALSE(decode_command(bytes, &d).is_ok());
+}
+
 TEST(Commands, RoutingPartsRoundTripAndVersion3RecordsStillDecode) {
   Command c;
   c.kind = CommandKind::attempt_result;
@@ -814,6 +957,13 @@ TEST(Commands, RoutingPartsRoundTripAndVersion3RecordsStillDecode) {
   ASSERT_TRUE(decode_command(v3, &d).is_ok());
   EXPECT_FALSE(d.routed);
   EXPECT_EQ(d.channel, "cardco");
+  Command k;
+  k.kind = CommandKind::runtime_control;
+  k.control = {ControlKind::channel_canary, "cardco", "cardco_v2", 25, "new connector"};
+  std::string kb;
+  encode_command(k, &kb);
+  ASSERT_TRUE(decode_command(kb, &d).is_ok());
+  EXPECT_EQ(d.control, k.control);
   std::string bad_tail = bytes;
   bad_tail.back() = static_cast<char>(0x80);  // a part this version does not know
   EXPECT_FALSE(decode_command(bad_tail, &d).is_ok());

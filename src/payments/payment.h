@@ -216,8 +216,9 @@ struct PspCall {
   bool capture_now = false;             // authorization with automatic capture
   std::string authorization_reference;  // capture, void, refund: the authorization attempt's id
   InstrumentKind instrument_kind = InstrumentKind::none;
-  std::string instrument;  // card token, bank account, IBAN or account id
-  int64_t delay_ms = 0;    // wait this long before the call (a retry's backoff)
+  std::string instrument;   // card token, bank account, IBAN or account id
+  int64_t delay_ms = 0;     // wait this long before the call (a retry's backoff)
+  std::string traceparent;  // of the request that started its object (empty: none)
 };
 
 // Routing's word on what follows an authorization that failed without charging (retryable or

@@ -85,6 +85,7 @@ void write_decision(JsonWriter& w, std::string_view attempt_id, const routing::D
   w.field("try", static_cast<int64_t>(d.try_number));
   w.field("delay_ms", d.delay_ms);
   w.field("explored", d.explored);
+  w.field("canary", d.canary);
   w.key("candidates");
   w.begin_array();
   for (const routing::Candidate& c : d.candidates) {
