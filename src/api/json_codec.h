@@ -68,7 +68,6 @@ namespace keel::api {
 // EngineStatus; state_hash (16 hex digits), invariants_ok and invariant_problem only if `full`.
 [[nodiscard]] boost::json::object status_to_json(const engine::EngineStatus& s, bool full,
                                                  bool healthy);
-[[nodiscard]] boost::json::object verify_report_to_json(const engine::VerifyReport& r);
 // {"error": {"type", "code", "message", "param" (null when empty), "request_id"}}
 [[nodiscard]] boost::json::object error_to_json(const ApiError& e, std::string_view request_id);
 

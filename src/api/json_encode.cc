@@ -164,26 +164,6 @@ json::object status_to_json(const engine::EngineStatus& s, bool full, bool healt
   return out;
 }
 
-json::object verify_report_to_json(const engine::VerifyReport& r) {
-  const journal::OpenReport& j = r.journal;
-  return json::object{
-      {"ok", r.invariants.ok},
-      {"journal", json::object{{"segments", j.segments},
-                               {"records", j.records},
-                               {"first_seq", j.first_seq},
-                               {"last_seq", j.last_seq},
-                               {"torn_tail_bytes", j.torn_tail_bytes},
-                               {"torn_tail_at", optional_string(j.torn_tail_at)}}},
-      {"snapshot_seq", r.snapshot_seq},
-      {"records_replayed", r.records_replayed},
-      {"last_timestamp", optional_time(r.last_timestamp)},
-      {"counts", counts_to_json(r.counts)},
-      {"state_hash", hash_to_hex(r.state_hash)},
-      {"invariants_ok", r.invariants.ok},
-      {"invariant_problem", optional_string(r.invariants.problem)},
-  };
-}
-
 json::object error_to_json(const ApiError& e, std::string_view request_id) {
   return json::object{{"error", json::object{{"type", jv(error_type(e.code))},
                                              {"code", jv(error_code_name(e.code))},

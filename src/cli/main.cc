@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "api/json_codec.h"
 #include "cli/output.h"
 #include "engine/engine.h"
 #include "net/http_client.h"
@@ -375,7 +374,7 @@ int verify_journal(const Globals& g, const std::string& dir) {
   engine::VerifyReport report;
   const Status s = engine::verify_data_dir(dir, &report);
   if (!s.is_ok()) return fail("journal verify " + dir + ": " + s.message());
-  const json::object body = api::verify_report_to_json(report);
+  const json::object body = cli::verify_report_to_json(report);
   show(g, body, cli::print_object);
   if (!report.invariants.ok) return fail("invariant broken: " + report.invariants.problem);
   return 0;

@@ -5,9 +5,38 @@
 #include <cstdio>
 
 #include "core/currency.h"
+#include "core/time.h"
 
 namespace keel::cli {
 namespace json = boost::json;
+
+json::object verify_report_to_json(const engine::VerifyReport& r) {
+  const journal::OpenReport& j = r.journal;
+  const auto text_or_null = [](const std::string& s) {
+    return s.empty() ? json::value(nullptr) : json::value(s);
+  };
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(r.state_hash));
+  return json::object{
+      {"ok", r.invariants.ok},
+      {"journal", json::object{{"segments", j.segments},
+                               {"records", j.records},
+                               {"first_seq", j.first_seq},
+                               {"last_seq", j.last_seq},
+                               {"torn_tail_bytes", j.torn_tail_bytes},
+                               {"torn_tail_at", text_or_null(j.torn_tail_at)}}},
+      {"snapshot_seq", r.snapshot_seq},
+      {"records_replayed", r.records_replayed},
+      {"last_timestamp", r.last_timestamp == 0 ? json::value(nullptr)
+                                               : json::value(format_rfc3339(r.last_timestamp))},
+      {"counts", json::object{{"accounts", r.counts.accounts},
+                              {"transfers", r.counts.transfers},
+                              {"pending_with_timeout", r.counts.pending_with_timeout}}},
+      {"state_hash", hash},
+      {"invariants_ok", r.invariants.ok},
+      {"invariant_problem", text_or_null(r.invariants.problem)},
+  };
+}
 
 void print_table(const Table& rows) {
   std::vector<size_t> widths;

@@ -1,13 +1,19 @@
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "engine/engine.h"
+
 // Human-readable tables for the `keel` CLI. Pure formatting of the server's JSON; writes to
 // stdout.
 namespace keel::cli {
+
+// `keel journal verify`'s report as JSON (its -o json output, and the table's rows).
+[[nodiscard]] boost::json::object verify_report_to_json(const engine::VerifyReport& r);
 
 // Rows of cells, printed with columns padded to their widest cell (first row: the header).
 using Table = std::vector<std::vector<std::string>>;
