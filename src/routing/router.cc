@@ -89,12 +89,7 @@ Router::Router(RouterOptions options, std::vector<ChannelDef> channels)
   KEEL_ASSERT(router_options_problem(options_).empty() && channels_problem(channels).empty());
   channels_.reserve(channels.size());
   for (ChannelDef& def : channels) {
-    channels_.push_back(Channel{std::move(def),
-                                {},
-                                CircuitBreaker(options_.breaker),
-                                RollingWindow<ChannelCounts, 30>(options_.stats_bucket_ms),
-                                RollingWindow<Budget, 10>(options_.breaker.window_ms / 10),
-                                0});
+    channels_.emplace_back(std::move(def), options_);
   }
 }
 

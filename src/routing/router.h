@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/currency.h"
@@ -174,6 +175,11 @@ class Router {
     uint32_t approved = 0;
   };
   struct Channel {
+    Channel(ChannelDef d, const RouterOptions& o)
+        : def(std::move(d)),
+          breaker(o.breaker),
+          stats(o.stats_bucket_ms),
+          budget(o.breaker.window_ms / 10) {}
     ChannelDef def;
     ChannelControl control;
     CircuitBreaker breaker;
