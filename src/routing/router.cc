@@ -14,11 +14,16 @@ size_t latency_bin(int64_t ms) {
   return static_cast<size_t>(it - kLatencyBinsMs.begin());
 }
 
+// The estimated approval rate: the window's approvals over its decided calls, after a prior of
+// kPriorApproved approvals in kPriorCalls calls (95 %), so a channel with few calls is neither
+// written off by one failure nor trusted on one success. A hard decline is the card's answer,
+// not the channel's failure, so it is left out.
+constexpr uint64_t kPriorApproved = 19;
+constexpr uint64_t kPriorCalls = 20;
 uint32_t success_ppm(const ChannelCounts& c) {
-  // Laplace's rule: (approved + 1) / (decided + 2). A hard decline is the card's answer, not
-  // the channel's failure, so it is left out.
   const uint64_t failed = uint64_t{c.declined_soft} + c.retryable + c.unknown;
-  return static_cast<uint32_t>((uint64_t{c.approved} + 1) * kMillion / (c.approved + failed + 2));
+  return static_cast<uint32_t>((c.approved + kPriorApproved) * kMillion /
+                               (c.approved + failed + kPriorCalls));
 }
 
 bool contains(std::span<const std::string> names, std::string_view name) {
@@ -81,6 +86,7 @@ std::string router_options_problem(const RouterOptions& o) {
     return "canary_min_samples must be from 1 to 1000000";
   }
   if (o.canary_margin_pct > 100) return "canary_margin_pct must be from 0 to 100";
+  if (o.success_band_ppm > 1'000'000) return "success_band_ppm must be at most 1000000";
   return {};
 }
 
@@ -130,7 +136,7 @@ std::optional<Rejection> Router::reject(size_t i, const RouteRequest& r, bool re
 
 Candidate Router::score(size_t i, int64_t amount, Timestamp now) {
   Channel& ch = channels_[i];
-  const ChannelCounts& c = ch.stats.total(now);
+  const ChannelCounts& c = ch.recent.total(now);
   Candidate out;
   out.channel = ch.def.name;
   out.success_ppm = success_ppm(c);
@@ -187,6 +193,18 @@ Decision Router::decide(const RouteRequest& r, Timestamp now) {
   }
   d.candidates.reserve(group.size());
   for (const size_t i : group) d.candidates.push_back(score(i, r.amount, now));
+  // Approval rates within success_band_ppm of the best count as the best: estimates from
+  // different numbers of calls are not told apart by noise, and cost and latency decide.
+  uint32_t best_success = 0;
+  for (const Candidate& c : d.candidates) best_success = std::max(best_success, c.success_ppm);
+  for (Candidate& c : d.candidates) {
+    const int64_t success = c.success_ppm + int64_t{options_.success_band_ppm} >= best_success
+                                ? best_success
+                                : c.success_ppm;
+    const int64_t latency_penalty =
+        int64_t{c.latency_p50_ms} * options_.latency_penalty_ppm_per_s / 1000;
+    c.score_ppm = static_cast<int32_t>(success - c.cost_ppm - latency_penalty);
+  }
   std::vector<size_t> order(group.size());
   for (size_t k = 0; k < order.size(); ++k) order[k] = k;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -317,11 +335,14 @@ void Router::call_ended(std::string_view attempt_id, CallEnd end, int64_t latenc
     c.unknown = end == CallEnd::unknown ? 1 : 0;
     c.latency[latency_bin(latency_ms)] = 1;
     ch.stats.add(now, c);
+    ch.recent.add(now, c);
     count_canary(call.channel, end);
   }
   const bool failure = end == CallEnd::retryable || end == CallEnd::unknown;
   if (auto t = ch.breaker.on_end(failure, latency_ms, now)) {
     t->channel = ch.def.name;
+    // Probes proved it back: the outage's failures no longer weigh on its score.
+    if (t->to == BreakerState::closed) ch.recent.clear();
     out->push_back(std::move(*t));
   }
 }

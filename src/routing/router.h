@@ -38,7 +38,11 @@ struct RouterOptions {
   // What a second of median latency costs in the score, in parts per million (10,000: one
   // second weighs as much as one percent of approvals).
   uint32_t latency_penalty_ppm_per_s = 10'000;
-  // Statistics for the score and GET /v1/channels: 30 buckets of this many ms (5 min).
+  // Approval rates within this many ppm of the best eligible one count as the best (then cost
+  // and latency decide): 50,000 = 5 points.
+  uint32_t success_band_ppm = 50'000;
+  // Statistics: GET /v1/channels shows 30 buckets of this many ms (5 min); the score uses the
+  // last 6 (1 min), so an outage's failures stop weighing soon after it ends.
   int64_t stats_bucket_ms = 10'000;
   // Canary rollback: once the canary has this many answered authorizations since its share was
   // set, it is rolled back when its approval rate is below the base channel's (over the same
@@ -179,11 +183,13 @@ class Router {
         : def(std::move(d)),
           breaker(o.breaker),
           stats(o.stats_bucket_ms),
+          recent(o.stats_bucket_ms),
           budget(o.breaker.window_ms / 10) {}
     ChannelDef def;
     ChannelControl control;
     CircuitBreaker breaker;
-    RollingWindow<ChannelCounts, 30> stats;
+    RollingWindow<ChannelCounts, 30> stats;  // shown
+    RollingWindow<ChannelCounts, 6> recent;  // scored; cleared when its breaker closes
     RollingWindow<Budget, 10> budget;
     uint32_t in_flight = 0;
     CanaryCounts canary;  // of this channel's canary, while it has one

@@ -290,16 +290,52 @@ TEST(Router, TheBestSuccessRateWinsThenCostThenPriority) {
   ASSERT_EQ(d.candidates.size(), 3U);
   EXPECT_EQ(d.candidates[1].channel, "cco");  // equal score with bco: the higher priority
   std::vector<BreakerTransition> t;
-  feed(r, "aco", CallEnd::declined_soft, 3, 10, at_ms(1), &t);
+  feed(r, "aco", CallEnd::declined_soft, 4, 10, at_ms(1), &t);
   feed(r, "aco", CallEnd::approved, 1, 10, at_ms(1), &t);
-  feed(r, "bco", CallEnd::approved, 4, 10, at_ms(1), &t);
+  feed(r, "bco", CallEnd::approved, 5, 10, at_ms(1), &t);
   d = r.decide({Flow::card_payment, usd(), 10'000, "", {}}, at_ms(2));
-  EXPECT_EQ(d.channel, "bco");  // 5/6 approvals beat 2/6, whatever the 1 % cost
-  EXPECT_EQ(d.candidates[0].samples, 4U);
-  EXPECT_EQ(d.candidates[0].success_ppm, 833'333U);
+  // aco's (19+1)/25 = 80 % is more than the 5-point band below bco's (19+5)/25 = 96 %: its
+  // lower cost no longer wins. cco (untried, 95 %) is within the band of the best, so it counts
+  // as 96 % too, ties bco on cost, and wins on priority.
+  ASSERT_EQ(d.candidates.size(), 3U);
+  EXPECT_EQ(d.channel, "cco");
+  EXPECT_EQ(d.candidates[1].channel, "bco");
+  EXPECT_EQ(d.candidates[1].samples, 5U);
+  EXPECT_EQ(d.candidates[1].success_ppm, 960'000U);
+  EXPECT_EQ(d.candidates[1].score_ppm, 960'000 - 10'000 - 100);  // 10 ms: 100 ppm
+  EXPECT_EQ(d.candidates[2].channel, "aco");
+  EXPECT_EQ(d.candidates[2].success_ppm, 800'000U);
+  EXPECT_EQ(d.candidates[2].score_ppm, 800'000 - 100);
   // Hard declines are the card's answer: they do not lower a channel's score.
   feed(r, "bco", CallEnd::declined_hard, 50, 10, at_ms(3), &t);
-  EXPECT_EQ(r.decide({Flow::card_payment, usd(), 10'000, "", {}}, at_ms(3)).channel, "bco");
+  EXPECT_EQ(r.decide({Flow::card_payment, usd(), 10'000, "", {}}, at_ms(3)).candidates[1].score_ppm,
+            960'000 - 10'000 - 100);
+}
+
+TEST(Router, TrafficComesBackWhenTheBreakerClosesAfterAnOutage) {
+  ChannelDef primary = channel("aco");
+  ChannelDef backup = channel("bco");
+  backup.cost_bps = 100;  // dearer
+  RouterOptions o = quiet_options();
+  Router r(o, {primary, backup});
+  std::vector<BreakerTransition> t;
+  feed(r, "aco", CallEnd::approved, 50, 10, at_ms(0), &t);
+  feed(r, "bco", CallEnd::approved, 50, 10, at_ms(0), &t);
+  EXPECT_EQ(r.decide({Flow::card_payment, usd(), 100, "", {}}, at_ms(1)).channel, "aco");
+  // An outage 20 s later: the breaker opens, traffic goes to the backup, which keeps approving.
+  feed(r, "aco", CallEnd::retryable, 4, 1, at_ms(20'000), &t);
+  ASSERT_EQ(t.size(), 1U);
+  EXPECT_EQ(r.decide({Flow::card_payment, usd(), 100, "", {}}, at_ms(20'100)).channel, "bco");
+  feed(r, "bco", CallEnd::approved, 200, 10, at_ms(20'200), &t);
+  // Before the breaker closes, the failures weigh: the primary is out of the band.
+  // It recovers: half-open after the wait, probes succeed, the breaker closes, and its outage
+  // failures no longer weigh: the cheaper primary takes the traffic again at once.
+  r.tick(at_ms(25'100), &t);
+  ASSERT_EQ(t.back().to, BreakerState::half_open);
+  feed(r, "aco", CallEnd::approved, 2, 10, at_ms(25'200), &t);
+  ASSERT_EQ(t.back().to, BreakerState::closed);
+  const Decision d = r.decide({Flow::card_payment, usd(), 100, "", {}}, at_ms(25'300));
+  EXPECT_EQ(d.channel, "aco");
 }
 
 TEST(Router, LatencyCostsScore) {
@@ -402,7 +438,9 @@ TEST(Router, RetryBudgetCapsRetriesAtAShareOfFirstAttempts) {
 TEST(Router, AFullBulkheadOrAnOpenBreakerSendsTrafficElsewhereAtOnce) {
   ChannelDef a = channel("aco");
   a.concurrency_max = 2;
-  Router r(quiet_options(), {a, channel("bco")});
+  ChannelDef b = channel("bco");
+  b.cost_bps = 10;  // aco is the cheaper one
+  Router r(quiet_options(), {a, b});
   r.call_started("x1", "aco", true, false, at_ms(0));
   r.call_started("x2", "aco", true, false, at_ms(0));
   Decision d = r.decide({Flow::card_payment, usd(), 100, "", {}}, at_ms(0));
@@ -475,7 +513,9 @@ TEST(Router, ACanaryTakesItsShareAndIsRolledBackWhenWorseThanItsBase) {
   o.canary_min_samples = 20;
   o.canary_margin_pct = 5;
   o.breaker.min_calls = 1'000'000;
-  Router r(o, {base, canary, channel("bco")});
+  ChannelDef other = channel("bco");
+  other.cost_bps = 10;  // aco is the cheaper one
+  Router r(o, {base, canary, other});
   // Without a share the canary takes nothing of its own.
   Decision d = r.decide({Flow::card_payment, usd(), 100, "", {}}, at_ms(0));
   EXPECT_EQ(d.channel, "aco");
