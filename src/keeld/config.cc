@@ -242,7 +242,8 @@ std::string apply_routing(const toml::table& doc, KeeldConfig* c) {
       read_int(*t, "breaker_half_open_probes", w, &o.breaker.half_open_probes, 1, &error) &&
       read_int(*t, "canary_min_samples", w, &o.canary_min_samples, 1, &error) &&
       read_int(*t, "canary_margin_pct", w, &o.canary_margin_pct, 0, &error) &&
-      read_int(*t, "success_band_ppm", w, &o.success_band_ppm, 0, &error);
+      read_int(*t, "success_band_ppm", w, &o.success_band_ppm, 0, &error) &&
+      read_int(*t, "breaker_consecutive_failures", w, &o.breaker.consecutive_failures, 0, &error);
   if (!ok) return error;
   if (std::string p = routing::router_options_problem(o); !p.empty()) return "routing: " + p;
   c->routing = true;

@@ -21,6 +21,7 @@ std::string breaker_options_problem(const BreakerOptions& o) {
   if (o.slow_rate_pct < 1 || o.slow_rate_pct > 100) return "slow_rate_pct must be from 1 to 100";
   if (o.slow_call_ms < 1) return "slow_call_ms must be at least 1";
   if (o.open_ms < 1 || o.open_ms > 3'600'000) return "open_ms must be from 1 to 3600000";
+  if (o.consecutive_failures > 1'000'000) return "consecutive_failures must be at most 1000000";
   if (o.half_open_probes < 1 || o.half_open_probes > 1000) {
     return "half_open_probes must be from 1 to 1000";
   }
@@ -55,6 +56,13 @@ std::optional<BreakerTransition> CircuitBreaker::on_end(bool failure, int64_t la
   switch (state_) {
     case BreakerState::closed: {
       window_.add(now, {1, failure ? 1U : 0U, slow ? 1U : 0U});
+      failures_in_a_row_ = failure ? failures_in_a_row_ + 1 : 0;
+      if (!failure && !slow) last_good_at_ = now;
+      if (options_.consecutive_failures > 0 &&
+          failures_in_a_row_ >= options_.consecutive_failures) {
+        return move(BreakerState::open,
+                    std::to_string(failures_in_a_row_) + " failed calls in a row", now);
+      }
       return check_rates(now, 0);
     }
     case BreakerState::open:
@@ -72,10 +80,20 @@ std::optional<BreakerTransition> CircuitBreaker::on_end(bool failure, int64_t la
   return std::nullopt;
 }
 
-std::optional<BreakerTransition> CircuitBreaker::evaluate(Timestamp now, uint32_t slow_in_flight) {
+std::optional<BreakerTransition> CircuitBreaker::evaluate(Timestamp now, uint32_t slow_in_flight,
+                                                          Timestamp oldest_slow_start) {
   switch (state_) {
     case BreakerState::closed:
-      return slow_in_flight > 0 ? check_rates(now, slow_in_flight) : std::nullopt;
+      if (slow_in_flight == 0) return std::nullopt;
+      // A black hole: many calls hanging, and not one good answer since the oldest began.
+      if (options_.consecutive_failures > 0 && slow_in_flight >= options_.consecutive_failures &&
+          last_good_at_ <= oldest_slow_start) {
+        return move(BreakerState::open,
+                    std::to_string(slow_in_flight) + " calls hanging past " +
+                        std::to_string(options_.slow_call_ms) + " ms, none answered well since",
+                    now);
+      }
+      return check_rates(now, slow_in_flight);
     case BreakerState::open:
       if (now - since_ >= options_.open_ms * kNanosPerMilli) {
         return move(BreakerState::half_open,
@@ -112,6 +130,8 @@ void CircuitBreaker::restore(BreakerState state, Timestamp since) {
   since_ = since;
   probes_started_ = 0;
   probes_good_ = 0;
+  failures_in_a_row_ = 0;
+  last_good_at_ = since;
   window_.clear();
 }
 

@@ -22,6 +22,10 @@ struct BreakerOptions {
   // opens the breaker without waiting for its calls to time out.
   int64_t slow_call_ms = 2'000;
   uint32_t slow_rate_pct = 50;
+  // Also opens at once on this many failed calls in a row, or this many calls in flight past
+  // slow_call_ms with no good answer since they started (0: never): an outage trips it in
+  // well under a window, however many healthy calls the window still holds.
+  uint32_t consecutive_failures = 20;
   // Open this long, then half-open.
   int64_t open_ms = 5'000;
   // Half-open lets this many probe calls through; all of them good closes, one bad reopens.
@@ -50,9 +54,11 @@ class CircuitBreaker {
   // A call ended: `failure` when nothing happened or the outcome is unknown; `latency_ms` as
   // keel saw it. May change the state.
   std::optional<BreakerTransition> on_end(bool failure, int64_t latency_ms, Timestamp now);
-  // Time passed with `slow_in_flight` calls in flight longer than slow_call_ms: may open a
-  // closed breaker (slow calls), or move an open one to half-open after its wait.
-  std::optional<BreakerTransition> evaluate(Timestamp now, uint32_t slow_in_flight);
+  // Time passed with `slow_in_flight` calls in flight longer than slow_call_ms, the oldest of
+  // them started at `oldest_slow_start`: may open a closed breaker (slow calls), or move an open
+  // one to half-open after its wait.
+  std::optional<BreakerTransition> evaluate(Timestamp now, uint32_t slow_in_flight,
+                                            Timestamp oldest_slow_start = 0);
   // Where a restart starts: the last journaled state and when it began.
   void restore(BreakerState state, Timestamp since);
 
@@ -87,6 +93,8 @@ class CircuitBreaker {
   Timestamp since_ = 0;
   uint32_t probes_started_ = 0;
   uint32_t probes_good_ = 0;
+  uint32_t failures_in_a_row_ = 0;
+  Timestamp last_good_at_ = 0;  // the end of the last call that was neither failed nor slow
 };
 
 }  // namespace keel::routing

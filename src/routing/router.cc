@@ -349,12 +349,15 @@ void Router::call_ended(std::string_view attempt_id, CallEnd end, int64_t latenc
 
 void Router::tick(Timestamp now, std::vector<BreakerTransition>* out) {
   std::vector<uint32_t> slow(channels_.size(), 0);
+  std::vector<Timestamp> oldest(channels_.size(), now);
   const Timestamp slow_before = now - options_.breaker.slow_call_ms * kNanosPerMilli;
   for (const auto& [id, call] : in_flight_) {
-    if (call.started <= slow_before) ++slow[call.channel];
+    if (call.started > slow_before) continue;
+    ++slow[call.channel];
+    oldest[call.channel] = std::min(oldest[call.channel], call.started);
   }
   for (size_t i = 0; i < channels_.size(); ++i) {
-    if (auto t = channels_[i].breaker.evaluate(now, slow[i])) {
+    if (auto t = channels_[i].breaker.evaluate(now, slow[i], oldest[i])) {
       t->channel = channels_[i].def.name;
       out->push_back(std::move(*t));
     }

@@ -162,6 +162,30 @@ TEST(CircuitBreaker, SlowCallsInFlightOpenItBeforeAnyAnswer) {
   EXPECT_EQ(t->reason, "slow calls 100% of 4 calls");
 }
 
+TEST(CircuitBreaker, AnOutageTripsItAtOnceWhateverTheWindowStillHolds) {
+  BreakerOptions o = breaker_options();
+  o.consecutive_failures = 5;
+  CircuitBreaker b(o);
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(b.on_end(false, 10, at_ms(i)));  // healthy
+  for (int i = 0; i < 4; ++i) EXPECT_FALSE(b.on_end(true, 10, at_ms(200 + i)));
+  const auto t = b.on_end(true, 10, at_ms(205));  // 5 of 105: far below the rate
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->reason, "5 failed calls in a row");
+}
+
+TEST(CircuitBreaker, ManyCallsHangingWithNoGoodAnswerSinceTripIt) {
+  BreakerOptions o = breaker_options();
+  o.consecutive_failures = 5;
+  CircuitBreaker b(o);
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(b.on_end(false, 10, at_ms(i)));
+  // A good answer came after the oldest hanging call started: a slow PSP, not a dead one.
+  EXPECT_FALSE(b.evaluate(at_ms(1'100), 5, at_ms(50)));
+  // None since the oldest one began: a black hole.
+  const auto t = b.evaluate(at_ms(1'300), 5, at_ms(200));
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->reason, "5 calls hanging past 1000 ms, none answered well since");
+}
+
 TEST(CircuitBreaker, HalfOpensAfterTheWaitThenProbesDecide) {
   CircuitBreaker b(breaker_options());
   for (int i = 0; i < 4; ++i) (void)b.on_end(true, 10, at_ms(i));
