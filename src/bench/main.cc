@@ -6,6 +6,9 @@
 //   keel-bench payments --keeld PATH --psp-sim PATH [--connections N] [--seconds N]
 //                       [--faults RATE] [--json FILE]
 //                                       card payments end to end: keeld + keel-psp-sim
+//   keel-bench chaos --keeld PATH --psp-sim PATH [--scenario NAME|all] [--rate N]
+//                    [--seconds N] [--json FILE]
+//                                       the chaos suite: PSP faults under open-loop load
 #include <benchmark/benchmark.h>
 #include <CLI/CLI.hpp>
 
@@ -18,6 +21,9 @@
 #endif
 #ifdef KEEL_BENCH_PAYMENTS
 #include "bench/payments_bench.h"
+#endif
+#ifdef KEEL_BENCH_CHAOS
+#include "bench/chaos_bench.h"
 #endif
 
 int main(int argc, char** argv) {
@@ -90,6 +96,35 @@ int main(int argc, char** argv) {
                        "parent of the spawned keeld's data dir (a real disk)");
 #endif
 
+#ifdef KEEL_BENCH_CHAOS
+  keel::bench::ChaosBenchOptions chaos_options;
+  auto* chaos = app.add_subcommand(
+      "chaos", "PSP faults under open-loop load: keeld with routing and three simulated PSPs");
+  chaos->add_option("--keeld", chaos_options.keeld_path, "keeld binary to spawn")->required();
+  chaos->add_option("--psp-sim", chaos_options.psp_sim_path, "keel-psp-sim binary to spawn")
+      ->required();
+  chaos->add_option("--scenario", chaos_options.scenario,
+                    "one scenario (after the baseline) or all");
+  chaos
+      ->add_option("--rate", chaos_options.rate,
+                   "payments/s offered (default: half the healthy capacity, measured first)")
+      ->check(CLI::Range(0.0, 100'000.0));
+  chaos
+      ->add_option("--seconds", chaos_options.seconds,
+                   "load per scenario (default: lead + fault + 30 s of recovery)")
+      ->check(CLI::Range(0.0, 86'400.0));
+  chaos
+      ->add_option("--fault-seconds", chaos_options.fault_seconds,
+                   "how long each fault lasts (primary_flaps: twice as long)")
+      ->check(CLI::Range(1.0, 3'600.0));
+  chaos->add_option("--lead-seconds", chaos_options.lead_seconds, "healthy load before the fault")
+      ->check(CLI::Range(0.0, 3'600.0));
+  chaos->add_option("--seed", chaos_options.seed, "simulator faults and keeld's routing");
+  chaos->add_option("--json", chaos_options.json_path, "write the figures as JSON to this file");
+  chaos->add_option("--data", chaos_options.data_dir,
+                    "parent of the spawned keeld's data dirs (a real disk)");
+#endif
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (ledger->parsed()) {
@@ -104,6 +139,10 @@ int main(int argc, char** argv) {
     } else if (payments->parsed()) {
       const auto rows = keel::bench::run_payments_bench(payments_options);
       keel::bench::report("keel-bench payments (a payment: create + confirm)", rows, payments_json);
+#endif
+#ifdef KEEL_BENCH_CHAOS
+    } else if (chaos->parsed()) {
+      return keel::bench::run_chaos_bench(chaos_options);
 #endif
     } else if (micro->parsed()) {
       std::vector<std::string> extras = micro->remaining();

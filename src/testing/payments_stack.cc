@@ -15,17 +15,23 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::string_view kPsps[] = {"cardco", "bankco"};
+SimPspFees fees_of(const PaymentsStackOptions& o, const std::string& psp) {
+  if (const auto f = o.psp_fees.find(psp); f != o.psp_fees.end()) return f->second;
+  if (psp == "cardco") return o.cardco_fees;
+  if (psp == "bankco") return o.bankco_fees;
+  return {};
+}
 
-std::string sim_config(uint16_t keeld_port, const PaymentsStackOptions& o) {
+// `psp_ports`: each PSP's own listener (empty without own_listeners).
+std::string sim_config(uint16_t keeld_port, const PaymentsStackOptions& o,
+                       const std::map<std::string, uint16_t, std::less<>>& psp_ports) {
   std::string currencies;
   for (const std::string& c : o.currencies) {
     currencies += (currencies.empty() ? "\"" : ", \"") + c + "\"";
   }
   std::string s;
-  for (const std::string_view psp : kPsps) {
-    const std::string name(psp);
-    const SimPspFees& fees = psp == "cardco" ? o.cardco_fees : o.bankco_fees;
+  for (const std::string& name : o.psps) {
+    const SimPspFees fees = fees_of(o, name);
     s += "[psps." + name + "]\n";
     s += "api_key = \"sk_" + name + "\"\n";
     s += "webhook_url = \"http://127.0.0.1:" + std::to_string(keeld_port) + "/v1/webhooks/" + name +
@@ -33,9 +39,36 @@ std::string sim_config(uint16_t keeld_port, const PaymentsStackOptions& o) {
     s += "webhook_secret = \"whsec_" + name + "\"\n";
     s += "fee_fixed = " + std::to_string(fees.fixed) + "\nfee_bps = " + std::to_string(fees.bps) +
          "\n";
-    s += "currencies = [" + currencies + "]\n\n";
+    s += "currencies = [" + currencies + "]\n";
+    if (const auto port = psp_ports.find(name); port != psp_ports.end()) {
+      s += "listen = \"127.0.0.1:" + std::to_string(port->second) + "\"\n";
+    }
+    s += "\n";
   }
   return s + o.sim_toml_extra + "\n";
+}
+
+// keeld's config: a channel per PSP at the shared port `sim_port`, or at the PSP's own port.
+std::string keeld_config(const PaymentsStackOptions& o, uint16_t sim_port,
+                         const std::map<std::string, uint16_t, std::less<>>& psp_ports) {
+  std::string k = "[payments]\ndefault_channel = \"" + o.psps.front() + "\"\n";
+  k += "resolve_initial_ms = " + std::to_string(o.resolve_initial_ms) + "\n";
+  k += "resolve_max_ms = " + std::to_string(o.resolve_max_ms) + "\n";
+  k += "not_found_grace_ms = " + std::to_string(o.not_found_grace_ms) + "\n";
+  k += o.payments_toml_extra + "\n";
+  for (const std::string& name : o.psps) {
+    const auto own = psp_ports.find(name);
+    const uint16_t port = own == psp_ports.end() ? sim_port : own->second;
+    k += "[channels." + name + "]\nurl = \"http://127.0.0.1:" + std::to_string(port) +
+         "\"\napi_key = \"sk_" + name + "\"\nwebhook_secret = \"whsec_" + name +
+         "\"\ntotal_timeout_ms = " + std::to_string(o.total_timeout_ms) + "\n" +
+         o.channel_toml_extra + "\n";
+    if (const auto extra = o.channel_toml.find(name); extra != o.channel_toml.end()) {
+      k += extra->second + "\n";
+    }
+  }
+  if (o.routing_toml) k += "[routing]\n" + *o.routing_toml + "\n";
+  return k + o.keeld_toml_extra + "\n";
 }
 
 Status write_file(const std::filesystem::path& path, const std::string& text) {
@@ -91,34 +124,26 @@ Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<Paymen
   std::unique_ptr<PaymentsStack> s(new PaymentsStack());
   s->options_ = std::move(options);
   s->data_dir_ = s->options_.data_dir.empty() ? s->dir_.path() / "data" : s->options_.data_dir;
+  if (s->options_.psps.empty()) return Status::error("PaymentsStackOptions::psps is empty");
   Status last = Status::error("no attempt");
-  // The picked port may be taken by someone else before the simulator binds it: try again.
+  // The picked ports may be taken by someone else before the simulator binds them: try again.
   for (int attempt = 0; attempt < 5; ++attempt) {
     s->sim_port_ = pick_free_port();
+    s->psp_ports_.clear();
+    if (s->options_.own_listeners) {
+      for (const std::string& psp : s->options_.psps) s->psp_ports_[psp] = pick_free_port();
+    }
     s->keeld_.reset();
     s->keeld_config_ = s->dir_.path() / "keeld.toml";
-    std::string k = "[payments]\ndefault_channel = \"cardco\"\n";
-    k += "resolve_initial_ms = " + std::to_string(s->options_.resolve_initial_ms) + "\n";
-    k += "resolve_max_ms = " + std::to_string(s->options_.resolve_max_ms) + "\n";
-    k += "not_found_grace_ms = " + std::to_string(s->options_.not_found_grace_ms) + "\n";
-    k += s->options_.payments_toml_extra + "\n";
-    for (const std::string_view psp : kPsps) {
-      const std::string name(psp);
-      k += "[channels." + name + "]\nurl = \"http://127.0.0.1:" + std::to_string(s->sim_port_) +
-           "\"\napi_key = \"sk_" + name + "\"\nwebhook_secret = \"whsec_" + name +
-           "\"\ntotal_timeout_ms = " + std::to_string(s->options_.total_timeout_ms) + "\n" +
-           s->options_.channel_toml_extra + "\n";
-      if (const auto own = s->options_.channel_toml.find(name);
-          own != s->options_.channel_toml.end()) {
-        k += own->second + "\n";
-      }
+    if (Status w =
+            write_file(s->keeld_config_, keeld_config(s->options_, s->sim_port_, s->psp_ports_));
+        !w.is_ok()) {
+      return w;
     }
-    if (s->options_.routing_toml) k += "[routing]\n" + *s->options_.routing_toml + "\n";
-    k += s->options_.keeld_toml_extra + "\n";
-    if (Status w = write_file(s->keeld_config_, k); !w.is_ok()) return w;
     if (Status st = s->start_keeld(); !st.is_ok()) return st;
     const auto sim_path = s->dir_.path() / "psp-sim.toml";
-    if (Status w = write_file(sim_path, sim_config(s->keeld_->port(), s->options_)); !w.is_ok()) {
+    if (Status w = write_file(sim_path, sim_config(s->keeld_->port(), s->options_, s->psp_ports_));
+        !w.is_ok()) {
       return w;
     }
     last = s->start_sim(sim_path);
@@ -268,6 +293,39 @@ bool PaymentsStack::set_sim_faults(std::string_view psp, std::string_view faults
   const JsonResponse r =
       sim_request("PUT", "/admin/psps/" + std::string(psp) + "/faults", faults_json);
   return r.status == 200;
+}
+
+bool PaymentsStack::set_sim_schedule(std::string_view psp, std::string_view schedule_json) {
+  return sim_request("PUT", "/admin/psps/" + std::string(psp) + "/schedule", schedule_json)
+             .status == 200;
+}
+
+bool PaymentsStack::clear_sim_schedule(std::string_view psp) {
+  return sim_request("DELETE", "/admin/psps/" + std::string(psp) + "/schedule").status == 200;
+}
+
+bool PaymentsStack::set_sim_listener(std::string_view psp, bool accepting) {
+  return sim_request("PUT", "/admin/psps/" + std::string(psp) + "/listener",
+                     accepting ? R"({"accepting": true})" : R"({"accepting": false})")
+             .status == 200;
+}
+
+uint16_t PaymentsStack::psp_port(std::string_view psp) const {
+  const auto port = psp_ports_.find(psp);
+  return port == psp_ports_.end() ? 0 : port->second;
+}
+
+std::map<std::string, json::object> PaymentsStack::channels() {
+  std::map<std::string, json::object> out;
+  const JsonResponse r = get("/v1/channels");
+  const json::value* data =
+      r.status == 200 && r.body.is_object() ? r.body.as_object().if_contains("data") : nullptr;
+  if (data == nullptr || !data->is_array()) return out;
+  for (const json::value& c : data->get_array()) {
+    const json::value* id = c.is_object() ? c.as_object().if_contains("id") : nullptr;
+    if (id != nullptr && id->is_string()) out[std::string(id->get_string())] = c.as_object();
+  }
+  return out;
 }
 
 std::map<std::string, json::object> PaymentsStack::sim_operations(std::string_view psp) {

@@ -18,8 +18,9 @@
 namespace keel::testing {
 
 // keeld and keel-psp-sim wired together for end-to-end payment tests: the simulator serves the
-// PSPs `cardco` and `bankco` (USD, EUR, GBP; fees 30 + 2.9% and 10 + 0.5%), keeld has a channel
-// for each (cardco the default) and the simulator sends its webhooks to keeld.
+// PSPs `cardco` and `bankco` (USD, EUR, GBP; fees 30 + 2.9% and 10 + 0.5%), or the PSPs named in
+// PaymentsStackOptions::psps, keeld has a channel for each (the first the default) and the
+// simulator sends its webhooks to keeld.
 //
 // The simulator must know keeld's port and keeld the simulator's: the simulator gets a port
 // picked free beforehand (pick_free_port), keeld port 0. keeld may start before the simulator
@@ -32,10 +33,22 @@ struct SimPspFees {
 
 struct PaymentsStackOptions {
   uint64_t seed = 1;
-  // The simulated PSPs' fees and the currencies both take.
+  // The simulated PSPs, by name ([a-z0-9_-], 1 to 64 characters), each with a keeld channel of
+  // the same name (api_key "sk_NAME", webhook_secret "whsec_NAME"), in this order; the first is
+  // keeld's payments.default_channel.
+  std::vector<std::string> psps = {"cardco", "bankco"};
+  // The simulated PSPs' fees and the currencies all of them take. A PSP named in psp_fees takes
+  // those fees; else cardco takes cardco_fees, bankco bankco_fees and any other PSP none.
   SimPspFees cardco_fees{30, 290};
   SimPspFees bankco_fees{10, 50};
+  std::map<std::string, SimPspFees> psp_fees;
   std::vector<std::string> currencies = {"USD", "EUR", "GBP"};
+  // Each PSP also gets a listener of its own in the simulator (its `listen`, on a port picked
+  // free beforehand, see psp_port()), and keeld's channel for it points there instead of at the
+  // shared port: taking that listener down (set_sim_listener(), or a schedule phase with
+  // "accepting": false) then refuses keeld's connections before anything is sent. The shared
+  // port still serves every PSP and /admin.
+  bool own_listeners = false;
   // Extra TOML appended to each PSP's table in the simulator's config, e.g.
   // "[psps.cardco.faults]\nblack_hole_rate = 0.1\n" (the text is appended to the file as is).
   std::string sim_toml_extra;
@@ -97,6 +110,10 @@ class PaymentsStack {
   [[nodiscard]] KeeldProcess& keeld() { return *keeld_; }
   [[nodiscard]] ServerProcess& sim() { return *sim_; }
   [[nodiscard]] const std::filesystem::path& data_dir() const { return data_dir_; }
+  // The simulated PSPs (PaymentsStackOptions::psps).
+  [[nodiscard]] const std::vector<std::string>& psps() const { return options_.psps; }
+  // The port of `psp`'s own listener; 0 without own_listeners (or for an unknown PSP).
+  [[nodiscard]] uint16_t psp_port(std::string_view psp) const;
 
   // Stops keeld (SIGTERM, or SIGKILL when `kill9`) and starts it again on the same data.
   Status restart_keeld(bool kill9);
@@ -124,6 +141,18 @@ class PaymentsStack {
   // PUT /admin/psps/{psp}/faults on the simulator (`faults_json` replaces the PSP's faults;
   // "{}" clears them). True on 200.
   bool set_sim_faults(std::string_view psp, std::string_view faults_json);
+  // PUT /admin/psps/{psp}/schedule (`schedule_json` as docs/psp_sim.md: {"phases": [...],
+  // "repeat_ms": N}; its clock starts when the simulator receives it). True on 200.
+  bool set_sim_schedule(std::string_view psp, std::string_view schedule_json);
+  // DELETE /admin/psps/{psp}/schedule: the faults and listener state from before it are in
+  // force again. True on 200.
+  bool clear_sim_schedule(std::string_view psp);
+  // PUT /admin/psps/{psp}/listener {"accepting": ...}: false refuses new connections to the
+  // PSP's own listener and closes the open ones. REQUIRES: own_listeners. True on 200.
+  bool set_sim_listener(std::string_view psp, bool accepting);
+  // GET /v1/channels: each channel as keeld shows it (breaker, in_flight, window), by id; empty
+  // on an error.
+  std::map<std::string, boost::json::object> channels();
   // The simulator's books for `psp`: every operation by its reference (empty on an error).
   std::map<std::string, boost::json::object> sim_operations(std::string_view psp);
   // One field of a ledger account (GET /v1/accounts/{id}), e.g. "credits_posted"; -1 if the
@@ -146,6 +175,7 @@ class PaymentsStack {
   std::filesystem::path data_dir_;
   std::filesystem::path keeld_config_;
   uint16_t sim_port_ = 0;
+  std::map<std::string, uint16_t, std::less<>> psp_ports_;  // own_listeners: by PSP
   std::unique_ptr<ServerProcess> sim_;
   std::unique_ptr<KeeldProcess> keeld_;
   std::unique_ptr<net::HttpClient> keeld_client_;
