@@ -92,6 +92,8 @@ int main(int argc, char** argv) {
       ->add_option("--settle-wait-ms", payments_options.settle_wait_ms,
                    "how long a confirm waits for the PSP's outcome")
       ->check(CLI::Range(0, 600'000));
+  payments->add_flag("--routing", payments_options.routing,
+                     "routing on: each confirm asks the router and journals its decision");
   payments->add_option("--data", payments_options.data_dir,
                        "parent of the spawned keeld's data dir (a real disk)");
 #endif

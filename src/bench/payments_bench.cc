@@ -186,6 +186,10 @@ std::unique_ptr<testing::PaymentsStack> start_stack(const PaymentsBenchOptions& 
   so.not_found_grace_ms = 2'000;
   so.total_timeout_ms = 500;  // a black hole ends as unknown after this
   so.channel_toml_extra = "connections_max = 64\nconnect_timeout_ms = 500\n";
+  if (o.routing) {
+    so.routing_toml = "seed = " + std::to_string(o.seed) + "\n";
+    so.channel_toml["bankco"] = "flows = [\"topup\", \"payout\"]\n";
+  }
   so.keeld_args = {"--log-level", "warn"};
   so.sim_args = {"--log-level", "warn"};
   std::unique_ptr<testing::PaymentsStack> stack;

@@ -21,6 +21,9 @@ struct PaymentsBenchOptions {
   // How long a confirm waits for the PSP's outcome before answering `processing`.
   int64_t settle_wait_ms = 500;
   uint64_t seed = 1;
+  // Routing on ([routing] in keeld.toml): every confirm asks the router and journals its
+  // decision; card payments still all go to cardco (bankco carries only top-ups and payouts).
+  bool routing = false;
 };
 
 // Card payments end to end: keeld and keel-psp-sim (PSP cardco, zero latency, journal on) run as
