@@ -126,7 +126,7 @@ void write_json(const std::string& path, const std::vector<chaos::ChaosResult>& 
 
 int run_chaos_bench(const ChaosBenchOptions& o) {
   chaos::ChaosOptions c = chaos_options(o);
-  const std::vector<const chaos::Scenario*> todo = chosen(o.scenario);
+  const std::vector<const chaos::Scenario*> to_run = chosen(o.scenario);
   double capacity = 0;
   c.rate_per_s = o.rate;
   if (c.rate_per_s <= 0) {
@@ -138,7 +138,7 @@ int run_chaos_bench(const ChaosBenchOptions& o) {
                  c.rate_per_s);
   }
   std::vector<chaos::ChaosResult> results;
-  for (const chaos::Scenario* s : todo) {
+  for (const chaos::Scenario* s : to_run) {
     results.push_back(chaos::run_scenario(*s, c));
     std::fprintf(stderr, "%s", chaos::summary(results.back()).c_str());
   }
