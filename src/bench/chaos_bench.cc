@@ -59,8 +59,7 @@ std::vector<const chaos::Scenario*> chosen(const std::string& name) {
 
 // A safety figure failed.
 bool unsafe(const chaos::ChaosResult& r) {
-  return r.skipped.empty() &&
-         (r.double_charges != 0 || r.orphan_charges != 0 || !r.books_equal || !r.invariants_ok ||
+  return (r.double_charges != 0 || r.orphan_charges != 0 || !r.books_equal || !r.invariants_ok ||
           r.processing_past_deadline != 0 || r.harness_errors != 0);
 }
 
@@ -77,10 +76,6 @@ void print_table(const std::vector<chaos::ChaosResult>& results, double baseline
               "offered", "rate/s", "success", "vs base", "p50 ms", "p99 ms", "auth/p", "brk open",
               "back s", "review", "stuck", "double", "books", "inv");
   for (const chaos::ChaosResult& r : results) {
-    if (!r.skipped.empty()) {
-      std::printf("%-20s skipped: %s\n", r.scenario.c_str(), r.skipped.c_str());
-      continue;
-    }
     const double vs = baseline_rate > 0 ? r.success_rate / baseline_rate : 0;
     std::printf(
         "%-20s %8lld %7.1f %7.2f%% %7.3f %8.0f %9.0f %6.3f %8s %8s %6lld %6lld %6lld %6s %5s\n",
@@ -106,7 +101,7 @@ void write_json(const std::string& path, const std::vector<chaos::ChaosResult>& 
   json::array scenarios;
   for (const chaos::ChaosResult& r : results) {
     json::object o = json::parse(chaos::to_json(r)).as_object();
-    if (r.skipped.empty() && baseline_rate > 0) {
+    if (baseline_rate > 0) {
       o["success_vs_baseline"] = r.success_rate / baseline_rate;
     }
     scenarios.emplace_back(std::move(o));

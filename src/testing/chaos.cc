@@ -47,8 +47,6 @@ const std::vector<Scenario> kScenarios = {
     {"primary_slow", "p1 answers every request after 5 s", FaultKind::slow, 1, true},
     {"primary_flaps", "p1's listener down and up again, flap_ms each", FaultKind::flap, 1, true},
     {"two_down", "p1's and p2's listeners refuse connections", FaultKind::refuse, 2, true},
-    {"canary_rollback", "a canary channel rolled back", FaultKind::canary, 0, false,
-     "canary not implemented"},
     {"soft_declines", "p1 soft-declines half of the authorizations", FaultKind::soft_decline, 1,
      false},
 };
@@ -105,7 +103,6 @@ std::string schedule_json(const Scenario& s, const ChaosOptions& o) {
                              true));
       break;
     case FaultKind::none:
-    case FaultKind::canary:
       return {};
   }
   phases.push_back(phase(end_ms, {}, true));
@@ -724,10 +721,6 @@ size_t workers_for(double rate_per_s, int64_t settle_wait_ms) {
 ChaosResult run_scenario(const Scenario& s, const ChaosOptions& o) {
   ChaosResult r;
   r.scenario = s.name;
-  if (!s.skipped.empty()) {
-    r.skipped = s.skipped;
-    return r;
-  }
   const int64_t fault_ms = fault_ms_of(s, o);
   if (o.rate_per_s <= 0 || o.lead_ms < 0 || fault_ms <= 0 || o.tail_ms < 0 || o.flap_ms <= 0) {
     throw std::runtime_error("chaos: the rate, the fault and the flap period must be positive");
@@ -832,10 +825,6 @@ double measure_capacity(const ChaosOptions& o, double seconds, size_t connection
 
 std::string to_json(const ChaosResult& r) {
   json::object o{{"scenario", r.scenario}};
-  if (!r.skipped.empty()) {
-    o["skipped"] = r.skipped;
-    return json::serialize(o);
-  }
   const auto put = [&](std::string_view key, auto value) { o[key] = value; };
   put("rate_per_s", r.rate_per_s);
   put("seconds", r.seconds);
@@ -894,7 +883,6 @@ std::string to_json(const ChaosResult& r) {
 }
 
 std::string summary(const ChaosResult& r) {
-  if (!r.skipped.empty()) return r.scenario + ": skipped: " + r.skipped + "\n";
   char line[512];
   std::string out;
   std::snprintf(line, sizeof line,
