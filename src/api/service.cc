@@ -184,6 +184,19 @@ std::string metrics_text(const engine::EngineStatus& s) {
   return out;
 }
 
+// The dispatcher's PSP traffic: every call keel made (first attempts, retries, failovers,
+// captures, voids, refunds, top-ups, payouts) and, apart, the status queries that resolve
+// unknown outcomes (they have their own backoff and never count against a breaker).
+std::string psp_metrics_text(const dispatch::PspDispatcher::Stats& s) {
+  return "# HELP keel_psp_calls_total PSP calls made (every kind of attempt; status queries "
+         "apart).\n# TYPE keel_psp_calls_total counter\nkeel_psp_calls_total " +
+         std::to_string(s.calls) +
+         "\n# HELP keel_psp_status_queries_total Status queries sent to resolve unknown "
+         "outcomes.\n# TYPE keel_psp_status_queries_total counter\n"
+         "keel_psp_status_queries_total " +
+         std::to_string(s.status_queries) + "\n";
+}
+
 // GET /v1/channels: every routing channel, its definition and live state (docs/routing.md).
 std::string channels_to_json(const std::vector<engine::ChannelStatus>& channels) {
   JsonWriter w;
@@ -277,7 +290,9 @@ std::string channel_metrics_text(const std::vector<engine::ChannelStatus>& chann
 }  // namespace
 
 Service::Service(engine::Engine* engine, PaymentsApiOptions payments)
-    : engine_(engine), payments_(std::make_unique<PaymentRoutes>(engine, std::move(payments))) {}
+    : engine_(engine),
+      psp_stats_(payments.psp_stats),
+      payments_(std::make_unique<PaymentRoutes>(engine, std::move(payments))) {}
 
 Service::~Service() = default;
 
@@ -312,17 +327,19 @@ void Service::handle(std::string_view method, std::string_view target,
       return r->ok(json::object{{"status", "ok"}});
     case Route::metrics: {
       engine::Engine* engine = engine_;
+      std::string psp = psp_stats_ ? psp_metrics_text(psp_stats_()) : std::string();
       return engine_->get_status(
-          false, on_io_thread<engine::EngineStatus>(
-                     r, [engine, r](const Responder&, engine::EngineStatus s) {
-                       engine->get_channels(on_io_thread<std::vector<engine::ChannelStatus>>(
-                           r, [text = metrics_text(s)](
-                                  const Responder& r, std::vector<engine::ChannelStatus> channels) {
-                             HttpReply reply{200, text + channel_metrics_text(channels)};
-                             reply.content_type = "text/plain; version=0.0.4";
-                             r.reply(std::move(reply));
-                           }));
-                     }));
+          false,
+          on_io_thread<engine::EngineStatus>(
+              r, [engine, r, psp = std::move(psp)](const Responder&, engine::EngineStatus s) {
+                engine->get_channels(on_io_thread<std::vector<engine::ChannelStatus>>(
+                    r, [text = metrics_text(s) + psp](const Responder& r,
+                                                      std::vector<engine::ChannelStatus> channels) {
+                      HttpReply reply{200, text + channel_metrics_text(channels)};
+                      reply.content_type = "text/plain; version=0.0.4";
+                      r.reply(std::move(reply));
+                    }));
+              }));
     }
     case Route::list_channels:
       return engine_->get_channels(on_io_thread<std::vector<engine::ChannelStatus>>(

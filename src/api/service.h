@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "api/errors.h"
+#include "dispatch/psp_dispatcher.h"
 #include "engine/engine.h"
 
 namespace keel::api {
@@ -38,8 +39,8 @@ struct PaymentsApiOptions {
   // top-ups. Webhooks are verified with their secrets.
   std::vector<std::string> channels;
   std::map<std::string, std::string, std::less<>> webhook_secrets;  // channel -> secret
-  // Routing on: a confirm that names no channel lets the router choose; one that names a
-  // channel pins it. Off: the default channel (the first) when none is named.
+  // Routing on: a confirm, top-up or payout that names no channel lets the router choose; one
+  // that names a channel pins it. Off: the default channel (the first) when none is named.
   bool routing = false;
   // Runtime controls (pause, drain, canary, read-only, kill switches): served only when true
   // ([admin] controls = true in keeld.toml) and only to loopback clients, until API keys exist.
@@ -49,6 +50,8 @@ struct PaymentsApiOptions {
   int64_t settle_wait_ms = 15'000;
   // The API client requests are scoped to (idempotency keys). One client until API keys exist.
   std::string client = "default";
+  // The PSP dispatcher's counters for /metrics (calls, status queries); unset: not shown.
+  std::function<dispatch::PspDispatcher::Stats()> psp_stats;
 };
 
 // Runs a function on the I/O executor of the connection that sent the request.
@@ -82,6 +85,7 @@ class Service {
 
  private:
   engine::Engine* engine_;
+  std::function<dispatch::PspDispatcher::Stats()> psp_stats_;
   std::atomic<bool> draining_{false};
   std::unique_ptr<class PaymentRoutes> payments_;
 };

@@ -90,6 +90,7 @@ int run(keeld::KeeldConfig config) {
     return fail_startup("cannot open " + data_dir + ": " + s.message());
   }
   dispatcher.start(engine.get());
+  config.payments.psp_stats = [&dispatcher] { return dispatcher.stats(); };
   api::Service service(engine.get(), config.payments);
   std::unique_ptr<api::Server> server;
   if (Status s = api::Server::start(config.server, &service, &server); !s.is_ok()) {

@@ -337,6 +337,13 @@ TEST_F(PaymentsFaults, LostWebhooksLeaveStatusQueriesToResolve) {
   for (const json::value& p : settled) {
     EXPECT_EQ(cause_of(p, "succeeded"), "status_query") << json::serialize(p);
   }
+  // /metrics counts the status queries apart from the calls: one authorization per payment,
+  // and at least one query each.
+  const std::string metrics = stack_->get("/metrics").text;
+  EXPECT_NE(metrics.find("\nkeel_psp_calls_total 10\n"), std::string::npos) << metrics;
+  const size_t at = metrics.find("\nkeel_psp_status_queries_total ");
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GE(std::stoll(metrics.substr(at + 31)), 10) << metrics;
 }
 
 // Every webhook comes twice: the second is a no-op, and the merchant hears of each success
