@@ -6,6 +6,8 @@
 #include <string_view>
 #include <utility>
 
+#include "payments/reply.h"
+
 namespace keel::api {
 
 // Every error the HTTP API can answer with. Each code has exactly one HTTP status and one error
@@ -33,6 +35,10 @@ enum class ErrorCode : uint8_t {
   http_invalid,             // the HTTP message itself could not be parsed
   idempotency_key_missing,  // a money-moving POST without an Idempotency-Key header
   idempotency_key_invalid,  // not 1-255 printable ASCII characters
+  merchant_not_found,       // a payment's merchant does not exist
+  customer_not_found,       // a payment's or a flow's customer does not exist
+  payment_not_found,        // a refund's payment does not exist
+  amount_too_large,         // a capture above the authorization, refunds above the capture
   // 401.
   signature_invalid,  // a PSP webhook whose PSP-Signature does not verify (or is too old)
   // 404, 405, 413, 431.
@@ -41,13 +47,32 @@ enum class ErrorCode : uint8_t {
   method_not_allowed,  // the route exists; the Allow header lists its methods
   body_too_large,
   headers_too_large,
+  // 409: the state does not allow it.
+  resource_exists,
+  payment_unexpected_state,
+  attempt_outstanding,  // an attempt of the payment is still open at the PSP
+  too_many_attempts,
+  too_many_refunds,
+  endpoints_full,
+  idempotency_key_in_use,  // the key's first request is still being processed
+  stale_result,            // a PSP result (webhook) for no open attempt: nothing changes
+  stale_transition,
+  stale_control,
+  unchanged,
+  // 422.
+  idempotency_key_reused,  // the key came with another request
+  psp_result_rejected,     // a PSP result keel cannot take: its object is flagged for review
+  channel_ineligible,      // no channel takes this payment (currency, amount, flow)
   // 500, 503.
   internal_error,
   snapshot_failed,
-  overloaded,   // the engine's queue is full; Retry-After: 1
-  read_only,    // an operator put keel in read-only mode (docs/routing.md); Retry-After: 1
-  unavailable,  // the engine is stopping or its journal failed; Retry-After: 1
+  overloaded,            // the engine's queue is full; Retry-After: 1
+  read_only,             // an operator put keel in read-only mode (docs/routing.md); Retry-After: 1
+  unavailable,           // the engine is stopping or its journal failed; Retry-After: 1
+  flow_disabled,         // an operator switched the flow off; Retry-After: 1
+  no_channel_available,  // every channel that could take it is paused, open or full
 };
+inline constexpr ErrorCode kErrorCodeLast = ErrorCode::no_channel_available;
 
 // An error answer: code, a message for humans, and the offending parameter ("data[3].amount"),
 // empty when no single parameter is at fault.
@@ -77,5 +102,8 @@ struct Parsed {
 [[nodiscard]] std::string_view error_type(ErrorCode code);
 // Whether the answer asks the client to retry later (Retry-After: 1).
 [[nodiscard]] bool is_retryable(ErrorCode code);
+
+// The API's code for a reason the payments core refused a command (the core speaks no HTTP).
+[[nodiscard]] ErrorCode error_code_of(payments::Error e);
 
 }  // namespace keel::api

@@ -381,7 +381,7 @@ TEST(Encode, ResultsPagesStatusAndErrors) {
 
 TEST(Errors, EveryCodeHasAStatusAndAUniqueName) {
   std::set<std::string_view> names;
-  for (int i = 0; i <= static_cast<int>(ErrorCode::unavailable); ++i) {
+  for (int i = 0; i <= static_cast<int>(kErrorCodeLast); ++i) {
     const auto code = static_cast<ErrorCode>(i);
     EXPECT_TRUE(names.insert(error_code_name(code)).second);
     EXPECT_GE(http_status(code), 400u);
@@ -394,6 +394,21 @@ TEST(Errors, EveryCodeHasAStatusAndAUniqueName) {
   EXPECT_EQ(error_type(ErrorCode::unavailable), "api_error");
   EXPECT_TRUE(is_retryable(ErrorCode::overloaded));
   EXPECT_FALSE(is_retryable(ErrorCode::internal_error));
+}
+
+// The payments core answers with reasons, never HTTP: each reaches the client under the same
+// name, with the status of the one table.
+TEST(Errors, EveryPaymentsReasonHasTheCodeOfItsName) {
+  for (int i = 0; i <= static_cast<int>(payments::kErrorLast); ++i) {
+    const auto e = static_cast<payments::Error>(i);
+    EXPECT_EQ(error_code_name(error_code_of(e)), payments::error_name(e));
+  }
+  EXPECT_EQ(http_status(error_code_of(payments::Error::merchant_not_found)), 400u);
+  EXPECT_EQ(http_status(error_code_of(payments::Error::stale_result)), 409u);
+  EXPECT_EQ(http_status(error_code_of(payments::Error::channel_ineligible)), 422u);
+  EXPECT_EQ(http_status(error_code_of(payments::Error::no_channel_available)), 503u);
+  EXPECT_TRUE(is_retryable(error_code_of(payments::Error::flow_disabled)));
+  EXPECT_FALSE(is_retryable(error_code_of(payments::Error::payment_unexpected_state)));
 }
 
 TEST(Router, MatchesEveryRoute) {

@@ -109,8 +109,9 @@ ApiError missing(std::string_view key) {
                     std::string(key));
 }
 
-// The required "amount" and "currency" of a request, into the command.
-std::optional<ApiError> read_money(const Fields& f, payments::Command* c) {
+// The required "amount" and "currency" of a request, into the command's body.
+template <typename Body>
+std::optional<ApiError> read_money(const Fields& f, Body* c) {
   auto amount = f.amount("amount");
   if (!amount.ok()) return amount.error;
   if (!amount.value) return missing("amount");
@@ -140,19 +141,13 @@ std::string fingerprint(std::string_view method, std::string_view target, std::s
 }
 
 HttpReply to_http(const payments::Reply& r, std::string_view request_id) {
-  if (r.status < 400) {
-    HttpReply out{r.status, r.body};
+  if (r.ok()) {
+    HttpReply out{200, r.body};
     out.idempotent_replayed = r.replayed;
     return out;
   }
-  json::object e{{"type", r.status >= 500 ? "api_error" : "invalid_request_error"},
-                 {"code", r.error_code},
-                 {"message", r.error_message},
-                 {"request_id", request_id}};
-  e["param"] = r.error_param.empty() ? json::value(nullptr) : json::value(r.error_param);
-  HttpReply out{r.status, json::serialize(json::object{{"error", std::move(e)}})};
-  out.retry_after = r.status == 503;  // e.g. no_channel_available: a channel may come back
-  return out;
+  return error_reply(make_error(error_code_of(*r.error), r.error_message, r.error_param),
+                     request_id);
 }
 
 std::optional<Timestamp> parse_time_param(const QueryParams& q, std::string_view name,
@@ -222,9 +217,7 @@ void PaymentRoutes::create_customer(std::string_view body, payments::Command c,
   if (auto e = f.only({"name"})) return r->fail(*e);
   auto name = f.text("name", kTextBytesMax);
   if (!name.ok()) return r->fail(*name.error);
-  c.kind = payments::CommandKind::create_customer;
-  c.id = new_object_id("cus_");
-  c.name = name.value.value_or("");
+  c.body = payments::cmd::CreateCustomer{new_object_id("cus_"), name.value.value_or("")};
   submit(std::move(c), 0, r);
 }
 
@@ -248,11 +241,8 @@ void PaymentRoutes::create_merchant(std::string_view body, payments::Command c,
     return r->fail(make_error(ErrorCode::parameter_invalid,
                               "webhook_url must be an http:// or https:// URL", "webhook_url"));
   }
-  c.kind = payments::CommandKind::create_merchant;
-  c.id = new_object_id("mch_");
-  c.name = name.value.value_or("");
-  c.url = url.value.value_or("");
-  c.secret = secret.value.value_or("");
+  c.body = payments::cmd::CreateMerchant{new_object_id("mch_"), name.value.value_or(""),
+                                         url.value.value_or(""), secret.value.value_or("")};
   submit(std::move(c), 0, r);
 }
 
@@ -265,7 +255,8 @@ void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
                        "source", "customer"})) {
     return r->fail(*e);
   }
-  if (auto e = read_money(f, &c)) return r->fail(*e);
+  payments::cmd::CreatePayment p;
+  if (auto e = read_money(f, &p)) return r->fail(*e);
   auto merchant = f.text("merchant", 64);
   if (!merchant.ok()) return r->fail(*merchant.error);
   if (!merchant.value) return r->fail(missing("merchant"));
@@ -290,17 +281,15 @@ void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
   }
   auto customer = f.text("customer", 64);
   if (!customer.ok()) return r->fail(*customer.error);
-  c.source_wallet = source.value == "wallet";
-  if (c.source_wallet && !customer.value) return r->fail(missing("customer"));
-  if (!c.source_wallet && !method.value) return r->fail(missing("payment_method"));
-  c.customer_id = customer.value.value_or("");
-  c.kind = payments::CommandKind::create_payment;
-  c.id = new_object_id("pay_");
-  c.merchant_id = *merchant.value;
-  c.instrument_kind =
-      c.source_wallet ? payments::InstrumentKind::none : payments::InstrumentKind::card_token;
-  c.instrument = method.value.value_or("");
-  c.capture_manual = capture.value == "manual";
+  p.source_wallet = source.value == "wallet";
+  if (p.source_wallet && !customer.value) return r->fail(missing("customer"));
+  if (!p.source_wallet && !method.value) return r->fail(missing("payment_method"));
+  p.customer_id = customer.value.value_or("");
+  p.id = new_object_id("pay_");
+  p.merchant_id = *merchant.value;
+  p.instrument = method.value.value_or("");
+  p.capture_manual = capture.value == "manual";
+  c.body = std::move(p);
   submit(std::move(c), 0, r);
 }
 
@@ -309,33 +298,30 @@ void PaymentRoutes::payment_step(const RouteMatch& m, std::string_view body, pay
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
   Fields f(&o.value);
-  c.id = m.id;
   switch (m.route) {
     case Route::confirm_payment: {
       if (auto e = f.only({"channel"})) return r->fail(*e);
       auto channel = f.text("channel", 40);
       if (!channel.ok()) return r->fail(*channel.error);
-      if (options_.routing && !channel.value) {
-        c.channel.clear();  // the router chooses
-      } else {
+      payments::cmd::ConfirmPayment confirm{m.id, ""};
+      if (!options_.routing || channel.value) {  // else the router chooses
         const auto picked = pick_channel(channel.value, r);
         if (!picked) return;
-        c.channel = *picked;
+        confirm.channel = *picked;
       }
-      c.kind = payments::CommandKind::confirm_payment;
+      c.body = std::move(confirm);
       break;
     }
     case Route::capture_payment: {
       if (auto e = f.only({"amount"})) return r->fail(*e);
       auto amount = f.amount("amount");
       if (!amount.ok()) return r->fail(*amount.error);
-      c.amount = amount.value.value_or(0);
-      c.kind = payments::CommandKind::capture_payment;
+      c.body = payments::cmd::CapturePayment{m.id, amount.value.value_or(0)};
       break;
     }
     default:
       if (auto e = f.only({})) return r->fail(*e);
-      c.kind = payments::CommandKind::cancel_payment;
+      c.body = payments::cmd::CancelPayment{m.id};
   }
   submit(std::move(c), options_.settle_wait_ms, r);
 }
@@ -366,10 +352,8 @@ void PaymentRoutes::create_refund(std::string_view body, payments::Command c,
   if (!payment.value) return r->fail(missing("payment"));
   auto amount = f.amount("amount");
   if (!amount.ok()) return r->fail(*amount.error);
-  c.kind = payments::CommandKind::create_refund;
-  c.id = new_object_id("re_");
-  c.payment_id = *payment.value;
-  c.amount = amount.value.value_or(0);
+  c.body =
+      payments::cmd::CreateRefund{new_object_id("re_"), *payment.value, amount.value.value_or(0)};
   submit(std::move(c), options_.settle_wait_ms, r);
 }
 
@@ -387,7 +371,8 @@ void PaymentRoutes::create_flow(Route route, std::string_view body, payments::Co
       transfer ? f.only({"from", "to", "amount", "currency"})
                : f.only({"customer", "amount", "currency", "channel", what, what_type});
   if (unknown) return r->fail(*unknown);
-  if (auto e = read_money(f, &c)) return r->fail(*e);
+  payments::cmd::CreateFlow flow;
+  if (auto e = read_money(f, &flow)) return r->fail(*e);
   if (transfer) {
     auto from = f.text("from", 64);
     auto to = f.text("to", 64);
@@ -396,10 +381,8 @@ void PaymentRoutes::create_flow(Route route, std::string_view body, payments::Co
     }
     if (!from.value) return r->fail(missing("from"));
     if (!to.value) return r->fail(missing("to"));
-    c.kind = payments::CommandKind::create_wallet_transfer;
-    c.id = new_object_id("wt_");
-    c.customer_id = *from.value;
-    c.to_customer_id = *to.value;
+    c.body = payments::cmd::CreateWalletTransfer{new_object_id("wt_"), *from.value, *to.value,
+                                                 flow.amount, flow.currency};
     return submit(std::move(c), 0, r);
   }
   auto customer = f.text("customer", 64);
@@ -411,8 +394,11 @@ void PaymentRoutes::create_flow(Route route, std::string_view body, payments::Co
   }
   if (!customer.value) return r->fail(missing("customer"));
   if (!instrument.value) return r->fail(missing(what));
-  const auto picked = pick_channel(channel.value, r);
-  if (!picked) return;
+  if (!options_.routing || channel.value) {  // else the router chooses
+    const auto picked = pick_channel(channel.value, r);
+    if (!picked) return;
+    flow.channel = *picked;
+  }
   using K = payments::InstrumentKind;
   if (topup) {
     const std::string t = type.value.value_or("card_token");
@@ -420,22 +406,24 @@ void PaymentRoutes::create_flow(Route route, std::string_view body, payments::Co
       return r->fail(make_error(ErrorCode::parameter_invalid,
                                 "source_type must be card_token or bank_account", what_type));
     }
-    c.instrument_kind = t == "card_token" ? K::card_token : K::bank_account;
-    c.kind = payments::CommandKind::create_topup;
-    c.id = new_object_id("tu_");
+    flow.instrument_kind = t == "card_token" ? K::card_token : K::bank_account;
+    flow.id = new_object_id("tu_");
   } else {
     const std::string t = type.value.value_or("iban");
     if (t != "iban" && t != "account") {
       return r->fail(make_error(ErrorCode::parameter_invalid,
                                 "destination_type must be iban or account", what_type));
     }
-    c.instrument_kind = t == "iban" ? K::iban : K::account;
-    c.kind = payments::CommandKind::create_payout;
-    c.id = new_object_id("po_");
+    flow.instrument_kind = t == "iban" ? K::iban : K::account;
+    flow.id = new_object_id("po_");
   }
-  c.customer_id = *customer.value;
-  c.channel = *picked;
-  c.instrument = *instrument.value;
+  flow.customer_id = *customer.value;
+  flow.instrument = *instrument.value;
+  if (topup) {
+    c.body = payments::cmd::CreateTopup{std::move(flow)};
+  } else {
+    c.body = payments::cmd::CreatePayout{std::move(flow)};
+  }
   submit(std::move(c), options_.settle_wait_ms, r);
 }
 
@@ -552,8 +540,7 @@ void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h, std::s
   }
   const std::string event_id(id->get_string());
   // The id goes into the timeline as "webhook:{id}" (at most payments::kCauseLengthMax bytes).
-  constexpr size_t kEventIdLengthMax = 100;
-  if (event_id.empty() || event_id.size() > kEventIdLengthMax) {
+  if (event_id.empty() || event_id.size() > payments::kWebhookEventLengthMax) {
     return r->fail(make_error(ErrorCode::body_invalid, "a webhook id is 1 to 100 bytes", "id"));
   }
   const auto op = connectors::parse_operation(json::serialize(*data));
@@ -564,7 +551,8 @@ void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h, std::s
       return r->reply(HttpReply{200, R"({"received":true,"duplicate":true})"});
     }
   }
-  payments::Command c = dispatch::operation_status_command(m.id, *op, "webhook:" + event_id);
+  payments::Command c =
+      dispatch::operation_status_command(m.id, *op, payments::ResultSource::webhook, event_id);
   engine_->payments_command(
       std::move(c), 0,
       on_io_thread<payments::Reply>(r, [this, event_id](const Responder& r, payments::Reply) {
@@ -594,9 +582,7 @@ void PaymentRoutes::control(const RouteMatch& m, const RequestHeaders& h, std::s
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
   Fields f(&o.value);
-  payments::Command c;
-  c.kind = payments::CommandKind::runtime_control;
-  payments::RuntimeControl& k = c.control;
+  payments::RuntimeControl k;
   k.target = m.id;
   switch (m.route) {
     case Route::admin_channel_canary: {
@@ -638,7 +624,7 @@ void PaymentRoutes::control(const RouteMatch& m, const RequestHeaders& h, std::s
   auto reason = f.text("reason", payments::kControlReasonLengthMax);
   if (!reason.ok()) return r->fail(*reason.error);
   k.reason = reason.value.value_or("");
-  submit(std::move(c), 0, r);
+  submit(payments::cmd::Control{std::move(k)}, 0, r);
 }
 
 bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::string_view target,

@@ -44,17 +44,19 @@ OperationState operation_state(const connectors::Operation& op) {
   return OperationState::pending;
 }
 
-payments::Command operation_status_command(std::string_view channel,
-                                           const connectors::Operation& op, std::string cause) {
-  payments::Command c;
-  c.kind = payments::CommandKind::operation_status;
+payments::cmd::OperationStatus operation_status_command(std::string_view channel,
+                                                        const connectors::Operation& op,
+                                                        payments::ResultSource source,
+                                                        std::string webhook_event) {
+  payments::cmd::OperationStatus c;
   c.channel = std::string(channel);
-  c.id = op.reference;
-  c.op_state = operation_state(op);
+  c.reference = op.reference;
+  c.state = operation_state(op);
   c.result.psp_reference = op.psp_reference;
   c.result.error_code = op.decline_code;
   c.result.fee = op.fee_minor;
-  c.cause = std::move(cause);
+  c.source = source;
+  c.webhook_event = std::move(webhook_event);
   return c;
 }
 
@@ -71,12 +73,10 @@ namespace {
 
 // The attempt_result command for a PSP's direct answer to a call; nullopt when the answer is
 // `pending` (the PSP has it and will decide later: resolve by status query).
-std::optional<payments::Command> answer_command(const payments::PspCall& call,
-                                                const connectors::PspResult& r) {
-  payments::Command c;
-  c.kind = payments::CommandKind::attempt_result;
-  c.id = call.attempt_id;
-  c.cause = "psp_response";
+std::optional<payments::cmd::AttemptResult> answer_command(const payments::PspCall& call,
+                                                           const connectors::PspResult& r) {
+  payments::cmd::AttemptResult c;
+  c.attempt_id = call.attempt_id;
   c.result.error_code = r.error_code;
   c.result.latency_ms = std::max<int64_t>(r.latency_ms, 1);
   if (r.op) {
@@ -239,11 +239,7 @@ struct PspDispatcher::Impl {
     Impl* self = this;
     webhooks.send({d.url, d.body, d.secret, d.event_id},
                   [self, id = d.event_id](connectors::MerchantWebhookResult r) {
-                    payments::Command c;
-                    c.kind = payments::CommandKind::outbox_attempt;
-                    c.id = id;
-                    c.delivered = r.delivered;
-                    self->offer(std::move(c));
+                    self->offer(payments::cmd::OutboxAttempt{id, r.delivered});
                   });
   }
 
@@ -276,15 +272,16 @@ struct PspDispatcher::Impl {
       resolving_since.erase(r.attempt_id);
       connectors::Operation never;
       never.reference = r.reference;
-      payments::Command c = operation_status_command(r.channel, never, "status_query");
-      c.op_state = OperationState::not_found;
+      payments::cmd::OperationStatus c =
+          operation_status_command(r.channel, never, payments::ResultSource::status_query);
+      c.state = OperationState::not_found;
       offer(std::move(c));
       return;
     }
     if (!result.op) return resolve(r, next);  // no answer this time: ask again later
     if (result.op->status == OperationStatus::pending) return resolve(r, next);
     resolving_since.erase(r.attempt_id);
-    offer(operation_status_command(r.channel, *result.op, "status_query"));
+    offer(operation_status_command(r.channel, *result.op, payments::ResultSource::status_query));
   }
 };
 

@@ -50,10 +50,11 @@ struct DispatcherOptions {
 
 // What a PSP's operation object says, in the payments core's terms.
 [[nodiscard]] payments::OperationState operation_state(const connectors::Operation& op);
-// The operation_status command for a PSP's report of `op` (from a status query or a webhook).
-[[nodiscard]] payments::Command operation_status_command(std::string_view channel,
-                                                         const connectors::Operation& op,
-                                                         std::string cause);
+// The operation_status command for a PSP's report of `op`: from a status query, or from the
+// webhook event `webhook_event`.
+[[nodiscard]] payments::cmd::OperationStatus operation_status_command(
+    std::string_view channel, const connectors::Operation& op, payments::ResultSource source,
+    std::string webhook_event = {});
 
 // Carries out the payments core's PSP work after each commit: makes the calls, turns their
 // answers into attempt_result commands, and resolves unknown attempts by status queries with

@@ -41,15 +41,16 @@ TEST(Webhooks, AnOperationBecomesTheCommandThatReportsIt) {
   op.decline_type = connectors::DeclineType::soft;
   op.decline_code = "do_not_honor";
   op.fee_minor = 3;
-  const payments::Command c = operation_status_command("cardco", op, "webhook:evt_1");
-  EXPECT_EQ(c.kind, payments::CommandKind::operation_status);
+  const payments::cmd::OperationStatus c =
+      operation_status_command("cardco", op, payments::ResultSource::webhook, "evt_1");
   EXPECT_EQ(c.channel, "cardco");
-  EXPECT_EQ(c.id, "pay_1_a1");
-  EXPECT_EQ(c.op_state, payments::OperationState::declined_soft);
+  EXPECT_EQ(c.reference, "pay_1_a1");
+  EXPECT_EQ(c.state, payments::OperationState::declined_soft);
   EXPECT_EQ(c.result.psp_reference, "psp_9");
   EXPECT_EQ(c.result.error_code, "do_not_honor");
   EXPECT_EQ(c.result.fee, 3);
-  EXPECT_EQ(c.cause, "webhook:evt_1");
+  EXPECT_EQ(c.source, payments::ResultSource::webhook);
+  EXPECT_EQ(c.webhook_event, "evt_1");
   op.decline_type = connectors::DeclineType::hard;
   EXPECT_EQ(operation_state(op), payments::OperationState::declined_hard);
 }

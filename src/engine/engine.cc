@@ -418,8 +418,8 @@ void Engine::Impl::maybe_tick() {
 }
 
 void Engine::Impl::apply_payments(PaymentsCommand& c) {
-  if (c.command.kind == payments::CommandKind::outbox_attempt) {
-    deliveries_in_flight.erase(c.command.id);
+  if (const auto* attempt = c.command.as<payments::cmd::OutboxAttempt>()) {
+    deliveries_in_flight.erase(attempt->event_id);
   }
   const Timestamp ts = stamp(1);
   ledger.expire_pending(ts);
@@ -435,8 +435,7 @@ void Engine::Impl::apply_payments(PaymentsCommand& c) {
     ++events_since_snapshot;
   }
   observe(c.command, out, ts);
-  const bool waits =
-      !out.reply.settled && !c.command.idempotency.key.empty() && out.reply.status < 400;
+  const bool waits = !out.reply.settled && !c.command.idempotency.key.empty() && out.reply.ok();
   if (waits) {
     const auto key = std::make_pair(c.command.idempotency.client, c.command.idempotency.key);
     waiters[key] = Waiter{std::move(c.done),
@@ -463,11 +462,11 @@ void Engine::Impl::observe(const payments::Command& command, const payments::App
                            Timestamp now) {
   if (!router) return;
   std::vector<routing::BreakerTransition> transitions;
-  if (command.kind == payments::CommandKind::attempt_result) {  // a call's own answer
-    router->call_ended(command.id, call_end(command.result.status), command.result.latency_ms, now,
-                       &transitions);
+  if (const auto* answer = command.as<payments::cmd::AttemptResult>()) {  // a call's own answer
+    router->call_ended(answer->attempt_id, call_end(answer->result.status),
+                       answer->result.latency_ms, now, &transitions);
   }
-  if (command.kind == payments::CommandKind::runtime_control && out.changed) sync_controls();
+  if (command.kind() == payments::CommandKind::runtime_control && out.changed) sync_controls();
   for (const payments::PspCall& call : out.calls) {
     const bool authorization = call.kind == payments::AttemptKind::authorization;
     const bool retry =
@@ -478,12 +477,9 @@ void Engine::Impl::observe(const payments::Command& command, const payments::App
   }
   journal_transitions(transitions);
   for (routing::CanaryRollback& rb : router->take_rollbacks()) {
-    payments::Command c;
-    c.kind = payments::CommandKind::runtime_control;
-    c.control.kind = payments::ControlKind::canary_rollback;
-    c.control.target = rb.channel;
-    c.control.canary = rb.canary;
-    c.control.reason = rb.reason.substr(0, payments::kControlReasonLengthMax);
+    const payments::Command c =
+        payments::cmd::Control{{payments::ControlKind::canary_rollback, rb.channel, rb.canary, 0,
+                                rb.reason.substr(0, payments::kControlReasonLengthMax)}};
     const std::string line =
         "channel " + rb.channel + ": canary " + rb.canary + " rolled back (" + rb.reason + ")";
     if (journal_internal(c)) {
@@ -517,18 +513,16 @@ void Engine::Impl::sync_controls() {
 
 void Engine::Impl::journal_transitions(std::vector<routing::BreakerTransition>& transitions) {
   for (routing::BreakerTransition& t : transitions) {
-    payments::Command c;
-    c.kind = payments::CommandKind::channel_event;
     const std::string line = "channel " + t.channel + ": breaker " +
                              std::string(routing::breaker_state_name(t.from)) + " -> " +
                              std::string(routing::breaker_state_name(t.to)) + " (" + t.reason + ")";
-    c.transition = std::move(t);
-    if (!journal_internal(c)) {
+    const bool opened = t.to == routing::BreakerState::open;
+    if (!journal_internal(payments::cmd::ChannelEvent{std::move(t)})) {
       log(LogLevel::error, "a breaker transition was refused (a bug): " + line);
       continue;
     }
     ++breaker_transitions;
-    log(c.transition.to == routing::BreakerState::open ? LogLevel::warn : LogLevel::info, line);
+    log(opened ? LogLevel::warn : LogLevel::info, line);
   }
   transitions.clear();
 }
@@ -731,31 +725,24 @@ Status Engine::Impl::apply_now(const payments::Command& command, payments::Apply
 
 Status Engine::Impl::resume_payments() {
   if (options.fees && *options.fees != state.payments.fees()) {
-    payments::Command set;
-    set.kind = payments::CommandKind::set_fees;
-    set.fees = *options.fees;
     payments::ApplyOutcome out;
-    if (Status s = apply_now(set, &out); !s.is_ok()) return s;
-    if (out.reply.status >= 400) return Status::error("fees: " + out.reply.error_message);
+    if (Status s = apply_now(payments::cmd::SetFees{*options.fees}, &out); !s.is_ok()) return s;
+    if (!out.reply.ok()) return Status::error("fees: " + out.reply.error_message);
     log(LogLevel::info, "the merchant fee schedule changed (journaled)");
   }
   if (options.channels && *options.channels != state.payments.channels().channels()) {
-    payments::Command set;
-    set.kind = payments::CommandKind::set_channels;
-    set.channels = *options.channels;
     payments::ApplyOutcome out;
-    if (Status s = apply_now(set, &out); !s.is_ok()) return s;
-    if (out.reply.status >= 400) return Status::error("channels: " + out.reply.error_message);
+    if (Status s = apply_now(payments::cmd::SetChannels{*options.channels}, &out); !s.is_ok())
+      return s;
+    if (!out.reply.ok()) return Status::error("channels: " + out.reply.error_message);
     log(LogLevel::info, "the routing channels changed (journaled)");
   }
   if (std::string p = routing::router_options_problem(options.routing); !p.empty()) {
     return Status::error("routing: " + p);
   }
   start_router();
-  payments::Command mark;
-  mark.kind = payments::CommandKind::mark_pending_unknown;
   payments::ApplyOutcome out;
-  if (Status s = apply_now(mark, &out); !s.is_ok()) return s;
+  if (Status s = apply_now(payments::cmd::MarkPendingUnknown{}, &out); !s.is_ok()) return s;
   if (out.changed) {
     log(LogLevel::info, std::to_string(out.resolve.size()) +
                             " PSP attempt(s) were in flight at the last stop: now unknown");

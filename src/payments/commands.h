@@ -4,6 +4,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
 
 #include "core/currency.h"
 #include "core/status.h"
@@ -16,34 +20,30 @@ namespace keel::payments {
 // The commands the payments core takes (PaymentsCore::apply), as they are journaled: the journal
 // stores these inputs, never their results, and replaying them rebuilds the same state.
 //
-// One flat struct for every kind keeps the codec one function: each kind reads the fields its
-// comment names and leaves the others empty. Values of CommandKind are on disk: never renumber.
+// A Command is an envelope (idempotency scope, trace, routing's decision) around one body per
+// kind (namespace cmd below). Values of CommandKind are on disk and are the body's index + 1:
+// never renumber, only append.
 enum class CommandKind : uint8_t {
-  create_customer = 1,          // id, name
-  create_merchant = 2,          // id, name, url (webhook endpoint, may be empty), secret
-  create_payment = 3,           // id, amount, currency, merchant_id, customer_id (wallet source),
-                                // instrument (card token), capture_manual, source_wallet
-  confirm_payment = 4,          // id, channel (named by the caller: pinned), route
-  capture_payment = 5,          // id, amount (0: all authorized)
-  cancel_payment = 6,           // id
-  create_refund = 7,            // id, payment_id, amount (0: all that is left)
-  create_topup = 8,             // id, customer_id, amount, currency, channel, instrument_kind,
-                                // instrument
-  create_payout = 9,            // id, customer_id, amount, currency, channel, instrument_kind,
-                                // instrument
-  create_wallet_transfer = 10,  // id, customer_id (from), to_customer_id, amount, currency
-  attempt_result = 11,          // id (attempt id), result, cause, event_id (webhook dedupe),
-                                // route (what follows a retryable or soft-declined one)
-  mark_pending_unknown = 12,    // (after a restart)
-  outbox_attempt = 13,          // id (event id), delivered
-  operation_status = 14,        // what a PSP says of an operation (status query or webhook):
-                                // channel, id (the operation's reference), op_status, result
-                                // (psp_reference, error_code, fee), cause, route
-  set_fees = 15,                // fees (the merchant fee schedule from keeld's config)
-  set_channels = 16,            // channels (the routing channels from keeld's config)
-  channel_event = 17,           // transition (a circuit breaker changed state)
-  runtime_control = 18,         // control (an operator's runtime control, or a canary rollback)
+  create_customer = 1,
+  create_merchant = 2,
+  create_payment = 3,
+  confirm_payment = 4,
+  capture_payment = 5,
+  cancel_payment = 6,
+  create_refund = 7,
+  create_topup = 8,
+  create_payout = 9,
+  create_wallet_transfer = 10,
+  attempt_result = 11,
+  mark_pending_unknown = 12,
+  outbox_attempt = 13,
+  operation_status = 14,
+  set_fees = 15,
+  set_channels = 16,
+  channel_event = 17,
+  runtime_control = 18,
 };
+inline constexpr CommandKind kCommandKindLast = CommandKind::runtime_control;
 
 // Runtime controls (docs/routing.md): values are on disk, never renumber.
 enum class ControlKind : uint8_t {
@@ -105,50 +105,200 @@ struct IdempotencyScope {
   std::string client;
   std::string key;
   std::string fingerprint;
+  friend bool operator==(const IdempotencyScope&, const IdempotencyScope&) = default;
 };
 
-struct Command {
-  CommandKind kind = CommandKind::create_customer;
-  IdempotencyScope idempotency;
+// Who reported a PSP result: the answer to keel's own call, the resolver's status query, or a
+// PSP webhook. Values are on disk: never renumber.
+enum class ResultSource : uint8_t {
+  psp_response = 0,
+  status_query = 1,
+  webhook = 2,
+};
+inline constexpr ResultSource kResultSourceLast = ResultSource::webhook;
+inline constexpr size_t kWebhookEventLengthMax = 100;
+
+// The bodies, one per CommandKind, in its order.
+namespace cmd {
+
+struct CreateCustomer {
   std::string id;
   std::string name;
-  std::string url;
+  friend bool operator==(const CreateCustomer&, const CreateCustomer&) = default;
+};
+
+struct CreateMerchant {
+  std::string id;
+  std::string name;
+  std::string url;  // webhook endpoint (empty: none), with its secret
   std::string secret;
-  std::string merchant_id;
-  std::string customer_id;
-  std::string to_customer_id;
-  std::string payment_id;
-  std::string channel;
+  friend bool operator==(const CreateMerchant&, const CreateMerchant&) = default;
+};
+
+struct CreatePayment {
+  std::string id;
   int64_t amount = 0;
   Currency currency;
-  InstrumentKind instrument_kind = InstrumentKind::none;
-  std::string instrument;
+  std::string merchant_id;
+  std::string customer_id;  // required for a wallet payment (its source)
+  std::string instrument;   // card token (card payments)
   bool capture_manual = false;
   bool source_wallet = false;
-  AttemptResult result;
-  std::string cause;
+  friend bool operator==(const CreatePayment&, const CreatePayment&) = default;
+};
+
+struct ConfirmPayment {
+  std::string id;
+  std::string channel;  // named by the caller (pinned); empty: routing chooses
+  friend bool operator==(const ConfirmPayment&, const ConfirmPayment&) = default;
+};
+
+struct CapturePayment {
+  std::string id;
+  int64_t amount = 0;  // 0: all authorized
+  friend bool operator==(const CapturePayment&, const CapturePayment&) = default;
+};
+
+struct CancelPayment {
+  std::string id;
+  friend bool operator==(const CancelPayment&, const CancelPayment&) = default;
+};
+
+struct CreateRefund {
+  std::string id;
+  std::string payment_id;
+  int64_t amount = 0;  // 0: all that is left
+  friend bool operator==(const CreateRefund&, const CreateRefund&) = default;
+};
+
+// A top-up (money in from a card or bank account) or a payout (out to an IBAN or account).
+struct CreateFlow {
+  std::string id;
+  std::string customer_id;
+  int64_t amount = 0;
+  Currency currency;
+  std::string channel;
+  InstrumentKind instrument_kind = InstrumentKind::none;
+  std::string instrument;
+  friend bool operator==(const CreateFlow&, const CreateFlow&) = default;
+};
+struct CreateTopup : CreateFlow {
+  friend bool operator==(const CreateTopup&, const CreateTopup&) = default;
+};
+struct CreatePayout : CreateFlow {
+  friend bool operator==(const CreatePayout&, const CreatePayout&) = default;
+};
+
+struct CreateWalletTransfer {
+  std::string id;
+  std::string customer_id;  // from
+  std::string to_customer_id;
+  int64_t amount = 0;
+  Currency currency;
+  friend bool operator==(const CreateWalletTransfer&, const CreateWalletTransfer&) = default;
+};
+
+// A PSP's direct answer to keel's call.
+struct AttemptResult {
+  std::string attempt_id;
+  payments::AttemptResult result;
+  friend bool operator==(const AttemptResult&, const AttemptResult&) = default;
+};
+
+// After a restart: every attempt that was in flight becomes unknown and is resolved.
+struct MarkPendingUnknown {
+  friend bool operator==(const MarkPendingUnknown&, const MarkPendingUnknown&) = default;
+};
+
+// One delivery try of a merchant event.
+struct OutboxAttempt {
   std::string event_id;
   bool delivered = false;
-  OperationState op_state = OperationState::not_found;
-  FeeSchedule fees;
-  std::vector<routing::ChannelDef> channels;
+  friend bool operator==(const OutboxAttempt&, const OutboxAttempt&) = default;
+};
+
+// What a PSP says of an operation (status query or webhook).
+struct OperationStatus {
+  std::string channel;
+  std::string reference;  // the operation's reference (an attempt id)
+  OperationState state = OperationState::not_found;
+  payments::AttemptResult result;  // psp_reference, error_code, fee
+  ResultSource source = ResultSource::status_query;
+  std::string webhook_event;  // source webhook: the PSP's event id (1..kWebhookEventLengthMax)
+  friend bool operator==(const OperationStatus&, const OperationStatus&) = default;
+};
+
+struct SetFees {
+  FeeSchedule fees;  // the merchant fee schedule from keeld's config
+  friend bool operator==(const SetFees&, const SetFees&) = default;
+};
+
+struct SetChannels {
+  std::vector<routing::ChannelDef> channels;  // the routing channels from keeld's config
+  friend bool operator==(const SetChannels&, const SetChannels&) = default;
+};
+
+// A circuit breaker changed state.
+struct ChannelEvent {
   routing::BreakerTransition transition;
+  friend bool operator==(const ChannelEvent&, const ChannelEvent&) = default;
+};
+
+// An operator's runtime control, or a canary rollback.
+struct Control {
+  RuntimeControl control;
+  friend bool operator==(const Control&, const Control&) = default;
+};
+
+}  // namespace cmd
+
+using CommandBody =
+    std::variant<cmd::CreateCustomer, cmd::CreateMerchant, cmd::CreatePayment, cmd::ConfirmPayment,
+                 cmd::CapturePayment, cmd::CancelPayment, cmd::CreateRefund, cmd::CreateTopup,
+                 cmd::CreatePayout, cmd::CreateWalletTransfer, cmd::AttemptResult,
+                 cmd::MarkPendingUnknown, cmd::OutboxAttempt, cmd::OperationStatus, cmd::SetFees,
+                 cmd::SetChannels, cmd::ChannelEvent, cmd::Control>;
+static_assert(std::variant_size_v<CommandBody> == static_cast<size_t>(kCommandKindLast));
+
+struct Command {
+  IdempotencyScope idempotency;
+  // The W3C traceparent of the API request (empty: none): its object's PSP calls, status
+  // queries included, carry it, also after a restart.
+  std::string traceparent;
   // Routing's decision, made by the engine from live statistics before the command is applied
   // and journaled with it (replay never asks the statistics again). `routed` false: no routing
   // (commands from before it, tests of the core alone): the legacy behaviour of each kind.
   bool routed = false;
   routing::Decision route;
-  RuntimeControl control;
-  // The W3C traceparent of the API request (empty: none): its object's PSP calls, status
-  // queries included, carry it, also after a restart.
-  std::string traceparent;
+  CommandBody body;
+
+  Command() = default;
+  template <typename Body>
+  requires std::is_constructible_v<CommandBody, Body&&> &&
+      (!std::is_same_v<std::remove_cvref_t<Body>, Command>)Command(Body&& b)
+      : body(std::forward<Body>(b)) {}  // NOLINT: a body is a command
+
+  [[nodiscard]] CommandKind kind() const { return static_cast<CommandKind>(body.index() + 1); }
+  template <typename Body>
+  [[nodiscard]] const Body* as() const {
+    return std::get_if<Body>(&body);
+  }
+  template <typename Body>
+  [[nodiscard]] Body* as() {
+    return std::get_if<Body>(&body);
+  }
+  friend bool operator==(const Command&, const Command&) = default;
 };
+
+// The timeline's words for who reported a result: "psp_response", "status_query",
+// "webhook:{event}".
+[[nodiscard]] std::string result_cause(ResultSource source, std::string_view webhook_event = {});
 
 inline constexpr size_t kTraceparentLength = 55;  // "00-" 32 hex "-" 16 hex "-" 2 hex
 
 void encode_command(const Command& c, std::string* out);
 // Fails on bytes this version did not write (unknown kind or enum value, bad lengths, trailing
-// bytes).
+// bytes). Versions 3 and 4 (one flat record for every kind) still decode.
 Status decode_command(std::string_view bytes, Command* out);
 
 [[nodiscard]] std::string_view command_kind_name(CommandKind k);

@@ -3,6 +3,7 @@
 #include "core/assert.h"
 #include "core/bytes.h"
 #include "core/codec.h"
+#include "core/enum_name.h"
 #include "core/ids.h"
 #include "core/json_writer.h"
 #include "payments/render.h"
@@ -16,57 +17,77 @@ constexpr size_t kNameBytesMax = 200;
 constexpr size_t kUrlBytesMax = 2048;
 constexpr size_t kSecretBytesMax = 256;
 
-// How each PaymentResult reaches the API: status, code, message.
+template <typename... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+
+// The id of the object a client command creates or acts on (empty for the other kinds).
+const std::string& subject_id(const CommandBody& body) {
+  static const std::string kNone;
+  return std::visit(
+      [](const auto& b) -> const std::string& {
+        if constexpr (requires { b.id; }) {
+          return b.id;
+        } else {
+          return kNone;
+        }
+      },
+      body);
+}
+
+// How each PaymentResult reaches the API: the reason, a message, the parameter.
 Reply payment_error(PaymentResult r, std::string_view id) {
   using R = PaymentResult;
-  const std::string name(result_name(r));
   switch (r) {
     case R::id_invalid:
     case R::refund_id_invalid:
-      return error_reply(400, "id_invalid", "the id is not valid", "id");
+      return error_reply(Error::id_invalid, "the id is not valid", "id");
     case R::amount_invalid:
-      return error_reply(400, "amount_invalid", "the amount must be a positive integer", "amount");
+      return error_reply(Error::amount_invalid, "the amount must be a positive integer", "amount");
     case R::currency_invalid:
-      return error_reply(400, "currency_invalid", "unknown currency", "currency");
+      return error_reply(Error::currency_invalid, "unknown currency", "currency");
     case R::merchant_id_invalid:
-      return error_reply(400, "parameter_invalid", "the merchant id is not valid", "merchant");
+      return error_reply(Error::parameter_invalid, "the merchant id is not valid", "merchant");
     case R::channel_invalid:
-      return error_reply(400, "parameter_invalid", "the channel is not valid", "channel");
+      return error_reply(Error::parameter_invalid, "the channel is not valid", "channel");
     case R::payment_method_invalid:
-      return error_reply(400, "parameter_invalid",
+      return error_reply(Error::parameter_invalid,
                          "a card payment needs a payment_method (card token); a wallet payment "
                          "takes none",
                          "payment_method");
     case R::customer_id_invalid:
-      return error_reply(400, "parameter_invalid", "the customer is not valid", "customer");
+      return error_reply(Error::parameter_invalid, "the customer is not valid", "customer");
     case R::capture_method_invalid:
-      return error_reply(400, "parameter_invalid", "wallet payments capture automatically",
+      return error_reply(Error::parameter_invalid, "wallet payments capture automatically",
                          "capture_method");
     case R::source_invalid:
-      return error_reply(400, "parameter_invalid", "source must be card or wallet", "source");
+      return error_reply(Error::parameter_invalid, "source must be card or wallet", "source");
     case R::exists:
-      return error_reply(409, "resource_exists",
+      return error_reply(Error::resource_exists,
                          "an object with id " + std::string(id) + " exists");
     case R::not_found:
-      return error_reply(404, "resource_missing", "no payment with id " + std::string(id), "id");
+      return error_reply(Error::resource_missing, "no payment with id " + std::string(id), "id");
     case R::invalid_state:
     case R::wrong_source:
-      return error_reply(409, "payment_unexpected_state",
+      return error_reply(Error::payment_unexpected_state,
                          "the payment's status or source does not allow this");
     case R::attempt_outstanding:
-      return error_reply(409, "attempt_outstanding",
+      return error_reply(Error::attempt_outstanding,
                          "an attempt of this payment is still open at the PSP; wait for it");
     case R::capture_exceeds_authorized:
-      return error_reply(400, "amount_too_large", "more than was authorized", "amount");
+      return error_reply(Error::amount_too_large, "more than was authorized", "amount");
     case R::refund_exceeds_captured:
-      return error_reply(400, "amount_too_large",
+      return error_reply(Error::amount_too_large,
                          "refunds (pending and succeeded) would exceed the captured amount",
                          "amount");
     case R::too_many_attempts:
+      return error_reply(Error::too_many_attempts, "the payment has reached its limit of attempts");
     case R::too_many_refunds:
-      return error_reply(409, name, "the payment has reached its limit of " + name.substr(9));
+      return error_reply(Error::too_many_refunds, "the payment has reached its limit of refunds");
     default:
-      return error_reply(500, "internal_error", "unexpected payment result " + name);
+      return error_reply(Error::internal_error,
+                         "unexpected payment result " + std::string(result_name(r)));
   }
 }
 
@@ -74,35 +95,69 @@ Reply flow_error(WalletFlowResult r, std::string_view id) {
   using R = WalletFlowResult;
   switch (r) {
     case R::id_invalid:
-      return error_reply(400, "id_invalid", "the id is not valid", "id");
+      return error_reply(Error::id_invalid, "the id is not valid", "id");
     case R::exists:
-      return error_reply(409, "resource_exists",
+      return error_reply(Error::resource_exists,
                          "an object with id " + std::string(id) + " exists");
     case R::amount_invalid:
-      return error_reply(400, "amount_invalid", "the amount must be a positive integer", "amount");
+      return error_reply(Error::amount_invalid, "the amount must be a positive integer", "amount");
     case R::currency_invalid:
-      return error_reply(400, "currency_invalid", "unknown currency", "currency");
+      return error_reply(Error::currency_invalid, "unknown currency", "currency");
     case R::customer_id_invalid:
-      return error_reply(400, "parameter_invalid", "the customer is not valid", "customer");
+      return error_reply(Error::parameter_invalid, "the customer is not valid", "customer");
     case R::channel_invalid:
-      return error_reply(400, "parameter_invalid", "the channel is not valid", "channel");
+      return error_reply(Error::parameter_invalid, "the channel is not valid", "channel");
     case R::instrument_invalid:
-      return error_reply(400, "parameter_invalid", "the source or destination is not valid",
+      return error_reply(Error::parameter_invalid, "the source or destination is not valid",
                          "source");
     case R::same_wallet:
-      return error_reply(400, "parameter_invalid", "from and to are the same wallet", "to");
+      return error_reply(Error::parameter_invalid, "from and to are the same wallet", "to");
     default:
-      return error_reply(500, "internal_error",
+      return error_reply(Error::internal_error,
                          "unexpected wallet flow result " + std::string(result_name(r)));
   }
 }
 
 }  // namespace
 
-Reply error_reply(uint16_t status, std::string code, std::string message, std::string param) {
+std::string_view error_name(Error e) {
+  using E = Error;
+  switch (e) {
+    KEEL_ENUM_CASE(E, id_invalid);
+    KEEL_ENUM_CASE(E, parameter_invalid);
+    KEEL_ENUM_CASE(E, amount_invalid);
+    KEEL_ENUM_CASE(E, currency_invalid);
+    KEEL_ENUM_CASE(E, amount_too_large);
+    KEEL_ENUM_CASE(E, idempotency_key_invalid);
+    KEEL_ENUM_CASE(E, merchant_not_found);
+    KEEL_ENUM_CASE(E, customer_not_found);
+    KEEL_ENUM_CASE(E, payment_not_found);
+    KEEL_ENUM_CASE(E, resource_missing);
+    KEEL_ENUM_CASE(E, resource_exists);
+    KEEL_ENUM_CASE(E, payment_unexpected_state);
+    KEEL_ENUM_CASE(E, attempt_outstanding);
+    KEEL_ENUM_CASE(E, too_many_attempts);
+    KEEL_ENUM_CASE(E, too_many_refunds);
+    KEEL_ENUM_CASE(E, endpoints_full);
+    KEEL_ENUM_CASE(E, idempotency_key_in_use);
+    KEEL_ENUM_CASE(E, idempotency_key_reused);
+    KEEL_ENUM_CASE(E, stale_result);
+    KEEL_ENUM_CASE(E, stale_transition);
+    KEEL_ENUM_CASE(E, stale_control);
+    KEEL_ENUM_CASE(E, unchanged);
+    KEEL_ENUM_CASE(E, psp_result_rejected);
+    KEEL_ENUM_CASE(E, channel_ineligible);
+    KEEL_ENUM_CASE(E, read_only);
+    KEEL_ENUM_CASE(E, flow_disabled);
+    KEEL_ENUM_CASE(E, no_channel_available);
+    KEEL_ENUM_CASE(E, internal_error);
+  }
+  return "unknown";
+}
+
+Reply error_reply(Error error, std::string message, std::string param) {
   Reply r;
-  r.status = status;
-  r.error_code = std::move(code);
+  r.error = error;
   r.error_message = std::move(message);
   r.error_param = std::move(param);
   return r;
@@ -132,7 +187,6 @@ ApplyOutcome PaymentsCore::apply(const Command& c, Timestamp now, ledger::Ledger
   switch (begun.decision) {
     case IdempotencyDecision::replay: {
       ApplyOutcome out;
-      out.reply.status = begun.response->status;
       out.reply.body = begun.response->body;
       out.reply.replayed = true;
       return out;
@@ -144,23 +198,23 @@ ApplyOutcome PaymentsCore::apply(const Command& c, Timestamp now, ledger::Ledger
           review_view(waiting->second).reason != ReviewReason::none) {
         // In review is not an outcome: the object as it stands, not stored; the key stays in
         // flight until the object is final.
-        out.reply = Reply{200, render(waiting->second)};
+        out.reply = Reply::success(render(waiting->second));
         return out;
       }
-      out.reply = error_reply(409, "idempotency_key_in_use",
+      out.reply = error_reply(Error::idempotency_key_in_use,
                               "a request with this Idempotency-Key is still being processed; "
                               "retry later");
       return out;
     }
     case IdempotencyDecision::mismatch: {
       ApplyOutcome out;
-      out.reply = error_reply(422, "idempotency_key_reused",
+      out.reply = error_reply(Error::idempotency_key_reused,
                               "this Idempotency-Key was used with another request");
       return out;
     }
     case IdempotencyDecision::key_invalid: {
       ApplyOutcome out;
-      out.reply = error_reply(400, "idempotency_key_invalid",
+      out.reply = error_reply(Error::idempotency_key_invalid,
                               "Idempotency-Key must be 1-255 printable ASCII characters");
       return out;
     }
@@ -168,7 +222,7 @@ ApplyOutcome PaymentsCore::apply(const Command& c, Timestamp now, ledger::Ledger
       break;
   }
   ApplyOutcome out = run(c, now, ledger, clock);
-  if (out.reply.status >= 400) {
+  if (!out.reply.ok()) {
     // Nothing happened: forget the key so that a corrected retry runs (Stripe does the same).
     KEEL_ASSERT(!out.changed);
     KEEL_ASSERT(idempotency_.release(idem.client, idem.key));
@@ -176,8 +230,7 @@ ApplyOutcome PaymentsCore::apply(const Command& c, Timestamp now, ledger::Ledger
   }
   out.changed = true;  // the key is state
   if (out.reply.settled) {
-    const auto r =
-        idempotency_.complete(idem.client, idem.key, {out.reply.status, out.reply.body}, now);
+    const auto r = idempotency_.complete(idem.client, idem.key, {out.reply.body}, now);
     KEEL_ASSERT(r == CompleteResult::ok || r == CompleteResult::body_too_large);
   } else {
     waiting_[out.object_id].insert({idem.client, idem.key});
@@ -196,19 +249,21 @@ std::string PaymentsCore::trace_of(std::string_view id) const {
 // payment step: the payment's), for the calls it makes now and later.
 void PaymentsCore::note_trace(const Command& c) {
   if (c.traceparent.empty()) return;
-  switch (c.kind) {
+  switch (c.kind()) {
     case CommandKind::create_payment:
     case CommandKind::confirm_payment:
     case CommandKind::capture_payment:
     case CommandKind::cancel_payment:
     case CommandKind::create_refund:
     case CommandKind::create_topup:
-    case CommandKind::create_payout:
-      if (payments_.find(c.id) != nullptr || payments_.find_refund(c.id) != nullptr ||
-          flows_.find(c.id) != nullptr) {
-        traces_.insert_or_assign(c.id, c.traceparent);
+    case CommandKind::create_payout: {
+      const std::string& id = subject_id(c.body);
+      if (payments_.find(id) != nullptr || payments_.find_refund(id) != nullptr ||
+          flows_.find(id) != nullptr) {
+        traces_.insert_or_assign(id, c.traceparent);
       }
       return;
+    }
     default:
       return;
   }
@@ -219,99 +274,142 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
   ApplyOutcome out;
   Effects effects;
   bool wallet_flow = false;
+  // Whether the command reports a PSP's word: its failures are still outcomes (a stale result
+  // changes nothing; a rejected one flags its object), and its objects' changes come from the
+  // PSP.
+  bool from_psp = false;
   // The objects this command may change, with the status they showed before (merchant events).
   std::vector<std::pair<std::string, std::string>> touched;
   const auto touch = [&](std::string_view id) { touched.emplace_back(id, event_status(id)); };
-  switch (c.kind) {
-    case CommandKind::create_customer:
-      out.reply = create_customer(c, now);
-      break;
-    case CommandKind::create_merchant:
-      out.reply = create_merchant(c, now);
-      break;
-    case CommandKind::create_payment:
-      touch(c.id);
-      out.reply = create_payment(c, now);
-      break;
-    case CommandKind::confirm_payment:
-    case CommandKind::capture_payment:
-    case CommandKind::cancel_payment:
-      touch(c.id);
-      out.reply = payment_step(c, now, ledger, &effects);
-      out.object_id = c.id;
-      break;
-    case CommandKind::create_refund:
-      touch(c.id);
-      out.reply = create_refund(c, now, &effects);
-      out.object_id = c.id;
-      break;
-    case CommandKind::create_topup:
-    case CommandKind::create_payout:
-    case CommandKind::create_wallet_transfer:
-      wallet_flow = true;
-      out.reply = create_flow(c, now, ledger, &effects);
-      out.object_id = c.id;
-      break;
-    case CommandKind::attempt_result:
-    case CommandKind::operation_status:
-      if (c.kind == CommandKind::operation_status) {
-        for (const std::string& id : attempts_on(c.id))
-          touch(open_attempts_.find(id)->second.owner);
-      } else if (const auto open = open_attempts_.find(c.id); open != open_attempts_.end()) {
-        touch(open->second.owner);
-      }
-      if (!open_attempts_.contains(c.id)) {  // a report on a settled attempt may flag its owner
-        if (const std::string owner = attempt_owner(c.id); !owner.empty()) touch(owner);
-      }
-      c.kind == CommandKind::attempt_result ? attempt_result(c, now, &effects, &out)
-                                            : operation_status(c, now, &effects, &out);
-      break;
-    case CommandKind::mark_pending_unknown: {
-      std::vector<std::string> ids = payments_.mark_pending_unknown(now);
-      for (std::string& id : flows_.mark_pending_unknown(now)) ids.push_back(std::move(id));
-      for (const std::string& id : ids) {
-        out.changed = true;
-        const auto open = open_attempts_.find(id);
-        KEEL_ASSERT(open != open_attempts_.end());  // the machines' open attempts are all here
-        out.resolve.push_back(
-            {id, open->second.channel, open->second.reference, trace_of(open->second.owner)});
-      }
-      break;
-    }
-    case CommandKind::outbox_attempt:
-      out.reply = outbox_attempt(c, now, &out);
-      break;
-    case CommandKind::set_fees:
-      if (payments_.set_fees(c.fees) != PaymentResult::ok) {
-        out.reply = error_reply(400, "parameter_invalid", "the fee schedule is not valid", "fees");
-      }
-      break;
-    case CommandKind::set_channels:
-      out.reply = set_channels(c);
-      break;
-    case CommandKind::runtime_control:
-      out.reply = runtime_control(c, now);
-      break;
-    case CommandKind::channel_event:
-      if (!channels_.record(c.transition)) {
-        out.reply = error_reply(409, "stale_transition",
-                                "the breaker transition does not follow the recorded state");
-      }
-      break;
+  // A report on a settled attempt may flag its owner.
+  const auto touch_settled = [&](const std::string& attempt_id) {
+    if (open_attempts_.contains(attempt_id)) return;
+    if (const std::string owner = attempt_owner(attempt_id); !owner.empty()) touch(owner);
+  };
+  std::visit(
+      Overloaded{
+          [&](const cmd::CreateCustomer& b) { out.reply = create_customer(b, now); },
+          [&](const cmd::CreateMerchant& b) { out.reply = create_merchant(b, now); },
+          [&](const cmd::CreatePayment& b) {
+            touch(b.id);
+            out.reply = create_payment(b, now);
+          },
+          [&](const cmd::ConfirmPayment& b) {
+            touch(b.id);
+            out.reply = confirm_payment(c, b, now, ledger, &effects);
+            out.object_id = b.id;
+          },
+          [&](const cmd::CapturePayment& b) {
+            touch(b.id);
+            out.reply = payment_done(b.id, payments_.capture(b.id, b.amount, now, &effects));
+            out.object_id = b.id;
+          },
+          [&](const cmd::CancelPayment& b) {
+            touch(b.id);
+            out.reply = payment_done(b.id, payments_.cancel(b.id, now, &effects));
+            out.object_id = b.id;
+          },
+          [&](const cmd::CreateRefund& b) {
+            touch(b.id);
+            out.reply = create_refund(b, now, &effects);
+            out.object_id = b.id;
+          },
+          [&](const cmd::CreateTopup& b) {
+            wallet_flow = true;
+            out.object_id = b.id;
+            if (c.routed && c.route.kind == routing::DecisionKind::none) {
+              out.reply = no_channel(c.route, b.channel);
+              return;
+            }
+            const std::string& channel = c.routed ? c.route.channel : b.channel;
+            out.reply = create_flow(b.id, b.customer_id, "", [&] {
+              return flows_.create_topup({b.id, b.customer_id, b.amount, b.currency, channel,
+                                          b.instrument_kind, b.instrument},
+                                         now, &effects);
+            });
+          },
+          [&](const cmd::CreatePayout& b) {
+            wallet_flow = true;
+            out.object_id = b.id;
+            if (c.routed && c.route.kind == routing::DecisionKind::none) {
+              out.reply = no_channel(c.route, b.channel);
+              return;
+            }
+            const std::string& channel = c.routed ? c.route.channel : b.channel;
+            out.reply = create_flow(b.id, b.customer_id, "", [&] {
+              return flows_.create_payout(
+                  {b.id, b.customer_id, b.amount, b.currency, channel, b.instrument_kind,
+                   b.instrument, available(b.customer_id, b.currency, ledger)},
+                  now, &effects);
+            });
+          },
+          [&](const cmd::CreateWalletTransfer& b) {
+            wallet_flow = true;
+            out.reply = create_flow(b.id, b.customer_id, b.to_customer_id, [&] {
+              return flows_.create_wallet_transfer(
+                  {b.id, b.customer_id, b.to_customer_id, b.amount, b.currency,
+                   available(b.customer_id, b.currency, ledger)},
+                  now, &effects);
+            });
+            out.object_id = b.id;
+          },
+          [&](const cmd::AttemptResult& b) {
+            from_psp = true;
+            if (const auto open = open_attempts_.find(b.attempt_id); open != open_attempts_.end()) {
+              touch(open->second.owner);
+            }
+            touch_settled(b.attempt_id);
+            attempt_result(c, b, now, &effects, &out);
+          },
+          [&](const cmd::OperationStatus& b) {
+            from_psp = true;
+            for (const std::string& id : attempts_on(b.reference)) {
+              const auto open = open_attempts_.find(id);
+              KEEL_ASSERT(open != open_attempts_.end());
+              touch(open->second.owner);
+            }
+            touch_settled(b.reference);
+            operation_status(c, b, now, &effects, &out);
+          },
+          [&](const cmd::MarkPendingUnknown&) {
+            std::vector<std::string> ids = payments_.mark_pending_unknown(now);
+            for (std::string& id : flows_.mark_pending_unknown(now)) ids.push_back(std::move(id));
+            for (const std::string& id : ids) {
+              out.changed = true;
+              const auto open = open_attempts_.find(id);
+              KEEL_ASSERT(open != open_attempts_.end());  // the machines' open attempts are here
+              out.resolve.push_back(
+                  {id, open->second.channel, open->second.reference, trace_of(open->second.owner)});
+            }
+          },
+          [&](const cmd::OutboxAttempt& b) { out.reply = outbox_attempt(b, now, &out); },
+          [&](const cmd::SetFees& b) {
+            if (payments_.set_fees(b.fees) != PaymentResult::ok) {
+              out.reply =
+                  error_reply(Error::parameter_invalid, "the fee schedule is not valid", "fees");
+            }
+          },
+          [&](const cmd::SetChannels& b) { out.reply = set_channels(b); },
+          [&](const cmd::ChannelEvent& b) {
+            if (!channels_.record(b.transition)) {
+              out.reply = error_reply(Error::stale_transition,
+                                      "the breaker transition does not follow the recorded state");
+            }
+          },
+          [&](const cmd::Control& b) { out.reply = runtime_control(b.control, now); },
+      },
+      c.body);
+  const CommandKind kind = c.kind();
+  if (!from_psp && kind != CommandKind::mark_pending_unknown &&
+      kind != CommandKind::outbox_attempt) {
+    out.changed = out.reply.ok();
   }
-  if (c.kind != CommandKind::attempt_result && c.kind != CommandKind::operation_status &&
-      c.kind != CommandKind::mark_pending_unknown && c.kind != CommandKind::outbox_attempt) {
-    out.changed = out.reply.status < 400;
-  }
-  if (out.reply.status >= 400 && c.kind != CommandKind::attempt_result &&
-      c.kind != CommandKind::operation_status && c.kind != CommandKind::outbox_attempt) {
+  if (!out.reply.ok() && !from_psp && kind != CommandKind::outbox_attempt) {
     KEEL_ASSERT(effects.postings.empty() && effects.calls.empty());
     return out;
   }
   note_trace(c);  // before carry_out: this command's calls carry it
   carry_out(effects, wallet_flow, ledger, clock, &out);
-  const bool from_psp =
-      c.kind == CommandKind::attempt_result || c.kind == CommandKind::operation_status;
   for (const auto& [id, before] : touched) {
     note_change(id, before, now);
     sync_review(id, from_psp ? "psp" : "api", now);
@@ -319,57 +417,59 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
   return out;
 }
 
-Reply PaymentsCore::create_customer(const Command& c, Timestamp now) {
-  if (!is_valid_reference(c.id, kIdLengthMax))
-    return error_reply(400, "id_invalid", "bad customer id", "id");
+Reply PaymentsCore::create_customer(const cmd::CreateCustomer& c, Timestamp now) {
+  if (!is_valid_reference(c.id, kIdLengthMax)) {
+    return error_reply(Error::id_invalid, "bad customer id", "id");
+  }
   if (c.name.size() > kNameBytesMax) {
-    return error_reply(400, "parameter_invalid", "name is longer than 200 bytes", "name");
+    return error_reply(Error::parameter_invalid, "name is longer than 200 bytes", "name");
   }
   if (customers_.contains(c.id)) {
-    return error_reply(409, "resource_exists", "a customer with id " + c.id + " exists");
+    return error_reply(Error::resource_exists, "a customer with id " + c.id + " exists");
   }
   customers_.emplace(c.id, Customer{c.id, c.name, now});
-  return {200, render(c.id)};
+  return Reply::success(render(c.id));
 }
 
-Reply PaymentsCore::create_merchant(const Command& c, Timestamp now) {
-  if (!is_valid_reference(c.id, kIdLengthMax))
-    return error_reply(400, "id_invalid", "bad merchant id", "id");
+Reply PaymentsCore::create_merchant(const cmd::CreateMerchant& c, Timestamp now) {
+  if (!is_valid_reference(c.id, kIdLengthMax)) {
+    return error_reply(Error::id_invalid, "bad merchant id", "id");
+  }
   if (c.name.size() > kNameBytesMax) {
-    return error_reply(400, "parameter_invalid", "name is longer than 200 bytes", "name");
+    return error_reply(Error::parameter_invalid, "name is longer than 200 bytes", "name");
   }
   if (c.url.size() > kUrlBytesMax || c.secret.size() > kSecretBytesMax ||
       c.url.empty() != c.secret.empty()) {
-    return error_reply(400, "parameter_invalid",
+    return error_reply(Error::parameter_invalid,
                        "webhook_url and webhook_secret go together (url <= 2048 bytes, secret "
                        "<= 256 bytes)",
                        "webhook_url");
   }
   if (merchants_.contains(c.id)) {
-    return error_reply(409, "resource_exists", "a merchant with id " + c.id + " exists");
+    return error_reply(Error::resource_exists, "a merchant with id " + c.id + " exists");
   }
   if (!c.url.empty()) {
     if (!is_valid_endpoint_url(c.url) || !is_valid_endpoint_secret(c.secret)) {
-      return error_reply(400, "parameter_invalid",
+      return error_reply(Error::parameter_invalid,
                          "webhook_url must be http://HOST[:PORT][/PATH] (https is not supported "
                          "yet) and webhook_secret printable ASCII",
                          "webhook_url");
     }
     if (outbox_.set_endpoint(c.id, c.url, c.secret) != OutboxResult::ok) {
-      return error_reply(409, "endpoints_full", "no room for another webhook endpoint");
+      return error_reply(Error::endpoints_full, "no room for another webhook endpoint");
     }
   }
   merchants_.emplace(c.id, Merchant{c.id, c.name, c.url, now});
-  return {200, render(c.id)};
+  return Reply::success(render(c.id));
 }
 
-Reply PaymentsCore::create_payment(const Command& c, Timestamp now) {
+Reply PaymentsCore::create_payment(const cmd::CreatePayment& c, Timestamp now) {
   if (!merchants_.contains(c.merchant_id)) {
-    return error_reply(400, "merchant_not_found", "no merchant with id " + c.merchant_id,
+    return error_reply(Error::merchant_not_found, "no merchant with id " + c.merchant_id,
                        "merchant");
   }
   if (!c.customer_id.empty() && !customers_.contains(c.customer_id)) {
-    return error_reply(400, "customer_not_found", "no customer with id " + c.customer_id,
+    return error_reply(Error::customer_not_found, "no customer with id " + c.customer_id,
                        "customer");
   }
   CreatePayment request;
@@ -385,102 +485,69 @@ Reply PaymentsCore::create_payment(const Command& c, Timestamp now) {
   if (const PaymentResult r = payments_.create(request, now); r != PaymentResult::ok) {
     return payment_error(r, c.id);
   }
-  return {200, render(c.id)};
+  return Reply::success(render(c.id));
 }
 
-Reply PaymentsCore::payment_step(const Command& c, Timestamp now, const ledger::Ledger& ledger,
-                                 Effects* effects) {
-  PaymentResult r = PaymentResult::ok;
-  const Payment* p = payments_.find(c.id);
-  switch (c.kind) {
-    case CommandKind::confirm_payment:
-      if (p != nullptr && p->source == PaymentSource::wallet) {
-        r = payments_.confirm_from_wallet(c.id, available(p->customer_id, p->currency, ledger), now,
-                                          effects);
-      } else if (c.routed) {
-        if (c.route.kind == routing::DecisionKind::none) return no_channel(c);
-        const size_t calls_before = effects->calls.size();
-        r = payments_.confirm(c.id, c.route.channel, now, effects);
-        if (r == PaymentResult::ok) note_decision(*effects, calls_before, c.id, c.route);
-      } else {
-        r = payments_.confirm(c.id, c.channel, now, effects);
-      }
-      break;
-    case CommandKind::capture_payment:
-      r = payments_.capture(c.id, c.amount, now, effects);
-      break;
-    case CommandKind::cancel_payment:
-      r = payments_.cancel(c.id, now, effects);
-      break;
-    default:
-      KEEL_ASSERT(false);
+Reply PaymentsCore::confirm_payment(const Command& c, const cmd::ConfirmPayment& b, Timestamp now,
+                                    const ledger::Ledger& ledger, Effects* effects) {
+  const Payment* p = payments_.find(b.id);
+  if (p != nullptr && p->source == PaymentSource::wallet) {
+    return payment_done(
+        b.id, payments_.confirm_from_wallet(b.id, available(p->customer_id, p->currency, ledger),
+                                            now, effects));
   }
-  if (r != PaymentResult::ok) return payment_error(r, c.id);
-  Reply reply{200, render(c.id)};
-  reply.settled = settled(c.id);
+  if (!c.routed) return payment_done(b.id, payments_.confirm(b.id, b.channel, now, effects));
+  if (c.route.kind == routing::DecisionKind::none) return no_channel(c.route, b.channel);
+  const size_t calls_before = effects->calls.size();
+  const PaymentResult r = payments_.confirm(b.id, c.route.channel, now, effects);
+  if (r == PaymentResult::ok) note_decision(*effects, calls_before, b.id, c.route);
+  return payment_done(b.id, r);
+}
+
+Reply PaymentsCore::payment_done(const std::string& id, PaymentResult r) const {
+  if (r != PaymentResult::ok) return payment_error(r, id);
+  Reply reply = Reply::success(render(id));
+  reply.settled = settled(id);
   return reply;
 }
 
-Reply PaymentsCore::create_refund(const Command& c, Timestamp now, Effects* effects) {
+Reply PaymentsCore::create_refund(const cmd::CreateRefund& c, Timestamp now, Effects* effects) {
   if (payments_.find(c.payment_id) == nullptr) {
-    return error_reply(400, "payment_not_found", "no payment with id " + c.payment_id, "payment");
+    return error_reply(Error::payment_not_found, "no payment with id " + c.payment_id, "payment");
   }
   if (flows_.find(c.id) != nullptr) return payment_error(PaymentResult::exists, c.id);
   const PaymentResult r = payments_.refund(c.payment_id, c.id, c.amount, now, effects);
   if (r == PaymentResult::invalid_state || r == PaymentResult::wrong_source) {
-    return error_reply(409, "payment_unexpected_state", "only a succeeded payment is refunded");
+    return error_reply(Error::payment_unexpected_state, "only a succeeded payment is refunded");
   }
-  if (r != PaymentResult::ok) return payment_error(r, c.id);
-  Reply reply{200, render(c.id)};
-  reply.settled = settled(c.id);
-  return reply;
+  return payment_done(c.id, r);
 }
 
-Reply PaymentsCore::create_flow(const Command& c, Timestamp now, const ledger::Ledger& ledger,
-                                Effects* effects) {
-  for (const std::string* customer : {&c.customer_id, &c.to_customer_id}) {
-    if (customer->empty() && customer == &c.to_customer_id) continue;
-    if (!customers_.contains(*customer)) {
-      return error_reply(400, "customer_not_found", "no customer with id " + *customer,
-                         customer == &c.customer_id ? "customer" : "to");
-    }
+Reply PaymentsCore::create_flow(const std::string& id, const std::string& customer,
+                                const std::string& to_customer,
+                                const std::function<WalletFlowResult()>& create) {
+  if (!customers_.contains(customer)) {
+    return error_reply(Error::customer_not_found, "no customer with id " + customer, "customer");
   }
-  if (payments_.find(c.id) != nullptr || payments_.find_refund(c.id) != nullptr) {
-    return flow_error(WalletFlowResult::exists, c.id);
+  if (!to_customer.empty() && !customers_.contains(to_customer)) {
+    return error_reply(Error::customer_not_found, "no customer with id " + to_customer, "to");
   }
-  WalletFlowResult r = WalletFlowResult::ok;
-  switch (c.kind) {
-    case CommandKind::create_topup:
-      r = flows_.create_topup(
-          {c.id, c.customer_id, c.amount, c.currency, c.channel, c.instrument_kind, c.instrument},
-          now, effects);
-      break;
-    case CommandKind::create_payout:
-      r = flows_.create_payout(
-          {c.id, c.customer_id, c.amount, c.currency, c.channel, c.instrument_kind, c.instrument,
-           available(c.customer_id, c.currency, ledger)},
-          now, effects);
-      break;
-    case CommandKind::create_wallet_transfer:
-      r = flows_.create_wallet_transfer({c.id, c.customer_id, c.to_customer_id, c.amount,
-                                         c.currency, available(c.customer_id, c.currency, ledger)},
-                                        now, effects);
-      break;
-    default:
-      KEEL_ASSERT(false);
+  if (payments_.find(id) != nullptr || payments_.find_refund(id) != nullptr) {
+    return flow_error(WalletFlowResult::exists, id);
   }
+  const WalletFlowResult r = create();
   if (r != WalletFlowResult::ok && r != WalletFlowResult::insufficient_funds) {
-    return flow_error(r, c.id);
+    return flow_error(r, id);
   }
-  Reply reply{200, render(c.id)};
-  reply.settled = settled(c.id);
+  Reply reply = Reply::success(render(id));
+  reply.settled = settled(id);
   return reply;
 }
 
-Reply PaymentsCore::outbox_attempt(const Command& c, Timestamp now, ApplyOutcome* out) {
-  const AttemptRecordResult r = outbox_.record_attempt(c.id, c.delivered, now);
+Reply PaymentsCore::outbox_attempt(const cmd::OutboxAttempt& c, Timestamp now, ApplyOutcome* out) {
+  const AttemptRecordResult r = outbox_.record_attempt(c.event_id, c.delivered, now);
   if (r == AttemptRecordResult::not_found || r == AttemptRecordResult::not_pending) {
-    return error_reply(409, "stale_result", "the event has no pending delivery");
+    return error_reply(Error::stale_result, "the event has no pending delivery");
   }
   out->changed = true;
   return {};
@@ -493,12 +560,14 @@ int64_t PaymentsCore::available(std::string_view customer, Currency currency,
   return wallet_flow_available_minor(a->balances).value_or(0);
 }
 
-void PaymentsCore::attempt_result(const Command& c, Timestamp now, Effects* effects,
-                                  ApplyOutcome* out) {
-  if (!open_attempts_.contains(c.id) ||
-      settle(c.id, c.result, c, now, effects, out) == Settled::stale) {
+void PaymentsCore::attempt_result(const Command& c, const cmd::AttemptResult& b, Timestamp now,
+                                  Effects* effects, ApplyOutcome* out) {
+  const Report report{result_cause(ResultSource::psp_response), std::nullopt,
+                      c.routed ? &c.route : nullptr};
+  if (!open_attempts_.contains(b.attempt_id) ||
+      settle(b.attempt_id, b.result, report, now, effects, out) == Settled::stale) {
     // A late or duplicate answer: nothing changes, nothing is journaled.
-    out->reply = error_reply(409, "stale_result", "the attempt is not open; nothing changes");
+    out->reply = error_reply(Error::stale_result, "the attempt is not open; nothing changes");
   }
 }
 
@@ -506,13 +575,13 @@ namespace {
 
 // What a PSP's report of an operation means for an attempt of `kind` that refers to it; nullopt
 // while the operation has no outcome yet for that attempt.
-std::optional<AttemptResult> result_for(AttemptKind kind, const Command& c) {
+std::optional<AttemptResult> result_for(AttemptKind kind, const cmd::OperationStatus& c) {
   using O = OperationState;
   AttemptResult r;
   r.psp_reference = c.result.psp_reference;
   r.error_code = c.result.error_code;
   r.fee = c.result.fee;
-  const O s = c.op_state;
+  const O s = c.state;
   if (s == O::not_found) {
     r.status = AttemptStatus::retryable;  // never received: nothing happened
     r.error_code = "not_received";
@@ -603,15 +672,19 @@ bool attempt_unknown(const Payment* p, std::string_view attempt_id) {
 
 }  // namespace
 
-void PaymentsCore::operation_status(const Command& c, Timestamp now, Effects* effects,
-                                    ApplyOutcome* out) {
+void PaymentsCore::operation_status(const Command& command, const cmd::OperationStatus& c,
+                                    Timestamp now, Effects* effects, ApplyOutcome* out) {
+  const Report report{result_cause(c.source, c.webhook_event), c.state,
+                      command.routed ? &command.route : nullptr};
   // Every open attempt of this channel that refers to the operation (an authorization may have
   // its own attempt and a capture or void attempt open at once).
   std::vector<std::pair<std::string, AttemptResult>> settle_now;
   std::vector<std::string> not_applicable;
   bool matched = false;  // some open attempt refers to the operation
-  for (const std::string& id : attempts_on(c.id)) {
-    const OpenAttempt& open = open_attempts_.find(id)->second;
+  for (const std::string& id : attempts_on(c.reference)) {
+    const auto it = open_attempts_.find(id);
+    KEEL_ASSERT(it != open_attempts_.end());
+    const OpenAttempt& open = it->second;
     if (open.channel != c.channel) continue;
     matched = true;
     // "Still authorized" says a capture or void did not happen only as the answer to the
@@ -621,44 +694,46 @@ void PaymentsCore::operation_status(const Command& c, Timestamp now, Effects* ef
     // made.
     const bool on_authorization =
         open.kind == AttemptKind::capture || open.kind == AttemptKind::void_authorization;
-    if (on_authorization && c.op_state == OperationState::authorized &&
-        !(c.cause == "status_query" && attempt_unknown(payments_.find(open.owner), id))) {
+    if (on_authorization && c.state == OperationState::authorized &&
+        !(c.source == ResultSource::status_query &&
+          attempt_unknown(payments_.find(open.owner), id))) {
       continue;
     }
-    if (c.op_state == OperationState::pending) continue;  // no outcome yet: the resolver asks on
+    if (c.state == OperationState::pending) continue;  // no outcome yet: the resolver asks on
     if (auto r = result_for(open.kind, c)) {
       settle_now.emplace_back(id, std::move(*r));
     } else {
       not_applicable.push_back(id);  // a state this kind of operation never reaches
     }
   }
-  if (!matched) return check_settled(c, now, out);
+  if (!matched) return check_settled(c, report, now, out);
   bool any = false;
   for (const auto& [id, r] : settle_now) {
-    any = settle(id, r, c, now, effects, out) != Settled::stale || any;
+    any = settle(id, r, report, now, effects, out) != Settled::stale || any;
   }
   for (const std::string& id : not_applicable) {
     AttemptResult reported = c.result;
     reported.status = AttemptStatus::unknown;
-    reject_result(id, "state_not_applicable", c, reported, now, out);
+    reject_result(id, "state_not_applicable", report, reported, now, out);
     any = true;
   }
-  if (!any) out->reply = error_reply(409, "stale_result", "no open attempt settles; no change");
+  if (!any) out->reply = error_reply(Error::stale_result, "no open attempt settles; no change");
 }
 
 std::optional<Reply> PaymentsCore::refused_by_controls(const Command& c) const {
   std::optional<FlowSwitch> flow;  // the flow a new request starts, if any
-  switch (c.kind) {
+  switch (c.kind()) {
     case CommandKind::create_customer:
     case CommandKind::create_merchant:
     case CommandKind::capture_payment:  // finishes a payment already authorized
     case CommandKind::cancel_payment:
       break;
     case CommandKind::create_payment:
-      flow = c.source_wallet ? FlowSwitch::wallet_payments : FlowSwitch::card_payments;
+      flow = c.as<cmd::CreatePayment>()->source_wallet ? FlowSwitch::wallet_payments
+                                                       : FlowSwitch::card_payments;
       break;
     case CommandKind::confirm_payment:
-      if (const Payment* p = payments_.find(c.id)) {
+      if (const Payment* p = payments_.find(c.as<cmd::ConfirmPayment>()->id)) {
         flow = p->source == PaymentSource::wallet ? FlowSwitch::wallet_payments
                                                   : FlowSwitch::card_payments;
       }
@@ -682,23 +757,21 @@ std::optional<Reply> PaymentsCore::refused_by_controls(const Command& c) const {
       return std::nullopt;
   }
   if (read_only_) {
-    return error_reply(503, "read_only",
+    return error_reply(Error::read_only,
                        "keel is in read-only mode: no new writes (reads and work already started "
                        "go on); retry later");
   }
   if (flow && (flows_disabled_ & (1U << static_cast<uint8_t>(*flow))) != 0) {
-    return error_reply(503, "flow_disabled",
-                       "new " + std::string(flow_switch_name(*flow)) +
-                           " are switched off by an operator; retry later");
+    return error_reply(Error::flow_disabled, "new " + std::string(flow_switch_name(*flow)) +
+                                                 " are switched off by an operator; retry later");
   }
   return std::nullopt;
 }
 
-Reply PaymentsCore::runtime_control(const Command& c, Timestamp now) {
-  const RuntimeControl& k = c.control;
+Reply PaymentsCore::runtime_control(const RuntimeControl& k, Timestamp now) {
   using K = ControlKind;
   if (k.reason.size() > kControlReasonLengthMax) {
-    return error_reply(400, "parameter_invalid", "reason: at most 200 bytes", "reason");
+    return error_reply(Error::parameter_invalid, "reason: at most 200 bytes", "reason");
   }
   switch (k.kind) {
     case K::channel_pause:
@@ -707,7 +780,7 @@ Reply PaymentsCore::runtime_control(const Command& c, Timestamp now) {
     case K::channel_canary:
     case K::canary_rollback: {
       if (channels_.find(k.target) == nullptr) {
-        return error_reply(404, "resource_missing", "no channel " + k.target, "id");
+        return error_reply(Error::resource_missing, "no channel " + k.target, "id");
       }
       routing::ChannelControl ctl = channels_.control(k.target);
       if (k.kind == K::channel_pause) ctl.paused = true;
@@ -715,7 +788,7 @@ Reply PaymentsCore::runtime_control(const Command& c, Timestamp now) {
       if (k.kind == K::channel_drain) ctl.draining = true;
       if (k.kind == K::channel_canary) {
         if (k.share_pct > 100) {
-          return error_reply(400, "parameter_invalid", "share must be from 0 to 100", "share");
+          return error_reply(Error::parameter_invalid, "share must be from 0 to 100", "share");
         }
         if (k.share_pct == 0) {
           ctl.canary_to.clear();
@@ -723,11 +796,11 @@ Reply PaymentsCore::runtime_control(const Command& c, Timestamp now) {
         } else {
           const routing::ChannelDef* canary = channels_.find(k.canary);
           if (canary == nullptr) {
-            return error_reply(404, "resource_missing", "no channel " + k.canary, "to");
+            return error_reply(Error::resource_missing, "no channel " + k.canary, "to");
           }
           if (canary->canary_of != k.target) {
             return error_reply(
-                400, "parameter_invalid",
+                Error::parameter_invalid,
                 k.canary + " is not a canary of " + k.target + " (its canary_of in keeld.toml)",
                 "to");
           }
@@ -737,7 +810,7 @@ Reply PaymentsCore::runtime_control(const Command& c, Timestamp now) {
       }
       if (k.kind == K::canary_rollback) {
         if (ctl.canary_to != k.canary || ctl.canary_share_pct == 0) {
-          return error_reply(409, "stale_control", "that canary is not in force");
+          return error_reply(Error::stale_control, "that canary is not in force");
         }
         ctl.canary_to.clear();
         ctl.canary_share_pct = 0;
@@ -753,7 +826,7 @@ Reply PaymentsCore::runtime_control(const Command& c, Timestamp now) {
     case K::flow_enable: {
       const std::optional<FlowSwitch> f = flow_switch_from_name(k.target);
       if (!f) {
-        return error_reply(400, "parameter_invalid",
+        return error_reply(Error::parameter_invalid,
                            "no flow " + k.target +
                                "; flows are card_payments, wallet_payments, topups, payouts, "
                                "refunds, wallet_transfers",
@@ -767,7 +840,7 @@ Reply PaymentsCore::runtime_control(const Command& c, Timestamp now) {
   }
   control_log_.push_back({now, k});
   if (control_log_.size() > kControlLogMax) control_log_.pop_front();
-  return {200, render_controls()};
+  return Reply::success(render_controls());
 }
 
 std::string PaymentsCore::render_controls() const {
@@ -834,35 +907,48 @@ void PaymentsCore::encode_controls(std::string* out) const {
 }
 
 std::optional<RouteAsk> PaymentsCore::route_request(const Command& c) const {
-  switch (c.kind) {
-    case CommandKind::confirm_payment: {
-      const Payment* p = payments_.find(c.id);
-      if (p == nullptr || p->source != PaymentSource::card ||
-          p->status != PaymentStatus::requires_confirmation) {
-        return std::nullopt;
-      }
-      return RouteAsk{routing::Flow::card_payment, p->currency, p->amount, c.channel, {}};
+  if (const auto* b = c.as<cmd::ConfirmPayment>()) {
+    const Payment* p = payments_.find(b->id);
+    if (p == nullptr || p->source != PaymentSource::card ||
+        p->status != PaymentStatus::requires_confirmation) {
+      return std::nullopt;
     }
-    case CommandKind::attempt_result:
-      if (c.result.status != AttemptStatus::retryable &&
-          c.result.status != AttemptStatus::declined_soft) {
-        return std::nullopt;
-      }
-      return failover_ask(c.id);
-    case CommandKind::operation_status:
-      if (c.op_state != OperationState::not_found && c.op_state != OperationState::declined_soft) {
-        return std::nullopt;
-      }
-      for (const std::string& id : attempts_on(c.id)) {
-        const OpenAttempt& open = open_attempts_.find(id)->second;
-        if (open.channel == c.channel && open.kind == AttemptKind::authorization) {
-          return failover_ask(id);
-        }
-      }
-      return std::nullopt;
-    default:
-      return std::nullopt;
+    return RouteAsk{routing::Flow::card_payment, p->currency, p->amount, b->channel, {}};
   }
+  // A top-up or payout: its one PSP call goes where routing says (it never fails over: a
+  // wallet flow's attempt that fails ends the flow). Requests the core refuses anyway (bad
+  // amount or currency, unknown customer, an id in use) ask nothing, so they answer as before.
+  const auto flow_ask = [&](const cmd::CreateFlow& b,
+                            routing::Flow flow) -> std::optional<RouteAsk> {
+    if (b.amount <= 0 || !b.currency.valid() || !customers_.contains(b.customer_id) ||
+        flows_.find(b.id) != nullptr || payments_.find(b.id) != nullptr ||
+        payments_.find_refund(b.id) != nullptr) {
+      return std::nullopt;
+    }
+    return RouteAsk{flow, b.currency, b.amount, b.channel, {}};
+  };
+  if (const auto* b = c.as<cmd::CreateTopup>()) return flow_ask(*b, routing::Flow::topup);
+  if (const auto* b = c.as<cmd::CreatePayout>()) return flow_ask(*b, routing::Flow::payout);
+  if (const auto* b = c.as<cmd::AttemptResult>()) {
+    if (b->result.status != AttemptStatus::retryable &&
+        b->result.status != AttemptStatus::declined_soft) {
+      return std::nullopt;
+    }
+    return failover_ask(b->attempt_id);
+  }
+  if (const auto* b = c.as<cmd::OperationStatus>()) {
+    if (b->state != OperationState::not_found && b->state != OperationState::declined_soft) {
+      return std::nullopt;
+    }
+    for (const std::string& id : attempts_on(b->reference)) {
+      const auto open = open_attempts_.find(id);
+      KEEL_ASSERT(open != open_attempts_.end());
+      if (open->second.channel == b->channel && open->second.kind == AttemptKind::authorization) {
+        return failover_ask(id);
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<RouteAsk> PaymentsCore::failover_ask(std::string_view attempt_id) const {
@@ -891,21 +977,21 @@ std::optional<RouteAsk> PaymentsCore::failover_ask(std::string_view attempt_id) 
 // No channel can take the payment: 503 while some channel could later (paused, breaker open,
 // full, over budget), 422 when none ever could (currency, amount, flow, unknown channel).
 // Nothing changes; the payment still awaits confirmation.
-Reply PaymentsCore::no_channel(const Command& c) {
+Reply PaymentsCore::no_channel(const routing::Decision& d, std::string_view pinned) {
   std::string why;
   bool transient = false;
-  for (const routing::Rejected& r : c.route.rejected) {
+  for (const routing::Rejected& r : d.rejected) {
     transient = transient || routing::is_transient(r.reason);
     why += (why.empty() ? ": " : ", ") + r.channel + " " +
            std::string(routing::rejection_name(r.reason));
   }
   if (transient) {
-    return error_reply(503, "no_channel_available",
+    return error_reply(Error::no_channel_available,
                        "no channel can take this payment now" + why + "; retry later",
-                       c.channel.empty() ? "" : "channel");
+                       pinned.empty() ? "" : "channel");
   }
-  return error_reply(422, "channel_ineligible", "no channel takes this payment" + why,
-                     c.channel.empty() ? "" : "channel");
+  return error_reply(Error::channel_ineligible, "no channel takes this payment" + why,
+                     pinned.empty() ? "" : "channel");
 }
 
 void PaymentsCore::note_decision(const Effects& effects, size_t calls_before,
@@ -919,15 +1005,15 @@ void PaymentsCore::note_decision(const Effects& effects, size_t calls_before,
   }
 }
 
-Reply PaymentsCore::set_channels(const Command& c) {
+Reply PaymentsCore::set_channels(const cmd::SetChannels& c) {
   if (std::string problem = routing::channels_problem(c.channels); !problem.empty()) {
-    return error_reply(400, "parameter_invalid", problem, "channels");
+    return error_reply(Error::parameter_invalid, problem, "channels");
   }
   if (c.channels == channels_.channels()) {
-    return error_reply(409, "unchanged", "the channels are already these");
+    return error_reply(Error::unchanged, "the channels are already these");
   }
   channels_.set_channels(c.channels);
-  return {200, ""};
+  return Reply::success("");
 }
 
 Status PaymentsCore::check_decisions() const {
@@ -940,16 +1026,18 @@ Status PaymentsCore::check_decisions() const {
   return Status::ok();
 }
 
-void PaymentsCore::check_settled(const Command& c, Timestamp now, ApplyOutcome* out) {
-  out->reply = error_reply(409, "stale_result", "no open attempt settles; no change");
-  const Attempt* a = attempt_of(c.id);
+void PaymentsCore::check_settled(const cmd::OperationStatus& c, const Report& report, Timestamp now,
+                                 ApplyOutcome* out) {
+  out->reply = error_reply(Error::stale_result, "no open attempt settles; no change");
+  const Attempt* a = attempt_of(c.reference);
   if (a == nullptr || a->channel != c.channel || a->status == AttemptStatus::pending ||
       a->status == AttemptStatus::unknown) {
     return;  // not an operation of this channel's that keel settled
   }
-  const Payment* p = payments_.find(payments_.attempt_owner(c.id));  // null for refunds, flows
-  if (report_agrees(a->kind, a->status == AttemptStatus::approved, c.op_state, p)) return;
-  reject_result(c.id, "contradicts_settled_attempt", c, c.result, now, out);
+  const Payment* p =
+      payments_.find(payments_.attempt_owner(c.reference));  // null for refunds, flows
+  if (report_agrees(a->kind, a->status == AttemptStatus::approved, c.state, p)) return;
+  reject_result(c.reference, "contradicts_settled_attempt", report, c.result, now, out);
 }
 
 const Attempt* PaymentsCore::attempt_of(std::string_view attempt_id) const {
@@ -977,36 +1065,37 @@ std::vector<std::string> PaymentsCore::attempts_on(std::string_view reference) c
 }
 
 PaymentsCore::Settled PaymentsCore::settle(const std::string& attempt_id,
-                                           const AttemptResult& result, const Command& c,
+                                           const AttemptResult& result, const Report& report,
                                            Timestamp now, Effects* effects, ApplyOutcome* out) {
   const auto open = open_attempts_.find(attempt_id);
   KEEL_ASSERT(open != open_attempts_.end());
   bool invalid = false;
   bool applied = false;
   if (open->second.wallet_flow) {
-    const WalletFlowResult r = flows_.apply_result(attempt_id, result, c.cause, now, effects);
+    const WalletFlowResult r = flows_.apply_result(attempt_id, result, report.cause, now, effects);
     invalid = r == WalletFlowResult::result_invalid || r == WalletFlowResult::cause_invalid;
     applied = r == WalletFlowResult::ok;
   } else {
     // Routing's journaled word on what follows this authorization, if it was asked.
     std::optional<NextTry> next;
-    if (c.routed && open->second.kind == AttemptKind::authorization) {
-      next = NextTry{c.route.channel, c.route.delay_ms};
+    if (report.route != nullptr && open->second.kind == AttemptKind::authorization) {
+      next = NextTry{report.route->channel, report.route->delay_ms};
     }
     const size_t calls_before = effects->calls.size();
     const std::string owner = open->second.owner;
-    const PaymentResult r =
-        payments_.apply_result(attempt_id, result, c.cause, now, effects, next ? &*next : nullptr);
+    const PaymentResult r = payments_.apply_result(attempt_id, result, report.cause, now, effects,
+                                                   next ? &*next : nullptr);
     invalid = r == PaymentResult::result_invalid;
     applied = r == PaymentResult::ok;
-    if (applied && next) note_decision(*effects, calls_before, owner, c.route);
+    if (applied && next) note_decision(*effects, calls_before, owner, *report.route);
   }
   if (invalid) {
     // Never dropped: the attempt stays open, its owner goes to review with the PSP's words.
     const Attempt* a = attempt_of(attempt_id);
     KEEL_ASSERT(a != nullptr);
     std::string_view problem = result_problem(result, a->amount);
-    reject_result(attempt_id, problem.empty() ? "cause_invalid" : problem, c, result, now, out);
+    reject_result(attempt_id, problem.empty() ? "cause_invalid" : problem, report, result, now,
+                  out);
     return Settled::rejected;
   }
   if (!applied) return Settled::stale;
@@ -1026,8 +1115,8 @@ namespace {
 std::string truncated(std::string_view s, size_t max) { return std::string(s.substr(0, max)); }
 
 // The review item's evidence of a rejected PSP result: what keel had, what the PSP said.
-std::string rejection_evidence(const Attempt& a, std::string_view problem, const Command& c,
-                               const AttemptResult& reported) {
+std::string rejection_evidence(const Attempt& a, std::string_view problem, std::string_view cause,
+                               std::optional<OperationState> state, const AttemptResult& reported) {
   constexpr size_t kTextMax = 256;  // escaped, the item stays within kEvidenceBytesMax
   JsonWriter w;
   w.begin_object();
@@ -1035,11 +1124,11 @@ std::string rejection_evidence(const Attempt& a, std::string_view problem, const
   w.field("attempt_status", attempt_status_name(a.status));
   w.field("amount", a.amount);
   w.field("problem", problem);
-  w.field("source", truncated(c.cause, kTextMax));
+  w.field("source", truncated(cause, kTextMax));
   w.key("reported");
   w.begin_object();
-  if (c.kind == CommandKind::operation_status) {
-    w.field("operation_status", operation_state_name(c.op_state));
+  if (state) {
+    w.field("operation_status", operation_state_name(*state));
   } else {
     w.field("status", attempt_status_name(reported.status));
   }
@@ -1054,15 +1143,16 @@ std::string rejection_evidence(const Attempt& a, std::string_view problem, const
 }  // namespace
 
 void PaymentsCore::reject_result(const std::string& attempt_id, std::string_view problem,
-                                 const Command& c, const AttemptResult& reported, Timestamp now,
+                                 const Report& report, const AttemptResult& reported, Timestamp now,
                                  ApplyOutcome* out) {
   out->rejected.push_back({attempt_id, std::string(problem)});
-  out->reply = error_reply(422, "psp_result_rejected",
+  out->reply = error_reply(Error::psp_result_rejected,
                            "the PSP's result for " + attempt_id + " cannot be taken (" +
                                std::string(problem) + "); its object is flagged for review");
   const Attempt* a = attempt_of(attempt_id);
   KEEL_ASSERT(a != nullptr);
-  const std::string evidence = rejection_evidence(*a, problem, c, reported);
+  const std::string evidence =
+      rejection_evidence(*a, problem, report.cause, report.state, reported);
   const std::string cause = "psp_result_rejected: " + std::string(problem);
   const bool flow = flows_.find_by_attempt(attempt_id) != nullptr;
   const std::string owner = attempt_owner(attempt_id);
@@ -1230,9 +1320,9 @@ void PaymentsCore::complete_waiters(Timestamp now, ApplyOutcome* out) {
     const std::string body = render(it->first);
     for (const KeyRef& k : it->second) {
       waiting_object_.erase(k);
-      const auto r = idempotency_.complete(k.first, k.second, {200, body}, now);
+      const auto r = idempotency_.complete(k.first, k.second, {body}, now);
       KEEL_ASSERT(r == CompleteResult::ok || r == CompleteResult::body_too_large);
-      out->completed.push_back({k.first, k.second, Reply{200, body}});
+      out->completed.push_back({k.first, k.second, Reply::success(body)});
     }
     out->changed = true;
     it = waiting_.erase(it);

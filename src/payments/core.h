@@ -18,6 +18,7 @@
 #include "payments/outbox.h"
 #include "payments/payment.h"
 #include "payments/render.h"
+#include "payments/reply.h"
 #include "payments/wallet_flows.h"
 #include "review/review.h"
 #include "routing/channel.h"
@@ -50,18 +51,6 @@ struct CoreOptions {
   WalletFlowOptions flows;
   OutboxOptions outbox;
   int64_t idempotency_ttl_s = 24 * 3600;
-};
-
-// The answer to an API command, as stored for an idempotency key and replayed.
-struct Reply {
-  uint16_t status = 200;
-  std::string body;  // the object as JSON (success only)
-  // On error (status >= 400): a code from the API's error table, a message, the parameter.
-  std::string error_code;
-  std::string error_message;
-  std::string error_param;
-  bool replayed = false;  // answered from an idempotency key's stored response
-  bool settled = true;    // false: the outcome waits on a PSP; `body` is the object as it stands
 };
 
 // An attempt whose outcome keel does not know: ask the PSP (status query of `reference`) until
@@ -200,7 +189,8 @@ class PaymentsCore {
   // Whether `c` needs a routing decision (Command::route) before apply(), and its inputs:
   // confirming a card payment that awaits confirmation; a result that settles a payment's
   // authorization as retryable or softly declined (not after `unknown`: only once the answer
-  // or the resolver says nothing was charged), while the payment is not in review. The engine
+  // or the resolver says nothing was charged), while the payment is not in review; creating a
+  // top-up or a payout (the channel of its one call; a named channel is pinned). The engine
   // decides, fills Command::routed and Command::route, then applies and journals the command.
   [[nodiscard]] std::optional<RouteAsk> route_request(const Command& c) const;
   // Read-only mode (runtime_control): client writes answer 503 read_only; PSP results,
@@ -224,33 +214,50 @@ class PaymentsCore {
   using KeyRef = std::pair<std::string, std::string>;  // (client, key)
 
   ApplyOutcome run(const Command& c, Timestamp now, ledger::Ledger& ledger, Timestamp* clock);
-  Reply create_customer(const Command& c, Timestamp now);
-  Reply create_merchant(const Command& c, Timestamp now);
-  Reply create_payment(const Command& c, Timestamp now);
-  Reply payment_step(const Command& c, Timestamp now, const ledger::Ledger& ledger,
-                     Effects* effects);
-  Reply create_refund(const Command& c, Timestamp now, Effects* effects);
-  Reply create_flow(const Command& c, Timestamp now, const ledger::Ledger& ledger,
-                    Effects* effects);
-  Reply outbox_attempt(const Command& c, Timestamp now, ApplyOutcome* out);
+  Reply create_customer(const cmd::CreateCustomer& c, Timestamp now);
+  Reply create_merchant(const cmd::CreateMerchant& c, Timestamp now);
+  Reply create_payment(const cmd::CreatePayment& c, Timestamp now);
+  // `c` carries routing's decision (when routed) around its body `b`.
+  Reply confirm_payment(const Command& c, const cmd::ConfirmPayment& b, Timestamp now,
+                        const ledger::Ledger& ledger, Effects* effects);
+  // The answer to a step of payment `id` that the machine answered with `r`.
+  [[nodiscard]] Reply payment_done(const std::string& id, PaymentResult r) const;
+  Reply create_refund(const cmd::CreateRefund& c, Timestamp now, Effects* effects);
+  // A top-up, payout or wallet transfer `id` of `customer` (to `to_customer`, empty for none)
+  // that `create` makes once both exist.
+  Reply create_flow(const std::string& id, const std::string& customer,
+                    const std::string& to_customer,
+                    const std::function<WalletFlowResult()>& create);
+  Reply outbox_attempt(const cmd::OutboxAttempt& c, Timestamp now, ApplyOutcome* out);
   [[nodiscard]] int64_t available(std::string_view customer, Currency currency,
                                   const ledger::Ledger& ledger) const;
   // Merchant events: the status an object shows (with review), and an event when it changed.
   [[nodiscard]] std::string event_status(std::string_view object_id) const;
   void note_change(std::string_view object_id, const std::string& before, Timestamp now);
-  void attempt_result(const Command& c, Timestamp now, Effects* effects, ApplyOutcome* out);
-  void operation_status(const Command& c, Timestamp now, Effects* effects, ApplyOutcome* out);
+  // A PSP's word as settle() and reject_result() take it: who said it (timeline words), the
+  // operation's state when it is a status report (nullopt: a direct answer), and routing's
+  // journaled decision on what follows a failed authorization (null: routing was not asked).
+  struct Report {
+    std::string cause;
+    std::optional<OperationState> state;
+    const routing::Decision* route = nullptr;
+  };
+  void attempt_result(const Command& c, const cmd::AttemptResult& b, Timestamp now,
+                      Effects* effects, ApplyOutcome* out);
+  void operation_status(const Command& command, const cmd::OperationStatus& c, Timestamp now,
+                        Effects* effects, ApplyOutcome* out);
   enum class Settled : uint8_t { applied, stale, rejected };
   // Settles one open attempt, or flags it for review when the machines refuse the result.
-  Settled settle(const std::string& attempt_id, const AttemptResult& result, const Command& c,
+  Settled settle(const std::string& attempt_id, const AttemptResult& result, const Report& report,
                  Timestamp now, Effects* effects, ApplyOutcome* out);
   // A PSP result for `attempt_id` (open or settled) that cannot be taken: flags the owner
   // psp_result_rejected, opens a review item with the PSP's words, answers psp_result_rejected.
-  void reject_result(const std::string& attempt_id, std::string_view problem, const Command& c,
+  void reject_result(const std::string& attempt_id, std::string_view problem, const Report& report,
                      const AttemptResult& reported, Timestamp now, ApplyOutcome* out);
   // An operation_status for no open attempt: a report on a settled attempt that contradicts
   // what keel booked is rejected (review); one that agrees is stale.
-  void check_settled(const Command& c, Timestamp now, ApplyOutcome* out);
+  void check_settled(const cmd::OperationStatus& c, const Report& report, Timestamp now,
+                     ApplyOutcome* out);
   // The review flag, the object type ("payment", "refund", "topup", "payout") and the status
   // of any object with a review flag; type empty when there is no such object.
   struct ReviewView {
@@ -284,13 +291,13 @@ class PaymentsCore {
   // Routing: what follows the authorization attempt `attempt_id`; the answer to a confirm no
   // channel can take; the decision of the attempt a routed command just created.
   [[nodiscard]] std::optional<RouteAsk> failover_ask(std::string_view attempt_id) const;
-  [[nodiscard]] static Reply no_channel(const Command& c);
+  [[nodiscard]] static Reply no_channel(const routing::Decision& d, std::string_view pinned);
   void note_decision(const Effects& effects, size_t calls_before, std::string_view payment_id,
                      const routing::Decision& d);
-  Reply set_channels(const Command& c);
+  Reply set_channels(const cmd::SetChannels& c);
   [[nodiscard]] Status check_decisions() const;
   // Runtime controls: applying one, and what they refuse (nullopt: nothing).
-  Reply runtime_control(const Command& c, Timestamp now);
+  Reply runtime_control(const RuntimeControl& k, Timestamp now);
   [[nodiscard]] std::optional<Reply> refused_by_controls(const Command& c) const;
   [[nodiscard]] std::string render_controls() const;
   void encode_controls(std::string* out) const;
@@ -358,8 +365,5 @@ class PaymentsCore {
   // carried one: their PSP calls and status queries carry it.
   std::map<std::string, std::string, std::less<>> traces_;
 };
-
-[[nodiscard]] Reply error_reply(uint16_t status, std::string code, std::string message,
-                                std::string param = {});
 
 }  // namespace keel::payments

@@ -10,6 +10,11 @@ namespace {
 
 constexpr uint32_t kEncodingVersion = 1;
 
+// Version 1 stored an HTTP status with each record: 200 once completed (only successes are
+// stored), 0 while in flight. The field stays, fixed by `completed`, so that snapshots keep
+// their bytes and their hash.
+constexpr uint16_t stored_status(bool completed) { return completed ? 200 : 0; }
+
 }  // namespace
 
 bool is_valid_idempotency_key(std::string_view key) {
@@ -76,7 +81,7 @@ void IdempotencyStore::encode(std::string* out) const {
     w.str16(k.second);
     w.str16(r.fingerprint);
     w.u8(r.completed ? 1 : 0);
-    w.u16(r.response.status);
+    w.u16(stored_status(r.completed));
     w.u32(static_cast<uint32_t>(r.response.body.size()));
     w.raw(r.response.body.data(), r.response.body.size());
     w.i64(r.expires_at);
@@ -97,11 +102,13 @@ Status IdempotencyStore::decode(std::string_view bytes, IdempotencyStore* out) {
     Key k;
     Record rec;
     uint8_t completed = 0;
+    uint16_t status = 0;
     uint32_t body_len = 0;
     std::string_view body;
     const bool ok = r.str16(&k.first) && r.str16(&k.second) && r.str16(&rec.fingerprint) &&
-                    r.u8(&completed) && completed <= 1 && r.u16(&rec.response.status) &&
-                    r.u32(&body_len) && body_len <= kStoredBodyBytesMax && r.raw(&body, body_len) &&
+                    r.u8(&completed) && completed <= 1 && r.u16(&status) &&
+                    status == stored_status(completed == 1) && r.u32(&body_len) &&
+                    body_len <= kStoredBodyBytesMax && r.raw(&body, body_len) &&
                     r.i64(&rec.expires_at) && rec.fingerprint.size() == kFingerprintBytes &&
                     is_valid_idempotency_key(k.second);
     if (!ok) return Status::error("idempotency store: record " + std::to_string(i) + " malformed");

@@ -32,8 +32,9 @@ inline constexpr size_t kIdempotencyKeyLengthMax = 255;
 inline constexpr size_t kFingerprintBytes = 32;  // SHA-256
 inline constexpr size_t kStoredBodyBytesMax = 64 * 1024;
 
+// A request's final, successful answer: the object as JSON. Failed requests are never stored
+// (they changed nothing; the key is released so that a corrected retry runs).
 struct StoredResponse {
-  uint16_t status = 0;
   std::string body;
   friend bool operator==(const StoredResponse&, const StoredResponse&) = default;
 };

@@ -123,6 +123,7 @@ struct AttemptResult {
   int64_t fee = 0;         // what the PSP charged keel for it (minor units), when it says;
                            // keel's expense, and may pass the amount (a fixed fee on a small one)
   int64_t latency_ms = 0;  // how long the call took as keel saw it (0: not from a call)
+  friend bool operator==(const AttemptResult&, const AttemptResult&) = default;
 };
 
 struct Attempt {

@@ -396,5 +396,54 @@ TEST_F(PaymentsRouting, AKillSwitchStopsCardPaymentsAndNothingElse) {
   EXPECT_EQ(r.status, 200u) << r.text;
 }
 
+// Top-ups and payouts are routed too: to a channel that carries their flow, a named one pinned
+// (eligibility still checked), and a clear error when none can take them, with nothing created.
+TEST_F(PaymentsRouting, TopUpsAndPayoutsGoWhereTheirFlowIsCarried) {
+  PaymentsStackOptions o = options();
+  o.channel_toml["cardco"] += "flows = [\"card_payment\", \"topup\"]\n";
+  o.channel_toml["bankco"] += "flows = [\"card_payment\", \"payout\"]\n";
+  o.keeld_toml_extra = std::string(kAdminToml);
+  start(std::move(o));
+  const std::string customer = stack_->create_customer();
+  ASSERT_FALSE(customer.empty());
+  const auto create = [&](std::string_view what, std::string_view extra) {
+    const bool topup = what == "topups";
+    return stack_->post("/v1/" + std::string(what),
+                        R"({"customer": ")" + customer +
+                            R"(", "amount": 5000, "currency": "USD", )" +
+                            (topup ? R"("source": "tok_visa")" : R"("destination": "DE89")") +
+                            std::string(extra) + "}",
+                        new_key());
+  };
+  const auto settled_channel = [&](std::string_view what, const JsonResponse& created) {
+    EXPECT_EQ(created.status, 200u) << created.text;
+    const JsonResponse r =
+        stack_->wait_settled("/v1/" + std::string(what) + "/" + str(created.body, "id"), 30'000);
+    EXPECT_EQ(str(r.body, "status"), "succeeded") << r.text;
+    return str(r.body.at("attempts").at(0), "channel");
+  };
+  EXPECT_EQ(settled_channel("topups", create("topups", "")), "cardco");
+  EXPECT_EQ(settled_channel("payouts", create("payouts", "")), "bankco");
+  // Pinned where the flow is not carried: 422, nothing created.
+  JsonResponse r = create("topups", R"(, "channel": "bankco")");
+  EXPECT_EQ(r.status, 422u) << r.text;
+  EXPECT_EQ(str(r.body.at("error"), "code"), "channel_ineligible") << r.text;
+  // The only top-up channel paused: 503 and Retry-After, nothing created.
+  ASSERT_EQ(stack_->post("/v1/admin/channels/cardco/pause", "{}").status, 200u);
+  r = create("topups", "");
+  EXPECT_EQ(r.status, 503u) << r.text;
+  EXPECT_EQ(str(r.body.at("error"), "code"), "no_channel_available") << r.text;
+  const JsonResponse list = stack_->get("/v1/topups?customer=" + customer);
+  ASSERT_EQ(list.status, 200u) << list.text;
+  EXPECT_EQ(list.body.at("data").as_array().size(), 1u) << list.text;
+  // Bad input answers as before routing: the core's own error, not a routing one.
+  r = stack_->post("/v1/topups",
+                   R"({"customer": "cus_nobody", "amount": 5000, "currency": "USD", )"
+                   R"("source": "tok_visa"})",
+                   new_key());
+  EXPECT_EQ(r.status, 400u) << r.text;
+  EXPECT_EQ(str(r.body.at("error"), "code"), "customer_not_found") << r.text;
+}
+
 }  // namespace
 }  // namespace keel::testing
