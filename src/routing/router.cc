@@ -254,7 +254,12 @@ void Router::maybe_canary(const RouteRequest& r, Timestamp now, Decision* d) {
   if (canary < 0) return;
   // The draw comes first, so the sequence of draws does not depend on the canary's state.
   const bool take = next_random() % 100 < c.canary_share_pct;
-  if (!take || reject(static_cast<size_t>(canary), r, false, now)) return;
+  // A payment the canary already failed fails over to the base: sending it back to the canary
+  // would be a retry there that its retry budget never saw.
+  if (!take || contains(r.tried, c.canary_to) ||
+      reject(static_cast<size_t>(canary), r, false, now)) {
+    return;
+  }
   d->candidates.insert(d->candidates.begin(), score(static_cast<size_t>(canary), r.amount, now));
   d->channel = c.canary_to;
   d->canary = true;

@@ -575,6 +575,25 @@ TEST(Router, ACanaryTakesItsShareAndIsRolledBackWhenWorseThanItsBase) {
   EXPECT_FALSE(d.canary);
 }
 
+// A payment the canary did not charge fails over like any other: to a channel it has not tried
+// (its base first), never back to the canary, even with the whole share on the canary.
+TEST(Router, APaymentTheCanaryFailedFailsOverToItsBaseNotToTheCanaryAgain) {
+  ChannelDef canary = channel("aco_v2");
+  canary.canary_of = "aco";
+  Router r(quiet_options(), {channel("aco"), canary});
+  ASSERT_TRUE(r.set_control("aco", {.canary_to = "aco_v2", .canary_share_pct = 100}));
+  Decision d = r.decide({Flow::card_payment, usd(), 100, "", {}}, at_ms(0));
+  ASSERT_EQ(d.channel, "aco_v2");
+  EXPECT_TRUE(d.canary);
+  const std::vector<std::string> tried = {"aco_v2"};
+  for (int i = 1; i <= 20; ++i) {
+    d = r.decide({Flow::card_payment, usd(), 100, "", tried}, at_ms(i));
+    EXPECT_EQ(d.channel, "aco");
+    EXPECT_FALSE(d.canary);
+    EXPECT_EQ(d.kind, DecisionKind::failover);
+  }
+}
+
 TEST(Router, ACanaryAsGoodAsItsBaseStays) {
   ChannelDef canary = channel("aco_v2");
   canary.canary_of = "aco";
