@@ -34,9 +34,12 @@ constexpr int64_t kChannelPollMs = 100;
 
 // What the simulated PSPs charge (fixed + bps), and what keel's channels say they cost: the
 // same fixed parts, but p2 and p3 at 70 % and 75 % of the amount, so that p1 stays the best
-// score until its breaker opens (chaos.h says why).
-constexpr SimPspFees kFees[] = {{10, 100}, {20, 200}, {30, 290}};
-constexpr int64_t kCostBps[] = {100, 7'000, 7'500};
+// score until its breaker opens (chaos.h says why). The canary p1c is p1 in both.
+constexpr SimPspFees kFees[] = {{10, 100}, {20, 200}, {30, 290}, {10, 100}};
+constexpr int64_t kCostBps[] = {100, 7'000, 7'500, 100};
+static_assert(std::size(kFees) == kPsps.size() && std::size(kCostBps) == kPsps.size());
+static_assert(kPsps.back() == kCanary);
+constexpr std::string_view kCanaryErrorRate = "0.3";  // of the canary's requests, answered 503
 constexpr int64_t kRecoveryBucketMs = 1'000;
 
 const std::vector<Scenario> kScenarios = {
@@ -47,6 +50,8 @@ const std::vector<Scenario> kScenarios = {
     {"primary_slow", "p1 answers every request after 5 s", FaultKind::slow, 1, true},
     {"primary_flaps", "p1's listener down and up again, flap_ms each", FaultKind::flap, 1, true},
     {"two_down", "p1's and p2's listeners refuse connections", FaultKind::refuse, 2, true},
+    {"canary_errors", "p1's canary p1c takes 40 % of p1's traffic and answers 503 to 30 %",
+     FaultKind::canary_errors, 1, false},
     {"soft_declines", "p1 soft-declines half of the authorizations", FaultKind::soft_decline, 1,
      false},
 };
@@ -102,6 +107,10 @@ std::string schedule_json(const Scenario& s, const ChaosOptions& o) {
                              R"({"code": "try_again_later", "type": "soft"}])",
                              true));
       break;
+    case FaultKind::canary_errors:
+      phases.push_back(
+          phase(o.lead_ms, R"("error_5xx_rate": )" + std::string(kCanaryErrorRate), true));
+      break;
     case FaultKind::none:
       return {};
   }
@@ -127,6 +136,7 @@ PaymentsStackOptions stack_options(const ChaosOptions& o, const std::string& run
     so.psp_fees[psp] = kFees[i];
     so.channel_toml[psp] = "cost_bps = " + std::to_string(kCostBps[i]) +
                            "\ncost_fixed = " + std::to_string(kFees[i].fixed) + "\n";
+    if (psp == kCanary) so.channel_toml[psp] += "canary_of = \"" + std::string(kPrimary) + "\"\n";
     so.sim_toml_extra += "[psps." + psp +
                          ".faults]\nlatency_ms = { min = " + std::to_string(kHealthyLatencyMinMs) +
                          ", max = " + std::to_string(kHealthyLatencyMaxMs) + " }\n";
@@ -138,7 +148,9 @@ PaymentsStackOptions stack_options(const ChaosOptions& o, const std::string& run
   so.channel_toml_extra =
       "currencies = [\"USD\"]\nconnections_max = 64\nconnect_timeout_ms = 500\n";
   so.routing_toml = "max_tries = 3\nseed = " + std::to_string(o.seed) +
-                    "\nbreaker_slow_call_ms = 1000\nbreaker_open_ms = 5000\n";
+                    "\nbreaker_slow_call_ms = 1000\nbreaker_open_ms = 5000\n" +
+                    "canary_min_samples = " + std::to_string(kCanaryMinSamples) + "\n";
+  so.keeld_toml_extra = "[admin]\ncontrols = true\n";
   so.payments_toml_extra = "processing_deadline_s = " + std::to_string(o.processing_deadline_s) +
                            "\nsettle_wait_ms = " + std::to_string(o.settle_wait_ms) + "\n";
   so.keeld_args = {"--log-level", "warn"};
@@ -454,7 +466,8 @@ void tally_payments(const std::vector<json::value>& payments,
                     const std::map<std::string, const PaymentRecord*>& records, const Scenario& s,
                     const Window& w, ChaosResult* r) {
   std::vector<double> latency_ms;
-  const std::set<std::string> failing(kPsps.begin(), kPsps.begin() + s.failing_psps);
+  std::set<std::string> failing;
+  for (const std::string_view psp : failing_psps_of(s)) failing.emplace(psp);
   std::optional<Clock::time_point> recovered;
   // After the fault, by kRecoveryBucketMs of scheduled time: successes, and those on p1.
   std::map<int64_t, std::pair<int64_t, int64_t>> after_fault;
@@ -684,6 +697,66 @@ void breaker_figures(PaymentsStack& stack, const std::vector<ChannelWatch::Chang
   }
 }
 
+// canary_errors: at `at`, gives the canary kCanarySharePct of the primary's routed payments as an
+// operator would. "" or what went wrong.
+std::string set_canary_share(PaymentsStack& stack, Clock::time_point at) {
+  std::this_thread::sleep_until(at);
+  const std::string target = "/v1/admin/channels/" + std::string(kPrimary) + "/canary";
+  const JsonResponse r = stack.post_unshared(
+      target, R"({"to": ")" + std::string(kCanary) + R"(", "share": )" +
+                  std::to_string(kCanarySharePct) + R"(, "reason": "chaos: canary_errors"})");
+  if (r.status == 200) return {};
+  return "POST " + target + ": HTTP " + std::to_string(r.status) + " " + r.text.substr(0, 200);
+}
+
+// The canary's figures: its share and rollbacks from keeld's journaled controls, its attempts
+// from the payments (attempt times and control times are both keeld's clock).
+void canary_figures(PaymentsStack& stack, const std::vector<json::value>& payments,
+                    ChaosResult* r) {
+  const JsonResponse controls = stack.get("/v1/admin/controls");
+  if (controls.status != 200 || !controls.body.is_object()) {
+    throw std::runtime_error("GET /v1/admin/controls: " + std::to_string(controls.status) + " " +
+                             controls.text.substr(0, 300));
+  }
+  std::optional<Timestamp> share_at, rollback_at;
+  const json::array& changes = controls.body.at("changes").as_array();  // newest first
+  for (auto it = changes.rbegin(); it != changes.rend(); ++it) {
+    if (str(*it, "target") != kPrimary || str(*it, "canary") != kCanary) continue;
+    const std::optional<Timestamp> at = parse_rfc3339(str(*it, "at"));
+    if (str(*it, "kind") == "channel_canary" && num(*it, "share") > 0 && !share_at) share_at = at;
+    if (str(*it, "kind") != "canary_rollback") continue;
+    if (++r->canary_rollbacks == 1) {
+      rollback_at = at;
+      r->canary_rollback_reason = str(*it, "reason");
+    }
+  }
+  if (share_at && rollback_at) {
+    r->canary_rollback_after_ms = (*rollback_at - *share_at) * 1'000 / kNanosPerSecond;
+  }
+  for (const json::value& c : controls.body.at("channels").as_array()) {
+    const json::value* canary = c.as_object().if_contains("canary");
+    if (str(c, "id") == kPrimary && canary != nullptr) {
+      r->canary_share_at_end_pct = num(*canary, "share");
+    }
+  }
+  for (const json::value& p : payments) {
+    bool error_on_canary = false;
+    for (const json::value& a : p.at("attempts").as_array()) {
+      if (str(a, "kind") != "authorization" || str(a, "channel") != kCanary) continue;
+      ++r->canary_attempts;
+      error_on_canary = error_on_canary || str(a, "status") == "retryable";
+      const std::optional<Timestamp> created = parse_rfc3339(str(a, "created_at"));
+      if (rollback_at && created && *created > *rollback_at) ++r->canary_attempts_after_rollback;
+    }
+    if (!error_on_canary) continue;
+    ++r->canary_errors;
+    if (str(p, "status") == "succeeded" && !flag(p, "requires_review") &&
+        str(p, "channel") != kCanary) {
+      ++r->canary_errors_then_succeeded;
+    }
+  }
+}
+
 // What the workers saw: harness errors, 503s, late starts.
 void tally_records(const std::vector<PaymentRecord>& records, ChaosResult* r) {
   for (const PaymentRecord& rec : records) {
@@ -707,6 +780,11 @@ const Scenario* find_scenario(std::string_view name) {
     if (s.name == name) return &s;
   }
   return nullptr;
+}
+
+std::vector<std::string_view> failing_psps_of(const Scenario& s) {
+  if (s.fault == FaultKind::canary_errors) return {kCanary};
+  return {kPsps.begin(), kPsps.begin() + static_cast<std::ptrdiff_t>(s.failing_psps)};
 }
 
 int64_t fault_ms_of(const Scenario& s, const ChaosOptions& o) {
@@ -746,19 +824,28 @@ ChaosResult run_scenario(const Scenario& s, const ChaosOptions& o) {
   w.wall_zero = wall_clock_now();
   const std::string schedule = schedule_json(s, o);
   const auto start = Clock::now();  // the schedules' clocks start as they arrive
-  for (size_t i = 0; i < s.failing_psps; ++i) {
-    if (!stack->set_sim_schedule(kPsps[i], schedule)) {
+  for (const std::string_view psp : failing_psps_of(s)) {
+    if (!stack->set_sim_schedule(psp, schedule)) {
       throw std::runtime_error("chaos: the simulator refused the schedule " + schedule);
     }
   }
   w.fault_start = start + std::chrono::milliseconds(o.lead_ms);
   w.fault_end = w.fault_start + std::chrono::milliseconds(fault_ms);
+  std::string canary_error;
+  std::jthread canary_setter;  // joins before the stack goes, whatever happens
+  if (s.fault == FaultKind::canary_errors) {
+    r.canary_share_set_pct = kCanarySharePct;
+    canary_setter = std::jthread([&stack, &canary_error, at = w.fault_start] {
+      canary_error = set_canary_share(*stack, at);
+    });
+  }
   note(o, s.name,
        std::to_string(count) + " payments at " + std::to_string(o.rate_per_s) + "/s, " +
            std::to_string(r.workers) + " workers; fault from " + std::to_string(o.lead_ms) +
            " ms for " + std::to_string(fault_ms) + " ms");
   const std::vector<PaymentRecord> records =
       run_open_loop(load, o.rate_per_s, count, r.workers, start);
+  if (canary_setter.joinable()) canary_setter.join();
   note(o, s.name, "load done; waiting for every payment to settle");
   wait_settled(*stack, merchant, o);
   watch.stop();
@@ -770,7 +857,12 @@ ChaosResult run_scenario(const Scenario& s, const ChaosOptions& o) {
     if (!rec.id.empty()) by_id[rec.id] = &rec;
   }
   tally_records(records, &r);
+  if (!canary_error.empty()) {
+    ++r.harness_errors;
+    r.error_samples.push_back(canary_error);
+  }
   tally_payments(payments, by_id, s, w, &r);
+  canary_figures(*stack, payments, &r);
   BooksCheck(*stack, &r).check(payments, merchant);
   breaker_figures(*stack, watch.changes(), w, &r);
   const JsonResponse status = stack->admin_status();
@@ -861,6 +953,15 @@ std::string to_json(const ChaosResult& r) {
   put("breaker_opened", r.breaker_opened);
   put("recovery_ms", r.recovery_ms);
   put("traffic_back_ms", r.traffic_back_ms);
+  put("canary_share_set_pct", r.canary_share_set_pct);
+  put("canary_rollbacks", r.canary_rollbacks);
+  put("canary_rollback_after_ms", r.canary_rollback_after_ms);
+  put("canary_rollback_reason", r.canary_rollback_reason);
+  put("canary_share_at_end_pct", r.canary_share_at_end_pct);
+  put("canary_attempts", r.canary_attempts);
+  put("canary_attempts_after_rollback", r.canary_attempts_after_rollback);
+  put("canary_errors", r.canary_errors);
+  put("canary_errors_then_succeeded", r.canary_errors_then_succeeded);
   put("double_charges", r.double_charges);
   put("orphan_charges", r.orphan_charges);
   put("books_equal", r.books_equal);
@@ -923,6 +1024,21 @@ std::string summary(const ChaosResult& r) {
                 static_cast<long long>(r.breaker_opened), static_cast<long long>(r.recovery_ms),
                 static_cast<long long>(r.traffic_back_ms));
   out += line;
+  if (r.canary_share_set_pct > 0) {
+    std::snprintf(
+        line, sizeof line,
+        "  canary: share %lld %% set at the fault's start; %lld authorizations (%lld after "
+        "the rollback), %lld payments it failed (%lld then succeeded elsewhere); rolled "
+        "back %lld times, first after %lld ms (%s); share at the end %lld %%\n",
+        static_cast<long long>(r.canary_share_set_pct), static_cast<long long>(r.canary_attempts),
+        static_cast<long long>(r.canary_attempts_after_rollback),
+        static_cast<long long>(r.canary_errors),
+        static_cast<long long>(r.canary_errors_then_succeeded),
+        static_cast<long long>(r.canary_rollbacks),
+        static_cast<long long>(r.canary_rollback_after_ms), r.canary_rollback_reason.c_str(),
+        static_cast<long long>(r.canary_share_at_end_pct));
+    out += line;
+  }
   std::snprintf(line, sizeof line,
                 "  double charges %lld, orphan charges %lld, books %s, invariants %s\n",
                 static_cast<long long>(r.double_charges), static_cast<long long>(r.orphan_charges),

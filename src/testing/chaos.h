@@ -7,15 +7,20 @@
 //
 // The PSPs are p1, p2 and p3, each with a listener of its own (an outage is a refused
 // connection before anything is sent). They charge 10 + 1 %, 20 + 2 % and 30 + 2.9 %; healthy,
-// they answer in 2..20 ms and approve everything. p1 is the primary: keel's channel costs make
+// they answer in 2..20 ms and approve everything. p1c is p1's canary channel (`canary_of =
+// "p1"`: a new connector version of the same PSP), played by a simulated PSP of its own with
+// p1's fees and a listener of its own, so that its faults can differ from p1's; it takes no
+// traffic until a scenario gives it a share of p1's. p1 is the primary: keel's channel costs make
 // it by far the best score (1 % against 70 % and 75 %, same fixed parts) for every amount, so
 // that the router keeps sending it the traffic until its breaker opens. With costs a percent
 // apart, the score alone moves the traffic after a handful of failures (a channel's success
 // rate is over 5 minutes) and the breaker, whose failure rate counts the healthy calls of its
 // window, does not open at modest rates: the suite would not exercise breakers.
 //
-// keeld: routing on (max_tries 3, breaker_slow_call_ms 1000, breaker_open_ms 5000, the other
-// keys at their defaults: 5 % exploration, a 10 s breaker window), each PSP call bounded at 2 s,
+// keeld: routing on (max_tries 3, breaker_slow_call_ms 1000, breaker_open_ms 5000,
+// canary_min_samples kCanaryMinSamples, the other keys at their defaults: 5 % exploration, a
+// 10 s breaker window, a 5 point canary margin), the runtime-control routes on ([admin]
+// controls = true; the harness is a loopback client), each PSP call bounded at 2 s,
 // status queries from 200 ms doubling to 2 s, "not found" believed after 5 s, confirms waiting
 // up to settle_wait_ms; the PSPs send their webhooks to keeld.
 //
@@ -38,32 +43,42 @@
 
 namespace keel::testing::chaos {
 
-inline constexpr std::array<std::string_view, 3> kPsps = {"p1", "p2", "p3"};
+// Every simulated PSP, each with a keel channel of the same name: p1, p2, p3, then p1's canary.
+inline constexpr std::array<std::string_view, 4> kPsps = {"p1", "p2", "p3", "p1c"};
 inline constexpr std::string_view kPrimary = "p1";
+inline constexpr std::string_view kCanary = "p1c";  // canary_of = kPrimary
+// canary_errors: the share of p1's routed payments given to the canary at the fault's start,
+// and keeld's canary_min_samples (the canary answers a rollback is judged on: few enough that
+// the short form's canary reaches them within a couple of seconds).
+inline constexpr int64_t kCanarySharePct = 40;
+inline constexpr int64_t kCanaryMinSamples = 20;
 
 enum class FaultKind {
-  none,          // the baseline
-  refuse,        // own listener down: connections refused
-  black_hole,    // every request processed, never answered
-  slow,          // every request answered after 5 s
-  flap,          // own listener down and up again, flap_ms each
-  soft_decline,  // half of the authorizations declined with a soft code
+  none,           // the baseline
+  refuse,         // own listener down: connections refused
+  black_hole,     // every request processed, never answered
+  slow,           // every request answered after 5 s
+  flap,           // own listener down and up again, flap_ms each
+  soft_decline,   // half of the authorizations declined with a soft code
+  canary_errors,  // the canary, given kCanarySharePct of p1's traffic, answers 503 to 30 %
 };
 
 struct Scenario {
   std::string_view name;
   std::string_view description;
   FaultKind fault = FaultKind::none;
-  size_t failing_psps = 0;  // how many fail, from p1 on
+  size_t failing_psps = 0;  // how many fail, from p1 on (canary_errors: 1, the canary)
   // The primary's breaker must open during the fault (a journaled transition).
   bool breaker_expected = false;
 };
 
-// Every scenario, the baseline first, then the in order (its canary scenario is not here
-// yet: the suite defines no canary channel).
+// Every scenario, the baseline first, then the seven in order.
 [[nodiscard]] const std::vector<Scenario>& scenarios();
 // nullptr for an unknown name.
 [[nodiscard]] const Scenario* find_scenario(std::string_view name);
+// The PSPs the scenario's fault schedule applies to: the first failing_psps of kPsps, or the
+// canary for canary_errors.
+[[nodiscard]] std::vector<std::string_view> failing_psps_of(const Scenario& scenario);
 
 struct ChaosOptions {
   // The programs; empty: this build tree's (KEEL_BUILD_DIR).
@@ -160,6 +175,21 @@ struct ChaosResult {
   // in which half the payments that succeeded did so on the primary (ms; -1 never).
   int64_t recovery_ms = -1;
   int64_t traffic_back_ms = -1;
+
+  // The canary (canary_errors; zeros and -1 elsewhere). Its share was set through
+  // POST /v1/admin/channels/p1/canary at the fault's start; the rest is from keeld's journaled
+  // controls (GET /v1/admin/controls) and the payments' attempts, all on keeld's clock.
+  int64_t canary_share_set_pct = 0;            // the share the harness set (0: none)
+  int64_t canary_rollbacks = 0;                // canary_rollback controls journaled for p1
+  int64_t canary_rollback_after_ms = -1;       // from the share's control to the first rollback
+  std::string canary_rollback_reason;          // the first rollback's, as journaled
+  int64_t canary_share_at_end_pct = 0;         // p1's canary share in force after the run
+  int64_t canary_attempts = 0;                 // authorizations on the canary
+  int64_t canary_attempts_after_rollback = 0;  // of those, created after the first rollback
+  // Payments the canary answered with an error (retryable), and how many of them then
+  // succeeded elsewhere.
+  int64_t canary_errors = 0;
+  int64_t canary_errors_then_succeeded = 0;
 
   // Safety.
   int64_t double_charges = 0;  // payments with two operations or more holding money at PSPs

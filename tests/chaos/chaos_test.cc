@@ -1,15 +1,16 @@
 // The chaos suite, short forms (issue 9): every scenario of src/testing/chaos.h on a fresh
-// keeld and keel-psp-sim (three PSPs, routing on), a 6 s fault (9 s of flapping) after 2 s and
-// 4 s of healthy traffic, open-loop load at 25 payments/s. `keel-bench chaos` runs the same
-// scenarios at full size.
+// keeld and keel-psp-sim (three PSPs and p1's canary, routing on), a 6 s fault (9 s of
+// flapping) after 2 s and 4 s of healthy traffic, open-loop load at 25 payments/s.
+// `keel-bench chaos` runs the same scenarios at full size.
 //
 // Each test asserts safety: no payment charged twice, the simulator's books equal keel's (per
 // PSP, and the ledger's clearing accounts), the ledger's invariants, and every payment ended
 // succeeded or failed or, its outcome unknown, in review: none left processing. And, by counts
 // (never times), that the mechanism worked: payments succeeded on a healthy PSP during the
 // fault, the primary's breaker opened (a journaled transition; not for soft declines, which are
-// no PSP failure), and PSP authorizations stayed within one failover per payment per failing
-// PSP. Rates and times are printed, never asserted.
+// no PSP failure), PSP authorizations stayed within one failover per payment per failing PSP,
+// and a failing canary was rolled back (a journaled control). Rates and times are printed,
+// never asserted.
 
 #include <gtest/gtest.h>
 
@@ -114,6 +115,22 @@ TEST(Chaos, PrimarySoftDeclinesHalf) {
   expect_mechanism(r, "soft_declines");
   EXPECT_GT(r.soft_declined_on_primary, 0);
   EXPECT_GE(r.soft_declined_then_succeeded * 10, r.soft_declined_on_primary * 9) << summary(r);
+}
+
+// A canary given 40 % of p1's payments answers 503 to 30 % of them: the router rolls it back (a
+// journaled canary_rollback control) once it has its minimum of answers, after which it gets
+// nothing, and each payment it failed fails over and succeeds elsewhere.
+TEST(Chaos, CanaryWithErrorsIsRolledBack) {
+  const ChaosResult r = run("canary_errors");
+  expect_safe(r);
+  expect_mechanism(r, "canary_errors");
+  EXPECT_EQ(r.canary_share_set_pct, kCanarySharePct);
+  EXPECT_GE(r.canary_attempts, kCanaryMinSamples) << summary(r);  // it had traffic first
+  EXPECT_GT(r.canary_errors, 0) << summary(r);
+  EXPECT_EQ(r.canary_errors_then_succeeded, r.canary_errors) << summary(r);
+  EXPECT_EQ(r.canary_rollbacks, 1) << summary(r);
+  EXPECT_EQ(r.canary_attempts_after_rollback, 0) << summary(r);
+  EXPECT_EQ(r.canary_share_at_end_pct, 0) << summary(r);
 }
 
 }  // namespace
