@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
 #ifdef KEEL_BENCH_CHAOS
   keel::bench::ChaosBenchOptions chaos_options;
   auto* chaos = app.add_subcommand(
-      "chaos", "PSP faults under open-loop load: keeld with routing and three simulated PSPs");
+      "chaos",
+      "PSP faults under open-loop load: keeld with routing, three simulated PSPs and a canary");
   chaos->add_option("--keeld", chaos_options.keeld_path, "keeld binary to spawn")->required();
   chaos->add_option("--psp-sim", chaos_options.psp_sim_path, "keel-psp-sim binary to spawn")
       ->required();
