@@ -231,6 +231,16 @@ std::string channels_to_json(const std::vector<engine::ChannelStatus>& channels)
     w.field("timeout_ms", d.timeout_ms);
     w.field("paused", c.live.control.paused);
     w.field("draining", c.live.control.draining);
+    w.field_or_null("canary_of", d.canary_of);
+    w.key("canary");  // the canary taking a share of this channel's traffic, if one does
+    if (c.live.control.canary_share_pct == 0) {
+      w.null();
+    } else {
+      w.begin_object();
+      w.field("to", c.live.control.canary_to);
+      w.field("share", static_cast<int64_t>(c.live.control.canary_share_pct));
+      w.end_object();
+    }
     w.key("breaker");
     w.begin_object();
     w.field("state", routing::breaker_state_name(c.live.breaker));

@@ -21,7 +21,7 @@
 // canary_min_samples kCanaryMinSamples, the other keys at their defaults: 5 % exploration, a
 // 10 s breaker window, a 5 point canary margin), the runtime-control routes on ([admin]
 // controls = true; the harness is a loopback client), each PSP call bounded at 2 s,
-// status queries from 200 ms doubling to 2 s, "not found" believed after 5 s, confirms waiting
+// status queries from 200 ms doubling to 2 s, "not found" believed after 10 s, confirms waiting
 // up to settle_wait_ms; the PSPs send their webhooks to keeld.
 //
 // Load: payment i is scheduled at start + i / rate and its latency counts from that time, so a

@@ -396,6 +396,27 @@ TEST_F(PaymentsRouting, AKillSwitchStopsCardPaymentsAndNothingElse) {
   EXPECT_EQ(r.status, 200u) << r.text;
 }
 
+// GET /v1/channels shows which channel is whose canary and the share a canary takes.
+TEST_F(PaymentsRouting, ChannelsShowTheirCanaryAndItsShare) {
+  PaymentsStackOptions o = options();
+  o.keeld_toml_extra = std::string(kAdminToml) +
+                       "[channels.cardco_v2]\nurl = \"http://127.0.0.1:9\"\npsp = \"cardco\"\n"
+                       "api_key = \"sk_cardco\"\nwebhook_secret = \"whsec_cardco\"\n"
+                       "canary_of = \"cardco\"\n";
+  start(std::move(o));
+  EXPECT_EQ(str(channel("cardco_v2"), "canary_of"), "cardco");
+  EXPECT_TRUE(channel("cardco").at("canary").is_null());
+  ASSERT_EQ(stack_->post("/v1/admin/channels/cardco/canary", R"({"to": "cardco_v2", "share": 30})")
+                .status,
+            200u);
+  const json::object cardco = channel("cardco");
+  EXPECT_EQ(str(cardco.at("canary"), "to"), "cardco_v2") << json::serialize(cardco);
+  EXPECT_EQ(num(cardco.at("canary"), "share"), 30) << json::serialize(cardco);
+  EXPECT_TRUE(cardco.at("canary_of").is_null());
+  ASSERT_EQ(stack_->post("/v1/admin/channels/cardco/canary", R"({"share": 0})").status, 200u);
+  EXPECT_TRUE(channel("cardco").at("canary").is_null());
+}
+
 // Top-ups and payouts are routed too: to a channel that carries their flow, a named one pinned
 // (eligibility still checked), and a clear error when none can take them, with nothing created.
 TEST_F(PaymentsRouting, TopUpsAndPayoutsGoWhereTheirFlowIsCarried) {
