@@ -7,6 +7,7 @@
 #include "core/bytes.h"
 #include "core/codec.h"
 #include "core/enum_name.h"
+#include "core/overloaded.h"
 #include "payments/codec.h"
 
 namespace keel::payments {
@@ -19,11 +20,6 @@ constexpr uint8_t kCommandVersion = 5;
 constexpr uint8_t kFlatVersionFirst = 3;
 constexpr uint8_t kEnvelopeRouted = 1;
 constexpr uint8_t kEnvelopeTrace = 2;
-
-template <typename... F>
-struct Overloaded : F... {
-  using F::operator()...;
-};
 
 void write_result(ByteWriter& w, const AttemptResult& r) {
   w.u8(static_cast<uint8_t>(r.status));

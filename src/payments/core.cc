@@ -6,6 +6,7 @@
 #include "core/enum_name.h"
 #include "core/ids.h"
 #include "core/json_writer.h"
+#include "core/overloaded.h"
 #include "payments/render.h"
 
 namespace keel::payments {
@@ -16,11 +17,6 @@ constexpr size_t kIdLengthMax = 48;  // customers and merchants, like payments
 constexpr size_t kNameBytesMax = 200;
 constexpr size_t kUrlBytesMax = 2048;
 constexpr size_t kSecretBytesMax = 256;
-
-template <typename... F>
-struct Overloaded : F... {
-  using F::operator()...;
-};
 
 // The id of the object a client command creates or acts on (empty for the other kinds).
 const std::string& subject_id(const CommandBody& body) {
@@ -286,6 +282,15 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
     if (open_attempts_.contains(attempt_id)) return;
     if (const std::string owner = attempt_owner(attempt_id); !owner.empty()) touch(owner);
   };
+  // A top-up's or payout's channel: where routing said when it was asked (the command
+  // journals the decision), else the one named. Null when no channel can take it (the reply
+  // says why).
+  const auto flow_channel = [&](const cmd::CreateFlow& b) -> const std::string* {
+    if (!c.routed) return &b.channel;
+    if (c.route.kind != routing::DecisionKind::none) return &c.route.channel;
+    out.reply = no_channel(c.route, b.channel);
+    return nullptr;
+  };
   std::visit(
       Overloaded{
           [&](const cmd::CreateCustomer& b) { out.reply = create_customer(b, now); },
@@ -317,31 +322,25 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
           [&](const cmd::CreateTopup& b) {
             wallet_flow = true;
             out.object_id = b.id;
-            if (c.routed && c.route.kind == routing::DecisionKind::none) {
-              out.reply = no_channel(c.route, b.channel);
-              return;
+            if (const std::string* channel = flow_channel(b)) {
+              out.reply = create_flow(b.id, b.customer_id, "", [&] {
+                return flows_.create_topup({b.id, b.customer_id, b.amount, b.currency, *channel,
+                                            b.instrument_kind, b.instrument},
+                                           now, &effects);
+              });
             }
-            const std::string& channel = c.routed ? c.route.channel : b.channel;
-            out.reply = create_flow(b.id, b.customer_id, "", [&] {
-              return flows_.create_topup({b.id, b.customer_id, b.amount, b.currency, channel,
-                                          b.instrument_kind, b.instrument},
-                                         now, &effects);
-            });
           },
           [&](const cmd::CreatePayout& b) {
             wallet_flow = true;
             out.object_id = b.id;
-            if (c.routed && c.route.kind == routing::DecisionKind::none) {
-              out.reply = no_channel(c.route, b.channel);
-              return;
+            if (const std::string* channel = flow_channel(b)) {
+              out.reply = create_flow(b.id, b.customer_id, "", [&] {
+                return flows_.create_payout(
+                    {b.id, b.customer_id, b.amount, b.currency, *channel, b.instrument_kind,
+                     b.instrument, available(b.customer_id, b.currency, ledger)},
+                    now, &effects);
+              });
             }
-            const std::string& channel = c.routed ? c.route.channel : b.channel;
-            out.reply = create_flow(b.id, b.customer_id, "", [&] {
-              return flows_.create_payout(
-                  {b.id, b.customer_id, b.amount, b.currency, channel, b.instrument_kind,
-                   b.instrument, available(b.customer_id, b.currency, ledger)},
-                  now, &effects);
-            });
           },
           [&](const cmd::CreateWalletTransfer& b) {
             wallet_flow = true;
