@@ -11,6 +11,18 @@
 #include "connectors/webhook_signature.h"
 
 namespace keel::testing {
+
+std::string str(const boost::json::value& v, std::string_view key) {
+  const boost::json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
+  if (f == nullptr || !f->is_string()) return {};
+  return std::string(f->get_string());
+}
+
+int64_t num(const boost::json::value& v, std::string_view key) {
+  const boost::json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
+  if (f == nullptr || !f->is_int64()) return -1;
+  return f->get_int64();
+}
 namespace json = boost::json;
 
 namespace {

@@ -17,6 +17,11 @@
 
 namespace keel::testing {
 
+// A JSON object's string field `key` (empty when absent or not a string) and integer field
+// (-1 when absent or not an integer), for tests reading API answers.
+[[nodiscard]] std::string str(const boost::json::value& v, std::string_view key);
+[[nodiscard]] int64_t num(const boost::json::value& v, std::string_view key);
+
 // keeld and keel-psp-sim wired together for end-to-end payment tests: the simulator serves the
 // PSPs `cardco` and `bankco` (USD, EUR, GBP; fees 30 + 2.9% and 10 + 0.5%), or the PSPs named in
 // PaymentsStackOptions::psps, keeld has a channel for each (the first the default) and the

@@ -33,18 +33,6 @@ int64_t cardco_fee(int64_t amount) { return 30 + amount * 290 / 10'000; }
 int64_t merchant_card_fee(int64_t amount) { return amount / 100 + 20; }
 int64_t merchant_wallet_fee(int64_t amount) { return amount * 50 / 10'000; }
 
-std::string str(const json::value& v, std::string_view key) {
-  const json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
-  if (f == nullptr || !f->is_string()) return {};
-  return std::string(f->get_string());
-}
-
-int64_t num(const json::value& v, std::string_view key) {
-  const json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
-  if (f == nullptr || !f->is_int64()) return -1;
-  return f->get_int64();
-}
-
 // A merchant's webhook endpoint: one HTTP/1.1 request per connection (as keel sends them),
 // answered 200 at once. Verifies each Keel-Signature with the merchant's secret and keeps the
 // first delivery of each Keel-Event-Id (later ones are duplicates and only counted).

@@ -23,18 +23,6 @@ namespace json = boost::json;
 
 constexpr std::string_view kClearing = "psp_clearing:cardco:USD";
 
-std::string str(const json::value& v, std::string_view key) {
-  const json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
-  if (f == nullptr || !f->is_string()) return {};
-  return std::string(f->get_string());
-}
-
-int64_t num(const json::value& v, std::string_view key) {
-  const json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
-  if (f == nullptr || !f->is_int64()) return -1;
-  return f->get_int64();
-}
-
 bool review(const json::value& p) {
   const json::value* f = p.is_object() ? p.as_object().if_contains("requires_review") : nullptr;
   return f != nullptr && f->is_bool() && f->get_bool();

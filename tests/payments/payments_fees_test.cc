@@ -32,16 +32,6 @@ constexpr int64_t kSimAmountMax = 1'000'000'000'000;  // keel-psp-sim's largest 
 const std::vector<std::string> kCurrencies = {"JPY", "USD", "KWD", "CLF"};
 constexpr std::string_view kChannels[] = {"cardco", "bankco"};
 
-std::string str(const json::value& v, std::string_view key) {
-  const json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
-  return f != nullptr && f->is_string() ? std::string(f->get_string()) : std::string();
-}
-
-int64_t num(const json::value& v, std::string_view key) {
-  const json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
-  return f != nullptr && f->is_int64() ? f->get_int64() : -1;
-}
-
 bool review(const json::value& v) {
   const json::value* f = v.is_object() ? v.as_object().if_contains("requires_review") : nullptr;
   return f != nullptr && f->is_bool() && f->get_bool();

@@ -19,18 +19,6 @@ namespace keel::testing {
 namespace {
 namespace json = boost::json;
 
-std::string str(const json::value& v, std::string_view key) {
-  const json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
-  if (f == nullptr || !f->is_string()) return {};
-  return std::string(f->get_string());
-}
-
-int64_t num(const json::value& v, std::string_view key) {
-  const json::value* f = v.is_object() ? v.as_object().if_contains(key) : nullptr;
-  if (f == nullptr || !f->is_int64()) return -1;
-  return f->get_int64();
-}
-
 constexpr std::string_view kPsps[] = {"bankco", "cardco"};
 
 class PaymentsRouting : public ::testing::Test {
