@@ -67,6 +67,7 @@ constexpr std::array kErrors = {
     ErrorInfo{ErrorCode::read_only, "read_only", 503},
     ErrorInfo{ErrorCode::unavailable, "unavailable", 503},
     ErrorInfo{ErrorCode::flow_disabled, "flow_disabled", 503},
+    ErrorInfo{ErrorCode::over_capacity, "over_capacity", 503},
     ErrorInfo{ErrorCode::no_channel_available, "no_channel_available", 503},
 };
 
@@ -104,6 +105,7 @@ constexpr std::array kPaymentErrors = {
     std::pair{payments::Error::unchanged, ErrorCode::unchanged},
     std::pair{payments::Error::psp_result_rejected, ErrorCode::psp_result_rejected},
     std::pair{payments::Error::channel_ineligible, ErrorCode::channel_ineligible},
+    std::pair{payments::Error::over_capacity, ErrorCode::over_capacity},
     std::pair{payments::Error::read_only, ErrorCode::read_only},
     std::pair{payments::Error::flow_disabled, ErrorCode::flow_disabled},
     std::pair{payments::Error::no_channel_available, ErrorCode::no_channel_available},
@@ -138,7 +140,7 @@ std::string_view error_type(ErrorCode code) {
 bool is_retryable(ErrorCode code) {
   return code == ErrorCode::overloaded || code == ErrorCode::read_only ||
          code == ErrorCode::unavailable || code == ErrorCode::flow_disabled ||
-         code == ErrorCode::no_channel_available;
+         code == ErrorCode::over_capacity || code == ErrorCode::no_channel_available;
 }
 
 ErrorCode error_code_of(payments::Error e) {

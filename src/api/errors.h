@@ -70,6 +70,7 @@ enum class ErrorCode : uint8_t {
   read_only,             // an operator put keel in read-only mode (docs/routing.md); Retry-After: 1
   unavailable,           // the engine is stopping or its journal failed; Retry-After: 1
   flow_disabled,         // an operator switched the flow off; Retry-After: 1
+  over_capacity,         // a bound on stored state is near (the outbox); Retry-After: 1
   no_channel_available,  // every channel that could take it is paused, open or full
 };
 inline constexpr ErrorCode kErrorCodeLast = ErrorCode::no_channel_available;

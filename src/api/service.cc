@@ -174,6 +174,9 @@ std::string metrics_text(const engine::EngineStatus& s) {
   metric("keel_psp_results_rejected_total", "counter",
          "PSP results keel could not take and flagged for review (alert when it grows).",
          s.psp_results_rejected);
+  metric("keel_outbox_events_dropped_total", "counter",
+         "Merchant events the outbox had no room for (each logged; alert when > 0).",
+         s.events_dropped);
   out +=
       "# HELP keel_review_items_open Open review items, by reason.\n"
       "# TYPE keel_review_items_open gauge\n";

@@ -211,6 +211,7 @@ struct Engine::Impl {
   PaymentEffects pending_effects;
   uint64_t postings_rejected = 0;
   uint64_t psp_results_rejected = 0;
+  uint64_t events_dropped = 0;
   uint64_t breaker_transitions = 0;
   // Routing (when channels are in force): live statistics, breakers, calls in flight. Its
   // decisions are journaled in the commands; its breaker transitions as channel_event commands.
@@ -367,6 +368,7 @@ void Engine::Impl::answer_read(Command& c) {
           s.payments = state.payments.counts();
           s.postings_rejected = postings_rejected;
           s.psp_results_rejected = psp_results_rejected;
+          s.events_dropped = events_dropped;
           s.breaker_transitions = breaker_transitions;
           {
             std::lock_guard lock(mutex);
@@ -560,6 +562,11 @@ void Engine::Impl::take_payments_outcome(payments::ApplyOutcome& out) {
     postings_rejected += out.postings_rejected;
     log(LogLevel::error, "the ledger refused a payment's postings (a bug): " +
                              std::to_string(out.postings_rejected) + " chain(s)");
+  }
+  for (const payments::DroppedEvent& d : out.events_dropped) {
+    ++events_dropped;
+    log(LogLevel::error, "a merchant event of " + d.object_id + " found no room in the outbox (" +
+                             d.reason + "): not stored, the merchant will not receive it");
   }
   for (const payments::RejectedResult& r : out.rejected) {
     ++psp_results_rejected;

@@ -95,6 +95,7 @@ struct EngineStatus {
   // PSP results (answers, status queries, webhooks) the payments core could not take and
   // flagged for review instead, since start (each one logged with its attempt and reason).
   uint64_t psp_results_rejected = 0;
+  uint64_t events_dropped = 0;       // merchant events the outbox had no room for (each logged)
   uint64_t breaker_transitions = 0;  // journaled since start (each one logged)
 };
 

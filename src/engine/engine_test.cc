@@ -347,6 +347,31 @@ payments::Command answer_command(std::string attempt, payments::AttemptStatus st
   return c;
 }
 
+// An event the outbox has no room for is counted and logged (and new payments were refused
+// before that: over_capacity).
+TEST_F(EngineTest, AMerchantEventWithNoRoomIsCountedAndLogged) {
+  EngineOptions o;
+  o.payments.outbox.events_max = 4;  // new payments stop at 3 stored events
+  std::vector<std::string> errors;
+  std::mutex mu;
+  o.log = [&](LogLevel level, std::string_view line) {
+    std::lock_guard lock(mu);
+    if (level == LogLevel::error) errors.emplace_back(line);
+  };
+  auto e = open(o);
+  ASSERT_TRUE(pay_command(*e, merchant_command()).ok());
+  for (const std::string id : {"pay_1", "pay_2", "pay_3"}) {
+    ASSERT_TRUE(pay_command(*e, payment_command(id)).ok());
+  }
+  EXPECT_EQ(pay_command(*e, payment_command("pay_4")).error, payments::Error::over_capacity);
+  pay_command(*e, confirm_command("pay_1", "k1"), 1);  // the 4th event: processing
+  pay_command(*e, answer_command("pay_1_a1", payments::AttemptStatus::approved, 5));
+  EXPECT_EQ(status(*e).events_dropped, 1u);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("pay_1 found no room in the outbox"), std::string::npos) << errors[0];
+}
+
 TEST_F(EngineTest, PaymentsSurviveRestartAndSnapshotWithTheSameStateHash) {
   uint64_t hash = 0;
   std::string before;

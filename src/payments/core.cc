@@ -143,6 +143,7 @@ std::string_view error_name(Error e) {
     KEEL_ENUM_CASE(E, unchanged);
     KEEL_ENUM_CASE(E, psp_result_rejected);
     KEEL_ENUM_CASE(E, channel_ineligible);
+    KEEL_ENUM_CASE(E, over_capacity);
     KEEL_ENUM_CASE(E, read_only);
     KEEL_ENUM_CASE(E, flow_disabled);
     KEEL_ENUM_CASE(E, no_channel_available);
@@ -410,7 +411,7 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
   note_trace(c);  // before carry_out: this command's calls carry it
   carry_out(effects, wallet_flow, ledger, clock, &out);
   for (const auto& [id, before] : touched) {
-    note_change(id, before, now);
+    note_change(id, before, now, &out);
     sync_review(id, from_psp ? "psp" : "api", now);
   }
   return out;
@@ -759,6 +760,17 @@ std::optional<Reply> PaymentsCore::refused_by_controls(const Command& c) const {
     return error_reply(Error::read_only,
                        "keel is in read-only mode: no new writes (reads and work already started "
                        "go on); retry later");
+  }
+  // New payments and refunds make merchant events; the last part of the outbox is kept for
+  // the events of objects already started (their later steps and PSP results are never
+  // refused).
+  if ((c.kind() == CommandKind::create_payment || c.kind() == CommandKind::create_refund) &&
+      !outbox_admits()) {
+    return error_reply(Error::over_capacity,
+                       "merchant events awaiting delivery or within their retention fill " +
+                           std::to_string(outbox_.size()) + " of the outbox's " +
+                           std::to_string(outbox_.options().events_max) +
+                           " places: no new payments or refunds until it drains; retry later");
   }
   if (flow && (flows_disabled_ & (1U << static_cast<uint8_t>(*flow))) != 0) {
     return error_reply(Error::flow_disabled, "new " + std::string(flow_switch_name(*flow)) +
@@ -1291,8 +1303,8 @@ std::string PaymentsCore::event_status(std::string_view object_id) const {
 
 // Merchant events: "payment.succeeded", "refund.failed", "payment.requires_review", ... for
 // every change of what a merchant's payment or refund shows.
-void PaymentsCore::note_change(std::string_view object_id, const std::string& before,
-                               Timestamp now) {
+void PaymentsCore::note_change(std::string_view object_id, const std::string& before, Timestamp now,
+                               ApplyOutcome* out) {
   const std::string after = event_status(object_id);
   if (after.empty() || after == before) return;
   const Payment* p = payments_.find(object_id);
@@ -1307,7 +1319,20 @@ void PaymentsCore::note_change(std::string_view object_id, const std::string& be
   e.object_id = std::string(object_id);
   e.created_at = now;
   e.data = render(object_id);
-  (void)outbox_.add(std::move(e));  // a full outbox or an oversized object drops the event
+  // Admission (outbox_admits) keeps room for the objects already started; an event that still
+  // finds no room is counted and logged by the engine, never lost without a word.
+  if (const OutboxResult r = outbox_.add(std::move(e)); r != OutboxResult::ok) {
+    out->events_dropped.push_back({std::string(object_id), std::string(outbox_result_name(r))});
+  }
+}
+
+bool PaymentsCore::outbox_admits() const {
+  const auto share = [](uint64_t limit) {  // kOutboxAdmissionPct % of limit, without overflow
+    return limit / 100 * kOutboxAdmissionPct + limit % 100 * kOutboxAdmissionPct / 100;
+  };
+  const OutboxOptions& o = outbox_.options();
+  return outbox_.size() < share(o.events_max) &&
+         outbox_.data_bytes() < share(o.event_data_bytes_max);
 }
 
 void PaymentsCore::complete_waiters(Timestamp now, ApplyOutcome* out) {
@@ -1340,7 +1365,7 @@ ApplyOutcome PaymentsCore::tick(Timestamp now, ledger::Ledger& ledger, Timestamp
   carry_out(flow_effects, true, ledger, clock, &out);
   if (idempotency_.expire(now) > 0) out.changed = true;
   if (outbox_.expire(now) > 0) out.changed = true;
-  for (const std::string& id : changed) note_change(id, {}, now);
+  for (const std::string& id : changed) note_change(id, {}, now, &out);
   for (const auto* ids : {&changed, &flows_changed}) {
     for (const std::string& id : *ids) {
       open_deadline_review(id, now);

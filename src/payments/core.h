@@ -70,6 +70,13 @@ struct CompletedKey {
   Reply reply;
 };
 
+// A merchant event the outbox had no room for: for the engine's log and metric (admission
+// control makes it rare; it is never silent).
+struct DroppedEvent {
+  std::string object_id;
+  std::string reason;  // outbox_result_name(): events_full, event_invalid, ...
+};
+
 // A PSP result the core could not take (see above): for the engine's log and metric.
 struct RejectedResult {
   std::string attempt_id;
@@ -86,6 +93,7 @@ struct ApplyOutcome {
   uint64_t postings = 0;                 // ledger events posted
   uint64_t postings_rejected = 0;        // chains the ledger refused: a bug, counted and logged
   std::vector<RejectedResult> rejected;  // PSP results flagged for review instead of applied
+  std::vector<DroppedEvent> events_dropped;
 };
 
 // What routing must decide for a command before it is applied (PaymentsCore::route_request):
@@ -233,7 +241,12 @@ class PaymentsCore {
                                   const ledger::Ledger& ledger) const;
   // Merchant events: the status an object shows (with review), and an event when it changed.
   [[nodiscard]] std::string event_status(std::string_view object_id) const;
-  void note_change(std::string_view object_id, const std::string& before, Timestamp now);
+  void note_change(std::string_view object_id, const std::string& before, Timestamp now,
+                   ApplyOutcome* out);
+  // Whether the outbox takes new payments and refunds: below kOutboxAdmissionPct of its event
+  // and byte limits, so the rest stays for the events of objects already started.
+  static constexpr uint64_t kOutboxAdmissionPct = 90;
+  [[nodiscard]] bool outbox_admits() const;
   // A PSP's word as settle() and reject_result() take it: who said it (timeline words), the
   // operation's state when it is a status report (nullopt: a direct answer), and routing's
   // journaled decision on what follows a failed authorization (null: routing was not asked).

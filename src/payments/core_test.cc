@@ -244,6 +244,36 @@ TEST_F(CoreTest, MerchantEventsFollowEveryStatusTheMerchantSees) {
   EXPECT_EQ(core_.due_deliveries(now_, 10, {}).size(), 2u);
 }
 
+// The outbox near its limit refuses new payments (503 over_capacity, nothing changes) and keeps
+// the rest for the objects already started; an event that still finds no room is reported,
+// never dropped without a word.
+TEST_F(CoreTest, AFullOutboxPushesBackAndReportsWhatItCouldNotStore) {
+  CoreOptions options;
+  options.outbox.events_max = 10;  // admission stops at 9 stored events
+  core_ = PaymentsCore(options);
+  merchant();
+  for (int i = 1; i <= 9; ++i) {  // one event each: payment.requires_confirmation
+    ASSERT_TRUE(apply(payment("pay_" + std::to_string(i))).reply.ok()) << i;
+  }
+  const std::string before = encoded();
+  const ApplyOutcome refused = apply(keyed(payment("pay_10"), "k10", kFingerprintA));
+  EXPECT_EQ(refused.reply.error, Error::over_capacity);
+  EXPECT_FALSE(refused.changed);
+  EXPECT_EQ(encoded(), before);  // not even the key
+  // What was started goes on: the confirm's event takes the 10th place...
+  const ApplyOutcome confirmed = apply(confirm("pay_1"));
+  ASSERT_TRUE(confirmed.reply.ok());
+  EXPECT_TRUE(confirmed.events_dropped.empty());
+  // ...and the success, with no place left, is reported rather than lost silently.
+  const ApplyOutcome settled =
+      apply(result(confirmed.calls.at(0).attempt_id, AttemptStatus::approved));
+  EXPECT_TRUE(settled.changed);
+  ASSERT_EQ(settled.events_dropped.size(), 1u);
+  EXPECT_EQ(settled.events_dropped[0].object_id, "pay_1");
+  EXPECT_EQ(settled.events_dropped[0].reason, "events_full");
+  EXPECT_EQ(credits_posted("merchant:mch_1:USD"), 1250);  // the money is not held back
+}
+
 // Issue 8, defect 2: review is not an outcome. A key waiting on a PSP stays in flight while
 // its payment is in review (a retry gets the payment as it stands, nothing stored); once the
 // PSP answers, the key stores and replays the final payment, also after a restart.

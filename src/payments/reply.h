@@ -39,6 +39,7 @@ enum class Error : uint8_t {
   psp_result_rejected,     // a PSP result the state machines cannot take: flagged for review
   channel_ineligible,      // no channel could ever take the payment
   // Try again later.
+  over_capacity,         // the merchant-event outbox is near its limit: no new payments
   read_only,             // an operator's read-only mode
   flow_disabled,         // an operator's kill switch
   no_channel_available,  // every eligible channel is paused, open, full or over budget
