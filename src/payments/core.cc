@@ -169,12 +169,21 @@ PaymentsCore::PaymentsCore(CoreOptions options)
 
 ApplyOutcome PaymentsCore::apply(const Command& c, Timestamp now, ledger::Ledger& ledger,
                                  Timestamp* clock) {
+  const IdempotencyScope& idem = c.idempotency;
   if (std::optional<Reply> refused = refused_by_controls(c)) {
     ApplyOutcome out;
     out.reply = std::move(*refused);
+    // A retry of a request that finished before the refusal (read-only mode, a kill switch, a
+    // full outbox) still gets its stored answer: it asks for nothing new.
+    if (const StoredResponse* done =
+            idem.key.empty()
+                ? nullptr
+                : idempotency_.completed(idem.client, idem.key, idem.fingerprint, now)) {
+      out.reply = Reply::success(done->body);
+      out.reply.replayed = true;
+    }
     return out;  // nothing changed: not journaled, no key taken
   }
-  const IdempotencyScope& idem = c.idempotency;
   if (idem.key.empty()) {
     ApplyOutcome out = run(c, now, ledger, clock);
     complete_waiters(now, &out);

@@ -929,9 +929,17 @@ Command control(ControlKind kind, std::string target = {}, std::string canary = 
 
 TEST_F(CoreTest, ReadOnlyRefusesClientWritesButNotTheWorkAlreadyStarted) {
   merchant();
-  ASSERT_TRUE(apply(payment("pay_1")).reply.ok());
+  const ApplyOutcome first = apply(keyed(payment("pay_1"), "k1", kFingerprintA));
+  ASSERT_TRUE(first.reply.ok());
   ASSERT_TRUE(apply(confirm("pay_1")).reply.ok());
   ASSERT_TRUE(apply(control(ControlKind::read_only_on)).reply.ok());
+  // A retry of a request that finished before gets its stored answer (it asks nothing new);
+  // the same key with another request is still refused.
+  const ApplyOutcome retry = apply(keyed(payment("pay_1"), "k1", kFingerprintA));
+  ASSERT_TRUE(retry.reply.ok());
+  EXPECT_TRUE(retry.reply.replayed);
+  EXPECT_EQ(retry.reply.body, first.reply.body);
+  EXPECT_EQ(apply(keyed(payment("pay_1"), "k1", kFingerprintB)).reply.error, Error::read_only);
   EXPECT_TRUE(core_.read_only());
   const std::string before = encoded();
   for (Command c :

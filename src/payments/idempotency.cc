@@ -39,6 +39,16 @@ IdempotencyOutcome IdempotencyStore::begin(std::string_view client, std::string_
   return {IdempotencyDecision::replay, &r.response};
 }
 
+const StoredResponse* IdempotencyStore::completed(std::string_view client, std::string_view key,
+                                                  std::string_view fingerprint,
+                                                  Timestamp now) const {
+  const auto it = records_.find(Key{std::string(client), std::string(key)});
+  if (it == records_.end()) return nullptr;
+  const Record& r = it->second;
+  if (!r.completed || r.expires_at <= now || r.fingerprint != fingerprint) return nullptr;
+  return &r.response;
+}
+
 CompleteResult IdempotencyStore::complete(std::string_view client, std::string_view key,
                                           StoredResponse response, Timestamp now) {
   const auto it = records_.find(Key{std::string(client), std::string(key)});

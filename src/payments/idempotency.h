@@ -61,6 +61,10 @@ class IdempotencyStore {
   // REQUIRES: fingerprint.size() == kFingerprintBytes.
   IdempotencyOutcome begin(std::string_view client, std::string_view key,
                            std::string_view fingerprint, Timestamp now);
+  // The stored answer begin() would replay for this request at `now`, without changing
+  // anything (no record begun, nothing expired); null when begin() would not replay.
+  [[nodiscard]] const StoredResponse* completed(std::string_view client, std::string_view key,
+                                                std::string_view fingerprint, Timestamp now) const;
   // Stores the final answer of an in-flight record.
   CompleteResult complete(std::string_view client, std::string_view key, StoredResponse response,
                           Timestamp now);

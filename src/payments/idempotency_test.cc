@@ -48,6 +48,24 @@ TEST(Idempotency, ReleasedRecordLetsARetryRunAgain) {
   EXPECT_FALSE(s.release("c", "k"));  // a completed answer is never forgotten early
 }
 
+// completed() answers what begin() would replay, and changes nothing.
+TEST(Idempotency, CompletedLooksWithoutChangingAnything) {
+  IdempotencyStore s(10);
+  EXPECT_EQ(s.completed("c", "k", kBodyA, kT0), nullptr);  // no record
+  ASSERT_EQ(s.begin("c", "k", kBodyA, kT0).decision, IdempotencyDecision::proceed);
+  EXPECT_EQ(s.completed("c", "k", kBodyA, kT0), nullptr);  // in flight
+  ASSERT_EQ(s.complete("c", "k", {"{}"}, kT0), CompleteResult::ok);
+  std::string before;
+  s.encode(&before);
+  ASSERT_NE(s.completed("c", "k", kBodyA, kT0 + 1), nullptr);
+  EXPECT_EQ(s.completed("c", "k", kBodyA, kT0 + 1)->body, "{}");
+  EXPECT_EQ(s.completed("c", "k", kBodyB, kT0 + 1), nullptr);                     // another request
+  EXPECT_EQ(s.completed("c", "k", kBodyA, kT0 + 10 * kNanosPerSecond), nullptr);  // expired
+  std::string after;
+  s.encode(&after);
+  EXPECT_EQ(after, before);
+}
+
 TEST(Idempotency, CompleteErrors) {
   IdempotencyStore s;
   EXPECT_EQ(s.complete("c", "absent", {""}, kT0), CompleteResult::not_found);
