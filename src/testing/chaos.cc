@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -709,6 +710,18 @@ std::string set_canary_share(PaymentsStack& stack, Clock::time_point at) {
   return "POST " + target + ": HTTP " + std::to_string(r.status) + " " + r.text.substr(0, 200);
 }
 
+// keeld's count of status queries (keel_psp_status_queries_total in /metrics); -1 if absent.
+int64_t status_queries(PaymentsStack& stack) {
+  constexpr std::string_view kName = "\nkeel_psp_status_queries_total ";
+  const JsonResponse m = stack.get("/metrics");
+  const size_t at = m.status == 200 ? m.text.find(kName) : std::string::npos;
+  if (at == std::string::npos) return -1;
+  int64_t n = -1;
+  const char* first = m.text.data() + at + kName.size();
+  const auto [end, ec] = std::from_chars(first, m.text.data() + m.text.size(), n);
+  return ec == std::errc() ? n : -1;
+}
+
 // The canary's figures: its share and rollbacks from keeld's journaled controls, its attempts
 // from the payments (attempt times and control times are both keeld's clock).
 void canary_figures(PaymentsStack& stack, const std::vector<json::value>& payments,
@@ -872,6 +885,11 @@ ChaosResult run_scenario(const Scenario& s, const ChaosOptions& o) {
   r.amplification =
       r.offered > 0 ? static_cast<double>(r.authorization_attempts) / static_cast<double>(r.offered)
                     : 0;
+  r.status_queries = status_queries(*stack);
+  r.status_queries_per_payment =
+      r.offered > 0 && r.status_queries >= 0
+          ? static_cast<double>(r.status_queries) / static_cast<double>(r.offered)
+          : 0;
   if (const int code = stack->keeld().stop(); code != 0) {
     r.harness_errors += 1;
     r.error_samples.push_back("keeld exited with " + std::to_string(code));
@@ -943,7 +961,8 @@ std::string to_json(const ChaosResult& r) {
   put("failed_over", r.failed_over);
   put("attempts_max", r.attempts_max);
   put("amplification", r.amplification);
-  o["status_queries"] = nullptr;  // neither keeld nor the simulator exposes a count
+  o["status_queries"] = r.status_queries;
+  put("status_queries_per_payment", r.status_queries_per_payment);
   put("offered_during_fault", r.offered_during_fault);
   put("succeeded_during_fault", r.succeeded_during_fault);
   put("succeeded_elsewhere_during_fault", r.succeeded_elsewhere_during_fault);
@@ -1005,11 +1024,13 @@ std::string summary(const ChaosResult& r) {
   out += line;
   std::snprintf(line, sizeof line,
                 "  latency p50 %.0f ms, p99 %.0f ms, max %.0f ms; authorizations %lld (%.3fx, "
-                "%lld payments failed over, %lld same-channel retries, at most %lld a payment)\n",
+                "%lld payments failed over, %lld same-channel retries, at most %lld a payment); "
+                "status queries %lld (%.3f a payment)\n",
                 r.p50_ms, r.p99_ms, r.max_ms, static_cast<long long>(r.authorization_attempts),
                 r.amplification, static_cast<long long>(r.failed_over),
                 static_cast<long long>(r.same_channel_retries),
-                static_cast<long long>(r.attempts_max));
+                static_cast<long long>(r.attempts_max), static_cast<long long>(r.status_queries),
+                r.status_queries_per_payment);
   out += line;
   std::snprintf(line, sizeof line,
                 "  during the fault: %lld offered, %lld succeeded, %lld on a healthy PSP; soft "

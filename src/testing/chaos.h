@@ -156,6 +156,10 @@ struct ChaosResult {
   int64_t failed_over = 0;           // payments with authorization attempts on two channels or more
   int64_t attempts_max = 0;          // most authorization attempts of one payment
   double amplification = 0;          // authorization_attempts / offered
+  // Status queries keeld sent to resolve unknown outcomes (keel_psp_status_queries_total at the
+  // end of the run; -1 when /metrics did not say), and per offered payment.
+  int64_t status_queries = -1;
+  double status_queries_per_payment = 0;
 
   // During the fault (payments scheduled in it).
   int64_t offered_during_fault = 0;

@@ -58,6 +58,7 @@ void expect_safe(const ChaosResult& r) {
   EXPECT_EQ(r.other, 0);
   EXPECT_EQ(r.succeeded + r.failed + r.in_review, r.offered);
   EXPECT_GT(r.offered, 0);
+  EXPECT_GE(r.status_queries, 0) << "keeld's /metrics names no status-query count";
 }
 
 // The mechanism, by counts: traffic moved to healthy PSPs during the fault, the primary's
