@@ -16,6 +16,7 @@
 #include <exception>
 
 #include "bench/ledger_bench.h"
+#include "bench/store_bench.h"
 #ifdef KEEL_BENCH_HTTP
 #include "bench/http_bench.h"
 #endif
@@ -41,6 +42,20 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 8190));
   ledger->add_option("--in-flight", ledger_options.in_flight, "requests in flight");
   ledger->add_option("--data", ledger_options.data_dir, "journal directory (a real disk)");
+
+  keel::bench::StoreBenchOptions store_options;
+  std::string store_json;
+  auto* store = app.add_subcommand(
+      "store", "the embedded stores (RocksDB, LMDB) under the history tier's access pattern");
+  store->add_option("--json", store_json, "write the figures as JSON to this file");
+  store->add_option("--dir", store_options.dir, "where the stores are written (a real disk)");
+  store->add_option("--records", store_options.records, "records written")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1'000'000'000}));
+  store->add_option("--value-bytes", store_options.value_bytes, "bytes per record")
+      ->check(CLI::Range(1U, 1U << 20));
+  store->add_option("--batch", store_options.batch, "records per durable batch")
+      ->check(CLI::Range(1U, 1'000'000U));
+  store->add_option("--reads", store_options.reads, "point reads (scans: reads / 100)");
 
   auto* micro = app.add_subcommand("micro", "Google Benchmark micro benchmarks");
   micro->allow_extras();
@@ -133,6 +148,9 @@ int main(int argc, char** argv) {
     if (ledger->parsed()) {
       const auto rows = keel::bench::run_ledger_bench(ledger_options);
       keel::bench::report("keel-bench ledger", rows, ledger_json);
+    } else if (store->parsed()) {
+      const auto rows = keel::bench::run_store_bench(store_options);
+      keel::bench::report("keel-bench store", rows, store_json);
 #ifdef KEEL_BENCH_HTTP
     } else if (http->parsed()) {
       const auto rows = keel::bench::run_http_bench(http_options);
