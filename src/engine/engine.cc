@@ -115,13 +115,17 @@ struct Recovery {
 };
 
 // Rebuilds state from `journal`: newest snapshot, then every later record.
-Status recover(const journal::Journal& journal, SipKey key, const payments::CoreOptions& options,
+Status recover(const journal::Storage& journal, SipKey key, const payments::CoreOptions& options,
                State* state, Timestamp* last_timestamp, Recovery* out) {
   *out = {};
   *last_timestamp = 0;
   if (auto snapshot = journal.load_newest_snapshot()) {
     if (Status s = decode_state(snapshot->state, key, options, state); !s.is_ok()) {
-      return Status::error(snapshot->path.string() + ": " + s.message());
+      const std::string where =
+          snapshot->path.empty()
+              ? journal.describe() + ", snapshot at record " + std::to_string(snapshot->seq)
+              : snapshot->path.string();
+      return Status::error(where + ": " + s.message());
     }
     out->snapshot_seq = snapshot->seq;
     *last_timestamp = snapshot->timestamp;
@@ -144,12 +148,12 @@ class SnapshotWriter {
   [[nodiscard]] bool busy() const { return thread_.joinable(); }
 
   // REQUIRES: !busy().
-  void start(std::filesystem::path dir, uint64_t seq, Timestamp timestamp, std::string state) {
+  void start(journal::SnapshotWriteFn write, uint64_t seq, Timestamp timestamp, std::string state) {
     KEEL_ASSERT(!busy());
     seq_ = seq;
     done_.store(false);
-    thread_ = std::thread([this, dir = std::move(dir), seq, timestamp, s = std::move(state)] {
-      result_ = journal::Journal::write_snapshot_file(dir, seq, timestamp, s);
+    thread_ = std::thread([this, write = std::move(write), seq, timestamp, s = std::move(state)] {
+      result_ = write(seq, timestamp, s);
       bytes_ = s.size();
       done_.store(true, std::memory_order_release);
     });
@@ -184,7 +188,7 @@ constexpr size_t kDeliveriesPerBatch = 256;
 
 struct Engine::Impl {
   EngineOptions options;
-  std::unique_ptr<journal::Journal> journal;
+  std::unique_ptr<journal::Storage> journal;
   State state;
   ledger::Ledger& ledger = state.ledger;
   Timestamp last_timestamp = 0;
@@ -256,6 +260,8 @@ struct Engine::Impl {
     return base;
   }
 
+  // options.open_storage, or the file journal in data_dir.
+  Status open_storage();
   std::vector<Command> take_batch();
   void run();
   void apply_write(Command& c);
@@ -289,6 +295,23 @@ struct Engine::Impl {
   void request_snapshot(Callback<Status> done);
   void finish_snapshots();
 };
+
+Status Engine::Impl::open_storage() {
+  auto warn = [this](std::string_view line) { log(LogLevel::warn, line); };
+  if (options.open_storage) {
+    if (Status s = options.open_storage(warn, &journal); !s.is_ok()) return s;
+    KEEL_ASSERT(journal != nullptr);
+    return Status::ok();
+  }
+  journal::JournalOptions jo;
+  jo.dir = options.data_dir;
+  jo.segment_bytes_max = options.segment_bytes_max;
+  jo.warn = warn;
+  std::unique_ptr<journal::Journal> file;
+  if (Status s = journal::Journal::open(jo, &file, nullptr); !s.is_ok()) return s;
+  journal = std::move(file);
+  return Status::ok();
+}
 
 std::vector<Command> Engine::Impl::take_batch() {
   std::unique_lock lock(mutex);
@@ -667,7 +690,8 @@ bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
 void Engine::Impl::start_snapshot() {
   std::string bytes;
   encode_state(state, &bytes);
-  snapshots.start(journal->dir(), journal->last_seq(), last_timestamp, std::move(bytes));
+  snapshots.start(journal->snapshot_writer(), journal->last_seq(), last_timestamp,
+                  std::move(bytes));
   events_since_snapshot = 0;
 }
 
@@ -675,7 +699,7 @@ void Engine::Impl::poll_snapshot() {
   std::optional<Status> result = snapshots.take_result();
   if (!result) return;
   if (result->is_ok()) {
-    journal->remove_unneeded_files();
+    journal->remove_unneeded();
     log(LogLevel::info, "snapshot written at record " + std::to_string(snapshots.seq()) + " (" +
                             std::to_string(snapshots.bytes()) + " bytes)");
   } else {
@@ -804,12 +828,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
   std::unique_ptr<Engine> engine(new Engine());
   Impl& impl = *engine->impl_;
   impl.options = std::move(options);
-  journal::JournalOptions jo;
-  jo.dir = impl.options.data_dir;
-  jo.segment_bytes_max = impl.options.segment_bytes_max;
-  jo.warn = [&impl](std::string_view line) { impl.log(LogLevel::warn, line); };
-  journal::OpenReport report;
-  if (Status s = journal::Journal::open(jo, &impl.journal, &report); !s.is_ok()) return s;
+  if (Status s = impl.open_storage(); !s.is_ok()) return s;
   const SipKey key = random_index_key();
   impl.state.ledger = ledger::Ledger(key);
   impl.state.payments = payments::PaymentsCore(impl.options.payments);

@@ -11,6 +11,7 @@
 #include "core/status.h"
 #include "core/time.h"
 #include "journal/journal.h"
+#include "journal/storage.h"
 #include "ledger/ledger.h"
 #include "payments/core.h"
 #include "routing/router.h"
@@ -29,8 +30,18 @@ struct PaymentEffects {
   std::vector<payments::Delivery> deliveries;
 };
 
+// Opens the storage the engine journals to (journal/storage.h). `warn` is the engine's warning
+// log, for what the backend reports (a torn tail dropped, a damaged snapshot skipped).
+using StorageOpener = std::function<Status(std::function<void(std::string_view)> warn,
+                                           std::unique_ptr<journal::Storage>* out)>;
+
 struct EngineOptions {
+  // Where the file journal lives (when open_storage is empty).
   std::filesystem::path data_dir = "./data";
+  // Empty (keeld, the default): the file journal (journal::Journal) in data_dir, with
+  // segment_bytes_max. Tests set it to open a journal::MemoryStorage over a MemoryDisk they keep,
+  // to inject storage faults and to restart over exactly what was durable.
+  StorageOpener open_storage;
   // Commands waiting for the writer; a submit beyond this is refused (HTTP 503).
   size_t queue_capacity = 16384;
   // Most ledger events (accounts + transfers) applied in one group commit.
@@ -114,7 +125,7 @@ struct AccountTransfersQuery {
   std::string starting_after;
 };
 
-// The single writer. Owns the ledger and the journal.
+// The single writer. Owns the ledger and the journal (the storage: options.open_storage).
 //
 // Every method may be called from any thread. Each submits a command to a bounded queue and
 // returns at once; `done` runs exactly once, on the writer thread, so it must be quick (post the
@@ -125,9 +136,10 @@ struct AccountTransfersQuery {
 // If the queue is full, `done` runs at once on the calling thread with EngineError::overloaded.
 class Engine {
  public:
-  // Recovers state from options.data_dir (newest snapshot + replay of the journal tail), checks
-  // the ledger invariants, and starts the writer thread. Fails with an operator-facing message
-  // (corrupt journal: file and offset; broken invariant).
+  // Opens the storage (options.open_storage, or the file journal in options.data_dir), recovers
+  // state from it (newest snapshot + replay of the journal tail), checks the ledger invariants,
+  // and starts the writer thread. Fails with an operator-facing message (the storage refused to
+  // open; corrupt journal: file and offset; broken invariant).
   static Status open(EngineOptions options, std::unique_ptr<Engine>* out);
   // Stops: see stop().
   ~Engine();
@@ -160,7 +172,8 @@ class Engine {
   // Stops taking commands (new ones get `unavailable`), finishes and syncs everything already
   // queued, answers it, and joins the writer. Idempotent.
   void stop();
-  // False once the journal failed; the process should exit non-zero.
+  // False once the journal failed (a commit, or a sticky snapshot step: storage.h); the engine
+  // then refuses every write and every read with `unavailable`. The process should exit non-zero.
   [[nodiscard]] bool healthy() const;
 
  private:

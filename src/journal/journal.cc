@@ -20,8 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kNoRecord = static_cast<size_t>(-1);
-
 struct Segment {
   fs::path path;
   uint64_t first_seq = 0;  // from the file name
@@ -200,31 +198,20 @@ struct Journal::Impl {
   UniqueFd dir_lock;  // the directory, flock()ed while a writer has it open
   std::vector<Segment> segments;
   UniqueFd active_fd;  // segments.back(), open for writing (writers only)
-  uint64_t last_seq = 0;
-
-  std::string staging;           // the batch being built: whole records, back to back
-  size_t staged_records = 0;     // sealed records in `staging`
-  size_t record_at = kNoRecord;  // offset in `staging` of the record being built
-  std::string failure;           // set once a write failed; every later write is refused
 
   void warn(const std::string& line) const {
     if (options.warn) options.warn(line);
-  }
-  Status fail(Status s) {
-    failure = "journal refuses writes after an earlier I/O error: " + s.message();
-    return s;
   }
 
   Status prepare_dir();
   Status scan_segments(const DirListing& listing, OpenReport* report);
   Status handle_torn_tail(const Segment& seg, const SegmentScan& scan, OpenReport* report);
-  Status check_snapshots(const DirListing& listing);
+  Status check_snapshots(const DirListing& listing, uint64_t* last_seq) const;
   Status start_segment(uint64_t first_seq);
   static Status write_snapshot_file(const fs::path& tmp, uint64_t seq, Timestamp timestamp,
                                     std::string_view state);
   void apply_retention();
-  Status replay_segment(const Segment& seg, uint64_t from_seq,
-                        const std::function<Status(const RecordView&)>& apply) const;
+  Status replay_segment(const Segment& seg, uint64_t from_seq, const ReplayFn& apply) const;
 };
 
 Status Journal::Impl::prepare_dir() {
@@ -293,11 +280,11 @@ Status Journal::Impl::handle_torn_tail(const Segment& seg, const SegmentScan& sc
   return Status::ok();
 }
 
-// Sets last_seq from the segments and the newest snapshot whose header is sound. A snapshot past
+// Sets *last_seq from the segments and the newest snapshot whose header is sound. A snapshot past
 // the end of a non-empty journal means acknowledged records are missing: refuse.
-Status Journal::Impl::check_snapshots(const DirListing& listing) {
+Status Journal::Impl::check_snapshots(const DirListing& listing, uint64_t* last_seq) const {
   const uint64_t journal_next = segments.empty() ? 1 : segments.back().next_seq();
-  last_seq = journal_next - 1;
+  *last_seq = journal_next - 1;
   for (const NamedFile& snap : listing.snapshots) {
     if (!snapshot_header_ok(snap)) continue;  // load_newest_snapshot reports why
     if (!segments.empty() && snap.seq >= journal_next) {
@@ -305,7 +292,7 @@ Status Journal::Impl::check_snapshots(const DirListing& listing) {
                            " but the journal ends at seq " + std::to_string(journal_next - 1) +
                            ": records " + range_text(journal_next, snap.seq) + " are missing");
     }
-    last_seq = std::max(last_seq, snap.seq);
+    *last_seq = std::max(*last_seq, snap.seq);
     break;
   }
   return Status::ok();
@@ -327,13 +314,16 @@ Status Journal::open(JournalOptions options, std::unique_ptr<Journal>* out, Open
   Status s = impl.prepare_dir();
   if (s.is_ok()) s = list_dir(impl.options, /*warn_unknown=*/true, &listing);
   if (s.is_ok()) s = impl.scan_segments(listing, report);
-  if (s.is_ok()) s = impl.check_snapshots(listing);
+  uint64_t last_seq = 0;
+  if (s.is_ok()) s = impl.check_snapshots(listing, &last_seq);
   if (s.is_ok() && !impl.options.read_only && !impl.segments.empty()) {
     s = open_file(impl.segments.back().path, O_WRONLY, &impl.active_fd);
   }
   if (!s.is_ok()) {
     return Status::error(s.message() + " [journal start-up refused; see docs/journal.md]");
   }
+  j->set_last_seq(last_seq);
+  j->set_read_only(impl.options.read_only);
   for (const Segment& seg : impl.segments) {
     if (seg.last_seq == 0) continue;
     if (report->first_seq == 0) report->first_seq = seg.first_seq;
@@ -363,7 +353,7 @@ std::optional<SnapshotData> Journal::load_newest_snapshot() const {
 
 // Re-checks every record (the files may have changed since open) while handing them to `apply`.
 Status Journal::Impl::replay_segment(const Segment& seg, uint64_t from_seq,
-                                     const std::function<Status(const RecordView&)>& apply) const {
+                                     const ReplayFn& apply) const {
   MappedFile map;
   if (Status s = MappedFile::open(seg.path, &map); !s.is_ok()) return s;
   if (map.bytes().size() < seg.bytes) {
@@ -389,14 +379,14 @@ Status Journal::Impl::replay_segment(const Segment& seg, uint64_t from_seq,
   return Status::ok();
 }
 
-Status Journal::replay(uint64_t from_seq,
-                       const std::function<Status(const RecordView&)>& apply) const {
+Status Journal::replay(uint64_t from_seq, const ReplayFn& apply) const {
   const Impl& j = *impl_;
+  const uint64_t last_seq = this->last_seq();
   from_seq = std::max<uint64_t>(from_seq, 1);
-  const uint64_t first_available = j.segments.empty() ? j.last_seq + 1 : j.segments[0].first_seq;
-  if (from_seq < first_available && from_seq <= j.last_seq) {
+  const uint64_t first_available = j.segments.empty() ? last_seq + 1 : j.segments[0].first_seq;
+  if (from_seq < first_available && from_seq <= last_seq) {
     return Status::error("journal records " +
-                         range_text(from_seq, std::min(first_available - 1, j.last_seq)) +
+                         range_text(from_seq, std::min(first_available - 1, last_seq)) +
                          " are not in " + j.options.dir.string() + " (first available: " +
                          std::to_string(first_available) + "); segments were deleted or lost");
   }
@@ -407,34 +397,8 @@ Status Journal::replay(uint64_t from_seq,
   return Status::ok();
 }
 
-std::string& Journal::begin_record(uint16_t type, Timestamp timestamp) {
-  Impl& j = *impl_;
-  KEEL_ASSERT(!j.options.read_only);
-  KEEL_ASSERT(j.record_at == kNoRecord);
-  const uint64_t seq = next_seq();
-  j.record_at = j.staging.size();
-  append_record_header(&j.staging, type, seq, timestamp);
-  return j.staging;
-}
-
-void Journal::end_record() {
-  Impl& j = *impl_;
-  KEEL_ASSERT(j.record_at != kNoRecord);
-  seal_record(&j.staging, j.record_at);
-  j.record_at = kNoRecord;
-  ++j.staged_records;
-}
-
-size_t Journal::staged_records() const { return impl_->staged_records; }
-size_t Journal::staged_bytes() const { return impl_->staging.size(); }
-
-uint64_t Journal::next_seq() const {
-  const Impl& j = *impl_;
-  return j.last_seq + j.staged_records + (j.record_at == kNoRecord ? 0 : 1) + 1;
-}
-
-uint64_t Journal::last_seq() const { return impl_->last_seq; }
 const fs::path& Journal::dir() const { return impl_->options.dir; }
+std::string Journal::describe() const { return "journal in " + impl_->options.dir.string(); }
 
 Status Journal::Impl::start_segment(uint64_t first_seq) {
   const fs::path path = options.dir / segment_file_name(first_seq);
@@ -446,27 +410,20 @@ Status Journal::Impl::start_segment(uint64_t first_seq) {
   return Status::ok();
 }
 
-Status Journal::commit() {
+// Storage::commit makes a failure here sticky.
+Status Journal::write_batch(std::string_view batch, uint64_t first_seq, size_t records) {
   Impl& j = *impl_;
-  KEEL_ASSERT(!j.options.read_only);
-  KEEL_ASSERT(j.record_at == kNoRecord);
-  if (!j.failure.empty()) return Status::error(j.failure);
-  if (j.staged_records == 0) return Status::ok();
-  const uint64_t first_seq = j.last_seq + 1;
   const Segment* seg = j.segments.empty() ? nullptr : &j.segments.back();
   if (seg == nullptr || seg->next_seq() != first_seq ||
-      (seg->bytes > 0 && seg->bytes + j.staging.size() > j.options.segment_bytes_max)) {
-    if (Status s = j.start_segment(first_seq); !s.is_ok()) return j.fail(std::move(s));
+      (seg->bytes > 0 && seg->bytes + batch.size() > j.options.segment_bytes_max)) {
+    if (Status s = j.start_segment(first_seq); !s.is_ok()) return s;
   }
   Segment& active = j.segments.back();
-  Status s = pwrite_all(j.active_fd.get(), j.staging, active.bytes, active.path);
+  Status s = pwrite_all(j.active_fd.get(), batch, active.bytes, active.path);
   if (s.is_ok()) s = fdatasync_file(j.active_fd.get(), active.path);
-  if (!s.is_ok()) return j.fail(std::move(s));
-  active.bytes += j.staging.size();
-  j.last_seq += j.staged_records;
-  active.last_seq = j.last_seq;
-  j.staging.clear();  // keeps its capacity: no allocation per batch once warmed
-  j.staged_records = 0;
+  if (!s.is_ok()) return s;
+  active.bytes += batch.size();
+  active.last_seq = first_seq + records - 1;
   return Status::ok();
 }
 
@@ -488,17 +445,17 @@ Status Journal::Impl::write_snapshot_file(const fs::path& tmp, uint64_t seq, Tim
 Status Journal::write_snapshot(uint64_t seq, Timestamp timestamp, std::string_view state) {
   Impl& j = *impl_;
   KEEL_ASSERT(!j.options.read_only);
-  KEEL_ASSERT(seq <= j.last_seq);
-  if (!j.failure.empty()) return Status::error(j.failure);
+  KEEL_ASSERT(seq <= last_seq());
+  if (!failure().empty()) return Status::error(failure());
   const fs::path final_path = j.options.dir / snapshot_file_name(seq);
   fs::path tmp = final_path;
   tmp += kTmpSuffix;
   // A failure before the rename leaves the journal as it was: report it, keep writing.
   if (Status s = j.write_snapshot_file(tmp, seq, timestamp, state); !s.is_ok()) return s;
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    return j.fail(Status::error(errno_message("rename to " + final_path.string(), tmp, errno)));
+    return fail(Status::error(errno_message("rename to " + final_path.string(), tmp, errno)));
   }
-  if (Status s = fsync_dir(j.options.dir); !s.is_ok()) return j.fail(std::move(s));
+  if (Status s = fsync_dir(j.options.dir); !s.is_ok()) return fail(std::move(s));
   j.apply_retention();
   return Status::ok();
 }
@@ -515,7 +472,13 @@ Status Journal::write_snapshot_file(const fs::path& dir, uint64_t seq, Timestamp
   return fsync_dir(dir);
 }
 
-void Journal::remove_unneeded_files() {
+SnapshotWriteFn Journal::snapshot_writer() const {
+  return [dir = impl_->options.dir](uint64_t seq, Timestamp timestamp, std::string_view state) {
+    return write_snapshot_file(dir, seq, timestamp, state);
+  };
+}
+
+void Journal::remove_unneeded() {
   KEEL_ASSERT(!impl_->options.read_only);
   impl_->apply_retention();
 }

@@ -11,6 +11,7 @@
 
 #include "core/status.h"
 #include "core/time.h"
+#include "journal/storage.h"
 
 namespace keel::journal {
 
@@ -24,20 +25,8 @@ namespace keel::journal {
 // at 1 and have no gaps across segments. docs/journal.md describes the bytes.
 //
 // Thread: one thread at a time (the engine's writer thread; verify and tests own theirs).
-
-struct RecordView {
-  uint64_t seq = 0;
-  uint16_t type = 0;
-  Timestamp timestamp = 0;
-  std::string_view payload;  // valid only during the callback that receives it
-};
-
-struct SnapshotData {
-  uint64_t seq = 0;  // state includes every record up to and including seq
-  Timestamp timestamp = 0;
-  std::string state;
-  std::filesystem::path path;
-};
+// The file backend of the storage seam (storage.h): everything Storage promises holds here, and
+// this header adds what is particular to files.
 
 struct JournalOptions {
   std::filesystem::path dir;
@@ -61,7 +50,7 @@ struct OpenReport {
   std::string torn_tail_at;      // "file offset N" where the torn tail began, if any
 };
 
-class Journal {
+class Journal final : public Storage {
  public:
   // Opens (creating if needed, unless read_only) the journal in options.dir and checks every
   // record. A torn tail (a partly written last batch: an invalid record in the last segment with
@@ -73,41 +62,20 @@ class Journal {
   // it; read_only takes none and never creates, truncates or deletes anything).
   // `report` may be null. On failure *out is left untouched.
   static Status open(JournalOptions options, std::unique_ptr<Journal>* out, OpenReport* report);
-  ~Journal();
+  ~Journal() override;
 
-  // The newest snapshot that passes its checksum, or nullopt if there is none. Skipped bad
-  // snapshots are reported through options.warn.
-  [[nodiscard]] std::optional<SnapshotData> load_newest_snapshot() const;
+  // Skipped bad snapshots are reported through options.warn.
+  [[nodiscard]] std::optional<SnapshotData> load_newest_snapshot() const override;
 
-  // Calls `apply` for every durable record with seq >= from_seq, in order. Stops with an error
-  // if a record with seq >= from_seq is missing (deleted segment), a record fails its checksum
-  // (the files changed since open), or `apply` returns an error (its message is kept). from_seq
-  // past last_seq() replays nothing. Records are read through a read-only mmap.
-  Status replay(uint64_t from_seq, const std::function<Status(const RecordView&)>& apply) const;
+  // Records are read through a read-only mmap and checked again (the files may have changed
+  // since open): a record with seq >= from_seq missing (deleted segment) or failing its checksum
+  // fails with the file and offset.
+  Status replay(uint64_t from_seq, const ReplayFn& apply) const override;
 
-  // Writing, one batch at a time (group commit): stage records, then commit() writes them with
-  // one write and one fdatasync. REQUIRES: not read_only.
-  // begin_record returns the staging buffer itself: only append the payload to it (at most
-  // 64 MiB), never change or remove earlier bytes, and do not keep the reference past
-  // end_record. end_record seals the record (length and both CRCs). REQUIRES: begin_record and
-  // end_record alternate, and no record is open at commit(). The buffer is reused across
-  // batches, so a warmed journal allocates nothing per record. Staged records not committed when
-  // the journal is destroyed are dropped.
-  std::string& begin_record(uint16_t type, Timestamp timestamp);
-  void end_record();
-  [[nodiscard]] size_t staged_records() const;
-  [[nodiscard]] size_t staged_bytes() const;
-  // Makes every staged record durable. On failure the journal refuses all further writes: the
-  // caller must stop (an fdatasync error cannot be retried safely). A batch that would push the
-  // current segment past segment_bytes_max first starts a new segment (its own one if the batch
-  // alone is larger). A failed commit may leave part of the batch on disk; the next open treats
-  // it as a torn tail, but keeps the batch's leading records that were written whole.
-  Status commit();
-
-  // The sequence number the next staged record gets; last_seq() is the last durable one, or the
-  // newest snapshot's seq if that is greater (segments before it may have been deleted).
-  [[nodiscard]] uint64_t next_seq() const;
-  [[nodiscard]] uint64_t last_seq() const;
+  // commit() (storage.h) writes the batch with one pwrite and one fdatasync. A batch that would
+  // push the current segment past segment_bytes_max first starts a new segment (its own one if
+  // the batch alone is larger). A failed commit may leave part of the batch on disk; the next
+  // open treats it as a torn tail, but keeps the batch's leading records that were written whole.
 
   // Writes `state` as the snapshot after record `seq` (write to a temporary file, fsync, rename,
   // fsync the directory), then deletes snapshots and segments no longer needed: it keeps the
@@ -116,23 +84,29 @@ class Journal {
   // removes stray temporary files. An error before the rename leaves the journal writable; a
   // failed rename or directory fsync is sticky like a failed commit; a failed deletion is only
   // warned about. REQUIRES: seq <= last_seq(), not read_only.
-  Status write_snapshot(uint64_t seq, Timestamp timestamp, std::string_view state);
+  Status write_snapshot(uint64_t seq, Timestamp timestamp, std::string_view state) override;
 
   // The two halves of write_snapshot, for writing the file off the writer thread:
   //   1. write_snapshot_file: tmp file, fsync, rename, fsync the directory. Touches no journal
   //      state, so any thread may run it while the writer commits. Nothing is sticky: an error
   //      leaves the segments as they were (no retention ran), so nothing is lost.
-  //   2. remove_unneeded_files (the journal's thread): the retention of write_snapshot. Run it
+  //      snapshot_writer() returns it bound to dir().
+  //   2. remove_unneeded (the journal's thread): the retention of write_snapshot. Run it
   //      only after a write_snapshot_file succeeded, and never while another one runs (it
-  //      removes stray temporary files).
+  //      removes stray temporary files). REQUIRES: not read_only.
   static Status write_snapshot_file(const std::filesystem::path& dir, uint64_t seq,
                                     Timestamp timestamp, std::string_view state);
-  void remove_unneeded_files();
+  [[nodiscard]] SnapshotWriteFn snapshot_writer() const override;
+  void remove_unneeded() override;
 
+  // "journal in <dir>".
+  [[nodiscard]] std::string describe() const override;
   [[nodiscard]] const std::filesystem::path& dir() const;
 
  private:
   Journal();
+  Status write_batch(std::string_view batch, uint64_t first_seq, size_t records) override;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

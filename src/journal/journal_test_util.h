@@ -98,8 +98,8 @@ inline std::vector<Rec> expected_range(uint64_t from, uint64_t to) {
   return out;
 }
 
-// Stages `count` records with the standard contents and commits them as one batch.
-inline Status append_batch(Journal& j, size_t count) {
+// Stages `count` records with the standard contents and commits them as one batch (any backend).
+inline Status append_batch(Storage& j, size_t count) {
   for (size_t i = 0; i < count; ++i) {
     const uint64_t seq = j.next_seq();
     j.begin_record(type_for(seq), time_for(seq)).append(payload_for(seq));
@@ -109,7 +109,7 @@ inline Status append_batch(Journal& j, size_t count) {
 }
 
 // Records with seq >= from, in replay order; *status gets replay's result.
-inline std::vector<Rec> replay_from(const Journal& j, uint64_t from, Status* status) {
+inline std::vector<Rec> replay_from(const Storage& j, uint64_t from, Status* status) {
   std::vector<Rec> out;
   *status = j.replay(from, [&](const RecordView& r) {
     out.push_back({r.seq, r.type, r.timestamp, std::string(r.payload)});
@@ -118,7 +118,7 @@ inline std::vector<Rec> replay_from(const Journal& j, uint64_t from, Status* sta
   return out;
 }
 
-inline std::vector<Rec> replay_ok(const Journal& j, uint64_t from) {
+inline std::vector<Rec> replay_ok(const Storage& j, uint64_t from) {
   Status s = Status::ok();
   auto out = replay_from(j, from, &s);
   EXPECT_TRUE(s.is_ok()) << s.message();
