@@ -97,6 +97,14 @@ bool is_write(const Command& c) {
          std::holds_alternative<SetAccountClosed>(c) || std::holds_alternative<PaymentsCommand>(c);
 }
 
+// What an engine whose journal failed still answers: reads of the acknowledged state. Not
+// snapshots (the storage refuses them) nor channels (the router's live statistics saw the batch
+// that was lost).
+bool answered_after_failure(const Command& c) {
+  return !is_write(c) && !std::holds_alternative<TakeSnapshot>(c) &&
+         !std::holds_alternative<GetChannels>(c);
+}
+
 // Answers a command with an engine error and no value.
 void fail(Command& c, EngineError error) {
   std::visit([error](auto& cmd) { cmd.done({error, {}}); }, c);
@@ -189,6 +197,7 @@ constexpr size_t kDeliveriesPerBatch = 256;
 struct Engine::Impl {
   EngineOptions options;
   std::unique_ptr<journal::Storage> journal;
+  SipKey index_key;
   State state;
   ledger::Ledger& ledger = state.ledger;
   Timestamp last_timestamp = 0;
@@ -199,6 +208,9 @@ struct Engine::Impl {
   bool stopping = false;      // guarded by mutex
   std::atomic<bool> healthy{true};
   std::thread writer;
+  // Writer thread: after a journal failure, whether `state` was rebuilt from the storage (then
+  // reads are answered from it) or not (then they are refused too).
+  bool reads_ok_after_failure = false;
 
   // Writer-thread state.
   uint64_t events_since_snapshot = 0;
@@ -238,7 +250,7 @@ struct Engine::Impl {
   void submit(Command c) {
     {
       std::unique_lock lock(mutex);
-      if (stopping || !healthy.load()) {
+      if (stopping || (!healthy.load() && !answered_after_failure(c))) {
         lock.unlock();
         fail(c, EngineError::unavailable);
         return;
@@ -289,6 +301,14 @@ struct Engine::Impl {
   Status resume_payments();
   Status apply_now(const payments::Command& command, payments::ApplyOutcome* out);
   bool commit_batch(std::vector<Command>& batch);
+  // After a failed commit: `state` holds the batch that was never acknowledged. Rebuilds it from
+  // the storage (whose reads keep working: journal/storage.h), so reads show exactly the
+  // acknowledged state; sets reads_ok_after_failure.
+  void rebuild_acknowledged_state();
+  // After a failed commit, until stop(): answers reads (answered_after_failure) from the rebuilt
+  // state and refuses everything else with `unavailable`.
+  void answer_after_failure(Command& c);
+  void serve_reads_until_stop();
   // Snapshots: start one (encode now, write in the background); notice when it is durable.
   void start_snapshot();
   void poll_snapshot();
@@ -670,8 +690,9 @@ bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
       for (auto& [key, w] : waiters) w.done({EngineError::unavailable, {}});
       waiters.clear();
       pending_effects = {};
+      rebuild_acknowledged_state();
       for (Command& c : batch) {
-        if (!is_write(c)) fail(c, EngineError::unavailable);
+        if (!is_write(c)) answer_after_failure(c);
       }
       return false;
     }
@@ -685,6 +706,42 @@ bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
     if (!is_write(c)) answer_read(c);
   }
   return true;
+}
+
+void Engine::Impl::rebuild_acknowledged_state() {
+  router.reset();
+  state.ledger = ledger::Ledger(index_key);
+  state.payments = payments::PaymentsCore(options.payments);
+  Recovery recovery;
+  if (Status s = recover(*journal, index_key, options.payments, &state, &last_timestamp, &recovery);
+      !s.is_ok()) {
+    log(LogLevel::error,
+        "cannot rebuild the acknowledged state, reads are refused: " + s.message());
+    return;
+  }
+  reads_ok_after_failure = true;
+  log(LogLevel::warn, "state rebuilt from the journal up to record " +
+                          std::to_string(journal->last_seq()) +
+                          ": reads are answered, writes refused until a restart");
+}
+
+void Engine::Impl::answer_after_failure(Command& c) {
+  if (reads_ok_after_failure && answered_after_failure(c)) {
+    answer_read(c);
+  } else {
+    fail(c, EngineError::unavailable);
+  }
+}
+
+void Engine::Impl::serve_reads_until_stop() {
+  for (;;) {
+    std::vector<Command> batch = take_batch();
+    for (Command& c : batch) answer_after_failure(c);
+    if (batch.empty()) {
+      std::lock_guard lock(mutex);
+      if (stopping && queue.empty()) return;
+    }
+  }
 }
 
 void Engine::Impl::start_snapshot() {
@@ -797,7 +854,10 @@ void Engine::Impl::run() {
       }
     }
     maybe_tick();
-    if (!commit_batch(batch)) break;
+    if (!commit_batch(batch)) {
+      serve_reads_until_stop();
+      break;
+    }
     expire_waiters();
     poll_snapshot();
     if (options.snapshot_interval_events > 0 && !snapshots.busy() &&
@@ -830,6 +890,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
   impl.options = std::move(options);
   if (Status s = impl.open_storage(); !s.is_ok()) return s;
   const SipKey key = random_index_key();
+  impl.index_key = key;
   impl.state.ledger = ledger::Ledger(key);
   impl.state.payments = payments::PaymentsCore(impl.options.payments);
   Recovery recovery;

@@ -77,7 +77,8 @@ struct EngineOptions {
 enum class EngineError : uint8_t {
   ok = 0,
   overloaded,   // the command queue is full; retry later (HTTP 503)
-  unavailable,  // stopping, or the journal failed and the engine stopped writing (HTTP 503)
+  unavailable,  // stopping, or the journal failed and the engine stopped writing (HTTP 503;
+                // see Engine::healthy)
   read_only,    // a ledger write while an operator holds keel in read-only mode (HTTP 503)
 };
 
@@ -172,8 +173,12 @@ class Engine {
   // Stops taking commands (new ones get `unavailable`), finishes and syncs everything already
   // queued, answers it, and joins the writer. Idempotent.
   void stop();
-  // False once the journal failed (a commit, or a sticky snapshot step: storage.h); the engine
-  // then refuses every write and every read with `unavailable`. The process should exit non-zero.
+  // False once a journal commit failed (journal/storage.h: sticky, nothing of the batch
+  // acknowledged). The engine then rebuilds its state from the journal, so that reads
+  // (get_account, get_transfer, list_account_transfers, payments_query, get_status) keep
+  // answering, from exactly the acknowledged state; writes, take_snapshot and get_channels get
+  // `unavailable` until a restart. If that rebuild fails, reads get `unavailable` too. The
+  // process should exit non-zero (keeld does), and a restart recovers.
   [[nodiscard]] bool healthy() const;
 
  private:

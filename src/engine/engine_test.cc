@@ -16,6 +16,7 @@
 
 #include "core/bytes.h"
 #include "engine/records.h"
+#include "journal/memory_storage.h"
 #include "ledger/ledger_test_util.h"
 #include "testing/file_size_limit.h"
 
@@ -267,9 +268,12 @@ TEST_F(EngineTest, JournalFailureIsNeverAcknowledgedAndStopsAllWriting) {
     const auto after = wait_for<std::vector<CreateTransferResult>>(
         [&](auto cb) { e->create_transfers({transfer("after", "a", "b", 1)}, std::move(cb)); });
     EXPECT_EQ(after.error, EngineError::unavailable);
+    // Reads keep working, on the acknowledged state only: never show what is not durable.
     const auto read = wait_for<std::optional<ledger::Transfer>>(
         [&](auto cb) { e->get_transfer("big0", std::move(cb)); });
-    EXPECT_EQ(read.error, EngineError::unavailable);  // never show state that is not durable
+    EXPECT_EQ(read.error, EngineError::ok);
+    EXPECT_FALSE(read.value);
+    EXPECT_TRUE(transfer_of(*e, "before"));
   }
   // The torn tail is cut on restart; what was acknowledged is there, the failed write is not.
   auto e = open();
@@ -277,6 +281,152 @@ TEST_F(EngineTest, JournalFailureIsNeverAcknowledgedAndStopsAllWriting) {
   EXPECT_FALSE(transfer_of(*e, "big0"));
   EXPECT_FALSE(transfer_of(*e, "after"));
   EXPECT_TRUE(status(*e).invariants_ok);
+}
+
+// The engine over journal::MemoryStorage: storage failures the file system cannot be made to
+// produce on demand. Opening again over the same disk is a restart.
+class EngineOnMemoryTest : public EngineTest {
+ protected:
+  std::unique_ptr<Engine> open_on_disk() {
+    EngineOptions o;
+    o.open_storage = [disk = disk_](std::function<void(std::string_view)> warn,
+                                    std::unique_ptr<journal::Storage>* out) {
+      journal::MemoryStorageOptions mo;
+      mo.warn = std::move(warn);
+      std::unique_ptr<journal::MemoryStorage> m;
+      if (Status s = journal::MemoryStorage::open(disk, std::move(mo), &m); !s.is_ok()) return s;
+      *out = std::move(m);
+      return Status::ok();
+    };
+    return open(std::move(o));
+  }
+  static Outcome<std::vector<CreateTransferResult>> try_transfer(Engine& e, std::string id,
+                                                                 int64_t amount) {
+    return wait_for<std::vector<CreateTransferResult>>([&](auto cb) {
+      e.create_transfers({transfer(std::move(id), "a", "b", amount)}, std::move(cb));
+    });
+  }
+  static std::optional<ledger::Account> account_of(Engine& e, std::string id) {
+    const auto o = wait_for<std::optional<ledger::Account>>(
+        [&](auto cb) { e.get_account(std::move(id), std::move(cb)); });
+    EXPECT_EQ(o.error, EngineError::ok);
+    return o.value;
+  }
+
+  std::shared_ptr<journal::MemoryDisk> disk_ = std::make_shared<journal::MemoryDisk>();
+};
+
+TEST_F(EngineOnMemoryTest, AFailedFsyncIsNeverAcknowledgedReadsKeepWorkingARestartRecovers) {
+  EngineStatus acknowledged;
+  ledger::Balances balances_a;
+  {
+    auto e = open_on_disk();
+    accounts(*e, {account("a"), account("b")});
+    ASSERT_EQ(transfers(*e, {transfer("before", "a", "b", 7)})[0], CreateTransferResult::ok);
+    acknowledged = status(*e);
+    balances_a = account_of(*e, "a")->balances;
+    disk_->fail_next_fsync(/*batch_durable=*/false);
+    EXPECT_EQ(try_transfer(*e, "lost", 5).error, EngineError::unavailable);
+    EXPECT_FALSE(e->healthy());
+    EXPECT_EQ(try_transfer(*e, "after", 1).error, EngineError::unavailable);
+    // Reads keep working and show exactly the acknowledged state.
+    EXPECT_FALSE(transfer_of(*e, "lost"));
+    EXPECT_TRUE(transfer_of(*e, "before"));
+    EXPECT_EQ(account_of(*e, "a")->balances, balances_a);
+    const EngineStatus s = status(*e);
+    EXPECT_EQ(s.state_hash, acknowledged.state_hash);
+    EXPECT_EQ(s.last_seq, acknowledged.last_seq);
+    EXPECT_TRUE(s.invariants_ok) << s.invariant_problem;
+    EXPECT_EQ(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).error,
+              EngineError::unavailable);
+  }
+  EXPECT_EQ(disk_->failed_commits(), 1u);
+  auto e = open_on_disk();  // a restart
+  EXPECT_TRUE(e->healthy());
+  EXPECT_EQ(status(*e).state_hash, acknowledged.state_hash);
+  EXPECT_EQ(account_of(*e, "a")->balances, balances_a);
+  EXPECT_FALSE(transfer_of(*e, "lost"));
+  EXPECT_EQ(try_transfer(*e, "after", 1).value[0], CreateTransferResult::ok);
+}
+
+TEST_F(EngineOnMemoryTest, AFailedFsyncWhoseBatchReachedTheDiskShowsItOnlyAfterARestart) {
+  {
+    auto e = open_on_disk();
+    accounts(*e, {account("a"), account("b")});
+    disk_->fail_next_fsync(/*batch_durable=*/true);
+    EXPECT_EQ(try_transfer(*e, "unknown", 5).error, EngineError::unavailable);
+    EXPECT_FALSE(e->healthy());
+    EXPECT_FALSE(transfer_of(*e, "unknown"));  // not acknowledged: not shown
+  }
+  // Its outcome was unknown, never "failed": the record is durable, the restart applies it.
+  auto e = open_on_disk();
+  EXPECT_TRUE(transfer_of(*e, "unknown"));
+  EXPECT_TRUE(status(*e).invariants_ok);
+  EXPECT_EQ(try_transfer(*e, "unknown", 5).value[0], CreateTransferResult::exists);
+}
+
+TEST_F(EngineOnMemoryTest, ATornWriteLosesOnlyUnacknowledgedRecords) {
+  uint64_t acknowledged_hash = 0;
+  {
+    auto e = open_on_disk();
+    accounts(*e, {account("a"), account("b")});
+    // W0's commit is held while X1..X3 queue, so they commit as one batch of three records,
+    // which the armed fault tears after its first record.
+    disk_->hold_commits();
+    std::promise<Outcome<std::vector<CreateTransferResult>>> w0;
+    e->create_transfers({transfer("w0", "a", "b", 1)}, [&w0](auto o) { w0.set_value(o); });
+    ASSERT_TRUE(disk_->wait_for_held_commit(60'000));
+    disk_->tear_next_write(1);
+    std::vector<std::promise<Outcome<std::vector<CreateTransferResult>>>> xs(3);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      e->create_transfers({transfer("x" + std::to_string(i + 1), "a", "b", 10)},
+                          [&xs, i](auto o) { xs[i].set_value(o); });
+    }
+    disk_->release_commits();
+    EXPECT_EQ(w0.get_future().get().error, EngineError::ok);
+    for (auto& x : xs) EXPECT_EQ(x.get_future().get().error, EngineError::unavailable);
+    EXPECT_FALSE(e->healthy());
+    EXPECT_TRUE(transfer_of(*e, "w0"));
+    EXPECT_FALSE(transfer_of(*e, "x1"));
+    acknowledged_hash = status(*e).state_hash;
+  }
+  EXPECT_GT(disk_->torn_tail_bytes(), 0u);
+  auto e = open_on_disk();
+  EXPECT_EQ(disk_->torn_tail_bytes(), 0u);  // the half record was dropped
+  EXPECT_TRUE(transfer_of(*e, "w0"));       // everything acknowledged is there
+  EXPECT_TRUE(transfer_of(*e, "x1"));       // the whole record before the tear (never acked)
+  EXPECT_FALSE(transfer_of(*e, "x2"));
+  EXPECT_FALSE(transfer_of(*e, "x3"));
+  const EngineStatus s = status(*e);
+  EXPECT_TRUE(s.invariants_ok) << s.invariant_problem;
+  EXPECT_NE(s.state_hash, acknowledged_hash);  // x1 is in it
+  EXPECT_EQ(account_of(*e, "b")->balances.credits_posted, 11);
+}
+
+TEST_F(EngineOnMemoryTest, ASlowCommitDelaysTheAnswerAndLosesNothing) {
+  uint64_t hash = 0;
+  {
+    auto e = open_on_disk();
+    accounts(*e, {account("a"), account("b")});
+    disk_->hold_commits();
+    std::promise<Outcome<std::vector<CreateTransferResult>>> answer;
+    auto answered = answer.get_future();
+    e->create_transfers({transfer("slow", "a", "b", 3)},
+                        [&answer](auto o) { answer.set_value(o); });
+    ASSERT_TRUE(disk_->wait_for_held_commit(60'000));
+    const uint64_t durable_before = disk_->last_seq();
+    EXPECT_EQ(answered.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+    disk_->release_commits();
+    const auto o = answered.get();
+    EXPECT_EQ(o.error, EngineError::ok);
+    EXPECT_EQ(o.value[0], CreateTransferResult::ok);
+    EXPECT_EQ(disk_->last_seq(), durable_before + 1);
+    EXPECT_TRUE(e->healthy());
+    hash = status(*e).state_hash;
+  }
+  auto e = open_on_disk();
+  EXPECT_EQ(status(*e).state_hash, hash);
+  EXPECT_EQ(transfer_of(*e, "slow")->amount, 3);
 }
 
 TEST(Records, RoundTripAndRejectMalformedPayloads) {

@@ -178,6 +178,8 @@ Status MemoryStorage::replay(uint64_t from_seq, const ReplayFn& apply) const {
 Status MemoryStorage::write_batch(std::string_view batch, uint64_t first_seq, size_t records) {
   MemoryDisk& d = *disk_;
   std::unique_lock lock(d.mutex_);
+  // Taken on entry: a fault armed while this commit is held applies to the next one.
+  const MemoryDisk::Fault fault = std::exchange(d.fault_, MemoryDisk::Fault::none);
   if (d.commit_delay_ms_ > 0) {
     const auto delay = std::chrono::milliseconds(d.commit_delay_ms_);
     lock.unlock();
@@ -192,7 +194,6 @@ Status MemoryStorage::write_batch(std::string_view batch, uint64_t first_seq, si
   }
   KEEL_ASSERT(first_seq == d.last_seq_ + 1);
   KEEL_ASSERT(d.log_.size() == d.whole_bytes_);  // a torn tail is dropped at open
-  const MemoryDisk::Fault fault = std::exchange(d.fault_, MemoryDisk::Fault::none);
   size_t kept = records;
   switch (fault) {
     case MemoryDisk::Fault::write:

@@ -30,8 +30,9 @@ namespace keel::journal {
 //                  (like the file journal's flock).
 //
 // Faults are armed on the disk by the test and fire once, on the next commit that writes
-// (a commit with nothing staged does no I/O and fires nothing). Every fault makes that commit
-// fail, which Storage::commit makes sticky:
+// (a commit with nothing staged does no I/O and fires nothing) and starts after the arming: a
+// commit blocked by hold_commits() has started, so a fault armed meanwhile hits the one after it.
+// Every fault makes that commit fail, which Storage::commit makes sticky:
 //   fail_next_write()          nothing of the batch becomes durable ("write failed").
 //   fail_next_fsync(durable)   the write "happened" but its fsync reports an error: with
 //                              durable = true every record of the batch is durable anyway
