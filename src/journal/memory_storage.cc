@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -67,11 +66,6 @@ bool MemoryDisk::wait_for_held_commit(int64_t timeout_ms) {
   std::unique_lock lock(mutex_);
   return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
                            [this] { return commit_held_; });
-}
-
-void MemoryDisk::set_commit_delay_ms(int64_t ms) {
-  std::lock_guard lock(mutex_);
-  commit_delay_ms_ = ms;
 }
 
 uint64_t MemoryDisk::last_seq() const {
@@ -180,12 +174,6 @@ Status MemoryStorage::write_batch(std::string_view batch, uint64_t first_seq, si
   std::unique_lock lock(d.mutex_);
   // Taken on entry: a fault armed while this commit is held applies to the next one.
   const MemoryDisk::Fault fault = std::exchange(d.fault_, MemoryDisk::Fault::none);
-  if (d.commit_delay_ms_ > 0) {
-    const auto delay = std::chrono::milliseconds(d.commit_delay_ms_);
-    lock.unlock();
-    std::this_thread::sleep_for(delay);
-    lock.lock();
-  }
   if (d.hold_) {
     d.commit_held_ = true;
     d.changed_.notify_all();

@@ -46,7 +46,6 @@ namespace keel::journal {
 //   hold_commits() / release_commits()   a commit that writes blocks (before anything becomes
 //                              durable) until released; wait_for_held_commit() lets the test
 //                              know one is blocked. The deterministic form of a slow fsync.
-//   set_commit_delay_ms(ms)    every commit that writes sleeps ms first (a slow disk).
 //
 // Thread: every MemoryDisk method may be called from any thread (one mutex inside). A
 // MemoryStorage is used like any Storage: one thread, except its snapshot_writer() callable.
@@ -68,7 +67,6 @@ class MemoryDisk {
   void release_commits();
   // True once a commit is blocked by hold_commits(), false if none blocks within timeout_ms.
   [[nodiscard]] bool wait_for_held_commit(int64_t timeout_ms);
-  void set_commit_delay_ms(int64_t ms);
 
   // What is durable, for assertions.
   [[nodiscard]] uint64_t last_seq() const;        // of the last whole durable record, 0 if none
@@ -102,7 +100,6 @@ class MemoryDisk {
   bool fail_snapshot_ = false;
   bool hold_ = false;
   bool commit_held_ = false;  // a commit waits in hold
-  int64_t commit_delay_ms_ = 0;
   uint64_t commits_ = 0;
   uint64_t failed_commits_ = 0;
 };
