@@ -175,6 +175,20 @@ class LmdbStore final : public Store {
   MDB_dbi dbi_ = 0;
 };
 
+// A row of `operations` done in `seconds`, with the latency percentiles of `samples_ms`.
+Row timed_row(std::string scenario, uint64_t operations, double seconds,
+              std::vector<double>& samples_ms) {
+  Row r;
+  r.scenario = std::move(scenario);
+  r.operations = operations;
+  r.seconds = seconds;
+  r.ops_per_s = static_cast<double>(operations) / seconds;
+  r.p50_ms = percentile_ms(samples_ms, 50);
+  r.p99_ms = percentile_ms(samples_ms, 99);
+  r.max_ms = percentile_ms(samples_ms, 100);
+  return r;
+}
+
 void run_one(const std::string& name, Store& store, const std::filesystem::path& dir,
              const StoreBenchOptions& o, std::vector<Row>* rows) {
   // Writes, in durable batches; each batch's latency is a sample.
@@ -194,42 +208,28 @@ void run_one(const std::string& name, Store& store, const std::filesystem::path&
   const double write_s = seconds_since(t_write);
   store.settle();
   const uint64_t disk = dir_bytes(dir);
-  Row w;
-  w.scenario = name + " write (batches of " + std::to_string(o.batch) + ", synced)";
-  w.operations = o.records;
-  w.seconds = write_s;
-  w.ops_per_s = static_cast<double>(o.records) / write_s;
-  w.p50_ms = percentile_ms(batch_ms, 50);
-  w.p99_ms = percentile_ms(batch_ms, 99);
-  w.max_ms = percentile_ms(batch_ms, 100);
+  Row w = timed_row(name + " write (batches of " + std::to_string(o.batch) + ", synced)", o.records,
+                    write_s, batch_ms);
   w.extra = {
       {"bytes on disk per record", static_cast<double>(disk) / static_cast<double>(o.records)},
       {"value bytes", static_cast<double>(o.value_bytes)}};
   rows->push_back(std::move(w));
 
   // Point reads of existing ids, in random order.
-  std::vector<double> read_us;
-  read_us.reserve(o.reads);
+  std::vector<double> read_ms;
+  read_ms.reserve(o.reads);
   size_t missing = 0;
   const auto t_read = Clock::now();
   for (uint64_t r = 0; r < o.reads; ++r) {
     const uint64_t i = mix(r + o.seed * 7) % o.records;
     const auto t = Clock::now();
     if (store.get(key_of(i, o.seed)) != o.value_bytes) ++missing;
-    read_us.push_back(seconds_since(t) * 1e3);
+    read_ms.push_back(seconds_since(t) * 1e3);
   }
   const double read_s = seconds_since(t_read);
   if (missing > 0)
     throw std::runtime_error(name + ": " + std::to_string(missing) + " reads missed");
-  Row g;
-  g.scenario = name + " point read by id";
-  g.operations = o.reads;
-  g.seconds = read_s;
-  g.ops_per_s = static_cast<double>(o.reads) / read_s;
-  g.p50_ms = percentile_ms(read_us, 50);
-  g.p99_ms = percentile_ms(read_us, 99);
-  g.max_ms = percentile_ms(read_us, 100);
-  rows->push_back(std::move(g));
+  rows->push_back(timed_row(name + " point read by id", o.reads, read_s, read_ms));
 
   // Ordered scans of 100 records from random points (a list page).
   const uint64_t scans = std::max<uint64_t>(1, o.reads / 100);
@@ -241,15 +241,7 @@ void run_one(const std::string& name, Store& store, const std::filesystem::path&
     scan_ms.push_back(seconds_since(t) * 1e3);
   }
   const double scan_s = seconds_since(t_scan);
-  Row c;
-  c.scenario = name + " scan of 100";
-  c.operations = scans;
-  c.seconds = scan_s;
-  c.ops_per_s = static_cast<double>(scans) / scan_s;
-  c.p50_ms = percentile_ms(scan_ms, 50);
-  c.p99_ms = percentile_ms(scan_ms, 99);
-  c.max_ms = percentile_ms(scan_ms, 100);
-  rows->push_back(std::move(c));
+  rows->push_back(timed_row(name + " scan of 100", scans, scan_s, scan_ms));
 }
 
 }  // namespace
