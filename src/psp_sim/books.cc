@@ -72,6 +72,7 @@ std::optional<int64_t> parse_day(std::string_view text) {
 Books::Books(BooksOptions options) : options_(std::move(options)) {
   KEEL_ASSERT(options_.fee_bps >= 0 && options_.fee_bps <= 10'000);
   KEEL_ASSERT(options_.fee_fixed >= 0 && options_.fee_fixed <= kAmountMax);
+  KEEL_ASSERT(options_.operations_max >= 1 && options_.operations_max <= kOperationsLimit);
 }
 
 bool Books::accepts(Currency c) const {
@@ -158,7 +159,7 @@ Outcome Books::create(Operation op, std::string fingerprint, const Decisions& de
     out.result = BookResult::currency_not_accepted;
     return out;
   }
-  if (operations_.size() >= kOperationsMax) {
+  if (operations_.size() >= options_.operations_max) {
     out.result = BookResult::books_full;
     return out;
   }
@@ -297,7 +298,7 @@ Outcome Books::refund(const RefundRequest& r, Timestamp now) {
     out.result = BookResult::amount_exceeds;
     return out;
   }
-  if (operations_.size() >= kOperationsMax) {
+  if (operations_.size() >= options_.operations_max) {
     out.result = BookResult::books_full;
     return out;
   }
@@ -357,7 +358,7 @@ std::vector<Total> Books::totals() const {
     t.status = op.status;
     t.currency = op.currency;
     t.count += 1;
-    t.amount += op.amount;  // <= kOperationsMax * kAmountMax: no overflow
+    t.amount += op.amount;  // <= kOperationsLimit * kAmountMax: no overflow
   }
   std::vector<Total> out;
   out.reserve(sums.size());

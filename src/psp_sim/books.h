@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -75,7 +76,7 @@ enum class BookResult : uint8_t {
   invalid_state,          // the operation's type or status forbids it
   amount_exceeds,         // capture above authorized, refund above captured minus refunded
   currency_not_accepted,  // not in the PSP's currencies
-  books_full,             // kOperationsMax reached: nothing was recorded
+  books_full,             // operations_max reached: nothing was recorded
 };
 
 struct Outcome {
@@ -130,18 +131,23 @@ struct Total {
   int64_t amount = 0;  // sum of `amount`
 };
 
+// Limits: amounts up to kAmountMax and at most kOperationsLimit operations, so that no sum in
+// the books (a total of amounts, fees or refunds) can overflow int64.
+inline constexpr int64_t kAmountMax = 1'000'000'000'000;  // 10^12 minor units
+inline constexpr size_t kOperationsLimit =
+    static_cast<size_t>(std::numeric_limits<int64_t>::max() / kAmountMax);  // 9,223,372
+// Enough for a million-payment run on one PSP with its captures and refunds.
+inline constexpr size_t kOperationsMaxDefault = 8'000'000;
+static_assert(kOperationsMaxDefault <= kOperationsLimit);
+
 struct BooksOptions {
   std::string psp;
   SipKey key;  // for psp_reference and event ids
   int64_t fee_fixed = 0;
   int64_t fee_bps = 0;  // 0..10000
   std::vector<Currency> currencies;
+  size_t operations_max = kOperationsMaxDefault;  // 1..kOperationsLimit; then books_full
 };
-
-// Limits: amounts up to kAmountMax and at most kOperationsMax operations, so that no sum in the
-// books can overflow.
-inline constexpr int64_t kAmountMax = 1'000'000'000'000;  // 10^12 minor units
-inline constexpr size_t kOperationsMax = 1'000'000;
 
 class Books {
  public:

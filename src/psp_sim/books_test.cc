@@ -26,6 +26,25 @@ AuthorizeRequest auth(std::string ref, int64_t amount, bool capture = false) {
   return AuthorizeRequest{std::move(ref), amount, usd(), "tok_visa", capture};
 }
 
+// At its limit the books refuse a new operation and record nothing; replays of recorded ones
+// still answer.
+TEST(Books, FullBooksRefuseNewOperationsAndChangeNothing) {
+  BooksOptions o;
+  o.psp = "acme";
+  o.key = SipKey{7, 9};
+  o.currencies = {usd()};
+  o.operations_max = 2;
+  Books b(o);
+  ASSERT_EQ(b.authorize(auth("att_1", 1000), {}, kNow).result, BookResult::ok);
+  ASSERT_EQ(b.authorize(auth("att_2", kAmountMax), {}, kNow).result, BookResult::ok);
+  const auto before = b.totals();
+  EXPECT_EQ(b.authorize(auth("att_3", 1), {}, kNow).result, BookResult::books_full);
+  EXPECT_EQ(b.find("att_3"), nullptr);
+  EXPECT_EQ(b.authorize(auth("att_1", 1000), {}, kNow).result, BookResult::ok);  // a replay
+  EXPECT_EQ(b.totals().size(), before.size());
+  EXPECT_EQ(b.totals()[0].amount, before[0].amount);
+}
+
 TEST(Books, AuthorizeCaptureRefund) {
   Books b = make_books();
   Outcome a = b.authorize(auth("att_1", 1000), {}, kNow);
