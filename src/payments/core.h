@@ -309,7 +309,9 @@ class PaymentsCore {
                      const routing::Decision& d);
   Reply set_channels(const cmd::SetChannels& c);
   [[nodiscard]] Status check_decisions() const;
-  // Runtime controls: applying one, and what they refuse (nullopt: nothing).
+  // Runtime controls: applying one; and what is refused before anything runs (nullopt:
+  // nothing): client writes in read-only mode, new requests of a disabled flow, new payments
+  // and refunds while the outbox is past its admission share (over_capacity).
   Reply runtime_control(const RuntimeControl& k, Timestamp now);
   [[nodiscard]] std::optional<Reply> refused_by_controls(const Command& c) const;
   [[nodiscard]] std::string render_controls() const;
