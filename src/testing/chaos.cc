@@ -961,7 +961,7 @@ std::string to_json(const ChaosResult& r) {
   put("failed_over", r.failed_over);
   put("attempts_max", r.attempts_max);
   put("amplification", r.amplification);
-  o["status_queries"] = r.status_queries;
+  put("status_queries", r.status_queries);
   put("status_queries_per_payment", r.status_queries_per_payment);
   put("offered_during_fault", r.offered_during_fault);
   put("succeeded_during_fault", r.succeeded_during_fault);
