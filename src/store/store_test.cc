@@ -1,0 +1,92 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace keel::store {
+namespace {
+
+std::filesystem::path temp_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("keel-store-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  return dir;
+}
+
+std::vector<std::string> keys_under(const Store& s, std::string_view prefix) {
+  std::vector<std::string> keys;
+  EXPECT_TRUE(s.scan(prefix, [&](std::string_view k, std::string_view) {
+                 keys.emplace_back(k);
+                 return true;
+               }).is_ok());
+  return keys;
+}
+
+// The contract every backend keeps: puts and the applied sequence land together, gets see them,
+// scans are ordered and stay inside their prefix.
+void check_contract(Store& s) {
+  EXPECT_EQ(s.applied_seq(), 0u);
+  ASSERT_TRUE(s.write({{{"t2", "two"}, {"t1", "one"}, {"u1", "other"}}, 7}).is_ok());
+  EXPECT_EQ(s.applied_seq(), 7u);
+  std::optional<std::string> v;
+  ASSERT_TRUE(s.get("t1", &v).is_ok());
+  EXPECT_EQ(v, "one");
+  ASSERT_TRUE(s.get("t3", &v).is_ok());
+  EXPECT_FALSE(v.has_value());
+  EXPECT_EQ(keys_under(s, "t"), (std::vector<std::string>{"t1", "t2"}));
+  // An older batch written again (replay after a crash) never moves the sequence back.
+  ASSERT_TRUE(s.write({{{"t1", "one"}}, 3}).is_ok());
+  EXPECT_EQ(s.applied_seq(), 7u);
+  // Stopping a scan early.
+  int seen = 0;
+  ASSERT_TRUE(s.scan("", [&](std::string_view, std::string_view) { return ++seen < 2; }).is_ok());
+  EXPECT_EQ(seen, 2);
+}
+
+TEST(MemoryStore, KeepsTheContractAndFailsAWriteOnDemand) {
+  auto data = std::make_shared<MemoryStoreData>();
+  MemoryStore s(data);
+  check_contract(s);
+  data->fail_next_write = true;
+  EXPECT_FALSE(s.write({{{"t9", "nine"}}, 9}).is_ok());
+  std::optional<std::string> v;
+  ASSERT_TRUE(s.get("t9", &v).is_ok());
+  EXPECT_FALSE(v.has_value());
+  EXPECT_EQ(s.applied_seq(), 7u);
+  // Contents outlive the store object, like a disk.
+  MemoryStore again(data);
+  EXPECT_EQ(again.applied_seq(), 7u);
+}
+
+TEST(RocksStore, KeepsTheContractAndItsContentsAcrossAReopen) {
+  const auto dir = temp_dir("rocks");
+  {
+    std::unique_ptr<Store> s;
+    ASSERT_TRUE(open_rocks_store(dir, false, 8, &s).is_ok());
+    check_contract(*s);
+  }
+  std::unique_ptr<Store> s;
+  ASSERT_TRUE(open_rocks_store(dir, true, 8, &s).is_ok());
+  EXPECT_EQ(s->applied_seq(), 7u);
+  std::optional<std::string> v;
+  ASSERT_TRUE(s->get("t2", &v).is_ok());
+  EXPECT_EQ(v, "two");
+  // The applied sequence is not a record.
+  EXPECT_EQ(keys_under(*s, "t").size(), 2u);
+  s.reset();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RocksStore, ReadOnlyOpenOfAMissingStoreFailsWithItsPath) {
+  const auto dir = temp_dir("missing");
+  std::unique_ptr<Store> s;
+  const Status st = open_rocks_store(dir, true, 8, &s);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find(dir.string()), std::string::npos) << st.message();
+  EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
+}  // namespace
+}  // namespace keel::store
