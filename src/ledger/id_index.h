@@ -42,6 +42,19 @@ class IdIndex {
     }
   }
 
+  // Calls fn(index) for every record whose id hash shares the tag of hash `h` (the record with
+  // that id, if any, and rare collisions): for callers that compare ids themselves.
+  template <typename Fn>
+  void for_each_candidate(uint64_t h, const Fn& fn) const {
+    if (slots_.empty()) return;
+    const uint32_t tag = tag_of(h);
+    for (size_t i = home(tag);; i = (i + 1) & mask_) {
+      const uint64_t s = slots_[i];
+      if (s == 0) return;
+      if (static_cast<uint32_t>(s >> 32) == tag) fn(index_of(s));
+    }
+  }
+
   // Hints the CPU to load the home slot of hash `h` (for batches: prefetch a few ahead).
   void prefetch(uint64_t h) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[home(tag_of(h))]);

@@ -16,7 +16,6 @@ using AR = CreateAccountResult;
 
 constexpr uint16_t kTransferKindFlags =
     transfer_flags::kPending | transfer_flags::kPostPending | transfer_flags::kVoidPending;
-constexpr uint32_t kEncodingVersion = 1;
 
 bool metadata_is_normalized(const Metadata& m) {
   if (m.size() > kMetadataEntriesMax) return false;
@@ -194,7 +193,7 @@ void Ledger::rollback(size_t undo_mark) {
         break;
       case UndoEntry::Kind::transfer_created: {
         KEEL_ASSERT(u.index == transfers_.size() - 1);
-        TransferRecord& t = transfers_.back();
+        TransferRecord& t = *transfers_.hot(u.index);
         if (t.state == PendingState::pending && t.timeout_s > 0) {
           expiries_.erase({t.timestamp + t.timeout_s * kNanosPerSecond, u.index});
         }
@@ -210,7 +209,7 @@ void Ledger::rollback(size_t undo_mark) {
         accounts_[u.index].balances = u.balances;
         break;
       case UndoEntry::Kind::pending_state: {
-        TransferRecord& t = transfers_[u.index];
+        TransferRecord& t = *transfers_.hot(u.index);
         t.state = u.state;
         if (u.state == PendingState::pending && t.timeout_s > 0) {
           expiries_.insert({t.timestamp + t.timeout_s * kNanosPerSecond, u.index});
@@ -312,7 +311,8 @@ CreateTransferResult Ledger::transfer_exists(const TransferEvent& e,
   const std::string_view debit = accounts_[t.debit].id;
   const std::string_view credit = accounts_[t.credit].id;
   if (post_or_void) {
-    const TransferRecord& p = transfers_[t.pending];
+    TransferRecord scratch;
+    const TransferRecord& p = record(t.pending, &scratch);
     if (e.pending_id != p.id) return R::exists_with_different_pending_id;
     if (!e.debit_account_id.empty() && e.debit_account_id != debit) {
       return R::exists_with_different_debit_account_id;
@@ -341,7 +341,10 @@ CreateTransferResult Ledger::create_transfer(const TransferEvent& e, Timestamp t
   const uint64_t id_hash = keys.id_hash;
   if (const R r = validate_transfer_fields(e); r != R::ok) return r;
   const auto found = transfer_index_.find(e.id, id_hash, transfer_id_of());
-  if (found) return transfer_exists(e, transfers_[*found]);
+  if (found) {
+    TransferRecord scratch;
+    return transfer_exists(e, record(*found, &scratch));
+  }
   if (e.flags & (transfer_flags::kPostPending | transfer_flags::kVoidPending)) {
     return post_or_void(e, ts, id_hash);
   }
@@ -401,7 +404,8 @@ CreateTransferResult Ledger::create_plain_or_pending(const TransferEvent& e, Tim
 CreateTransferResult Ledger::post_or_void(const TransferEvent& e, Timestamp ts, uint64_t id_hash) {
   const auto found = transfer_index_.find(e.pending_id, transfer_id_of());
   if (!found) return R::pending_transfer_not_found;
-  const TransferRecord& p = transfers_[*found];
+  TransferRecord scratch;  // a hold in the store is final: the checks below refuse it
+  const TransferRecord& p = record(*found, &scratch);
   if (!(p.flags & transfer_flags::kPending)) return R::pending_transfer_not_pending;
   if (!e.debit_account_id.empty() && e.debit_account_id != accounts_[p.debit].id) {
     return R::pending_transfer_has_different_debit_account_id;
@@ -464,7 +468,7 @@ CreateTransferResult Ledger::post_or_void(const TransferEvent& e, Timestamp ts, 
   t.flags = e.flags;
   const uint32_t debit = p.debit;
   const uint32_t credit = p.credit;
-  append_transfer(std::move(t), id_hash);  // may grow transfers_: `p` is not used after this
+  append_transfer(std::move(t), id_hash);  // `p` is not used after this
   set_pending_state(pending_index, post ? PendingState::posted : PendingState::voided);
   set_balances(debit, db);
   set_balances(credit, cb);
@@ -489,11 +493,12 @@ void Ledger::set_balances(uint32_t account, const Balances& b) {
 }
 
 void Ledger::set_pending_state(uint32_t transfer, PendingState s) {
-  TransferRecord& t = transfers_[transfer];
+  TransferRecord& t = *transfers_.hot(transfer);
   KEEL_ASSERT(t.state == PendingState::pending && s != PendingState::pending);
   if (in_chain_) undo_.push_back({UndoEntry::Kind::pending_state, transfer, {}, t.state});
   if (t.timeout_s > 0) expiries_.erase({t.timestamp + t.timeout_s * kNanosPerSecond, transfer});
   t.state = s;
+  if (cold_ != nullptr) finalized_.push_back(transfer);
 }
 
 size_t Ledger::expire_pending(Timestamp now) {
@@ -501,7 +506,7 @@ size_t Ledger::expire_pending(Timestamp now) {
   size_t expired = 0;
   while (!expiries_.empty() && expiries_.begin()->first <= now) {
     const uint32_t index = expiries_.begin()->second;
-    const TransferRecord& t = transfers_[index];
+    const TransferRecord& t = *transfers_.hot(index);
     Balances db = accounts_[t.debit].balances;
     Balances cb = accounts_[t.credit].balances;
     db.debits_pending -= t.amount;
@@ -541,7 +546,7 @@ Transfer Ledger::to_transfer(const TransferRecord& t) const {
   out.amount = t.amount;
   out.currency = *Currency::from_index(t.currency);
   out.flags = t.flags;
-  if (t.pending != kNoIndex) out.pending_id = transfers_[t.pending].id;
+  if (t.pending != kNoIndex) out.pending_id = transfer_id_of()(t.pending);
   out.timeout_s = t.timeout_s;
   if (t.metadata) out.metadata = *t.metadata;
   out.timestamp = t.timestamp;
@@ -559,51 +564,94 @@ std::optional<Account> Ledger::find_account(std::string_view id) const {
 std::optional<Transfer> Ledger::find_transfer(std::string_view id) const {
   const auto found = transfer_index_.find(id, transfer_id_of());
   if (!found) return std::nullopt;
-  return to_transfer(transfers_[*found]);
+  TransferRecord scratch;
+  return to_transfer(record(*found, &scratch));
+}
+
+PageResult Ledger::page_bounds(std::string_view account_id, size_t limit,
+                               std::string_view starting_after, uint32_t* account, size_t* begin,
+                               size_t* end) const {
+  const auto found = account_index_.find(account_id, account_id_of());
+  if (!found) return PageResult::account_not_found;
+  *account = *found;
+  const std::vector<uint32_t>& list = accounts_[*found].transfers;
+  *end = list.size();  // exclusive; pages walk down from here
+  if (!starting_after.empty()) {
+    const auto cursor = transfer_index_.find(starting_after, transfer_id_of());
+    const auto it = cursor ? std::lower_bound(list.begin(), list.end(), *cursor) : list.end();
+    if (it == list.end() || *it != *cursor) return PageResult::starting_after_not_found;
+    *end = static_cast<size_t>(it - list.begin());
+  }
+  limit = std::clamp<size_t>(limit, 1, kPageLimitMax);
+  *begin = *end > limit ? *end - limit : 0;
+  return PageResult::ok;
 }
 
 AccountTransfersPage Ledger::account_transfers(std::string_view account_id, size_t limit,
                                                std::string_view starting_after) const {
-  const auto account = account_index_.find(account_id, account_id_of());
   AccountTransfersPage page;
-  if (!account) {
-    page.result = PageResult::account_not_found;
-    return page;
-  }
-  const std::vector<uint32_t>& list = accounts_[*account].transfers;
-  size_t end = list.size();  // exclusive; pages walk down from here
-  if (!starting_after.empty()) {
-    const auto cursor = transfer_index_.find(starting_after, transfer_id_of());
-    const auto it = cursor ? std::lower_bound(list.begin(), list.end(), *cursor) : list.end();
-    if (it == list.end() || *it != *cursor) {
-      page.result = PageResult::starting_after_not_found;
-      return page;
-    }
-    end = static_cast<size_t>(it - list.begin());
-  }
-  limit = std::clamp<size_t>(limit, 1, kPageLimitMax);
-  const size_t begin = end > limit ? end - limit : 0;
+  uint32_t account = 0;
+  size_t begin = 0;
+  size_t end = 0;
+  page.result = page_bounds(account_id, limit, starting_after, &account, &begin, &end);
+  if (page.result != PageResult::ok) return page;
+  const std::vector<uint32_t>& list = accounts_[account].transfers;
   page.data.reserve(end - begin);
-  for (size_t i = end; i > begin; --i) page.data.push_back(to_transfer(transfers_[list[i - 1]]));
+  TransferRecord scratch;
+  for (size_t i = end; i > begin; --i) {
+    page.data.push_back(to_transfer(record(list[i - 1], &scratch)));
+  }
   page.has_more = begin > 0;
   return page;
 }
 
+TieredTransfersPage Ledger::account_transfers_tiered(std::string_view account_id, size_t limit,
+                                                     std::string_view starting_after) const {
+  TieredTransfersPage page;
+  uint32_t account = 0;
+  size_t begin = 0;
+  size_t end = 0;
+  page.result = page_bounds(account_id, limit, starting_after, &account, &begin, &end);
+  if (page.result != PageResult::ok) return page;
+  const std::vector<uint32_t>& list = accounts_[account].transfers;
+  page.data.reserve(end - begin);
+  page.indexes.reserve(end - begin);
+  for (size_t i = end; i > begin; --i) {
+    const TransferRecord* t = transfers_.hot(list[i - 1]);
+    page.data.push_back(t != nullptr ? std::optional<Transfer>(to_transfer(*t)) : std::nullopt);
+    page.indexes.push_back(list[i - 1]);
+  }
+  page.has_more = begin > 0;
+  return page;
+}
+
+TransferLookup Ledger::lookup_transfer(std::string_view id) const {
+  TransferLookup out;
+  transfer_index_.for_each_candidate(transfer_index_.hash(id), [&](uint32_t i) {
+    const TransferRecord* t = transfers_.hot(i);
+    if (t == nullptr) {
+      out.cold_candidates.push_back(i);
+    } else if (t->id == id) {
+      out.hot = to_transfer(*t);
+    }
+  });
+  if (out.hot) out.cold_candidates.clear();
+  return out;
+}
+
 LedgerCounts Ledger::counts() const {
-  return {accounts_.size(), transfers_.size(), expiries_.size()};
+  return {accounts_.size(), transfers_.size(), expiries_.size(), transfers_.hot_count()};
 }
 
 // ---- invariants -----------------------------------------------------------------------------
 
 InvariantReport Ledger::check_invariants() const {
-  struct Totals {
-    __int128 debits_pending = 0, debits_posted = 0, credits_pending = 0, credits_posted = 0;
-  };
   // Balances recomputed from the transfers, compared with the stored ones account by account.
   std::vector<Balances> recomputed(accounts_.size());
   size_t live_holds_with_deadline = 0;
+  TransferRecord scratch;
   for (size_t i = 0; i < transfers_.size(); ++i) {
-    const TransferRecord& t = transfers_[i];
+    const TransferRecord& t = record(static_cast<uint32_t>(i), &scratch);
     Balances& d = recomputed[t.debit];
     Balances& c = recomputed[t.credit];
     if (t.flags & transfer_flags::kPending) {
@@ -624,12 +672,22 @@ InvariantReport Ledger::check_invariants() const {
     }
   }
   if (live_holds_with_deadline != expiries_.size()) return {false, "stale expiry entries"};
+  for (size_t i = 0; i < accounts_.size(); ++i) {
+    if (!(accounts_[i].balances == recomputed[i])) {
+      return {false,
+              "account " + accounts_[i].id + " balances differ from the sum of its transfers"};
+    }
+  }
+  return check_accounts();
+}
+
+InvariantReport Ledger::check_accounts() const {
+  struct Totals {
+    __int128 debits_pending = 0, debits_posted = 0, credits_pending = 0, credits_posted = 0;
+  };
   std::map<uint16_t, Totals> totals;
   for (size_t i = 0; i < accounts_.size(); ++i) {
     const AccountRecord& a = accounts_[i];
-    if (!(a.balances == recomputed[i])) {
-      return {false, "account " + a.id + " balances differ from the sum of its transfers"};
-    }
     if (!within_limits(a.flags, a.balances))
       return {false, "account " + a.id + " breaks its flags"};
     Totals& t = totals[a.currency];
@@ -649,50 +707,24 @@ InvariantReport Ledger::check_invariants() const {
   return {};
 }
 
-// ---- encoding -------------------------------------------------------------------------------
-
-void Ledger::encode(std::string* out) const {
-  ByteWriter w(out);
-  w.u32(kEncodingVersion);
-  w.u64(accounts_.size());
-  for (size_t i = 0; i < accounts_.size(); ++i) {
-    const AccountRecord& a = accounts_[i];
-    w.str16(a.id);
-    w.u16(a.currency);
-    w.u16(a.flags);
-    w.i64(a.timestamp);
-    w.i64(a.balances.debits_pending);
-    w.i64(a.balances.debits_posted);
-    w.i64(a.balances.credits_pending);
-    w.i64(a.balances.credits_posted);
-    encode_metadata(w, a.metadata);
-  }
-  w.u64(transfers_.size());
-  for (size_t i = 0; i < transfers_.size(); ++i) {
-    const TransferRecord& t = transfers_[i];
-    w.str16(t.id);
-    w.i64(t.amount);
-    w.i64(t.timestamp);
-    w.u32(t.debit);
-    w.u32(t.credit);
-    w.u32(t.pending);
-    w.u32(t.timeout_s);
-    w.u16(t.currency);
-    w.u16(t.flags);
-    w.u8(static_cast<uint8_t>(t.state));
-    encode_metadata(w, t.metadata);
-  }
-}
-
-uint64_t Ledger::state_hash() const {
-  std::string bytes;
-  encode(&bytes);
-  StateHasher h;
-  h.bytes(bytes);
-  return h.finish();
-}
+// ---- history ---------------------------------------------------------------------------------
 
 namespace {
+
+// One transfer's fields, as both encodings and the store values lay them out.
+void encode_transfer_fields(ByteWriter& w, const auto& t) {
+  w.str16(t.id);
+  w.i64(t.amount);
+  w.i64(t.timestamp);
+  w.u32(t.debit);
+  w.u32(t.credit);
+  w.u32(t.pending);
+  w.u32(t.timeout_s);
+  w.u16(t.currency);
+  w.u16(t.flags);
+  w.u8(static_cast<uint8_t>(t.state));
+  encode_metadata(w, t.metadata);
+}
 
 bool decode_account(ByteReader& r, auto* a) {
   return r.str16(&a->id) && r.u16(&a->currency) && r.u16(&a->flags) && r.i64(&a->timestamp) &&
@@ -712,14 +744,169 @@ bool decode_transfer(ByteReader& r, auto* t) {
   return true;
 }
 
+bool is_final(uint16_t flags, PendingState state) {
+  return !(flags & transfer_flags::kPending) || state != PendingState::pending;
+}
+
 }  // namespace
 
-Status Ledger::decode(std::string_view bytes, SipKey index_key, Ledger* out) {
+const Ledger::TransferRecord& Ledger::record(uint32_t i, TransferRecord* scratch) const {
+  if (const TransferRecord* t = transfers_.hot(i)) return *t;
+  KEEL_ASSERT(cold_ != nullptr);
+  const std::optional<std::string> value = cold_->read(i);
+  KEEL_ASSERT(value.has_value());
+  ByteReader r(*value);
+  *scratch = TransferRecord{};
+  KEEL_ASSERT(decode_transfer(r, scratch));
+  return *scratch;
+}
+
+std::string_view Ledger::cold_id(uint32_t i) const {
+  KEEL_ASSERT(cold_ != nullptr);
+  const std::optional<std::string> value = cold_->read(i);
+  KEEL_ASSERT(value.has_value());
+  ByteReader r(*value);
+  KEEL_ASSERT(r.str16(&cold_scratch_));
+  return cold_scratch_;
+}
+
+void Ledger::take_final(std::vector<FinalTransfer>* out) {
+  KEEL_ASSERT(cold_ != nullptr && !in_chain_);
+  const auto hand = [&](uint32_t i) {
+    if (i >= transfers_.size()) return;  // a hold created and finalized in a chain rolled back
+    TransferRecord* t = transfers_.hot(i);
+    if (t == nullptr || t->handed || !is_final(t->flags, t->state)) return;
+    t->handed = true;
+    FinalTransfer f;
+    f.index = i;
+    ByteWriter w(&f.value);
+    encode_transfer_fields(w, *t);
+    // What a reader off this thread needs to answer with the transfer: the ids it refers to.
+    w.str16(accounts_[t->debit].id);
+    w.str16(accounts_[t->credit].id);
+    w.str16(t->pending == kNoIndex ? std::string_view() : transfer_id_of()(t->pending));
+    out->push_back(std::move(f));
+  };
+  const auto size = static_cast<uint32_t>(transfers_.size());
+  for (uint32_t i = next_unexamined_; i < size; ++i) hand(i);
+  next_unexamined_ = size;
+  for (const uint32_t i : finalized_) hand(i);
+  finalized_.clear();
+}
+
+void Ledger::make_cold(std::span<const uint32_t> indexes) {
+  KEEL_ASSERT(cold_ != nullptr && !in_chain_);
+  for (const uint32_t i : indexes) {
+    const TransferRecord* t = transfers_.hot(i);
+    KEEL_ASSERT(t != nullptr && t->handed && is_final(t->flags, t->state));
+    transfers_.make_cold(i);
+  }
+}
+
+Status Ledger::decode_cold(std::string_view value, Transfer* out) {
+  TransferRecord t;
+  std::string debit;
+  std::string credit;
+  std::string pending;
+  ByteReader r(value);
+  if (!decode_transfer(r, &t) || !r.str16(&debit) || !r.str16(&credit) || !r.str16(&pending) ||
+      !r.at_end() || !Currency::from_index(t.currency)) {
+    return Status::error("malformed transfer record in the history store");
+  }
+  *out = Transfer{};
+  out->id = std::move(t.id);
+  out->debit_account_id = std::move(debit);
+  out->credit_account_id = std::move(credit);
+  out->amount = t.amount;
+  out->currency = *Currency::from_index(t.currency);
+  out->flags = t.flags;
+  out->pending_id = std::move(pending);
+  out->timeout_s = t.timeout_s;
+  if (t.metadata) out->metadata = *t.metadata;
+  out->timestamp = t.timestamp;
+  out->pending_state = t.state;
+  if (t.timeout_s > 0) out->expires_at = t.timestamp + t.timeout_s * kNanosPerSecond;
+  return Status::ok();
+}
+
+// ---- encoding -------------------------------------------------------------------------------
+
+namespace {
+
+// Version 1: every account, then every transfer. Version 2 (some transfers in the store): every
+// account, the transfer count, then the transfers in memory, each after its index.
+constexpr uint32_t kEncodingAllInMemory = 1;
+constexpr uint32_t kEncodingWithStore = 2;
+
+void encode_accounts(ByteWriter& w, const auto& accounts) {
+  w.u64(accounts.size());
+  for (size_t i = 0; i < accounts.size(); ++i) {
+    const auto& a = accounts[i];
+    w.str16(a.id);
+    w.u16(a.currency);
+    w.u16(a.flags);
+    w.i64(a.timestamp);
+    w.i64(a.balances.debits_pending);
+    w.i64(a.balances.debits_posted);
+    w.i64(a.balances.credits_pending);
+    w.i64(a.balances.credits_posted);
+    encode_metadata(w, a.metadata);
+  }
+}
+
+}  // namespace
+
+void Ledger::encode(std::string* out) const {
+  ByteWriter w(out);
+  const bool all_in_memory = transfers_.hot_count() == transfers_.size();
+  w.u32(all_in_memory ? kEncodingAllInMemory : kEncodingWithStore);
+  encode_accounts(w, accounts_);
+  w.u64(transfers_.size());
+  if (!all_in_memory) w.u64(transfers_.hot_count());
+  for (size_t i = 0; i < transfers_.size(); ++i) {
+    const TransferRecord* t = transfers_.hot(i);
+    if (t == nullptr) continue;
+    if (!all_in_memory) w.u32(static_cast<uint32_t>(i));
+    encode_transfer_fields(w, *t);
+  }
+}
+
+// The hash of the version 1 encoding, whichever tier each transfer is in: streamed (the store's
+// part does not fit in memory), in 8-byte words so the chunks hash as the whole would.
+uint64_t Ledger::state_hash() const {
+  StateHasher h;
+  std::string buf;
+  ByteWriter w(&buf);
+  const auto flush = [&](bool last) {
+    const size_t n = last ? buf.size() : buf.size() & ~size_t{7};
+    h.bytes(std::string_view(buf.data(), n));
+    buf.erase(0, n);
+  };
+  w.u32(kEncodingAllInMemory);
+  encode_accounts(w, accounts_);
+  w.u64(transfers_.size());
+  TransferRecord scratch;
+  for (size_t i = 0; i < transfers_.size(); ++i) {
+    encode_transfer_fields(w, record(static_cast<uint32_t>(i), &scratch));
+    if (buf.size() >= (size_t{1} << 20)) flush(false);
+  }
+  flush(true);
+  return h.finish();
+}
+
+Status Ledger::decode(std::string_view bytes, SipKey index_key, const ColdTransfers* cold,
+                      Ledger* out) {
   Ledger l(index_key);
+  l.cold_ = cold;
   ByteReader r(bytes);
   uint32_t version = 0;
   uint64_t n = 0;
-  if (!r.u32(&version) || version != kEncodingVersion) return Status::error("unknown version");
+  if (!r.u32(&version) || (version != kEncodingAllInMemory && version != kEncodingWithStore)) {
+    return Status::error("unknown version");
+  }
+  if (version == kEncodingWithStore && cold == nullptr) {
+    return Status::error("the snapshot counts on a history store, and none is open");
+  }
   if (!r.u64(&n) || n >= kNoIndex) return Status::error("bad account count");
   const auto account_id = l.account_id_of();
   for (uint64_t i = 0; i < n; ++i) {
@@ -732,35 +919,107 @@ Status Ledger::decode(std::string_view bytes, SipKey index_key, Ledger* out) {
     l.account_index_.insert(l.accounts_.back().id, static_cast<uint32_t>(i));
   }
   if (!r.u64(&n) || n >= kNoIndex) return Status::error("bad transfer count");
+  uint64_t in_memory = n;
+  if (version == kEncodingWithStore && (!r.u64(&in_memory) || in_memory > n)) {
+    return Status::error("bad count of transfers in memory");
+  }
+  // Appends transfer `i` (from the snapshot, or from the store when `from_store`).
   const auto transfer_id = l.transfer_id_of();
-  for (uint64_t i = 0; i < n; ++i) {
-    TransferRecord t;
-    const bool ok = decode_transfer(r, &t) && is_valid_id(t.id) && t.debit < l.accounts_.size() &&
-                    t.credit < l.accounts_.size() && t.debit != t.credit &&
-                    (t.pending == kNoIndex || t.pending < i) && Currency::from_index(t.currency) &&
-                    !(t.flags & ~transfer_flags::kAll) &&
-                    !l.transfer_index_.find(t.id, transfer_id);
-    if (!ok) return Status::error("transfer " + std::to_string(i) + " is malformed");
-    const auto index = static_cast<uint32_t>(i);
-    l.accounts_[t.debit].transfers.push_back(index);
-    l.accounts_[t.credit].transfers.push_back(index);
-    if (t.state == PendingState::pending && t.timeout_s > 0) {
-      l.expiries_.insert({t.timestamp + t.timeout_s * kNanosPerSecond, index});
+  const auto place = [&](uint32_t i, TransferRecord&& t, bool from_store) -> Status {
+    const bool ok =
+        is_valid_id(t.id) && t.debit < l.accounts_.size() && t.credit < l.accounts_.size() &&
+        t.debit != t.credit && (t.pending == kNoIndex || t.pending < i) &&
+        Currency::from_index(t.currency) && !(t.flags & ~transfer_flags::kAll) &&
+        (!from_store || is_final(t.flags, t.state)) && !l.transfer_index_.find(t.id, transfer_id);
+    if (!ok) {
+      return Status::error("transfer " + std::to_string(i) + " is malformed" +
+                           (from_store ? " (in the history store)" : ""));
     }
-    l.transfers_.push_back(std::move(t));
-    l.transfer_index_.insert(l.transfers_.back().id, index);
+    l.accounts_[t.debit].transfers.push_back(i);
+    l.accounts_[t.credit].transfers.push_back(i);
+    if (t.state == PendingState::pending && t.timeout_s > 0) {
+      l.expiries_.insert({t.timestamp + t.timeout_s * kNanosPerSecond, i});
+    }
+    const uint64_t h = l.transfer_index_.hash(t.id);
+    if (from_store) {
+      t = TransferRecord{};
+      t.handed = true;
+      l.transfers_.push_back(std::move(t));
+      l.transfers_.make_cold(i);
+    } else {
+      // Handed out again (writing a value twice changes nothing in the store).
+      if (l.cold_ != nullptr && is_final(t.flags, t.state)) l.finalized_.push_back(i);
+      l.transfers_.push_back(std::move(t));
+    }
+    l.transfer_index_.insert_hashed(h, i);
+    return Status::ok();
+  };
+  if (version == kEncodingAllInMemory) {
+    for (uint64_t i = 0; i < n; ++i) {
+      TransferRecord t;
+      if (!decode_transfer(r, &t))
+        return Status::error("transfer " + std::to_string(i) + " is malformed");
+      if (Status s = place(static_cast<uint32_t>(i), std::move(t), false); !s.is_ok()) return s;
+    }
+  } else {
+    std::vector<std::pair<uint32_t, TransferRecord>> hot;
+    hot.reserve(in_memory);
+    for (uint64_t k = 0; k < in_memory; ++k) {
+      uint32_t index = 0;
+      TransferRecord t;
+      if (!r.u32(&index) || index >= n || (!hot.empty() && index <= hot.back().first) ||
+          !decode_transfer(r, &t)) {
+        return Status::error("transfer in memory " + std::to_string(k) + " is malformed");
+      }
+      hot.emplace_back(index, std::move(t));
+    }
+    uint32_t next = 0;  // the next transfer to place
+    size_t h = 0;       // the next in-memory transfer
+    const auto missing = [&] {
+      return Status::error("the history store lacks transfer " + std::to_string(next) +
+                           ", which the snapshot counts on (a store older than the snapshot?)");
+    };
+    // Places the snapshot's transfers with index < limit; they must follow on without a gap.
+    const auto place_hot_below = [&](uint64_t limit) -> Status {
+      for (; h < hot.size() && hot[h].first < limit; ++h, ++next) {
+        if (hot[h].first != next) return missing();
+        if (Status s = place(next, std::move(hot[h].second), false); !s.is_ok()) return s;
+      }
+      return Status::ok();
+    };
+    Status failed;
+    Status scanned = cold->scan(static_cast<uint32_t>(n), [&](uint32_t i, std::string_view value) {
+      if (failed = place_hot_below(i); !failed.is_ok()) return failed;
+      if (h < hot.size() && hot[h].first == i) return Status::ok();  // the snapshot's copy wins
+      if (i != next) return failed = missing();
+      TransferRecord t;
+      ByteReader v(value);
+      if (!decode_transfer(v, &t)) {
+        return failed = Status::error("transfer " + std::to_string(i) +
+                                      " is malformed (in the history store)");
+      }
+      failed = place(next++, std::move(t), true);
+      return failed;
+    });
+    if (!scanned.is_ok()) return scanned;
+    if (Status s = place_hot_below(n); !s.is_ok()) return s;
+    if (next != n) return missing();
   }
   if (!r.at_end()) return Status::error("trailing bytes after the ledger state");
-  if (const InvariantReport inv = l.check_invariants(); !inv.ok) {
-    return Status::error("decoded ledger breaks an invariant: " + inv.problem);
-  }
+  l.next_unexamined_ = static_cast<uint32_t>(n);
+  // The full check reads every transfer; with history in the store, start-up checks what memory
+  // holds (`keel journal verify` and a full status run the whole check).
+  const InvariantReport inv =
+      version == kEncodingAllInMemory ? l.check_invariants() : l.check_accounts();
+  if (!inv.ok) return Status::error("decoded ledger breaks an invariant: " + inv.problem);
   *out = std::move(l);
   return Status::ok();
 }
 
 size_t Ledger::memory_bytes() const {
-  size_t bytes = accounts_.capacity_bytes() + transfers_.capacity_bytes() +
-                 account_index_.memory_bytes() + transfer_index_.memory_bytes();
+  size_t bytes = accounts_.capacity_bytes() + transfers_.memory_bytes() +
+                 account_index_.memory_bytes() + transfer_index_.memory_bytes() +
+                 finalized_.capacity() * sizeof(uint32_t);
   // std::string keeps up to 15 bytes inline; longer ids live on the heap.
   const auto heap_string = [](const std::string& s) {
     return s.size() > 15 ? s.capacity() + 1 : 0;
@@ -769,8 +1028,10 @@ size_t Ledger::memory_bytes() const {
     bytes += accounts_[i].transfers.capacity() * sizeof(uint32_t) + heap_string(accounts_[i].id);
   }
   for (size_t i = 0; i < transfers_.size(); ++i) {
-    bytes += heap_string(transfers_[i].id);
-    if (transfers_[i].metadata) bytes += sizeof(Metadata) + transfers_[i].metadata->capacity() * 64;
+    const TransferRecord* t = transfers_.hot(i);
+    if (t == nullptr) continue;
+    bytes += heap_string(t->id);
+    if (t->metadata) bytes += sizeof(Metadata) + t->metadata->capacity() * 64;
   }
   bytes += expiries_.size() * 48;  // red-black tree node
   return bytes;

@@ -384,7 +384,7 @@ TEST_F(LedgerTest, EncodeDecodeRoundTrip) {
   std::string bytes;
   ledger_.encode(&bytes);
   Ledger copy({7, 9});  // another index key: same state
-  ASSERT_TRUE(Ledger::decode(bytes, {7, 9}, &copy).is_ok());
+  ASSERT_TRUE(Ledger::decode(bytes, {7, 9}, nullptr, &copy).is_ok());
   EXPECT_EQ(copy.state_hash(), ledger_.state_hash());
   EXPECT_EQ(copy.next_expiry(), ledger_.next_expiry());
   EXPECT_EQ(copy.find_transfer("p1")->metadata, meta.metadata);
@@ -396,13 +396,13 @@ TEST_F(LedgerTest, DecodeRejectsCorruptBytes) {
   std::string bytes;
   ledger_.encode(&bytes);
   Ledger copy;
-  EXPECT_FALSE(Ledger::decode(bytes.substr(0, bytes.size() - 3), {}, &copy).is_ok());
-  EXPECT_FALSE(Ledger::decode(bytes + "x", {}, &copy).is_ok());
+  EXPECT_FALSE(Ledger::decode(bytes.substr(0, bytes.size() - 3), {}, nullptr, &copy).is_ok());
+  EXPECT_FALSE(Ledger::decode(bytes + "x", {}, nullptr, &copy).is_ok());
   std::string bad_balance = bytes;
   // The first account's debits_posted sits after version(4) count(8) id(2+1) cur(2) flags(2)
   // ts(8) debits_pending(8).
   bad_balance[4 + 8 + 3 + 2 + 2 + 8 + 8] ^= 1;
-  const Status s = Ledger::decode(bad_balance, {}, &copy);
+  const Status s = Ledger::decode(bad_balance, {}, nullptr, &copy);
   EXPECT_FALSE(s.is_ok());
   EXPECT_NE(s.message().find("invariant"), std::string::npos) << s.message();
 }

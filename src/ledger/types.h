@@ -103,6 +103,8 @@ struct Transfer {
   Timestamp timestamp = 0;
   PendingState pending_state = PendingState::none;  // for pending transfers only
   Timestamp expires_at = 0;                         // pending with timeout only
+
+  friend bool operator==(const Transfer&, const Transfer&) = default;
 };
 
 }  // namespace keel::ledger
