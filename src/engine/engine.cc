@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "core/assert.h"
+#include "engine/history.h"
 #include "engine/records.h"
 
 namespace keel::engine {
@@ -122,13 +123,17 @@ struct Recovery {
   uint64_t events_replayed = 0;  // account and transfer events in those records
 };
 
-// Rebuilds state from `journal`: newest snapshot, then every later record.
+// Rebuilds state from `journal`: newest snapshot, then every later record. `cold`: the history
+// store (or null).
 Status recover(const journal::Storage& journal, SipKey key, const payments::CoreOptions& options,
-               State* state, Timestamp* last_timestamp, Recovery* out) {
+               const ledger::ColdTransfers* cold, State* state, Timestamp* last_timestamp,
+               Recovery* out) {
   *out = {};
   *last_timestamp = 0;
+  state->ledger = ledger::Ledger(key);
+  state->ledger.set_cold_transfers(cold);
   if (auto snapshot = journal.load_newest_snapshot()) {
-    if (Status s = decode_state(snapshot->state, key, options, state); !s.is_ok()) {
+    if (Status s = decode_state(snapshot->state, key, options, cold, state); !s.is_ok()) {
       const std::string where =
           snapshot->path.empty()
               ? journal.describe() + ", snapshot at record " + std::to_string(snapshot->seq)
@@ -197,6 +202,8 @@ constexpr size_t kDeliveriesPerBatch = 256;
 struct Engine::Impl {
   EngineOptions options;
   std::unique_ptr<journal::Storage> journal;
+  // The history tier (null without a store). Outlives the writer thread (stop() joins it first).
+  std::unique_ptr<HistoryTier> history;
   SipKey index_key;
   State state;
   ledger::Ledger& ledger = state.ledger;
@@ -274,6 +281,15 @@ struct Engine::Impl {
 
   // options.open_storage, or the file journal in data_dir.
   Status open_storage();
+  // options.open_store, or RocksDB in data_dir/store, or none (EngineOptions::open_store).
+  Status open_history();
+  // After a commit: hands the transfers it made final to the history tier, and drops from
+  // memory those the tier has written.
+  void move_history();
+  // Reads of transfers that may be in the store: answered here when in memory, else on the
+  // history tier's reader thread.
+  void get_transfer(GetTransfer& cmd);
+  void list_transfers(ListAccountTransfers& cmd);
   std::vector<Command> take_batch();
   void run();
   void apply_write(Command& c);
@@ -331,6 +347,109 @@ Status Engine::Impl::open_storage() {
   if (Status s = journal::Journal::open(jo, &file, nullptr); !s.is_ok()) return s;
   journal = std::move(file);
   return Status::ok();
+}
+
+Status Engine::Impl::open_history() {
+  std::unique_ptr<store::Store> store;
+  if (options.open_store) {
+    if (Status s = options.open_store(&store); !s.is_ok()) return s;
+  } else if (!options.open_storage && !options.history_in_memory) {
+    if (Status s = store::open_rocks_store(options.data_dir / "store", false,
+                                           options.store_cache_mb, &store);
+        !s.is_ok()) {
+      return s;
+    }
+  } else {
+    return Status::ok();
+  }
+  history = std::make_unique<HistoryTier>(std::move(store), [this](bool error, std::string_view l) {
+    log(error ? LogLevel::error : LogLevel::info, l);
+  });
+  return Status::ok();
+}
+
+void Engine::Impl::move_history() {
+  if (!history) return;
+  std::vector<ledger::FinalTransfer> final;
+  ledger.take_final(&final);
+  history->submit(journal->last_seq(), std::move(final));
+  const std::vector<uint32_t> durable = history->take_durable();
+  ledger.make_cold(durable);
+}
+
+void Engine::Impl::get_transfer(GetTransfer& cmd) {
+  if (!history) {
+    cmd.done({EngineError::ok, ledger.find_transfer(cmd.id)});
+    return;
+  }
+  ledger::TransferLookup found = ledger.lookup_transfer(cmd.id);
+  if (found.cold_candidates.empty()) {
+    cmd.done({EngineError::ok, std::move(found.hot)});
+    return;
+  }
+  // In the store (written before it left memory, so the read cannot miss it).
+  history->read_async([id = std::move(cmd.id), candidates = std::move(found.cold_candidates),
+                       done = std::move(cmd.done)](const store::Store& store) {
+    for (const uint32_t index : candidates) {
+      std::optional<std::string> value;
+      ledger::Transfer t;
+      if (!store.get(HistoryTier::key(index), &value).is_ok() || !value ||
+          !ledger::Ledger::decode_cold(*value, &t).is_ok()) {
+        done({EngineError::unavailable, {}});
+        return;
+      }
+      if (t.id == id) {
+        done({EngineError::ok, std::move(t)});
+        return;
+      }
+    }
+    done({EngineError::ok, std::nullopt});
+  });
+}
+
+void Engine::Impl::list_transfers(ListAccountTransfers& cmd) {
+  const AccountTransfersQuery& q = cmd.query;
+  if (!history) {
+    cmd.done({EngineError::ok, ledger.account_transfers(q.account_id, q.limit, q.starting_after)});
+    return;
+  }
+  ledger::TieredTransfersPage page =
+      ledger.account_transfers_tiered(q.account_id, q.limit, q.starting_after);
+  const auto finish = [](ledger::TieredTransfersPage& p, const store::Store* store) {
+    ledger::AccountTransfersPage out;
+    out.result = p.result;
+    out.has_more = p.has_more;
+    out.data.reserve(p.data.size());
+    for (size_t i = 0; i < p.data.size(); ++i) {
+      if (p.data[i]) {
+        out.data.push_back(std::move(*p.data[i]));
+        continue;
+      }
+      std::optional<std::string> value;
+      ledger::Transfer t;
+      if (store == nullptr || !store->get(HistoryTier::key(p.indexes[i]), &value).is_ok() ||
+          !value || !ledger::Ledger::decode_cold(*value, &t).is_ok()) {
+        return std::optional<ledger::AccountTransfersPage>();
+      }
+      out.data.push_back(std::move(t));
+    }
+    return std::optional<ledger::AccountTransfersPage>(std::move(out));
+  };
+  const bool all_in_memory =
+      std::all_of(page.data.begin(), page.data.end(), [](const auto& t) { return t.has_value(); });
+  if (all_in_memory) {
+    cmd.done({EngineError::ok, std::move(*finish(page, nullptr))});
+    return;
+  }
+  history->read_async([page = std::move(page), done = std::move(cmd.done),
+                       finish](const store::Store& store) mutable {
+    std::optional<ledger::AccountTransfersPage> out = finish(page, &store);
+    if (!out) {
+      done({EngineError::unavailable, {}});
+      return;
+    }
+    done({EngineError::ok, std::move(*out)});
+  });
 }
 
 std::vector<Command> Engine::Impl::take_batch() {
@@ -397,10 +516,9 @@ void Engine::Impl::answer_read(Command& c) {
         if constexpr (std::is_same_v<T, GetAccount>) {
           cmd.done({EngineError::ok, ledger.find_account(cmd.id)});
         } else if constexpr (std::is_same_v<T, GetTransfer>) {
-          cmd.done({EngineError::ok, ledger.find_transfer(cmd.id)});
+          get_transfer(cmd);
         } else if constexpr (std::is_same_v<T, ListAccountTransfers>) {
-          cmd.done({EngineError::ok, ledger.account_transfers(cmd.query.account_id, cmd.query.limit,
-                                                              cmd.query.starting_after)});
+          list_transfers(cmd);
         } else if constexpr (std::is_same_v<T, GetStatus>) {
           EngineStatus s;
           s.last_seq = journal->last_seq();
@@ -413,6 +531,15 @@ void Engine::Impl::answer_read(Command& c) {
           s.psp_results_rejected = psp_results_rejected;
           s.events_dropped = events_dropped;
           s.breaker_transitions = breaker_transitions;
+          if (history) {
+            const HistoryTier::Counters h = history->counters();
+            s.history_enabled = true;
+            s.history_moved = h.moved;
+            s.history_queued = h.queued;
+            s.history_write_failures = h.write_failures;
+            s.history_applied_seq = h.applied_seq;
+            s.history_disk_bytes = h.disk_bytes;
+          }
           {
             std::lock_guard lock(mutex);
             s.queue_depth = queue.size();
@@ -710,10 +837,10 @@ bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
 
 void Engine::Impl::rebuild_acknowledged_state() {
   router.reset();
-  state.ledger = ledger::Ledger(index_key);
   state.payments = payments::PaymentsCore(options.payments);
   Recovery recovery;
-  if (Status s = recover(*journal, index_key, options.payments, &state, &last_timestamp, &recovery);
+  if (Status s = recover(*journal, index_key, options.payments, history.get(), &state,
+                         &last_timestamp, &recovery);
       !s.is_ok()) {
     log(LogLevel::error,
         "cannot rebuild the acknowledged state, reads are refused: " + s.message());
@@ -858,6 +985,7 @@ void Engine::Impl::run() {
       serve_reads_until_stop();
       break;
     }
+    move_history();
     expire_waiters();
     poll_snapshot();
     if (options.snapshot_interval_events > 0 && !snapshots.busy() &&
@@ -889,19 +1017,22 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
   Impl& impl = *engine->impl_;
   impl.options = std::move(options);
   if (Status s = impl.open_storage(); !s.is_ok()) return s;
+  if (Status s = impl.open_history(); !s.is_ok()) return s;
   const SipKey key = random_index_key();
   impl.index_key = key;
-  impl.state.ledger = ledger::Ledger(key);
   impl.state.payments = payments::PaymentsCore(impl.options.payments);
   Recovery recovery;
-  if (Status s = recover(*impl.journal, key, impl.options.payments, &impl.state,
-                         &impl.last_timestamp, &recovery);
+  if (Status s = recover(*impl.journal, key, impl.options.payments, impl.history.get(),
+                         &impl.state, &impl.last_timestamp, &recovery);
       !s.is_ok()) {
     return s;
   }
   // Events since the snapshot count toward the next one, however often keeld restarts.
   impl.events_since_snapshot = recovery.events_replayed;
-  if (const auto inv = impl.ledger.check_invariants(); !inv.ok) {
+  // With history in the store, start-up checks what needs no transfer (O(accounts)); the full
+  // check reads every transfer (`keel journal verify`, a full status).
+  if (const auto inv = impl.history ? impl.ledger.check_accounts() : impl.ledger.check_invariants();
+      !inv.ok) {
     return Status::error("recovered ledger breaks an invariant: " + inv.problem);
   }
   const auto counts = impl.ledger.counts();
@@ -972,10 +1103,17 @@ Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report) {
   jo.read_only = true;
   std::unique_ptr<journal::Journal> journal;
   if (Status s = journal::Journal::open(jo, &journal, &report->journal); !s.is_ok()) return s;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<HistoryTier> history;
+  if (std::filesystem::exists(dir / "store")) {
+    if (Status s = store::open_rocks_store(dir / "store", true, 64, &store); !s.is_ok()) return s;
+    history = std::make_unique<HistoryTier>(std::move(store), [](bool, std::string_view) {});
+  }
   State state;
   ledger::Ledger& ledger = state.ledger;
   Recovery recovery;
-  if (Status s = recover(*journal, {}, {}, &state, &report->last_timestamp, &recovery);
+  if (Status s =
+          recover(*journal, {}, {}, history.get(), &state, &report->last_timestamp, &recovery);
       !s.is_ok()) {
     return s;
   }

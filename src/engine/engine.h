@@ -15,6 +15,7 @@
 #include "ledger/ledger.h"
 #include "payments/core.h"
 #include "routing/router.h"
+#include "store/store.h"
 
 namespace keel::engine {
 
@@ -35,6 +36,9 @@ struct PaymentEffects {
 using StorageOpener = std::function<Status(std::function<void(std::string_view)> warn,
                                            std::unique_ptr<journal::Storage>* out)>;
 
+// Opens the history store (store/store.h).
+using StoreOpener = std::function<Status(std::unique_ptr<store::Store>* out)>;
+
 struct EngineOptions {
   // Where the file journal lives (when open_storage is empty).
   std::filesystem::path data_dir = "./data";
@@ -42,6 +46,13 @@ struct EngineOptions {
   // segment_bytes_max. Tests set it to open a journal::MemoryStorage over a MemoryDisk they keep,
   // to inject storage faults and to restart over exactly what was durable.
   StorageOpener open_storage;
+  // The history store, where the ledger's final transfers go once committed so that memory holds
+  // what is open (docs/storage.md, "Tiers"). Empty: RocksDB in data_dir/store with the file
+  // journal (unless history_in_memory), none with open_storage (every transfer stays in memory,
+  // as engine tests of other things expect). Tests set it to a store::MemoryStore.
+  StoreOpener open_store;
+  bool history_in_memory = false;  // keep every transfer in memory, open no store
+  size_t store_cache_mb = 64;      // RocksDB's block cache
   // Commands waiting for the writer; a submit beyond this is refused (HTTP 503).
   size_t queue_capacity = 16384;
   // Most ledger events (accounts + transfers) applied in one group commit.
@@ -109,6 +120,15 @@ struct EngineStatus {
   uint64_t psp_results_rejected = 0;
   uint64_t events_dropped = 0;       // merchant events the outbox had no room for (each logged)
   uint64_t breaker_transitions = 0;  // journaled since start (each one logged)
+  // The history tier (all zero without a store): transfers written to the store since start,
+  // handed over and not yet written, failed store writes (each logged; retried), the journal
+  // record the store has applied, and its size on disk.
+  bool history_enabled = false;
+  uint64_t history_moved = 0;
+  uint64_t history_queued = 0;
+  uint64_t history_write_failures = 0;
+  uint64_t history_applied_seq = 0;
+  uint64_t history_disk_bytes = 0;
 };
 
 // A routing channel as GET /v1/channels shows it: definition, live state, and its breaker's
@@ -126,7 +146,9 @@ struct AccountTransfersQuery {
   std::string starting_after;
 };
 
-// The single writer. Owns the ledger and the journal (the storage: options.open_storage).
+// The single writer. Owns the ledger, the journal (the storage: options.open_storage) and the
+// history tier (options.open_store: transfers move there after their commit, off this thread,
+// and reads of them run on the tier's reader thread; answers are the same whatever the tier).
 //
 // Every method may be called from any thread. Each submits a command to a bounded queue and
 // returns at once; `done` runs exactly once, on the writer thread, so it must be quick (post the
@@ -188,8 +210,9 @@ class Engine {
 };
 
 // Offline check of a data directory (`keel journal verify`): checks every record's checksum and
-// the sequence, rebuilds the state from the newest snapshot and the journal tail without
-// changing any file, and checks the ledger invariants. A torn tail is reported, not repaired.
+// the sequence, rebuilds the state from the newest snapshot, the history store (dir/store, read
+// only, when it exists) and the journal tail without changing any file, and checks the ledger
+// invariants over both tiers. A torn tail is reported, not repaired.
 struct VerifyReport {
   journal::OpenReport journal;
   uint64_t snapshot_seq = 0;  // 0 when no snapshot was used

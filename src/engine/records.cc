@@ -196,16 +196,17 @@ void encode_state(const State& state, std::string* out) {
 }
 
 Status decode_state(std::string_view bytes, SipKey index_key, const payments::CoreOptions& options,
-                    State* out) {
+                    const ledger::ColdTransfers* cold, State* out) {
   if (!bytes.starts_with(kStateMagic)) {
     out->payments = payments::PaymentsCore(options);
-    return ledger::Ledger::decode(bytes, index_key, &out->ledger);
+    return ledger::Ledger::decode(bytes, index_key, cold, &out->ledger);
   }
   ByteReader r(bytes.substr(kStateMagic.size()));
   uint64_t n = 0;
   std::string_view ledger_bytes;
   if (!r.u64(&n) || !r.raw(&ledger_bytes, n)) return Status::error("snapshot: malformed ledger");
-  if (Status s = ledger::Ledger::decode(ledger_bytes, index_key, &out->ledger); !s.is_ok()) {
+  if (Status s = ledger::Ledger::decode(ledger_bytes, index_key, cold, &out->ledger);
+      !s.is_ok()) {
     return s;
   }
   std::string_view rest;

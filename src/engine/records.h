@@ -58,8 +58,10 @@ Status apply_record(State& state, RecordType type, Timestamp timestamp, std::str
 
 // Snapshot contents: the ledger and the payments core, each with its own canonical encoding.
 void encode_state(const State& state, std::string* out);
-// Also reads a snapshot written before payments existed (the ledger encoding alone).
+// Also reads a snapshot written before payments existed (the ledger encoding alone). `cold` is
+// the history store the ledger reads what it moved out of memory from (ledger.h; may be null
+// when the snapshot holds every transfer).
 Status decode_state(std::string_view bytes, SipKey index_key, const payments::CoreOptions& options,
-                    State* out);
+                    const ledger::ColdTransfers* cold, State* out);
 
 }  // namespace keel::engine

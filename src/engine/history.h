@@ -1,0 +1,87 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "ledger/ledger.h"
+#include "store/store.h"
+
+namespace keel::engine {
+
+// The history tier (docs/storage.md, "Tiers"): moves the ledger's final transfers into the
+// history store after their commit, on a mover thread of its own, and runs reads of history on
+// a reader thread, so the writer neither waits for the store's writes nor for its reads.
+//
+// Keys: "t" + the transfer index, 4 bytes big-endian (so a scan runs in index order); values:
+// ledger::FinalTransfer::value.
+//
+// Thread: submit() and take_durable() from the writer only; read() and scan() (ColdTransfers)
+// from the ledger's thread (the writer, or a thread that owns a ledger offline); read_async()
+// from any thread. A failed store write is logged and retried every second with the same bytes
+// (the records stay in memory meanwhile, so nothing is lost and nothing is answered from a store
+// that lacks it); a failed read on the writer is fatal (ledger/ledger.h, ColdTransfers).
+class HistoryTier final : public ledger::ColdTransfers {
+ public:
+  using Log = std::function<void(bool error, std::string_view line)>;
+  HistoryTier(std::unique_ptr<store::Store> store, Log log);
+  // Writes what it was handed, then stops both threads.
+  ~HistoryTier() override;
+
+  [[nodiscard]] std::optional<std::string> read(uint32_t index) const override;
+  Status scan(uint32_t below,
+              const std::function<Status(uint32_t index, std::string_view value)>& fn)
+      const override;
+
+  // Records moved out by the commits up to journal record `seq`, to write.
+  void submit(uint64_t seq, std::vector<ledger::FinalTransfer> records);
+  // Indexes written durably since the last call (the ledger may drop them: make_cold).
+  std::vector<uint32_t> take_durable();
+  // Runs `fn` on the reader thread, in submission order.
+  void read_async(std::function<void(const store::Store&)> fn);
+
+  struct Counters {
+    uint64_t moved = 0;          // transfers written to the store
+    uint64_t queued = 0;         // handed over, not yet written
+    uint64_t write_failures = 0;
+    uint64_t applied_seq = 0;
+    uint64_t disk_bytes = 0;
+  };
+  [[nodiscard]] Counters counters() const;
+  [[nodiscard]] const store::Store& store() const { return *store_; }
+
+  static std::string key(uint32_t index);
+
+ private:
+  struct Batch {
+    uint64_t seq = 0;
+    std::vector<ledger::FinalTransfer> records;
+  };
+  void move_loop();
+  void read_loop();
+
+  std::unique_ptr<store::Store> store_;
+  Log log_;
+
+  mutable std::mutex mu_;
+  std::condition_variable mover_wake_;
+  std::condition_variable reader_wake_;
+  std::deque<Batch> to_write_;                              // guarded by mu_
+  std::vector<uint32_t> durable_;                           // guarded by mu_
+  std::deque<std::function<void(const store::Store&)>> reads_;  // guarded by mu_
+  bool stopping_ = false;                                   // guarded by mu_
+  uint64_t moved_ = 0;                                      // guarded by mu_
+  uint64_t queued_ = 0;                                     // guarded by mu_
+  uint64_t write_failures_ = 0;                             // guarded by mu_
+  std::thread mover_;
+  std::thread reader_;
+};
+
+}  // namespace keel::engine
