@@ -1022,8 +1022,8 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
   impl.index_key = key;
   impl.state.payments = payments::PaymentsCore(impl.options.payments);
   Recovery recovery;
-  if (Status s = recover(*impl.journal, key, impl.options.payments, impl.history.get(),
-                         &impl.state, &impl.last_timestamp, &recovery);
+  if (Status s = recover(*impl.journal, key, impl.options.payments, impl.history.get(), &impl.state,
+                         &impl.last_timestamp, &recovery);
       !s.is_ok()) {
     return s;
   }

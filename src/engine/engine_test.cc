@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "engine/records.h"
 #include "journal/memory_storage.h"
 #include "ledger/ledger_test_util.h"
+#include "store/store.h"
 #include "testing/file_size_limit.h"
 
 namespace keel::engine {
@@ -287,8 +289,14 @@ TEST_F(EngineTest, JournalFailureIsNeverAcknowledgedAndStopsAllWriting) {
 // produce on demand. Opening again over the same disk is a restart.
 class EngineOnMemoryTest : public EngineTest {
  protected:
-  std::unique_ptr<Engine> open_on_disk() {
+  std::unique_ptr<Engine> open_on_disk(bool with_store = false) {
     EngineOptions o;
+    if (with_store) {
+      o.open_store = [data = store_](std::unique_ptr<store::Store>* out) {
+        *out = std::make_unique<store::MemoryStore>(data);
+        return Status::ok();
+      };
+    }
     o.open_storage = [disk = disk_](std::function<void(std::string_view)> warn,
                                     std::unique_ptr<journal::Storage>* out) {
       journal::MemoryStorageOptions mo;
@@ -314,6 +322,7 @@ class EngineOnMemoryTest : public EngineTest {
   }
 
   std::shared_ptr<journal::MemoryDisk> disk_ = std::make_shared<journal::MemoryDisk>();
+  std::shared_ptr<store::MemoryStoreData> store_ = std::make_shared<store::MemoryStoreData>();
 };
 
 TEST_F(EngineOnMemoryTest, AFailedFsyncIsNeverAcknowledgedReadsKeepWorkingARestartRecovers) {
@@ -769,6 +778,190 @@ TEST_F(EngineTest, AFailingCanaryIsRolledBackAndTheRollbackIsJournaled) {
 
 // ---- On-disk formats written by earlier versions ---------------------------------------------
 
+// ---- the history tier ----------------------------------------------------------------------
+
+// Polls `pred` (status of `e`) for up to ten seconds.
+bool wait_until(Engine& e, const std::function<bool(const EngineStatus&)>& pred) {
+  for (int i = 0; i < 1000; ++i) {
+    const EngineStatus s =
+        wait_for<EngineStatus>([&](auto cb) { e.get_status(false, std::move(cb)); }).value;
+    if (pred(s)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// Every answer a run's transfers give: each by id, and every page of each account's history.
+struct TransferReads {
+  std::vector<std::optional<ledger::Transfer>> by_id;
+  std::vector<ledger::AccountTransfersPage> pages;
+  friend bool operator==(const TransferReads& a, const TransferReads& b) {
+    if (a.by_id != b.by_id || a.pages.size() != b.pages.size()) return false;
+    for (size_t i = 0; i < a.pages.size(); ++i) {
+      if (a.pages[i].result != b.pages[i].result || a.pages[i].data != b.pages[i].data ||
+          a.pages[i].has_more != b.pages[i].has_more) {
+        return false;
+      }
+    }
+    return true;
+  }
+};
+
+class HistoryTest : public EngineOnMemoryTest {
+ protected:
+  static constexpr int kTransfers = 120;
+
+  // Plain transfers, holds posted in part, holds voided, holds left open (with and without a
+  // deadline), metadata: every kind of final transfer, and some that stay in memory.
+  void write_history(Engine& e) {
+    accounts(e, {account("a"), account("b"), account("c")});
+    for (int i = 0; i < kTransfers; ++i) {
+      const std::string n = std::to_string(i);
+      std::vector<ledger::TransferEvent> ev;
+      switch (i % 4) {
+        case 0:
+          ev = {transfer("t" + n, "a", "b", 1 + i)};
+          ev[0].metadata = {{"order", n}};
+          break;
+        case 1:
+          ev = {pending("t" + n, "b", "c", 10 + i), post("x" + n, "t" + n, 5)};
+          break;
+        case 2:
+          ev = {pending("t" + n, "c", "a", 3), void_pending("x" + n, "t" + n)};
+          break;
+        default:
+          ev = {pending("t" + n, "a", "c", 2, i % 8 == 3 ? 3600 : 0)};
+      }
+      for (const CreateTransferResult r : transfers(e, ev)) ASSERT_EQ(r, CreateTransferResult::ok);
+    }
+  }
+
+  static TransferReads read_all(Engine& e) {
+    TransferReads out;
+    for (int i = 0; i < kTransfers; ++i) {
+      for (const char* prefix : {"t", "x"}) {
+        const auto o = wait_for<std::optional<ledger::Transfer>>(
+            [&](auto cb) { e.get_transfer(prefix + std::to_string(i), std::move(cb)); });
+        EXPECT_EQ(o.error, EngineError::ok);
+        out.by_id.push_back(o.value);
+      }
+    }
+    for (const char* account_id : {"a", "b", "c", "nobody"}) {
+      std::string cursor;
+      for (;;) {
+        const auto o = wait_for<ledger::AccountTransfersPage>([&](auto cb) {
+          e.list_account_transfers({account_id, 7, cursor}, std::move(cb));
+        });
+        EXPECT_EQ(o.error, EngineError::ok);
+        out.pages.push_back(o.value);
+        if (!o.value.has_more || o.value.data.empty()) break;
+        cursor = o.value.data.back().id;
+      }
+    }
+    return out;
+  }
+
+  // Waits until the writer dropped every final transfer from memory: only open holds remain.
+  static void wait_moved(Engine& e) {
+    const size_t open_holds = kTransfers / 4;
+    ASSERT_TRUE(wait_until(e, [&](const EngineStatus& s) {
+      return s.history_queued == 0 && s.counts.transfers_in_memory == open_holds;
+    }));
+  }
+};
+
+TEST_F(HistoryTest, FinalTransfersMoveToTheStoreAndEveryReadAnswersTheSame) {
+  TransferReads before;
+  EngineStatus hot;
+  {
+    auto e = open_on_disk(/*with_store=*/true);
+    write_history(*e);
+    before = read_all(*e);
+    wait_moved(*e);
+    const EngineStatus s = status(*e);
+    EXPECT_TRUE(s.history_enabled);
+    EXPECT_EQ(s.history_moved, s.counts.transfers - kTransfers / 4);
+    EXPECT_GT(s.history_applied_seq, 0u);
+    EXPECT_TRUE(s.invariants_ok) << s.invariant_problem;
+    EXPECT_EQ(read_all(*e), before);
+    // Commands that meet a transfer in the store: a retry answers exists, a second post of a
+    // hold already posted is refused, as they would be in memory.
+    ledger::TransferEvent retry = transfer("t0", "a", "b", 1);
+    retry.metadata = {{"order", "0"}};
+    EXPECT_EQ(transfers(*e, {retry})[0], CreateTransferResult::exists);
+    retry.amount = 2;
+    EXPECT_EQ(transfers(*e, {retry})[0], CreateTransferResult::exists_with_different_amount);
+    EXPECT_EQ(transfers(*e, {post("y1", "t1", 1)})[0],
+              CreateTransferResult::pending_transfer_already_posted);
+    EXPECT_EQ(transfers(*e, {void_pending("y2", "t2")})[0],
+              CreateTransferResult::pending_transfer_already_voided);
+    hot = status(*e);
+  }
+  // The same journal replayed with every transfer in memory has the same state hash.
+  {
+    auto e = open_on_disk(/*with_store=*/false);
+    EXPECT_EQ(status(*e).state_hash, hot.state_hash);
+    EXPECT_EQ(read_all(*e), before);
+  }
+  // A snapshot keeps only what memory holds; a restart reads the rest from the store.
+  {
+    auto e = open_on_disk(true);
+    wait_moved(*e);
+    const auto snap = wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); });
+    ASSERT_TRUE(snap.value.is_ok()) << snap.value.message();
+  }
+  auto e = open_on_disk(true);
+  const EngineStatus s = status(*e);
+  EXPECT_EQ(s.state_hash, hot.state_hash);
+  EXPECT_EQ(s.counts.transfers_in_memory, kTransfers / 4u);
+  EXPECT_TRUE(s.invariants_ok) << s.invariant_problem;
+  EXPECT_EQ(read_all(*e), before);
+}
+
+TEST_F(HistoryTest, ASnapshotThatCountsOnTheStoreIsRefusedWithoutIt) {
+  {
+    auto e = open_on_disk(true);
+    write_history(*e);
+    wait_moved(*e);
+    ASSERT_TRUE(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).value.is_ok());
+  }
+  EngineOptions o;
+  o.open_storage = [disk = disk_](std::function<void(std::string_view)> warn,
+                                  std::unique_ptr<journal::Storage>* out) {
+    journal::MemoryStorageOptions mo;
+    mo.warn = std::move(warn);
+    std::unique_ptr<journal::MemoryStorage> m;
+    if (Status s = journal::MemoryStorage::open(disk, std::move(mo), &m); !s.is_ok()) return s;
+    *out = std::move(m);
+    return Status::ok();
+  };
+  std::unique_ptr<Engine> e;
+  Status s = Engine::open(o, &e);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("counts on a history store"), std::string::npos) << s.message();
+  // A store that lost a record (restored from an older copy) is refused too, naming it.
+  store_->records.erase(store_->records.begin());
+  o.open_store = [data = store_](std::unique_ptr<store::Store>* out) {
+    *out = std::make_unique<store::MemoryStore>(data);
+    return Status::ok();
+  };
+  s = Engine::open(o, &e);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("history store lacks transfer 0"), std::string::npos) << s.message();
+}
+
+TEST_F(HistoryTest, AFailedStoreWriteKeepsTransfersInMemoryUntilARetryWritesThem) {
+  store_->fail_next_write = true;
+  auto e = open_on_disk(true);
+  write_history(*e);
+  const TransferReads before = read_all(*e);
+  ASSERT_TRUE(wait_until(*e, [](const EngineStatus& s) { return s.history_write_failures == 1; }));
+  EXPECT_EQ(read_all(*e), before);  // nothing left memory while the store refused it
+  wait_moved(*e);                   // the retry, a second later
+  EXPECT_EQ(read_all(*e), before);
+  EXPECT_TRUE(status(*e).invariants_ok);
+}
+
 std::string hex(uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
@@ -816,9 +1009,25 @@ std::string expect_fixture_replays(const std::string& name) {
     ADD_FAILURE() << opened.message();
     return {};
   }
-  const EngineStatus s =
+  EngineStatus s =
       wait_for<EngineStatus>([&](auto cb) { e->get_status(true, std::move(cb)); }).value;
   EXPECT_TRUE(s.invariants_ok);
+  EXPECT_EQ(hex(s.state_hash), expected);
+  // Its history moves to the store, and a restart from a snapshot that counts on the store
+  // gives the same hash.
+  EXPECT_TRUE(wait_until(*e, [](const EngineStatus& st) {
+    return st.history_moved > 0 && st.history_queued == 0 &&
+           st.counts.transfers_in_memory < st.counts.transfers;
+  }));
+  EXPECT_TRUE(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).value.is_ok());
+  e.reset();
+  if (Status again = Engine::open(o, &e); !again.is_ok()) {
+    ADD_FAILURE() << again.message();
+    return {};
+  }
+  s = wait_for<EngineStatus>([&](auto cb) { e->get_status(true, std::move(cb)); }).value;
+  EXPECT_EQ(hex(s.state_hash), expected);
+  EXPECT_LT(s.counts.transfers_in_memory, s.counts.transfers);
   EXPECT_EQ(s.payments.payments, 4u);
   EXPECT_EQ(s.payments.wallet_flows, 3u);
   EXPECT_EQ(s.payments.in_review, 0u);

@@ -56,17 +56,17 @@ std::optional<std::string> HistoryTier::read(uint32_t index) const {
 Status HistoryTier::scan(uint32_t below,
                          const std::function<Status(uint32_t, std::string_view)>& fn) const {
   Status failed;
-  Status s = store_->scan(std::string(1, kTransferPrefix), [&](std::string_view k,
-                                                               std::string_view v) {
-    uint32_t index = 0;
-    if (!parse_key(k, &index)) {
-      failed = Status::error("history store: malformed transfer key");
-      return false;
-    }
-    if (index >= below) return false;
-    failed = fn(index, v);
-    return failed.is_ok();
-  });
+  Status s =
+      store_->scan(std::string(1, kTransferPrefix), [&](std::string_view k, std::string_view v) {
+        uint32_t index = 0;
+        if (!parse_key(k, &index)) {
+          failed = Status::error("history store: malformed transfer key");
+          return false;
+        }
+        if (index >= below) return false;
+        failed = fn(index, v);
+        return failed.is_ok();
+      });
   if (!s.is_ok()) return s;
   return failed;
 }
@@ -141,8 +141,8 @@ void HistoryTier::move_loop() {
         ++write_failures_;
         stopping = stopping_;
       }
-      log_(true, "history store write failed (the transfers stay in memory; retrying): " +
-                     s.message());
+      log_(true,
+           "history store write failed (the transfers stay in memory; retrying): " + s.message());
       // At stop the records are in the journal and the snapshot: nothing is lost by giving up.
       if (stopping) return;
       std::unique_lock lock(mu_);

@@ -36,9 +36,9 @@ class HistoryTier final : public ledger::ColdTransfers {
   ~HistoryTier() override;
 
   [[nodiscard]] std::optional<std::string> read(uint32_t index) const override;
-  Status scan(uint32_t below,
-              const std::function<Status(uint32_t index, std::string_view value)>& fn)
-      const override;
+  Status scan(
+      uint32_t below,
+      const std::function<Status(uint32_t index, std::string_view value)>& fn) const override;
 
   // Records moved out by the commits up to journal record `seq`, to write.
   void submit(uint64_t seq, std::vector<ledger::FinalTransfer> records);
@@ -48,8 +48,8 @@ class HistoryTier final : public ledger::ColdTransfers {
   void read_async(std::function<void(const store::Store&)> fn);
 
   struct Counters {
-    uint64_t moved = 0;          // transfers written to the store
-    uint64_t queued = 0;         // handed over, not yet written
+    uint64_t moved = 0;   // transfers written to the store
+    uint64_t queued = 0;  // handed over, not yet written
     uint64_t write_failures = 0;
     uint64_t applied_seq = 0;
     uint64_t disk_bytes = 0;
@@ -73,13 +73,13 @@ class HistoryTier final : public ledger::ColdTransfers {
   mutable std::mutex mu_;
   std::condition_variable mover_wake_;
   std::condition_variable reader_wake_;
-  std::deque<Batch> to_write_;                              // guarded by mu_
-  std::vector<uint32_t> durable_;                           // guarded by mu_
+  std::deque<Batch> to_write_;                                  // guarded by mu_
+  std::vector<uint32_t> durable_;                               // guarded by mu_
   std::deque<std::function<void(const store::Store&)>> reads_;  // guarded by mu_
-  bool stopping_ = false;                                   // guarded by mu_
-  uint64_t moved_ = 0;                                      // guarded by mu_
-  uint64_t queued_ = 0;                                     // guarded by mu_
-  uint64_t write_failures_ = 0;                             // guarded by mu_
+  bool stopping_ = false;                                       // guarded by mu_
+  uint64_t moved_ = 0;                                          // guarded by mu_
+  uint64_t queued_ = 0;                                         // guarded by mu_
+  uint64_t write_failures_ = 0;                                 // guarded by mu_
   std::thread mover_;
   std::thread reader_;
 };

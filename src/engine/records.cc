@@ -205,8 +205,7 @@ Status decode_state(std::string_view bytes, SipKey index_key, const payments::Co
   uint64_t n = 0;
   std::string_view ledger_bytes;
   if (!r.u64(&n) || !r.raw(&ledger_bytes, n)) return Status::error("snapshot: malformed ledger");
-  if (Status s = ledger::Ledger::decode(ledger_bytes, index_key, cold, &out->ledger);
-      !s.is_ok()) {
+  if (Status s = ledger::Ledger::decode(ledger_bytes, index_key, cold, &out->ledger); !s.is_ok()) {
     return s;
   }
   std::string_view rest;
