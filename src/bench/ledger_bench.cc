@@ -10,6 +10,7 @@
 #include <random>
 #include <semaphore>
 #include <stdexcept>
+#include <thread>
 
 #include "engine/engine.h"
 
@@ -101,6 +102,7 @@ Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
   const uint64_t rss_before = resident_bytes();
   engine::EngineOptions eo;
   eo.data_dir = dir;
+  eo.history_in_memory = o.history_in_memory;
   std::unique_ptr<engine::Engine> engine;
   if (Status s = engine::Engine::open(eo, &engine); !s.is_ok())
     throw std::runtime_error(s.message());
@@ -132,16 +134,29 @@ Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   batches = {};
 
-  const auto status =
-      wait_for<engine::EngineStatus>([&](auto cb) { engine->get_status(true, std::move(cb)); });
+  // Memory is measured once the history tier has caught up (every transfer here is final).
+  const auto moved_at = Clock::now();
+  for (;;) {
+    const auto s =
+        wait_for<engine::EngineStatus>([&](auto cb) { engine->get_status(false, std::move(cb)); });
+    if (!s.value.history_enabled ||
+        (s.value.history_queued == 0 && s.value.counts.transfers_in_memory == 0)) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double catch_up_s = std::chrono::duration<double>(Clock::now() - moved_at).count();
   malloc_trim(0);
   const uint64_t rss_after = resident_bytes();
+  const auto status =
+      wait_for<engine::EngineStatus>([&](auto cb) { engine->get_status(true, std::move(cb)); });
   engine.reset();
   fs::remove_all(dir);
 
   Row row;
   row.scenario = std::string("engine+journal, batch ") + std::to_string(o.batch) + ", " +
-                 (zipf ? "zipf" : "uniform");
+                 (zipf ? "zipf" : "uniform") +
+                 (o.history_in_memory ? ", history in memory" : ", history store");
   row.operations = ok;
   row.seconds = seconds;
   row.ops_per_s = static_cast<double>(ok) / seconds;
@@ -154,6 +169,11 @@ Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
       {"ledger bytes per transfer", static_cast<double>(status.value.ledger_memory_bytes) / n},
       {"resident bytes per transfer", static_cast<double>(rss_after - rss_before) / n},
       {"invariants ok (1 = yes)", status.value.invariants_ok ? 1.0 : 0.0},
+      {"transfers in memory at the end",
+       static_cast<double>(status.value.counts.transfers_in_memory)},
+      {"history store catch-up after the last answer, s", catch_up_s},
+      {"history store bytes on disk per transfer",
+       static_cast<double>(status.value.history_disk_bytes) / n},
   };
   return row;
 }
@@ -161,6 +181,7 @@ Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
 }  // namespace
 
 std::vector<Row> run_ledger_bench(const LedgerBenchOptions& options) {
+  if (options.zipf_only) return {run_scenario(options, true)};
   return {run_scenario(options, false), run_scenario(options, true)};
 }
 

@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 8190));
   ledger->add_option("--in-flight", ledger_options.in_flight, "requests in flight");
   ledger->add_option("--data", ledger_options.data_dir, "journal directory (a real disk)");
+  ledger->add_flag("--history-in-memory", ledger_options.history_in_memory,
+                   "keep every transfer in memory (no history store), as before issue 10");
+  ledger->add_flag("--zipf-only", ledger_options.zipf_only, "run the Zipf scenario only");
 
   keel::bench::StoreBenchOptions store_options;
   std::string store_json;

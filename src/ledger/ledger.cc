@@ -649,9 +649,9 @@ InvariantReport Ledger::check_invariants() const {
   // Balances recomputed from the transfers, compared with the stored ones account by account.
   std::vector<Balances> recomputed(accounts_.size());
   size_t live_holds_with_deadline = 0;
-  TransferRecord scratch;
-  for (size_t i = 0; i < transfers_.size(); ++i) {
-    const TransferRecord& t = record(static_cast<uint32_t>(i), &scratch);
+  std::string problem;
+  for_each_transfer([&](uint32_t i, const TransferRecord& t) {
+    if (!problem.empty()) return;
     Balances& d = recomputed[t.debit];
     Balances& c = recomputed[t.credit];
     if (t.flags & transfer_flags::kPending) {
@@ -660,9 +660,8 @@ InvariantReport Ledger::check_invariants() const {
         c.credits_pending += t.amount;
         if (t.timeout_s > 0) {
           ++live_holds_with_deadline;
-          if (!expiries_.contains(
-                  {t.timestamp + t.timeout_s * kNanosPerSecond, static_cast<uint32_t>(i)})) {
-            return {false, "live hold " + t.id + " has no expiry entry"};
+          if (!expiries_.contains({t.timestamp + t.timeout_s * kNanosPerSecond, i})) {
+            problem = "live hold " + t.id + " has no expiry entry";
           }
         }
       }
@@ -670,7 +669,8 @@ InvariantReport Ledger::check_invariants() const {
       d.debits_posted += t.amount;
       c.credits_posted += t.amount;
     }
-  }
+  });
+  if (!problem.empty()) return {false, problem};
   if (live_holds_with_deadline != expiries_.size()) return {false, "stale expiry entries"};
   for (size_t i = 0; i < accounts_.size(); ++i) {
     if (!(accounts_[i].balances == recomputed[i])) {
@@ -768,6 +768,40 @@ std::string_view Ledger::cold_id(uint32_t i) const {
   ByteReader r(*value);
   KEEL_ASSERT(r.str16(&cold_scratch_));
   return cold_scratch_;
+}
+
+// In index order, merging memory with one ordered scan of the store (not a read per transfer).
+void Ledger::for_each_transfer(
+    const std::function<void(uint32_t, const TransferRecord&)>& fn) const {
+  const auto size = static_cast<uint32_t>(transfers_.size());
+  uint32_t next = 0;
+  // Every transfer not in the store is in memory.
+  const auto in_memory_below = [&](uint32_t limit) {
+    for (; next < limit; ++next) {
+      const TransferRecord* t = transfers_.hot(next);
+      KEEL_ASSERT(t != nullptr);
+      fn(next, *t);
+    }
+  };
+  if (cold_ != nullptr && transfers_.hot_count() < size) {
+    TransferRecord scratch;
+    const Status s = cold_->scan(size, [&](uint32_t i, std::string_view value) {
+      KEEL_ASSERT(i >= next);
+      in_memory_below(i);
+      if (const TransferRecord* t = transfers_.hot(i)) {
+        fn(i, *t);  // written, not yet dropped from memory
+      } else {
+        ByteReader r(value);
+        scratch = TransferRecord{};
+        KEEL_ASSERT(decode_transfer(r, &scratch));
+        fn(i, scratch);
+      }
+      next = i + 1;
+      return Status::ok();
+    });
+    KEEL_ASSERT(s.is_ok());
+  }
+  in_memory_below(size);
 }
 
 void Ledger::take_final(std::vector<FinalTransfer>* out) {
@@ -885,11 +919,10 @@ uint64_t Ledger::state_hash() const {
   w.u32(kEncodingAllInMemory);
   encode_accounts(w, accounts_);
   w.u64(transfers_.size());
-  TransferRecord scratch;
-  for (size_t i = 0; i < transfers_.size(); ++i) {
-    encode_transfer_fields(w, record(static_cast<uint32_t>(i), &scratch));
+  for_each_transfer([&](uint32_t, const TransferRecord& t) {
+    encode_transfer_fields(w, t);
     if (buf.size() >= (size_t{1} << 20)) flush(false);
-  }
+  });
   flush(true);
   return h.finish();
 }

@@ -239,6 +239,8 @@ class Ledger {
   // The record of transfer i: in memory, or read from the store into `*scratch`.
   const TransferRecord& record(uint32_t i, TransferRecord* scratch) const;
   std::string_view cold_id(uint32_t i) const;  // valid until the next cold read
+  // Calls fn for every transfer, in index order, wherever it is.
+  void for_each_transfer(const std::function<void(uint32_t, const TransferRecord&)>& fn) const;
   void encode_transfers(ByteWriter& w, const std::function<void()>& flush) const;
   // The slice [*begin, *end) of the account's transfer list that a page shows.
   PageResult page_bounds(std::string_view account_id, size_t limit, std::string_view starting_after,

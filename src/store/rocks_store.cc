@@ -100,7 +100,10 @@ Status open_rocks_store(const std::filesystem::path& dir, bool read_only, size_t
   rocksdb::BlockBasedTableOptions t;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   t.block_cache = rocksdb::NewLRUCache(std::max<size_t>(cache_mb, 1) << 20);
-  t.cache_index_and_filter_blocks = true;
+  // Index and filter blocks stay with their table, outside the cache: a filter is 1.25 bytes a
+  // record and a large table's filter block does not fit a cache shard (it would be read from
+  // disk on every lookup).
+  t.cache_index_and_filter_blocks = false;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   rocksdb::DB* raw = nullptr;
   const rocksdb::Status s = read_only ? rocksdb::DB::OpenForReadOnly(o, dir.string(), &raw)
