@@ -607,6 +607,76 @@ TEST_F(ApiTest, StopsCleanlyAndKeepsAcknowledgedWrites) {
   EXPECT_EQ(balances("b"), (std::vector<int64_t>{0, 0, 0, 10}));
 }
 
+// The history tier seen from outside: every transfer and every page of an account's history
+// answers byte for byte the same while in memory, once in the store, and after restarts.
+TEST_F(ApiTest, TransfersReadTheSameFromMemoryFromTheStoreAndAfterRestarts) {
+  const testing::TempDir dir;
+  start(testing::KeeldOptions{.data_dir = dir.path() / "data"});
+  ASSERT_EQ(create_account("a"), "ok");
+  ASSERT_EQ(create_account("b"), "ok");
+  for (int i = 0; i < 30; ++i) {
+    const std::string n = std::to_string(i);
+    if (i % 3 == 0) {
+      ASSERT_EQ(transfer("h" + n, "a", "b", 5 + i, R"(,"flags":["pending"])"), "ok");
+      ASSERT_EQ(results("/v1/transfers", R"({"id":"p)" + n + R"(","pending_id":"h)" + n +
+                                             R"(","amount":2,"flags":["post_pending"]})")[0],
+                "ok");
+    } else {
+      ASSERT_EQ(transfer("t" + n, i % 2 ? "a" : "b", i % 2 ? "b" : "a", 1 + i,
+                         R"(,"metadata":{"order":")" + n + R"("})"),
+                "ok");
+    }
+  }
+  const auto read_all = [&] {
+    std::vector<std::string> bodies;
+    for (int i = 0; i < 30; ++i) {
+      for (const char* prefix : {"t", "h", "p"}) {
+        const HttpResponse r = call("GET", "/v1/transfers/" + (prefix + std::to_string(i)));
+        bodies.push_back(std::to_string(r.status) + " " + (r.status == 200 ? r.body : ""));
+      }
+    }
+    for (const char* account : {"a", "b"}) {
+      std::string target = std::string("/v1/accounts/") + account + "/transfers?limit=7";
+      for (;;) {
+        const json::object page = ok("GET", target);
+        bodies.push_back(json::serialize(page));
+        const auto& data = page.at("data").as_array();
+        if (!page.at("has_more").as_bool() || data.empty()) break;
+        target = std::string("/v1/accounts/") + account + "/transfers?limit=7&starting_after=" +
+                 std::string(data.back().at("id").as_string());
+      }
+    }
+    return bodies;
+  };
+  const std::vector<std::string> before = read_all();
+  const std::string hash = state_hash();
+  // Every transfer here is final: all of them leave memory.
+  bool moved = false;
+  for (int i = 0; i < 500 && !moved; ++i) {
+    const json::object s = ok("GET", "/v1/admin/status");
+    moved = s.at("counts").at("transfers_in_memory").as_int64() == 0 &&
+            s.at("history").at("queued").as_int64() == 0;
+    if (!moved) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(moved);
+  EXPECT_NE(call("GET", "/metrics").body.find("\nkeel_history_transfers_moved_total 40\n"),
+            std::string::npos);
+  EXPECT_EQ(read_all(), before);
+  EXPECT_EQ(state_hash(), hash);
+  EXPECT_EQ(json::serialize(ok("POST", "/v1/admin/snapshot")), R"({"result":"ok"})");
+  client_.reset();
+  EXPECT_EQ(keeld_->stop(), 0);
+  start(testing::KeeldOptions{.data_dir = dir.path() / "data"});
+  EXPECT_EQ(read_all(), before);
+  EXPECT_EQ(state_hash(), hash);
+  EXPECT_EQ(transfer("t1", "a", "b", 2, R"(,"metadata":{"order":"1"})"), "exists");
+  client_.reset();
+  EXPECT_EQ(keeld_->kill9(), 128 + 9);
+  start(testing::KeeldOptions{.data_dir = dir.path() / "data"});
+  EXPECT_EQ(read_all(), before);
+  EXPECT_EQ(state_hash(), hash);
+}
+
 TEST_F(ApiTest, StopAnswersRequestsInFlight) {
   ASSERT_EQ(create_account("a"), "ok");
   ASSERT_EQ(create_account("b"), "ok");

@@ -369,6 +369,13 @@ TEST(Encode, ResultsPagesStatusAndErrors) {
   const json::object full = status_to_json(s, true, true);
   EXPECT_EQ(full.at("state_hash").as_string(), "0000000000000abc");
   EXPECT_TRUE(full.at("invariants_ok").as_bool());
+  EXPECT_TRUE(full.at("history").is_null());
+  s.history_enabled = true;
+  s.history_moved = 7;
+  s.counts.transfers_in_memory = 3;
+  const json::object tiered = status_to_json(s, false, true);
+  EXPECT_EQ(tiered.at("history").at("transfers_moved").as_uint64(), 7u);
+  EXPECT_EQ(tiered.at("counts").at("transfers_in_memory").as_uint64(), 3u);
   const json::object e =
       error_to_json(make_error(ErrorCode::amount_invalid, "m", "data[3].amount"), "req_1");
   EXPECT_EQ(json::serialize(e),

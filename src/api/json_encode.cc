@@ -35,7 +35,8 @@ json::value optional_string(std::string_view s) {
 json::object counts_to_json(const ledger::LedgerCounts& c) {
   return json::object{{"accounts", c.accounts},
                       {"transfers", c.transfers},
-                      {"pending_with_timeout", c.pending_with_timeout}};
+                      {"pending_with_timeout", c.pending_with_timeout},
+                      {"transfers_in_memory", c.transfers_in_memory}};
 }
 
 json::value optional_time(Timestamp t) {
@@ -156,6 +157,15 @@ json::object status_to_json(const engine::EngineStatus& s, bool full, bool healt
        json::object{{"open_deadline_unknown", s.payments.review_open_deadline_unknown},
                     {"open_psp_result_rejected", s.payments.review_open_psp_result_rejected}}},
   };
+  if (s.history_enabled) {
+    out["history"] = json::object{{"transfers_moved", s.history_moved},
+                                  {"queued", s.history_queued},
+                                  {"write_failures", s.history_write_failures},
+                                  {"applied_seq", s.history_applied_seq},
+                                  {"store_bytes", s.history_disk_bytes}};
+  } else {
+    out["history"] = nullptr;  // every transfer in memory ([engine] history = "memory")
+  }
   if (full) {
     out["state_hash"] = hash_to_hex(s.state_hash);
     out["invariants_ok"] = s.invariants_ok;

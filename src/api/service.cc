@@ -157,6 +157,18 @@ std::string metrics_text(const engine::EngineStatus& s) {
          s.batches_committed);
   metric("keel_ledger_accounts", "gauge", "Ledger accounts.", s.counts.accounts);
   metric("keel_ledger_transfers", "gauge", "Ledger transfers.", s.counts.transfers);
+  metric("keel_ledger_transfers_in_memory", "gauge",
+         "Ledger transfers held in memory (open holds and those not yet in the history store).",
+         s.counts.transfers_in_memory);
+  metric("keel_history_transfers_moved_total", "counter",
+         "Transfers written to the history store since start.", s.history_moved);
+  metric("keel_history_queued", "gauge", "Transfers handed to the history store, not yet written.",
+         s.history_queued);
+  metric("keel_history_write_failures_total", "counter",
+         "Failed history store writes (each logged and retried; alert when it grows).",
+         s.history_write_failures);
+  metric("keel_history_store_bytes", "gauge", "The history store's size on disk.",
+         s.history_disk_bytes);
   metric("keel_payments", "gauge", "Payments stored.", s.payments.payments);
   metric("keel_payments_in_review", "gauge",
          "Payments, refunds, top-ups and payouts flagged for review, any reason (alert when > 0).",

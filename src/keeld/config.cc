@@ -68,7 +68,7 @@ std::string apply_sections(const toml::table& doc, KeeldConfig* c) {
   if (error.empty()) {
     error = unknown_key(e, "engine.",
                         {"queue_capacity", "batch_events_max", "snapshot_interval_events",
-                         "segment_bytes_max", "tick_interval_ms"});
+                         "segment_bytes_max", "tick_interval_ms", "history", "store_cache_mb"});
   }
   if (!error.empty()) return error;
   const bool ok =
@@ -80,8 +80,16 @@ std::string apply_sections(const toml::table& doc, KeeldConfig* c) {
       read_int(e, "snapshot_interval_events", "engine.", &c->engine.snapshot_interval_events, 0,
                &error) &&
       read_int(e, "segment_bytes_max", "engine.", &c->engine.segment_bytes_max, 4096, &error) &&
-      read_int(e, "tick_interval_ms", "engine.", &c->engine.tick_interval_ms, 1, &error);
-  return ok ? std::string() : error;
+      read_int(e, "tick_interval_ms", "engine.", &c->engine.tick_interval_ms, 1, &error) &&
+      read_int(e, "store_cache_mb", "engine.", &c->engine.store_cache_mb, 1, &error);
+  if (!ok) return error;
+  std::string history = c->engine.history_in_memory ? "memory" : "store";
+  if (!read_string(e, "history", &history, &error)) return error;
+  if (history != "store" && history != "memory") {
+    return "engine.history must be \"store\" (history on disk) or \"memory\"";
+  }
+  c->engine.history_in_memory = history == "memory";
+  return {};
 }
 
 // An array of strings at `key`, if present.

@@ -39,6 +39,8 @@ batch_events_max = 20
 snapshot_interval_events = 0
 segment_bytes_max = 1048576
 tick_interval_ms = 5
+history = "memory"
+store_cache_mb = 16
 )",
                               "keeld.toml", &c);
   ASSERT_TRUE(s.is_ok()) << s.message();
@@ -55,6 +57,18 @@ tick_interval_ms = 5
   EXPECT_EQ(c.engine.snapshot_interval_events, 0u);
   EXPECT_EQ(c.engine.segment_bytes_max, 1048576u);
   EXPECT_EQ(c.engine.tick_interval_ms, 5);
+  EXPECT_TRUE(c.engine.history_in_memory);
+  EXPECT_EQ(c.engine.store_cache_mb, 16u);
+}
+
+TEST(ApplyToml, HistoryIsStoreOrMemory) {
+  KeeldConfig c;
+  EXPECT_FALSE(c.engine.history_in_memory);  // the store by default
+  const Status s = apply_toml("[engine]\nhistory = \"disk\"\n", "keeld.toml", &c);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("engine.history"), std::string::npos) << s.message();
+  EXPECT_FALSE(c.engine.history_in_memory);
+  EXPECT_FALSE(apply_toml("[engine]\nstore_cache_mb = 0\n", "keeld.toml", &c).is_ok());
 }
 
 TEST(ApplyToml, RoutingChannelsAndSettings) {
