@@ -873,6 +873,77 @@ TEST_F(CliTest, JournalVerify) {
   EXPECT_EQ(json::parse(r.out).at("counts").at("accounts").as_int64(), 1);
 }
 
+// `keel backup` while keeld serves, `keel restore` into a new data directory, and keeld on it:
+// the same state hash, the same balances, the history in its store. Refused without
+// [admin] controls (a backup writes files on keeld's machine), and into a directory in use.
+TEST(CliBackup, BackupRestoreAndStartOnTheCopy) {
+  testing::TempDir dir;
+  const auto config = dir.path() / "keeld.toml";
+  {
+    std::ofstream f(config);
+    f << "[admin]\ncontrols = true\n";
+  }
+  testing::KeeldOptions o;
+  o.data_dir = dir.path() / "data";
+  o.extra_args = {"--config", config.string()};
+  std::unique_ptr<testing::KeeldProcess> keeld;
+  ASSERT_TRUE(testing::KeeldProcess::start(o, &keeld).is_ok());
+  const auto keel = [&](std::vector<std::string> args) {
+    args.insert(args.begin(),
+                {testing::build_path("src/cli/keel").string(), "--server", keeld->base_url()});
+    return testing::run_program(args);
+  };
+  ASSERT_EQ(keel({"account", "create", "--id", "a", "--currency", "USD"}).exit_code, 0);
+  ASSERT_EQ(keel({"account", "create", "--id", "b", "--currency", "USD"}).exit_code, 0);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(keel({"transfer", "create", "--id", "t" + std::to_string(i), "--debit", "a",
+                    "--credit", "b", "--amount", std::to_string(10 + i), "--currency", "USD"})
+                  .exit_code,
+              0);
+  }
+  auto r = keel({"-o", "json", "status", "--full"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string hash(json::parse(r.out).at("state_hash").as_string());
+  const auto backup = dir.path() / "backup";
+  r = keel({"-o", "json", "backup", backup.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json::value b = json::parse(r.out);
+  EXPECT_EQ(b.at("result").as_string(), "ok");
+  EXPECT_TRUE(b.at("with_store").as_bool());
+  r = keel({"backup", backup.string()});  // not empty any more
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("dir must be an absolute path"), std::string::npos) << r.err;
+  ASSERT_EQ(keeld->stop(), 0);
+
+  const auto cli = testing::build_path("src/cli/keel").string();
+  r = testing::run_program({cli, "restore", backup.string(), o.data_dir.string()});
+  EXPECT_EQ(r.exit_code, 1);  // the original data directory is not empty
+  EXPECT_NE(r.err.find("not an empty directory"), std::string::npos) << r.err;
+  const auto restored = dir.path() / "restored";
+  r = testing::run_program({cli, "-o", "json", "restore", backup.string(), restored.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).at("state_hash").as_string(), hash);
+
+  o.data_dir = restored;
+  ASSERT_TRUE(testing::KeeldProcess::start(o, &keeld).is_ok());
+  r = keel({"-o", "json", "status", "--full"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).at("state_hash").as_string(), hash);
+  r = keel({"-o", "json", "account", "get", "b"});
+  EXPECT_EQ(json::parse(r.out).at("credits_posted").as_int64(), 10 + 11 + 12 + 13 + 14);
+  r = keel({"-o", "json", "transfer", "get", "t3"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).at("amount").as_int64(), 13);
+  ASSERT_EQ(keeld->stop(), 0);
+
+  // Without [admin] controls the route does not exist.
+  testing::KeeldOptions plain;
+  ASSERT_TRUE(testing::KeeldProcess::start(plain, &keeld).is_ok());
+  r = keel({"backup", (dir.path() / "other").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "other"));
+}
+
 // The runtime-control and payment commands against a keeld with routing channels and
 // [admin] controls = true (no PSP needed: nothing is paid here).
 TEST(CliControls, ChannelsModeFlowsAndPayments) {

@@ -63,6 +63,7 @@ constexpr std::array kErrors = {
     ErrorInfo{ErrorCode::channel_ineligible, "channel_ineligible", 422},
     ErrorInfo{ErrorCode::internal_error, "internal_error", 500},
     ErrorInfo{ErrorCode::snapshot_failed, "snapshot_failed", 500},
+    ErrorInfo{ErrorCode::backup_failed, "backup_failed", 500},
     ErrorInfo{ErrorCode::overloaded, "overloaded", 503},
     ErrorInfo{ErrorCode::read_only, "read_only", 503},
     ErrorInfo{ErrorCode::unavailable, "unavailable", 503},

@@ -66,6 +66,7 @@ enum class ErrorCode : uint8_t {
   // 500, 503.
   internal_error,
   snapshot_failed,
+  backup_failed,
   overloaded,            // the engine's queue is full; Retry-After: 1
   read_only,             // an operator put keel in read-only mode (docs/routing.md); Retry-After: 1
   unavailable,           // the engine is stopping or its journal failed; Retry-After: 1

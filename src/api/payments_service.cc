@@ -8,6 +8,7 @@
 #include <charconv>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <random>
 #include <set>
@@ -579,6 +580,7 @@ void PaymentRoutes::control(const RouteMatch& m, const RequestHeaders& h, std::s
   if (m.route == Route::admin_controls) {
     return query({payments::QueryKind::get_controls, ""}, "controls", r);
   }
+  if (m.route == Route::admin_backup) return backup(body, r);
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
   Fields f(&o.value);
@@ -625,6 +627,37 @@ void PaymentRoutes::control(const RouteMatch& m, const RequestHeaders& h, std::s
   if (!reason.ok()) return r->fail(*reason.error);
   k.reason = reason.value.value_or("");
   submit(payments::cmd::Control{std::move(k)}, 0, r);
+}
+
+void PaymentRoutes::backup(std::string_view body, const ResponderPtr& r) {
+  auto o = body_object(body);
+  if (!o.ok()) return r->fail(*o.error);
+  Fields f(&o.value);
+  if (auto e = f.only({"dir"})) return r->fail(*e);
+  auto dir = f.text("dir", 4096);
+  if (!dir.ok()) return r->fail(*dir.error);
+  if (!dir.value) return r->fail(missing("dir"));
+  const std::filesystem::path path(*dir.value);
+  std::error_code ec;
+  if (!path.is_absolute() ||
+      (std::filesystem::exists(path, ec) &&
+       (!std::filesystem::is_directory(path, ec) || !std::filesystem::is_empty(path, ec)))) {
+    return r->fail(make_error(ErrorCode::parameter_invalid,
+                              "dir must be an absolute path that does not exist or is an empty "
+                              "directory, on keeld's machine",
+                              "dir"));
+  }
+  engine_->backup(path, on_io_thread<engine::BackupResult>(r, [path](const Responder& r,
+                                                                     engine::BackupResult b) {
+                    if (!b.status.is_ok()) {
+                      return r.fail(make_error(ErrorCode::backup_failed, b.status.message()));
+                    }
+                    r.ok(json::object{{"result", "ok"},
+                                      {"dir", path.string()},
+                                      {"seq", b.seq},
+                                      {"snapshot_bytes", b.snapshot_bytes},
+                                      {"with_store", b.with_store}});
+                  }));
 }
 
 bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::string_view target,
@@ -718,6 +751,7 @@ bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::st
     case Route::admin_flow_disable:
     case Route::admin_flow_enable:
     case Route::admin_controls:
+    case Route::admin_backup:
       control(m, h, body, r);
       return true;
     default:

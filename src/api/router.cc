@@ -45,6 +45,7 @@ constexpr std::array kRoutes = {
     RouteSpec{"POST", {"v1", "admin", "flows", "{id}", "disable"}, Route::admin_flow_disable, {}},
     RouteSpec{"POST", {"v1", "admin", "flows", "{id}", "enable"}, Route::admin_flow_enable, {}},
     RouteSpec{"GET", {"v1", "admin", "controls"}, Route::admin_controls, {}},
+    RouteSpec{"POST", {"v1", "admin", "backup"}, Route::admin_backup, {}},
     RouteSpec{"POST", {"v1", "customers"}, Route::create_customer, {}},
     RouteSpec{"GET", {"v1", "customers", "{id}"}, Route::get_customer, {}},
     RouteSpec{"POST", {"v1", "merchants"}, Route::create_merchant, {}},

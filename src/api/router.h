@@ -60,6 +60,7 @@ enum class Route : uint8_t {
   admin_flow_disable,    // POST /v1/admin/flows/{id}/disable    {reason?}
   admin_flow_enable,     // POST /v1/admin/flows/{id}/enable     {reason?}
   admin_controls,        // GET  /v1/admin/controls
+  admin_backup,          // POST /v1/admin/backup                {dir} (served like the controls)
 };
 
 using QueryParams = std::vector<std::pair<std::string, std::string>>;

@@ -122,6 +122,8 @@ class PaymentRoutes {
   // The runtime-control routes (admin_channel_* .. admin_controls).
   void control(const RouteMatch& m, const RequestHeaders& h, std::string_view body,
                const ResponderPtr& r);
+  // POST /v1/admin/backup: a consistent online copy into a directory on keeld's machine.
+  void backup(std::string_view body, const ResponderPtr& r);
 
   engine::Engine* engine_;
   PaymentsApiOptions options_;

@@ -6,6 +6,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -396,6 +397,40 @@ void add_other_commands(CLI::App& app, const Globals& g, Action* action) {
       "verify", "check a data directory (checksums, replay, invariants) without changing it");
   verify->add_option("DIR", *dir, "data directory")->required()->check(CLI::ExistingDirectory);
   verify->callback([&g, action, dir] { *action = [&g, dir] { return verify_journal(g, *dir); }; });
+
+  auto backup_dir = std::make_shared<std::string>();
+  CLI::App* backup = app.add_subcommand(
+      "backup", "a consistent online copy of keeld's state into DIR on keeld's machine");
+  backup->add_option("DIR", *backup_dir, "absolute path; absent or an empty directory")->required();
+  backup->callback([&g, action, backup_dir] {
+    *action = [&g, backup_dir] {
+      std::error_code ec;
+      const std::string dir = std::filesystem::absolute(*backup_dir, ec).string();
+      return show(g,
+                  call(g, "POST", "/v1/admin/backup", json::serialize(json::object{{"dir", dir}})),
+                  cli::print_object);
+    };
+  });
+  auto from = std::make_shared<std::string>();
+  auto to = std::make_shared<std::string>();
+  CLI::App* restore = app.add_subcommand(
+      "restore", "check a backup and copy it into a new data directory (keeld stopped)");
+  restore->add_option("BACKUP", *from, "a directory `keel backup` wrote")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  restore->add_option("DATA", *to, "the data directory to create (absent or empty)")->required();
+  restore->callback([&g, action, from, to] {
+    *action = [&g, from, to] {
+      engine::VerifyReport report;
+      if (const Status s = engine::restore_backup(*from, *to, &report); !s.is_ok()) {
+        return fail("restore " + *from + " into " + *to + ": " + s.message());
+      }
+      json::object body = cli::verify_report_to_json(report);
+      body["restored_into"] = *to;
+      show(g, body, cli::print_object);
+      return 0;
+    };
+  });
 }
 
 }  // namespace

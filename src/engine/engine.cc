@@ -12,9 +12,12 @@
 #include <thread>
 #include <variant>
 
+#include <fcntl.h>
 #include "core/assert.h"
+
 #include "engine/history.h"
 #include "engine/records.h"
+#include "journal/file_io.h"
 
 namespace keel::engine {
 namespace {
@@ -63,10 +66,14 @@ struct PaymentsQuery {
 struct GetChannels {
   Callback<std::vector<ChannelStatus>> done;
 };
+struct Backup {
+  std::filesystem::path dir;
+  Callback<BackupResult> done;
+};
 
 using Command = std::variant<CreateAccounts, CreateTransfers, SetAccountClosed, GetAccount,
                              GetTransfer, ListAccountTransfers, GetStatus, TakeSnapshot,
-                             PaymentsCommand, PaymentsQuery, GetChannels>;
+                             PaymentsCommand, PaymentsQuery, GetChannels, Backup>;
 
 routing::CallEnd call_end(payments::AttemptStatus s) {
   using S = payments::AttemptStatus;
@@ -103,7 +110,7 @@ bool is_write(const Command& c) {
 // that was lost).
 bool answered_after_failure(const Command& c) {
   return !is_write(c) && !std::holds_alternative<TakeSnapshot>(c) &&
-         !std::holds_alternative<GetChannels>(c);
+         !std::holds_alternative<GetChannels>(c) && !std::holds_alternative<Backup>(c);
 }
 
 // Answers a command with an engine error and no value.
@@ -222,6 +229,8 @@ struct Engine::Impl {
   // Writer-thread state.
   uint64_t events_since_snapshot = 0;
   SnapshotWriter snapshots;
+  std::thread backup_thread;  // the backup being written (joined at stop)
+  std::atomic<bool> backup_done{true};
   std::vector<Callback<Status>> snapshot_waiters;       // answered when the one in flight ends
   std::vector<Callback<Status>> next_snapshot_waiters;  // asked while one was in flight
   uint64_t batches_committed = 0;
@@ -325,6 +334,7 @@ struct Engine::Impl {
   // state and refuses everything else with `unavailable`.
   void answer_after_failure(Command& c);
   void serve_reads_until_stop();
+  void start_backup(Backup& cmd);
   // Snapshots: start one (encode now, write in the background); notice when it is durable.
   void start_snapshot();
   void poll_snapshot();
@@ -558,6 +568,8 @@ void Engine::Impl::answer_read(Command& c) {
           cmd.done({EngineError::ok, state.payments.query(cmd.query, ledger)});
         } else if constexpr (std::is_same_v<T, GetChannels>) {
           cmd.done({EngineError::ok, channel_statuses()});
+        } else if constexpr (std::is_same_v<T, Backup>) {
+          start_backup(cmd);
         } else if constexpr (std::is_same_v<T, PaymentsCommand>) {
           KEEL_ASSERT(false);  // a write
         }
@@ -871,6 +883,53 @@ void Engine::Impl::serve_reads_until_stop() {
   }
 }
 
+void Engine::Impl::start_backup(Backup& cmd) {
+  const auto refuse = [&cmd](std::string why) {
+    BackupResult r;
+    r.status = Status::error(std::move(why));
+    cmd.done({EngineError::ok, std::move(r)});
+  };
+  if (!backup_done.load()) return refuse("a backup is already being written");
+  if (backup_thread.joinable()) backup_thread.join();
+  std::error_code ec;
+  if (!cmd.dir.is_absolute()) return refuse("the backup directory must be an absolute path");
+  if (std::filesystem::exists(cmd.dir, ec) &&
+      (!std::filesystem::is_directory(cmd.dir, ec) || !std::filesystem::is_empty(cmd.dir, ec))) {
+    return refuse(cmd.dir.string() + " exists and is not an empty directory");
+  }
+  if (journal->last_seq() == 0) return refuse("nothing is journaled yet");
+  // Every transfer the encoding leaves out is durable in the store already (it left memory only
+  // then), so a checkpoint taken after it holds them all.
+  auto state_bytes = std::make_shared<std::string>();
+  encode_state(state, state_bytes.get());
+  const uint64_t seq = journal->last_seq();
+  const Timestamp ts = last_timestamp;
+  backup_done.store(false);
+  backup_thread = std::thread([this, dir = std::move(cmd.dir), done = std::move(cmd.done),
+                               state_bytes, seq, ts] {
+    BackupResult r;
+    r.seq = seq;
+    r.timestamp = ts;
+    r.snapshot_bytes = state_bytes->size();
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      r.status = Status::error(dir.string() + ": " + ec.message());
+    } else {
+      r.status = journal::Journal::write_snapshot_file(dir, seq, ts, *state_bytes);
+    }
+    if (r.status.is_ok() && history) {
+      r.status = history->store().checkpoint(dir / "store");
+      r.with_store = r.status.is_ok();
+    }
+    log(r.status.is_ok() ? LogLevel::info : LogLevel::error,
+        r.status.is_ok() ? "backup written to " + dir.string() + " at record " + std::to_string(seq)
+                         : "backup to " + dir.string() + " failed: " + r.status.message());
+    done({EngineError::ok, std::move(r)});
+    backup_done.store(true);
+  });
+}
+
 void Engine::Impl::start_snapshot() {
   std::string bytes;
   encode_state(state, &bytes);
@@ -998,6 +1057,7 @@ void Engine::Impl::run() {
     }
   }
   finish_snapshots();
+  if (backup_thread.joinable()) backup_thread.join();
   for (auto& [key, w] : waiters) w.done({EngineError::ok, std::move(w.current)});
   waiters.clear();
   // After a journal failure: refuse whatever is still queued.
@@ -1084,6 +1144,9 @@ void Engine::get_status(bool full, Callback<EngineStatus> done) {
   impl_->submit(GetStatus{full, std::move(done)});
 }
 void Engine::take_snapshot(Callback<Status> done) { impl_->submit(TakeSnapshot{std::move(done)}); }
+void Engine::backup(std::filesystem::path dir, Callback<BackupResult> done) {
+  impl_->submit(Backup{std::move(dir), std::move(done)});
+}
 void Engine::payments_command(payments::Command command, int64_t wait_ms,
                               Callback<payments::Reply> done) {
   impl_->submit(PaymentsCommand{std::move(command), wait_ms, std::move(done)});
@@ -1125,6 +1188,49 @@ Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report) {
   if (!report->invariants.ok)
     return Status::error("invariant broken: " + report->invariants.problem);
   return Status::ok();
+}
+
+namespace {
+
+// Copies `from` into `to` (a new directory), syncing every file and directory written.
+Status copy_synced(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::error_code ec;
+  std::filesystem::create_directories(to, ec);
+  if (ec) return Status::error(to.string() + ": " + ec.message());
+  for (const auto& entry : std::filesystem::directory_iterator(from, ec)) {
+    const std::filesystem::path target = to / entry.path().filename();
+    if (entry.is_directory()) {
+      if (Status s = copy_synced(entry.path(), target); !s.is_ok()) return s;
+      continue;
+    }
+    std::filesystem::copy_file(entry.path(), target, ec);
+    if (ec) return Status::error(target.string() + ": " + ec.message());
+    journal::UniqueFd fd;
+    if (Status s = journal::open_file(target, O_RDONLY, &fd); !s.is_ok()) return s;
+    if (Status s = journal::fdatasync_file(fd.get(), target); !s.is_ok()) return s;
+  }
+  if (ec) return Status::error(from.string() + ": " + ec.message());
+  return journal::fsync_dir(to);
+}
+
+}  // namespace
+
+Status restore_backup(const std::filesystem::path& backup, const std::filesystem::path& data,
+                      VerifyReport* report) {
+  std::error_code ec;
+  if (std::filesystem::exists(data, ec) &&
+      (!std::filesystem::is_directory(data, ec) || !std::filesystem::is_empty(data, ec))) {
+    return Status::error(data.string() +
+                         " exists and is not an empty directory: restore into a new one");
+  }
+  if (Status s = verify_data_dir(backup, report); !s.is_ok()) {
+    return Status::error("the backup does not verify: " + s.message());
+  }
+  if (report->snapshot_seq == 0) {
+    return Status::error(backup.string() + " holds no snapshot: not a keel backup");
+  }
+  if (Status s = copy_synced(backup, data); !s.is_ok()) return s;
+  return journal::fsync_dir(data.parent_path().empty() ? "." : data.parent_path());
 }
 
 }  // namespace keel::engine

@@ -140,6 +140,15 @@ struct ChannelStatus {
   uint64_t breaker_opened = 0;  // transitions to open since the channel was defined
 };
 
+// What Engine::backup wrote: a data directory that holds every record up to `seq`.
+struct BackupResult {
+  Status status;  // ok, or why no backup was made (the directory, a write, the store)
+  uint64_t seq = 0;
+  Timestamp timestamp = 0;
+  uint64_t snapshot_bytes = 0;
+  bool with_store = false;  // the history store's checkpoint is in DIR/store
+};
+
 struct AccountTransfersQuery {
   std::string account_id;
   size_t limit = 10;
@@ -151,10 +160,11 @@ struct AccountTransfersQuery {
 // and reads of them run on the tier's reader thread; answers are the same whatever the tier).
 //
 // Every method may be called from any thread. Each submits a command to a bounded queue and
-// returns at once; `done` runs exactly once, on the writer thread, so it must be quick (post the
-// result to another thread, do not block). A write's `done` runs only after its journal record
-// is durable (fdatasync), so an answer is never given for a write that could be lost. A read
-// sees only durable state.
+// returns at once; `done` runs exactly once, on the writer thread (or, for a read of a transfer in
+// the history store and for a backup, on the engine's thread that did the work), so it must be
+// quick (post the result to another thread, do not block). A write's `done` runs only after its
+// journal record is durable (fdatasync), so an answer is never given for a write that could be
+// lost. A read sees only durable state.
 //
 // If the queue is full, `done` runs at once on the calling thread with EngineError::overloaded.
 class Engine {
@@ -191,6 +201,12 @@ class Engine {
   void get_status(bool full, Callback<EngineStatus> done);
   // Writes a snapshot now.
   void take_snapshot(Callback<Status> done);
+  // A consistent online copy of the state, as a data directory keeld can start on (`keel
+  // backup`, docs/storage.md "Backups"): the state at the last durable record encoded on the
+  // writer (its only pause, as for a snapshot), then, on a thread of its own, written to `dir`
+  // as a snapshot file, and the history store checkpointed to dir/store. `dir` must be absent or
+  // an empty directory. One backup at a time. `done` runs on the backup's thread.
+  void backup(std::filesystem::path dir, Callback<BackupResult> done);
 
   // Stops taking commands (new ones get `unavailable`), finishes and syncs everything already
   // queued, answers it, and joins the writer. Idempotent.
@@ -223,5 +239,11 @@ struct VerifyReport {
   ledger::InvariantReport invariants;
 };
 Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report);
+
+// `keel restore BACKUP DATA`: checks the backup (verify_data_dir), then copies it into `data`
+// (absent or an empty directory), every file and directory synced. keeld must not be running on
+// `data`. `report` gets the backup's verification (its sequence and state hash).
+Status restore_backup(const std::filesystem::path& backup, const std::filesystem::path& data,
+                      VerifyReport* report);
 
 }  // namespace keel::engine

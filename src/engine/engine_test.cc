@@ -8,6 +8,7 @@
 
 #include <csignal>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -17,6 +18,7 @@
 
 #include "core/bytes.h"
 #include "engine/records.h"
+#include "journal/journal.h"
 #include "journal/memory_storage.h"
 #include "ledger/ledger_test_util.h"
 #include "store/store.h"
@@ -960,6 +962,97 @@ TEST_F(HistoryTest, AFailedStoreWriteKeepsTransfersInMemoryUntilARetryWritesThem
   wait_moved(*e);                   // the retry, a second later
   EXPECT_EQ(read_all(*e), before);
   EXPECT_TRUE(status(*e).invariants_ok);
+}
+
+// A backup taken while transfers keep coming holds exactly the state at its record: its hash is
+// that of the journal replayed up to that record, every transfer acknowledged before it was
+// asked for is in it, and a restore starts an engine on it that goes on from there.
+TEST_F(EngineTest, ABackupUnderLoadRestoresToTheStateAtItsRecord) {
+  auto e = open();
+  accounts(*e, {account("a"), account("b")});
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::string> acknowledged;  // in order of their answers
+  std::thread load([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      const std::string id = "t" + std::to_string(i);
+      const auto r = wait_for<std::vector<CreateTransferResult>>([&](auto cb) {
+        std::vector<ledger::TransferEvent> ev = {i % 5 == 0 ? pending(id, "a", "b", 1 + i % 7)
+                                                            : transfer(id, "a", "b", 1 + i % 7)};
+        e->create_transfers(std::move(ev), std::move(cb));
+      });
+      if (r.error == EngineError::ok && r.value[0] == CreateTransferResult::ok) {
+        std::lock_guard lock(mu);
+        acknowledged.push_back(id);
+      }
+    }
+  });
+  while (true) {  // let some history reach the store first
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (status(*e).history_moved > 200) break;
+  }
+  size_t acknowledged_before = 0;
+  {
+    std::lock_guard lock(mu);
+    acknowledged_before = acknowledged.size();
+  }
+  const TempDir backups;
+  const fs::path backup = backups.path() / "b1";
+  const BackupResult result =
+      wait_for<BackupResult>([&](auto cb) { e->backup(backup, std::move(cb)); }).value;
+  ASSERT_TRUE(result.status.is_ok()) << result.status.message();
+  EXPECT_TRUE(result.with_store);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  stop.store(true);
+  load.join();
+  // A second backup into the same (now full) directory, and a relative path, are refused.
+  EXPECT_FALSE(wait_for<BackupResult>([&](auto cb) {
+                 e->backup(backup, std::move(cb));
+               }).value.status.is_ok());
+  EXPECT_FALSE(wait_for<BackupResult>([&](auto cb) {
+                 e->backup("rel", std::move(cb));
+               }).value.status.is_ok());
+  e->stop();
+
+  // The state at the backup's record, from the original journal.
+  journal::JournalOptions jo;
+  jo.dir = dir_.path();
+  jo.read_only = true;
+  std::unique_ptr<journal::Journal> j;
+  ASSERT_TRUE(journal::Journal::open(jo, &j, nullptr).is_ok());
+  State at_backup;
+  Timestamp clock = 0;
+  ASSERT_TRUE(j->replay(1, [&](const journal::RecordView& r) {
+                 if (r.seq > result.seq) return Status::ok();
+                 return apply_record(at_backup, static_cast<RecordType>(r.type), r.timestamp,
+                                     r.payload, &clock);
+               }).is_ok());
+  const uint64_t expected = state_hash(at_backup);
+
+  VerifyReport report;
+  const fs::path data = backups.path() / "restored";
+  const Status restored = restore_backup(backup, data, &report);
+  ASSERT_TRUE(restored.is_ok()) << restored.message();
+  EXPECT_EQ(report.snapshot_seq, result.seq);
+  EXPECT_EQ(report.state_hash, expected);
+  EXPECT_TRUE(report.invariants.ok);
+  // Restoring over a directory that holds something is refused.
+  EXPECT_FALSE(restore_backup(backup, data, &report).is_ok());
+
+  EngineOptions o;
+  o.data_dir = data;
+  std::unique_ptr<Engine> r;
+  ASSERT_TRUE(Engine::open(o, &r).is_ok());
+  const EngineStatus s = status(*r);
+  EXPECT_EQ(s.state_hash, expected);
+  EXPECT_EQ(s.last_seq, result.seq);
+  EXPECT_LT(s.counts.transfers_in_memory, s.counts.transfers);  // history stayed in the store
+  for (size_t i = 0; i < acknowledged_before; ++i) {
+    EXPECT_TRUE(transfer_of(*r, acknowledged[i])) << acknowledged[i];
+  }
+  // It goes on from the backup's record.
+  EXPECT_EQ(transfers(*r, {transfer("after", "a", "b", 1)})[0], CreateTransferResult::ok);
+  EXPECT_EQ(status(*r).last_seq, result.seq + 1);
 }
 
 std::string hex(uint64_t v) {

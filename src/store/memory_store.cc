@@ -39,4 +39,8 @@ Status MemoryStore::scan(std::string_view prefix, const ScanFn& fn) const {
   return Status::ok();
 }
 
+Status MemoryStore::checkpoint(const std::filesystem::path& dir) const {
+  return Status::error("memory store: no files to copy to " + dir.string());
+}
+
 }  // namespace keel::store

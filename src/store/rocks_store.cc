@@ -3,6 +3,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
@@ -73,6 +74,16 @@ class RocksStore final : public Store {
     uint64_t bytes = 0;
     if (!db_->GetIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &bytes)) return 0;
     return bytes;
+  }
+
+  Status checkpoint(const std::filesystem::path& dir) const override {
+    rocksdb::Checkpoint* raw = nullptr;
+    rocksdb::Status s = rocksdb::Checkpoint::Create(db_.get(), &raw);
+    if (!s.ok()) return error("checkpoint", s);
+    std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+    s = cp->CreateCheckpoint(dir.string());
+    if (!s.ok()) return error("checkpoint to " + dir.string(), s);
+    return Status::ok();
   }
 
  private:

@@ -49,6 +49,10 @@ class Store {
   virtual Status scan(std::string_view prefix, const ScanFn& fn) const = 0;
   // Bytes on disk (0 for the memory store); for status and benchmarks.
   [[nodiscard]] virtual uint64_t disk_bytes() const = 0;
+  // A consistent copy of the store as it is now (every write that returned), openable by
+  // open_rocks_store, in `dir` (which must not exist). RocksDB hard-links its immutable files
+  // where it can. Fails with the reason (the memory store has no files to copy).
+  virtual Status checkpoint(const std::filesystem::path& dir) const = 0;
 };
 
 // RocksDB in `dir` (created if missing unless read_only): LZ4 compression, a 10-bit Bloom
@@ -77,6 +81,7 @@ class MemoryStore final : public Store {
   Status get(std::string_view key, std::optional<std::string>* out) const override;
   Status scan(std::string_view prefix, const ScanFn& fn) const override;
   [[nodiscard]] uint64_t disk_bytes() const override { return 0; }
+  Status checkpoint(const std::filesystem::path& dir) const override;
 
  private:
   std::shared_ptr<MemoryStoreData> data_;

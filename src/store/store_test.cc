@@ -58,6 +58,7 @@ TEST(MemoryStore, KeepsTheContractAndFailsAWriteOnDemand) {
   // Contents outlive the store object, like a disk.
   MemoryStore again(data);
   EXPECT_EQ(again.applied_seq(), 7u);
+  EXPECT_FALSE(again.checkpoint(temp_dir("memory")).is_ok());
 }
 
 TEST(RocksStore, KeepsTheContractAndItsContentsAcrossAReopen) {
@@ -70,6 +71,17 @@ TEST(RocksStore, KeepsTheContractAndItsContentsAcrossAReopen) {
   std::unique_ptr<Store> s;
   ASSERT_TRUE(open_rocks_store(dir, true, 8, &s).is_ok());
   EXPECT_EQ(s->applied_seq(), 7u);
+  // A checkpoint is a store of its own with the same contents; an existing target is refused.
+  const auto copy = temp_dir("checkpoint");
+  ASSERT_TRUE(s->checkpoint(copy).is_ok());
+  EXPECT_FALSE(s->checkpoint(copy).is_ok());
+  {
+    std::unique_ptr<Store> c;
+    ASSERT_TRUE(open_rocks_store(copy, true, 8, &c).is_ok());
+    EXPECT_EQ(c->applied_seq(), 7u);
+    EXPECT_EQ(keys_under(*c, "t"), keys_under(*s, "t"));
+  }
+  std::filesystem::remove_all(copy);
   std::optional<std::string> v;
   ASSERT_TRUE(s->get("t2", &v).is_ok());
   EXPECT_EQ(v, "two");
