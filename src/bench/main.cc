@@ -112,6 +112,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 600'000));
   payments->add_flag("--routing", payments_options.routing,
                      "routing on: each confirm asks the router and journals its decision");
+  payments->add_flag("--history-in-memory", payments_options.history_in_memory,
+                     "keep every ledger transfer in memory (no history store)");
   payments->add_option("--data", payments_options.data_dir,
                        "parent of the spawned keeld's data dir (a real disk)");
 #endif

@@ -190,6 +190,7 @@ std::unique_ptr<testing::PaymentsStack> start_stack(const PaymentsBenchOptions& 
     so.routing_toml = "seed = " + std::to_string(o.seed) + "\n";
     so.channel_toml["bankco"] = "flows = [\"topup\", \"payout\"]\n";
   }
+  if (o.history_in_memory) so.keeld_toml_extra = "[engine]\nhistory = \"memory\"\n";
   so.keeld_args = {"--log-level", "warn"};
   so.sim_args = {"--log-level", "warn"};
   std::unique_ptr<testing::PaymentsStack> stack;

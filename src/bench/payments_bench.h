@@ -24,6 +24,8 @@ struct PaymentsBenchOptions {
   // Routing on ([routing] in keeld.toml): every confirm asks the router and journals its
   // decision; card payments still all go to cardco (bankco carries only top-ups and payouts).
   bool routing = false;
+  // [engine] history = "memory": every ledger transfer stays in memory (no history store).
+  bool history_in_memory = false;
 };
 
 // Card payments end to end: keeld and keel-psp-sim (PSP cardco, zero latency, journal on) run as
