@@ -873,26 +873,32 @@ TEST_F(CliTest, JournalVerify) {
   EXPECT_EQ(json::parse(r.out).at("counts").at("accounts").as_int64(), 1);
 }
 
+// keeld's options with `toml` as its config file (written into `dir`).
+testing::KeeldOptions with_config(const testing::TempDir& dir, const std::string& toml) {
+  const auto config = dir.path() / "keeld.toml";
+  std::ofstream(config) << toml;
+  testing::KeeldOptions o;
+  o.extra_args = {"--config", config.string()};
+  return o;
+}
+
+// Runs the keel CLI against `keeld`.
+testing::ProgramResult keel_at(const testing::KeeldProcess& keeld, std::vector<std::string> args) {
+  args.insert(args.begin(),
+              {testing::build_path("src/cli/keel").string(), "--server", keeld.base_url()});
+  return testing::run_program(args);
+}
+
 // `keel backup` while keeld serves, `keel restore` into a new data directory, and keeld on it:
 // the same state hash, the same balances, the history in its store. Refused without
 // [admin] controls (a backup writes files on keeld's machine), and into a directory in use.
 TEST(CliBackup, BackupRestoreAndStartOnTheCopy) {
   testing::TempDir dir;
-  const auto config = dir.path() / "keeld.toml";
-  {
-    std::ofstream f(config);
-    f << "[admin]\ncontrols = true\n";
-  }
-  testing::KeeldOptions o;
+  testing::KeeldOptions o = with_config(dir, "[admin]\ncontrols = true\n");
   o.data_dir = dir.path() / "data";
-  o.extra_args = {"--config", config.string()};
   std::unique_ptr<testing::KeeldProcess> keeld;
   ASSERT_TRUE(testing::KeeldProcess::start(o, &keeld).is_ok());
-  const auto keel = [&](std::vector<std::string> args) {
-    args.insert(args.begin(),
-                {testing::build_path("src/cli/keel").string(), "--server", keeld->base_url()});
-    return testing::run_program(args);
-  };
+  const auto keel = [&](std::vector<std::string> args) { return keel_at(*keeld, std::move(args)); };
   ASSERT_EQ(keel({"account", "create", "--id", "a", "--currency", "USD"}).exit_code, 0);
   ASSERT_EQ(keel({"account", "create", "--id", "b", "--currency", "USD"}).exit_code, 0);
   for (int i = 0; i < 5; ++i) {
@@ -948,24 +954,16 @@ TEST(CliBackup, BackupRestoreAndStartOnTheCopy) {
 // [admin] controls = true (no PSP needed: nothing is paid here).
 TEST(CliControls, ChannelsModeFlowsAndPayments) {
   testing::TempDir dir;
-  const auto config = dir.path() / "keeld.toml";
-  {
-    std::ofstream f(config);
-    f << "[channels.cardco]\nurl = \"http://127.0.0.1:1\"\ncost_bps = 290\n"
-         "[channels.cardco_v2]\nurl = \"http://127.0.0.1:1\"\npsp = \"cardco\"\n"
-         "canary_of = \"cardco\"\n"
-         "[channels.bankco]\nurl = \"http://127.0.0.1:1\"\nflows = [\"topup\", \"payout\"]\n"
-         "[routing]\n[admin]\ncontrols = true\n";
-  }
-  testing::KeeldOptions o;
-  o.extra_args = {"--config", config.string()};
+  testing::KeeldOptions o = with_config(
+      dir,
+      "[channels.cardco]\nurl = \"http://127.0.0.1:1\"\ncost_bps = 290\n"
+      "[channels.cardco_v2]\nurl = \"http://127.0.0.1:1\"\npsp = \"cardco\"\n"
+      "canary_of = \"cardco\"\n"
+      "[channels.bankco]\nurl = \"http://127.0.0.1:1\"\nflows = [\"topup\", \"payout\"]\n"
+      "[routing]\n[admin]\ncontrols = true\n");
   std::unique_ptr<testing::KeeldProcess> keeld;
   ASSERT_TRUE(testing::KeeldProcess::start(o, &keeld).is_ok());
-  const auto keel = [&](std::vector<std::string> args) {
-    args.insert(args.begin(),
-                {testing::build_path("src/cli/keel").string(), "--server", keeld->base_url()});
-    return testing::run_program(args);
-  };
+  const auto keel = [&](std::vector<std::string> args) { return keel_at(*keeld, std::move(args)); };
   auto r = keel({"channel", "list"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("cardco_v2"), std::string::npos) << r.out;

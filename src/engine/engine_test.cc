@@ -292,6 +292,10 @@ TEST_F(EngineTest, JournalFailureIsNeverAcknowledgedAndStopsAllWriting) {
 class EngineOnMemoryTest : public EngineTest {
  protected:
   std::unique_ptr<Engine> open_on_disk(bool with_store = false) {
+    return open(memory_options(with_store));
+  }
+  // Options for an engine over disk_ (and store_, with_store).
+  EngineOptions memory_options(bool with_store) const {
     EngineOptions o;
     if (with_store) {
       o.open_store = [data = store_](std::unique_ptr<store::Store>* out) {
@@ -308,7 +312,8 @@ class EngineOnMemoryTest : public EngineTest {
       *out = std::move(m);
       return Status::ok();
     };
-    return open(std::move(o));
+    o.data_dir = dir_.path();
+    return o;
   }
   static Outcome<std::vector<CreateTransferResult>> try_transfer(Engine& e, std::string id,
                                                                  int64_t amount) {
@@ -927,27 +932,14 @@ TEST_F(HistoryTest, ASnapshotThatCountsOnTheStoreIsRefusedWithoutIt) {
     wait_moved(*e);
     ASSERT_TRUE(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).value.is_ok());
   }
-  EngineOptions o;
-  o.open_storage = [disk = disk_](std::function<void(std::string_view)> warn,
-                                  std::unique_ptr<journal::Storage>* out) {
-    journal::MemoryStorageOptions mo;
-    mo.warn = std::move(warn);
-    std::unique_ptr<journal::MemoryStorage> m;
-    if (Status s = journal::MemoryStorage::open(disk, std::move(mo), &m); !s.is_ok()) return s;
-    *out = std::move(m);
-    return Status::ok();
-  };
+  EngineOptions o = memory_options(/*with_store=*/false);
   std::unique_ptr<Engine> e;
   Status s = Engine::open(o, &e);
   ASSERT_FALSE(s.is_ok());
   EXPECT_NE(s.message().find("counts on a history store"), std::string::npos) << s.message();
   // A store that lost a record (restored from an older copy) is refused too, naming it.
   store_->records.erase(store_->records.begin());
-  o.open_store = [data = store_](std::unique_ptr<store::Store>* out) {
-    *out = std::make_unique<store::MemoryStore>(data);
-    return Status::ok();
-  };
-  s = Engine::open(o, &e);
+  s = Engine::open(memory_options(/*with_store=*/true), &e);
   ASSERT_FALSE(s.is_ok());
   EXPECT_NE(s.message().find("history store lacks transfer 0"), std::string::npos) << s.message();
 }

@@ -589,19 +589,16 @@ PageResult Ledger::page_bounds(std::string_view account_id, size_t limit,
 
 AccountTransfersPage Ledger::account_transfers(std::string_view account_id, size_t limit,
                                                std::string_view starting_after) const {
+  TieredTransfersPage tiered = account_transfers_tiered(account_id, limit, starting_after);
   AccountTransfersPage page;
-  uint32_t account = 0;
-  size_t begin = 0;
-  size_t end = 0;
-  page.result = page_bounds(account_id, limit, starting_after, &account, &begin, &end);
-  if (page.result != PageResult::ok) return page;
-  const std::vector<uint32_t>& list = accounts_[account].transfers;
-  page.data.reserve(end - begin);
+  page.result = tiered.result;
+  page.has_more = tiered.has_more;
+  page.data.reserve(tiered.data.size());
   TransferRecord scratch;
-  for (size_t i = end; i > begin; --i) {
-    page.data.push_back(to_transfer(record(list[i - 1], &scratch)));
+  for (size_t i = 0; i < tiered.data.size(); ++i) {
+    page.data.push_back(tiered.data[i] ? std::move(*tiered.data[i])
+                                       : to_transfer(record(tiered.indexes[i], &scratch)));
   }
-  page.has_more = begin > 0;
   return page;
 }
 
