@@ -950,6 +950,63 @@ TEST(CliBackup, BackupRestoreAndStartOnTheCopy) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "other"));
 }
 
+// `keel store rebuild` from the CLI: keeld archives old segments, the store is lost, and the
+// rebuild (with the archive; refused without it) brings keeld back to the same state.
+TEST(CliStoreRebuild, RebuildsALostStoreFromTheArchivedJournal) {
+  testing::TempDir dir;
+  const auto archive = dir.path() / "archive";
+  testing::KeeldOptions o = with_config(
+      dir, "[engine]\nsegment_bytes_max = 4096\narchive_dir = \"" + archive.string() + "\"\n");
+  o.data_dir = dir.path() / "data";
+  std::unique_ptr<testing::KeeldProcess> keeld;
+  ASSERT_TRUE(testing::KeeldProcess::start(o, &keeld).is_ok());
+  HttpClient c(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld->port()}});
+  HttpResponse res;
+  for (const char* id : {"a", "b"}) {
+    ASSERT_TRUE(
+        c.post("/v1/accounts", std::string(R"({"id":")") + id + R"(","currency":"USD"})", &res)
+            .is_ok());
+    ASSERT_NE(res.body.find(R"("result":"ok")"), std::string::npos) << res.body;
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 30; ++i) {
+      const std::string id = "t" + std::to_string(round) + "_" + std::to_string(i);
+      ASSERT_TRUE(c.post("/v1/transfers",
+                         R"({"id":")" + id +
+                             R"(","debit_account_id":"a","credit_account_id":"b","amount":5,)"
+                             R"("currency":"USD"})",
+                         &res)
+                      .is_ok());
+      ASSERT_NE(res.body.find(R"("result":"ok")"), std::string::npos) << res.body;
+    }
+    ASSERT_TRUE(c.post("/v1/admin/snapshot", "", &res).is_ok());
+    ASSERT_EQ(res.status, 200u) << res.body;
+  }
+  ASSERT_TRUE(c.get("/v1/admin/status?full=true", &res).is_ok());
+  const std::string hash(json::parse(res.body).at("state_hash").as_string());
+  ASSERT_EQ(keeld->stop(), 0);
+  ASSERT_TRUE(std::filesystem::exists(archive));
+  std::filesystem::remove_all(o.data_dir / "store");
+
+  const auto cli = testing::build_path("src/cli/keel").string();
+  auto r = testing::run_program({cli, "store", "rebuild", o.data_dir.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("the archive is incomplete"), std::string::npos) << r.err;
+  r = testing::run_program(
+      {cli, "-o", "json", "store", "rebuild", o.data_dir.string(), "--archive", archive.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).at("state_hash").as_string(), hash);
+
+  ASSERT_TRUE(testing::KeeldProcess::start(o, &keeld).is_ok());
+  HttpClient again(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld->port()}});
+  ASSERT_TRUE(again.get("/v1/admin/status?full=true", &res).is_ok());
+  EXPECT_EQ(json::parse(res.body).at("state_hash").as_string(), hash);
+  ASSERT_TRUE(again.get("/v1/transfers/t0_3", &res).is_ok());
+  EXPECT_EQ(res.status, 200u) << res.body;
+  ASSERT_TRUE(again.get("/v1/accounts/b", &res).is_ok());
+  EXPECT_EQ(json::parse(res.body).at("credits_posted").as_int64(), 3 * 30 * 5);
+}
+
 // The runtime-control and payment commands against a keeld with routing channels and
 // [admin] controls = true (no PSP needed: nothing is paid here).
 TEST(CliControls, ChannelsModeFlowsAndPayments) {

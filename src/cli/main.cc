@@ -398,6 +398,31 @@ void add_other_commands(CLI::App& app, const Globals& g, Action* action) {
   verify->add_option("DIR", *dir, "data directory")->required()->check(CLI::ExistingDirectory);
   verify->callback([&g, action, dir] { *action = [&g, dir] { return verify_journal(g, *dir); }; });
 
+  auto rebuild_data = std::make_shared<std::string>();
+  auto rebuild_archive = std::make_shared<std::string>();
+  CLI::App* store =
+      app.add_subcommand("store", "offline history store tools")->require_subcommand(1);
+  CLI::App* rebuild = store->add_subcommand(
+      "rebuild", "rebuild DATA/store from the journal (keeld stopped; needs every segment)");
+  rebuild->add_option("DATA", *rebuild_data, "data directory")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  rebuild
+      ->add_option("--archive", *rebuild_archive,
+                   "where journal retention archived segments ([engine] archive_dir)")
+      ->check(CLI::ExistingDirectory);
+  rebuild->callback([&g, action, rebuild_data, rebuild_archive] {
+    *action = [&g, rebuild_data, rebuild_archive] {
+      engine::RebuildReport report;
+      if (const Status s = engine::rebuild_store(*rebuild_data, *rebuild_archive, &report);
+          !s.is_ok()) {
+        return fail("store rebuild " + *rebuild_data + ": " + s.message());
+      }
+      show(g, cli::rebuild_report_to_json(report), cli::print_object);
+      return 0;
+    };
+  });
+
   auto backup_dir = std::make_shared<std::string>();
   CLI::App* backup = app.add_subcommand(
       "backup", "a consistent online copy of keeld's state into DIR on keeld's machine");

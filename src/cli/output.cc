@@ -10,13 +10,26 @@
 namespace keel::cli {
 namespace json = boost::json;
 
+std::string hash_hex(uint64_t hash) {
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(hash));
+  return out;
+}
+
+json::object rebuild_report_to_json(const engine::RebuildReport& r) {
+  return json::object{{"records_replayed", r.records_replayed},
+                      {"transfers_moved", r.transfers_moved},
+                      {"state_hash", hash_hex(r.state_hash)},
+                      {"replaced_store", r.replaced_store.empty() ? json::value(nullptr)
+                                                                  : json::value(r.replaced_store)}};
+}
+
 json::object verify_report_to_json(const engine::VerifyReport& r) {
   const journal::OpenReport& j = r.journal;
   const auto text_or_null = [](const std::string& s) {
     return s.empty() ? json::value(nullptr) : json::value(s);
   };
-  char hash[17];
-  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(r.state_hash));
+  const std::string hash = hash_hex(r.state_hash);
   return json::object{
       {"ok", r.invariants.ok},
       {"journal", json::object{{"segments", j.segments},

@@ -14,6 +14,8 @@ namespace keel::cli {
 
 // `keel journal verify`'s report as JSON (its -o json output, and the table's rows).
 [[nodiscard]] boost::json::object verify_report_to_json(const engine::VerifyReport& r);
+// `keel store rebuild`'s report.
+[[nodiscard]] boost::json::object rebuild_report_to_json(const engine::RebuildReport& r);
 
 // Rows of cells, printed with columns padded to their widest cell (first row: the header).
 using Table = std::vector<std::vector<std::string>>;

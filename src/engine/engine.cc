@@ -352,6 +352,7 @@ Status Engine::Impl::open_storage() {
   journal::JournalOptions jo;
   jo.dir = options.data_dir;
   jo.segment_bytes_max = options.segment_bytes_max;
+  jo.archive_dir = options.archive_dir;
   jo.warn = warn;
   std::unique_ptr<journal::Journal> file;
   if (Status s = journal::Journal::open(jo, &file, nullptr); !s.is_ok()) return s;
@@ -1214,6 +1215,138 @@ Status copy_synced(const std::filesystem::path& from, const std::filesystem::pat
 }
 
 }  // namespace
+
+namespace {
+
+// Links (or copies) every journal segment of `from` into `to`, skipping names already there.
+Status link_segments(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(from, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with("journal-") || !name.ends_with(".seg")) continue;
+    const std::filesystem::path target = to / name;
+    if (std::filesystem::exists(target)) continue;
+    std::error_code link_ec;
+    std::filesystem::create_hard_link(entry.path(), target, link_ec);
+    if (link_ec) std::filesystem::copy_file(entry.path(), target, link_ec);
+    if (link_ec) return Status::error(target.string() + ": " + link_ec.message());
+  }
+  if (ec) return Status::error(from.string() + ": " + ec.message());
+  return Status::ok();
+}
+
+// Replays the journal in `journal_dir` from record 1 into a new store at `store_dir`, moving
+// final transfers into it as they come (memory stays bounded as keeld's does).
+Status replay_into_store(const std::filesystem::path& journal_dir,
+                         const std::filesystem::path& store_dir, RebuildReport* report) {
+  journal::JournalOptions jo;
+  jo.dir = journal_dir;
+  jo.read_only = true;
+  std::unique_ptr<journal::Journal> journal;
+  journal::OpenReport opened;
+  if (Status s = journal::Journal::open(jo, &journal, &opened); !s.is_ok()) {
+    return Status::error("the segments do not form one journal: " + s.message());
+  }
+  if (opened.first_seq > 1) {
+    return Status::error("the archive is incomplete: the oldest record found is " +
+                         std::to_string(opened.first_seq) + " (records 1.." +
+                         std::to_string(opened.first_seq - 1) +
+                         " were deleted before archiving was on); restore a backup instead");
+  }
+  std::unique_ptr<store::Store> store;
+  if (Status s = store::open_rocks_store(store_dir, false, 64, &store); !s.is_ok()) return s;
+  StoreColdTransfers cold(store.get());
+  State state;
+  state.ledger.set_cold_transfers(&cold);
+  Timestamp clock = 0;
+  store::WriteBatch batch;
+  std::vector<uint32_t> indexes;
+  std::vector<ledger::FinalTransfer> final;
+  const auto flush = [&](uint64_t seq) -> Status {
+    batch.applied_seq = seq;
+    if (Status s = store->write(batch); !s.is_ok()) return s;
+    state.ledger.make_cold(indexes);
+    report->transfers_moved += indexes.size();
+    batch.puts.clear();
+    indexes.clear();
+    return Status::ok();
+  };
+  uint64_t last = 0;
+  Status s = journal->replay(1, [&](const journal::RecordView& r) {
+    if (Status a =
+            apply_record(state, static_cast<RecordType>(r.type), r.timestamp, r.payload, &clock);
+        !a.is_ok()) {
+      return Status::error("record " + std::to_string(r.seq) + ": " + a.message());
+    }
+    ++report->records_replayed;
+    last = r.seq;
+    state.ledger.take_final(&final);
+    for (ledger::FinalTransfer& f : final) {
+      indexes.push_back(f.index);
+      batch.puts.emplace_back(HistoryTier::key(f.index), std::move(f.value));
+    }
+    final.clear();
+    return indexes.size() >= 65536 ? flush(r.seq) : Status::ok();
+  });
+  if (s.is_ok()) s = flush(last);
+  if (!s.is_ok()) return s;
+  report->state_hash = state_hash(state);
+  return Status::ok();
+}
+
+}  // namespace
+
+Status rebuild_store(const std::filesystem::path& data, const std::filesystem::path& archive,
+                     RebuildReport* report) {
+  namespace fs = std::filesystem;
+  *report = {};
+  if (!fs::is_directory(data)) return Status::error(data.string() + ": no such directory");
+  const fs::path live = data / "store";
+  if (fs::exists(live)) {  // RocksDB's lock: refuses while keeld runs on `data`
+    std::unique_ptr<store::Store> probe;
+    if (Status s = store::open_rocks_store(live, false, 1, &probe); !s.is_ok()) {
+      return Status::error("the current store cannot be opened (is keeld running?): " +
+                           s.message());
+    }
+  }
+  const fs::path work = data / "store-rebuild";
+  std::error_code ec;
+  fs::remove_all(work, ec);
+  fs::create_directories(work / "journal", ec);
+  if (ec) return Status::error(work.string() + ": " + ec.message());
+  Status s = link_segments(data, work / "journal");
+  if (s.is_ok() && !archive.empty()) s = link_segments(archive, work / "journal");
+  if (s.is_ok()) s = replay_into_store(work / "journal", work / "store", report);
+  if (!s.is_ok()) {
+    fs::remove_all(work, ec);
+    return s;
+  }
+  if (fs::exists(live)) {
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    const fs::path replaced =
+        data / ("store.replaced-" +
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now).count()));
+    fs::rename(live, replaced, ec);
+    if (ec) return Status::error("move the old store aside: " + ec.message());
+    report->replaced_store = replaced.string();
+  }
+  fs::rename(work / "store", live, ec);
+  if (ec) return Status::error("put the new store in place: " + ec.message());
+  fs::remove_all(work, ec);
+  if (Status f = journal::fsync_dir(data); !f.is_ok()) return f;
+  VerifyReport verified;
+  if (Status v = verify_data_dir(data, &verified); !v.is_ok()) {
+    return Status::error("the data directory does not verify with the rebuilt store: " +
+                         v.message());
+  }
+  if (verified.state_hash != report->state_hash) {
+    return Status::error(
+        "the rebuilt store gives another state than the journal replayed from "
+        "record 1 (a bug: the old store is kept at " +
+        report->replaced_store + ")");
+  }
+  return Status::ok();
+}
 
 Status restore_backup(const std::filesystem::path& backup, const std::filesystem::path& data,
                       VerifyReport* report) {

@@ -52,7 +52,10 @@ struct EngineOptions {
   // as engine tests of other things expect). Tests set it to a store::MemoryStore.
   StoreOpener open_store;
   bool history_in_memory = false;  // keep every transfer in memory, open no store
-  size_t store_cache_mb = 64;      // RocksDB's block cache
+  // The file journal's archive (journal::JournalOptions::archive_dir): segments past retention
+  // move there, so `keel store rebuild` can rebuild the store. Empty: they are deleted.
+  std::filesystem::path archive_dir;
+  size_t store_cache_mb = 64;  // RocksDB's block cache
   // Commands waiting for the writer; a submit beyond this is refused (HTTP 503).
   size_t queue_capacity = 16384;
   // Most ledger events (accounts + transfers) applied in one group commit.
@@ -239,6 +242,24 @@ struct VerifyReport {
   ledger::InvariantReport invariants;
 };
 Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report);
+
+// What rebuild_store did.
+struct RebuildReport {
+  uint64_t records_replayed = 0;
+  uint64_t transfers_moved = 0;  // written to the new store
+  uint64_t state_hash = 0;       // of the journal replayed from record 1
+  std::string replaced_store;    // where the old store went (empty: there was none)
+};
+
+// `keel store rebuild DATA [--archive DIR]` (offline: keeld stopped): rebuilds DATA/store from
+// the journal alone, replaying every record from 1 (segments in DATA and in `archive`, where
+// journal retention moved them) with memory bounded as keeld's is: final transfers go to the new
+// store as replay makes them. Fails, changing nothing, when the segments do not reach back to
+// record 1 ("the archive is incomplete": name the first record found). Then the old store (if
+// any) is renamed DATA/store.replaced-<unix seconds>, the new one takes its place, and DATA is
+// verified: its state hash (snapshot + new store + tail) must equal the full replay's.
+Status rebuild_store(const std::filesystem::path& data, const std::filesystem::path& archive,
+                     RebuildReport* report);
 
 // `keel restore BACKUP DATA`: checks the backup (verify_data_dir), then copies it into `data`
 // (absent or an empty directory), every file and directory synced. keeld must not be running on

@@ -1047,6 +1047,61 @@ TEST_F(EngineTest, ABackupUnderLoadRestoresToTheStateAtItsRecord) {
   EXPECT_EQ(status(*r).last_seq, result.seq + 1);
 }
 
+// A lost history store comes back from the journal: with archiving on, retention moves old
+// segments to the archive, and `keel store rebuild` replays every record from 1 into a new store
+// that gives the same state. Without the archive it says the journal is incomplete and changes
+// nothing.
+TEST_F(EngineTest, ALostStoreIsRebuiltFromTheJournalAndItsArchive) {
+  const TempDir archive;
+  EngineOptions o;
+  o.segment_bytes_max = 4096;
+  o.archive_dir = archive.path();
+  uint64_t hash = 0;
+  {
+    auto e = open(o);
+    accounts(*e, {account("a"), account("b")});
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < 40; ++i) {
+        const std::string id = "t" + std::to_string(round) + "_" + std::to_string(i);
+        ASSERT_EQ(transfers(*e, {transfer(id, "a", "b", 1 + i)})[0], CreateTransferResult::ok);
+      }
+      ASSERT_TRUE(wait_until(*e, [](const EngineStatus& s) {
+        return s.history_queued == 0 && s.counts.transfers_in_memory == 0;
+      }));
+      ASSERT_TRUE(
+          wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).value.is_ok());
+    }
+    hash = status(*e).state_hash;
+  }
+  size_t archived = 0;
+  for (const auto& f : fs::directory_iterator(archive.path()))
+    archived += f.path().extension() == ".seg";
+  ASSERT_GT(archived, 0u);
+
+  fs::remove_all(dir_.path() / "store");  // the store is lost
+  {
+    std::unique_ptr<Engine> e;
+    o.data_dir = dir_.path();
+    const Status s = Engine::open(o, &e);
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_NE(s.message().find("history store lacks transfer"), std::string::npos) << s.message();
+  }
+  RebuildReport report;
+  Status s = rebuild_store(dir_.path(), "", &report);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("the archive is incomplete"), std::string::npos) << s.message();
+  s = rebuild_store(dir_.path(), archive.path(), &report);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  EXPECT_EQ(report.state_hash, hash);
+  EXPECT_EQ(report.transfers_moved, 120u);
+  EXPECT_FALSE(report.replaced_store.empty());  // the empty store the failed start created
+
+  auto e = open(o);
+  EXPECT_EQ(status(*e).state_hash, hash);
+  EXPECT_EQ(transfer_of(*e, "t0_7")->amount, 8);
+  EXPECT_EQ(transfers(*e, {transfer("t1_3", "a", "b", 4)})[0], CreateTransferResult::exists);
+}
+
 std::string hex(uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));

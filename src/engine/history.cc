@@ -44,17 +44,14 @@ HistoryTier::~HistoryTier() {
   reader_.join();
 }
 
-std::optional<std::string> HistoryTier::read(uint32_t index) const {
+std::optional<std::string> StoreColdTransfers::read(uint32_t index) const {
   std::optional<std::string> value;
-  if (Status s = store_->get(key(index), &value); !s.is_ok()) {
-    log_(true, "history store read failed: " + s.message());
-    return std::nullopt;
-  }
+  if (Status s = store_->get(HistoryTier::key(index), &value); !s.is_ok()) return std::nullopt;
   return value;
 }
 
-Status HistoryTier::scan(uint32_t below,
-                         const std::function<Status(uint32_t, std::string_view)>& fn) const {
+Status StoreColdTransfers::scan(uint32_t below,
+                                const std::function<Status(uint32_t, std::string_view)>& fn) const {
   Status failed;
   Status s =
       store_->scan(std::string(1, kTransferPrefix), [&](std::string_view k, std::string_view v) {
@@ -69,6 +66,20 @@ Status HistoryTier::scan(uint32_t below,
       });
   if (!s.is_ok()) return s;
   return failed;
+}
+
+std::optional<std::string> HistoryTier::read(uint32_t index) const {
+  std::optional<std::string> value;
+  if (Status s = store_->get(key(index), &value); !s.is_ok()) {
+    log_(true, "history store read failed: " + s.message());
+    return std::nullopt;
+  }
+  return value;
+}
+
+Status HistoryTier::scan(uint32_t below,
+                         const std::function<Status(uint32_t, std::string_view)>& fn) const {
+  return StoreColdTransfers(store_.get()).scan(below, fn);
 }
 
 void HistoryTier::submit(uint64_t seq, std::vector<ledger::FinalTransfer> records) {

@@ -16,6 +16,20 @@
 
 namespace keel::engine {
 
+// The ledger's view of the transfers in a history store (key: HistoryTier::key), read on the
+// calling thread. Used by the history tier and by offline tools (store rebuild).
+class StoreColdTransfers final : public ledger::ColdTransfers {
+ public:
+  explicit StoreColdTransfers(const store::Store* store) : store_(store) {}
+  [[nodiscard]] std::optional<std::string> read(uint32_t index) const override;
+  Status scan(
+      uint32_t below,
+      const std::function<Status(uint32_t index, std::string_view value)>& fn) const override;
+
+ private:
+  const store::Store* store_;
+};
+
 // The history tier (docs/storage.md, "Tiers"): moves the ledger's final transfers into the
 // history store after their commit, on a mover thread of its own, and runs reads of history on
 // a reader thread, so the writer neither waits for the store's writes nor for its reads.

@@ -211,6 +211,7 @@ struct Journal::Impl {
   static Status write_snapshot_file(const fs::path& tmp, uint64_t seq, Timestamp timestamp,
                                     std::string_view state);
   void apply_retention();
+  Status archive(const fs::path& segment);
   Status replay_segment(const Segment& seg, uint64_t from_seq, const ReplayFn& apply) const;
 };
 
@@ -501,9 +502,19 @@ void Journal::Impl::apply_retention() {
   for (const NamedFile& snap : listing.snapshots) {
     if (snap.seq < oldest_kept) doomed.push_back(snap.path);
   }
+  std::vector<fs::path> archived;
   while (segments.size() > 1 && segments.front().last_seq != 0 &&
          segments.front().last_seq <= oldest_kept) {
-    doomed.push_back(segments.front().path);
+    const fs::path path = segments.front().path;
+    if (options.archive_dir.empty()) {
+      doomed.push_back(path);
+    } else if (Status s = archive(path); !s.is_ok()) {
+      // Kept in place (replay still finds it); archived at the next retention.
+      warn("journal: " + s.message());
+      break;
+    } else {
+      archived.push_back(path);
+    }
     segments.erase(segments.begin());
   }
   for (const fs::path& path : doomed) {
@@ -511,6 +522,36 @@ void Journal::Impl::apply_retention() {
     if (!fs::remove(path, ec) && ec)
       warn("journal: cannot delete " + path.string() + ": " + ec.message());
   }
+  if (!archived.empty()) {
+    if (Status s = fsync_dir(options.archive_dir); !s.is_ok()) warn("journal: " + s.message());
+    if (Status s = fsync_dir(options.dir); !s.is_ok()) warn("journal: " + s.message());
+  }
+}
+
+// Moves a segment past retention into options.archive_dir: a rename, or (across file systems)
+// a synced copy then the removal of the original. On failure the segment stays where it is.
+Status Journal::Impl::archive(const fs::path& segment) {
+  std::error_code ec;
+  fs::create_directories(options.archive_dir, ec);
+  if (ec) return Status::error("create " + options.archive_dir.string() + ": " + ec.message());
+  const fs::path target = options.archive_dir / segment.filename();
+  fs::rename(segment, target, ec);
+  if (!ec) return Status::ok();
+  if (ec != std::errc::cross_device_link) {
+    return Status::error("archive " + segment.string() + ": " + ec.message());
+  }
+  const fs::path tmp = target.string() + ".tmp";
+  fs::copy_file(segment, tmp, fs::copy_options::overwrite_existing, ec);
+  if (ec) return Status::error("archive " + segment.string() + ": " + ec.message());
+  UniqueFd fd;
+  if (Status s = open_file(tmp, O_RDONLY, &fd); !s.is_ok()) return s;
+  if (Status s = fdatasync_file(fd.get(), tmp); !s.is_ok()) return s;
+  fs::rename(tmp, target, ec);
+  if (ec) return Status::error("archive " + segment.string() + ": " + ec.message());
+  if (Status s = fsync_dir(options.archive_dir); !s.is_ok()) return s;
+  fs::remove(segment, ec);
+  if (ec) return Status::error("archive " + segment.string() + ": " + ec.message());
+  return Status::ok();
 }
 
 }  // namespace keel::journal

@@ -32,8 +32,14 @@ struct JournalOptions {
   std::filesystem::path dir;
   // A batch starts a new segment when the current one would pass this size.
   uint64_t segment_bytes_max = uint64_t{256} << 20;
-  // Snapshots kept; segments older than the oldest kept snapshot are deleted.
+  // Snapshots kept; segments older than the oldest kept snapshot are deleted, or moved to
+  // archive_dir when it is set.
   uint32_t snapshots_kept = 2;
+  // Where segments past retention go instead of being deleted (created if missing; may be on
+  // another file system: then copied, synced, and removed here). With every segment since
+  // record 1 kept here or in `dir`, `keel store rebuild` can rebuild the history store from the
+  // journal alone (docs/storage.md). Empty: delete them.
+  std::filesystem::path archive_dir;
   // Read-only: never create, truncate or delete anything (keel journal verify).
   bool read_only = false;
   // Where warnings go (a torn tail that was truncated, a bad snapshot skipped). May be empty.

@@ -214,6 +214,37 @@ TEST(Journal, SnapshotRetentionDeletesOldSnapshotsSegmentsAndTmpFiles) {
   EXPECT_TRUE(warnings.empty());
 }
 
+// With an archive directory, segments past retention move there instead of being deleted; the
+// archive and the live directory together hold every record since 1, as a journal of its own.
+TEST(Journal, RetentionArchivesSegmentsWhenAnArchiveIsSet) {
+  TempDir tmp;
+  std::vector<std::string> warnings;
+  auto options = options_for(tmp.path() / "data", kSmallSegment, &warnings);
+  options.archive_dir = tmp.path() / "archive";
+  auto j = open_ok(options);
+  for (uint64_t snap_seq : {10, 20, 30}) {
+    while (j->last_seq() < snap_seq) ASSERT_TRUE(append_batch(*j, 1).is_ok());
+    ASSERT_TRUE(j->write_snapshot(snap_seq, 0, std::to_string(snap_seq)).is_ok());
+  }
+  j.reset();
+  const auto archived = files_ending(options.archive_dir, ".seg");
+  ASSERT_FALSE(archived.empty());
+  EXPECT_EQ(archived[0].filename(), "journal-00000000000000000001.seg");
+  EXPECT_FALSE(fs::exists(options.dir / "journal-00000000000000000001.seg"));
+  EXPECT_TRUE(files_ending(options.archive_dir, ".tmp").empty());
+  // Both directories' segments together replay from record 1.
+  const fs::path joined = tmp.path() / "joined";
+  fs::create_directories(joined);
+  for (const fs::path& dir : {options.archive_dir, options.dir}) {
+    for (const fs::path& seg : files_ending(dir, ".seg")) {
+      fs::create_hard_link(seg, joined / seg.filename());
+    }
+  }
+  auto all = open_ok(options_for(joined, kSmallSegment, &warnings));
+  EXPECT_EQ(replay_ok(*all, 1), expected_range(1, 30));
+  EXPECT_TRUE(warnings.empty());
+}
+
 TEST(Journal, RetentionNeverDeletesTheActiveSegment) {
   TempDir tmp;
   std::vector<std::string> warnings;

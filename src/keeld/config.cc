@@ -66,9 +66,10 @@ std::string apply_sections(const toml::table& doc, KeeldConfig* c) {
   const toml::table& e = engine != nullptr ? *engine : kEmpty;
   error = unknown_key(h, "http.", {"body_bytes_max", "header_bytes_max", "idle_timeout_ms"});
   if (error.empty()) {
-    error = unknown_key(e, "engine.",
-                        {"queue_capacity", "batch_events_max", "snapshot_interval_events",
-                         "segment_bytes_max", "tick_interval_ms", "history", "store_cache_mb"});
+    error = unknown_key(
+        e, "engine.",
+        {"queue_capacity", "batch_events_max", "snapshot_interval_events", "segment_bytes_max",
+         "tick_interval_ms", "history", "store_cache_mb", "archive_dir"});
   }
   if (!error.empty()) return error;
   const bool ok =
@@ -89,6 +90,9 @@ std::string apply_sections(const toml::table& doc, KeeldConfig* c) {
     return "engine.history must be \"store\" (history on disk) or \"memory\"";
   }
   c->engine.history_in_memory = history == "memory";
+  std::string archive = c->engine.archive_dir.string();
+  if (!read_string(e, "archive_dir", &archive, &error)) return error;
+  c->engine.archive_dir = archive;
   return {};
 }
 

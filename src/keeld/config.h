@@ -43,7 +43,8 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //   [http]    body_bytes_max, header_bytes_max, idle_timeout_ms
 //   [engine]  queue_capacity, batch_events_max, snapshot_interval_events,
 //             segment_bytes_max, tick_interval_ms, history = "store" (default: final
-//             transfers in data/store) | "memory", store_cache_mb
+//             transfers in data/store) | "memory", store_cache_mb, archive_dir (journal
+//             segments past retention move there instead of being deleted)
 //   [payments] default_channel, settle_wait_ms, idempotency_ttl_s, confirmation_deadline_s,
 //             processing_deadline_s, capture_deadline_s, resolve_initial_ms, resolve_max_ms
 //   [channels.NAME]  url = "http://HOST:PORT", psp (default NAME), api_key, webhook_secret,

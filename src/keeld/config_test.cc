@@ -41,6 +41,7 @@ segment_bytes_max = 1048576
 tick_interval_ms = 5
 history = "memory"
 store_cache_mb = 16
+archive_dir = "/var/lib/keel-archive"
 )",
                               "keeld.toml", &c);
   ASSERT_TRUE(s.is_ok()) << s.message();
@@ -59,6 +60,7 @@ store_cache_mb = 16
   EXPECT_EQ(c.engine.tick_interval_ms, 5);
   EXPECT_TRUE(c.engine.history_in_memory);
   EXPECT_EQ(c.engine.store_cache_mb, 16u);
+  EXPECT_EQ(c.engine.archive_dir, "/var/lib/keel-archive");
 }
 
 TEST(ApplyToml, HistoryIsStoreOrMemory) {
