@@ -18,6 +18,13 @@ namespace keel::ledger {
 // derived from the tag alone, so growing and erasing never touch the records (no cache misses
 // into them, no rehashing of ids). Linear probing, load factor at most 3/4, backward-shift
 // erase. Not thread-safe.
+//
+// Growing is incremental, so no insert pays for rehashing the whole table (at 50 million ids
+// that is a 512 MB table and seconds on the writer): a full table becomes the "old" table, a
+// twice larger one takes new inserts, and each insert moves kMigrateStep old slots over. Until
+// the move ends, lookups probe the new table, then the old one from the first slot not yet
+// moved (slots before it are moved: still occupied for probing, never a match); erasing an id
+// still in the old table leaves a tombstone there.
 class IdIndex {
  public:
   explicit IdIndex(SipKey key = {}) : key_(key) {}
@@ -33,38 +40,33 @@ class IdIndex {
   template <typename GetId>
   [[nodiscard]] std::optional<uint32_t> find(std::string_view id, uint64_t h,
                                              const GetId& get_id) const {
-    if (slots_.empty()) return std::nullopt;
-    const uint32_t tag = tag_of(h);
-    for (size_t i = home(tag);; i = (i + 1) & mask_) {
-      const uint64_t s = slots_[i];
-      if (s == 0) return std::nullopt;
-      if (static_cast<uint32_t>(s >> 32) == tag && get_id(index_of(s)) == id) return index_of(s);
-    }
+    std::optional<uint32_t> found;
+    for_each_candidate(h, [&](uint32_t index) {
+      if (!found && get_id(index) == id) found = index;
+    });
+    return found;
   }
 
   // Calls fn(index) for every record whose id hash shares the tag of hash `h` (the record with
   // that id, if any, and rare collisions): for callers that compare ids themselves.
   template <typename Fn>
   void for_each_candidate(uint64_t h, const Fn& fn) const {
-    if (slots_.empty()) return;
     const uint32_t tag = tag_of(h);
-    for (size_t i = home(tag);; i = (i + 1) & mask_) {
-      const uint64_t s = slots_[i];
-      if (s == 0) return;
-      if (static_cast<uint32_t>(s >> 32) == tag) fn(index_of(s));
-    }
+    probe(slots_, mask_, shift_, 0, tag, fn);
+    if (!old_.empty()) probe(old_, old_mask_, old_shift_, migrated_, tag, fn);
   }
 
   // Hints the CPU to load the home slot of hash `h` (for batches: prefetch a few ahead).
   void prefetch(uint64_t h) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[home(tag_of(h))]);
+    if (!slots_.empty()) __builtin_prefetch(&slots_[home(tag_of(h), shift_, mask_)]);
   }
 
   // REQUIRES: the id is not in the index; h == hash(id).
   void insert_hashed(uint64_t h, uint32_t index) {
     KEEL_ASSERT(index < 0xFFFFFFFFu);
+    if (!old_.empty()) migrate(kMigrateStep);
     if ((size_ + 1) * 4 > slots_.size() * 3) grow();
-    place(tag_of(h), index);
+    place(slots_, shift_, mask_, tag_of(h), index);
     ++size_;
   }
   void insert(std::string_view id, uint32_t index) { insert_hashed(hash(id), index); }
@@ -73,14 +75,79 @@ class IdIndex {
   template <typename GetId>
   void erase(std::string_view id, const GetId& get_id) {
     const uint32_t tag = tag_of(hash(id));
-    size_t i = home(tag);
+    if (erase_from_new(tag, id, get_id)) {
+      --size_;
+      return;
+    }
+    // Still in the old table, at or after the first slot not yet moved: a tombstone (a backward
+    // shift there could pull a moved slot back into the part still to move).
+    KEEL_ASSERT(!old_.empty());
+    for (size_t i = home(tag, old_shift_, old_mask_);; i = (i + 1) & old_mask_) {
+      const uint64_t s = old_[i];
+      KEEL_ASSERT(s != 0);
+      if (i >= migrated_ && s != kTombstone && static_cast<uint32_t>(s >> 32) == tag &&
+          get_id(index_of(s)) == id) {
+        old_[i] = kTombstone;
+        --size_;
+        return;
+      }
+    }
+  }
+
+  [[nodiscard]] size_t size() const { return size_; }
+  [[nodiscard]] size_t memory_bytes() const {
+    return (slots_.capacity() + old_.capacity()) * sizeof(uint64_t);
+  }
+  // Whether a move from an old table is under way (for tests).
+  [[nodiscard]] bool growing() const { return !old_.empty(); }
+
+ private:
+  using Slots = std::vector<uint64_t, HugePageAllocator<uint64_t>>;
+  // Old slots moved per insert while growing. The move ends within capacity/8 inserts after a
+  // grow, long before the new table (then at most 3/8 full) fills to 3/4.
+  static constexpr size_t kMigrateStep = 8;
+  // A slot of the old table whose id was erased: occupied for probing, never a match.
+  static constexpr uint64_t kTombstone = uint64_t{1} << 32;
+
+  static uint32_t tag_of(uint64_t h) { return static_cast<uint32_t>(h >> 32); }
+  static uint32_t index_of(uint64_t slot) { return static_cast<uint32_t>(slot) - 1; }
+  // Fibonacci hashing of the tag onto the table: uses the tag's high bits.
+  static size_t home(uint32_t tag, int shift, size_t mask) {
+    return static_cast<size_t>((uint64_t{tag} * 0x9E3779B97F4A7C15ull) >> shift) & mask;
+  }
+
+  // Calls fn for each slot of `slots` tagged `tag` on the probe path from its home, skipping
+  // slots before `first_live` (moved to the new table) and tombstones.
+  template <typename Fn>
+  static void probe(const Slots& slots, size_t mask, int shift, size_t first_live, uint32_t tag,
+                    const Fn& fn) {
+    if (slots.empty()) return;
+    for (size_t i = home(tag, shift, mask);; i = (i + 1) & mask) {
+      const uint64_t s = slots[i];
+      if (s == 0) return;
+      if (i >= first_live && s != kTombstone && static_cast<uint32_t>(s >> 32) == tag) {
+        fn(index_of(s));
+      }
+    }
+  }
+
+  static void place(Slots& slots, int shift, size_t mask, uint32_t tag, uint32_t index) {
+    size_t i = home(tag, shift, mask);
+    while (slots[i] != 0) i = (i + 1) & mask;
+    slots[i] = (uint64_t{tag} << 32) | (uint64_t{index} + 1);
+  }
+
+  template <typename GetId>
+  bool erase_from_new(uint32_t tag, std::string_view id, const GetId& get_id) {
+    if (slots_.empty()) return false;
+    size_t i = home(tag, shift_, mask_);
     for (;; i = (i + 1) & mask_) {
-      KEEL_ASSERT(slots_[i] != 0);
+      if (slots_[i] == 0) return false;
       if (static_cast<uint32_t>(slots_[i] >> 32) == tag && get_id(index_of(slots_[i])) == id) break;
     }
     // Backward-shift deletion: pull later members of the probe run into the hole.
     for (size_t j = (i + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
-      const size_t h = home(static_cast<uint32_t>(slots_[j] >> 32));
+      const size_t h = home(static_cast<uint32_t>(slots_[j] >> 32), shift_, mask_);
       // Move slot j into the hole at i when its home is not cyclically within (i, j].
       const bool home_between = (i <= j) ? (h > i && h <= j) : (h > i || h <= j);
       if (!home_between) {
@@ -89,44 +156,46 @@ class IdIndex {
       }
     }
     slots_[i] = 0;
-    --size_;
+    return true;
   }
 
-  [[nodiscard]] size_t size() const { return size_; }
-  [[nodiscard]] size_t memory_bytes() const { return slots_.capacity() * sizeof(uint64_t); }
-
- private:
-  static uint32_t tag_of(uint64_t h) { return static_cast<uint32_t>(h >> 32); }
-  static uint32_t index_of(uint64_t slot) { return static_cast<uint32_t>(slot) - 1; }
-  // Fibonacci hashing of the tag onto the table: uses the tag's high bits.
-  size_t home(uint32_t tag) const {
-    return static_cast<size_t>((uint64_t{tag} * 0x9E3779B97F4A7C15ull) >> shift_) & mask_;
-  }
-
-  void place(uint32_t tag, uint32_t index) {
-    size_t i = home(tag);
-    while (slots_[i] != 0) i = (i + 1) & mask_;
-    slots_[i] = (uint64_t{tag} << 32) | (uint64_t{index} + 1);
-  }
-
-  void grow() {
-    std::vector<uint64_t, HugePageAllocator<uint64_t>> old;
-    old.swap(slots_);
-    const size_t capacity = old.empty() ? 1024 : old.size() * 2;
-    slots_.assign(capacity, 0);
-    mask_ = capacity - 1;
-    shift_ = 64 - std::countr_zero(capacity);
-    for (uint64_t s : old) {
-      if (s != 0) place(static_cast<uint32_t>(s >> 32), index_of(s));
+  // Moves up to `n` slots of the old table into the new one; frees it after the last.
+  void migrate(size_t n) {
+    for (; n > 0 && migrated_ < old_.size(); --n, ++migrated_) {
+      const uint64_t s = old_[migrated_];
+      if (s != 0 && s != kTombstone) {
+        place(slots_, shift_, mask_, static_cast<uint32_t>(s >> 32), index_of(s));
+      }
+    }
+    if (migrated_ == old_.size()) {
+      Slots().swap(old_);
+      migrated_ = 0;
     }
   }
 
+  void grow() {
+    if (!old_.empty()) migrate(old_.size());  // never two moves at once (see kMigrateStep)
+    const size_t capacity = slots_.empty() ? 1024 : slots_.size() * 2;
+    old_.swap(slots_);
+    old_mask_ = mask_;
+    old_shift_ = shift_;
+    migrated_ = 0;
+    slots_.assign(capacity, 0);
+    mask_ = capacity - 1;
+    shift_ = 64 - std::countr_zero(capacity);
+    if (old_.size() <= 4096) migrate(old_.size());  // small tables move at once
+  }
+
   SipKey key_;
-  std::vector<uint64_t, HugePageAllocator<uint64_t>>
-      slots_;  // 0 = empty; else (tag << 32) | (index + 1)
+  Slots slots_;  // 0 = empty; else (tag << 32) | (index + 1)
   size_t mask_ = 0;
   int shift_ = 64;
-  size_t size_ = 0;
+  size_t size_ = 0;  // ids in both tables
+  // The table being moved out of while growing (empty otherwise), and its next slot to move.
+  Slots old_;
+  size_t old_mask_ = 0;
+  int old_shift_ = 64;
+  size_t migrated_ = 0;
 };
 
 }  // namespace keel::ledger

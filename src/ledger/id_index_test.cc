@@ -17,7 +17,15 @@ TEST(IdIndex, InsertFindEraseAgainstAReferenceSet) {
   IdIndex index({1, 2});
   const auto get_id = [&ids](uint32_t i) -> std::string_view { return ids[i]; };
   std::mt19937_64 rng(42);
+  bool saw_growing = false;
   for (int step = 0; step < 20000; ++step) {
+    // Every id answers, also while a grow is moving slots from the old table.
+    saw_growing |= index.growing();
+    if (index.growing() || step % 997 == 0) {
+      for (uint32_t i = 0; i < ids.size(); i += 1 + ids.size() / 64) {
+        ASSERT_EQ(index.find(ids[i], get_id), i) << "step " << step;
+      }
+    }
     if (!ids.empty() && rng() % 4 == 0) {
       // Erase the newest id (the ledger only ever erases the newest records).
       index.erase(ids.back(), get_id);
@@ -30,9 +38,37 @@ TEST(IdIndex, InsertFindEraseAgainstAReferenceSet) {
       live.insert(id);
     }
   }
+  EXPECT_TRUE(saw_growing);
   EXPECT_EQ(index.size(), live.size());
   for (uint32_t i = 0; i < ids.size(); ++i) EXPECT_EQ(index.find(ids[i], get_id), i);
   EXPECT_FALSE(index.find("absent", get_id));
+}
+
+// A grow moves the old table a few slots per insert: erasing ids still in the old table (the
+// ledger's rollback of a chain that straddles a grow) and inserting meanwhile keep every answer.
+TEST(IdIndex, ErasesAndInsertsWhileAGrowMovesSlots) {
+  std::vector<std::string> ids;
+  IdIndex index({3, 4});
+  const auto get_id = [&ids](uint32_t i) -> std::string_view { return ids[i]; };
+  const auto add = [&](const std::string& id) {
+    ids.push_back(id);
+    index.insert(id, static_cast<uint32_t>(ids.size() - 1));
+  };
+  // Fill to just below a grow of a table large enough to move incrementally.
+  for (int i = 0; !index.growing(); ++i) add("a" + std::to_string(i));
+  ASSERT_TRUE(index.growing());
+  // The newest ids are still in the old table: erase them (rollback), then go on inserting.
+  for (int k = 0; k < 10; ++k) {
+    index.erase(ids.back(), get_id);
+    ids.pop_back();
+  }
+  for (uint32_t i = 0; i < ids.size(); ++i) ASSERT_EQ(index.find(ids[i], get_id), i);
+  for (int i = 0; index.growing(); ++i) add("b" + std::to_string(i));
+  EXPECT_EQ(index.size(), ids.size());
+  for (uint32_t i = 0; i < ids.size(); ++i) ASSERT_EQ(index.find(ids[i], get_id), i);
+  int candidates = 0;
+  index.for_each_candidate(index.hash(ids[5]), [&](uint32_t i) { candidates += i == 5; });
+  EXPECT_EQ(candidates, 1);
 }
 
 struct Item {
