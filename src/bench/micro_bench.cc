@@ -1,6 +1,10 @@
 // Google Benchmark micro benchmarks of the hot paths: ledger apply (no journal), journal record
-// encoding, CRC-32C, one routing decision. Run: keel-bench micro [--benchmark_filter=...].
+// encoding, CRC-32C, one routing decision, the id index growing to 50 million ids. Run: keel-bench
+// micro [--benchmark_filter=...].
 #include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
 
 #include "core/crc32c.h"
 #include "engine/records.h"
@@ -111,5 +115,31 @@ void BM_Crc32c(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * data.size()));
 }
 BENCHMARK(BM_Crc32c);
+
+// The transfer id index as it grows to state.range(0) ids, with the existence check the ledger
+// makes before each insert: time per insert and, as a counter, the longest single insert (the
+// writer's pause when the index grows; incremental growth keeps it to milliseconds).
+void BM_IdIndexGrowth(benchmark::State& state) {
+  const auto n = static_cast<size_t>(state.range(0));
+  ledger::IdIndex probe_keys({1, 2});
+  std::vector<uint64_t> hashes(n);
+  for (size_t i = 0; i < n; ++i) hashes[i] = probe_keys.hash(numbered("t", i));
+  const auto never = [](uint32_t) { return std::string_view("x"); };
+  double longest_ms = 0;
+  for (auto _ : state) {
+    ledger::IdIndex index({1, 2});
+    for (size_t i = 0; i < n; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      benchmark::DoNotOptimize(index.find("absent", hashes[i], never));
+      index.insert_hashed(hashes[i], static_cast<uint32_t>(i));
+      longest_ms = std::max(
+          longest_ms,
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  state.counters["longest_insert_ms"] = longest_ms;
+}
+BENCHMARK(BM_IdIndexGrowth)->Arg(50'000'000)->Iterations(1)->Unit(benchmark::kSecond);
 
 }  // namespace

@@ -1,9 +1,14 @@
 #pragma once
 
+#include <sys/mman.h>
+
 #include <bit>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/assert.h"
@@ -11,6 +16,57 @@
 #include "core/huge_page_allocator.h"
 
 namespace keel::ledger {
+
+// A table of zeroed 8-byte slots that costs no time to create: a large one is an anonymous
+// mapping (the kernel zeroes each page on first touch, transparent huge pages asked for), a
+// small one comes from calloc. Creating a 512 MB table by writing zeros would stall its caller
+// for the better part of a second.
+class SlotTable {
+ public:
+  SlotTable() = default;
+  explicit SlotTable(size_t n) : n_(n) {
+    const size_t bytes = n * sizeof(uint64_t);
+    if (bytes >= HugePageAllocator<uint64_t>::kHugePage) {
+      void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      ::madvise(p, bytes, MADV_HUGEPAGE);
+      p_ = static_cast<uint64_t*>(p);
+      mapped_ = true;
+    } else {
+      p_ = static_cast<uint64_t*>(std::calloc(n, sizeof(uint64_t)));
+      if (p_ == nullptr) throw std::bad_alloc();
+    }
+  }
+  SlotTable(SlotTable&& o) noexcept { swap(o); }
+  SlotTable& operator=(SlotTable&& o) noexcept {
+    SlotTable(std::move(o)).swap(*this);
+    return *this;
+  }
+  SlotTable(const SlotTable&) = delete;
+  SlotTable& operator=(const SlotTable&) = delete;
+  ~SlotTable() {
+    if (mapped_) {
+      ::munmap(p_, n_ * sizeof(uint64_t));
+    } else {
+      std::free(p_);
+    }
+  }
+  void swap(SlotTable& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    std::swap(mapped_, o.mapped_);
+  }
+
+  uint64_t& operator[](size_t i) { return p_[i]; }
+  const uint64_t& operator[](size_t i) const { return p_[i]; }
+  [[nodiscard]] size_t size() const { return n_; }
+  [[nodiscard]] bool empty() const { return n_ == 0; }
+
+ private:
+  uint64_t* p_ = nullptr;
+  size_t n_ = 0;
+  bool mapped_ = false;
+};
 
 // An open-addressing hash index from a string id to a record index (uint32), 8 bytes a slot.
 // The ids themselves live in the records: lookups take `get_id(index)`, which returns the id
@@ -96,13 +152,13 @@ class IdIndex {
 
   [[nodiscard]] size_t size() const { return size_; }
   [[nodiscard]] size_t memory_bytes() const {
-    return (slots_.capacity() + old_.capacity()) * sizeof(uint64_t);
+    return (slots_.size() + old_.size()) * sizeof(uint64_t);
   }
   // Whether a move from an old table is under way (for tests).
   [[nodiscard]] bool growing() const { return !old_.empty(); }
 
  private:
-  using Slots = std::vector<uint64_t, HugePageAllocator<uint64_t>>;
+  using Slots = SlotTable;
   // Old slots moved per insert while growing. The move ends within capacity/8 inserts after a
   // grow, long before the new table (then at most 3/8 full) fills to 3/4.
   static constexpr size_t kMigrateStep = 8;
@@ -168,7 +224,7 @@ class IdIndex {
       }
     }
     if (migrated_ == old_.size()) {
-      Slots().swap(old_);
+      old_ = Slots();
       migrated_ = 0;
     }
   }
@@ -176,11 +232,11 @@ class IdIndex {
   void grow() {
     if (!old_.empty()) migrate(old_.size());  // never two moves at once (see kMigrateStep)
     const size_t capacity = slots_.empty() ? 1024 : slots_.size() * 2;
-    old_.swap(slots_);
+    old_ = std::move(slots_);
     old_mask_ = mask_;
     old_shift_ = shift_;
     migrated_ = 0;
-    slots_.assign(capacity, 0);
+    slots_ = Slots(capacity);
     mask_ = capacity - 1;
     shift_ = 64 - std::countr_zero(capacity);
     if (old_.size() <= 4096) migrate(old_.size());  // small tables move at once
