@@ -638,10 +638,7 @@ void PaymentRoutes::backup(std::string_view body, const ResponderPtr& r) {
   if (!dir.ok()) return r->fail(*dir.error);
   if (!dir.value) return r->fail(missing("dir"));
   const std::filesystem::path path(*dir.value);
-  std::error_code ec;
-  if (!path.is_absolute() ||
-      (std::filesystem::exists(path, ec) &&
-       (!std::filesystem::is_directory(path, ec) || !std::filesystem::is_empty(path, ec)))) {
+  if (!path.is_absolute() || !engine::absent_or_empty_dir(path)) {
     return r->fail(make_error(ErrorCode::parameter_invalid,
                               "dir must be an absolute path that does not exist or is an empty "
                               "directory, on keeld's machine",

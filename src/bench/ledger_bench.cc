@@ -153,16 +153,10 @@ Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
   engine.reset();
   fs::remove_all(dir);
 
-  Row row;
-  row.scenario = std::string("engine+journal, batch ") + std::to_string(o.batch) + ", " +
-                 (zipf ? "zipf" : "uniform") +
-                 (o.history_in_memory ? ", history in memory" : ", history store");
-  row.operations = ok;
-  row.seconds = seconds;
-  row.ops_per_s = static_cast<double>(ok) / seconds;
-  row.p50_ms = percentile_ms(latencies_ms, 50);
-  row.p99_ms = percentile_ms(latencies_ms, 99);
-  row.max_ms = percentile_ms(latencies_ms, 100);
+  Row row = timed_row(std::string("engine+journal, batch ") + std::to_string(o.batch) + ", " +
+                          (zipf ? "zipf" : "uniform") +
+                          (o.history_in_memory ? ", history in memory" : ", history store"),
+                      ok, seconds, latencies_ms);
   const double n = static_cast<double>(status.value.counts.transfers);
   row.extra = {
       {"group commits (fdatasync)", static_cast<double>(status.value.batches_committed)},

@@ -8,6 +8,19 @@
 
 namespace keel::bench {
 
+Row timed_row(std::string scenario, uint64_t operations, double seconds,
+              std::vector<double>& samples_ms) {
+  Row r;
+  r.scenario = std::move(scenario);
+  r.operations = operations;
+  r.seconds = seconds;
+  r.ops_per_s = static_cast<double>(operations) / seconds;
+  r.p50_ms = percentile_ms(samples_ms, 50);
+  r.p99_ms = percentile_ms(samples_ms, 99);
+  r.max_ms = percentile_ms(samples_ms, 100);
+  return r;
+}
+
 double percentile_ms(std::vector<double>& samples, double p) {
   if (samples.empty()) return 0;
   std::sort(samples.begin(), samples.end());

@@ -24,6 +24,10 @@ void report(const std::string& title, const std::vector<Row>& rows, const std::s
 // Percentile (0..100) of samples in milliseconds; sorts `samples`.
 double percentile_ms(std::vector<double>& samples, double p);
 
+// A row of `operations` done in `seconds`, with the latency percentiles of `samples_ms` (sorted).
+Row timed_row(std::string scenario, uint64_t operations, double seconds,
+              std::vector<double>& samples_ms);
+
 // Resident set size of this process, from /proc/self/statm.
 uint64_t resident_bytes();
 

@@ -175,20 +175,6 @@ class LmdbStore final : public Store {
   MDB_dbi dbi_ = 0;
 };
 
-// A row of `operations` done in `seconds`, with the latency percentiles of `samples_ms`.
-Row timed_row(std::string scenario, uint64_t operations, double seconds,
-              std::vector<double>& samples_ms) {
-  Row r;
-  r.scenario = std::move(scenario);
-  r.operations = operations;
-  r.seconds = seconds;
-  r.ops_per_s = static_cast<double>(operations) / seconds;
-  r.p50_ms = percentile_ms(samples_ms, 50);
-  r.p99_ms = percentile_ms(samples_ms, 99);
-  r.max_ms = percentile_ms(samples_ms, 100);
-  return r;
-}
-
 void run_one(const std::string& name, Store& store, const std::filesystem::path& dir,
              const StoreBenchOptions& o, std::vector<Row>* rows) {
   // Writes, in durable batches; each batch's latency is a sample.

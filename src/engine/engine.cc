@@ -402,10 +402,8 @@ void Engine::Impl::get_transfer(GetTransfer& cmd) {
   history->read_async([id = std::move(cmd.id), candidates = std::move(found.cold_candidates),
                        done = std::move(cmd.done)](const store::Store& store) {
     for (const uint32_t index : candidates) {
-      std::optional<std::string> value;
       ledger::Transfer t;
-      if (!store.get(HistoryTier::key(index), &value).is_ok() || !value ||
-          !ledger::Ledger::decode_cold(*value, &t).is_ok()) {
+      if (!read_transfer(store, index, &t).is_ok()) {
         done({EngineError::unavailable, {}});
         return;
       }
@@ -436,10 +434,8 @@ void Engine::Impl::list_transfers(ListAccountTransfers& cmd) {
         out.data.push_back(std::move(*p.data[i]));
         continue;
       }
-      std::optional<std::string> value;
       ledger::Transfer t;
-      if (store == nullptr || !store->get(HistoryTier::key(p.indexes[i]), &value).is_ok() ||
-          !value || !ledger::Ledger::decode_cold(*value, &t).is_ok()) {
+      if (store == nullptr || !read_transfer(*store, p.indexes[i], &t).is_ok()) {
         return std::optional<ledger::AccountTransfersPage>();
       }
       out.data.push_back(std::move(t));
@@ -892,10 +888,8 @@ void Engine::Impl::start_backup(Backup& cmd) {
   };
   if (!backup_done.load()) return refuse("a backup is already being written");
   if (backup_thread.joinable()) backup_thread.join();
-  std::error_code ec;
   if (!cmd.dir.is_absolute()) return refuse("the backup directory must be an absolute path");
-  if (std::filesystem::exists(cmd.dir, ec) &&
-      (!std::filesystem::is_directory(cmd.dir, ec) || !std::filesystem::is_empty(cmd.dir, ec))) {
+  if (!absent_or_empty_dir(cmd.dir)) {
     return refuse(cmd.dir.string() + " exists and is not an empty directory");
   }
   if (journal->last_seq() == 0) return refuse("nothing is journaled yet");
@@ -1348,11 +1342,15 @@ Status rebuild_store(const std::filesystem::path& data, const std::filesystem::p
   return Status::ok();
 }
 
+bool absent_or_empty_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return !ec;
+  return std::filesystem::is_directory(dir, ec) && std::filesystem::is_empty(dir, ec);
+}
+
 Status restore_backup(const std::filesystem::path& backup, const std::filesystem::path& data,
                       VerifyReport* report) {
-  std::error_code ec;
-  if (std::filesystem::exists(data, ec) &&
-      (!std::filesystem::is_directory(data, ec) || !std::filesystem::is_empty(data, ec))) {
+  if (!absent_or_empty_dir(data)) {
     return Status::error(data.string() +
                          " exists and is not an empty directory: restore into a new one");
   }

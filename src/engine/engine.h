@@ -261,6 +261,9 @@ struct RebuildReport {
 Status rebuild_store(const std::filesystem::path& data, const std::filesystem::path& archive,
                      RebuildReport* report);
 
+// Whether `dir` is absent or an empty directory: where a backup or a restore may write.
+[[nodiscard]] bool absent_or_empty_dir(const std::filesystem::path& dir);
+
 // `keel restore BACKUP DATA`: checks the backup (verify_data_dir), then copies it into `data`
 // (absent or an empty directory), every file and directory synced. keeld must not be running on
 // `data`. `report` gets the backup's verification (its sequence and state hash).

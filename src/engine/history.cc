@@ -44,6 +44,13 @@ HistoryTier::~HistoryTier() {
   reader_.join();
 }
 
+Status read_transfer(const store::Store& store, uint32_t index, ledger::Transfer* out) {
+  std::optional<std::string> value;
+  if (Status s = store.get(HistoryTier::key(index), &value); !s.is_ok()) return s;
+  if (!value) return Status::error("history store: transfer " + std::to_string(index) + " missing");
+  return ledger::Ledger::decode_cold(*value, out);
+}
+
 std::optional<std::string> StoreColdTransfers::read(uint32_t index) const {
   std::optional<std::string> value;
   if (Status s = store_->get(HistoryTier::key(index), &value); !s.is_ok()) return std::nullopt;
@@ -69,11 +76,9 @@ Status StoreColdTransfers::scan(uint32_t below,
 }
 
 std::optional<std::string> HistoryTier::read(uint32_t index) const {
-  std::optional<std::string> value;
-  if (Status s = store_->get(key(index), &value); !s.is_ok()) {
-    log_(true, "history store read failed: " + s.message());
-    return std::nullopt;
-  }
+  std::optional<std::string> value = StoreColdTransfers(store_.get()).read(index);
+  // The ledger asks only for transfers it moved: absent means the store failed or lost it.
+  if (!value) log_(true, "history store: transfer " + std::to_string(index) + " unreadable");
   return value;
 }
 

@@ -30,6 +30,10 @@ class StoreColdTransfers final : public ledger::ColdTransfers {
   const store::Store* store_;
 };
 
+// Reads transfer `index` from the store and decodes it as a query answers it. Fails when the store
+// fails, lacks it, or holds bytes that do not decode.
+Status read_transfer(const store::Store& store, uint32_t index, ledger::Transfer* out);
+
 // The history tier (docs/storage.md, "Tiers"): moves the ledger's final transfers into the
 // history store after their commit, on a mover thread of its own, and runs reads of history on
 // a reader thread, so the writer neither waits for the store's writes nor for its reads.
