@@ -210,7 +210,7 @@ struct Journal::Impl {
   Status start_segment(uint64_t first_seq);
   static Status write_snapshot_file(const fs::path& tmp, uint64_t seq, Timestamp timestamp,
                                     std::string_view state);
-  void apply_retention();
+  uint64_t apply_retention();
   Status archive(const fs::path& segment);
   Status replay_segment(const Segment& seg, uint64_t from_seq, const ReplayFn& apply) const;
 };
@@ -457,7 +457,7 @@ Status Journal::write_snapshot(uint64_t seq, Timestamp timestamp, std::string_vi
     return fail(Status::error(errno_message("rename to " + final_path.string(), tmp, errno)));
   }
   if (Status s = fsync_dir(j.options.dir); !s.is_ok()) return fail(std::move(s));
-  j.apply_retention();
+  (void)j.apply_retention();
   return Status::ok();
 }
 
@@ -479,18 +479,19 @@ SnapshotWriteFn Journal::snapshot_writer() const {
   };
 }
 
-void Journal::remove_unneeded() {
+uint64_t Journal::remove_unneeded() {
   KEEL_ASSERT(!impl_->options.read_only);
-  impl_->apply_retention();
+  return impl_->apply_retention();
 }
 
 // Keeps the newest `snapshots_kept` snapshots with a sound header, and the segments holding any
 // record after the oldest of them (all segments while fewer snapshots exist, so a bad newest
 // snapshot always has a fallback). Failures to delete are warned about, never fatal.
-void Journal::Impl::apply_retention() {
+uint64_t Journal::Impl::apply_retention() {
   DirListing listing;
   if (Status s = list_dir(options, false, &listing); !s.is_ok()) {
-    return warn("journal: " + s.message());
+    warn("journal: " + s.message());
+    return 0;
   }
   std::vector<uint64_t> kept;
   for (const NamedFile& snap : listing.snapshots) {
@@ -526,6 +527,7 @@ void Journal::Impl::apply_retention() {
     if (Status s = fsync_dir(options.archive_dir); !s.is_ok()) warn("journal: " + s.message());
     if (Status s = fsync_dir(options.dir); !s.is_ok()) warn("journal: " + s.message());
   }
+  return oldest_kept;
 }
 
 // Moves a segment past retention into options.archive_dir: a rename, or (across file systems)

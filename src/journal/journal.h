@@ -103,7 +103,7 @@ class Journal final : public Storage {
   static Status write_snapshot_file(const std::filesystem::path& dir, uint64_t seq,
                                     Timestamp timestamp, std::string_view state);
   [[nodiscard]] SnapshotWriteFn snapshot_writer() const override;
-  void remove_unneeded() override;
+  uint64_t remove_unneeded() override;
 
   // "journal in <dir>".
   [[nodiscard]] std::string describe() const override;

@@ -240,20 +240,21 @@ Status MemoryStorage::write_snapshot(uint64_t seq, Timestamp timestamp, std::str
 
 // Keeps the newest snapshots_kept snapshots and the records after the oldest of them (every
 // record while fewer exist).
-void MemoryStorage::remove_unneeded() {
+uint64_t MemoryStorage::remove_unneeded() {
   MemoryDisk& d = *disk_;
   std::lock_guard lock(d.mutex_);
-  if (d.snapshots_.size() < options_.snapshots_kept) return;
+  if (d.snapshots_.size() < options_.snapshots_kept) return 0;
   auto oldest_kept = d.snapshots_.rbegin();
   std::advance(oldest_kept, options_.snapshots_kept - 1);
   const uint64_t keep_after = oldest_kept->first;
   d.snapshots_.erase(d.snapshots_.begin(), d.snapshots_.find(keep_after));
-  if (keep_after < d.first_seq_ || d.last_seq_ < d.first_seq_) return;
+  if (keep_after < d.first_seq_ || d.last_seq_ < d.first_seq_) return keep_after;
   const uint64_t dropped = std::min(keep_after, d.last_seq_) - d.first_seq_ + 1;
   const size_t bytes = prefix_bytes(std::string_view(d.log_).substr(0, d.whole_bytes_), dropped);
   d.log_.erase(0, bytes);
   d.whole_bytes_ -= bytes;
   d.first_seq_ += dropped;
+  return keep_after;
 }
 
 std::string MemoryStorage::describe() const { return "memory storage"; }

@@ -128,7 +128,7 @@ class MemoryStorage final : public Storage {
   Status write_snapshot(uint64_t seq, Timestamp timestamp, std::string_view state) override;
   // The callable holds the disk (shared), not this object.
   [[nodiscard]] SnapshotWriteFn snapshot_writer() const override;
-  void remove_unneeded() override;
+  uint64_t remove_unneeded() override;
   // "memory storage".
   [[nodiscard]] std::string describe() const override;
 

@@ -112,9 +112,12 @@ class Storage {
   //      records it would have covered are still stored and nothing is lost.
   //   2. remove_unneeded (writer thread): the retention of write_snapshot. It drops snapshots
   //      and records no longer needed to recover (the backend says which). Run it only after a
-  //      snapshot write succeeded and while none runs. Its failures are only warned about.
+  //      snapshot write succeeded and while none runs. Its failures are only warned about. It
+  //      returns the record of the oldest snapshot it keeps (0 while it keeps fewer than it
+  //      should, or cannot tell): recovery never needs a state older than that snapshot's, so
+  //      history the state had dropped by then may go (the history store's expiry).
   [[nodiscard]] virtual SnapshotWriteFn snapshot_writer() const = 0;
-  virtual void remove_unneeded() = 0;
+  virtual uint64_t remove_unneeded() = 0;
 
   // One line for logs: what the storage is and where ("journal in ./data").
   [[nodiscard]] virtual std::string describe() const = 0;

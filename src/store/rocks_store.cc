@@ -33,6 +33,7 @@ class RocksStore final : public Store {
   Status write(const WriteBatch& batch) override {
     rocksdb::WriteBatch b;
     for (const auto& [key, value] : batch.puts) b.Put(key, value);
+    for (const std::string& key : batch.deletes) b.Delete(key);
     const uint64_t applied = std::max(batch.applied_seq, applied_.load());
     b.Put(kAppliedSeqKey, encode_seq(applied));
     rocksdb::WriteOptions w;
@@ -65,6 +66,29 @@ class RocksStore final : public Store {
       if (!key.starts_with(prefix)) break;
       const rocksdb::Slice v = it->value();
       if (!fn(key, std::string_view(v.data(), v.size()))) break;
+    }
+    if (!it->status().ok()) return error("scan", it->status());
+    return Status::ok();
+  }
+
+  Status scan_range(std::string_view begin, std::string_view end, bool reverse,
+                    const ScanFn& fn) const override {
+    if (begin >= end) return Status::ok();
+    rocksdb::ReadOptions ro;
+    const rocksdb::Slice lower(begin);
+    const rocksdb::Slice upper(end);
+    ro.iterate_lower_bound = &lower;
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    if (reverse) {
+      it->SeekToLast();
+    } else {
+      it->SeekToFirst();
+    }
+    for (; it->Valid(); reverse ? it->Prev() : it->Next()) {
+      const rocksdb::Slice k = it->key();
+      const rocksdb::Slice v = it->value();
+      if (!fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()))) break;
     }
     if (!it->status().ok()) return error("scan", it->status());
     return Status::ok();

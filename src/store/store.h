@@ -12,20 +12,24 @@
 #include <utility>
 #include <vector>
 
+#include "core/kv_reader.h"
 #include "core/status.h"
 
 namespace keel::store {
 
-// One durable write to the history store: records to put, and the journal sequence the store
-// reaches with them (every record moved out by commits up to `applied_seq` is in the store once
-// the write succeeds). Puts of a key already stored carry the same bytes (history is immutable),
-// so writing a batch again (replay after a crash) changes nothing.
+// One durable write to the history store: records to put, keys to delete (history past its
+// retention), and the journal sequence the store reaches with them (every record moved out by
+// commits up to `applied_seq` is in the store once the write succeeds). Puts of a key already
+// stored carry the same bytes (history is immutable), so writing a batch again (replay after a
+// crash) changes nothing; deleting a key that is absent is no error. Puts apply before deletes,
+// and the whole batch is atomic.
 struct WriteBatch {
   std::vector<std::pair<std::string, std::string>> puts;
   uint64_t applied_seq = 0;
+  std::vector<std::string> deletes;
 };
 
-using ScanFn = std::function<bool(std::string_view key, std::string_view value)>;
+using ScanFn = KvScanFn;
 
 // The history store: an ordered key-value store on disk for what no longer changes (docs/
 // storage.md). The engine writes it from one thread (its mover) and reads it from others.
@@ -35,15 +39,14 @@ using ScanFn = std::function<bool(std::string_view key, std::string_view value)>
 // subset of the batch (the caller never counts on it, and a retry writes the same bytes). A read
 // that fails returns an error Status with the store's message: the store is damaged or the disk
 // failed; callers treat it as fatal for the read, never as "not found".
-class Store {
+class Store : public KvReader {
  public:
-  virtual ~Store() = default;
+  ~Store() override = default;
 
   virtual Status write(const WriteBatch& batch) = 0;
   // The highest applied_seq written (0 for a new store).
   [[nodiscard]] virtual uint64_t applied_seq() const = 0;
-  // `*out` is nullopt when the key is not stored.
-  virtual Status get(std::string_view key, std::optional<std::string>* out) const = 0;
+  // get() and scan_range() as KvReader says.
   // Calls `fn` for every key starting with `prefix`, in ascending key order, while it returns
   // true. Keys and values are valid only during the call.
   virtual Status scan(std::string_view prefix, const ScanFn& fn) const = 0;
@@ -69,6 +72,7 @@ struct MemoryStoreData {
   uint64_t applied_seq = 0;
   uint64_t writes = 0;
   bool fail_next_write = false;  // the next write stores nothing and fails
+  bool fail_writes = false;      // every write stores nothing and fails while set
 };
 
 // The history store for tests: a map, with a failed write on demand.
@@ -80,6 +84,8 @@ class MemoryStore final : public Store {
   [[nodiscard]] uint64_t applied_seq() const override;
   Status get(std::string_view key, std::optional<std::string>* out) const override;
   Status scan(std::string_view prefix, const ScanFn& fn) const override;
+  Status scan_range(std::string_view begin, std::string_view end, bool reverse,
+                    const ScanFn& fn) const override;
   [[nodiscard]] uint64_t disk_bytes() const override { return 0; }
   Status checkpoint(const std::filesystem::path& dir) const override;
 
