@@ -150,6 +150,7 @@ json::object status_to_json(const engine::EngineStatus& s, bool full, bool healt
                                 {"wallet_flows", s.payments.wallet_flows},
                                 {"idempotency_keys", s.payments.idempotency_keys},
                                 {"events", s.payments.events},
+                                {"events_in_memory", s.payments.events_in_memory},
                                 {"deliveries_pending", s.payments.deliveries_pending},
                                 {"postings_rejected", s.postings_rejected},
                                 {"psp_results_rejected", s.psp_results_rejected}}},
@@ -158,11 +159,11 @@ json::object status_to_json(const engine::EngineStatus& s, bool full, bool healt
                     {"open_psp_result_rejected", s.payments.review_open_psp_result_rejected}}},
   };
   if (s.history_enabled) {
-    out["history"] = json::object{{"transfers_moved", s.history_moved},
-                                  {"queued", s.history_queued},
-                                  {"write_failures", s.history_write_failures},
-                                  {"applied_seq", s.history_applied_seq},
-                                  {"store_bytes", s.history_disk_bytes}};
+    out["history"] = json::object{
+        {"transfers_moved", s.history_moved},         {"events_moved", s.history_events_moved},
+        {"events_deleted", s.history_events_deleted}, {"queued", s.history_queued},
+        {"write_failures", s.history_write_failures}, {"applied_seq", s.history_applied_seq},
+        {"store_bytes", s.history_disk_bytes}};
   } else {
     out["history"] = nullptr;  // every transfer in memory ([engine] history = "memory")
   }

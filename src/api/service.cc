@@ -162,7 +162,13 @@ std::string metrics_text(const engine::EngineStatus& s) {
          s.counts.transfers_in_memory);
   metric("keel_history_transfers_moved_total", "counter",
          "Transfers written to the history store since start.", s.history_moved);
-  metric("keel_history_queued", "gauge", "Transfers handed to the history store, not yet written.",
+  metric("keel_history_events_moved_total", "counter",
+         "Merchant events (delivery final) written to the history store since start.",
+         s.history_events_moved);
+  metric("keel_history_events_deleted_total", "counter",
+         "Expired merchant events deleted from the history store since start.",
+         s.history_events_deleted);
+  metric("keel_history_queued", "gauge", "Records handed to the history store, not yet written.",
          s.history_queued);
   metric("keel_history_write_failures_total", "counter",
          "Failed history store writes (each logged and retried; alert when it grows).",
@@ -178,6 +184,11 @@ std::string metrics_text(const engine::EngineStatus& s) {
   metric("keel_idempotency_keys", "gauge", "Idempotency keys kept.", s.payments.idempotency_keys);
   metric("keel_webhook_deliveries_pending", "gauge", "Merchant webhooks not yet delivered.",
          s.payments.deliveries_pending);
+  metric("keel_events", "gauge", "Merchant events stored (within their retention).",
+         s.payments.events);
+  metric("keel_events_in_memory", "gauge",
+         "Merchant events held in memory (delivery pending, or not yet in the history store).",
+         s.payments.events_in_memory);
   metric("keel_payment_postings_rejected_total", "counter",
          "Payment postings the ledger refused (a bug: alert when > 0).", s.postings_rejected);
   metric("keel_breaker_transitions_total", "counter",

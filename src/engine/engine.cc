@@ -125,20 +125,22 @@ SipKey random_index_key() {
 
 // What recover() rebuilt from.
 struct Recovery {
-  uint64_t snapshot_seq = 0;  // 0: no snapshot
+  uint64_t snapshot_seq = 0;               // 0: no snapshot
+  uint64_t snapshot_events_first_seq = 0;  // the snapshot's PaymentsCore::events_first_seq()
   uint64_t records_replayed = 0;
   uint64_t events_replayed = 0;  // account and transfer events in those records
 };
 
-// Rebuilds state from `journal`: newest snapshot, then every later record. `cold`: the history
-// store (or null).
+// Rebuilds state from `journal`: newest snapshot, then every later record. `history`: the
+// history tier (or null).
 Status recover(const journal::Storage& journal, SipKey key, const payments::CoreOptions& options,
-               const ledger::ColdTransfers* cold, State* state, Timestamp* last_timestamp,
-               Recovery* out) {
+               const HistoryTier* history, State* state, Timestamp* last_timestamp, Recovery* out) {
   *out = {};
   *last_timestamp = 0;
+  const ledger::ColdTransfers* cold = history;
   state->ledger = ledger::Ledger(key);
   state->ledger.set_cold_transfers(cold);
+  state->history = history != nullptr ? &history->store() : nullptr;
   if (auto snapshot = journal.load_newest_snapshot()) {
     if (Status s = decode_state(snapshot->state, key, options, cold, state); !s.is_ok()) {
       const std::string where =
@@ -147,7 +149,12 @@ Status recover(const journal::Storage& journal, SipKey key, const payments::Core
               : snapshot->path.string();
       return Status::error(where + ": " + s.message());
     }
+    if (history == nullptr && state->payments.counts_on_history()) {
+      return Status::error("snapshot at record " + std::to_string(snapshot->seq) +
+                           ": its merchant events count on a history store, and there is none");
+    }
     out->snapshot_seq = snapshot->seq;
+    out->snapshot_events_first_seq = state->payments.events_first_seq();
     *last_timestamp = snapshot->timestamp;
   }
   return journal.replay(out->snapshot_seq + 1, [&](const journal::RecordView& r) {
@@ -229,7 +236,12 @@ struct Engine::Impl {
   // Writer-thread state.
   uint64_t events_since_snapshot = 0;
   SnapshotWriter snapshots;
-  std::thread backup_thread;  // the backup being written (joined at stop)
+  // Snapshot record -> the merchant events' first seq in its state, for the snapshots written
+  // or loaded by this process: once the journal's oldest kept snapshot is one of them, the
+  // history store's events below its first seq are expired for every state recovery may reach.
+  std::map<uint64_t, uint64_t> snapshot_event_marks;
+  uint64_t snapshot_event_mark = 0;  // of the snapshot being written
+  std::thread backup_thread;         // the backup being written (joined at stop)
   std::atomic<bool> backup_done{true};
   std::vector<Callback<Status>> snapshot_waiters;       // answered when the one in flight ends
   std::vector<Callback<Status>> next_snapshot_waiters;  // asked while one was in flight
@@ -292,13 +304,17 @@ struct Engine::Impl {
   Status open_storage();
   // options.open_store, or RocksDB in data_dir/store, or none (EngineOptions::open_store).
   Status open_history();
-  // After a commit: hands the transfers it made final to the history tier, and drops from
-  // memory those the tier has written.
+  // After a commit: hands the transfers and merchant events it made final to the history tier,
+  // and drops from memory those the tier has written.
   void move_history();
+  // After journal retention kept snapshots from record `oldest_kept` on: expires the history
+  // store's events no state from there on holds.
+  void expire_history(uint64_t oldest_kept);
   // Reads of transfers that may be in the store: answered here when in memory, else on the
   // history tier's reader thread.
   void get_transfer(GetTransfer& cmd);
   void list_transfers(ListAccountTransfers& cmd);
+  void payments_query(PaymentsQuery& cmd);
   std::vector<Command> take_batch();
   void run();
   void apply_write(Command& c);
@@ -381,11 +397,20 @@ Status Engine::Impl::open_history() {
 
 void Engine::Impl::move_history() {
   if (!history) return;
-  std::vector<ledger::FinalTransfer> final;
-  ledger.take_final(&final);
-  history->submit(journal->last_seq(), std::move(final));
-  const std::vector<uint32_t> durable = history->take_durable();
-  ledger.make_cold(durable);
+  HistoryBatch moved;
+  ledger.take_final(&moved.transfers);
+  state.payments.take_final_events(&moved.event_records, &moved.events);
+  history->submit(journal->last_seq(), std::move(moved));
+  const HistoryDurable durable = history->take_durable();
+  ledger.make_cold(durable.transfers);
+  state.payments.make_cold_events(durable.events);
+}
+
+void Engine::Impl::expire_history(uint64_t oldest_kept) {
+  const auto mark = snapshot_event_marks.find(oldest_kept);
+  if (oldest_kept == 0 || mark == snapshot_event_marks.end()) return;
+  if (history) history->expire_events_below(mark->second);
+  snapshot_event_marks.erase(snapshot_event_marks.begin(), mark);
 }
 
 void Engine::Impl::get_transfer(GetTransfer& cmd) {
@@ -414,6 +439,24 @@ void Engine::Impl::get_transfer(GetTransfer& cmd) {
     }
     done({EngineError::ok, std::nullopt});
   });
+}
+
+void Engine::Impl::payments_query(PaymentsQuery& cmd) {
+  payments::QueryResult r = state.payments.query(cmd.query, ledger);
+  if (!r.events_page) {
+    cmd.done({EngineError::ok, std::move(r)});
+    return;
+  }
+  KEEL_ASSERT(history != nullptr);  // only the tier moves events out of memory
+  // Events left memory only once durable in the store: the page read there misses none.
+  history->read_async(
+      [r = std::move(r), done = std::move(cmd.done)](const store::Store& store) mutable {
+        if (!payments::PaymentsCore::finish_query(store, &r).is_ok()) {
+          done({EngineError::unavailable, {}});
+          return;
+        }
+        done({EngineError::ok, std::move(r)});
+      });
 }
 
 void Engine::Impl::list_transfers(ListAccountTransfers& cmd) {
@@ -542,6 +585,8 @@ void Engine::Impl::answer_read(Command& c) {
             const HistoryTier::Counters h = history->counters();
             s.history_enabled = true;
             s.history_moved = h.moved;
+            s.history_events_moved = h.events_moved;
+            s.history_events_deleted = h.events_deleted;
             s.history_queued = h.queued;
             s.history_write_failures = h.write_failures;
             s.history_applied_seq = h.applied_seq;
@@ -552,17 +597,21 @@ void Engine::Impl::answer_read(Command& c) {
             s.queue_depth = queue.size();
           }
           if (cmd.full) {
-            s.state_hash = state_hash(state);
             s.ledger_memory_bytes = ledger.memory_bytes();
             const auto inv = ledger.check_invariants();
             s.invariants_ok = inv.ok;
             s.invariant_problem = inv.problem;
+            // The hash reads every record of the history store: one it lacks is a broken state.
+            if (Status h = state_hash(state, &s.state_hash); !h.is_ok() && s.invariants_ok) {
+              s.invariants_ok = false;
+              s.invariant_problem = "state hash: " + h.message();
+            }
           }
           cmd.done({EngineError::ok, std::move(s)});
         } else if constexpr (std::is_same_v<T, TakeSnapshot>) {
           request_snapshot(std::move(cmd.done));
         } else if constexpr (std::is_same_v<T, PaymentsQuery>) {
-          cmd.done({EngineError::ok, state.payments.query(cmd.query, ledger)});
+          payments_query(cmd);
         } else if constexpr (std::is_same_v<T, GetChannels>) {
           cmd.done({EngineError::ok, channel_statuses()});
         } else if constexpr (std::is_same_v<T, Backup>) {
@@ -928,6 +977,7 @@ void Engine::Impl::start_backup(Backup& cmd) {
 void Engine::Impl::start_snapshot() {
   std::string bytes;
   encode_state(state, &bytes);
+  snapshot_event_mark = state.payments.events_first_seq();
   snapshots.start(journal->snapshot_writer(), journal->last_seq(), last_timestamp,
                   std::move(bytes));
   events_since_snapshot = 0;
@@ -937,7 +987,8 @@ void Engine::Impl::poll_snapshot() {
   std::optional<Status> result = snapshots.take_result();
   if (!result) return;
   if (result->is_ok()) {
-    journal->remove_unneeded();
+    snapshot_event_marks[snapshots.seq()] = snapshot_event_mark;
+    expire_history(journal->remove_unneeded());
     log(LogLevel::info, "snapshot written at record " + std::to_string(snapshots.seq()) + " (" +
                             std::to_string(snapshots.bytes()) + " bytes)");
   } else {
@@ -1084,6 +1135,9 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
   }
   // Events since the snapshot count toward the next one, however often keeld restarts.
   impl.events_since_snapshot = recovery.events_replayed;
+  if (recovery.snapshot_seq > 0) {
+    impl.snapshot_event_marks[recovery.snapshot_seq] = recovery.snapshot_events_first_seq;
+  }
   // With history in the store, start-up checks what needs no transfer (O(accounts)); the full
   // check reads every transfer (`keel journal verify`, a full status).
   if (const auto inv = impl.history ? impl.ledger.check_accounts() : impl.ledger.check_invariants();
@@ -1178,7 +1232,7 @@ Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report) {
   report->snapshot_seq = recovery.snapshot_seq;
   report->records_replayed = recovery.records_replayed;
   report->counts = ledger.counts();
-  report->state_hash = state_hash(state);
+  if (Status s = state_hash(state, &report->state_hash); !s.is_ok()) return s;
   report->invariants = ledger.check_invariants();
   if (!report->invariants.ok)
     return Status::error("invariant broken: " + report->invariants.problem);
@@ -1252,17 +1306,22 @@ Status replay_into_store(const std::filesystem::path& journal_dir,
   StoreColdTransfers cold(store.get());
   State state;
   state.ledger.set_cold_transfers(&cold);
+  state.history = store.get();
   Timestamp clock = 0;
   store::WriteBatch batch;
   std::vector<uint32_t> indexes;
+  std::vector<uint64_t> events;
   std::vector<ledger::FinalTransfer> final;
   const auto flush = [&](uint64_t seq) -> Status {
     batch.applied_seq = seq;
     if (Status s = store->write(batch); !s.is_ok()) return s;
     state.ledger.make_cold(indexes);
+    state.payments.make_cold_events(events);
     report->transfers_moved += indexes.size();
+    report->events_moved += events.size();
     batch.puts.clear();
     indexes.clear();
+    events.clear();
     return Status::ok();
   };
   uint64_t last = 0;
@@ -1280,11 +1339,12 @@ Status replay_into_store(const std::filesystem::path& journal_dir,
       batch.puts.emplace_back(HistoryTier::key(f.index), std::move(f.value));
     }
     final.clear();
-    return indexes.size() >= 65536 ? flush(r.seq) : Status::ok();
+    state.payments.take_final_events(&batch.puts, &events);
+    return indexes.size() + events.size() >= 65536 ? flush(r.seq) : Status::ok();
   });
   if (s.is_ok()) s = flush(last);
   if (!s.is_ok()) return s;
-  report->state_hash = state_hash(state);
+  if (Status h = state_hash(state, &report->state_hash); !h.is_ok()) return h;
   return Status::ok();
 }
 

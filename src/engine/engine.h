@@ -128,6 +128,8 @@ struct EngineStatus {
   // record the store has applied, and its size on disk.
   bool history_enabled = false;
   uint64_t history_moved = 0;
+  uint64_t history_events_moved = 0;
+  uint64_t history_events_deleted = 0;
   uint64_t history_queued = 0;
   uint64_t history_write_failures = 0;
   uint64_t history_applied_seq = 0;
@@ -247,6 +249,7 @@ Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report);
 struct RebuildReport {
   uint64_t records_replayed = 0;
   uint64_t transfers_moved = 0;  // written to the new store
+  uint64_t events_moved = 0;     // merchant events written to the new store
   uint64_t state_hash = 0;       // of the journal replayed from record 1
   std::string replaced_store;    // where the old store went (empty: there was none)
 };

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "core/assert.h"
+#include "payments/outbox.h"
 
 namespace keel::engine {
 
@@ -87,20 +88,28 @@ Status HistoryTier::scan(uint32_t below,
   return StoreColdTransfers(store_.get()).scan(below, fn);
 }
 
-void HistoryTier::submit(uint64_t seq, std::vector<ledger::FinalTransfer> records) {
+void HistoryTier::submit(uint64_t seq, HistoryBatch records) {
   if (records.empty()) return;
   {
     std::lock_guard lock(mu_);
-    queued_ += records.size();
-    to_write_.push_back({seq, std::move(records)});
+    queued_ += records.transfers.size() + records.events.size();
+    to_write_.push_back({seq, std::move(records), 0});
   }
   mover_wake_.notify_one();
 }
 
-std::vector<uint32_t> HistoryTier::take_durable() {
+void HistoryTier::expire_events_below(uint64_t first_seq) {
+  {
+    std::lock_guard lock(mu_);
+    to_write_.push_back({0, {}, first_seq});
+  }
+  mover_wake_.notify_one();
+}
+
+HistoryDurable HistoryTier::take_durable() {
   std::lock_guard lock(mu_);
-  std::vector<uint32_t> out;
-  out.swap(durable_);
+  HistoryDurable out;
+  std::swap(out, durable_);
   return out;
 }
 
@@ -117,12 +126,71 @@ HistoryTier::Counters HistoryTier::counters() const {
   {
     std::lock_guard lock(mu_);
     c.moved = moved_;
+    c.events_moved = events_moved_;
+    c.events_deleted = events_deleted_;
     c.queued = queued_;
     c.write_failures = write_failures_;
   }
   c.applied_seq = store_->applied_seq();
   c.disk_bytes = store_->disk_bytes();
   return c;
+}
+
+bool HistoryTier::write_until_done(const store::WriteBatch& batch, std::string_view what) {
+  for (;;) {
+    const Status s = store_->write(batch);
+    if (s.is_ok()) return true;
+    bool stopping = false;
+    {
+      std::lock_guard lock(mu_);
+      ++write_failures_;
+      stopping = stopping_;
+    }
+    log_(true, "history store write failed (" + std::string(what) + "; retrying): " + s.message());
+    // At stop the records are in the journal and the snapshot: nothing is lost by giving up.
+    if (stopping) return false;
+    std::unique_lock lock(mu_);
+    mover_wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+  }
+}
+
+// Deletes the event records below outbox seq `below` and their index records, a bounded batch
+// at a time. Each batch holds whole events (record and indexes), so a crash between batches
+// leaves no index without its record; the next expiry finishes the work.
+void HistoryTier::expire_events(uint64_t below) {
+  constexpr size_t kEventsPerBatch = 4096;
+  if (below <= expired_below_) return;
+  for (;;) {
+    store::WriteBatch batch;
+    batch.applied_seq = store_->applied_seq();
+    size_t events = 0;
+    bool malformed = false;
+    const Status s =
+        store_->scan_range(payments::event_key(0), payments::event_key(below), false,
+                           [&](std::string_view key, std::string_view value) {
+                             uint64_t seq = 0;
+                             payments::StoredEvent e;
+                             if (!payments::decode_event_record(value, &seq, &e)) {
+                               malformed = true;
+                               return false;
+                             }
+                             batch.deletes.emplace_back(key);
+                             for (std::string& k : payments::event_index_keys(seq, e.event)) {
+                               batch.deletes.push_back(std::move(k));
+                             }
+                             return ++events < kEventsPerBatch;
+                           });
+    if (!s.is_ok() || malformed) {
+      log_(true, "history store: expired events not deleted (they stay until the next try): " +
+                     (malformed ? std::string("a malformed event record") : s.message()));
+      return;
+    }
+    if (events == 0) break;
+    if (!write_until_done(batch, "expired events stay until written")) return;
+    std::lock_guard lock(mu_);
+    events_deleted_ += events;
+  }
+  expired_below_ = below;
 }
 
 // Writes everything queued as one synced store batch; on failure keeps it and tries again.
@@ -139,35 +207,31 @@ void HistoryTier::move_loop() {
       }
     }
     store::WriteBatch batch;
-    std::vector<uint32_t> indexes;
+    HistoryDurable written;
+    uint64_t expire_below = 0;
     for (Batch& b : work) {
+      expire_below = std::max(expire_below, b.expire_below);
       batch.applied_seq = std::max(batch.applied_seq, b.seq);
-      for (ledger::FinalTransfer& f : b.records) {
-        indexes.push_back(f.index);
+      for (ledger::FinalTransfer& f : b.records.transfers) {
+        written.transfers.push_back(f.index);
         batch.puts.emplace_back(key(f.index), std::move(f.value));
       }
+      for (auto& record : b.records.event_records) batch.puts.push_back(std::move(record));
+      written.events.insert(written.events.end(), b.records.events.begin(), b.records.events.end());
     }
     work.clear();
-    for (;;) {
-      const Status s = store_->write(batch);
-      if (s.is_ok()) break;
-      bool stopping = false;
-      {
-        std::lock_guard lock(mu_);
-        ++write_failures_;
-        stopping = stopping_;
-      }
-      log_(true,
-           "history store write failed (the transfers stay in memory; retrying): " + s.message());
-      // At stop the records are in the journal and the snapshot: nothing is lost by giving up.
-      if (stopping) return;
-      std::unique_lock lock(mu_);
-      mover_wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+    if (!batch.puts.empty()) {
+      if (!write_until_done(batch, "the records stay in memory")) return;
+      std::lock_guard lock(mu_);
+      moved_ += written.transfers.size();
+      events_moved_ += written.events.size();
+      queued_ -= written.transfers.size() + written.events.size();
+      durable_.transfers.insert(durable_.transfers.end(), written.transfers.begin(),
+                                written.transfers.end());
+      durable_.events.insert(durable_.events.end(), written.events.begin(), written.events.end());
     }
-    std::lock_guard lock(mu_);
-    moved_ += indexes.size();
-    queued_ -= indexes.size();
-    durable_.insert(durable_.end(), indexes.begin(), indexes.end());
+    // After the puts queued before it: an event expired below `expire_below` was written first.
+    if (expire_below > 0) expire_events(expire_below);
   }
 }
 

@@ -34,12 +34,28 @@ class StoreColdTransfers final : public ledger::ColdTransfers {
 // fails, lacks it, or holds bytes that do not decode.
 Status read_transfer(const store::Store& store, uint32_t index, ledger::Transfer* out);
 
-// The history tier (docs/storage.md, "Tiers"): moves the ledger's final transfers into the
-// history store after their commit, on a mover thread of its own, and runs reads of history on
-// a reader thread, so the writer neither waits for the store's writes nor for its reads.
+// What the commits up to one journal record move out of memory.
+struct HistoryBatch {
+  std::vector<ledger::FinalTransfer> transfers;
+  // Merchant events whose delivery is final: their store records (payments/outbox.h) and seqs.
+  std::vector<std::pair<std::string, std::string>> event_records;
+  std::vector<uint64_t> events;
+  [[nodiscard]] bool empty() const { return transfers.empty() && event_records.empty(); }
+};
+
+// What became durable in the store since the last HistoryTier::take_durable().
+struct HistoryDurable {
+  std::vector<uint32_t> transfers;  // indexes (Ledger::make_cold)
+  std::vector<uint64_t> events;     // outbox seqs (PaymentsCore::make_cold_events)
+};
+
+// The history tier (docs/storage.md, "Tiers"): moves the ledger's final transfers and the
+// merchant events whose delivery is final into the history store after their commit, on a
+// mover thread of its own, deletes expired events from it, and runs reads of history on a
+// reader thread, so the writer neither waits for the store's writes nor for its reads.
 //
 // Keys: "t" + the transfer index, 4 bytes big-endian (so a scan runs in index order); values:
-// ledger::FinalTransfer::value.
+// ledger::FinalTransfer::value. Events: "e..." as payments/outbox.h lays them out.
 //
 // Thread: submit() and take_durable() from the writer only; read() and scan() (ColdTransfers)
 // from the ledger's thread (the writer, or a thread that owns a ledger offline); read_async()
@@ -59,15 +75,20 @@ class HistoryTier final : public ledger::ColdTransfers {
       const std::function<Status(uint32_t index, std::string_view value)>& fn) const override;
 
   // Records moved out by the commits up to journal record `seq`, to write.
-  void submit(uint64_t seq, std::vector<ledger::FinalTransfer> records);
-  // Indexes written durably since the last call (the ledger may drop them: make_cold).
-  std::vector<uint32_t> take_durable();
+  void submit(uint64_t seq, HistoryBatch records);
+  // What was written durably since the last call (memory may drop it: make_cold).
+  HistoryDurable take_durable();
+  // Deletes the events below outbox seq `first_seq` (expired in every state recovery may
+  // start from) with their index records, after the writes submitted before, in batches.
+  void expire_events_below(uint64_t first_seq);
   // Runs `fn` on the reader thread, in submission order.
   void read_async(std::function<void(const store::Store&)> fn);
 
   struct Counters {
-    uint64_t moved = 0;   // transfers written to the store
-    uint64_t queued = 0;  // handed over, not yet written
+    uint64_t moved = 0;  // transfers written to the store
+    uint64_t events_moved = 0;
+    uint64_t events_deleted = 0;  // expired events deleted from the store
+    uint64_t queued = 0;          // handed over, not yet written
     uint64_t write_failures = 0;
     uint64_t applied_seq = 0;
     uint64_t disk_bytes = 0;
@@ -80,9 +101,13 @@ class HistoryTier final : public ledger::ColdTransfers {
  private:
   struct Batch {
     uint64_t seq = 0;
-    std::vector<ledger::FinalTransfer> records;
+    HistoryBatch records;
+    uint64_t expire_below = 0;  // an expiry job instead (records empty)
   };
   void move_loop();
+  // Writes `batch` until it succeeds (false: stopping, not written).
+  bool write_until_done(const store::WriteBatch& batch, std::string_view what);
+  void expire_events(uint64_t below);
   void read_loop();
 
   std::unique_ptr<store::Store> store_;
@@ -92,12 +117,15 @@ class HistoryTier final : public ledger::ColdTransfers {
   std::condition_variable mover_wake_;
   std::condition_variable reader_wake_;
   std::deque<Batch> to_write_;                                  // guarded by mu_
-  std::vector<uint32_t> durable_;                               // guarded by mu_
+  HistoryDurable durable_;                                      // guarded by mu_
   std::deque<std::function<void(const store::Store&)>> reads_;  // guarded by mu_
   bool stopping_ = false;                                       // guarded by mu_
   uint64_t moved_ = 0;                                          // guarded by mu_
-  uint64_t queued_ = 0;                                         // guarded by mu_
-  uint64_t write_failures_ = 0;                                 // guarded by mu_
+  uint64_t events_moved_ = 0;                                   // guarded by mu_
+  uint64_t events_deleted_ = 0;                                 // guarded by mu_
+  uint64_t expired_below_ = 0;   // the mover's own: events below it are deleted
+  uint64_t queued_ = 0;          // guarded by mu_
+  uint64_t write_failures_ = 0;  // guarded by mu_
   std::thread mover_;
   std::thread reader_;
 };

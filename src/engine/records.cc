@@ -176,13 +176,14 @@ namespace {
 constexpr std::string_view kStateMagic = "KEELSTATE1";
 }  // namespace
 
-uint64_t state_hash(const State& state) {
+Status state_hash(const State& state, uint64_t* out) {
   std::string bytes;
-  state.payments.encode(&bytes);
+  if (Status s = state.payments.encode_full(&bytes, state.history); !s.is_ok()) return s;
   StateHasher h;
   h.u64(state.ledger.state_hash());
   h.bytes(bytes);
-  return h.finish();
+  *out = h.finish();
+  return Status::ok();
 }
 
 void encode_state(const State& state, std::string* out) {

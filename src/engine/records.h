@@ -27,6 +27,9 @@ enum class RecordType : uint16_t {
 struct State {
   ledger::Ledger ledger;
   payments::PaymentsCore payments;
+  // The history store, where what left memory is read (null without one). The ledger has its
+  // own view of it (Ledger::set_cold_transfers).
+  const KvReader* history = nullptr;
 };
 
 // What applying a payments record or a tick asks for after its commit (live writes only; replay
@@ -53,8 +56,9 @@ Status apply_record(State& state, RecordType type, Timestamp timestamp, std::str
                     Timestamp* last_timestamp, uint64_t* events = nullptr,
                     PaymentsOutcome* payments = nullptr);
 
-// Hash of the whole state (ledger and payments): equal states, equal hashes.
-[[nodiscard]] uint64_t state_hash(const State& state);
+// Hash of the whole state (ledger and payments, wherever each part is, memory or the history
+// store): equal states, equal hashes. Fails when the history store fails or lacks a record.
+[[nodiscard]] Status state_hash(const State& state, uint64_t* out);
 
 // Snapshot contents: the ledger and the payments core, each with its own canonical encoding.
 void encode_state(const State& state, std::string* out);

@@ -776,8 +776,8 @@ std::optional<Reply> PaymentsCore::refused_by_controls(const Command& c) const {
   if ((c.kind() == CommandKind::create_payment || c.kind() == CommandKind::create_refund) &&
       !outbox_admits()) {
     return error_reply(Error::over_capacity,
-                       "merchant events awaiting delivery or within their retention fill " +
-                           std::to_string(outbox_.size()) + " of the outbox's " +
+                       "merchant events awaiting delivery fill " +
+                           std::to_string(outbox_.in_memory()) + " of the outbox's " +
                            std::to_string(outbox_.options().events_max) +
                            " places: no new payments or refunds until it drains; retry later");
   }
@@ -1340,7 +1340,7 @@ bool PaymentsCore::outbox_admits() const {
     return limit / 100 * kOutboxAdmissionPct + limit % 100 * kOutboxAdmissionPct / 100;
   };
   const OutboxOptions& o = outbox_.options();
-  return outbox_.size() < share(o.events_max) &&
+  return outbox_.in_memory() < share(o.events_max) &&
          outbox_.data_bytes() < share(o.event_data_bytes_max);
 }
 
@@ -1562,9 +1562,9 @@ QueryResult PaymentsCore::render_review_list(const Query& q) const {
   return {true, w.take()};
 }
 
-QueryResult PaymentsCore::render_event_list(const Query& q) const {
-  const EventList list =
-      outbox_.list(q.limit, q.starting_after, EventFilter{q.type, q.merchant_id, q.object_id});
+namespace {
+
+QueryResult render_events(const EventList& list) {
   if (list.result != OutboxResult::ok) return {};
   JsonWriter w;
   w.begin_object();
@@ -1590,6 +1590,29 @@ QueryResult PaymentsCore::render_event_list(const Query& q) const {
   w.field("has_more", list.has_more);
   w.end_object();
   return {true, w.take()};
+}
+
+}  // namespace
+
+QueryResult PaymentsCore::render_event_list(const Query& q) const {
+  const EventFilter filter{q.type, q.merchant_id, q.object_id};
+  if (outbox_.in_history() == 0)
+    return render_events(outbox_.list(q.limit, q.starting_after, filter));
+  std::optional<EventList> done;
+  EventPageInMemory page = outbox_.list_in_memory(q.limit, q.starting_after, filter, &done);
+  if (done) return render_events(*done);
+  QueryResult r;
+  r.found = true;
+  r.events_page = std::make_shared<const EventPageInMemory>(std::move(page));
+  return r;
+}
+
+Status PaymentsCore::finish_query(const KvReader& history, QueryResult* r) {
+  if (!r->events_page) return Status::ok();
+  EventList list;
+  if (Status s = Outbox::finish_list(*r->events_page, history, &list); !s.is_ok()) return s;
+  *r = render_events(list);
+  return Status::ok();
 }
 
 QueryResult PaymentsCore::render_flow_list(const Query& q) const {
@@ -1638,11 +1661,21 @@ PaymentsCore::Counts PaymentsCore::counts() const {
   c.wallet_flows = flows_.size();
   c.idempotency_keys = idempotency_.size();
   c.events = outbox_.size();
+  c.events_in_memory = outbox_.in_memory();
   c.deliveries_pending = outbox_.pending();
   return c;
 }
 
 void PaymentsCore::encode(std::string* out) const {
+  const Status s = encode_parts(out, nullptr, false);
+  KEEL_ASSERT(s.is_ok());  // nothing to read
+}
+
+Status PaymentsCore::encode_full(std::string* out, const KvReader* history) const {
+  return encode_parts(out, history, true);
+}
+
+Status PaymentsCore::encode_parts(std::string* out, const KvReader* history, bool full) const {
   ByteWriter w(out);
   w.u32(kEncodingVersion);
   w.u64(customers_.size());
@@ -1683,14 +1716,22 @@ void PaymentsCore::encode(std::string* out) const {
   payments_.encode(&part);
   w.u64(part.size());
   w.raw(part.data(), part.size());
-  using Encoder = void (PaymentsCore::*)(std::string*) const;
-  for (const Encoder encode : {&PaymentsCore::encode_flows, &PaymentsCore::encode_outbox,
-                               &PaymentsCore::encode_idempotency}) {
-    part.clear();
-    (this->*encode)(&part);
-    w.u64(part.size());
-    w.raw(part.data(), part.size());
+  part.clear();
+  flows_.encode(&part);
+  w.u64(part.size());
+  w.raw(part.data(), part.size());
+  part.clear();
+  if (full) {
+    if (Status s = outbox_.encode_full(&part, history); !s.is_ok()) return s;
+  } else {
+    outbox_.encode(&part);
   }
+  w.u64(part.size());
+  w.raw(part.data(), part.size());
+  part.clear();
+  idempotency_.encode(&part);
+  w.u64(part.size());
+  w.raw(part.data(), part.size());
   // Trailing parts, each present only once it holds something, so that a state that never had
   // one encodes (and hashes) exactly as before it existed. First the review desk (untagged: the
   // first trailing part ever written); then tagged sections (u8 tag, u64 length, bytes) in tag
@@ -1731,6 +1772,7 @@ void PaymentsCore::encode(std::string* out) const {
     w.u64(bytes.size());
     w.raw(bytes.data(), bytes.size());
   }
+  return Status::ok();
 }
 
 Status PaymentsCore::decode_section(SectionTag tag, std::string_view bytes) {

@@ -4,6 +4,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -143,6 +144,9 @@ struct Query {
 struct QueryResult {
   bool found = false;
   std::string body;  // JSON
+  // Set when the answer needs the history store: PaymentsCore::finish_query() completes it
+  // (off the writer); body is empty until then.
+  std::shared_ptr<const EventPageInMemory> events_page;
 };
 
 class PaymentsCore {
@@ -162,6 +166,23 @@ class PaymentsCore {
   [[nodiscard]] std::vector<ResolveRequest> outstanding_attempts() const;
 
   [[nodiscard]] QueryResult query(const Query& q, const ledger::Ledger& ledger) const;
+  // Completes a query() answer that needs the history store (QueryResult::events_page), on any
+  // thread: it reads only `history` and the copy in `*r`. Fails when the store does.
+  [[nodiscard]] static Status finish_query(const KvReader& history, QueryResult* r);
+
+  // History (docs/storage.md, "Tiers"): merchant events whose delivery is final leave memory
+  // for the history store. take_final_events() hands out their store records once (their
+  // outbox seqs in `seqs`); make_cold_events() drops those the store now holds durably.
+  void take_final_events(std::vector<std::pair<std::string, std::string>>* puts,
+                         std::vector<uint64_t>* seqs) {
+    outbox_.take_final(puts, seqs);
+  }
+  void make_cold_events(const std::vector<uint64_t>& seqs) { outbox_.make_cold(seqs); }
+  // The seq below which every merchant event has expired: records of the history store below
+  // it are garbage for this state and every later one.
+  [[nodiscard]] uint64_t events_first_seq() const { return outbox_.first_seq(); }
+  // Whether some of the state is in the history store (then it cannot run without one).
+  [[nodiscard]] bool counts_on_history() const { return outbox_.in_history() > 0; }
 
   // Merchant webhooks due by `now` (wall time is fine: a query), skipping those `in_flight`.
   // Each one's end comes back as an outbox_attempt command.
@@ -169,7 +190,11 @@ class PaymentsCore {
       Timestamp now, size_t limit, const std::function<bool(std::string_view)>& in_flight) const;
   [[nodiscard]] std::optional<Timestamp> next_delivery_at() const;
 
-  // Canonical encoding of all state (snapshots); decode() rebuilds an equal core.
+  // Canonical encoding of all state: encode_full() reads what is in the history store from
+  // `history` (null: nothing is; fails when the store fails or lacks a record), for the state
+  // hash; encode() is the snapshot's, which leaves out what the store holds. decode() rebuilds
+  // an equal core from either (the history store must then hold what the snapshot left out).
+  [[nodiscard]] Status encode_full(std::string* out, const KvReader* history) const;
   void encode(std::string* out) const;
   [[nodiscard]] static Status decode(std::string_view bytes, CoreOptions options,
                                      PaymentsCore* out);
@@ -183,7 +208,8 @@ class PaymentsCore {
     uint64_t review_open_psp_result_rejected = 0;
     uint64_t wallet_flows = 0;
     uint64_t idempotency_keys = 0;
-    uint64_t events = 0;
+    uint64_t events = 0;  // stored (in memory and in the history store)
+    uint64_t events_in_memory = 0;
     uint64_t deliveries_pending = 0;
   };
   [[nodiscard]] Counts counts() const;
@@ -337,9 +363,8 @@ class PaymentsCore {
   [[nodiscard]] std::string render_payment_list(const Query& q) const;
   [[nodiscard]] QueryResult render_event_list(const Query& q) const;
   [[nodiscard]] QueryResult render_flow_list(const Query& q) const;
-  void encode_flows(std::string* out) const { flows_.encode(out); }
-  void encode_outbox(std::string* out) const { outbox_.encode(out); }
-  void encode_idempotency(std::string* out) const { idempotency_.encode(out); }
+  // encode() (full: false) and encode_full().
+  [[nodiscard]] Status encode_parts(std::string* out, const KvReader* history, bool full) const;
 
   CoreOptions options_;
   PaymentMachine payments_;

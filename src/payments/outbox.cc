@@ -14,6 +14,7 @@ namespace keel::payments {
 namespace {
 
 constexpr uint32_t kEncodingVersion = 1;
+constexpr uint32_t kEncodingVersionWithHistory = 2;  // some events are in the history store
 // The jitter hash's key: fixed, so that every replay computes the same schedule. Not a secret
 // (the jitter only spreads retries; nothing depends on it being unpredictable).
 constexpr SipKey kJitterKey{0x6b65656c6f757462ull, 0x6f786a6974746572ull};
@@ -54,7 +55,79 @@ void walk_back(const Index& index, std::string_view key, uint64_t before, Visit 
   }
 }
 
+// One event as the canonical encoding writes it (also its history store record).
+void append_event(ByteWriter& w, uint64_t seq, const StoredEvent& s) {
+  const Event& ev = s.event;
+  const DeliveryStatus& d = s.delivery;
+  w.u64(seq);
+  w.str16(ev.id);
+  w.str16(ev.type);
+  w.str16(ev.merchant_id);
+  w.str16(ev.object_id);
+  w.i64(ev.created_at);
+  w.u32(static_cast<uint32_t>(ev.data.size()));
+  w.raw(ev.data.data(), ev.data.size());
+  w.u8(static_cast<uint8_t>(d.state));
+  w.u32(d.attempts);
+  w.i64(d.next_attempt_at);
+  w.i64(d.last_attempt_at);
+}
+
+bool read_event(ByteReader& r, uint64_t* seq, StoredEvent* s) {
+  Event& ev = s->event;
+  DeliveryStatus& d = s->delivery;
+  uint32_t data_len = 0;
+  std::string_view data;
+  const bool ok = r.u64(seq) && r.str16(&ev.id) && r.str16(&ev.type) && r.str16(&ev.merchant_id) &&
+                  r.str16(&ev.object_id) && r.i64(&ev.created_at) && r.u32(&data_len) &&
+                  data_len <= kEventDataBytesMax && r.raw(&data, data_len) &&
+                  read_enum(r, DeliveryState::canceled, &d.state) && r.u32(&d.attempts) &&
+                  r.i64(&d.next_attempt_at) && r.i64(&d.last_attempt_at);
+  if (ok) ev.data.assign(data);
+  return ok;
+}
+
+bool is_final(DeliveryState s) { return s != DeliveryState::pending; }
+
+// The index of the history store a filter reads: the most selective it allows (as list()).
+std::string index_prefix(const EventFilter& f) {
+  if (!f.object_id.empty()) return "eo" + f.object_id + '\0';
+  if (!f.merchant_id.empty()) return "em" + f.merchant_id + '\0';
+  if (!f.type.empty()) return "et" + f.type + '\0';
+  return std::string(kEventRecordPrefix);
+}
+
+bool matches(const EventFilter& f, const Event& e) {
+  return (f.type.empty() || e.type == f.type) &&
+         (f.merchant_id.empty() || e.merchant_id == f.merchant_id) &&
+         (f.object_id.empty() || e.object_id == f.object_id);
+}
+
+std::string event_id_key(std::string_view id) { return "ei" + std::string(id); }
+
 }  // namespace
+
+std::string event_key(uint64_t seq) {
+  std::string k(kEventRecordPrefix);
+  append_be64(&k, seq);
+  return k;
+}
+
+std::vector<std::string> event_index_keys(uint64_t seq, const Event& e) {
+  std::vector<std::string> keys;
+  for (const EventFilter& f : {EventFilter{"", "", e.object_id}, EventFilter{"", e.merchant_id, ""},
+                               EventFilter{e.type, "", ""}}) {
+    std::string& k = keys.emplace_back(index_prefix(f));
+    append_be64(&k, seq);
+  }
+  keys.push_back(event_id_key(e.id));
+  return keys;
+}
+
+bool decode_event_record(std::string_view bytes, uint64_t* seq, StoredEvent* out) {
+  ByteReader r(bytes);
+  return read_event(r, seq, out) && r.at_end();
+}
 
 bool OutboxOptions::valid() const {
   const auto in_range = [](int64_t v, int64_t max) { return v > 0 && v <= max; };
@@ -192,6 +265,7 @@ OutboxResult Outbox::remove_endpoint(std::string_view merchant_id) {
       e.stored.delivery.state = DeliveryState::canceled;
       e.stored.delivery.next_attempt_at = 0;
       ++stats_.deliveries_canceled;
+      note_if_final(e);
     }
     return true;
   });
@@ -214,6 +288,9 @@ OutboxResult Outbox::check_capacity(size_t data_size) const {
 
 OutboxResult Outbox::add(Event event) {
   if (const OutboxResult r = check_event(event); r != OutboxResult::ok) return r;
+  if (!created_.empty() && event.created_at < created_.back()) {
+    return OutboxResult::created_at_invalid;
+  }
   expire(event.created_at);
   if (by_id_.contains(event.id)) return OutboxResult::event_exists;
   if (const OutboxResult r = check_capacity(event.data.size()); r != OutboxResult::ok) return r;
@@ -226,6 +303,8 @@ OutboxResult Outbox::add(Event event) {
     ++stats_.deliveries_scheduled;
   }
   ++stats_.events_added;
+  created_.push_back(e.stored.event.created_at);
+  note_if_final(e);
   insert(std::move(e));
   return OutboxResult::ok;
 }
@@ -238,7 +317,6 @@ void Outbox::insert(Entry entry) {
   by_merchant_.emplace(ev.merchant_id, seq);
   by_object_.emplace(ev.object_id, seq);
   by_type_.emplace(ev.type, seq);
-  expiry_.emplace(ev.created_at, seq);
   const Timestamp next = entry.stored.delivery.next_attempt_at;
   const bool pending = entry.stored.delivery.state == DeliveryState::pending;
   const bool inserted = events_.emplace(seq, std::move(entry)).second;
@@ -246,7 +324,11 @@ void Outbox::insert(Entry entry) {
   if (pending) schedule_.emplace(next, seq);
 }
 
-void Outbox::erase(uint64_t seq) {
+void Outbox::note_if_final(const Entry& e) {
+  if (is_final(e.stored.delivery.state)) final_.push_back(e.seq);
+}
+
+void Outbox::drop(uint64_t seq) {
   const auto it = events_.find(seq);
   KEEL_ASSERT(it != events_.end());
   const Entry& e = it->second;
@@ -258,7 +340,6 @@ void Outbox::erase(uint64_t seq) {
   by_merchant_.erase({ev.merchant_id, seq});
   by_object_.erase({ev.object_id, seq});
   by_type_.erase({ev.type, seq});
-  expiry_.erase({ev.created_at, seq});
   events_.erase(it);
 }
 
@@ -320,6 +401,7 @@ AttemptRecordResult Outbox::record_attempt(std::string_view event_id, bool deliv
   if (delivered) {
     d.state = DeliveryState::delivered;
     ++stats_.deliveries_delivered;
+    note_if_final(e);
     return AttemptRecordResult::delivered;
   }
   ++stats_.attempts_failed;
@@ -328,11 +410,33 @@ AttemptRecordResult Outbox::record_attempt(std::string_view event_id, bool deliv
   if (now >= window_end) {
     d.state = DeliveryState::gave_up;
     ++stats_.deliveries_gave_up;
+    note_if_final(e);
     return AttemptRecordResult::gave_up;
   }
   const int64_t delay_ns = retry_delay_ns(options_, e.stored.event.id, d.attempts);
   schedule(e, std::min(add_saturated(now, delay_ns), window_end));
   return AttemptRecordResult::retry_scheduled;
+}
+
+void Outbox::walk(const EventFilter& filter, uint64_t before,
+                  const std::function<bool(uint64_t, const StoredEvent&)>& visit) const {
+  const auto step = [&](uint64_t seq) {
+    const StoredEvent& s = events_.find(seq)->second.stored;
+    return !matches(filter, s.event) || visit(seq, s);
+  };
+  // The most selective index the filter allows.
+  if (!filter.object_id.empty()) {
+    walk_back(by_object_, filter.object_id, before, step);
+  } else if (!filter.merchant_id.empty()) {
+    walk_back(by_merchant_, filter.merchant_id, before, step);
+  } else if (!filter.type.empty()) {
+    walk_back(by_type_, filter.type, before, step);
+  } else {
+    for (auto it = events_.lower_bound(before); it != events_.begin();) {
+      --it;
+      if (!step(it->first)) break;
+    }
+  }
 }
 
 EventList Outbox::list(size_t limit, std::string_view starting_after,
@@ -351,34 +455,114 @@ EventList Outbox::list(size_t limit, std::string_view starting_after,
     }
     before = it->second;
   }
-  const auto visit = [&](uint64_t seq) {
-    const StoredEvent& s = events_.find(seq)->second.stored;
-    if ((!filter.type.empty() && s.event.type != filter.type) ||
-        (!filter.merchant_id.empty() && s.event.merchant_id != filter.merchant_id) ||
-        (!filter.object_id.empty() && s.event.object_id != filter.object_id)) {
-      return true;
-    }
+  walk(filter, before, [&](uint64_t, const StoredEvent& s) {
     if (out.data.size() == limit) {
       out.has_more = true;
       return false;
     }
     out.data.push_back(s);
     return true;
-  };
-  // The most selective index the filter allows.
-  if (!filter.object_id.empty()) {
-    walk_back(by_object_, filter.object_id, before, visit);
-  } else if (!filter.merchant_id.empty()) {
-    walk_back(by_merchant_, filter.merchant_id, before, visit);
-  } else if (!filter.type.empty()) {
-    walk_back(by_type_, filter.type, before, visit);
-  } else {
-    for (auto it = events_.lower_bound(before); it != events_.begin();) {
-      --it;
-      if (!visit(it->first)) break;
+  });
+  return out;
+}
+
+EventPageInMemory Outbox::list_in_memory(size_t limit, std::string_view starting_after,
+                                         const EventFilter& filter,
+                                         std::optional<EventList>* done) const {
+  done->reset();
+  EventPageInMemory page;
+  page.limit = limit;
+  page.filter = filter;
+  page.first_seq = first_seq();
+  page.next_seq = next_seq_;
+  page.before = next_seq_;
+  if (limit == 0 || limit > kEventListLimitMax) {
+    done->emplace().result = OutboxResult::limit_invalid;
+    return page;
+  }
+  if (!starting_after.empty()) {
+    if (const auto it = by_id_.find(starting_after); it != by_id_.end()) {
+      page.before = it->second;
+    } else {
+      // In the store, or unknown (finish_list tells). Ids grow with seqs (the core numbers
+      // them), so the events in memory older than the cursor are those with smaller ids.
+      page.cursor = starting_after;
+      const auto above = by_id_.upper_bound(starting_after);
+      if (above != by_id_.end()) page.before = above->second;
     }
   }
-  return out;
+  walk(filter, page.before, [&](uint64_t seq, const StoredEvent& s) {
+    page.hot.emplace_back(seq, s);
+    return page.hot.size() <= limit;
+  });
+  return page;
+}
+
+Status Outbox::finish_list(const EventPageInMemory& page, const KvReader& history, EventList* out) {
+  *out = {};
+  uint64_t before = page.before;
+  if (!page.cursor.empty()) {
+    std::optional<std::string> v;
+    if (Status s = history.get(event_id_key(page.cursor), &v); !s.is_ok()) return s;
+    const uint64_t seq = v && v->size() == 8 ? read_be64_suffix(*v) : 0;
+    if (!v || seq < page.first_seq || seq >= page.next_seq) {
+      out->result = OutboxResult::cursor_not_found;
+      return Status::ok();
+    }
+    before = std::min(before, seq);
+  }
+  // The newest limit + 1 matches of each tier hold the newest limit + 1 of both.
+  std::vector<std::pair<uint64_t, StoredEvent>> cold;
+  const std::string prefix = index_prefix(page.filter);
+  const bool by_index = prefix != kEventRecordPrefix;
+  std::string begin = prefix;
+  std::string end = prefix;
+  append_be64(&begin, page.first_seq);
+  append_be64(&end, before);
+  Status failed;
+  Status scanned =
+      history.scan_range(begin, end, true, [&](std::string_view key, std::string_view value) {
+        const uint64_t seq = read_be64_suffix(key);
+        std::optional<std::string> record;
+        if (by_index) {
+          if (failed = history.get(event_key(seq), &record); !failed.is_ok()) return false;
+          if (!record) {
+            failed = Status::error("the history store lacks event record " + std::to_string(seq));
+            return false;
+          }
+          value = *record;
+        }
+        uint64_t stored_seq = 0;
+        StoredEvent s;
+        if (!decode_event_record(value, &stored_seq, &s) || stored_seq != seq) {
+          failed = Status::error("the history store holds a malformed event record " +
+                                 std::to_string(seq));
+          return false;
+        }
+        if (matches(page.filter, s.event)) cold.emplace_back(seq, std::move(s));
+        return cold.size() <= page.limit;
+      });
+  if (!scanned.is_ok()) return scanned;
+  if (!failed.is_ok()) return failed;
+  // Merge, newest first; an event in both (it left memory meanwhile) counts once.
+  auto h = page.hot.begin();
+  auto c = cold.begin();
+  const auto skip_newer = [&] {
+    while (h != page.hot.end() && h->first >= before) ++h;
+  };
+  skip_newer();
+  while (h != page.hot.end() || c != cold.end()) {
+    const bool take_hot = c == cold.end() || (h != page.hot.end() && h->first >= c->first);
+    const uint64_t seq = take_hot ? h->first : c->first;
+    if (out->data.size() == page.limit) {
+      out->has_more = true;
+      break;
+    }
+    out->data.push_back(take_hot ? h->second : c->second);
+    if (take_hot) ++h;
+    if (c != cold.end() && c->first == seq) ++c;
+  }
+  return Status::ok();
 }
 
 const StoredEvent* Outbox::find(std::string_view event_id) const {
@@ -386,20 +570,52 @@ const StoredEvent* Outbox::find(std::string_view event_id) const {
   return it == by_id_.end() ? nullptr : &events_.find(it->second)->second.stored;
 }
 
+void Outbox::take_final(std::vector<std::pair<std::string, std::string>>* puts,
+                        std::vector<uint64_t>* seqs) {
+  for (const uint64_t seq : final_) {
+    const auto it = events_.find(seq);
+    if (it == events_.end()) continue;  // expired meanwhile
+    const StoredEvent& s = it->second.stored;
+    KEEL_ASSERT(is_final(s.delivery.state));
+    std::string record;
+    ByteWriter w(&record);
+    append_event(w, seq, s);
+    puts->emplace_back(event_key(seq), std::move(record));
+    for (std::string& key : event_index_keys(seq, s.event)) {
+      std::string value;
+      if (key.starts_with("ei")) append_be64(&value, seq);
+      puts->emplace_back(std::move(key), std::move(value));
+    }
+    seqs->push_back(seq);
+  }
+  final_.clear();
+}
+
+void Outbox::make_cold(const std::vector<uint64_t>& seqs) {
+  for (const uint64_t seq : seqs) {
+    const auto it = events_.find(seq);
+    if (it == events_.end()) continue;
+    KEEL_ASSERT(is_final(it->second.stored.delivery.state));
+    drop(seq);
+  }
+}
+
 size_t Outbox::expire(Timestamp now) {
   const int64_t retention_ns = options_.retention_s * kNanosPerSecond;
   size_t n = 0;
-  while (!expiry_.empty() && add_saturated(expiry_.begin()->first, retention_ns) <= now) {
-    erase(expiry_.begin()->second);
+  while (!created_.empty() && add_saturated(created_.front(), retention_ns) <= now) {
+    const uint64_t seq = first_seq();
+    if (events_.contains(seq)) drop(seq);
+    created_.pop_front();
     ++n;
   }
   stats_.events_expired += n;
   return n;
 }
 
-void Outbox::encode(std::string* out) const {
+void Outbox::encode_header(std::string* out, uint32_t version) const {
   ByteWriter w(out);
-  w.u32(kEncodingVersion);
+  w.u32(version);
   w.i64(options_.delivery_window_s);
   w.i64(options_.retention_s);
   w.i64(options_.backoff_first_ms);
@@ -419,23 +635,67 @@ void Outbox::encode(std::string* out) const {
     w.str16(ep.url);
     w.str16(ep.secret);
   }
-  w.u64(events_.size());
-  for (const auto& [seq, e] : events_) {
-    const Event& ev = e.stored.event;
-    const DeliveryStatus& d = e.stored.delivery;
-    w.u64(seq);
-    w.str16(ev.id);
-    w.str16(ev.type);
-    w.str16(ev.merchant_id);
-    w.str16(ev.object_id);
-    w.i64(ev.created_at);
-    w.u32(static_cast<uint32_t>(ev.data.size()));
-    w.raw(ev.data.data(), ev.data.size());
-    w.u8(static_cast<uint8_t>(d.state));
-    w.u32(d.attempts);
-    w.i64(d.next_attempt_at);
-    w.i64(d.last_attempt_at);
+}
+
+void Outbox::encode(std::string* out) const {
+  const bool all_in_memory = in_history() == 0;
+  encode_header(out, all_in_memory ? kEncodingVersion : kEncodingVersionWithHistory);
+  ByteWriter w(out);
+  if (!all_in_memory) {
+    w.u64(created_.size());
+    for (const Timestamp t : created_) w.i64(t);
   }
+  w.u64(events_.size());
+  for (const auto& [seq, e] : events_) append_event(w, seq, e.stored);
+}
+
+Status Outbox::encode_full(std::string* out, const KvReader* history) const {
+  if (in_history() == 0) {
+    encode(out);
+    return Status::ok();
+  }
+  if (history == nullptr) return Status::error("outbox: events are in a history store");
+  encode_header(out, kEncodingVersion);
+  ByteWriter w(out);
+  w.u64(created_.size());
+  // Every seq from first_seq() on, from memory (which wins) or else from the store.
+  uint64_t expect = first_seq();
+  const auto from_memory_until = [&](uint64_t stop) {
+    for (; expect < stop; ++expect) {
+      const auto it = events_.find(expect);
+      if (it == events_.end()) return false;
+      append_event(w, expect, it->second.stored);
+    }
+    return true;
+  };
+  bool malformed = false;
+  const Status scanned = history->scan_range(event_key(first_seq()), event_key(next_seq_), false,
+                                             [&](std::string_view key, std::string_view value) {
+                                               const uint64_t seq = read_be64_suffix(key);
+                                               if (!from_memory_until(seq)) return false;
+                                               if (events_.contains(seq)) {
+                                                 from_memory_until(seq + 1);
+                                                 return true;
+                                               }
+                                               uint64_t stored_seq = 0;
+                                               ByteReader r(value);
+                                               if (!r.u64(&stored_seq) || stored_seq != seq) {
+                                                 malformed = true;
+                                                 return false;
+                                               }
+                                               w.raw(value.data(), value.size());
+                                               ++expect;
+                                               return true;
+                                             });
+  if (!scanned.is_ok()) return scanned;
+  if (malformed) {
+    return Status::error("outbox: the history store holds a malformed event " +
+                         std::to_string(expect));
+  }
+  if (!from_memory_until(next_seq_)) {
+    return Status::error("outbox: the history store lacks event " + std::to_string(expect));
+  }
+  return Status::ok();
 }
 
 namespace {
@@ -475,7 +735,8 @@ Status Outbox::decode(std::string_view bytes, Outbox* out) {
   ByteReader r(bytes);
   uint32_t version = 0;
   OutboxOptions options;
-  if (!r.u32(&version) || version != kEncodingVersion || !decode_options(r, &options)) {
+  if (!r.u32(&version) || (version != kEncodingVersion && version != kEncodingVersionWithHistory) ||
+      !decode_options(r, &options)) {
     return Status::error("outbox: bad header");
   }
   Outbox s(options);
@@ -497,27 +758,47 @@ Status Outbox::decode(std::string_view bytes, Outbox* out) {
     if (!ok) return Status::error("outbox: endpoint " + std::to_string(i) + " malformed");
     s.endpoints_.emplace(std::move(merchant), std::move(ep));
   }
-  if (!r.u64(&n) || n > options.events_max) return Status::error("outbox: bad event count");
+  // Version 2: the creation time of every stored event (the store holds those not below).
+  const bool with_history = version == kEncodingVersionWithHistory;
+  uint64_t total = 0;
+  if (with_history) {
+    if (!r.u64(&total) || total == 0 || total >= s.next_seq_ || total > r.remaining() / 8) {
+      return Status::error("outbox: bad stored event count");
+    }
+    for (uint64_t i = 0; i < total; ++i) {
+      Timestamp t = 0;
+      if (!r.i64(&t) || t <= 0 || (!s.created_.empty() && t < s.created_.back())) {
+        return Status::error("outbox: creation time " + std::to_string(i) + " malformed");
+      }
+      s.created_.push_back(t);
+    }
+  }
+  if (!r.u64(&n) || n > options.events_max || (with_history && n >= total) ||
+      (!with_history && n >= s.next_seq_)) {
+    return Status::error("outbox: bad event count");
+  }
+  const uint64_t first = s.next_seq_ - (with_history ? total : n);
   for (uint64_t i = 0; i < n; ++i) {
     Entry e;
-    Event& ev = e.stored.event;
-    DeliveryStatus& d = e.stored.delivery;
-    uint32_t data_len = 0;
-    std::string_view data;
-    const bool ok = r.u64(&e.seq) && r.str16(&ev.id) && r.str16(&ev.type) &&
-                    r.str16(&ev.merchant_id) && r.str16(&ev.object_id) && r.i64(&ev.created_at) &&
-                    r.u32(&data_len) && data_len <= kEventDataBytesMax && r.raw(&data, data_len) &&
-                    read_enum(r, DeliveryState::canceled, &d.state) && r.u32(&d.attempts) &&
-                    r.i64(&d.next_attempt_at) && r.i64(&d.last_attempt_at);
-    if (!ok) return Status::error("outbox: event " + std::to_string(i) + " truncated");
-    ev.data.assign(data);
-    const bool in_order = e.seq > 0 && e.seq < s.next_seq_ &&
-                          (s.events_.empty() || s.events_.rbegin()->first < e.seq);
-    if (!in_order || check_event(ev) != OutboxResult::ok ||
-        !consistent(d, s.endpoints_.contains(ev.merchant_id)) || s.by_id_.contains(ev.id) ||
-        s.check_capacity(ev.data.size()) != OutboxResult::ok) {
+    if (!read_event(r, &e.seq, &e.stored)) {
+      return Status::error("outbox: event " + std::to_string(i) + " truncated");
+    }
+    const Event& ev = e.stored.event;
+    // Version 1 holds every stored event (consecutive seqs up to the last added); version 2
+    // those in memory, each at its creation time.
+    const bool in_place =
+        with_history
+            ? e.seq >= first && e.seq < s.next_seq_ &&
+                  (s.events_.empty() || s.events_.rbegin()->first < e.seq) &&
+                  s.created_[e.seq - first] == ev.created_at
+            : e.seq == first + i && (s.created_.empty() || s.created_.back() <= ev.created_at);
+    if (!in_place || check_event(ev) != OutboxResult::ok ||
+        !consistent(e.stored.delivery, s.endpoints_.contains(ev.merchant_id)) ||
+        s.by_id_.contains(ev.id) || s.check_capacity(ev.data.size()) != OutboxResult::ok) {
       return Status::error("outbox: event " + std::to_string(i) + " malformed or inconsistent");
     }
+    if (!with_history) s.created_.push_back(ev.created_at);
+    s.note_if_final(e);
     s.insert(std::move(e));
   }
   if (!r.at_end()) return Status::error("outbox: trailing bytes");

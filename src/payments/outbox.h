@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "core/http_url.h"
+#include "core/kv_reader.h"
 #include "core/status.h"
 #include "core/time.h"
 
@@ -27,6 +29,16 @@ namespace keel::payments {
 // jitter (retry_delay_ns) until `delivery_window_s` after the event's creation; then the
 // delivery gives up. Delivery is therefore at least once (a try whose answer was lost is tried
 // again) and possibly out of order: receivers dedupe by event id.
+//
+// History (docs/storage.md, "Tiers"): an event whose delivery is final (no endpoint, delivered,
+// gave up, canceled) never changes again, so it may leave memory for the history store. The
+// engine asks take_final() for such events (each handed out once, as store records), writes
+// them, and once they are durable calls make_cold(), which drops them from memory; only their
+// creation time stays (8 bytes each, for expiry and counts). Where an event lives changes no
+// answer: lists merge both tiers (list_in_memory() on the writer, finish_list() on any thread
+// that can read the store), and the canonical encoding (encode_full) reads the store for the
+// events that left memory. Events are created in time order: add() refuses an event older
+// than the newest one (created_at_invalid).
 //
 // Which tries are in flight is not state here (nothing is journaled when a try starts): the
 // engine keeps that set in memory and passes it to due(). After a restart the set is empty and
@@ -128,7 +140,7 @@ enum class OutboxResult : uint8_t {
   type_invalid,         // empty, longer than kEventTypeLengthMax, or not [a-z0-9_.]
   merchant_id_invalid,  // not is_valid_id
   object_id_invalid,    // not is_valid_id
-  created_at_invalid,   // <= 0
+  created_at_invalid,   // <= 0, or before the newest stored event's
   data_invalid,         // not a {...} JSON object text
   data_too_large,       // more than kEventDataBytesMax
   events_full,          // events_max or event_data_bytes_max reached (after expiring old ones)
@@ -164,6 +176,28 @@ struct EventList {
   std::vector<StoredEvent> data;  // copies, newest first: safe to hand to another thread
   bool has_more = false;          // more matching events are older than the last one
 };
+
+// A page of list() while some events are in the history store: what the writer found in
+// memory, for finish_list() to complete against the store (on another thread: it is a copy).
+struct EventPageInMemory {
+  size_t limit = 0;
+  EventFilter filter;
+  std::string cursor;      // starting_after when it is not in memory (empty otherwise)
+  uint64_t before = 0;     // the page holds events with seq below this
+  uint64_t first_seq = 0;  // the oldest event still stored (older ones are expired)
+  uint64_t next_seq = 0;   // events added later are not on the page
+  std::vector<std::pair<uint64_t, StoredEvent>> hot;  // matching, newest first, <= limit + 1
+};
+
+// The history store's layout for events: "ev" + seq (8 bytes, big-endian) -> the event as the
+// canonical encoding writes it (event_record); indexes "eo" + object id, "em" + merchant id,
+// "et" + type, each + '\0' + seq -> empty, and "ei" + event id -> seq (8 bytes, big-endian).
+inline constexpr std::string_view kEventRecordPrefix = "ev";
+[[nodiscard]] std::string event_key(uint64_t seq);
+// The keys of every record of the event but its own (the indexes), for deletion at expiry.
+[[nodiscard]] std::vector<std::string> event_index_keys(uint64_t seq, const Event& e);
+// Decodes an "ev" record (false when malformed).
+[[nodiscard]] bool decode_event_record(std::string_view bytes, uint64_t* seq, StoredEvent* out);
 
 // Counters since the outbox began (they are state: in snapshots, identical after replay).
 struct OutboxStats {
@@ -219,21 +253,49 @@ class Outbox {
   // the filter, but must still be stored (else cursor_not_found).
   [[nodiscard]] EventList list(size_t limit, std::string_view starting_after,
                                const EventFilter& filter) const;
+  // In memory only (an event in the history store is final: nothing asks for it by id but
+  // lists).
   [[nodiscard]] const StoredEvent* find(std::string_view event_id) const;
+
+  // History. take_final() appends the store records of each event that became final since the
+  // last call (each once; all again after decode) to `puts`, and their seqs to `seqs`.
+  // make_cold() drops from memory the events of `seqs` that are still stored (those durable in
+  // the store); seqs of events already gone are ignored.
+  void take_final(std::vector<std::pair<std::string, std::string>>* puts,
+                  std::vector<uint64_t>* seqs);
+  void make_cold(const std::vector<uint64_t>& seqs);
+  // list() when in_history() > 0: the part of the page in memory, or a final answer (an error,
+  // or a page with nothing in the store to look at) in `*done`.
+  [[nodiscard]] EventPageInMemory list_in_memory(size_t limit, std::string_view starting_after,
+                                                 const EventFilter& filter,
+                                                 std::optional<EventList>* done) const;
+  // Completes a page from the history store (any thread). Fails only when the store does (or
+  // lacks a record it must hold).
+  [[nodiscard]] static Status finish_list(const EventPageInMemory& page, const KvReader& history,
+                                          EventList* out);
+  // The seq below which every event has expired (the oldest stored event's, or the next).
+  [[nodiscard]] uint64_t first_seq() const { return next_seq_ - created_.size(); }
 
   // Forgets events created retention_s or longer before `now` (a delivery still pending then is
   // dropped with them). Returns how many.
   size_t expire(Timestamp now);
 
-  [[nodiscard]] size_t size() const { return events_.size(); }
+  [[nodiscard]] size_t size() const { return created_.size(); }  // in memory and in the store
+  [[nodiscard]] size_t in_memory() const { return events_.size(); }
+  [[nodiscard]] size_t in_history() const { return created_.size() - events_.size(); }
   [[nodiscard]] size_t pending() const { return schedule_.size(); }
   [[nodiscard]] uint64_t data_bytes() const { return data_bytes_; }
   [[nodiscard]] const OutboxStats& stats() const { return stats_; }
   [[nodiscard]] const OutboxOptions& options() const { return options_; }
 
-  // Canonical encoding for snapshots (options, counters, endpoints, events in order of
-  // addition); decode() checks every field as the calls above do, rebuilds the indexes, and
-  // fails on malformed, inconsistent or trailing bytes, leaving *out unchanged.
+  // Canonical encoding (options, counters, endpoints, events in order of addition): version 1,
+  // every event. encode_full() reads the events in the history store from `history` (null when
+  // none are there; fails when it lacks one). encode() is the snapshot's: version 1 while every
+  // event is in memory, else version 2 (the creation times of all, then the events in memory;
+  // the rest is in the store). decode() takes both, checks every field as the calls above do,
+  // rebuilds the indexes, and fails on malformed, inconsistent or trailing bytes, leaving *out
+  // unchanged.
+  [[nodiscard]] Status encode_full(std::string* out, const KvReader* history) const;
   void encode(std::string* out) const;
   [[nodiscard]] static Status decode(std::string_view bytes, Outbox* out);
 
@@ -246,7 +308,14 @@ class Outbox {
 
   OutboxResult check_capacity(size_t data_size) const;
   void insert(Entry entry);
-  void erase(uint64_t seq);
+  // Drops an in-memory event and its indexes (not its creation time).
+  void drop(uint64_t seq);
+  void note_if_final(const Entry& e);
+  // Calls `visit` for the in-memory events matching `filter` with seq < `before`, newest first,
+  // while it returns true.
+  void walk(const EventFilter& filter, uint64_t before,
+            const std::function<bool(uint64_t seq, const StoredEvent&)>& visit) const;
+  void encode_header(std::string* out, uint32_t version) const;
   void unschedule(const Entry& e);
   void schedule(Entry& e, Timestamp at);
   [[nodiscard]] Delivery make_delivery(const Entry& e) const;
@@ -262,7 +331,11 @@ class Outbox {
   SeqIndex by_object_;                                  // (object_id, seq)
   SeqIndex by_type_;                                    // (type, seq)
   std::set<std::pair<Timestamp, uint64_t>> schedule_;   // pending: (next_attempt_at, seq)
-  std::set<std::pair<Timestamp, uint64_t>> expiry_;     // every event: (created_at, seq)
+  // The creation time of every stored event, in memory or not, by seq: created_[i] is event
+  // first_seq() + i's. Nondecreasing, so expiry pops from the front.
+  std::deque<Timestamp> created_;
+  // In-memory events whose delivery became final, not yet handed out by take_final() (not state).
+  std::vector<uint64_t> final_;
 };
 
 // The event as JSON, exactly as delivered and listed: {"id":..,"type":..,"created_at":"RFC 3339

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
 #include <set>
 
 namespace keel::payments {
@@ -571,6 +573,210 @@ TEST(OutboxReplay, TheSameCommandsGiveTheSameStateAndSchedule) {
     return encoded(o);
   };
   EXPECT_EQ(run(), run());
+}
+
+}  // namespace
+}  // namespace keel::payments
+
+namespace keel::payments {
+namespace {
+
+// A history store in a map (the KvReader the outbox reads).
+class MapHistory final : public KvReader {
+ public:
+  Status get(std::string_view key, std::optional<std::string>* out) const override {
+    const auto it = records.find(key);
+    *out = it == records.end() ? std::nullopt : std::optional<std::string>(it->second);
+    return Status::ok();
+  }
+  Status scan_range(std::string_view begin, std::string_view end, bool reverse,
+                    const KvScanFn& fn) const override {
+    if (begin >= end) return Status::ok();
+    const auto first = records.lower_bound(begin);
+    const auto last = records.lower_bound(end);
+    if (!reverse) {
+      for (auto it = first; it != last; ++it) {
+        if (!fn(it->first, it->second)) break;
+      }
+    } else {
+      for (auto it = last; it != first;) {
+        --it;
+        if (!fn(it->first, it->second)) break;
+      }
+    }
+    return Status::ok();
+  }
+  std::map<std::string, std::string, std::less<>> records;
+};
+
+// A list of `o` whatever tier its events are in.
+EventList list_any(const Outbox& o, const KvReader& history, size_t limit, std::string_view cursor,
+                   const EventFilter& filter) {
+  if (o.in_history() == 0) return o.list(limit, cursor, filter);
+  std::optional<EventList> done;
+  const EventPageInMemory page = o.list_in_memory(limit, cursor, filter, &done);
+  if (done) return *done;
+  EventList out;
+  EXPECT_TRUE(Outbox::finish_list(page, history, &out).is_ok());
+  return out;
+}
+
+std::string full(const Outbox& o, const KvReader& history) {
+  std::string out;
+  EXPECT_TRUE(o.encode_full(&out, &history).is_ok());
+  return out;
+}
+
+// Every page of every filter and limit, the same from both outboxes.
+void expect_same_lists(const Outbox& a, const Outbox& b, const KvReader& history) {
+  const std::vector<EventFilter> filters = {{},
+                                            {"", "m_1", ""},
+                                            {"", "m_2", ""},
+                                            {"refund.succeeded", "", ""},
+                                            {"", "", "pay_2"},
+                                            {"payment.succeeded", "m_3", ""},
+                                            {"no.such", "", ""}};
+  for (const EventFilter& f : filters) {
+    for (const size_t limit : {1, 2, 3, 7, 100}) {
+      std::string cursor;
+      for (int page = 0; page < 200; ++page) {
+        const EventList x = list_any(a, history, limit, cursor, f);
+        const EventList y = b.list(limit, cursor, f);
+        ASSERT_EQ(x.result, y.result) << f.merchant_id << f.type << f.object_id << " " << limit;
+        ASSERT_EQ(x.data, y.data) << f.merchant_id << f.type << f.object_id << " " << limit;
+        ASSERT_EQ(x.has_more, y.has_more);
+        if (!x.has_more) break;
+        cursor = x.data.back().event.id;
+      }
+    }
+  }
+  // Cursors that name no stored event, and cursors from outside the filter.
+  for (const std::string cursor : {"evt_0000099999", "evt_", "evt_0000000000"}) {
+    EXPECT_EQ(list_any(a, history, 3, cursor, {}).result, b.list(3, cursor, {}).result) << cursor;
+  }
+  for (size_t i = 0; i < b.size(); i += 5) {
+    const EventList all = b.list(100, "", {});
+    if (i >= all.data.size()) break;
+    const std::string& cursor = all.data[i].event.id;
+    EXPECT_EQ(list_any(a, history, 4, cursor, {"", "m_2", ""}).data,
+              b.list(4, cursor, {"", "m_2", ""}).data);
+  }
+}
+
+std::string padded_id(int n) {
+  const std::string digits = std::to_string(n);
+  return "evt_" + std::string(10 - digits.size(), '0') + digits;
+}
+
+TEST(OutboxHistory, ListsEncodingsAndExpiryAnswerTheSameWhereverTheEventsAre) {
+  for (uint32_t seed = 1; seed <= 8; ++seed) {
+    std::mt19937 rng(seed);
+    Outbox a;
+    ASSERT_EQ(a.set_endpoint("m_1", kUrl, "s"), OutboxResult::ok);
+    Timestamp now = kT0;
+    const std::vector<std::string> merchants = {"m_1", "m_2", "m_3"};
+    const std::vector<std::string> types = {"payment.succeeded", "refund.succeeded",
+                                            "payment.failed"};
+    const std::vector<std::string> objects = {"pay_1", "pay_2", "pay_3", "re_1"};
+    MapHistory history;
+    std::set<uint64_t> handed;
+    for (int i = 1; i <= 80; ++i) {
+      now += kHour * (1 + rng() % 12);
+      Event e =
+          event(padded_id(i), now, merchants[rng() % 3], types[rng() % 3], objects[rng() % 4]);
+      ASSERT_EQ(a.add(std::move(e)), OutboxResult::ok);
+      // Some pending deliveries end (delivered, or failed until they give up).
+      for (const Delivery& d : a.due(now, 3)) {
+        (void)a.record_attempt(d.event_id, rng() % 2 == 0, now);
+      }
+      if (i == 60) {
+        ASSERT_EQ(a.remove_endpoint("m_1"), OutboxResult::ok);  // cancels the rest
+        ASSERT_EQ(a.set_endpoint("m_3", kUrl, "s"), OutboxResult::ok);
+      }
+      // The engine's rhythm: take what became final, make some of it cold (durable).
+      std::vector<std::pair<std::string, std::string>> puts;
+      std::vector<uint64_t> seqs;
+      a.take_final(&puts, &seqs);
+      for (auto& [k, v] : puts) history.records[k] = v;
+      handed.insert(seqs.begin(), seqs.end());
+      std::vector<uint64_t> cold;
+      for (const uint64_t s : handed) {
+        if (i < 70 && rng() % 4 != 0) cold.push_back(s);  // the last ones stay in memory
+      }
+      a.make_cold(cold);
+      for (const uint64_t s : cold) handed.erase(s);
+    }
+    ASSERT_GT(a.in_history(), 0u) << seed;
+    ASSERT_GT(a.in_memory(), 0u) << seed;
+    // A twin with every event in memory: the canonical encoding of `a`, decoded.
+    Outbox b;
+    ASSERT_TRUE(Outbox::decode(full(a, history), &b).is_ok());
+    EXPECT_EQ(b.in_history(), 0u);
+    EXPECT_EQ(b.size(), a.size());
+    EXPECT_EQ(encoded(b), full(a, history));
+    expect_same_lists(a, b, history);
+    // A snapshot (version 2) decodes to the same state, over the same store.
+    const std::string snapshot = encoded(a);
+    ASSERT_NE(snapshot, encoded(b));
+    Outbox c;
+    ASSERT_TRUE(Outbox::decode(snapshot, &c).is_ok());
+    EXPECT_EQ(encoded(c), snapshot);
+    EXPECT_EQ(full(c, history), encoded(b));
+    expect_same_lists(c, b, history);
+    // Expiry forgets events in both tiers alike; the store's expired records are ignored.
+    const Timestamp mid = kT0 + 30 * kDay + (now - kT0) / 2;
+    EXPECT_EQ(a.expire(mid), b.expire(mid));
+    EXPECT_EQ(a.size(), b.size());
+    EXPECT_EQ(a.first_seq(), b.first_seq());
+    EXPECT_EQ(full(a, history), encoded(b));
+    expect_same_lists(a, b, history);
+    // A store that lacks an event the state counts on is an error, never a silent gap.
+    MapHistory partial = history;
+    for (auto it = partial.records.begin(); it != partial.records.end(); ++it) {
+      if (!it->first.starts_with(kEventRecordPrefix)) continue;
+      if (read_be64_suffix(it->first) < a.first_seq()) continue;
+      partial.records.erase(it);
+      break;
+    }
+    std::string out;
+    EXPECT_FALSE(a.encode_full(&out, &partial).is_ok());
+    EXPECT_FALSE(a.encode_full(&out, nullptr).is_ok());
+  }
+}
+
+TEST(OutboxHistory, AnEventOlderThanTheNewestIsRefused) {
+  Outbox o;
+  ASSERT_EQ(o.add(event("evt_2", kT0 + 10)), OutboxResult::ok);
+  EXPECT_EQ(o.add(event("evt_1", kT0 + 9)), OutboxResult::created_at_invalid);
+  EXPECT_EQ(o.size(), 1u);
+  EXPECT_EQ(o.add(event("evt_3", kT0 + 10)), OutboxResult::ok);  // the same time is fine
+}
+
+TEST(OutboxHistory, OnlyFinalEventsAreHandedOutEachOnceAndAgainAfterADecode) {
+  Outbox o = with_pending_event();                                     // evt_1 pending
+  ASSERT_EQ(o.add(event("evt_2", kT0 + 1, "m_2")), OutboxResult::ok);  // no endpoint: final
+  std::vector<std::pair<std::string, std::string>> puts;
+  std::vector<uint64_t> seqs;
+  o.take_final(&puts, &seqs);
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{2}));
+  EXPECT_EQ(puts.size(), 5u);  // the record and its four index records
+  EXPECT_EQ(puts[0].first, event_key(2));
+  seqs.clear();
+  o.take_final(&puts, &seqs);
+  EXPECT_TRUE(seqs.empty());
+  ASSERT_EQ(o.record_attempt("evt_1", true, kT0 + 2), AttemptRecordResult::delivered);
+  o.take_final(&puts, &seqs);
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{1}));
+  Outbox d;
+  ASSERT_TRUE(Outbox::decode(encoded(o), &d).is_ok());
+  seqs.clear();
+  d.take_final(&puts, &seqs);
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2}));
+  d.make_cold({1, 2, 7});  // 7: no such event, ignored
+  EXPECT_EQ(d.in_memory(), 0u);
+  EXPECT_EQ(d.in_history(), 2u);
+  EXPECT_EQ(d.find("evt_1"), nullptr);
+  EXPECT_EQ(d.data_bytes(), 0u);
 }
 
 }  // namespace
