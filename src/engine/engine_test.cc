@@ -1039,6 +1039,49 @@ TEST_F(HistoryTest, MerchantEventsMoveToTheStoreAndListTheSameBeforeAfterAndAcro
   EXPECT_NE(refused.message().find("on a history store"), std::string::npos) << refused.message();
 }
 
+// Expired events leave the store only once no kept snapshot holds them: their records and
+// index records both, so nothing expired lingers on disk and nothing a recovery needs goes.
+TEST_F(HistoryTest, ExpiredEventsLeaveTheStoreOnceNoKeptSnapshotHoldsThem) {
+  EngineOptions o = memory_options(/*with_store=*/true);
+  o.payments.outbox.delivery_window_s = 1;
+  o.payments.outbox.retention_s = 1;
+  auto e = open(o);
+  ASSERT_TRUE(pay_command(*e, merchant_command()).ok());
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(pay_command(*e, payment_command("old_" + std::to_string(i))).ok());
+  ASSERT_TRUE(wait_until(*e, [](const EngineStatus& s) {
+    return s.history_events_moved == 5 && s.payments.events_in_memory == 0;
+  }));
+  const auto event_keys = [&] {
+    std::lock_guard lock(store_->mu);
+    size_t n = 0;
+    for (const auto& [k, v] : store_->records) n += k.starts_with("e") ? 1 : 0;
+    return n;
+  };
+  EXPECT_EQ(event_keys(), 5u * 5);  // each event: its record and four index records
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ASSERT_TRUE(pay_command(*e, payment_command("new")).ok());  // its event expires the old ones
+  EXPECT_EQ(status(*e).payments.events, 1u);
+  const auto snapshot = [&] {
+    ASSERT_TRUE(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).value.is_ok());
+  };
+  snapshot();  // the newest holds no old event, but the one kept before it may still
+  EXPECT_EQ(status(*e).history_events_deleted, 0u);
+  ASSERT_TRUE(pay_command(*e, payment_command("newer")).ok());
+  snapshot();  // now every kept snapshot is past them
+  ASSERT_TRUE(wait_until(*e, [](const EngineStatus& s) { return s.history_events_deleted == 5; }));
+  ASSERT_TRUE(
+      wait_until(*e, [](const EngineStatus& s) { return s.payments.events_in_memory == 0; }));
+  EXPECT_EQ(event_keys(), 2u * 5);  // the new events'
+  const EngineStatus before = status(*e);
+  EXPECT_TRUE(before.invariants_ok) << before.invariant_problem;
+  const std::vector<std::string> pages = event_pages(*e);
+  e.reset();
+  e = open(o);
+  EXPECT_EQ(status(*e).state_hash, before.state_hash);
+  EXPECT_EQ(event_pages(*e), pages);
+}
+
 TEST_F(HistoryTest, ASnapshotThatCountsOnTheStoreIsRefusedWithoutIt) {
   {
     auto e = open_on_disk(true);
@@ -1268,11 +1311,12 @@ std::string expect_fixture_replays(const std::string& name) {
       wait_for<EngineStatus>([&](auto cb) { e->get_status(true, std::move(cb)); }).value;
   EXPECT_TRUE(s.invariants_ok);
   EXPECT_EQ(hex(s.state_hash), expected);
-  // Its history moves to the store, and a restart from a snapshot that counts on the store
-  // gives the same hash.
+  // Its history (transfers, and merchant events: the fixture's merchant has no endpoint) moves
+  // to the store, and a restart from a snapshot that counts on the store gives the same hash.
   EXPECT_TRUE(wait_until(*e, [](const EngineStatus& st) {
     return st.history_moved > 0 && st.history_queued == 0 &&
-           st.counts.transfers_in_memory < st.counts.transfers;
+           st.counts.transfers_in_memory < st.counts.transfers &&
+           st.payments.events_in_memory == 0 && st.payments.events > 0;
   }));
   EXPECT_TRUE(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).value.is_ok());
   e.reset();
@@ -1283,6 +1327,7 @@ std::string expect_fixture_replays(const std::string& name) {
   s = wait_for<EngineStatus>([&](auto cb) { e->get_status(true, std::move(cb)); }).value;
   EXPECT_EQ(hex(s.state_hash), expected);
   EXPECT_LT(s.counts.transfers_in_memory, s.counts.transfers);
+  EXPECT_EQ(s.payments.events_in_memory, 0u);  // every event read from the store
   EXPECT_EQ(s.payments.payments, 4u);
   EXPECT_EQ(s.payments.wallet_flows, 3u);
   EXPECT_EQ(s.payments.in_review, 0u);
@@ -1311,6 +1356,13 @@ TEST(FormatCompatibility, DataDirectoryV3ReplaysToTheHashItsWriterComputed) {
     const std::string field = std::string(R"("kind":")") + kind + R"(")";
     EXPECT_NE(controls.find(field), std::string::npos) << kind << " in " << controls;
   }
+}
+
+// data-v4: written by the main of issue 10's ledger tier (commit 848137a): a history store with
+// the ledger's final transfers, a snapshot that counts on it, merchant events in memory (outbox
+// encoding 1).
+TEST(FormatCompatibility, DataDirectoryV4ReplaysToTheHashItsWriterComputed) {
+  expect_fixture_replays("data-v4");
 }
 
 }  // namespace
