@@ -143,27 +143,32 @@ json::object status_to_json(const engine::EngineStatus& s, bool full, bool healt
       {"queue_depth", s.queue_depth},
       {"batches_committed", s.batches_committed},
       {"events_committed", s.events_committed},
-      {"payments", json::object{{"customers", s.payments.customers},
-                                {"merchants", s.payments.merchants},
-                                {"payments", s.payments.payments},
-                                {"in_review", s.payments.in_review},
-                                {"wallet_flows", s.payments.wallet_flows},
-                                {"idempotency_keys", s.payments.idempotency_keys},
-                                {"events", s.payments.events},
-                                {"events_in_memory", s.payments.events_in_memory},
-                                {"deliveries_pending", s.payments.deliveries_pending},
-                                {"postings_rejected", s.postings_rejected},
-                                {"psp_results_rejected", s.psp_results_rejected}}},
+      {"payments",
+       json::object{{"customers", s.payments.customers},
+                    {"merchants", s.payments.merchants},
+                    {"payments", s.payments.payments},
+                    {"in_review", s.payments.in_review},
+                    {"wallet_flows", s.payments.wallet_flows},
+                    {"idempotency_keys", s.payments.idempotency_keys},
+                    {"idempotency_keys_in_memory", s.payments.idempotency_keys_in_memory},
+                    {"events", s.payments.events},
+                    {"events_in_memory", s.payments.events_in_memory},
+                    {"deliveries_pending", s.payments.deliveries_pending},
+                    {"postings_rejected", s.postings_rejected},
+                    {"psp_results_rejected", s.psp_results_rejected}}},
       {"review",
        json::object{{"open_deadline_unknown", s.payments.review_open_deadline_unknown},
                     {"open_psp_result_rejected", s.payments.review_open_psp_result_rejected}}},
   };
   if (s.history_enabled) {
-    out["history"] = json::object{
-        {"transfers_moved", s.history_moved},         {"events_moved", s.history_events_moved},
-        {"events_deleted", s.history_events_deleted}, {"queued", s.history_queued},
-        {"write_failures", s.history_write_failures}, {"applied_seq", s.history_applied_seq},
-        {"store_bytes", s.history_disk_bytes}};
+    out["history"] = json::object{{"transfers_moved", s.history_moved},
+                                  {"events_moved", s.history_events_moved},
+                                  {"events_deleted", s.history_events_deleted},
+                                  {"idempotency_keys_moved", s.history_keys_moved},
+                                  {"queued", s.history_queued},
+                                  {"write_failures", s.history_write_failures},
+                                  {"applied_seq", s.history_applied_seq},
+                                  {"store_bytes", s.history_disk_bytes}};
   } else {
     out["history"] = nullptr;  // every transfer in memory ([engine] history = "memory")
   }

@@ -165,6 +165,9 @@ std::string metrics_text(const engine::EngineStatus& s) {
   metric("keel_history_events_moved_total", "counter",
          "Merchant events (delivery final) written to the history store since start.",
          s.history_events_moved);
+  metric("keel_history_idempotency_keys_moved_total", "counter",
+         "Completed idempotency records written to the history store since start.",
+         s.history_keys_moved);
   metric("keel_history_events_deleted_total", "counter",
          "Expired merchant events deleted from the history store since start.",
          s.history_events_deleted);
@@ -182,6 +185,9 @@ std::string metrics_text(const engine::EngineStatus& s) {
   metric("keel_wallet_flows", "gauge", "Top-ups, payouts and wallet transfers stored.",
          s.payments.wallet_flows);
   metric("keel_idempotency_keys", "gauge", "Idempotency keys kept.", s.payments.idempotency_keys);
+  metric("keel_idempotency_keys_in_memory", "gauge",
+         "Idempotency records held in memory (in flight, or not yet in the history store).",
+         s.payments.idempotency_keys_in_memory);
   metric("keel_webhook_deliveries_pending", "gauge", "Merchant webhooks not yet delivered.",
          s.payments.deliveries_pending);
   metric("keel_events", "gauge", "Merchant events stored (within their retention).",

@@ -125,8 +125,8 @@ SipKey random_index_key() {
 
 // What recover() rebuilt from.
 struct Recovery {
-  uint64_t snapshot_seq = 0;               // 0: no snapshot
-  uint64_t snapshot_events_first_seq = 0;  // the snapshot's PaymentsCore::events_first_seq()
+  uint64_t snapshot_seq = 0;                            // 0: no snapshot
+  payments::PaymentsCore::HistoryMarks snapshot_marks;  // the snapshot's state's
   uint64_t records_replayed = 0;
   uint64_t events_replayed = 0;  // account and transfer events in those records
 };
@@ -140,7 +140,6 @@ Status recover(const journal::Storage& journal, SipKey key, const payments::Core
   const ledger::ColdTransfers* cold = history;
   state->ledger = ledger::Ledger(key);
   state->ledger.set_cold_transfers(cold);
-  state->history = history != nullptr ? &history->store() : nullptr;
   if (auto snapshot = journal.load_newest_snapshot()) {
     if (Status s = decode_state(snapshot->state, key, options, cold, state); !s.is_ok()) {
       const std::string where =
@@ -154,9 +153,10 @@ Status recover(const journal::Storage& journal, SipKey key, const payments::Core
                            ": its merchant events count on a history store, and there is none");
     }
     out->snapshot_seq = snapshot->seq;
-    out->snapshot_events_first_seq = state->payments.events_first_seq();
+    out->snapshot_marks = state->payments.history_marks(snapshot->timestamp);
     *last_timestamp = snapshot->timestamp;
   }
+  state->payments.set_history(history != nullptr ? &history->store() : nullptr);
   return journal.replay(out->snapshot_seq + 1, [&](const journal::RecordView& r) {
     Status s = apply_record(*state, static_cast<RecordType>(r.type), r.timestamp, r.payload,
                             last_timestamp, &out->events_replayed);
@@ -236,12 +236,12 @@ struct Engine::Impl {
   // Writer-thread state.
   uint64_t events_since_snapshot = 0;
   SnapshotWriter snapshots;
-  // Snapshot record -> the merchant events' first seq in its state, for the snapshots written
-  // or loaded by this process: once the journal's oldest kept snapshot is one of them, the
-  // history store's events below its first seq are expired for every state recovery may reach.
-  std::map<uint64_t, uint64_t> snapshot_event_marks;
-  uint64_t snapshot_event_mark = 0;  // of the snapshot being written
-  std::thread backup_thread;         // the backup being written (joined at stop)
+  // Snapshot record -> what of the history store its state no longer needs, for the snapshots
+  // written or loaded by this process: once the journal's oldest kept snapshot is one of them,
+  // that part of the store is expired for every state recovery may reach.
+  std::map<uint64_t, payments::PaymentsCore::HistoryMarks> snapshot_marks;
+  payments::PaymentsCore::HistoryMarks snapshot_mark;  // of the snapshot being written
+  std::thread backup_thread;                           // the backup being written (joined at stop)
   std::atomic<bool> backup_done{true};
   std::vector<Callback<Status>> snapshot_waiters;       // answered when the one in flight ends
   std::vector<Callback<Status>> next_snapshot_waiters;  // asked while one was in flight
@@ -399,18 +399,18 @@ void Engine::Impl::move_history() {
   if (!history) return;
   HistoryBatch moved;
   ledger.take_final(&moved.transfers);
-  state.payments.take_final_events(&moved.event_records, &moved.events);
+  state.payments.take_final(&moved.payments);
   history->submit(journal->last_seq(), std::move(moved));
   const HistoryDurable durable = history->take_durable();
   ledger.make_cold(durable.transfers);
-  state.payments.make_cold_events(durable.events);
+  state.payments.make_cold(durable.events, durable.keys);
 }
 
 void Engine::Impl::expire_history(uint64_t oldest_kept) {
-  const auto mark = snapshot_event_marks.find(oldest_kept);
-  if (oldest_kept == 0 || mark == snapshot_event_marks.end()) return;
-  if (history) history->expire_events_below(mark->second);
-  snapshot_event_marks.erase(snapshot_event_marks.begin(), mark);
+  const auto mark = snapshot_marks.find(oldest_kept);
+  if (oldest_kept == 0 || mark == snapshot_marks.end()) return;
+  if (history) history->expire(mark->second);
+  snapshot_marks.erase(snapshot_marks.begin(), mark);
 }
 
 void Engine::Impl::get_transfer(GetTransfer& cmd) {
@@ -586,6 +586,7 @@ void Engine::Impl::answer_read(Command& c) {
             s.history_enabled = true;
             s.history_moved = h.moved;
             s.history_events_moved = h.events_moved;
+            s.history_keys_moved = h.keys_moved;
             s.history_events_deleted = h.events_deleted;
             s.history_queued = h.queued;
             s.history_write_failures = h.write_failures;
@@ -977,7 +978,7 @@ void Engine::Impl::start_backup(Backup& cmd) {
 void Engine::Impl::start_snapshot() {
   std::string bytes;
   encode_state(state, &bytes);
-  snapshot_event_mark = state.payments.events_first_seq();
+  snapshot_mark = state.payments.history_marks(last_timestamp);
   snapshots.start(journal->snapshot_writer(), journal->last_seq(), last_timestamp,
                   std::move(bytes));
   events_since_snapshot = 0;
@@ -987,7 +988,7 @@ void Engine::Impl::poll_snapshot() {
   std::optional<Status> result = snapshots.take_result();
   if (!result) return;
   if (result->is_ok()) {
-    snapshot_event_marks[snapshots.seq()] = snapshot_event_mark;
+    snapshot_marks[snapshots.seq()] = snapshot_mark;
     expire_history(journal->remove_unneeded());
     log(LogLevel::info, "snapshot written at record " + std::to_string(snapshots.seq()) + " (" +
                             std::to_string(snapshots.bytes()) + " bytes)");
@@ -1136,7 +1137,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
   // Events since the snapshot count toward the next one, however often keeld restarts.
   impl.events_since_snapshot = recovery.events_replayed;
   if (recovery.snapshot_seq > 0) {
-    impl.snapshot_event_marks[recovery.snapshot_seq] = recovery.snapshot_events_first_seq;
+    impl.snapshot_marks[recovery.snapshot_seq] = recovery.snapshot_marks;
   }
   // With history in the store, start-up checks what needs no transfer (O(accounts)); the full
   // check reads every transfer (`keel journal verify`, a full status).
@@ -1306,22 +1307,23 @@ Status replay_into_store(const std::filesystem::path& journal_dir,
   StoreColdTransfers cold(store.get());
   State state;
   state.ledger.set_cold_transfers(&cold);
-  state.history = store.get();
+  state.payments.set_history(store.get());
   Timestamp clock = 0;
   store::WriteBatch batch;
   std::vector<uint32_t> indexes;
-  std::vector<uint64_t> events;
+  payments::PaymentsCore::HistoryRecords records;
   std::vector<ledger::FinalTransfer> final;
   const auto flush = [&](uint64_t seq) -> Status {
     batch.applied_seq = seq;
     if (Status s = store->write(batch); !s.is_ok()) return s;
     state.ledger.make_cold(indexes);
-    state.payments.make_cold_events(events);
+    state.payments.make_cold(records.events, records.keys);
     report->transfers_moved += indexes.size();
-    report->events_moved += events.size();
+    report->events_moved += records.events.size();
+    report->keys_moved += records.keys.size();
     batch.puts.clear();
     indexes.clear();
-    events.clear();
+    records = {};
     return Status::ok();
   };
   uint64_t last = 0;
@@ -1339,8 +1341,10 @@ Status replay_into_store(const std::filesystem::path& journal_dir,
       batch.puts.emplace_back(HistoryTier::key(f.index), std::move(f.value));
     }
     final.clear();
-    state.payments.take_final_events(&batch.puts, &events);
-    return indexes.size() + events.size() >= 65536 ? flush(r.seq) : Status::ok();
+    state.payments.take_final(&records);
+    for (auto& put : records.puts) batch.puts.push_back(std::move(put));
+    records.puts.clear();
+    return batch.puts.size() >= 65536 ? flush(r.seq) : Status::ok();
   });
   if (s.is_ok()) s = flush(last);
   if (!s.is_ok()) return s;

@@ -129,6 +129,7 @@ struct EngineStatus {
   bool history_enabled = false;
   uint64_t history_moved = 0;
   uint64_t history_events_moved = 0;
+  uint64_t history_keys_moved = 0;
   uint64_t history_events_deleted = 0;
   uint64_t history_queued = 0;
   uint64_t history_write_failures = 0;
@@ -250,6 +251,7 @@ struct RebuildReport {
   uint64_t records_replayed = 0;
   uint64_t transfers_moved = 0;  // written to the new store
   uint64_t events_moved = 0;     // merchant events written to the new store
+  uint64_t keys_moved = 0;       // completed idempotency records written to the new store
   uint64_t state_hash = 0;       // of the journal replayed from record 1
   std::string replaced_store;    // where the old store went (empty: there was none)
 };

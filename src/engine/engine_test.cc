@@ -856,6 +856,18 @@ class HistoryTest : public EngineOnMemoryTest {
     return out;
   }
 
+  // A retry of every confirm (same key, same request): each one's stored answer.
+  static std::vector<std::string> replays(Engine& e) {
+    std::vector<std::string> out;
+    for (int i = 0; i < 12; i += 2) {
+      const std::string id = "pay_" + std::to_string(i);
+      const payments::Reply r = pay_command(e, confirm_command(id, "k" + id));
+      EXPECT_TRUE(r.replayed) << id;
+      out.push_back(r.body);
+    }
+    return out;
+  }
+
   // Payments of mch_1 (no webhook endpoint: its events are final at once) and mch_2 (an
   // endpoint nobody delivers to here: its events stay pending, in memory); some confirmed and
   // answered, so their events go processing -> succeeded or failed.
@@ -986,9 +998,11 @@ TEST_F(HistoryTest, FinalTransfersMoveToTheStoreAndEveryReadAnswersTheSame) {
   EXPECT_EQ(read_all(*e), before);
 }
 
-TEST_F(HistoryTest, MerchantEventsMoveToTheStoreAndListTheSameBeforeAfterAndAcrossRestarts) {
+TEST_F(HistoryTest,
+       EventsAndSettledKeysMoveToTheStoreAndAnswerTheSameBeforeAfterAndAcrossRestarts) {
   store_->fail_writes = true;  // until the pages in memory are read
   std::vector<std::string> pages;
+  std::vector<std::string> answers;
   uint64_t hash = 0;
   uint64_t pending = 0;
   {
@@ -996,6 +1010,8 @@ TEST_F(HistoryTest, MerchantEventsMoveToTheStoreAndListTheSameBeforeAfterAndAcro
     write_payments(*e);
     const EngineStatus s = status(*e);
     EXPECT_EQ(s.payments.events_in_memory, s.payments.events);
+    EXPECT_EQ(s.payments.idempotency_keys_in_memory, s.payments.idempotency_keys);
+    answers = replays(*e);
     pending = s.payments.deliveries_pending;
     ASSERT_GT(pending, 0u);
     ASSERT_LT(pending, s.payments.events);
@@ -1004,19 +1020,23 @@ TEST_F(HistoryTest, MerchantEventsMoveToTheStoreAndListTheSameBeforeAfterAndAcro
     store_->fail_writes = false;
     // Every event whose delivery is final leaves memory; those pending stay.
     ASSERT_TRUE(wait_until(*e, [&](const EngineStatus& st) {
-      return st.history_queued == 0 && st.payments.events_in_memory == pending;
+      return st.history_queued == 0 && st.payments.events_in_memory == pending &&
+             st.payments.idempotency_keys_in_memory == 0;
     }));
     const EngineStatus moved = status(*e);
     EXPECT_EQ(moved.history_events_moved, s.payments.events - pending);
+    EXPECT_EQ(moved.history_keys_moved, s.payments.idempotency_keys);
     EXPECT_EQ(moved.state_hash, hash);
     EXPECT_TRUE(moved.invariants_ok) << moved.invariant_problem;
     EXPECT_EQ(event_pages(*e), pages);
+    EXPECT_EQ(replays(*e), answers);  // read from the store, byte for byte
   }
   // The same journal replayed with everything in memory: the same pages and state.
   {
     auto e = open_on_disk(/*with_store=*/false);
     EXPECT_EQ(status(*e).state_hash, hash);
     EXPECT_EQ(event_pages(*e), pages);
+    EXPECT_EQ(replays(*e), answers);
   }
   // A snapshot holds only the events in memory; a restart reads the rest from the store.
   {
@@ -1030,8 +1050,10 @@ TEST_F(HistoryTest, MerchantEventsMoveToTheStoreAndListTheSameBeforeAfterAndAcro
     auto e = open_on_disk(true);
     const EngineStatus s = status(*e);
     EXPECT_EQ(s.payments.events_in_memory, pending);
+    EXPECT_EQ(s.payments.idempotency_keys_in_memory, 0u);
     EXPECT_EQ(s.state_hash, hash);
     EXPECT_EQ(event_pages(*e), pages);
+    EXPECT_EQ(replays(*e), answers);
   }
   std::unique_ptr<Engine> e;
   const Status refused = Engine::open(memory_options(/*with_store=*/false), &e);
@@ -1041,27 +1063,36 @@ TEST_F(HistoryTest, MerchantEventsMoveToTheStoreAndListTheSameBeforeAfterAndAcro
 
 // Expired events leave the store only once no kept snapshot holds them: their records and
 // index records both, so nothing expired lingers on disk and nothing a recovery needs goes.
-TEST_F(HistoryTest, ExpiredEventsLeaveTheStoreOnceNoKeptSnapshotHoldsThem) {
+TEST_F(HistoryTest, ExpiredEventsAndKeysLeaveTheStoreOnceNoKeptSnapshotHoldsThem) {
   EngineOptions o = memory_options(/*with_store=*/true);
   o.payments.outbox.delivery_window_s = 1;
   o.payments.outbox.retention_s = 1;
+  o.payments.idempotency_ttl_s = 1;
   auto e = open(o);
   ASSERT_TRUE(pay_command(*e, merchant_command()).ok());
-  for (int i = 0; i < 5; ++i)
-    ASSERT_TRUE(pay_command(*e, payment_command("old_" + std::to_string(i))).ok());
+  const auto keyed = [](std::string id) {
+    payments::Command c = payment_command(id);
+    c.idempotency = {"client", "k" + id, std::string(payments::kFingerprintBytes, 'f')};
+    return c;
+  };
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(pay_command(*e, keyed("old_" + std::to_string(i))).ok());
   ASSERT_TRUE(wait_until(*e, [](const EngineStatus& s) {
-    return s.history_events_moved == 5 && s.payments.events_in_memory == 0;
+    return s.history_events_moved == 5 && s.payments.events_in_memory == 0 &&
+           s.history_keys_moved == 5;
   }));
-  const auto event_keys = [&] {
+  const auto store_keys = [&](std::string_view prefix) {
     std::lock_guard lock(store_->mu);
     size_t n = 0;
-    for (const auto& [k, v] : store_->records) n += k.starts_with("e") ? 1 : 0;
+    for (const auto& [k, v] : store_->records) n += k.starts_with(prefix) ? 1 : 0;
     return n;
   };
-  EXPECT_EQ(event_keys(), 5u * 5);  // each event: its record and four index records
+  EXPECT_EQ(store_keys("e"), 5u * 5);  // each event: its record and four index records
+  EXPECT_EQ(store_keys("ik"), 5u);
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  ASSERT_TRUE(pay_command(*e, payment_command("new")).ok());  // its event expires the old ones
+  // Its event expires the old events, its key the old keys.
+  ASSERT_TRUE(pay_command(*e, keyed("new")).ok());
   EXPECT_EQ(status(*e).payments.events, 1u);
+  EXPECT_EQ(status(*e).payments.idempotency_keys, 1u);
   const auto snapshot = [&] {
     ASSERT_TRUE(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).value.is_ok());
   };
@@ -1072,7 +1103,10 @@ TEST_F(HistoryTest, ExpiredEventsLeaveTheStoreOnceNoKeptSnapshotHoldsThem) {
   ASSERT_TRUE(wait_until(*e, [](const EngineStatus& s) { return s.history_events_deleted == 5; }));
   ASSERT_TRUE(
       wait_until(*e, [](const EngineStatus& s) { return s.payments.events_in_memory == 0; }));
-  EXPECT_EQ(event_keys(), 2u * 5);  // the new events'
+  EXPECT_EQ(store_keys("e"), 2u * 5);  // the new events'
+  ASSERT_TRUE(wait_until(
+      *e, [](const EngineStatus& s) { return s.payments.idempotency_keys_in_memory == 0; }));
+  EXPECT_EQ(store_keys("ik"), 1u);  // the new key's
   const EngineStatus before = status(*e);
   EXPECT_TRUE(before.invariants_ok) << before.invariant_problem;
   const std::vector<std::string> pages = event_pages(*e);

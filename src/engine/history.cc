@@ -92,16 +92,16 @@ void HistoryTier::submit(uint64_t seq, HistoryBatch records) {
   if (records.empty()) return;
   {
     std::lock_guard lock(mu_);
-    queued_ += records.transfers.size() + records.events.size();
-    to_write_.push_back({seq, std::move(records), 0});
+    queued_ += records.transfers.size() + records.payments.puts.size();
+    to_write_.push_back({seq, std::move(records), std::nullopt});
   }
   mover_wake_.notify_one();
 }
 
-void HistoryTier::expire_events_below(uint64_t first_seq) {
+void HistoryTier::expire(const payments::PaymentsCore::HistoryMarks& marks) {
   {
     std::lock_guard lock(mu_);
-    to_write_.push_back({0, {}, first_seq});
+    to_write_.push_back({0, {}, marks});
   }
   mover_wake_.notify_one();
 }
@@ -128,6 +128,7 @@ HistoryTier::Counters HistoryTier::counters() const {
     c.moved = moved_;
     c.events_moved = events_moved_;
     c.events_deleted = events_deleted_;
+    c.keys_moved = keys_moved_;
     c.queued = queued_;
     c.write_failures = write_failures_;
   }
@@ -193,6 +194,16 @@ void HistoryTier::expire_events(uint64_t below) {
   expired_below_ = below;
 }
 
+// Idempotency records sort by expiry: one range deletion.
+void HistoryTier::expire_keys(Timestamp before) {
+  store::WriteBatch batch;
+  batch.applied_seq = store_->applied_seq();
+  std::string end(payments::kIdempotencyRecordPrefix);
+  append_be64(&end, static_cast<uint64_t>(before));
+  batch.delete_ranges.emplace_back(std::string(payments::kIdempotencyRecordPrefix), end);
+  (void)write_until_done(batch, "expired idempotency records stay until written");
+}
+
 // Writes everything queued as one synced store batch; on failure keeps it and tries again.
 void HistoryTier::move_loop() {
   std::vector<Batch> work;
@@ -208,16 +219,20 @@ void HistoryTier::move_loop() {
     }
     store::WriteBatch batch;
     HistoryDurable written;
-    uint64_t expire_below = 0;
+    std::optional<payments::PaymentsCore::HistoryMarks> expire;
+    size_t records = 0;
     for (Batch& b : work) {
-      expire_below = std::max(expire_below, b.expire_below);
+      if (b.expire) expire = b.expire;  // the latest marks cover the earlier ones
       batch.applied_seq = std::max(batch.applied_seq, b.seq);
       for (ledger::FinalTransfer& f : b.records.transfers) {
         written.transfers.push_back(f.index);
         batch.puts.emplace_back(key(f.index), std::move(f.value));
       }
-      for (auto& record : b.records.event_records) batch.puts.push_back(std::move(record));
-      written.events.insert(written.events.end(), b.records.events.begin(), b.records.events.end());
+      payments::PaymentsCore::HistoryRecords& p = b.records.payments;
+      records += p.puts.size();
+      for (auto& record : p.puts) batch.puts.push_back(std::move(record));
+      written.events.insert(written.events.end(), p.events.begin(), p.events.end());
+      for (std::string& k : p.keys) written.keys.push_back(std::move(k));
     }
     work.clear();
     if (!batch.puts.empty()) {
@@ -225,13 +240,18 @@ void HistoryTier::move_loop() {
       std::lock_guard lock(mu_);
       moved_ += written.transfers.size();
       events_moved_ += written.events.size();
-      queued_ -= written.transfers.size() + written.events.size();
+      keys_moved_ += written.keys.size();
+      queued_ -= written.transfers.size() + records;
       durable_.transfers.insert(durable_.transfers.end(), written.transfers.begin(),
                                 written.transfers.end());
       durable_.events.insert(durable_.events.end(), written.events.begin(), written.events.end());
+      for (std::string& k : written.keys) durable_.keys.push_back(std::move(k));
     }
-    // After the puts queued before it: an event expired below `expire_below` was written first.
-    if (expire_below > 0) expire_events(expire_below);
+    // After the puts queued before it: what expired was written first.
+    if (expire) {
+      expire_events(expire->events_first_seq);
+      expire_keys(expire->keys_expired_before);
+    }
   }
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ledger/ledger.h"
+#include "payments/core.h"
 #include "store/store.h"
 
 namespace keel::engine {
@@ -37,16 +38,16 @@ Status read_transfer(const store::Store& store, uint32_t index, ledger::Transfer
 // What the commits up to one journal record move out of memory.
 struct HistoryBatch {
   std::vector<ledger::FinalTransfer> transfers;
-  // Merchant events whose delivery is final: their store records (payments/outbox.h) and seqs.
-  std::vector<std::pair<std::string, std::string>> event_records;
-  std::vector<uint64_t> events;
-  [[nodiscard]] bool empty() const { return transfers.empty() && event_records.empty(); }
+  // Merchant events whose delivery is final and completed idempotency records.
+  payments::PaymentsCore::HistoryRecords payments;
+  [[nodiscard]] bool empty() const { return transfers.empty() && payments.puts.empty(); }
 };
 
 // What became durable in the store since the last HistoryTier::take_durable().
 struct HistoryDurable {
   std::vector<uint32_t> transfers;  // indexes (Ledger::make_cold)
-  std::vector<uint64_t> events;     // outbox seqs (PaymentsCore::make_cold_events)
+  std::vector<uint64_t> events;     // outbox seqs (PaymentsCore::make_cold)
+  std::vector<std::string> keys;    // idempotency record keys (PaymentsCore::make_cold)
 };
 
 // The history tier (docs/storage.md, "Tiers"): moves the ledger's final transfers and the
@@ -78,9 +79,10 @@ class HistoryTier final : public ledger::ColdTransfers {
   void submit(uint64_t seq, HistoryBatch records);
   // What was written durably since the last call (memory may drop it: make_cold).
   HistoryDurable take_durable();
-  // Deletes the events below outbox seq `first_seq` (expired in every state recovery may
-  // start from) with their index records, after the writes submitted before, in batches.
-  void expire_events_below(uint64_t first_seq);
+  // Deletes what no state recovery may start from holds (`marks`): the events below its first
+  // seq with their index records, in batches, and the idempotency records that expired before
+  // its time, after the writes submitted before.
+  void expire(const payments::PaymentsCore::HistoryMarks& marks);
   // Runs `fn` on the reader thread, in submission order.
   void read_async(std::function<void(const store::Store&)> fn);
 
@@ -88,6 +90,7 @@ class HistoryTier final : public ledger::ColdTransfers {
     uint64_t moved = 0;  // transfers written to the store
     uint64_t events_moved = 0;
     uint64_t events_deleted = 0;  // expired events deleted from the store
+    uint64_t keys_moved = 0;      // completed idempotency records
     uint64_t queued = 0;          // handed over, not yet written
     uint64_t write_failures = 0;
     uint64_t applied_seq = 0;
@@ -102,12 +105,13 @@ class HistoryTier final : public ledger::ColdTransfers {
   struct Batch {
     uint64_t seq = 0;
     HistoryBatch records;
-    uint64_t expire_below = 0;  // an expiry job instead (records empty)
+    std::optional<payments::PaymentsCore::HistoryMarks> expire;  // an expiry job (records empty)
   };
   void move_loop();
   // Writes `batch` until it succeeds (false: stopping, not written).
   bool write_until_done(const store::WriteBatch& batch, std::string_view what);
   void expire_events(uint64_t below);
+  void expire_keys(Timestamp before);
   void read_loop();
 
   std::unique_ptr<store::Store> store_;
@@ -123,6 +127,7 @@ class HistoryTier final : public ledger::ColdTransfers {
   uint64_t moved_ = 0;                                          // guarded by mu_
   uint64_t events_moved_ = 0;                                   // guarded by mu_
   uint64_t events_deleted_ = 0;                                 // guarded by mu_
+  uint64_t keys_moved_ = 0;                                     // guarded by mu_
   uint64_t expired_below_ = 0;   // the mover's own: events below it are deleted
   uint64_t queued_ = 0;          // guarded by mu_
   uint64_t write_failures_ = 0;  // guarded by mu_

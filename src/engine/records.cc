@@ -178,7 +178,7 @@ constexpr std::string_view kStateMagic = "KEELSTATE1";
 
 Status state_hash(const State& state, uint64_t* out) {
   std::string bytes;
-  if (Status s = state.payments.encode_full(&bytes, state.history); !s.is_ok()) return s;
+  if (Status s = state.payments.encode_full(&bytes); !s.is_ok()) return s;
   StateHasher h;
   h.u64(state.ledger.state_hash());
   h.bytes(bytes);

@@ -26,10 +26,7 @@ enum class RecordType : uint16_t {
 // Everything the writer owns and the journal rebuilds.
 struct State {
   ledger::Ledger ledger;
-  payments::PaymentsCore payments;
-  // The history store, where what left memory is read (null without one). The ledger has its
-  // own view of it (Ledger::set_cold_transfers).
-  const KvReader* history = nullptr;
+  payments::PaymentsCore payments;  // reads the history store it is given (set_history)
 };
 
 // What applying a payments record or a tick asks for after its commit (live writes only; replay

@@ -1662,20 +1662,19 @@ PaymentsCore::Counts PaymentsCore::counts() const {
   c.idempotency_keys = idempotency_.size();
   c.events = outbox_.size();
   c.events_in_memory = outbox_.in_memory();
+  c.idempotency_keys_in_memory = idempotency_.in_memory();
   c.deliveries_pending = outbox_.pending();
   return c;
 }
 
 void PaymentsCore::encode(std::string* out) const {
-  const Status s = encode_parts(out, nullptr, false);
+  const Status s = encode_parts(out, false);
   KEEL_ASSERT(s.is_ok());  // nothing to read
 }
 
-Status PaymentsCore::encode_full(std::string* out, const KvReader* history) const {
-  return encode_parts(out, history, true);
-}
+Status PaymentsCore::encode_full(std::string* out) const { return encode_parts(out, true); }
 
-Status PaymentsCore::encode_parts(std::string* out, const KvReader* history, bool full) const {
+Status PaymentsCore::encode_parts(std::string* out, bool full) const {
   ByteWriter w(out);
   w.u32(kEncodingVersion);
   w.u64(customers_.size());
@@ -1722,14 +1721,18 @@ Status PaymentsCore::encode_parts(std::string* out, const KvReader* history, boo
   w.raw(part.data(), part.size());
   part.clear();
   if (full) {
-    if (Status s = outbox_.encode_full(&part, history); !s.is_ok()) return s;
+    if (Status s = outbox_.encode_full(&part, history_); !s.is_ok()) return s;
   } else {
     outbox_.encode(&part);
   }
   w.u64(part.size());
   w.raw(part.data(), part.size());
   part.clear();
-  idempotency_.encode(&part);
+  if (full) {
+    if (Status s = idempotency_.encode_full(&part); !s.is_ok()) return s;
+  } else {
+    idempotency_.encode(&part);
+  }
   w.u64(part.size());
   w.raw(part.data(), part.size());
   // Trailing parts, each present only once it holds something, so that a state that never had

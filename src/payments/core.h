@@ -170,19 +170,41 @@ class PaymentsCore {
   // thread: it reads only `history` and the copy in `*r`. Fails when the store does.
   [[nodiscard]] static Status finish_query(const KvReader& history, QueryResult* r);
 
-  // History (docs/storage.md, "Tiers"): merchant events whose delivery is final leave memory
-  // for the history store. take_final_events() hands out their store records once (their
-  // outbox seqs in `seqs`); make_cold_events() drops those the store now holds durably.
-  void take_final_events(std::vector<std::pair<std::string, std::string>>* puts,
-                         std::vector<uint64_t>* seqs) {
-    outbox_.take_final(puts, seqs);
+  // History (docs/storage.md, "Tiers"): merchant events whose delivery is final and completed
+  // idempotency records leave memory for the history store. take_final() hands out their store
+  // records once; make_cold() drops those the store now holds durably. set_history() names the
+  // store they are read from (before any command that may meet one: a retry of a settled
+  // request reads its stored answer there, on the writer).
+  struct HistoryRecords {
+    std::vector<std::pair<std::string, std::string>> puts;
+    std::vector<uint64_t> events;   // outbox seqs of the events among `puts`
+    std::vector<std::string> keys;  // store keys of the idempotency records among `puts`
+  };
+  void take_final(HistoryRecords* out) {
+    outbox_.take_final(&out->puts, &out->events);
+    idempotency_.take_final(&out->puts, &out->keys);
   }
-  void make_cold_events(const std::vector<uint64_t>& seqs) { outbox_.make_cold(seqs); }
-  // The seq below which every merchant event has expired: records of the history store below
-  // it are garbage for this state and every later one.
-  [[nodiscard]] uint64_t events_first_seq() const { return outbox_.first_seq(); }
+  void make_cold(const std::vector<uint64_t>& events, const std::vector<std::string>& keys) {
+    outbox_.make_cold(events);
+    idempotency_.make_cold(keys);
+  }
+  void set_history(const KvReader* history) {
+    history_ = history;
+    idempotency_.set_history(history);
+  }
+  // What of the history store no state from now on needs: the merchant events below
+  // `events_first_seq`, the idempotency records that expired before `keys_expired_before`.
+  struct HistoryMarks {
+    uint64_t events_first_seq = 0;
+    Timestamp keys_expired_before = 0;
+  };
+  [[nodiscard]] HistoryMarks history_marks(Timestamp now) const {
+    return {outbox_.first_seq(), idempotency_.expired_before(now)};
+  }
   // Whether some of the state is in the history store (then it cannot run without one).
-  [[nodiscard]] bool counts_on_history() const { return outbox_.in_history() > 0; }
+  [[nodiscard]] bool counts_on_history() const {
+    return outbox_.in_history() > 0 || idempotency_.in_history() > 0;
+  }
 
   // Merchant webhooks due by `now` (wall time is fine: a query), skipping those `in_flight`.
   // Each one's end comes back as an outbox_attempt command.
@@ -190,11 +212,12 @@ class PaymentsCore {
       Timestamp now, size_t limit, const std::function<bool(std::string_view)>& in_flight) const;
   [[nodiscard]] std::optional<Timestamp> next_delivery_at() const;
 
-  // Canonical encoding of all state: encode_full() reads what is in the history store from
-  // `history` (null: nothing is; fails when the store fails or lacks a record), for the state
-  // hash; encode() is the snapshot's, which leaves out what the store holds. decode() rebuilds
-  // an equal core from either (the history store must then hold what the snapshot left out).
-  [[nodiscard]] Status encode_full(std::string* out, const KvReader* history) const;
+  // Canonical encoding of all state: encode_full() reads what is in the history store from the
+  // one set_history() named (fails when the store fails or lacks a record, or none is set while
+  // some state is there), for the state hash; encode() is the snapshot's, which leaves out what
+  // the store holds. decode() rebuilds an equal core from either (the history store must then
+  // hold what the snapshot left out; set it on the result).
+  [[nodiscard]] Status encode_full(std::string* out) const;
   void encode(std::string* out) const;
   [[nodiscard]] static Status decode(std::string_view bytes, CoreOptions options,
                                      PaymentsCore* out);
@@ -207,7 +230,8 @@ class PaymentsCore {
     uint64_t review_open_deadline_unknown = 0;  // open review items by reason
     uint64_t review_open_psp_result_rejected = 0;
     uint64_t wallet_flows = 0;
-    uint64_t idempotency_keys = 0;
+    uint64_t idempotency_keys = 0;  // kept (in memory and in the history store)
+    uint64_t idempotency_keys_in_memory = 0;
     uint64_t events = 0;  // stored (in memory and in the history store)
     uint64_t events_in_memory = 0;
     uint64_t deliveries_pending = 0;
@@ -364,9 +388,10 @@ class PaymentsCore {
   [[nodiscard]] QueryResult render_event_list(const Query& q) const;
   [[nodiscard]] QueryResult render_flow_list(const Query& q) const;
   // encode() (full: false) and encode_full().
-  [[nodiscard]] Status encode_parts(std::string* out, const KvReader* history, bool full) const;
+  [[nodiscard]] Status encode_parts(std::string* out, bool full) const;
 
   CoreOptions options_;
+  const KvReader* history_ = nullptr;  // set_history()
   PaymentMachine payments_;
   WalletFlows flows_;
   Outbox outbox_;

@@ -1,13 +1,17 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
+#include "core/kv_reader.h"
 #include "core/status.h"
 #include "core/time.h"
 
@@ -26,7 +30,16 @@ namespace keel::payments {
 // by expire(). A request that failed before it had any effect may release() its record so that
 // a retry runs again.
 //
-// Thread: the engine's writer thread only. Never throws; never reads the clock.
+// History (docs/storage.md, "Tiers"): a completed record never changes, so it may leave memory
+// for the history store. take_final() hands out each completed record once as a store record;
+// once it is durable, make_cold() drops it from memory and keeps 16 bytes of it: its expiry
+// and a 64-bit hash of (client, key), which says whether a request's key may be in the store.
+// A request that meets one reads the store (a point read, on the writer: only retries of
+// settled requests do), so every answer is the same as from memory, byte for byte.
+//
+// Thread: the engine's writer thread only. Never throws; never reads the clock. A failed read
+// of the history store, or a record it lacks, is fatal (KEEL_ASSERT): the store lost what it
+// acknowledged.
 
 inline constexpr size_t kIdempotencyKeyLengthMax = 255;
 inline constexpr size_t kFingerprintBytes = 32;  // SHA-256
@@ -49,8 +62,15 @@ enum class IdempotencyDecision : uint8_t {
 
 struct IdempotencyOutcome {
   IdempotencyDecision decision = IdempotencyDecision::proceed;
-  const StoredResponse* response = nullptr;  // for replay; valid until the next change
+  const StoredResponse* response = nullptr;  // for replay; valid until the next call
 };
+
+// The history store's layout for completed records: "ik" + expires_at (8 bytes, big-endian) +
+// hash of (client, key) (8 bytes) + client + '\0' + key -> fingerprint (32 bytes) + body. Keys
+// sort by expiry, so expired records go with one range deletion.
+inline constexpr std::string_view kIdempotencyRecordPrefix = "ik";
+[[nodiscard]] std::string idempotency_record_key(Timestamp expires_at, std::string_view client,
+                                                 std::string_view key);
 
 enum class CompleteResult : uint8_t { ok = 0, not_found, not_in_flight, body_too_large };
 
@@ -73,15 +93,33 @@ class IdempotencyStore {
   // Forgets completed records whose ttl ran out by `now`. Returns how many.
   size_t expire(Timestamp now);
 
-  [[nodiscard]] size_t size() const { return records_.size(); }
+  [[nodiscard]] size_t size() const { return records_.size() + cold_expiry_.size(); }
+  [[nodiscard]] size_t in_memory() const { return records_.size(); }
+  [[nodiscard]] size_t in_history() const { return cold_expiry_.size(); }
   // When the next completed record runs out of ttl, if any.
-  [[nodiscard]] std::optional<Timestamp> next_expiry() const {
-    if (expiry_.empty()) return std::nullopt;
-    return expiry_.begin()->first;
-  }
+  [[nodiscard]] std::optional<Timestamp> next_expiry() const;
   [[nodiscard]] int64_t ttl_s() const { return ttl_s_; }
 
-  // Canonical encoding for snapshots; decode() fails on malformed bytes.
+  // History. The store the records in history are read from (null: none; set it before any
+  // call that may meet one).
+  void set_history(const KvReader* history) { history_ = history; }
+  // Appends the store record of every record completed since the last call (each once; all
+  // completed records again after decode) to `puts`, and its key to `keys`.
+  void take_final(std::vector<std::pair<std::string, std::string>>* puts,
+                  std::vector<std::string>* keys);
+  // Drops from memory the records of `keys` (store keys from take_final, now durable) that are
+  // still stored and completed; others are ignored.
+  void make_cold(const std::vector<std::string>& keys);
+  // Records of the store that expired before this are in no state from now on (the earliest
+  // expiry still stored, and never later than `now`: records completed later expire later).
+  [[nodiscard]] Timestamp expired_before(Timestamp now) const;
+
+  // Canonical encoding: version 1, every record in (client, key) order. encode_full() reads the
+  // records in the history store (fails when the store fails or lacks one). encode() is the
+  // snapshot's: version 1 while every record is in memory, else version 2 (the records in
+  // memory, then the expiry and hash of each in the store). decode() takes both, fails on
+  // malformed bytes.
+  [[nodiscard]] Status encode_full(std::string* out) const;
   void encode(std::string* out) const;
   [[nodiscard]] static Status decode(std::string_view bytes, IdempotencyStore* out);
 
@@ -94,9 +132,22 @@ class IdempotencyStore {
     Timestamp expires_at = 0;  // completed records only
   };
 
+  // The completed record `client`, `key` names in the store, if there and (with `alive_at`)
+  // not expired then.
+  [[nodiscard]] std::optional<Record> read_cold(std::string_view client, std::string_view key,
+                                                std::optional<Timestamp> alive_at) const;
+
   int64_t ttl_s_;
   std::map<Key, Record> records_;               // ordered: deterministic encoding
-  std::set<std::pair<Timestamp, Key>> expiry_;  // completed records by expires_at
+  std::set<std::pair<Timestamp, Key>> expiry_;  // completed records in memory by expires_at
+  // Completed records in the history store: (expires_at, key hash) by expiry, and key hash ->
+  // expires_at for lookups.
+  std::deque<std::pair<Timestamp, uint64_t>> cold_expiry_;
+  std::unordered_multimap<uint64_t, Timestamp> cold_;
+  const KvReader* history_ = nullptr;
+  // Completed records not yet handed out by take_final() (not state).
+  std::vector<std::pair<Timestamp, Key>> final_;
+  mutable StoredResponse cold_response_;  // what begin() and completed() replay from the store
 };
 
 [[nodiscard]] bool is_valid_idempotency_key(std::string_view key);

@@ -6,6 +6,8 @@
 #include <random>
 #include <set>
 
+#include "payments/map_history_test_util.h"
+
 namespace keel::payments {
 namespace {
 
@@ -580,34 +582,6 @@ TEST(OutboxReplay, TheSameCommandsGiveTheSameStateAndSchedule) {
 
 namespace keel::payments {
 namespace {
-
-// A history store in a map (the KvReader the outbox reads).
-class MapHistory final : public KvReader {
- public:
-  Status get(std::string_view key, std::optional<std::string>* out) const override {
-    const auto it = records.find(key);
-    *out = it == records.end() ? std::nullopt : std::optional<std::string>(it->second);
-    return Status::ok();
-  }
-  Status scan_range(std::string_view begin, std::string_view end, bool reverse,
-                    const KvScanFn& fn) const override {
-    if (begin >= end) return Status::ok();
-    const auto first = records.lower_bound(begin);
-    const auto last = records.lower_bound(end);
-    if (!reverse) {
-      for (auto it = first; it != last; ++it) {
-        if (!fn(it->first, it->second)) break;
-      }
-    } else {
-      for (auto it = last; it != first;) {
-        --it;
-        if (!fn(it->first, it->second)) break;
-      }
-    }
-    return Status::ok();
-  }
-  std::map<std::string, std::string, std::less<>> records;
-};
 
 // A list of `o` whatever tier its events are in.
 EventList list_any(const Outbox& o, const KvReader& history, size_t limit, std::string_view cursor,

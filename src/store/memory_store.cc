@@ -10,6 +10,11 @@ Status MemoryStore::write(const WriteBatch& batch) {
   }
   for (const auto& [key, value] : batch.puts) data_->records.insert_or_assign(key, value);
   for (const std::string& key : batch.deletes) data_->records.erase(key);
+  for (const auto& [begin, end] : batch.delete_ranges) {
+    if (begin < end) {
+      data_->records.erase(data_->records.lower_bound(begin), data_->records.lower_bound(end));
+    }
+  }
   if (batch.applied_seq > data_->applied_seq) data_->applied_seq = batch.applied_seq;
   ++data_->writes;
   return Status::ok();

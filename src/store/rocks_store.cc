@@ -34,6 +34,9 @@ class RocksStore final : public Store {
     rocksdb::WriteBatch b;
     for (const auto& [key, value] : batch.puts) b.Put(key, value);
     for (const std::string& key : batch.deletes) b.Delete(key);
+    for (const auto& [begin, end] : batch.delete_ranges) {
+      if (begin < end) b.DeleteRange(begin, end);
+    }
     const uint64_t applied = std::max(batch.applied_seq, applied_.load());
     b.Put(kAppliedSeqKey, encode_seq(applied));
     rocksdb::WriteOptions w;

@@ -18,15 +18,16 @@
 namespace keel::store {
 
 // One durable write to the history store: records to put, keys to delete (history past its
-// retention), and the journal sequence the store reaches with them (every record moved out by
-// commits up to `applied_seq` is in the store once the write succeeds). Puts of a key already
-// stored carry the same bytes (history is immutable), so writing a batch again (replay after a
-// crash) changes nothing; deleting a key that is absent is no error. Puts apply before deletes,
-// and the whole batch is atomic.
+// retention: keys, and ranges of keys), and the journal sequence the store reaches with them (every
+// record moved out by commits up to `applied_seq` is in the store once the write succeeds). Puts of
+// a key already stored carry the same bytes (history is immutable), so writing a batch again
+// (replay after a crash) changes nothing; deleting a key that is absent is no error. Puts apply
+// before deletes, and the whole batch is atomic.
 struct WriteBatch {
   std::vector<std::pair<std::string, std::string>> puts;
   uint64_t applied_seq = 0;
   std::vector<std::string> deletes;
+  std::vector<std::pair<std::string, std::string>> delete_ranges;  // [begin, end) each
 };
 
 using ScanFn = KvScanFn;

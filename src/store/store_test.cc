@@ -72,6 +72,10 @@ void check_contract(Store& s) {
   ASSERT_TRUE(s.write({{{"t3", "three"}}, 8, {"t1", "t3", "t9"}}).is_ok());
   EXPECT_EQ(keys_under(s, "t"), (std::vector<std::string>{"t2"}));
   EXPECT_EQ(s.applied_seq(), 8u);
+  // Range deletions: [begin, end); an empty or inverted range deletes nothing.
+  ASSERT_TRUE(s.write({{{"r1", "1"}, {"r2", "2"}, {"r3", "3"}}, 8}).is_ok());
+  ASSERT_TRUE(s.write({{}, 8, {}, {{"r1", "r3"}, {"r3", "r3"}, {"z", "a"}}}).is_ok());
+  EXPECT_EQ(keys_under(s, "r"), (std::vector<std::string>{"r3"}));
 }
 
 TEST(MemoryStore, KeepsTheContractAndFailsAWriteOnDemand) {
