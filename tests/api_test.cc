@@ -706,6 +706,37 @@ TEST_F(ApiTest, StopAnswersRequestsInFlight) {
   EXPECT_GT(answered.load(), 0);
 }
 
+// keeld above its memory budget (1 MiB: it is above it from the start) answers new work 503
+// over_capacity with Retry-After, keeps answering reads, and shows it in status and metrics.
+TEST_F(ApiTest, AboveTheMemoryBudgetNewWorkIsA503OverCapacity) {
+  const testing::TempDir dir;
+  const auto config = dir.path() / "keeld.toml";
+  std::ofstream(config) << "[engine]\nmemory_max_mb = 1\ntick_interval_ms = 10\n";
+  start(testing::KeeldOptions{.extra_args = {"--config", config.string()}});
+  HttpResponse res;
+  for (int i = 0; i < 500; ++i) {  // the first check comes within a tick
+    res = call("POST", "/v1/accounts", R"({"id":"a","currency":"USD"})");
+    if (res.status == 503) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(res.status, 503u) << res.body;
+  EXPECT_EQ(res.header("Retry-After"), "1");
+  EXPECT_NE(res.body.find(R"("code":"over_capacity")"), std::string::npos) << res.body;
+  EXPECT_NE(res.body.find("memory_max_mb"), std::string::npos) << res.body;
+  res = call("POST", "/v1/customers", R"({"name":"Ann"})");
+  EXPECT_EQ(res.status, 503u) << res.body;
+  EXPECT_EQ(call("GET", "/v1/accounts/nobody").status, 404u);  // reads go on
+  const json::object status = ok("GET", "/v1/admin/status");
+  const json::object& memory = status.at("memory").as_object();
+  EXPECT_TRUE(memory.at("over_capacity").as_bool());
+  EXPECT_EQ(memory.at("max_bytes").as_int64(), 1 << 20);
+  EXPECT_GT(memory.at("resident_bytes").as_int64(), 1 << 20);
+  EXPECT_GE(memory.at("refused").as_int64(), 2);
+  const std::string metrics = call("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("\nkeel_over_capacity 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\nkeel_memory_budget_bytes 1048576\n"), std::string::npos);
+}
+
 // With a one-command queue, concurrent writers may be refused: every refusal must be a clean
 // 503 overloaded with Retry-After, never a hang or a broken answer.
 TEST_F(ApiTest, OverloadIsA503WithRetryAfter) {

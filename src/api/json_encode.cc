@@ -172,6 +172,14 @@ json::object status_to_json(const engine::EngineStatus& s, bool full, bool healt
   } else {
     out["history"] = nullptr;  // every transfer in memory ([engine] history = "memory")
   }
+  if (s.memory_max_bytes > 0) {
+    out["memory"] = json::object{{"resident_bytes", s.memory_resident_bytes},
+                                 {"max_bytes", s.memory_max_bytes},
+                                 {"over_capacity", s.over_capacity},
+                                 {"refused", s.refused_over_capacity}};
+  } else {
+    out["memory"] = nullptr;  // no budget ([engine] memory_max_mb = 0)
+  }
   if (full) {
     out["state_hash"] = hash_to_hex(s.state_hash);
     out["invariants_ok"] = s.invariants_ok;

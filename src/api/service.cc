@@ -178,6 +178,16 @@ std::string metrics_text(const engine::EngineStatus& s) {
          s.history_write_failures);
   metric("keel_history_store_bytes", "gauge", "The history store's size on disk.",
          s.history_disk_bytes);
+  metric("keel_memory_resident_bytes", "gauge",
+         "keeld's resident memory as the budget last read it (0 without a budget).",
+         s.memory_resident_bytes);
+  metric("keel_memory_budget_bytes", "gauge", "[engine] memory_max_mb in bytes (0: none).",
+         s.memory_max_bytes);
+  metric("keel_over_capacity", "gauge",
+         "1 while resident memory is above the budget and new work is refused (alert).",
+         s.over_capacity ? 1 : 0);
+  metric("keel_over_capacity_refused_total", "counter",
+         "Requests for new work refused with over_capacity since start.", s.refused_over_capacity);
   metric("keel_payments", "gauge", "Payments stored.", s.payments.payments);
   metric("keel_payments_in_review", "gauge",
          "Payments, refunds, top-ups and payouts flagged for review, any reason (alert when > 0).",

@@ -39,6 +39,11 @@ inline ApiError engine_error(engine::EngineError e) {
   if (e == engine::EngineError::overloaded) {
     return make_error(ErrorCode::overloaded, "the server is overloaded; retry later");
   }
+  if (e == engine::EngineError::over_capacity) {
+    return make_error(ErrorCode::over_capacity,
+                      "keeld's memory is above its budget (memory_max_mb): no new work until "
+                      "what is open drains to disk; retry later");
+  }
   if (e == engine::EngineError::read_only) {
     return make_error(ErrorCode::read_only,
                       "keel is in read-only mode: no new writes (reads and work already started "

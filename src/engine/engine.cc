@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -13,6 +14,7 @@
 #include <variant>
 
 #include <fcntl.h>
+#include <unistd.h>
 #include "core/assert.h"
 
 #include "engine/history.h"
@@ -111,6 +113,37 @@ bool is_write(const Command& c) {
 bool answered_after_failure(const Command& c) {
   return !is_write(c) && !std::holds_alternative<TakeSnapshot>(c) &&
          !std::holds_alternative<GetChannels>(c) && !std::holds_alternative<Backup>(c);
+}
+
+// New work, which the memory budget refuses (EngineOptions::memory_max_bytes): what creates an
+// object. Whatever finishes an object already there goes on.
+bool is_new_work(const Command& c) {
+  if (std::holds_alternative<CreateAccounts>(c) || std::holds_alternative<CreateTransfers>(c)) {
+    return true;
+  }
+  const auto* p = std::get_if<PaymentsCommand>(&c);
+  if (p == nullptr) return false;
+  switch (p->command.kind()) {
+    case payments::CommandKind::create_customer:
+    case payments::CommandKind::create_merchant:
+    case payments::CommandKind::create_payment:
+    case payments::CommandKind::create_refund:
+    case payments::CommandKind::create_topup:
+    case payments::CommandKind::create_payout:
+    case payments::CommandKind::create_wallet_transfer:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The process's resident memory, from /proc/self/statm (0 if it cannot be read).
+uint64_t resident_bytes_of_process() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t pages = 0;
+  uint64_t resident = 0;
+  if (!(statm >> pages >> resident)) return 0;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 // Answers a command with an engine error and no value.
@@ -228,6 +261,11 @@ struct Engine::Impl {
   std::deque<Command> queue;  // guarded by mutex
   bool stopping = false;      // guarded by mutex
   std::atomic<bool> healthy{true};
+  // The memory budget: set by the writer (check_memory), read by every submit.
+  std::atomic<bool> over_capacity{false};
+  std::atomic<uint64_t> refused_over_capacity{0};
+  std::atomic<uint64_t> resident{0};  // last read
+  std::chrono::steady_clock::time_point last_memory_check;
   std::thread writer;
   // Writer thread: after a journal failure, whether `state` was rebuilt from the storage (then
   // reads are answered from it) or not (then they are refused too).
@@ -288,6 +326,12 @@ struct Engine::Impl {
         fail(c, EngineError::overloaded);
         return;
       }
+      if (over_capacity.load(std::memory_order_relaxed) && is_new_work(c)) {
+        lock.unlock();
+        refused_over_capacity.fetch_add(1, std::memory_order_relaxed);
+        fail(c, EngineError::over_capacity);
+        return;
+      }
       queue.push_back(std::move(c));
     }
     wake.notify_one();
@@ -320,6 +364,9 @@ struct Engine::Impl {
   void apply_write(Command& c);
   void answer_read(Command& c);
   void maybe_tick();
+  // Reads resident memory every tick_interval_ms and turns the refusal of new work on above the
+  // budget, off below 95 % of it.
+  void check_memory();
   void apply_payments(PaymentsCommand& c);
   // Routing around a payments command: the decision it needs before it is applied, then what
   // its PSP calls and answers teach the router (transitions journaled at once).
@@ -597,6 +644,12 @@ void Engine::Impl::answer_read(Command& c) {
             std::lock_guard lock(mutex);
             s.queue_depth = queue.size();
           }
+          if (options.memory_max_bytes > 0) {
+            s.memory_resident_bytes = resident.load();
+            s.memory_max_bytes = options.memory_max_bytes;
+            s.over_capacity = over_capacity.load();
+            s.refused_over_capacity = refused_over_capacity.load();
+          }
           if (cmd.full) {
             s.ledger_memory_bytes = ledger.memory_bytes();
             const auto inv = ledger.check_invariants();
@@ -622,6 +675,31 @@ void Engine::Impl::answer_read(Command& c) {
         }
       },
       c);
+}
+
+void Engine::Impl::check_memory() {
+  if (options.memory_max_bytes == 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_memory_check < std::chrono::milliseconds(options.tick_interval_ms)) return;
+  last_memory_check = now;
+  const uint64_t bytes =
+      options.resident_bytes ? options.resident_bytes() : resident_bytes_of_process();
+  resident.store(bytes, std::memory_order_relaxed);
+  const uint64_t max = options.memory_max_bytes;
+  const auto mib = [](uint64_t b) { return std::to_string(b >> 20) + " MiB"; };
+  if (!over_capacity.load() && bytes > max) {
+    over_capacity.store(true);
+    log(LogLevel::warn, "memory budget: resident " + mib(bytes) + " is above memory_max_mb (" +
+                            mib(max) +
+                            "): new work is refused with over_capacity until it is "
+                            "below 95 % of it");
+  } else if (over_capacity.load() && bytes < max / 100 * 95) {
+    over_capacity.store(false);
+    log(LogLevel::info, "memory budget: resident " + mib(bytes) + " is below 95 % of " + mib(max) +
+                            ": new work is taken again (" +
+                            std::to_string(refused_over_capacity.load()) +
+                            " requests refused since start)");
+  }
 }
 
 // Journals a tick when a hold's deadline has passed and no command came to expire it.
@@ -1087,6 +1165,7 @@ void Engine::Impl::run() {
       }
     }
     maybe_tick();
+    check_memory();
     if (!commit_batch(batch)) {
       serve_reads_until_stop();
       break;

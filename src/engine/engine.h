@@ -56,6 +56,16 @@ struct EngineOptions {
   // move there, so `keel store rebuild` can rebuild the store. Empty: they are deleted.
   std::filesystem::path archive_dir;
   size_t store_cache_mb = 64;  // RocksDB's block cache
+  // The memory budget ([engine] memory_max_mb; 0: none). While the process's resident memory
+  // (RocksDB's block cache and memtables included) is above it, new work is refused with
+  // EngineError::over_capacity: creating accounts, transfers, customers, merchants, payments,
+  // refunds, top-ups, payouts and wallet transfers. Everything that finishes what is open goes
+  // on (confirms, captures, cancels, PSP results, merchant webhooks, reads), and so does the
+  // history tier, which is what brings memory down. It is taken again below 95 % of the budget.
+  // Checked every tick_interval_ms; each crossing is logged.
+  uint64_t memory_max_bytes = 0;
+  // How resident memory is read (tests inject one); empty: /proc/self/statm.
+  std::function<uint64_t()> resident_bytes;
   // Commands waiting for the writer; a submit beyond this is refused (HTTP 503).
   size_t queue_capacity = 16384;
   // Most ledger events (accounts + transfers) applied in one group commit.
@@ -94,6 +104,8 @@ enum class EngineError : uint8_t {
   unavailable,  // stopping, or the journal failed and the engine stopped writing (HTTP 503;
                 // see Engine::healthy)
   read_only,    // a ledger write while an operator holds keel in read-only mode (HTTP 503)
+  over_capacity,  // new work while memory is above its budget (EngineOptions::memory_max_bytes;
+                  // HTTP 503)
 };
 
 template <typename T>
@@ -135,6 +147,12 @@ struct EngineStatus {
   uint64_t history_write_failures = 0;
   uint64_t history_applied_seq = 0;
   uint64_t history_disk_bytes = 0;
+  // The memory budget (all zero without one): the resident memory last read, the budget,
+  // whether new work is refused now, and how much was refused since start.
+  uint64_t memory_resident_bytes = 0;
+  uint64_t memory_max_bytes = 0;
+  bool over_capacity = false;
+  uint64_t refused_over_capacity = 0;
 };
 
 // A routing channel as GET /v1/channels shows it: definition, live state, and its breaker's

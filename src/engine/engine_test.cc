@@ -818,6 +818,62 @@ struct TransferReads {
   }
 };
 
+// Above its memory budget the engine refuses new work (never an out-of-memory kill), lets what
+// is open finish, says so in a log line and its status, and takes new work again once memory is
+// below 95 % of the budget.
+TEST_F(EngineTest, AboveTheMemoryBudgetNewWorkIsRefusedAndOpenWorkFinishes) {
+  std::atomic<uint64_t> resident{100};
+  std::vector<std::string> lines;
+  std::mutex mu;
+  EngineOptions o;
+  o.memory_max_bytes = 1000;
+  o.resident_bytes = [&resident] { return resident.load(); };
+  o.tick_interval_ms = 5;
+  o.log = [&](LogLevel, std::string_view line) {
+    std::lock_guard lock(mu);
+    if (line.find("memory budget") != std::string::npos) lines.emplace_back(line);
+  };
+  auto e = open(o);
+  accounts(*e, {account("a"), account("b")});
+  ASSERT_TRUE(pay_command(*e, merchant_command()).ok());
+  ASSERT_TRUE(pay_command(*e, payment_command("pay_open")).ok());
+  resident = 1001;
+  ASSERT_TRUE(wait_until(*e, [](const EngineStatus& s) { return s.over_capacity; }));
+  const auto refused = [&](auto call) {
+    return wait_for<std::vector<CreateTransferResult>>(call).error == EngineError::over_capacity;
+  };
+  EXPECT_TRUE(refused([&](auto cb) { e->create_transfers({transfer("t1", "a", "b", 1)}, cb); }));
+  const auto new_account = wait_for<std::vector<ledger::CreateAccountResult>>(
+      [&](auto cb) { e->create_accounts({account("c")}, std::move(cb)); });
+  EXPECT_EQ(new_account.error, EngineError::over_capacity);
+  const auto new_payment = wait_for<payments::Reply>(
+      [&](auto cb) { e->payments_command(payment_command("pay_new"), 0, std::move(cb)); });
+  EXPECT_EQ(new_payment.error, EngineError::over_capacity);
+  // What is open goes on: the payment created before is confirmed and answered.
+  EXPECT_TRUE(pay_command(*e, confirm_command("pay_open", "k1"), 1).ok());
+  EXPECT_TRUE(
+      pay_command(*e, answer_command("pay_open_a1", payments::AttemptStatus::approved, 5)).ok());
+  EXPECT_NE(payment_json(*e, "pay_open").find(R"("status":"succeeded")"), std::string::npos);
+  EngineStatus s = status(*e);
+  EXPECT_TRUE(s.over_capacity);
+  EXPECT_EQ(s.memory_max_bytes, 1000u);
+  EXPECT_EQ(s.memory_resident_bytes, 1001u);
+  EXPECT_EQ(s.refused_over_capacity, 3u);
+  EXPECT_FALSE(transfer_of(*e, "t1"));
+  // Below the budget but above 95 % of it: still refused (no flapping at the line).
+  resident = 960;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(status(*e).over_capacity);
+  resident = 949;
+  ASSERT_TRUE(wait_until(*e, [](const EngineStatus& st) { return !st.over_capacity; }));
+  EXPECT_EQ(transfers(*e, {transfer("t1", "a", "b", 1)})[0], CreateTransferResult::ok);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("above memory_max_mb"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("new work is taken again (3 requests refused"), std::string::npos)
+      << lines[1];
+}
+
 class HistoryTest : public EngineOnMemoryTest {
  protected:
   // Every page of the merchant events for a few filters and page sizes, following cursors.

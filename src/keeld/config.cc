@@ -69,7 +69,7 @@ std::string apply_sections(const toml::table& doc, KeeldConfig* c) {
     error = unknown_key(
         e, "engine.",
         {"queue_capacity", "batch_events_max", "snapshot_interval_events", "segment_bytes_max",
-         "tick_interval_ms", "history", "store_cache_mb", "archive_dir"});
+         "tick_interval_ms", "history", "store_cache_mb", "archive_dir", "memory_max_mb"});
   }
   if (!error.empty()) return error;
   const bool ok =
@@ -90,6 +90,10 @@ std::string apply_sections(const toml::table& doc, KeeldConfig* c) {
     return "engine.history must be \"store\" (history on disk) or \"memory\"";
   }
   c->engine.history_in_memory = history == "memory";
+  uint64_t memory_max_mb = c->engine.memory_max_bytes >> 20;
+  if (!read_int(e, "memory_max_mb", "engine.", &memory_max_mb, 0, &error)) return error;
+  if (memory_max_mb > (uint64_t{1} << 24)) return "engine.memory_max_mb must be at most 16777216";
+  c->engine.memory_max_bytes = memory_max_mb << 20;
   std::string archive = c->engine.archive_dir.string();
   if (!read_string(e, "archive_dir", &archive, &error)) return error;
   c->engine.archive_dir = archive;

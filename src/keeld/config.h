@@ -44,7 +44,8 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //   [engine]  queue_capacity, batch_events_max, snapshot_interval_events,
 //             segment_bytes_max, tick_interval_ms, history = "store" (default: final
 //             transfers in data/store) | "memory", store_cache_mb, archive_dir (journal
-//             segments past retention move there instead of being deleted)
+//             segments past retention move there instead of being deleted), memory_max_mb
+//             (0: no budget; above it new work answers 503 over_capacity)
 //   [payments] default_channel, settle_wait_ms, idempotency_ttl_s, confirmation_deadline_s,
 //             processing_deadline_s, capture_deadline_s, resolve_initial_ms, resolve_max_ms
 //   [channels.NAME]  url = "http://HOST:PORT", psp (default NAME), api_key, webhook_secret,

@@ -73,6 +73,20 @@ TEST(ApplyToml, HistoryIsStoreOrMemory) {
   EXPECT_FALSE(apply_toml("[engine]\nstore_cache_mb = 0\n", "keeld.toml", &c).is_ok());
 }
 
+TEST(ApplyToml, MemoryMaxMbIsABudgetInMebibytesOrNone) {
+  KeeldConfig c;
+  EXPECT_EQ(c.engine.memory_max_bytes, 0u);  // no budget by default
+  ASSERT_TRUE(apply_toml("[engine]\nmemory_max_mb = 512\n", "keeld.toml", &c).is_ok());
+  EXPECT_EQ(c.engine.memory_max_bytes, uint64_t{512} << 20);
+  for (const char* bad : {"-1", "16777217", "\"1G\"", "1.5"}) {
+    const Status s =
+        apply_toml(std::string("[engine]\nmemory_max_mb = ") + bad + "\n", "keeld.toml", &c);
+    ASSERT_FALSE(s.is_ok()) << bad;
+    EXPECT_NE(s.message().find("memory_max_mb"), std::string::npos) << s.message();
+    EXPECT_EQ(c.engine.memory_max_bytes, uint64_t{512} << 20) << bad;  // unchanged
+  }
+}
+
 TEST(ApplyToml, RoutingChannelsAndSettings) {
   KeeldConfig c;
   const Status s = apply_toml(R"(
