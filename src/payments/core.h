@@ -190,6 +190,7 @@ class PaymentsCore {
   }
   void set_history(const KvReader* history) {
     history_ = history;
+    outbox_.track_final(history != nullptr);
     idempotency_.set_history(history);
   }
   // What of the history store no state from now on needs: the merchant events below

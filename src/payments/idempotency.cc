@@ -143,7 +143,7 @@ CompleteResult IdempotencyStore::complete(std::string_view client, std::string_v
   r.response = std::move(response);
   r.expires_at = now + ttl_s_ * kNanosPerSecond;
   expiry_.insert({r.expires_at, it->first});
-  final_.emplace_back(r.expires_at, it->first);
+  if (history_ != nullptr) final_.emplace_back(r.expires_at, it->first);
   return CompleteResult::ok;
 }
 
@@ -172,6 +172,13 @@ size_t IdempotencyStore::expire(Timestamp now) {
     ++n;
   }
   return n;
+}
+
+void IdempotencyStore::set_history(const KvReader* history) {
+  history_ = history;
+  // Every completed record in memory is handed out (again), in expiry order as they completed.
+  final_.clear();
+  if (history_ != nullptr) final_.assign(expiry_.begin(), expiry_.end());
 }
 
 std::optional<Timestamp> IdempotencyStore::next_expiry() const {
@@ -338,10 +345,7 @@ Status IdempotencyStore::decode(std::string_view bytes, IdempotencyStore* out) {
     if (!ok) return Status::error("idempotency store: record " + std::to_string(i) + " malformed");
     rec.completed = completed == 1;
     rec.response.body.assign(body);
-    if (rec.completed) {
-      s.expiry_.insert({rec.expires_at, k});
-      s.final_.emplace_back(rec.expires_at, k);
-    }
+    if (rec.completed) s.expiry_.insert({rec.expires_at, k});
     if (!s.records_.emplace(std::move(k), std::move(rec)).second) {
       return Status::error("idempotency store: duplicate key");
     }
@@ -364,8 +368,6 @@ Status IdempotencyStore::decode(std::string_view bytes, IdempotencyStore* out) {
     }
   }
   if (!r.at_end()) return Status::error("idempotency store: trailing bytes");
-  // Handed out in expiry order (take_final), as they completed.
-  std::sort(s.final_.begin(), s.final_.end());
   *out = std::move(s);
   return Status::ok();
 }

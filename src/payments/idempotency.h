@@ -100,11 +100,12 @@ class IdempotencyStore {
   [[nodiscard]] std::optional<Timestamp> next_expiry() const;
   [[nodiscard]] int64_t ttl_s() const { return ttl_s_; }
 
-  // History. The store the records in history are read from (null: none; set it before any
-  // call that may meet one).
-  void set_history(const KvReader* history) { history_ = history; }
-  // Appends the store record of every record completed since the last call (each once; all
-  // completed records again after decode) to `puts`, and its key to `keys`.
+  // History. The store the records in history are read from (null: none, and take_final() then
+  // has nothing: no record is collected for it). Set it before any call that may meet one; it
+  // makes every completed record in memory due for take_final() again.
+  void set_history(const KvReader* history);
+  // Appends the store record of every record completed since the last call (each once) to
+  // `puts`, and its key to `keys`.
   void take_final(std::vector<std::pair<std::string, std::string>>* puts,
                   std::vector<std::string>* keys);
   // Drops from memory the records of `keys` (store keys from take_final, now durable) that are

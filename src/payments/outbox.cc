@@ -325,7 +325,13 @@ void Outbox::insert(Entry entry) {
 }
 
 void Outbox::note_if_final(const Entry& e) {
-  if (is_final(e.stored.delivery.state)) final_.push_back(e.seq);
+  if (tracking_final_ && is_final(e.stored.delivery.state)) final_.push_back(e.seq);
+}
+
+void Outbox::track_final(bool on) {
+  final_.clear();
+  tracking_final_ = on;
+  for (const auto& [seq, e] : events_) note_if_final(e);
 }
 
 void Outbox::drop(uint64_t seq) {
@@ -798,7 +804,6 @@ Status Outbox::decode(std::string_view bytes, Outbox* out) {
       return Status::error("outbox: event " + std::to_string(i) + " malformed or inconsistent");
     }
     if (!with_history) s.created_.push_back(ev.created_at);
-    s.note_if_final(e);
     s.insert(std::move(e));
   }
   if (!r.at_end()) return Status::error("outbox: trailing bytes");

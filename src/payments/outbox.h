@@ -257,8 +257,11 @@ class Outbox {
   // lists).
   [[nodiscard]] const StoredEvent* find(std::string_view event_id) const;
 
-  // History. take_final() appends the store records of each event that became final since the
-  // last call (each once; all again after decode) to `puts`, and their seqs to `seqs`.
+  // History. track_final(true) (off by default, and in a decoded outbox: with no history store
+  // nothing is collected) makes take_final() hand out every event in memory that is final or
+  // becomes final: it appends the store records of each (once) to `puts`, and their seqs to
+  // `seqs`.
+  void track_final(bool on);
   // make_cold() drops from memory the events of `seqs` that are still stored (those durable in
   // the store); seqs of events already gone are ignored.
   void take_final(std::vector<std::pair<std::string, std::string>>* puts,
@@ -336,6 +339,7 @@ class Outbox {
   std::deque<Timestamp> created_;
   // In-memory events whose delivery became final, not yet handed out by take_final() (not state).
   std::vector<uint64_t> final_;
+  bool tracking_final_ = false;  // track_final() (not state)
 };
 
 // The event as JSON, exactly as delivered and listed: {"id":..,"type":..,"created_at":"RFC 3339

@@ -646,6 +646,7 @@ TEST(OutboxHistory, ListsEncodingsAndExpiryAnswerTheSameWhereverTheEventsAre) {
   for (uint32_t seed = 1; seed <= 8; ++seed) {
     std::mt19937 rng(seed);
     Outbox a;
+    a.track_final(true);
     ASSERT_EQ(a.set_endpoint("m_1", kUrl, "s"), OutboxResult::ok);
     Timestamp now = kT0;
     const std::vector<std::string> merchants = {"m_1", "m_2", "m_3"};
@@ -732,6 +733,9 @@ TEST(OutboxHistory, OnlyFinalEventsAreHandedOutEachOnceAndAgainAfterADecode) {
   std::vector<std::pair<std::string, std::string>> puts;
   std::vector<uint64_t> seqs;
   o.take_final(&puts, &seqs);
+  EXPECT_TRUE(seqs.empty());  // nothing is collected without a history tier
+  o.track_final(true);
+  o.take_final(&puts, &seqs);
   EXPECT_EQ(seqs, (std::vector<uint64_t>{2}));
   EXPECT_EQ(puts.size(), 5u);  // the record and its four index records
   EXPECT_EQ(puts[0].first, event_key(2));
@@ -744,6 +748,9 @@ TEST(OutboxHistory, OnlyFinalEventsAreHandedOutEachOnceAndAgainAfterADecode) {
   Outbox d;
   ASSERT_TRUE(Outbox::decode(encoded(o), &d).is_ok());
   seqs.clear();
+  d.take_final(&puts, &seqs);
+  EXPECT_TRUE(seqs.empty());
+  d.track_final(true);
   d.take_final(&puts, &seqs);
   EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2}));
   d.make_cold({1, 2, 7});  // 7: no such event, ignored
