@@ -114,6 +114,8 @@ int main(int argc, char** argv) {
                      "routing on: each confirm asks the router and journals its decision");
   payments->add_flag("--history-in-memory", payments_options.history_in_memory,
                      "keep every ledger transfer in memory (no history store)");
+  payments->add_flag("--snapshot-restart", payments_options.snapshot_restart,
+                     "after the run: time a snapshot and a restart of keeld");
   payments->add_option("--data", payments_options.data_dir,
                        "parent of the spawned keeld's data dir (a real disk)");
 #endif

@@ -267,6 +267,30 @@ std::vector<Row> measure(testing::PaymentsStack& stack, const PaymentsBenchOptio
   return rows;
 }
 
+// A snapshot of the state the run left (how long the request took, the file's size), then a
+// restart of keeld on the same data: stop and start until it listens again (recovery from that
+// snapshot, the history store opened, open attempts handed to the resolver).
+void snapshot_and_restart(testing::PaymentsStack& stack, Row* row) {
+  const auto began = Clock::now();
+  const testing::JsonResponse snap = stack.post("/v1/admin/snapshot", "");
+  if (snap.status != 200) throw std::runtime_error("snapshot: " + snap.text);
+  const double snapshot_s = std::chrono::duration<double>(Clock::now() - began).count();
+  uint64_t snapshot_bytes = 0;
+  for (const auto& f : fs::directory_iterator(stack.data_dir())) {
+    if (f.path().extension() == ".snap") snapshot_bytes = std::max(snapshot_bytes, f.file_size());
+  }
+  const auto stopped = Clock::now();
+  if (Status s = stack.restart_keeld(/*kill9=*/false); !s.is_ok()) {
+    throw std::runtime_error("restart: " + s.message());
+  }
+  const double restart_s = std::chrono::duration<double>(Clock::now() - stopped).count();
+  row->extra.emplace_back("snapshot request seconds", snapshot_s);
+  row->extra.emplace_back("snapshot MiB", static_cast<double>(snapshot_bytes) / (1 << 20));
+  row->extra.emplace_back("restart seconds (stop, start until listening)", restart_s);
+  row->extra.emplace_back("keeld resident MiB after the restart",
+                          resident_mib(stack.keeld().pid()));
+}
+
 }  // namespace
 
 std::vector<Row> run_payments_bench(const PaymentsBenchOptions& o) {
@@ -290,6 +314,7 @@ std::vector<Row> run_payments_bench(const PaymentsBenchOptions& o) {
   const bool invariants_ok = status.at("invariants_ok").as_bool();
   rows[0].extra.emplace_back("invariants ok (1 yes, 0 no)", invariants_ok ? 1.0 : 0.0);
   rows[0].extra.emplace_back("keeld resident MiB at the end", resident_mib(stack->keeld().pid()));
+  if (o.snapshot_restart) snapshot_and_restart(*stack, &rows[0]);
   const int code = stack->keeld().stop();
   if (code != 0) throw std::runtime_error("keeld exited with " + std::to_string(code));
   if (!invariants_ok)

@@ -26,6 +26,9 @@ struct PaymentsBenchOptions {
   bool routing = false;
   // [engine] history = "memory": every ledger transfer stays in memory (no history store).
   bool history_in_memory = false;
+  // After the run: a snapshot (its duration and size) and a restart of keeld on the same data
+  // (stop and start until it listens again; its resident memory then).
+  bool snapshot_restart = false;
 };
 
 // Card payments end to end: keeld and keel-psp-sim (PSP cardco, zero latency, journal on) run as
