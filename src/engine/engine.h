@@ -100,10 +100,10 @@ struct EngineOptions {
 // Why a command got no answer from the state machine.
 enum class EngineError : uint8_t {
   ok = 0,
-  overloaded,   // the command queue is full; retry later (HTTP 503)
-  unavailable,  // stopping, or the journal failed and the engine stopped writing (HTTP 503;
-                // see Engine::healthy)
-  read_only,    // a ledger write while an operator holds keel in read-only mode (HTTP 503)
+  overloaded,     // the command queue is full; retry later (HTTP 503)
+  unavailable,    // stopping, or the journal failed and the engine stopped writing (HTTP 503;
+                  // see Engine::healthy)
+  read_only,      // a ledger write while an operator holds keel in read-only mode (HTTP 503)
   over_capacity,  // new work while memory is above its budget (EngineOptions::memory_max_bytes;
                   // HTTP 503)
 };
