@@ -24,11 +24,15 @@ uint64_t key_hash(std::string_view client, std::string_view key) {
   return siphash13(kKeyHashKey, input);
 }
 
-// The start of every store key of records with this expiry and hash.
-std::string record_key_prefix(Timestamp expires_at, uint64_t hash) {
+// The store key of a record (idempotency_record_key, with the key's hash computed already).
+std::string record_key(Timestamp expires_at, uint64_t hash, std::string_view client,
+                       std::string_view key) {
   std::string k(kIdempotencyRecordPrefix);
   append_be64(&k, static_cast<uint64_t>(expires_at));
   append_be64(&k, hash);
+  k += client;
+  k += '\0';
+  k += key;
   return k;
 }
 
@@ -56,11 +60,7 @@ constexpr uint16_t stored_status(bool completed) { return completed ? 200 : 0; }
 
 std::string idempotency_record_key(Timestamp expires_at, std::string_view client,
                                    std::string_view key) {
-  std::string k = record_key_prefix(expires_at, key_hash(client, key));
-  k += client;
-  k += '\0';
-  k += key;
-  return k;
+  return record_key(expires_at, key_hash(client, key), client, key);
 }
 
 bool is_valid_idempotency_key(std::string_view key) {
@@ -98,7 +98,7 @@ std::optional<IdempotencyStore::Record> IdempotencyStore::read_cold(
     if (alive_at && it->second <= *alive_at) continue;  // expired, not yet forgotten
     KEEL_ASSERT(history_ != nullptr);
     std::optional<std::string> value;
-    const std::string store_key = idempotency_record_key(it->second, client, key);
+    const std::string store_key = record_key(it->second, hash, client, key);
     const Status s = history_->get(store_key, &value);
     // Only a hash collision with another key of the same expiry finds nothing.
     KEEL_ASSERT(s.is_ok());

@@ -37,39 +37,27 @@ Status MemoryStore::get(std::string_view key, std::optional<std::string>* out) c
 }
 
 // Scans copy a few records at a time and call `fn` without the lock, so that `fn` may read the
-// store (as it may with RocksDB's iterators).
-Status MemoryStore::scan(std::string_view prefix, const ScanFn& fn) const {
-  std::string end(prefix);
-  while (!end.empty() && static_cast<uint8_t>(end.back()) == 0xFF) end.pop_back();
-  if (end.empty()) {
-    end.assign(64, static_cast<char>(0xFF));  // every key in the tests sorts below
-  } else {
-    end.back() = static_cast<char>(end.back() + 1);
-  }
-  return scan_range(prefix, end, false, fn);
-}
-
-Status MemoryStore::scan_range(std::string_view begin, std::string_view end, bool reverse,
-                               const ScanFn& fn) const {
+// store (as it may with RocksDB's iterators). From `from` (reverse: from the key below it) while
+// `in_range` holds.
+Status MemoryStore::visit(std::string from, bool reverse,
+                          const std::function<bool(std::string_view)>& in_range,
+                          const ScanFn& fn) const {
   constexpr size_t kChunk = 64;
-  if (begin >= end) return Status::ok();
-  std::string from(reverse ? end : begin);  // the next key to visit (reverse: the one above)
   for (;;) {
     std::vector<std::pair<std::string, std::string>> chunk;
     {
       std::lock_guard lock(data_->mu);
-      if (!reverse) {
-        for (auto it = data_->records.lower_bound(from);
-             it != data_->records.end() && it->first < end && chunk.size() < kChunk; ++it) {
-          chunk.emplace_back(it->first, it->second);
-        }
-      } else {
-        for (auto it = data_->records.lower_bound(from);
-             it != data_->records.begin() && chunk.size() < kChunk;) {
+      auto it = data_->records.lower_bound(from);
+      while (chunk.size() < kChunk) {
+        if (reverse) {
+          if (it == data_->records.begin()) break;
           --it;
-          if (it->first < begin) break;
-          chunk.emplace_back(it->first, it->second);
+        } else if (it == data_->records.end()) {
+          break;
         }
+        if (!in_range(it->first)) break;
+        chunk.emplace_back(it->first, it->second);
+        if (!reverse) ++it;
       }
     }
     if (chunk.empty()) return Status::ok();
@@ -79,6 +67,20 @@ Status MemoryStore::scan_range(std::string_view begin, std::string_view end, boo
     from = chunk.back().first;
     if (!reverse) from.push_back('\0');  // the least key above it
   }
+}
+
+Status MemoryStore::scan(std::string_view prefix, const ScanFn& fn) const {
+  return visit(
+      std::string(prefix), false,
+      [prefix](std::string_view key) { return key.starts_with(prefix); }, fn);
+}
+
+Status MemoryStore::scan_range(std::string_view begin, std::string_view end, bool reverse,
+                               const ScanFn& fn) const {
+  if (begin >= end) return Status::ok();
+  return visit(
+      std::string(reverse ? end : begin), reverse,
+      [begin, end](std::string_view key) { return key >= begin && key < end; }, fn);
 }
 
 Status MemoryStore::checkpoint(const std::filesystem::path& dir) const {

@@ -91,6 +91,9 @@ class MemoryStore final : public Store {
   Status checkpoint(const std::filesystem::path& dir) const override;
 
  private:
+  Status visit(std::string from, bool reverse,
+               const std::function<bool(std::string_view)>& in_range, const ScanFn& fn) const;
+
   std::shared_ptr<MemoryStoreData> data_;
 };
 
