@@ -168,6 +168,10 @@ std::string metrics_text(const engine::EngineStatus& s) {
   metric("keel_history_idempotency_keys_moved_total", "counter",
          "Completed idempotency records written to the history store since start.",
          s.history_keys_moved);
+  metric("keel_history_payments_moved_total", "counter",
+         "Payment records (a payment at rest, each time it comes to rest) written to the history "
+         "store since start.",
+         s.history_payments_moved);
   metric("keel_history_events_deleted_total", "counter",
          "Expired merchant events deleted from the history store since start.",
          s.history_events_deleted);
@@ -189,6 +193,9 @@ std::string metrics_text(const engine::EngineStatus& s) {
   metric("keel_over_capacity_refused_total", "counter",
          "Requests for new work refused with over_capacity since start.", s.refused_over_capacity);
   metric("keel_payments", "gauge", "Payments stored.", s.payments.payments);
+  metric("keel_payments_in_memory", "gauge",
+         "Payments held in memory (not at rest, or not yet in the history store).",
+         s.payments.payments_in_memory);
   metric("keel_payments_in_review", "gauge",
          "Payments, refunds, top-ups and payouts flagged for review, any reason (alert when > 0).",
          s.payments.in_review);

@@ -21,6 +21,7 @@ json::object rebuild_report_to_json(const engine::RebuildReport& r) {
                       {"transfers_moved", r.transfers_moved},
                       {"events_moved", r.events_moved},
                       {"idempotency_keys_moved", r.keys_moved},
+                      {"payments_moved", r.payments_moved},
                       {"state_hash", hash_hex(r.state_hash)},
                       {"replaced_store", r.replaced_store.empty() ? json::value(nullptr)
                                                                   : json::value(r.replaced_store)}};

@@ -183,20 +183,26 @@ Status recover(const journal::Storage& journal, SipKey key, const payments::Core
     }
     if (history == nullptr && state->payments.counts_on_history()) {
       return Status::error("snapshot at record " + std::to_string(snapshot->seq) +
-                           ": its merchant events count on a history store, and there is none");
+                           ": its payments state (events, idempotency records or payments) counts "
+                           "on a history store, and there is none");
     }
     out->snapshot_seq = snapshot->seq;
     out->snapshot_marks = state->payments.history_marks(snapshot->timestamp);
     *last_timestamp = snapshot->timestamp;
   }
   state->payments.set_history(history != nullptr ? &history->store() : nullptr);
-  return journal.replay(out->snapshot_seq + 1, [&](const journal::RecordView& r) {
+  // The store may hold payments written after the snapshot: each record replayed reads them as
+  // they stood before it (payments/payment_history.h).
+  Status replayed = journal.replay(out->snapshot_seq + 1, [&](const journal::RecordView& r) {
+    state->payments.set_history_horizon(r.seq - 1);
     Status s = apply_record(*state, static_cast<RecordType>(r.type), r.timestamp, r.payload,
                             last_timestamp, &out->events_replayed);
     if (!s.is_ok()) return Status::error("record " + std::to_string(r.seq) + ": " + s.message());
     ++out->records_replayed;
     return Status::ok();
   });
+  state->payments.set_history_horizon(payments::payment_history::kNewest);
+  return replayed;
 }
 
 // Writes snapshot files on a thread of its own, one at a time: the writer pauses only to encode
@@ -446,11 +452,11 @@ void Engine::Impl::move_history() {
   if (!history) return;
   HistoryBatch moved;
   ledger.take_final(&moved.transfers);
-  state.payments.take_final(&moved.payments);
+  state.payments.take_final(&moved.payments, journal->last_seq());
   history->submit(journal->last_seq(), std::move(moved));
   const HistoryDurable durable = history->take_durable();
   ledger.make_cold(durable.transfers);
-  state.payments.make_cold(durable.events, durable.keys);
+  state.payments.make_cold(durable.payments);
 }
 
 void Engine::Impl::expire_history(uint64_t oldest_kept) {
@@ -490,12 +496,12 @@ void Engine::Impl::get_transfer(GetTransfer& cmd) {
 
 void Engine::Impl::payments_query(PaymentsQuery& cmd) {
   payments::QueryResult r = state.payments.query(cmd.query, ledger);
-  if (!r.events_page) {
+  if (!r.needs_history()) {
     cmd.done({EngineError::ok, std::move(r)});
     return;
   }
-  KEEL_ASSERT(history != nullptr);  // only the tier moves events out of memory
-  // Events left memory only once durable in the store: the page read there misses none.
+  KEEL_ASSERT(history != nullptr);  // only the tier moves events and payments out of memory
+  // Events and payments left memory only once durable in the store: a read there misses none.
   history->read_async(
       [r = std::move(r), done = std::move(cmd.done)](const store::Store& store) mutable {
         if (!payments::PaymentsCore::finish_query(store, &r).is_ok()) {
@@ -634,6 +640,7 @@ void Engine::Impl::answer_read(Command& c) {
             s.history_moved = h.moved;
             s.history_events_moved = h.events_moved;
             s.history_keys_moved = h.keys_moved;
+            s.history_payments_moved = h.payments_moved;
             s.history_events_deleted = h.events_deleted;
             s.history_queued = h.queued;
             s.history_write_failures = h.write_failures;
@@ -1204,6 +1211,19 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
   impl.options = std::move(options);
   if (Status s = impl.open_storage(); !s.is_ok()) return s;
   if (Status s = impl.open_history(); !s.is_ok()) return s;
+  if (impl.history) {
+    uint64_t removed = 0;
+    if (Status s = impl.history->remove_payments_after(impl.journal->last_seq(), &removed);
+        !s.is_ok()) {
+      return Status::error("history store: " + s.message());
+    }
+    if (removed > 0) {
+      impl.log(LogLevel::warn, "the history store held " + std::to_string(removed) +
+                                   " payment record(s) written after journal record " +
+                                   std::to_string(impl.journal->last_seq()) +
+                                   " (a store copied after its snapshot): removed");
+    }
+  }
   const SipKey key = random_index_key();
   impl.index_key = key;
   impl.state.payments = payments::PaymentsCore(impl.options.payments);
@@ -1396,10 +1416,11 @@ Status replay_into_store(const std::filesystem::path& journal_dir,
     batch.applied_seq = seq;
     if (Status s = store->write(batch); !s.is_ok()) return s;
     state.ledger.make_cold(indexes);
-    state.payments.make_cold(records.events, records.keys);
+    state.payments.make_cold(records);
     report->transfers_moved += indexes.size();
     report->events_moved += records.events.size();
     report->keys_moved += records.keys.size();
+    report->payments_moved += records.payments.size();
     batch.puts.clear();
     indexes.clear();
     records = {};
@@ -1420,7 +1441,7 @@ Status replay_into_store(const std::filesystem::path& journal_dir,
       batch.puts.emplace_back(HistoryTier::key(f.index), std::move(f.value));
     }
     final.clear();
-    state.payments.take_final(&records);
+    state.payments.take_final(&records, r.seq);
     for (auto& put : records.puts) batch.puts.push_back(std::move(put));
     records.puts.clear();
     return batch.puts.size() >= 65536 ? flush(r.seq) : Status::ok();

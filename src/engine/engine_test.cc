@@ -22,6 +22,7 @@
 #include "journal/journal.h"
 #include "journal/memory_storage.h"
 #include "ledger/ledger_test_util.h"
+#include "payments/payment_history.h"
 #include "store/store.h"
 #include "testing/file_size_limit.h"
 
@@ -942,7 +943,58 @@ class HistoryTest : public EngineOnMemoryTest {
       pay_command(e,
                   answer_command(id + "_a1", i % 4 == 0 ? payments::AttemptStatus::approved
                                                         : payments::AttemptStatus::declined_hard));
+      if (i % 4 == 0) pay_command(e, answer_command(id + "_a2", payments::AttemptStatus::approved));
     }
+    // A refund of a succeeded payment (at rest again once the PSP approved it).
+    ASSERT_TRUE(pay_command(e, payments::cmd::CreateRefund{"re_4", "pay_4", 0}).ok());
+    pay_command(e, answer_command("re_4_a1", payments::AttemptStatus::approved));
+  }
+  // At rest after write_payments(): succeeded or failed (the even ones); the odd ones wait
+  // for a confirmation.
+  static constexpr uint64_t kPaymentsAtRest = 6;
+
+  // GET of every payment and of the refund (and of ids that do not exist), and every page of
+  // payment lists for a few filters and page sizes, following cursors.
+  static std::vector<std::string> payment_reads(Engine& e) {
+    std::vector<std::string> out;
+    const auto read = [&](payments::Query q) {
+      const auto r = wait_for<payments::QueryResult>(
+          [&](auto cb) { e.payments_query(std::move(q), std::move(cb)); });
+      EXPECT_EQ(r.error, EngineError::ok);
+      EXPECT_FALSE(r.value.needs_history());
+      out.push_back(r.value.found ? r.value.body : "<not found>");
+      return r.value.body;
+    };
+    for (int i = 0; i < 13; ++i) {
+      payments::Query q;
+      q.id = "pay_" + std::to_string(i);
+      read(q);
+    }
+    for (const char* id : {"re_4", "re_5", "pay_4"}) {
+      payments::Query q;
+      q.kind = payments::QueryKind::get_refund;
+      q.id = id;
+      read(q);
+    }
+    for (const char* status : {"", "succeeded", "failed", "requires_confirmation"}) {
+      for (const size_t limit : {1, 5, 100}) {
+        std::string cursor;
+        for (int page = 0; page < 20; ++page) {
+          payments::Query q;
+          q.kind = payments::QueryKind::list_payments;
+          q.status = status;
+          q.limit = limit;
+          q.starting_after = cursor;
+          const std::string body = read(q);
+          const size_t last = body.rfind(R"({"id":"pay_)");
+          if (body.find(R"("has_more":true)") == std::string::npos || last == std::string::npos) {
+            break;
+          }
+          cursor = body.substr(last + 7, body.find('"', last + 7) - last - 7);
+        }
+      }
+    }
+    return out;
   }
 
   static constexpr int kTransfers = 120;
@@ -1059,6 +1111,7 @@ TEST_F(HistoryTest,
   store_->fail_writes = true;  // until the pages in memory are read
   std::vector<std::string> pages;
   std::vector<std::string> answers;
+  std::vector<std::string> reads;
   uint64_t hash = 0;
   uint64_t pending = 0;
   {
@@ -1068,6 +1121,8 @@ TEST_F(HistoryTest,
     EXPECT_EQ(s.payments.events_in_memory, s.payments.events);
     EXPECT_EQ(s.payments.idempotency_keys_in_memory, s.payments.idempotency_keys);
     answers = replays(*e);
+    reads = payment_reads(*e);
+    EXPECT_EQ(s.payments.payments_in_memory, s.payments.payments);
     pending = s.payments.deliveries_pending;
     ASSERT_GT(pending, 0u);
     ASSERT_LT(pending, s.payments.events);
@@ -1077,15 +1132,32 @@ TEST_F(HistoryTest,
     // Every event whose delivery is final leaves memory; those pending stay.
     ASSERT_TRUE(wait_until(*e, [&](const EngineStatus& st) {
       return st.history_queued == 0 && st.payments.events_in_memory == pending &&
-             st.payments.idempotency_keys_in_memory == 0;
+             st.payments.idempotency_keys_in_memory == 0 &&
+             st.payments.payments_in_memory == st.payments.payments - kPaymentsAtRest;
     }));
     const EngineStatus moved = status(*e);
+    EXPECT_GE(moved.history_payments_moved, kPaymentsAtRest);
+    EXPECT_EQ(payment_reads(*e), reads);
     EXPECT_EQ(moved.history_events_moved, s.payments.events - pending);
     EXPECT_EQ(moved.history_keys_moved, s.payments.idempotency_keys);
     EXPECT_EQ(moved.state_hash, hash);
     EXPECT_TRUE(moved.invariants_ok) << moved.invariant_problem;
     EXPECT_EQ(event_pages(*e), pages);
     EXPECT_EQ(replays(*e), answers);  // read from the store, byte for byte
+    // A refund of a payment in the store brings it back into memory; at rest again, it goes
+    // back to the store.
+    const uint64_t moved_before = moved.history_payments_moved;
+    ASSERT_TRUE(pay_command(*e, payments::cmd::CreateRefund{"re_8", "pay_8", 100}).ok());
+    pay_command(*e, answer_command("re_8_a1", payments::AttemptStatus::approved));
+    ASSERT_TRUE(wait_until(*e, [&](const EngineStatus& st) {
+      return st.history_queued == 0 && st.history_payments_moved > moved_before &&
+             st.payments.payments_in_memory == st.payments.payments - kPaymentsAtRest;
+    }));
+    const EngineStatus refunded = status(*e);
+    EXPECT_TRUE(refunded.invariants_ok) << refunded.invariant_problem;
+    hash = refunded.state_hash;
+    pages = event_pages(*e);
+    reads = payment_reads(*e);
   }
   // The same journal replayed with everything in memory: the same pages and state.
   {
@@ -1093,6 +1165,7 @@ TEST_F(HistoryTest,
     EXPECT_EQ(status(*e).state_hash, hash);
     EXPECT_EQ(event_pages(*e), pages);
     EXPECT_EQ(replays(*e), answers);
+    EXPECT_EQ(payment_reads(*e), reads);
   }
   // A snapshot holds only the events in memory; a restart reads the rest from the store.
   {
@@ -1107,14 +1180,63 @@ TEST_F(HistoryTest,
     const EngineStatus s = status(*e);
     EXPECT_EQ(s.payments.events_in_memory, pending);
     EXPECT_EQ(s.payments.idempotency_keys_in_memory, 0u);
+    EXPECT_EQ(s.payments.payments_in_memory, s.payments.payments - kPaymentsAtRest);
     EXPECT_EQ(s.state_hash, hash);
     EXPECT_EQ(event_pages(*e), pages);
     EXPECT_EQ(replays(*e), answers);
+    EXPECT_EQ(payment_reads(*e), reads);
   }
   std::unique_ptr<Engine> e;
   const Status refused = Engine::open(memory_options(/*with_store=*/false), &e);
   ASSERT_FALSE(refused.is_ok());
   EXPECT_NE(refused.message().find("on a history store"), std::string::npos) << refused.message();
+}
+
+// A store copied after the snapshot it is restored with (a backup) holds payment records the
+// journal never reached: start-up removes them, so no read and no state hash sees a payment as
+// a timeline that did not happen left it.
+TEST_F(HistoryTest, PaymentRecordsNewerThanTheJournalAreRemovedAtStartUp) {
+  uint64_t hash = 0;
+  std::vector<std::string> reads;
+  uint64_t last = 0;
+  {
+    auto e = open_on_disk(/*with_store=*/true);
+    write_payments(*e);
+    ASSERT_TRUE(wait_until(*e, [&](const EngineStatus& st) {
+      return st.history_queued == 0 &&
+             st.payments.payments_in_memory == st.payments.payments - kPaymentsAtRest;
+    }));
+    const EngineStatus s = status(*e);
+    hash = s.state_hash;
+    last = s.last_seq;
+    reads = payment_reads(*e);
+  }
+  std::string future;
+  {
+    std::lock_guard lock(store_->mu);
+    // pay_2 failed and is in the store; a later version of it, and a payment of its own.
+    const std::string key = payments::payment_history::key(payments::payment_history::Kind::payment,
+                                                           "pay_2", last + 50);
+    auto older = store_->records.lower_bound(std::string("py") + "pay_2");
+    ASSERT_NE(older, store_->records.end());
+    ASSERT_TRUE(older->first.starts_with(std::string("py") + "pay_2"));
+    future = older->second;
+    store_->records[key] = "not a payment";
+    store_->records[payments::payment_history::key(payments::payment_history::Kind::payment,
+                                                   "pay_99", last + 60)] = future;
+    store_->applied_seq = last + 60;
+  }
+  auto e = open_on_disk(true);
+  const EngineStatus s = status(*e);
+  EXPECT_EQ(s.state_hash, hash);
+  EXPECT_EQ(s.payments.payments, 12u);
+  EXPECT_EQ(payment_reads(*e), reads);
+  std::lock_guard lock(store_->mu);
+  for (const auto& [k, v] : store_->records) {
+    if (k.starts_with("p")) {
+      EXPECT_LE(read_be64_suffix(k), last) << k;
+    }
+  }
 }
 
 // Expired events leave the store only once no kept snapshot holds them: their records and

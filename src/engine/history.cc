@@ -4,6 +4,7 @@
 
 #include "core/assert.h"
 #include "payments/outbox.h"
+#include "payments/payment_history.h"
 
 namespace keel::engine {
 
@@ -88,6 +89,21 @@ Status HistoryTier::scan(uint32_t below,
   return StoreColdTransfers(store_.get()).scan(below, fn);
 }
 
+Status HistoryTier::remove_payments_after(uint64_t seq, uint64_t* removed) {
+  *removed = 0;
+  if (store_->applied_seq() <= seq) return Status::ok();
+  store::WriteBatch batch;
+  batch.applied_seq = store_->applied_seq();
+  if (Status s = payments::payment_history::scan_newer(
+          *store_, seq, [&](std::string_view k) { batch.deletes.emplace_back(k); });
+      !s.is_ok()) {
+    return s;
+  }
+  if (batch.deletes.empty()) return Status::ok();
+  *removed = batch.deletes.size();
+  return store_->write(batch);
+}
+
 void HistoryTier::submit(uint64_t seq, HistoryBatch records) {
   if (records.empty()) return;
   {
@@ -129,6 +145,7 @@ HistoryTier::Counters HistoryTier::counters() const {
     c.events_moved = events_moved_;
     c.events_deleted = events_deleted_;
     c.keys_moved = keys_moved_;
+    c.payments_moved = payments_moved_;
     c.queued = queued_;
     c.write_failures = write_failures_;
   }
@@ -231,21 +248,30 @@ void HistoryTier::move_loop() {
       payments::PaymentsCore::HistoryRecords& p = b.records.payments;
       records += p.puts.size();
       for (auto& record : p.puts) batch.puts.push_back(std::move(record));
-      written.events.insert(written.events.end(), p.events.begin(), p.events.end());
-      for (std::string& k : p.keys) written.keys.push_back(std::move(k));
+      auto& w = written.payments;
+      w.events.insert(w.events.end(), p.events.begin(), p.events.end());
+      for (std::string& k : p.keys) w.keys.push_back(std::move(k));
+      for (auto& id : p.payments) w.payments.push_back(std::move(id));
     }
     work.clear();
     if (!batch.puts.empty()) {
       if (!write_until_done(batch, "the records stay in memory")) return;
       std::lock_guard lock(mu_);
       moved_ += written.transfers.size();
-      events_moved_ += written.events.size();
-      keys_moved_ += written.keys.size();
+      const auto& w = written.payments;
+      events_moved_ += w.events.size();
+      keys_moved_ += w.keys.size();
+      payments_moved_ += w.payments.size();
       queued_ -= written.transfers.size() + records;
       durable_.transfers.insert(durable_.transfers.end(), written.transfers.begin(),
                                 written.transfers.end());
-      durable_.events.insert(durable_.events.end(), written.events.begin(), written.events.end());
-      for (std::string& k : written.keys) durable_.keys.push_back(std::move(k));
+      auto& d = durable_.payments;
+      d.events.insert(d.events.end(), w.events.begin(), w.events.end());
+      d.keys.insert(d.keys.end(), std::make_move_iterator(written.payments.keys.begin()),
+                    std::make_move_iterator(written.payments.keys.end()));
+      d.payments.insert(d.payments.end(),
+                        std::make_move_iterator(written.payments.payments.begin()),
+                        std::make_move_iterator(written.payments.payments.end()));
     }
     // After the puts queued before it: what expired was written first.
     if (expire) {

@@ -38,7 +38,7 @@ Status read_transfer(const store::Store& store, uint32_t index, ledger::Transfer
 // What the commits up to one journal record move out of memory.
 struct HistoryBatch {
   std::vector<ledger::FinalTransfer> transfers;
-  // Merchant events whose delivery is final and completed idempotency records.
+  // Merchant events whose delivery is final, completed idempotency records, payments at rest.
   payments::PaymentsCore::HistoryRecords payments;
   [[nodiscard]] bool empty() const { return transfers.empty() && payments.puts.empty(); }
 };
@@ -46,8 +46,8 @@ struct HistoryBatch {
 // What became durable in the store since the last HistoryTier::take_durable().
 struct HistoryDurable {
   std::vector<uint32_t> transfers;  // indexes (Ledger::make_cold)
-  std::vector<uint64_t> events;     // outbox seqs (PaymentsCore::make_cold)
-  std::vector<std::string> keys;    // idempotency record keys (PaymentsCore::make_cold)
+  // Events, idempotency records and payments (PaymentsCore::make_cold; `puts` stays empty).
+  payments::PaymentsCore::HistoryRecords payments;
 };
 
 // The history tier (docs/storage.md, "Tiers"): moves the ledger's final transfers and the
@@ -75,6 +75,11 @@ class HistoryTier final : public ledger::ColdTransfers {
       uint32_t below,
       const std::function<Status(uint32_t index, std::string_view value)>& fn) const override;
 
+  // Deletes the payment records whose version is above journal record `seq`
+  // (payments/payment_history.h), when the store has applied records the journal lacks: a
+  // store copied after the snapshot a backup restores. Start-up only, before any submit().
+  // Returns how many it deleted.
+  Status remove_payments_after(uint64_t seq, uint64_t* removed);
   // Records moved out by the commits up to journal record `seq`, to write.
   void submit(uint64_t seq, HistoryBatch records);
   // What was written durably since the last call (memory may drop it: make_cold).
@@ -91,6 +96,7 @@ class HistoryTier final : public ledger::ColdTransfers {
     uint64_t events_moved = 0;
     uint64_t events_deleted = 0;  // expired events deleted from the store
     uint64_t keys_moved = 0;      // completed idempotency records
+    uint64_t payments_moved = 0;  // payment records (a payment at rest, each time it comes to rest)
     uint64_t queued = 0;          // handed over, not yet written
     uint64_t write_failures = 0;
     uint64_t applied_seq = 0;
@@ -128,6 +134,7 @@ class HistoryTier final : public ledger::ColdTransfers {
   uint64_t events_moved_ = 0;                                   // guarded by mu_
   uint64_t events_deleted_ = 0;                                 // guarded by mu_
   uint64_t keys_moved_ = 0;                                     // guarded by mu_
+  uint64_t payments_moved_ = 0;                                 // guarded by mu_
   uint64_t expired_below_ = 0;   // the mover's own: events below it are deleted
   uint64_t queued_ = 0;          // guarded by mu_
   uint64_t write_failures_ = 0;  // guarded by mu_

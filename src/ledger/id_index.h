@@ -150,6 +150,24 @@ class IdIndex {
     }
   }
 
+  // Calls fn(tag) for every id in the index: the high 32 bits of its hash, all that
+  // insert_hashed() keeps of it (so insert_hashed(uint64_t{tag} << 32, index) puts it back).
+  template <typename Fn>
+  void for_each_tag(const Fn& fn) const {
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i] != 0) fn(static_cast<uint32_t>(slots_[i] >> 32));
+    }
+    for (size_t i = migrated_; i < old_.size(); ++i) {
+      if (old_[i] != 0 && old_[i] != kTombstone) fn(static_cast<uint32_t>(old_[i] >> 32));
+    }
+  }
+  // Whether some id in the index has the tag of hash `h` (the id itself, or a rare collision).
+  [[nodiscard]] bool may_contain(uint64_t h) const {
+    bool found = false;
+    for_each_candidate(h, [&](uint32_t) { found = true; });
+    return found;
+  }
+
   [[nodiscard]] size_t size() const { return size_; }
   [[nodiscard]] size_t memory_bytes() const {
     return (slots_.size() + old_.size()) * sizeof(uint64_t);

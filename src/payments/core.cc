@@ -32,6 +32,20 @@ const std::string& subject_id(const CommandBody& body) {
       body);
 }
 
+// A list answer: {"object": "list", "data": [bodies...], "has_more": ...}.
+std::string render_list(const std::vector<std::string>& bodies, bool has_more) {
+  JsonWriter w;
+  w.begin_object();
+  w.field("object", "list");
+  w.key("data");
+  w.begin_array();
+  for (const std::string& body : bodies) w.raw(body);
+  w.end_array();
+  w.field("has_more", has_more);
+  w.end_object();
+  return w.take();
+}
+
 // How each PaymentResult reaches the API: the reason, a message, the parameter.
 Reply payment_error(PaymentResult r, std::string_view id) {
   using R = PaymentResult;
@@ -277,6 +291,7 @@ void PaymentsCore::note_trace(const Command& c) {
 
 ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& ledger,
                                Timestamp* clock) {
+  fault_in(c);
   ApplyOutcome out;
   Effects effects;
   bool wallet_flow = false;
@@ -491,7 +506,8 @@ Reply PaymentsCore::create_payment(const cmd::CreatePayment& c, Timestamp now) {
   request.payment_method = c.instrument;
   request.customer_id = c.customer_id;
   if (flows_.find(c.id) != nullptr) return payment_error(PaymentResult::exists, c.id);
-  if (const PaymentResult r = payments_.create(request, now); r != PaymentResult::ok) {
+  const PaymentMachine::IdTaken taken = [this](std::string_view id) { return cold_exists(id); };
+  if (const PaymentResult r = payments_.create(request, now, &taken); r != PaymentResult::ok) {
     return payment_error(r, c.id);
   }
   return Reply::success(render(c.id));
@@ -525,7 +541,8 @@ Reply PaymentsCore::create_refund(const cmd::CreateRefund& c, Timestamp now, Eff
     return error_reply(Error::payment_not_found, "no payment with id " + c.payment_id, "payment");
   }
   if (flows_.find(c.id) != nullptr) return payment_error(PaymentResult::exists, c.id);
-  const PaymentResult r = payments_.refund(c.payment_id, c.id, c.amount, now, effects);
+  const PaymentMachine::IdTaken taken = [this](std::string_view id) { return cold_exists(id); };
+  const PaymentResult r = payments_.refund(c.payment_id, c.id, c.amount, now, effects, &taken);
   if (r == PaymentResult::invalid_state || r == PaymentResult::wrong_source) {
     return error_reply(Error::payment_unexpected_state, "only a succeeded payment is refunded");
   }
@@ -541,7 +558,7 @@ Reply PaymentsCore::create_flow(const std::string& id, const std::string& custom
   if (!to_customer.empty() && !customers_.contains(to_customer)) {
     return error_reply(Error::customer_not_found, "no customer with id " + to_customer, "to");
   }
-  if (payments_.find(id) != nullptr || payments_.find_refund(id) != nullptr) {
+  if (payments_.find(id) != nullptr || payments_.find_refund(id) != nullptr || cold_exists(id)) {
     return flow_error(WalletFlowResult::exists, id);
   }
   const WalletFlowResult r = create();
@@ -942,7 +959,7 @@ std::optional<RouteAsk> PaymentsCore::route_request(const Command& c) const {
                             routing::Flow flow) -> std::optional<RouteAsk> {
     if (b.amount <= 0 || !b.currency.valid() || !customers_.contains(b.customer_id) ||
         flows_.find(b.id) != nullptr || payments_.find(b.id) != nullptr ||
-        payments_.find_refund(b.id) != nullptr) {
+        payments_.find_refund(b.id) != nullptr || cold_exists(b.id)) {
       return std::nullopt;
     }
     return RouteAsk{flow, b.currency, b.amount, b.channel, {}};
@@ -1452,7 +1469,7 @@ std::string PaymentsCore::render_wallet(const Customer& c, const ledger::Ledger&
   return w.take();
 }
 
-std::string PaymentsCore::render_payment_list(const Query& q) const {
+QueryResult PaymentsCore::render_payment_list(const Query& q) const {
   PaymentFilter filter;
   for (uint8_t i = 0; i <= static_cast<uint8_t>(PaymentStatus::canceled); ++i) {
     if (status_name(static_cast<PaymentStatus>(i)) == q.status) {
@@ -1465,27 +1482,37 @@ std::string PaymentsCore::render_payment_list(const Query& q) const {
   filter.created_lt = q.created_lt;
   bool has_more = false;
   const auto page = payments_.list(filter, q.limit, q.starting_after, &has_more);
-  JsonWriter w;
-  w.begin_object();
-  w.field("object", "list");
-  w.key("data");
-  w.begin_array();
-  for (const Payment* p : page) w.raw(render_payment(*p));
-  w.end_array();
-  w.field("has_more", has_more);
-  w.end_object();
-  return w.take();
+  if (cold_payments_ > 0) {
+    PaymentReadInMemory read;
+    read.kind = q.kind;
+    read.filter = std::move(filter);
+    read.limit = std::clamp<size_t>(q.limit, 1, kListLimitMax);
+    read.starting_after = q.starting_after;
+    read.hot_more = has_more;
+    for (const Payment* p : page) read.hot.emplace_back(p->id, render_payment(*p));
+    return cold_read(std::move(read));
+  }
+  std::vector<std::string> bodies;
+  for (const Payment* p : page) bodies.push_back(render_payment(*p));
+  return {true, render_list(bodies, has_more)};
 }
 
 QueryResult PaymentsCore::query(const Query& q, const ledger::Ledger& ledger) const {
   switch (q.kind) {
     case QueryKind::get_payment:
       if (const Payment* p = payments_.find(q.id)) {
-        if (decisions_.empty()) return {true, render_payment(*p)};
+        if (!any_decision()) return {true, render_payment(*p)};
         return {true, render_payment_with_routing(*p, [this](std::string_view attempt) {
                   const auto d = decisions_.find(attempt);
                   return d == decisions_.end() ? nullptr : &d->second;
                 })};
+      }
+      if (cold_ids_.may_contain(cold_ids_.hash(q.id))) {
+        PaymentReadInMemory read;
+        read.kind = q.kind;
+        read.id = q.id;
+        read.with_routing = any_decision();
+        return cold_read(std::move(read));
       }
       return {};
     case QueryKind::get_customer:
@@ -1500,9 +1527,15 @@ QueryResult PaymentsCore::query(const Query& q, const ledger::Ledger& ledger) co
       }
       return {};
     case QueryKind::list_payments:
-      return {true, render_payment_list(q)};
+      return render_payment_list(q);
     case QueryKind::get_refund:
       if (const Refund* r = payments_.find_refund(q.id)) return {true, render_refund(*r)};
+      if (cold_ids_.may_contain(cold_ids_.hash(q.id))) {
+        PaymentReadInMemory read;
+        read.kind = q.kind;
+        read.id = q.id;
+        return cold_read(std::move(read));
+      }
       return {};
     case QueryKind::get_topup:
     case QueryKind::get_payout:
@@ -1607,12 +1640,278 @@ QueryResult PaymentsCore::render_event_list(const Query& q) const {
   return r;
 }
 
+namespace {
+
+using payment_history::Kind;
+
+// A payment from the history store: newest version (readers off the writer stand after every
+// version written). nullopt in `*out` when there is none.
+Status read_cold_payment(const KvReader& history, std::string_view id,
+                         std::optional<Payment>* out) {
+  *out = std::nullopt;
+  std::optional<std::string> record;
+  if (Status s =
+          payment_history::read(history, Kind::payment, id, payment_history::kNewest, &record);
+      !s.is_ok() || !record) {
+    return s;
+  }
+  Payment p;
+  if (Status s = PaymentMachine::decode_payment(*record, &p); !s.is_ok()) return s;
+  *out = std::move(p);
+  return Status::ok();
+}
+
+Status finish_payment_read(const KvReader& history, const PaymentReadInMemory& read,
+                           QueryResult* r) {
+  *r = {};
+  if (read.kind == QueryKind::list_payments) {
+    // Merge by id: the page in memory, and the store's records after the cursor that match
+    // (one the page holds stands in memory), up to one past the limit.
+    std::vector<std::pair<std::string, std::string>> merged;
+    size_t h = 0;
+    Status failed;
+    Status s = payment_history::scan(
+        history, Kind::payment, read.starting_after, payment_history::kNewest,
+        [&](std::string_view id, std::string_view record) {
+          for (; h < read.hot.size() && read.hot[h].first < id && merged.size() <= read.limit;
+               ++h) {
+            merged.push_back(read.hot[h]);
+          }
+          if (merged.size() > read.limit) return false;
+          if (h < read.hot.size() && read.hot[h].first == id) return true;
+          Payment p;
+          if (failed = PaymentMachine::decode_payment(record, &p); !failed.is_ok()) return false;
+          if (matches(read.filter, p)) merged.emplace_back(p.id, render_payment(p));
+          return merged.size() <= read.limit;
+        });
+    if (!s.is_ok()) return s;
+    if (!failed.is_ok()) return failed;
+    for (; h < read.hot.size() && merged.size() <= read.limit; ++h) merged.push_back(read.hot[h]);
+    const bool has_more = read.hot_more || merged.size() > read.limit;
+    if (merged.size() > read.limit) merged.resize(read.limit);
+    std::vector<std::string> bodies;
+    for (auto& [id, body] : merged) bodies.push_back(std::move(body));
+    *r = {true, render_list(bodies, has_more)};
+    return Status::ok();
+  }
+  std::string payment_id = read.id;
+  if (read.kind == QueryKind::get_refund) {
+    std::optional<std::string> owner;
+    if (Status s =
+            payment_history::read(history, Kind::refund, read.id, payment_history::kNewest, &owner);
+        !s.is_ok() || !owner) {
+      return s;
+    }
+    payment_id = std::move(*owner);
+  }
+  std::optional<Payment> p;
+  if (Status s = read_cold_payment(history, payment_id, &p); !s.is_ok() || !p) return s;
+  if (read.kind == QueryKind::get_refund) {
+    for (const Refund& refund : p->refunds) {
+      if (refund.id == read.id) *r = {true, render_refund(refund)};
+    }
+    if (!r->found)
+      return Status::error("the store's payment " + p->id + " lacks refund " + read.id);
+    return Status::ok();
+  }
+  if (!read.with_routing) {
+    *r = {true, render_payment(*p)};
+    return Status::ok();
+  }
+  std::map<std::string, routing::Decision, std::less<>> decisions;
+  for (const Attempt& a : p->attempts) {
+    std::optional<std::string> bytes;
+    if (Status s =
+            payment_history::read(history, Kind::decision, a.id, payment_history::kNewest, &bytes);
+        !s.is_ok()) {
+      return s;
+    }
+    if (!bytes) continue;
+    ByteReader br(*bytes);
+    routing::Decision d;
+    if (!routing::decode_decision(br, &d) || !br.at_end()) {
+      return Status::error("malformed decision of attempt " + a.id + " in the store");
+    }
+    decisions.emplace(a.id, std::move(d));
+  }
+  *r = {true, render_payment_with_routing(*p, [&](std::string_view attempt) {
+          const auto d = decisions.find(attempt);
+          return d == decisions.end() ? nullptr : &d->second;
+        })};
+  return Status::ok();
+}
+
+}  // namespace
+
+QueryResult PaymentsCore::cold_read(PaymentReadInMemory read) const {
+  QueryResult r;
+  r.found = true;
+  r.payments_read = std::make_shared<const PaymentReadInMemory>(std::move(read));
+  return r;
+}
+
 Status PaymentsCore::finish_query(const KvReader& history, QueryResult* r) {
+  if (r->payments_read) {
+    const std::shared_ptr<const PaymentReadInMemory> read = std::move(r->payments_read);
+    return finish_payment_read(history, *read, r);
+  }
   if (!r->events_page) return Status::ok();
   EventList list;
   if (Status s = Outbox::finish_list(*r->events_page, history, &list); !s.is_ok()) return s;
   *r = render_events(list);
   return Status::ok();
+}
+
+// ---- Payments in the history store ------------------------------------------------------------
+
+std::optional<std::string> PaymentsCore::read_cold(Kind kind, std::string_view id) const {
+  KEEL_ASSERT(history_ != nullptr);
+  std::optional<std::string> out;
+  const Status s = payment_history::read(*history_, kind, id, history_horizon_, &out);
+  KEEL_ASSERT(s.is_ok());  // the store is memory for what it holds
+  return out;
+}
+
+bool PaymentsCore::cold_exists(std::string_view id) const {
+  if (cold_payments_ == 0 || !cold_ids_.may_contain(cold_ids_.hash(id))) return false;
+  return read_cold(Kind::payment, id).has_value() || read_cold(Kind::refund, id).has_value();
+}
+
+void PaymentsCore::fault_in(const Command& c) {
+  if (cold_payments_ == 0) return;
+  if (const auto* b = c.as<cmd::ConfirmPayment>()) fault_in_payment(b->id);
+  if (const auto* b = c.as<cmd::CapturePayment>()) fault_in_payment(b->id);
+  if (const auto* b = c.as<cmd::CancelPayment>()) fault_in_payment(b->id);
+  if (const auto* b = c.as<cmd::CreateRefund>()) fault_in_payment(b->payment_id);
+  if (const auto* b = c.as<cmd::AttemptResult>()) fault_in_attempt(b->attempt_id);
+  if (const auto* b = c.as<cmd::OperationStatus>()) fault_in_attempt(b->reference);
+}
+
+void PaymentsCore::fault_in_attempt(std::string_view attempt_id) {
+  if (attempt_of(attempt_id) != nullptr) return;
+  // Attempt ids are `{owner}_a{n}` (payment.h): the owner is a payment or a refund.
+  const size_t cut = attempt_id.rfind("_a");
+  if (cut == std::string_view::npos || cut == 0) return;
+  const std::string_view owner = attempt_id.substr(0, cut);
+  if (payments_.find(owner) != nullptr || payments_.find_refund(owner) != nullptr) return;
+  if (!cold_ids_.may_contain(cold_ids_.hash(owner))) return;
+  if (read_cold(Kind::payment, owner)) {
+    fault_in_payment(owner);
+  } else if (const std::optional<std::string> payment = read_cold(Kind::refund, owner)) {
+    fault_in_payment(*payment);
+  }
+}
+
+void PaymentsCore::fault_in_payment(std::string_view id) {
+  if (payments_.find(id) != nullptr || !cold_ids_.may_contain(cold_ids_.hash(id))) return;
+  const std::optional<std::string> record = read_cold(Kind::payment, id);
+  if (!record) return;
+  Payment p;
+  const Status decoded = PaymentMachine::decode_payment(*record, &p);
+  KEEL_ASSERT(decoded.is_ok());  // the store holds what this core wrote
+  for (const Attempt& a : p.attempts) {
+    if (a.kind != AttemptKind::authorization) continue;
+    if (const std::optional<std::string> bytes = read_cold(Kind::decision, a.id)) {
+      ByteReader r(*bytes);
+      routing::Decision d;
+      KEEL_ASSERT(routing::decode_decision(r, &d) && r.at_end());
+      decisions_.insert_or_assign(a.id, std::move(d));
+    }
+  }
+  const auto trace = [&](const std::string& object) {
+    if (std::optional<std::string> t = read_cold(Kind::trace, object)) {
+      traces_.insert_or_assign(object, std::move(*t));
+    }
+  };
+  trace(p.id);
+  for (const Refund& r : p.refunds) trace(r.id);
+  cold_and_hot_.emplace(p.id);
+  const Status restored = payments_.restore(std::move(p));
+  KEEL_ASSERT(restored.is_ok());  // not in memory: every id of it is free there
+}
+
+void PaymentsCore::put_payment(const Payment& p, uint64_t version, HistoryRecords* out) const {
+  using payment_history::key;
+  std::string record;
+  PaymentMachine::encode_payment(p, &record);
+  out->puts.emplace_back(key(Kind::payment, p.id, version), std::move(record));
+  const auto trace = [&](const std::string& object) {
+    if (const auto t = traces_.find(object); t != traces_.end()) {
+      out->puts.emplace_back(key(Kind::trace, object, version), t->second);
+    }
+  };
+  trace(p.id);
+  for (const Attempt& a : p.attempts) {
+    if (const auto d = decisions_.find(a.id); d != decisions_.end()) {
+      std::string bytes;
+      ByteWriter w(&bytes);
+      routing::encode_decision(w, d->second);
+      out->puts.emplace_back(key(Kind::decision, a.id, version), std::move(bytes));
+    }
+  }
+  for (const Refund& r : p.refunds) {
+    out->puts.emplace_back(key(Kind::refund, r.id, version), p.id);
+    trace(r.id);
+  }
+}
+
+void PaymentsCore::take_final(HistoryRecords* out, uint64_t version) {
+  outbox_.take_final(&out->puts, &out->events);
+  idempotency_.take_final(&out->puts, &out->keys);
+  if (history_ == nullptr) return;
+  for (std::string& id : payments_.take_changed()) {
+    const Payment* p = payments_.find(id);
+    if (p == nullptr || !PaymentMachine::at_rest(*p)) {
+      taken_.erase(id);  // a take on its way no longer stands for it
+      continue;
+    }
+    KEEL_ASSERT(!waiting_.contains(id));  // at rest is settled: its waiters are answered
+    // Reached by a command that changed nothing (not journaled, so the version is the same):
+    // the take on its way stands for it.
+    if (const auto t = taken_.find(id); t != taken_.end() && t->second == version) continue;
+    put_payment(*p, version, out);
+    out->payments.emplace_back(id, version);
+    taken_.insert_or_assign(std::move(id), version);
+  }
+}
+
+void PaymentsCore::note_cold_ids(const Payment& p) {
+  const auto note = [&](std::string_view id) {
+    const uint64_t h = cold_ids_.hash(id);
+    if (!cold_ids_.may_contain(h)) cold_ids_.insert_hashed(h, 0);
+  };
+  note(p.id);
+  for (const Refund& r : p.refunds) note(r.id);
+}
+
+void PaymentsCore::drop_payment(std::string_view id) {
+  const Payment p = payments_.remove(id);
+  for (const Attempt& a : p.attempts) {
+    if (decisions_.erase(a.id) > 0) cold_decisions_ = true;
+  }
+  traces_.erase(p.id);
+  for (const Refund& r : p.refunds) traces_.erase(r.id);
+}
+
+void PaymentsCore::make_cold(const HistoryRecords& durable) {
+  outbox_.make_cold(durable.events);
+  idempotency_.make_cold(durable.keys);
+  for (const auto& [id, version] : durable.payments) {
+    const Payment* p = payments_.find(id);
+    KEEL_ASSERT(p != nullptr || !taken_.contains(id));  // only make_cold drops a payment
+    if (p == nullptr) continue;                         // a version already dropped it
+    note_cold_ids(*p);
+    if (!cold_and_hot_.contains(id)) {
+      ++cold_payments_;
+      cold_and_hot_.insert(id);
+    }
+    const auto taken = taken_.find(id);
+    if (taken == taken_.end() || taken->second != version) continue;  // changed, or taken again
+    taken_.erase(taken);
+    if (payments_.changed_since_take(id)) continue;
+    cold_and_hot_.erase(id);
+    drop_payment(id);
+  }
 }
 
 QueryResult PaymentsCore::render_flow_list(const Query& q) const {
@@ -1654,7 +1953,8 @@ PaymentsCore::Counts PaymentsCore::counts() const {
   Counts c;
   c.customers = customers_.size();
   c.merchants = merchants_.size();
-  c.payments = payments_.size();
+  c.payments = payments_.size() + cold_payments_ - cold_and_hot_.size();
+  c.payments_in_memory = payments_.size();
   c.in_review = payments_.in_review_count() + flows_.in_review_count();
   c.review_open_deadline_unknown = reviews_.open_count(ReviewReason::deadline_unknown);
   c.review_open_psp_result_rejected = reviews_.open_count(ReviewReason::psp_result_rejected);
@@ -1711,8 +2011,18 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
       w.str16(key);
     }
   }
+  // The full encoding merges what the history store holds (the state hash covers both tiers
+  // and reads the same whatever tier each object is in); a snapshot leaves it out.
+  const KvReader* cold = full && cold_payments_ > 0 ? history_ : nullptr;
+  if (full && cold_payments_ > 0 && history_ == nullptr) {
+    return Status::error("payments: the history store holds payments, and none is set");
+  }
   std::string part;
-  payments_.encode(&part);
+  if (cold != nullptr) {
+    if (Status s = payments_.encode_merged(&part, *cold, history_horizon_); !s.is_ok()) return s;
+  } else {
+    payments_.encode(&part);
+  }
   w.u64(part.size());
   w.raw(part.data(), part.size());
   part.clear();
@@ -1743,26 +2053,61 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
   if (!channels_.empty()) {
     channels_.encode(&sections.emplace_back(SectionTag::channels, "").second);
   }
-  if (!decisions_.empty()) {
-    std::string& bytes = sections.emplace_back(SectionTag::decisions, "").second;
-    ByteWriter d(&bytes);
-    d.u64(decisions_.size());
-    for (const auto& [attempt, decision] : decisions_) {
-      d.str16(attempt);
-      routing::encode_decision(d, decision);
+  {
+    std::string entries;
+    ByteWriter d(&entries);
+    uint64_t count = 0;
+    if (Status s = payment_history::merge_by_id(
+            decisions_, cold, Kind::decision, history_horizon_,
+            [&](const std::string& attempt, const routing::Decision& decision) {
+              d.str16(attempt);
+              routing::encode_decision(d, decision);
+              ++count;
+            },
+            [&](std::string_view attempt, std::string_view record) {
+              d.str16(attempt);
+              d.raw(record.data(), record.size());
+              ++count;
+            });
+        !s.is_ok()) {
+      return s;
+    }
+    if (count > 0) {
+      std::string& bytes = sections.emplace_back(SectionTag::decisions, "").second;
+      ByteWriter(&bytes).u64(count);
+      bytes += entries;
     }
   }
   if (read_only_ || flows_disabled_ != 0 || !control_log_.empty()) {
     encode_controls(&sections.emplace_back(SectionTag::controls, "").second);
   }
-  if (!traces_.empty()) {
-    std::string& bytes = sections.emplace_back(SectionTag::traces, "").second;
-    ByteWriter t(&bytes);
-    t.u64(traces_.size());
-    for (const auto& [id, trace] : traces_) {
-      t.str16(id);
-      t.str16(trace);
+  {
+    std::string entries;
+    ByteWriter t(&entries);
+    uint64_t count = 0;
+    if (Status s = payment_history::merge_by_id(
+            traces_, cold, Kind::trace, history_horizon_,
+            [&](std::string_view id, std::string_view trace) {
+              t.str16(id);
+              t.str16(trace);
+              ++count;
+            },
+            [&](std::string_view id, std::string_view trace) {
+              t.str16(id);
+              t.str16(trace);
+              ++count;
+            });
+        !s.is_ok()) {
+      return s;
     }
+    if (count > 0) {
+      std::string& bytes = sections.emplace_back(SectionTag::traces, "").second;
+      ByteWriter(&bytes).u64(count);
+      bytes += entries;
+    }
+  }
+  if (!full && (cold_payments_ > 0 || cold_decisions_)) {
+    encode_history(&sections.emplace_back(SectionTag::history, "").second);
   }
   if (!reviews_.empty() || !sections.empty()) {
     part.clear();
@@ -1778,8 +2123,49 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
   return Status::ok();
 }
 
+// The history section (snapshots only): u64 cold payments, u8 cold decisions, u64 count x
+// str16 payment id in memory and in the store, u64 count x u32 tag of an id in the store.
+void PaymentsCore::encode_history(std::string* out) const {
+  ByteWriter w(out);
+  w.u64(cold_payments_);
+  w.u8(cold_decisions_ ? 1 : 0);
+  w.u64(cold_and_hot_.size());
+  for (const std::string& id : cold_and_hot_) w.str16(id);
+  w.u64(cold_ids_.size());
+  cold_ids_.for_each_tag([&](uint32_t tag) { w.u32(tag); });
+}
+
+Status PaymentsCore::decode_history(std::string_view bytes) {
+  ByteReader r(bytes);
+  uint8_t decisions = 0;
+  uint64_t n = 0;
+  if (!r.u64(&cold_payments_) || !r.u8(&decisions) || decisions > 1 || !r.u64(&n) ||
+      n > r.remaining()) {
+    return Status::error("payments: malformed history section");
+  }
+  cold_decisions_ = decisions == 1;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string id;
+    if (!r.str16(&id) || payments_.find(id) == nullptr || !cold_and_hot_.insert(id).second) {
+      return Status::error("payments: malformed history section (payments in memory)");
+    }
+  }
+  if (!r.u64(&n) || n > r.remaining() / 4 || cold_payments_ < cold_and_hot_.size()) {
+    return Status::error("payments: malformed history section (ids)");
+  }
+  for (uint64_t i = 0; i < n; ++i) {
+    uint32_t tag = 0;
+    if (!r.u32(&tag)) return Status::error("payments: malformed history section (ids)");
+    cold_ids_.insert_hashed(uint64_t{tag} << 32, 0);
+  }
+  if (!r.at_end()) return Status::error("payments: malformed history section (trailing bytes)");
+  return Status::ok();
+}
+
 Status PaymentsCore::decode_section(SectionTag tag, std::string_view bytes) {
   switch (tag) {
+    case SectionTag::history:
+      return decode_history(bytes);
     case SectionTag::channels:
       if (!routing::ChannelRegistry::decode(bytes, &channels_) || channels_.empty()) {
         return Status::error("payments: malformed channels");

@@ -13,11 +13,13 @@
 
 #include "core/status.h"
 #include "core/time.h"
+#include "ledger/id_index.h"
 #include "ledger/ledger.h"
 #include "payments/commands.h"
 #include "payments/idempotency.h"
 #include "payments/outbox.h"
 #include "payments/payment.h"
+#include "payments/payment_history.h"
 #include "payments/render.h"
 #include "payments/reply.h"
 #include "payments/wallet_flows.h"
@@ -141,12 +143,29 @@ struct Query {
   std::string object_id;
 };
 
+// A read of payments that the history store completes (PaymentsCore::finish_query): a payment
+// or refund that is not in memory, or a page of payments whose part in memory is here.
+struct PaymentReadInMemory {
+  QueryKind kind = QueryKind::get_payment;  // get_payment, get_refund or list_payments
+  std::string id;                           // get_payment, get_refund
+  bool with_routing = false;  // get_payment: render routing's decisions (some decision exists)
+  PaymentFilter filter;       // list_payments: the query's
+  size_t limit = 0;
+  std::string starting_after;
+  // The payments in memory that match, after starting_after: (id, rendering), by id, at most
+  // limit. A payment in memory stands for its record in the store.
+  std::vector<std::pair<std::string, std::string>> hot;
+  bool hot_more = false;  // more in memory match after the last of `hot`
+};
+
 struct QueryResult {
   bool found = false;
   std::string body;  // JSON
   // Set when the answer needs the history store: PaymentsCore::finish_query() completes it
   // (off the writer); body is empty until then.
   std::shared_ptr<const EventPageInMemory> events_page;
+  std::shared_ptr<const PaymentReadInMemory> payments_read;
+  [[nodiscard]] bool needs_history() const { return events_page || payments_read; }
 };
 
 class PaymentsCore {
@@ -170,29 +189,31 @@ class PaymentsCore {
   // thread: it reads only `history` and the copy in `*r`. Fails when the store does.
   [[nodiscard]] static Status finish_query(const KvReader& history, QueryResult* r);
 
-  // History (docs/storage.md, "Tiers"): merchant events whose delivery is final and completed
-  // idempotency records leave memory for the history store. take_final() hands out their store
-  // records once; make_cold() drops those the store now holds durably. set_history() names the
-  // store they are read from (before any command that may meet one: a retry of a settled
-  // request reads its stored answer there, on the writer).
+  // History (docs/storage.md, "Tiers"): merchant events whose delivery is final, completed
+  // idempotency records and payments at rest (PaymentMachine::at_rest) leave memory for the
+  // history store. take_final() hands out their store records (payments: versioned by
+  // `version`, the journal record the state has applied up to); make_cold() drops those the
+  // store now holds durably (a payment only if nothing changed it since). set_history() names
+  // the store they are read from (before any command that may meet one: a refund of a payment
+  // at rest brings it back into memory, on the writer).
   struct HistoryRecords {
     std::vector<std::pair<std::string, std::string>> puts;
     std::vector<uint64_t> events;   // outbox seqs of the events among `puts`
     std::vector<std::string> keys;  // store keys of the idempotency records among `puts`
+    std::vector<std::pair<std::string, uint64_t>> payments;  // (id, version) among `puts`
   };
-  void take_final(HistoryRecords* out) {
-    outbox_.take_final(&out->puts, &out->events);
-    idempotency_.take_final(&out->puts, &out->keys);
-  }
-  void make_cold(const std::vector<uint64_t>& events, const std::vector<std::string>& keys) {
-    outbox_.make_cold(events);
-    idempotency_.make_cold(keys);
-  }
+  void take_final(HistoryRecords* out, uint64_t version);
+  void make_cold(const HistoryRecords& durable);
   void set_history(const KvReader* history) {
     history_ = history;
     outbox_.track_final(history != nullptr);
     idempotency_.set_history(history);
+    payments_.track_changes(history != nullptr);
   }
+  // The journal position the state stands at, for reads of payments in the history store
+  // (payment_history.h): recovery sets it before each record it replays (the store may hold
+  // versions written after it), and to payment_history::kNewest after.
+  void set_history_horizon(uint64_t seq) { history_horizon_ = seq; }
   // What of the history store no state from now on needs: the merchant events below
   // `events_first_seq`, the idempotency records that expired before `keys_expired_before`.
   struct HistoryMarks {
@@ -204,7 +225,7 @@ class PaymentsCore {
   }
   // Whether some of the state is in the history store (then it cannot run without one).
   [[nodiscard]] bool counts_on_history() const {
-    return outbox_.in_history() > 0 || idempotency_.in_history() > 0;
+    return outbox_.in_history() > 0 || idempotency_.in_history() > 0 || cold_payments_ > 0;
   }
 
   // Merchant webhooks due by `now` (wall time is fine: a query), skipping those `in_flight`.
@@ -226,7 +247,8 @@ class PaymentsCore {
   struct Counts {
     uint64_t customers = 0;
     uint64_t merchants = 0;
-    uint64_t payments = 0;
+    uint64_t payments = 0;  // in memory and in the history store
+    uint64_t payments_in_memory = 0;
     uint64_t in_review = 0;  // payments, refunds and wallet flows flagged for review (the alert)
     uint64_t review_open_deadline_unknown = 0;  // open review items by reason
     uint64_t review_open_psp_result_rejected = 0;
@@ -368,8 +390,16 @@ class PaymentsCore {
   [[nodiscard]] std::string render_controls() const;
   void encode_controls(std::string* out) const;
   // Tagged snapshot sections after the review desk's. Values are on disk: never renumber.
-  enum class SectionTag : uint8_t { channels = 1, decisions = 2, controls = 3, traces = 4 };
-  static constexpr SectionTag kSectionTagLast = SectionTag::traces;
+  // `history` is in snapshots only (encode(), never encode_full()): what of the payments the
+  // history store holds, which the state hash covers through the records themselves.
+  enum class SectionTag : uint8_t {
+    channels = 1,
+    decisions = 2,
+    controls = 3,
+    traces = 4,
+    history = 5
+  };
+  static constexpr SectionTag kSectionTagLast = SectionTag::history;
   // The traceparent of the object `id` (empty when none).
   [[nodiscard]] std::string trace_of(std::string_view id) const;
   void note_trace(const Command& c);
@@ -385,11 +415,32 @@ class PaymentsCore {
   void complete_waiters(Timestamp now, ApplyOutcome* out);
   [[nodiscard]] bool settled(std::string_view object_id) const;
   [[nodiscard]] std::string render_wallet(const Customer& c, const ledger::Ledger& ledger) const;
-  [[nodiscard]] std::string render_payment_list(const Query& q) const;
+  [[nodiscard]] QueryResult render_payment_list(const Query& q) const;
   [[nodiscard]] QueryResult render_event_list(const Query& q) const;
   [[nodiscard]] QueryResult render_flow_list(const Query& q) const;
   // encode() (full: false) and encode_full().
   [[nodiscard]] Status encode_parts(std::string* out, bool full) const;
+
+  // Payments in the history store (payment_history.h). cold_exists(): whether a payment or
+  // refund id is taken by one there. fault_in(): brings back into memory the payments a command
+  // may change (a payment named, or the owner of a PSP report's attempt). A read the store
+  // fails is fatal (KEEL_ASSERT): the store is memory for what it holds.
+  [[nodiscard]] bool cold_exists(std::string_view id) const;
+  [[nodiscard]] std::optional<std::string> read_cold(payment_history::Kind kind,
+                                                     std::string_view id) const;
+  void fault_in(const Command& c);
+  void fault_in_payment(std::string_view id);
+  void fault_in_attempt(std::string_view attempt_id);
+  // Store records of payment `p` (at rest) and of its decisions and traces, at `version`.
+  void put_payment(const Payment& p, uint64_t version, HistoryRecords* out) const;
+  // Drops payment `id` (at rest, durable in the store) from memory.
+  void drop_payment(std::string_view id);
+  void note_cold_ids(const Payment& p);
+  // Whether GET /v1/payments/{id} shows a `routing` array: once any decision exists.
+  [[nodiscard]] bool any_decision() const { return !decisions_.empty() || cold_decisions_; }
+  [[nodiscard]] QueryResult cold_read(PaymentReadInMemory read) const;
+  void encode_history(std::string* out) const;
+  [[nodiscard]] Status decode_history(std::string_view bytes);
 
   CoreOptions options_;
   const KvReader* history_ = nullptr;  // set_history()
@@ -430,6 +481,21 @@ class PaymentsCore {
   // Payment, refund or wallet flow id -> the traceparent of the latest API request on it that
   // carried one: their PSP calls and status queries carry it.
   std::map<std::string, std::string, std::less<>> traces_;
+
+  // Payments in the history store. cold_ids_: the hash tags of every payment and refund id with
+  // a record there (a filter: a hit is confirmed by a read). cold_payments_: how many payments
+  // have one; cold_and_hot_: those of them that are in memory too (brought back, or changed
+  // after they were written). taken_: payment -> version of its latest take not yet durable.
+  // cold_decisions_: some decision is in the store. In snapshots (SectionTag::history), not in
+  // the state hash; taken_ is not (every payment in memory is taken again after a restart).
+  uint64_t history_horizon_ = payment_history::kNewest;
+  ledger::IdIndex cold_ids_{kColdIdsKey};
+  uint64_t cold_payments_ = 0;
+  std::set<std::string, std::less<>> cold_and_hot_;
+  std::map<std::string, uint64_t, std::less<>> taken_;
+  bool cold_decisions_ = false;
+  // Fixed, so snapshots can keep the tags: a crafted id costs a store read, never a wrong answer.
+  static constexpr SipKey kColdIdsKey{0x6b65656c2d706179ull, 0x636f6c642d696473ull};
 };
 
 }  // namespace keel::payments

@@ -9,6 +9,7 @@
 #include "core/enum_name.h"
 #include "core/ids.h"
 #include "payments/codec.h"
+#include "payments/payment_history.h"
 
 namespace keel::payments {
 namespace {
@@ -138,6 +139,8 @@ PaymentResult record_result(Attempt& a, const AttemptResult& result, Timestamp n
   return PaymentResult::ok;
 }
 
+}  // namespace
+
 bool matches(const PaymentFilter& f, const Payment& p) {
   if (f.status.has_value() && p.status != *f.status) return false;
   if (!f.merchant_id.empty() && p.merchant_id != f.merchant_id) return false;
@@ -145,8 +148,6 @@ bool matches(const PaymentFilter& f, const Payment& p) {
   if (p.created_at < f.created_gte) return false;
   return f.created_lt == 0 || p.created_at < f.created_lt;
 }
-
-}  // namespace
 
 std::string psp_clearing_account(std::string_view channel, Currency c) {
   return "psp_clearing:" + std::string(channel) + ":" + std::string(c.code());
@@ -238,7 +239,9 @@ PaymentResult PaymentMachine::set_fees(FeeSchedule fees) {
 
 Payment* PaymentMachine::lookup(std::string_view id) {
   const auto it = payments_.find(id);
-  return it == payments_.end() ? nullptr : &it->second;
+  if (it == payments_.end()) return nullptr;
+  note_changed(id);
+  return &it->second;
 }
 
 const Payment* PaymentMachine::find(std::string_view id) const {
@@ -259,6 +262,9 @@ const Refund* PaymentMachine::find_refund(std::string_view refund_id) const {
 }
 
 Refund* PaymentMachine::lookup_refund(std::string_view refund_id) {
+  if (const auto owner = refund_owner_.find(refund_id); owner != refund_owner_.end()) {
+    note_changed(owner->second);
+  }
   return const_cast<Refund*>(find_refund(refund_id));  // *this is not const here
 }
 
@@ -358,10 +364,12 @@ Attempt& PaymentMachine::add_attempt(Payment& p, AttemptKind kind, std::string_v
   return p.attempts.back();
 }
 
-PaymentResult PaymentMachine::create(const CreatePayment& r, Timestamp now) {
+PaymentResult PaymentMachine::create(const CreatePayment& r, Timestamp now, const IdTaken* taken) {
   const PaymentResult valid = validate(r);
   if (valid != PaymentResult::ok) return valid;
-  if (payments_.contains(r.id) || refund_owner_.contains(r.id)) return PaymentResult::exists;
+  if (payments_.contains(r.id) || refund_owner_.contains(r.id) || (taken && (*taken)(r.id))) {
+    return PaymentResult::exists;
+  }
   Payment p;
   p.id = r.id;
   p.amount = r.amount;
@@ -372,6 +380,7 @@ PaymentResult PaymentMachine::create(const CreatePayment& r, Timestamp now) {
   p.payment_method = r.payment_method;
   p.customer_id = r.customer_id;
   p.created_at = now;
+  note_changed(r.id);
   Payment& stored = payments_.emplace(r.id, std::move(p)).first->second;
   move_to(stored, PaymentStatus::requires_confirmation, "api", now);
   return PaymentResult::ok;
@@ -445,13 +454,15 @@ PaymentResult PaymentMachine::cancel(std::string_view id, Timestamp now, Effects
 }
 
 PaymentResult PaymentMachine::refund(std::string_view payment_id, std::string_view refund_id,
-                                     int64_t amount, Timestamp now, Effects* effects) {
+                                     int64_t amount, Timestamp now, Effects* effects,
+                                     const IdTaken* taken) {
   if (!is_valid_reference(refund_id, kPaymentIdLengthMax)) return PaymentResult::refund_id_invalid;
   if (amount < 0) return PaymentResult::amount_invalid;
   Payment* p = lookup(payment_id);
   if (p == nullptr) return PaymentResult::not_found;
   if (p->status != PaymentStatus::succeeded) return PaymentResult::invalid_state;
-  if (refund_owner_.contains(refund_id) || payments_.contains(refund_id)) {
+  if (refund_owner_.contains(refund_id) || payments_.contains(refund_id) ||
+      (taken && (*taken)(refund_id))) {
     return PaymentResult::exists;
   }
   if (p->refunds.size() >= kRefundsPerPaymentMax) return PaymentResult::too_many_refunds;
@@ -1112,6 +1123,114 @@ void PaymentMachine::encode(std::string* out) const {
   encode_fees(w, fees_);
   w.u64(payments_.size());
   for (const auto& [id, p] : payments_) write_payment(w, p);
+}
+
+bool PaymentMachine::at_rest(const Payment& p) {
+  if (p.status != PaymentStatus::succeeded && p.status != PaymentStatus::failed &&
+      p.status != PaymentStatus::canceled) {
+    return false;
+  }
+  if (p.deadline != 0 || p.review != ReviewReason::none || any_outstanding(p.attempts)) {
+    return false;
+  }
+  return std::all_of(p.refunds.begin(), p.refunds.end(), [](const Refund& r) {
+    return r.status != RefundStatus::pending && r.deadline == 0 && r.review == ReviewReason::none &&
+           !any_outstanding(r.attempts);
+  });
+}
+
+void PaymentMachine::track_changes(bool on) {
+  track_changes_ = on;
+  changed_.clear();
+  if (on) {
+    for (const auto& entry : payments_) changed_.insert(entry.first);
+  }
+}
+
+std::vector<std::string> PaymentMachine::take_changed() {
+  std::vector<std::string> ids(std::make_move_iterator(changed_.begin()),
+                               std::make_move_iterator(changed_.end()));
+  changed_.clear();
+  return ids;
+}
+
+Payment PaymentMachine::remove(std::string_view id) {
+  const auto it = payments_.find(id);
+  KEEL_ASSERT(it != payments_.end() && at_rest(it->second));
+  Payment p = std::move(it->second);
+  payments_.erase(it);
+  for (const Attempt& a : p.attempts) KEEL_ASSERT(attempt_owner_.erase(a.id) == 1);
+  for (const Refund& r : p.refunds) {
+    KEEL_ASSERT(refund_owner_.erase(r.id) == 1);
+    for (const Attempt& a : r.attempts) KEEL_ASSERT(attempt_owner_.erase(a.id) == 1);
+  }
+  return p;
+}
+
+Status PaymentMachine::restore(Payment p) {
+  if (const char* problem = payment_problem(p)) {
+    return Status::error("payments: payment " + p.id + ": " + problem);
+  }
+  // Its ids (the payment's, its refunds', their attempts') are distinct and none is in memory.
+  std::set<std::string_view> ids;
+  bool clash = false;
+  const auto claim = [&](const std::string& id) {
+    clash = clash || !ids.insert(id).second || payments_.contains(id) ||
+            refund_owner_.contains(id) || attempt_owner_.contains(id);
+  };
+  claim(p.id);
+  for (const Attempt& a : p.attempts) claim(a.id);
+  for (const Refund& r : p.refunds) {
+    claim(r.id);
+    for (const Attempt& a : r.attempts) claim(a.id);
+  }
+  if (clash) return Status::error("payments: payment " + p.id + " clashes with one in memory");
+  const Status indexed = index(p);
+  KEEL_ASSERT(indexed.is_ok());  // no clash, checked above
+  note_changed(p.id);
+  std::string id = p.id;
+  payments_.emplace(std::move(id), std::move(p));
+  return Status::ok();
+}
+
+void PaymentMachine::encode_payment(const Payment& p, std::string* out) {
+  ByteWriter w(out);
+  write_payment(w, p);
+}
+
+Status PaymentMachine::decode_payment(std::string_view bytes, Payment* out) {
+  ByteReader r(bytes);
+  Payment p;
+  if (!read_payment(r, &p) || !r.at_end()) return Status::error("payments: malformed record");
+  if (const char* problem = payment_problem(p)) {
+    return Status::error("payments: payment " + p.id + ": " + problem);
+  }
+  *out = std::move(p);
+  return Status::ok();
+}
+
+Status PaymentMachine::encode_merged(std::string* out, const KvReader& history,
+                                     uint64_t horizon) const {
+  std::string records;
+  ByteWriter each(&records);
+  uint64_t count = 0;
+  const Status s = payment_history::merge_by_id(
+      payments_, &history, payment_history::Kind::payment, horizon,
+      [&](const std::string&, const Payment& p) {
+        write_payment(each, p);
+        ++count;
+      },
+      [&](std::string_view, std::string_view record) {
+        each.raw(record.data(), record.size());
+        ++count;
+      });
+  if (!s.is_ok()) return s;
+  ByteWriter w(out);
+  w.u32(kEncodingVersion);
+  encode_fees(w, fees_);
+  w.u64(count);
+  w.raw(records.data(), records.size());
+  return Status::ok();
 }
 
 Status PaymentMachine::index(const Payment& p) {

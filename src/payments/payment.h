@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "core/currency.h"
+#include "core/kv_reader.h"
 #include "core/status.h"
 #include "core/time.h"
 #include "ledger/types.h"
@@ -327,6 +329,8 @@ struct PaymentFilter {
   Timestamp created_lt = 0;   // created_at < created_lt, when not 0
 };
 
+[[nodiscard]] bool matches(const PaymentFilter& filter, const Payment& p);
+
 class PaymentMachine {
  public:
   // REQUIRES: is_valid(deadlines) and is_valid(fees) (configuration, checked at start-up).
@@ -338,8 +342,11 @@ class PaymentMachine {
   [[nodiscard]] const FeeSchedule& fees() const { return fees_; }
   [[nodiscard]] const PaymentDeadlines& deadlines() const { return deadlines_; }
 
+  // Whether an id is taken outside this machine's memory (the history store's payments and
+  // refunds, wallet flows): create() and refund() ask it where they check their own ids.
+  using IdTaken = std::function<bool(std::string_view id)>;
   // A new payment in requires_confirmation (deadline: confirmation_s).
-  PaymentResult create(const CreatePayment& request, Timestamp now);
+  PaymentResult create(const CreatePayment& request, Timestamp now, const IdTaken* taken = nullptr);
   // Card payments: requires_confirmation -> processing, with an authorization attempt on
   // `channel` whose PspCall carries the card token. `wrong_source` for a wallet payment.
   PaymentResult confirm(std::string_view id, std::string_view channel, Timestamp now,
@@ -362,7 +369,7 @@ class PaymentMachine {
   // unknown: pending, and in review past its processing deadline). A wallet refund posts
   // merchant -> wallet and succeeds at once. Fees are not returned.
   PaymentResult refund(std::string_view payment_id, std::string_view refund_id, int64_t amount,
-                       Timestamp now, Effects* effects);
+                       Timestamp now, Effects* effects, const IdTaken* taken = nullptr);
   // Settles an attempt of a payment or of a refund. On the result that confirms a capture, books
   // the hold's post, the merchant fee and the PSP fee (`result.fee`, which may pass the amount:
   // psp_clearing then goes below zero) in one chain; a fee on any other result is recorded on
@@ -434,6 +441,35 @@ class PaymentMachine {
   [[nodiscard]] static Status decode(std::string_view bytes, PaymentDeadlines deadlines,
                                      PaymentMachine* out);
 
+  // ---- History (docs/storage.md, "Tiers") ----
+  // A payment at rest: succeeded, failed or canceled, nothing open on it or its refunds (no
+  // outstanding attempt, no pending refund, no deadline, no review flag). Only a refund of a
+  // succeeded payment, or a PSP report on one of its attempts, changes it again.
+  [[nodiscard]] static bool at_rest(const Payment& p);
+  // With tracking on, the machine notes the id of every payment a call reaches to change
+  // (whether or not it then changes), for the history tier; take_changed() hands those ids out
+  // (ascending) and forgets them. Turning it on notes every payment in memory (one at rest
+  // already must be taken too).
+  void track_changes(bool on);
+  [[nodiscard]] std::vector<std::string> take_changed();
+  [[nodiscard]] bool changed_since_take(std::string_view id) const { return changed_.contains(id); }
+  // Removes a payment at rest from memory, with its attempt and refund indexes, and returns it.
+  // REQUIRES: it is here and at_rest().
+  Payment remove(std::string_view id);
+  // Brings back a payment the history store held: fails, changing nothing, if the record is not
+  // one this machine could hold or its id, a refund id or an attempt id is taken. Noted as
+  // changed.
+  [[nodiscard]] Status restore(Payment p);
+  // One payment's record (the bytes encode() writes for it), and back (checked as decode()
+  // checks each payment).
+  static void encode_payment(const Payment& p, std::string* out);
+  [[nodiscard]] static Status decode_payment(std::string_view bytes, Payment* out);
+  // encode() with the payments of the history store `history` (as they stood at journal
+  // position `horizon`, payment_history.h) merged in by id; a payment in memory stands for its
+  // record. Fails when the store does.
+  [[nodiscard]] Status encode_merged(std::string* out, const KvReader& history,
+                                     uint64_t horizon) const;
+
  private:
   // Who an attempt belongs to: a payment, and a refund of it when refund_id is not empty.
   struct AttemptOwner {
@@ -470,6 +506,9 @@ class PaymentMachine {
   void set_deadline(std::string_view id, Timestamp* deadline, Timestamp value);
   void set_review(ReviewReason* flag, ReviewReason value);  // keeps in_review_count_
   Status index(const Payment& p);  // decode: attempt owners, refund owners, deadlines
+  void note_changed(std::string_view id) {
+    if (track_changes_ && !changed_.contains(id)) changed_.emplace(id);
+  }
 
   PaymentDeadlines deadlines_;
   FeeSchedule fees_;
@@ -479,6 +518,8 @@ class PaymentMachine {
   std::map<std::string, AttemptOwner, std::less<>> attempt_owner_;
   std::map<std::string, std::string, std::less<>> refund_owner_;  // refund id -> payment id
   size_t in_review_count_ = 0;
+  bool track_changes_ = false;
+  std::set<std::string, std::less<>> changed_;  // since the last take_changed()
 };
 
 // Ledger account ids of docs/postings.md.
