@@ -1508,6 +1508,30 @@ std::string expect_fixture_replays(const std::string& name) {
   EXPECT_EQ(replayed.snapshot_seq, 0u);
   EXPECT_EQ(hex(replayed.state_hash), expected);
 
+  const auto payment_list = [](Engine& e) {
+    payments::Query q;
+    q.kind = payments::QueryKind::list_payments;
+    q.limit = 100;
+    return wait_for<payments::QueryResult>(
+               [&](auto cb) { e.payments_query(std::move(q), std::move(cb)); })
+        .value.body;
+  };
+  // Its payments as keeld shows them with every payment in memory.
+  std::string payments_in_memory;
+  {
+    TempDir copy;
+    fs::copy(fixture / "data", copy.path(), fs::copy_options::recursive);
+    EngineOptions o;
+    o.data_dir = copy.path();
+    o.history_in_memory = true;
+    std::unique_ptr<Engine> e;
+    if (const Status opened = Engine::open(o, &e); opened.is_ok()) {
+      payments_in_memory = payment_list(*e);
+    } else if (opened.message().find("history store") == std::string::npos) {
+      ADD_FAILURE() << opened.message();  // only a fixture whose state counts on a store
+    }
+  }
+
   // keeld opens it (a copy: opening writes), and the payments it holds read as before.
   TempDir copy;
   fs::copy(fixture / "data", copy.path(), fs::copy_options::recursive);
@@ -1528,8 +1552,13 @@ std::string expect_fixture_replays(const std::string& name) {
   EXPECT_TRUE(wait_until(*e, [](const EngineStatus& st) {
     return st.history_moved > 0 && st.history_queued == 0 &&
            st.counts.transfers_in_memory < st.counts.transfers &&
-           st.payments.events_in_memory == 0 && st.payments.events > 0;
+           st.payments.events_in_memory == 0 && st.payments.events > 0 &&
+           st.payments.payments_in_memory == 0;
   }));
+  const std::string payments_moved = payment_list(*e);
+  if (!payments_in_memory.empty()) {
+    EXPECT_EQ(payments_moved, payments_in_memory);
+  }
   EXPECT_TRUE(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).value.is_ok());
   e.reset();
   if (Status again = Engine::open(o, &e); !again.is_ok()) {
@@ -1540,6 +1569,8 @@ std::string expect_fixture_replays(const std::string& name) {
   EXPECT_EQ(hex(s.state_hash), expected);
   EXPECT_LT(s.counts.transfers_in_memory, s.counts.transfers);
   EXPECT_EQ(s.payments.events_in_memory, 0u);  // every event read from the store
+  EXPECT_EQ(s.payments.payments_in_memory, 0u);  // every payment too
+  EXPECT_EQ(payment_list(*e), payments_moved);
   EXPECT_EQ(s.payments.payments, 4u);
   EXPECT_EQ(s.payments.wallet_flows, 3u);
   EXPECT_EQ(s.payments.in_review, 0u);
@@ -1575,6 +1606,10 @@ TEST(FormatCompatibility, DataDirectoryV3ReplaysToTheHashItsWriterComputed) {
 // encoding 1).
 TEST(FormatCompatibility, DataDirectoryV4ReplaysToTheHashItsWriterComputed) {
   expect_fixture_replays("data-v4");
+}
+
+TEST(FormatCompatibility, DataDirectoryV5ReplaysToTheHashItsWriterComputed) {
+  expect_fixture_replays("data-v5");
 }
 
 }  // namespace
