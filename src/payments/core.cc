@@ -1741,6 +1741,35 @@ Status finish_payment_read(const KvReader& history, const PaymentReadInMemory& r
   return Status::ok();
 }
 
+// The entries of `hot` merged by id with the store's records of `kind` (`cold` null: none), as a
+// section body: u64 count, then each entry as write_hot or write_cold puts it. Empty when there
+// is no entry (the section is then left out).
+template <typename Map, typename WriteHot, typename WriteCold>
+Status merged_entries(const Map& hot, const KvReader* cold, Kind kind, uint64_t horizon,
+                      const WriteHot& write_hot, const WriteCold& write_cold, std::string* out) {
+  std::string entries;
+  ByteWriter w(&entries);
+  uint64_t count = 0;
+  if (Status s = payment_history::merge_by_id(
+          hot, cold, kind, horizon,
+          [&](std::string_view id, const auto& value) {
+            write_hot(w, id, value);
+            ++count;
+          },
+          [&](std::string_view id, std::string_view record) {
+            write_cold(w, id, record);
+            ++count;
+          });
+      !s.is_ok()) {
+    return s;
+  }
+  out->clear();
+  if (count == 0) return Status::ok();
+  ByteWriter(out).u64(count);
+  *out += entries;
+  return Status::ok();
+}
+
 }  // namespace
 
 QueryResult PaymentsCore::cold_read(PaymentReadInMemory read) const {
@@ -2053,59 +2082,36 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
   if (!channels_.empty()) {
     channels_.encode(&sections.emplace_back(SectionTag::channels, "").second);
   }
-  {
-    std::string entries;
-    ByteWriter d(&entries);
-    uint64_t count = 0;
-    if (Status s = payment_history::merge_by_id(
-            decisions_, cold, Kind::decision, history_horizon_,
-            [&](const std::string& attempt, const routing::Decision& decision) {
-              d.str16(attempt);
-              routing::encode_decision(d, decision);
-              ++count;
-            },
-            [&](std::string_view attempt, std::string_view record) {
-              d.str16(attempt);
-              d.raw(record.data(), record.size());
-              ++count;
-            });
-        !s.is_ok()) {
-      return s;
-    }
-    if (count > 0) {
-      std::string& bytes = sections.emplace_back(SectionTag::decisions, "").second;
-      ByteWriter(&bytes).u64(count);
-      bytes += entries;
-    }
+  std::string merged;
+  if (Status s = merged_entries(
+          decisions_, cold, Kind::decision, history_horizon_,
+          [](ByteWriter& w, std::string_view attempt, const routing::Decision& decision) {
+            w.str16(attempt);
+            routing::encode_decision(w, decision);
+          },
+          [](ByteWriter& w, std::string_view attempt, std::string_view record) {
+            w.str16(attempt);
+            w.raw(record.data(), record.size());
+          },
+          &merged);
+      !s.is_ok()) {
+    return s;
   }
+  if (!merged.empty()) sections.emplace_back(SectionTag::decisions, std::move(merged));
   if (read_only_ || flows_disabled_ != 0 || !control_log_.empty()) {
     encode_controls(&sections.emplace_back(SectionTag::controls, "").second);
   }
-  {
-    std::string entries;
-    ByteWriter t(&entries);
-    uint64_t count = 0;
-    if (Status s = payment_history::merge_by_id(
-            traces_, cold, Kind::trace, history_horizon_,
-            [&](std::string_view id, std::string_view trace) {
-              t.str16(id);
-              t.str16(trace);
-              ++count;
-            },
-            [&](std::string_view id, std::string_view trace) {
-              t.str16(id);
-              t.str16(trace);
-              ++count;
-            });
-        !s.is_ok()) {
-      return s;
-    }
-    if (count > 0) {
-      std::string& bytes = sections.emplace_back(SectionTag::traces, "").second;
-      ByteWriter(&bytes).u64(count);
-      bytes += entries;
-    }
+  const auto write_trace = [](ByteWriter& w, std::string_view id, std::string_view trace) {
+    w.str16(id);
+    w.str16(trace);
+  };
+  merged.clear();
+  if (Status s = merged_entries(traces_, cold, Kind::trace, history_horizon_, write_trace,
+                                write_trace, &merged);
+      !s.is_ok()) {
+    return s;
   }
+  if (!merged.empty()) sections.emplace_back(SectionTag::traces, std::move(merged));
   if (!full && (cold_payments_ > 0 || cold_decisions_)) {
     encode_history(&sections.emplace_back(SectionTag::history, "").second);
   }
