@@ -877,7 +877,33 @@ TEST_F(EngineTest, AboveTheMemoryBudgetNewWorkIsRefusedAndOpenWorkFinishes) {
 
 class HistoryTest : public EngineOnMemoryTest {
  protected:
-  // Every page of the merchant events for a few filters and page sizes, following cursors.
+  // Every page of list query `q` (its limit aside) for a few page sizes, following cursors (the
+  // id of a page's last object, which starts with `id_prefix`), appended to `out`.
+  static void all_pages(Engine& e, const payments::Query& q, std::string_view id_prefix,
+                        std::vector<std::string>* out) {
+    for (const size_t limit : {1, 4, 100}) {
+      std::string cursor;
+      for (int page = 0; page < 100; ++page) {
+        payments::Query paged = q;
+        paged.limit = limit;
+        paged.starting_after = cursor;
+        const auto r = wait_for<payments::QueryResult>(
+            [&](auto cb) { e.payments_query(std::move(paged), std::move(cb)); });
+        EXPECT_EQ(r.error, EngineError::ok);
+        EXPECT_TRUE(r.value.found);
+        EXPECT_FALSE(r.value.needs_history());
+        const std::string& body = r.value.body;
+        out->push_back(body);
+        const size_t last = body.rfind(R"({"id":")" + std::string(id_prefix));
+        if (body.find(R"("has_more":true)") == std::string::npos || last == std::string::npos) {
+          break;
+        }
+        cursor = body.substr(last + 7, body.find('"', last + 7) - last - 7);
+      }
+    }
+  }
+
+  // Every page of the merchant events for a few filters and page sizes.
   static std::vector<std::string> event_pages(Engine& e) {
     std::vector<std::string> out;
     const std::vector<std::array<std::string, 3>> filters = {
@@ -885,30 +911,12 @@ class HistoryTest : public EngineOnMemoryTest {
         {"", "mch_2", ""}, {"payment.succeeded", "", ""},
         {"", "", "pay_3"}, {"payment.processing", "mch_2", ""}};
     for (const auto& [type, merchant, object] : filters) {
-      for (const size_t limit : {1, 4, 100}) {
-        std::string cursor;
-        for (int page = 0; page < 100; ++page) {
-          payments::Query q;
-          q.kind = payments::QueryKind::list_events;
-          q.limit = limit;
-          q.starting_after = cursor;
-          q.type = type;
-          q.merchant_id = merchant;
-          q.object_id = object;
-          const auto r = wait_for<payments::QueryResult>(
-              [&](auto cb) { e.payments_query(std::move(q), std::move(cb)); });
-          EXPECT_EQ(r.error, EngineError::ok);
-          EXPECT_TRUE(r.value.found);
-          EXPECT_FALSE(r.value.events_page);
-          out.push_back(r.value.body);
-          const size_t last = r.value.body.rfind(R"({"id":"evt_)");
-          if (r.value.body.find(R"("has_more":true)") == std::string::npos ||
-              last == std::string::npos) {
-            break;
-          }
-          cursor = r.value.body.substr(last + 7, 20);  // "evt_" and 16 digits
-        }
-      }
+      payments::Query q;
+      q.kind = payments::QueryKind::list_events;
+      q.type = type;
+      q.merchant_id = merchant;
+      q.object_id = object;
+      all_pages(e, q, "evt_", &out);
     }
     return out;
   }
@@ -963,7 +971,6 @@ class HistoryTest : public EngineOnMemoryTest {
       EXPECT_EQ(r.error, EngineError::ok);
       EXPECT_FALSE(r.value.needs_history());
       out.push_back(r.value.found ? r.value.body : "<not found>");
-      return r.value.body;
     };
     for (int i = 0; i < 13; ++i) {
       payments::Query q;
@@ -977,22 +984,10 @@ class HistoryTest : public EngineOnMemoryTest {
       read(q);
     }
     for (const char* status : {"", "succeeded", "failed", "requires_confirmation"}) {
-      for (const size_t limit : {1, 5, 100}) {
-        std::string cursor;
-        for (int page = 0; page < 20; ++page) {
-          payments::Query q;
-          q.kind = payments::QueryKind::list_payments;
-          q.status = status;
-          q.limit = limit;
-          q.starting_after = cursor;
-          const std::string body = read(q);
-          const size_t last = body.rfind(R"({"id":"pay_)");
-          if (body.find(R"("has_more":true)") == std::string::npos || last == std::string::npos) {
-            break;
-          }
-          cursor = body.substr(last + 7, body.find('"', last + 7) - last - 7);
-        }
-      }
+      payments::Query q;
+      q.kind = payments::QueryKind::list_payments;
+      q.status = status;
+      all_pages(e, q, "pay_", &out);
     }
     return out;
   }
@@ -1568,7 +1563,7 @@ std::string expect_fixture_replays(const std::string& name) {
   s = wait_for<EngineStatus>([&](auto cb) { e->get_status(true, std::move(cb)); }).value;
   EXPECT_EQ(hex(s.state_hash), expected);
   EXPECT_LT(s.counts.transfers_in_memory, s.counts.transfers);
-  EXPECT_EQ(s.payments.events_in_memory, 0u);  // every event read from the store
+  EXPECT_EQ(s.payments.events_in_memory, 0u);    // every event read from the store
   EXPECT_EQ(s.payments.payments_in_memory, 0u);  // every payment too
   EXPECT_EQ(payment_list(*e), payments_moved);
   EXPECT_EQ(s.payments.payments, 4u);
