@@ -78,6 +78,34 @@ struct Item {
 
 // Memory follows what is still held: chunks whose elements went cold are freed, the few left
 // in one are relocated and still found, and positions never move.
+// Tags handed out by for_each_tag() come back, into a reserved index that never grows while it
+// takes them (in their home-slot order, which a growing table would pile into one probe run).
+TEST(IdIndex, TagsComeBackIntoAReservedIndexWithoutGrowing) {
+  IdIndex original({3, 4});
+  std::mt19937_64 rng(7);
+  std::vector<uint64_t> hashes;
+  for (int i = 0; i < 50'000; ++i) {
+    hashes.push_back(rng());
+    original.insert_hashed(hashes.back(), 0);
+  }
+  std::vector<uint32_t> tags;
+  original.for_each_tag([&](uint32_t tag) { tags.push_back(tag); });
+  ASSERT_EQ(tags.size(), hashes.size());
+
+  IdIndex copy({3, 4});
+  copy.reserve(tags.size());
+  const size_t reserved = copy.memory_bytes();
+  EXPECT_GE(reserved * 3, tags.size() * sizeof(uint64_t) * 4);  // room at a load of 3/4
+  for (const uint32_t tag : tags) copy.insert_hashed(uint64_t{tag} << 32, 0);
+  EXPECT_EQ(copy.memory_bytes(), reserved);
+  EXPECT_FALSE(copy.growing());
+  EXPECT_EQ(copy.size(), hashes.size());
+  for (const uint64_t h : hashes) EXPECT_TRUE(copy.may_contain(h));
+  size_t strangers = 0;
+  for (int i = 0; i < 10'000; ++i) strangers += copy.may_contain(rng()) ? 1 : 0;
+  EXPECT_LT(strangers, 10u);  // a 32-bit tag: about 50,000 / 2^32 of them collide
+}
+
 TEST(TieredVector, FreesChunksAsElementsGoColdAndKeepsTheRestAddressable) {
   using V = TieredVector<Item, 8>;  // 256 a chunk
   V v;

@@ -2159,16 +2159,12 @@ Status PaymentsCore::decode_history(std::string_view bytes) {
   if (!r.u64(&n) || n > r.remaining() / 4 || cold_payments_ < cold_and_hot_.size()) {
     return Status::error("payments: malformed history section (ids)");
   }
-  std::vector<uint32_t> tags(n);
-  for (uint32_t& tag : tags) {
-    if (!r.u32(&tag)) return Status::error("payments: malformed history section (ids)");
-  }
-  // The tags come in the order of their home slots. Inserted in that order into a table that
-  // grows from small, they would all land in its first part and form one long probe run
-  // (100 times slower at 300,000 ids); a stride through them spreads the inserts.
-  constexpr uint64_t kStride = 2'654'435'761;  // a prime above any count of ids here
+  // Sized first: the tags come in home-slot order (IdIndex::for_each_tag).
+  cold_ids_.reserve(n);
   for (uint64_t i = 0; i < n; ++i) {
-    cold_ids_.insert_hashed(uint64_t{tags[(i * kStride) % n]} << 32, 0);
+    uint32_t tag = 0;
+    if (!r.u32(&tag)) return Status::error("payments: malformed history section (ids)");
+    cold_ids_.insert_hashed(uint64_t{tag} << 32, 0);
   }
   if (!r.at_end()) return Status::error("payments: malformed history section (trailing bytes)");
   return Status::ok();
