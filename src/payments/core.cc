@@ -1823,18 +1823,17 @@ void PaymentsCore::fault_in_attempt(std::string_view attempt_id) {
   if (cut == std::string_view::npos || cut == 0) return;
   const std::string_view owner = attempt_id.substr(0, cut);
   if (payments_.find(owner) != nullptr || payments_.find_refund(owner) != nullptr) return;
-  if (!cold_ids_.may_contain(cold_ids_.hash(owner))) return;
-  if (read_cold(Kind::payment, owner)) {
-    fault_in_payment(owner);
-  } else if (const std::optional<std::string> payment = read_cold(Kind::refund, owner)) {
+  if (!cold_ids_.may_contain(cold_ids_.hash(owner)) || fault_in_payment(owner)) return;
+  if (const std::optional<std::string> payment = read_cold(Kind::refund, owner)) {
     fault_in_payment(*payment);
   }
 }
 
-void PaymentsCore::fault_in_payment(std::string_view id) {
-  if (payments_.find(id) != nullptr || !cold_ids_.may_contain(cold_ids_.hash(id))) return;
+bool PaymentsCore::fault_in_payment(std::string_view id) {
+  if (payments_.find(id) != nullptr) return true;
+  if (!cold_ids_.may_contain(cold_ids_.hash(id))) return false;
   const std::optional<std::string> record = read_cold(Kind::payment, id);
-  if (!record) return;
+  if (!record) return false;
   Payment p;
   const Status decoded = PaymentMachine::decode_payment(*record, &p);
   KEEL_ASSERT(decoded.is_ok());  // the store holds what this core wrote
@@ -1857,6 +1856,7 @@ void PaymentsCore::fault_in_payment(std::string_view id) {
   cold_and_hot_.emplace(p.id);
   const Status restored = payments_.restore(std::move(p));
   KEEL_ASSERT(restored.is_ok());  // not in memory: every id of it is free there
+  return true;
 }
 
 void PaymentsCore::put_payment(const Payment& p, uint64_t version, HistoryRecords* out) const {

@@ -429,7 +429,8 @@ class PaymentsCore {
   [[nodiscard]] std::optional<std::string> read_cold(payment_history::Kind kind,
                                                      std::string_view id) const;
   void fault_in(const Command& c);
-  void fault_in_payment(std::string_view id);
+  // Whether payment `id` is in memory now (brought back, or there already).
+  bool fault_in_payment(std::string_view id);
   void fault_in_attempt(std::string_view attempt_id);
   // Store records of payment `p` (at rest) and of its decisions and traces, at `version`.
   void put_payment(const Payment& p, uint64_t version, HistoryRecords* out) const;
