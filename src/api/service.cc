@@ -212,6 +212,16 @@ std::string metrics_text(const engine::EngineStatus& s) {
   metric("keel_events_in_memory", "gauge",
          "Merchant events held in memory (delivery pending, or not yet in the history store).",
          s.payments.events_in_memory);
+  metric("keel_webhook_merchants_backlogged", "gauge",
+         "Merchants whose webhook deliveries queue in the history store (endpoint slow or down; "
+         "each logged when it begins).",
+         s.payments.merchants_backlogged);
+  metric("keel_webhook_deliveries_deferred_total", "counter",
+         "Merchant events deferred behind their merchant's pending deliveries since start.",
+         s.payments.deliveries_deferred);
+  metric("keel_webhook_deliveries_refilled_total", "counter",
+         "Deferred merchant events taken back as pending deliveries since start.",
+         s.payments.deliveries_refilled);
   metric("keel_payment_postings_rejected_total", "counter",
          "Payment postings the ledger refused (a bug: alert when > 0).", s.postings_rejected);
   metric("keel_breaker_transitions_total", "counter",

@@ -882,6 +882,13 @@ void Engine::Impl::take_payments_outcome(payments::ApplyOutcome& out) {
     log(LogLevel::error, "a merchant event of " + d.object_id + " found no room in the outbox (" +
                              d.reason + "): not stored, the merchant will not receive it");
   }
+  for (const std::string& merchant : out.backlogs_started) {
+    log(LogLevel::warn, "merchant " + merchant +
+                            "'s webhook deliveries are backing up (a tenth of the outbox pending "
+                            "in memory): its later events wait deferred, in the history store "
+                            "when there is one, and are sent in order as earlier ones end; other "
+                            "merchants go on");
+  }
   for (const payments::RejectedResult& r : out.rejected) {
     ++psp_results_rejected;
     log(LogLevel::warn, "a PSP result for attempt " + r.attempt_id + " could not be taken (" +

@@ -519,6 +519,7 @@ payments::Command answer_command(std::string attempt, payments::AttemptStatus st
 // before that: over_capacity).
 TEST_F(EngineTest, AMerchantEventWithNoRoomIsCountedAndLogged) {
   EngineOptions o;
+  o.history_in_memory = true;        // no store: deferred events stay in memory too
   o.payments.outbox.events_max = 4;  // new payments stop at 3 events in memory
   std::vector<std::string> errors;
   std::mutex mu;
@@ -1232,6 +1233,125 @@ TEST_F(HistoryTest, PaymentRecordsNewerThanTheJournalAreRemovedAtStartUp) {
       EXPECT_LE(read_be64_suffix(k), last) << k;
     }
   }
+}
+
+// One merchant's dead endpoint holds at most a tenth of the outbox in pending deliveries: its
+// later events wait deferred in the store, other merchants go on paying (never over_capacity),
+// and once the endpoint answers, every event reaches it once, in order, across a restart.
+TEST_F(HistoryTest, ADeadEndpointQueuesItsEventsInTheStoreWhileOtherMerchantsGoOnPaying) {
+  constexpr size_t kDeadPayments = 80;  // twice the outbox: without backlogs, admission stops
+  constexpr size_t kLivePayments = 20;
+  EngineOptions o = memory_options(/*with_store=*/true);
+  o.payments.outbox.events_max = 40;  // 4 pending deliveries per merchant
+  std::mutex mu;
+  std::vector<payments::Delivery> handed;
+  std::vector<std::string> warnings;
+  o.on_payment_effects = [&](PaymentEffects fx) {
+    std::lock_guard lock(mu);
+    for (auto& d : fx.deliveries) handed.push_back(std::move(d));
+  };
+  o.log = [&](LogLevel level, std::string_view line) {
+    std::lock_guard lock(mu);
+    if (level == LogLevel::warn) warnings.emplace_back(line);
+  };
+  const auto create = [](std::string id, std::string merchant) {
+    payments::cmd::CreatePayment c =
+        std::get<payments::cmd::CreatePayment>(payment_command(std::move(id)).body);
+    c.merchant_id = std::move(merchant);
+    return payments::Command(std::move(c));
+  };
+  // Answers the deliveries handed out so far: mch_live's delivered, mch_dead's as `dead_up`
+  // says. Returns how many were answered; `received` gets the delivered ids per merchant.
+  std::map<std::string, std::vector<std::string>> received;
+  const auto answer = [&](Engine& e, bool dead_up) {
+    std::vector<payments::Delivery> now;
+    {
+      std::lock_guard lock(mu);
+      std::swap(now, handed);
+    }
+    for (const payments::Delivery& d : now) {
+      const bool up = d.merchant_id == "mch_live" || dead_up;
+      pay_command(e, payments::cmd::OutboxAttempt{d.event_id, up});
+      if (up) received[d.merchant_id].push_back(d.event_id);
+    }
+    return now.size();
+  };
+  uint64_t hash = 0;
+  {
+    auto e = open(o);
+    for (const char* m : {"mch_dead", "mch_live"}) {
+      ASSERT_TRUE(
+          pay_command(*e, payments::cmd::CreateMerchant{m, "", "http://127.0.0.1:9/h", "s"}).ok());
+    }
+    for (size_t i = 0; i < kDeadPayments; ++i) {
+      ASSERT_TRUE(pay_command(*e, create("pay_d" + std::to_string(i), "mch_dead")).ok()) << i;
+      if (i % 4 == 0) {
+        ASSERT_TRUE(pay_command(*e, create("pay_l" + std::to_string(i), "mch_live")).ok()) << i;
+      }
+      answer(*e, /*dead_up=*/false);
+    }
+    ASSERT_TRUE(wait_until(*e, [&](const EngineStatus& st) {
+      return st.history_queued == 0 && st.payments.events_in_memory < 20;
+    }));
+    const EngineStatus st = status(*e);
+    EXPECT_GE(st.payments.merchants_backlogged, 1u);
+    EXPECT_GE(st.payments.deliveries_deferred, kDeadPayments - 4u);
+    EXPECT_GE(st.history_events_moved, kDeadPayments - 4u);
+    {
+      std::lock_guard lock(mu);
+      const auto said = std::count_if(warnings.begin(), warnings.end(), [](const std::string& w) {
+        return w.find("merchant mch_dead's webhook deliveries are backing up") != std::string::npos;
+      });
+      EXPECT_EQ(said, 1);
+    }
+    // The endpoint comes back: half its events arrive, then keeld restarts.
+    while (received["mch_dead"].size() < kDeadPayments / 2) {
+      if (answer(*e, /*dead_up=*/true) == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    // The restart starts from a snapshot that holds the backlog (outbox encoding version 3).
+    ASSERT_TRUE(status(*e).payments.merchants_backlogged > 0);
+    ASSERT_EQ(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).error,
+              EngineError::ok);
+    hash = status(*e).state_hash;
+  }
+  {
+    std::lock_guard lock(mu);
+    handed.clear();  // a restart forgets what was in flight; due deliveries are handed again
+  }
+  auto e = open(o);
+  EXPECT_EQ(status(*e).state_hash, hash);
+  const auto drained = [](const EngineStatus& st) {
+    return st.payments.merchants_backlogged == 0 && st.payments.deliveries_pending == 0;
+  };
+  for (int round = 0; round < 4000 && !drained(status(*e)); ++round) {
+    if (answer(*e, /*dead_up=*/true) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const EngineStatus st = status(*e);
+  ASSERT_TRUE(drained(st));
+  // Every event reached its merchant once; mch_dead's deferred ones (all after its first four,
+  // which were retried) in the order of creation (event ids grow with it).
+  for (const auto& [merchant, want] :
+       {std::pair{"mch_dead", kDeadPayments}, std::pair{"mch_live", kLivePayments}}) {
+    std::vector<std::string>& got = received[merchant];
+    std::vector<std::string> sorted = got;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end()) << merchant;
+    EXPECT_EQ(got.size(), want) << merchant;
+  }
+  std::vector<std::string> deferred = received["mch_dead"];
+  std::vector<std::string> first = deferred;
+  std::sort(first.begin(), first.end());
+  first.resize(4);  // pending from the start: retried on their own schedules
+  std::erase_if(deferred, [&](const std::string& id) {
+    return std::find(first.begin(), first.end(), id) != first.end();
+  });
+  EXPECT_TRUE(std::is_sorted(deferred.begin(), deferred.end()));
+  EXPECT_TRUE(st.invariants_ok) << st.invariant_problem;
+  e.reset();
+  VerifyReport report;
+  ASSERT_TRUE(verify_data_dir(dir_.path(), &report).is_ok());
 }
 
 // Expired events leave the store only once no kept snapshot holds them: their records and

@@ -1350,6 +1350,9 @@ void PaymentsCore::note_change(std::string_view object_id, const std::string& be
   if (const OutboxResult r = outbox_.add(std::move(e)); r != OutboxResult::ok) {
     out->events_dropped.push_back({std::string(object_id), std::string(outbox_result_name(r))});
   }
+  for (std::string& merchant : outbox_.take_backlogs_started()) {
+    out->backlogs_started.push_back(std::move(merchant));
+  }
 }
 
 bool PaymentsCore::outbox_admits() const {
@@ -1991,6 +1994,9 @@ PaymentsCore::Counts PaymentsCore::counts() const {
   c.idempotency_keys = idempotency_.size();
   c.events = outbox_.size();
   c.events_in_memory = outbox_.in_memory();
+  c.merchants_backlogged = outbox_.backlogged_merchants();
+  c.deliveries_deferred = outbox_.deferred_since_start();
+  c.deliveries_refilled = outbox_.refilled_since_start();
   c.idempotency_keys_in_memory = idempotency_.in_memory();
   c.deliveries_pending = outbox_.pending();
   return c;

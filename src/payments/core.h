@@ -97,6 +97,9 @@ struct ApplyOutcome {
   uint64_t postings_rejected = 0;        // chains the ledger refused: a bug, counted and logged
   std::vector<RejectedResult> rejected;  // PSP results flagged for review instead of applied
   std::vector<DroppedEvent> events_dropped;
+  // Merchants whose webhook deliveries began to queue in the history store (Outbox backlogs):
+  // their endpoint is slow or down.
+  std::vector<std::string> backlogs_started;
 };
 
 // What routing must decide for a command before it is applied (PaymentsCore::route_request):
@@ -206,7 +209,7 @@ class PaymentsCore {
   void make_cold(const HistoryRecords& durable);
   void set_history(const KvReader* history) {
     history_ = history;
-    outbox_.track_final(history != nullptr);
+    outbox_.set_history(history);
     idempotency_.set_history(history);
     payments_.track_changes(history != nullptr);
   }
@@ -258,6 +261,11 @@ class PaymentsCore {
     uint64_t events = 0;  // stored (in memory and in the history store)
     uint64_t events_in_memory = 0;
     uint64_t deliveries_pending = 0;
+    // Webhook backlogs (Outbox): merchants with deferred deliveries now, and since start the
+    // events deferred and the deferred events taken back as pending deliveries.
+    uint64_t merchants_backlogged = 0;
+    uint64_t deliveries_deferred = 0;
+    uint64_t deliveries_refilled = 0;
   };
   [[nodiscard]] Counts counts() const;
   // The object as the API shows it (JSON); empty if there is no such object.

@@ -14,7 +14,10 @@ namespace keel::payments {
 namespace {
 
 constexpr uint32_t kEncodingVersion = 1;
-constexpr uint32_t kEncodingVersionWithHistory = 2;  // some events are in the history store
+constexpr uint32_t kEncodingVersionWithHistory = 2;   // some events are in the history store
+constexpr uint32_t kEncodingVersionWithBacklogs = 3;  // version 2, then the backlogs
+// The most deferred events one refill takes back: bounds the store reads of one command.
+constexpr size_t kRefillBatchMax = 64;
 // The jitter hash's key: fixed, so that every replay computes the same schedule. Not a secret
 // (the jitter only spreads retries; nothing depends on it being unpredictable).
 constexpr SipKey kJitterKey{0x6b65656c6f757462ull, 0x6f786a6974746572ull};
@@ -81,7 +84,7 @@ bool read_event(ByteReader& r, uint64_t* seq, StoredEvent* s) {
   const bool ok = r.u64(seq) && r.str16(&ev.id) && r.str16(&ev.type) && r.str16(&ev.merchant_id) &&
                   r.str16(&ev.object_id) && r.i64(&ev.created_at) && r.u32(&data_len) &&
                   data_len <= kEventDataBytesMax && r.raw(&data, data_len) &&
-                  read_enum(r, DeliveryState::canceled, &d.state) && r.u32(&d.attempts) &&
+                  read_enum(r, DeliveryState::deferred, &d.state) && r.u32(&d.attempts) &&
                   r.i64(&d.next_attempt_at) && r.i64(&d.last_attempt_at);
   if (ok) ev.data.assign(data);
   return ok;
@@ -177,6 +180,7 @@ std::string_view delivery_state_name(DeliveryState s) {
     KEEL_ENUM_CASE(DeliveryState, delivered);
     KEEL_ENUM_CASE(DeliveryState, gave_up);
     KEEL_ENUM_CASE(DeliveryState, canceled);
+    KEEL_ENUM_CASE(DeliveryState, deferred);
   }
   return "unknown";
 }
@@ -234,6 +238,10 @@ int64_t retry_delay_ns(const OutboxOptions& o, std::string_view event_id,
   ByteWriter(&input).u32(failed_attempts);
   const uint64_t h = siphash13(kJitterKey, input);
   return (base_ns - half_ns) + static_cast<int64_t>(h % static_cast<uint64_t>(half_ns + 1));
+}
+
+size_t merchant_pending_max(const OutboxOptions& options) {
+  return std::max<size_t>(1, options.events_max / 10);
 }
 
 Outbox::Outbox(OutboxOptions options) : options_(options) { KEEL_ASSERT(options_.valid()); }
@@ -297,9 +305,24 @@ OutboxResult Outbox::add(Event event) {
   Entry e;
   e.seq = next_seq_++;
   e.stored.event = std::move(event);
-  if (endpoints_.contains(e.stored.event.merchant_id)) {
-    e.stored.delivery.state = DeliveryState::pending;
-    e.stored.delivery.next_attempt_at = e.stored.event.created_at;
+  const std::string& merchant = e.stored.event.merchant_id;
+  if (endpoints_.contains(merchant)) {
+    refill(merchant, e.stored.event.created_at, 1, e.stored.event.data.size());
+    const auto backlog = backlogs_.find(merchant);
+    if (backlog != backlogs_.end() || pending(merchant) >= merchant_pending_max(options_)) {
+      // Behind the merchant's pending deliveries, first in first out.
+      e.stored.delivery.state = DeliveryState::deferred;
+      if (backlog == backlogs_.end()) {
+        backlogs_.emplace(merchant, Backlog{e.seq - 1, e.seq});
+        backlogs_started_.push_back(merchant);
+      } else {
+        backlog->second.newest = e.seq;
+      }
+      ++deferred_since_start_;
+    } else {
+      e.stored.delivery.state = DeliveryState::pending;
+      e.stored.delivery.next_attempt_at = e.stored.event.created_at;
+    }
     ++stats_.deliveries_scheduled;
   }
   ++stats_.events_added;
@@ -319,19 +342,25 @@ void Outbox::insert(Entry entry) {
   by_type_.emplace(ev.type, seq);
   const Timestamp next = entry.stored.delivery.next_attempt_at;
   const bool pending = entry.stored.delivery.state == DeliveryState::pending;
+  if (pending) ++pending_by_merchant_[ev.merchant_id];
   const bool inserted = events_.emplace(seq, std::move(entry)).second;
   KEEL_ASSERT(inserted);
   if (pending) schedule_.emplace(next, seq);
 }
 
-void Outbox::note_if_final(const Entry& e) {
-  if (tracking_final_ && is_final(e.stored.delivery.state)) final_.push_back(e.seq);
+void Outbox::note_if_final(Entry& e) {
+  if (!tracking_final_ || e.noted || !is_final(e.stored.delivery.state)) return;
+  final_.push_back(e.seq);
+  e.noted = true;
 }
 
 void Outbox::track_final(bool on) {
   final_.clear();
   tracking_final_ = on;
-  for (const auto& [seq, e] : events_) note_if_final(e);
+  for (auto& [seq, e] : events_) {
+    e.noted = false;
+    note_if_final(e);
+  }
 }
 
 void Outbox::drop(uint64_t seq) {
@@ -353,6 +382,9 @@ void Outbox::unschedule(const Entry& e) {
   if (e.stored.delivery.state != DeliveryState::pending) return;
   const size_t erased = schedule_.erase({e.stored.delivery.next_attempt_at, e.seq});
   KEEL_ASSERT(erased == 1);
+  const auto count = pending_by_merchant_.find(e.stored.event.merchant_id);
+  KEEL_ASSERT(count != pending_by_merchant_.end() && count->second > 0);
+  if (--count->second == 0) pending_by_merchant_.erase(count);
 }
 
 void Outbox::schedule(Entry& e, Timestamp at) {
@@ -360,6 +392,106 @@ void Outbox::schedule(Entry& e, Timestamp at) {
   e.stored.delivery.next_attempt_at = at;
   const bool inserted = schedule_.emplace(at, e.seq).second;
   KEEL_ASSERT(inserted);
+  ++pending_by_merchant_[e.stored.event.merchant_id];
+}
+
+size_t Outbox::pending(std::string_view merchant_id) const {
+  const auto it = pending_by_merchant_.find(merchant_id);
+  return it == pending_by_merchant_.end() ? 0 : it->second;
+}
+
+std::vector<std::string> Outbox::take_backlogs_started() {
+  std::vector<std::string> out;
+  std::swap(out, backlogs_started_);
+  return out;
+}
+
+bool Outbox::read_deferred(uint64_t seq, std::string_view merchant_id, StoredEvent* out) const {
+  KEEL_ASSERT(history_ != nullptr);
+  std::optional<std::string> record;
+  const Status s = history_->get(event_key(seq), &record);
+  KEEL_ASSERT(s.is_ok());  // the store is memory for what it holds
+  uint64_t stored_seq = 0;
+  // A record of another merchant under this seq: an index record the store kept from a
+  // journal a backup restore cut short (docs/storage.md). Not this backlog's.
+  return record && decode_event_record(*record, &stored_seq, out) && stored_seq == seq &&
+         out->event.merchant_id == merchant_id;
+}
+
+void Outbox::refill(std::string_view merchant_id, Timestamp now, size_t keep_slots,
+                    uint64_t keep_bytes) {
+  const auto backlog = backlogs_.find(merchant_id);
+  if (backlog == backlogs_.end() || !endpoints_.contains(merchant_id)) return;
+  Backlog& b = backlog->second;
+  const size_t max = merchant_pending_max(options_);
+  size_t room = max - std::min(max, pending(merchant_id));
+  room = std::min(room, kRefillBatchMax);
+  room = std::min(room,
+                  options_.events_max - std::min(options_.events_max, events_.size() + keep_slots));
+  const std::string prefix = index_prefix({"", std::string(merchant_id), ""});
+  bool exhausted = false;
+  bool full = false;  // no room for the data of the next one: the next refill goes on
+  while (room > 0 && !exhausted && !full) {
+    // The oldest deferred events still stored, from both tiers (memory wins), at most `room`.
+    const uint64_t from = std::max(b.taken + 1, first_seq());
+    std::set<uint64_t> next;
+    for (auto it = by_merchant_.lower_bound({std::string(merchant_id), from});
+         it != by_merchant_.end() && it->first == merchant_id && it->second <= b.newest &&
+         next.size() < room;
+         ++it) {
+      next.insert(it->second);
+    }
+    if (history_ != nullptr && in_history() > 0) {
+      std::string begin = prefix;
+      std::string end = prefix;
+      append_be64(&begin, from);
+      append_be64(&end, b.newest + 1);
+      size_t cold = 0;
+      const Status s =
+          history_->scan_range(begin, end, false, [&](std::string_view key, std::string_view) {
+            const uint64_t seq = read_be64_suffix(key);
+            if (!events_.contains(seq)) {
+              next.insert(seq);
+              ++cold;
+            }
+            return cold < room;
+          });
+      KEEL_ASSERT(s.is_ok());  // the store is memory for what it holds
+    }
+    exhausted = next.empty();  // every deferred event was taken back (or expired)
+    size_t taken = 0;
+    for (const uint64_t seq : next) {
+      if (taken == room) break;
+      if (const auto it = events_.find(seq); it != events_.end()) {
+        Entry& e = it->second;
+        if (e.stored.event.merchant_id == merchant_id &&
+            e.stored.delivery.state == DeliveryState::deferred) {
+          e.stored.delivery.state = DeliveryState::pending;
+          e.changed = true;  // a hand-out of it as deferred no longer stands for it
+          schedule(e, now);
+          ++taken;
+        }
+      } else {
+        StoredEvent stored;
+        if (read_deferred(seq, merchant_id, &stored)) {
+          full =
+              stored.event.data.size() + keep_bytes >
+              options_.event_data_bytes_max - std::min(data_bytes_, options_.event_data_bytes_max);
+          if (full) break;
+          // The store may hold a later state of it (a replay from an older snapshot): what a
+          // deferred event is comes from the backlog, only its content from the record.
+          stored.delivery = DeliveryStatus{DeliveryState::pending, 0, now, 0};
+          insert(Entry{seq, std::move(stored)});
+          ++taken;
+        }
+      }
+      b.taken = seq;
+    }
+    room -= taken;
+    refilled_since_start_ += taken;
+    exhausted = exhausted || b.taken >= b.newest;
+  }
+  if (exhausted) backlogs_.erase(backlog);
 }
 
 Delivery Outbox::make_delivery(const Entry& e) const {
@@ -408,6 +540,7 @@ AttemptRecordResult Outbox::record_attempt(std::string_view event_id, bool deliv
     d.state = DeliveryState::delivered;
     ++stats_.deliveries_delivered;
     note_if_final(e);
+    refill(e.stored.event.merchant_id, now, 0, 0);
     return AttemptRecordResult::delivered;
   }
   ++stats_.attempts_failed;
@@ -417,6 +550,7 @@ AttemptRecordResult Outbox::record_attempt(std::string_view event_id, bool deliv
     d.state = DeliveryState::gave_up;
     ++stats_.deliveries_gave_up;
     note_if_final(e);
+    refill(e.stored.event.merchant_id, now, 0, 0);
     return AttemptRecordResult::gave_up;
   }
   const int64_t delay_ns = retry_delay_ns(options_, e.stored.event.id, d.attempts);
@@ -581,8 +715,12 @@ void Outbox::take_final(std::vector<std::pair<std::string, std::string>>* puts,
   for (const uint64_t seq : final_) {
     const auto it = events_.find(seq);
     if (it == events_.end()) continue;  // expired meanwhile
-    const StoredEvent& s = it->second.stored;
-    KEEL_ASSERT(is_final(s.delivery.state));
+    Entry& e = it->second;
+    e.noted = false;
+    if (!is_final(e.stored.delivery.state)) continue;  // taken back from a backlog meanwhile
+    ++e.takes;
+    e.changed = false;
+    const StoredEvent& s = e.stored;
     std::string record;
     ByteWriter w(&record);
     append_event(w, seq, s);
@@ -601,8 +739,11 @@ void Outbox::make_cold(const std::vector<uint64_t>& seqs) {
   for (const uint64_t seq : seqs) {
     const auto it = events_.find(seq);
     if (it == events_.end()) continue;
-    KEEL_ASSERT(is_final(it->second.stored.delivery.state));
-    drop(seq);
+    Entry& e = it->second;
+    if (e.takes > 0) --e.takes;
+    // Still in memory as handed out, and no later hand-out on its way (the store may not
+    // have the newest yet).
+    if (e.takes == 0 && !e.changed && is_final(e.stored.delivery.state)) drop(seq);
   }
 }
 
@@ -616,6 +757,9 @@ size_t Outbox::expire(Timestamp now) {
     ++n;
   }
   stats_.events_expired += n;
+  if (n > 0) {
+    std::erase_if(backlogs_, [&](const auto& b) { return b.second.newest < first_seq(); });
+  }
   return n;
 }
 
@@ -644,23 +788,34 @@ void Outbox::encode_header(std::string* out, uint32_t version) const {
 }
 
 void Outbox::encode(std::string* out) const {
-  const bool all_in_memory = in_history() == 0;
-  encode_header(out, all_in_memory ? kEncodingVersion : kEncodingVersionWithHistory);
+  const uint32_t version = !backlogs_.empty()  ? kEncodingVersionWithBacklogs
+                           : in_history() == 0 ? kEncodingVersion
+                                               : kEncodingVersionWithHistory;
+  encode_header(out, version);
   ByteWriter w(out);
-  if (!all_in_memory) {
+  if (version != kEncodingVersion) {
     w.u64(created_.size());
     for (const Timestamp t : created_) w.i64(t);
   }
   w.u64(events_.size());
   for (const auto& [seq, e] : events_) append_event(w, seq, e.stored);
+  if (version != kEncodingVersionWithBacklogs) return;
+  w.u64(backlogs_.size());
+  for (const auto& [merchant, b] : backlogs_) {
+    w.str16(merchant);
+    w.u64(b.taken);
+    w.u64(b.newest);
+  }
 }
 
 Status Outbox::encode_full(std::string* out, const KvReader* history) const {
-  if (in_history() == 0) {
-    encode(out);
+  if (in_history() == 0 && backlogs_.empty()) {
+    encode(out);  // version 1
     return Status::ok();
   }
-  if (history == nullptr) return Status::error("outbox: events are in a history store");
+  if (in_history() > 0 && history == nullptr) {
+    return Status::error("outbox: events are in a history store");
+  }
   encode_header(out, kEncodingVersion);
   ByteWriter w(out);
   w.u64(created_.size());
@@ -675,24 +830,26 @@ Status Outbox::encode_full(std::string* out, const KvReader* history) const {
     return true;
   };
   bool malformed = false;
-  const Status scanned = history->scan_range(event_key(first_seq()), event_key(next_seq_), false,
-                                             [&](std::string_view key, std::string_view value) {
-                                               const uint64_t seq = read_be64_suffix(key);
-                                               if (!from_memory_until(seq)) return false;
-                                               if (events_.contains(seq)) {
-                                                 from_memory_until(seq + 1);
-                                                 return true;
-                                               }
-                                               uint64_t stored_seq = 0;
-                                               ByteReader r(value);
-                                               if (!r.u64(&stored_seq) || stored_seq != seq) {
-                                                 malformed = true;
-                                                 return false;
-                                               }
-                                               w.raw(value.data(), value.size());
-                                               ++expect;
-                                               return true;
-                                             });
+  const Status scanned =
+      in_history() == 0 ? Status::ok()
+                        : history->scan_range(event_key(first_seq()), event_key(next_seq_), false,
+                                              [&](std::string_view key, std::string_view value) {
+                                                const uint64_t seq = read_be64_suffix(key);
+                                                if (!from_memory_until(seq)) return false;
+                                                if (events_.contains(seq)) {
+                                                  from_memory_until(seq + 1);
+                                                  return true;
+                                                }
+                                                uint64_t stored_seq = 0;
+                                                ByteReader r(value);
+                                                if (!r.u64(&stored_seq) || stored_seq != seq) {
+                                                  malformed = true;
+                                                  return false;
+                                                }
+                                                w.raw(value.data(), value.size());
+                                                ++expect;
+                                                return true;
+                                              });
   if (!scanned.is_ok()) return scanned;
   if (malformed) {
     return Status::error("outbox: the history store holds a malformed event " +
@@ -731,17 +888,54 @@ bool consistent(const DeliveryStatus& d, bool has_endpoint) {
       return d.attempts > 0 && d.next_attempt_at == 0;
     case DeliveryState::canceled:
       return d.next_attempt_at == 0;
+    case DeliveryState::deferred:
+      return d.attempts == 0 && d.next_attempt_at == 0 && d.last_attempt_at == 0;
   }
   return false;
 }
 
 }  // namespace
 
+Status Outbox::decode_backlogs(ByteReader& r, bool encoded, Outbox* s) {
+  // Every deferred event in memory, by merchant: the oldest and the newest.
+  std::map<std::string, Backlog, std::less<>> seen;
+  for (const auto& [seq, e] : s->events_) {
+    if (e.stored.delivery.state != DeliveryState::deferred) continue;
+    const auto [it, first] = seen.try_emplace(e.stored.event.merchant_id, Backlog{seq - 1, seq});
+    it->second.newest = seq;
+  }
+  if (!encoded) {  // versions 1 and 2: deferred events are all in memory
+    s->backlogs_ = std::move(seen);
+    return Status::ok();
+  }
+  uint64_t n = 0;
+  if (!r.u64(&n) || n == 0 || n > r.remaining() / 18) {
+    return Status::error("outbox: bad backlog count");
+  }
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string merchant;
+    Backlog b;
+    const bool ok = r.str16(&merchant) && r.u64(&b.taken) && r.u64(&b.newest) &&
+                    is_valid_id(merchant) && b.taken < b.newest && b.newest < s->next_seq_ &&
+                    b.newest >= s->first_seq() &&
+                    (s->backlogs_.empty() || s->backlogs_.rbegin()->first < merchant);
+    if (!ok) return Status::error("outbox: backlog " + std::to_string(i) + " malformed");
+    s->backlogs_.emplace(std::move(merchant), b);
+  }
+  for (const auto& [merchant, b] : seen) {
+    const auto it = s->backlogs_.find(merchant);
+    if (it == s->backlogs_.end() || b.taken < it->second.taken || b.newest > it->second.newest) {
+      return Status::error("outbox: deferred events of " + merchant + " outside its backlog");
+    }
+  }
+  return Status::ok();
+}
+
 Status Outbox::decode(std::string_view bytes, Outbox* out) {
   ByteReader r(bytes);
   uint32_t version = 0;
   OutboxOptions options;
-  if (!r.u32(&version) || (version != kEncodingVersion && version != kEncodingVersionWithHistory) ||
+  if (!r.u32(&version) || version < kEncodingVersion || version > kEncodingVersionWithBacklogs ||
       !decode_options(r, &options)) {
     return Status::error("outbox: bad header");
   }
@@ -764,8 +958,9 @@ Status Outbox::decode(std::string_view bytes, Outbox* out) {
     if (!ok) return Status::error("outbox: endpoint " + std::to_string(i) + " malformed");
     s.endpoints_.emplace(std::move(merchant), std::move(ep));
   }
-  // Version 2: the creation time of every stored event (the store holds those not below).
-  const bool with_history = version == kEncodingVersionWithHistory;
+  // Versions 2 and 3: the creation time of every stored event (the store holds those not
+  // below).
+  const bool with_history = version != kEncodingVersion;
   uint64_t total = 0;
   if (with_history) {
     if (!r.u64(&total) || total == 0 || total >= s.next_seq_ || total > r.remaining() / 8) {
@@ -779,7 +974,9 @@ Status Outbox::decode(std::string_view bytes, Outbox* out) {
       s.created_.push_back(t);
     }
   }
-  if (!r.u64(&n) || n > options.events_max || (with_history && n >= total) ||
+  const bool with_backlogs = version == kEncodingVersionWithBacklogs;
+  if (!r.u64(&n) || n > options.events_max || (with_history && n > total) ||
+      (version == kEncodingVersionWithHistory && n == total) ||
       (!with_history && n >= s.next_seq_)) {
     return Status::error("outbox: bad event count");
   }
@@ -806,6 +1003,7 @@ Status Outbox::decode(std::string_view bytes, Outbox* out) {
     if (!with_history) s.created_.push_back(ev.created_at);
     s.insert(std::move(e));
   }
+  if (Status b = decode_backlogs(r, with_backlogs, &s); !b.is_ok()) return b;
   if (!r.at_end()) return Status::error("outbox: trailing bytes");
   *out = std::move(s);
   return Status::ok();

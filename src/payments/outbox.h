@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/bytes.h"
 #include "core/http_url.h"
 #include "core/kv_reader.h"
 #include "core/status.h"
@@ -29,6 +30,17 @@ namespace keel::payments {
 // jitter (retry_delay_ns) until `delivery_window_s` after the event's creation; then the
 // delivery gives up. Delivery is therefore at least once (a try whose answer was lost is tried
 // again) and possibly out of order: receivers dedupe by event id.
+//
+// Backlogs: one merchant's pending deliveries in memory are bounded (merchant_pending_max, a
+// tenth of events_max), so that a dead endpoint retried for the whole delivery window cannot
+// fill the outbox and stop every other merchant's payments. A merchant at its bound gets its
+// later events in state `deferred`: final for memory, so they move to the history store like
+// any final event, and queued first-in first-out behind the merchant's pending deliveries. As
+// those end (delivered or given up), the oldest deferred events come back into memory as pending
+// deliveries due at once (refill, reading the store through set_history's reader when they have
+// moved). A deferred event is therefore tried at least once, even after its delivery window,
+// and then retried within the window as usual. Per merchant, memory holds two sequence numbers
+// for the whole backlog: the last event taken from it and its newest event.
 //
 // History (docs/storage.md, "Tiers"): an event whose delivery is final (no endpoint, delivered,
 // gave up, canceled) never changes again, so it may leave memory for the history store. The
@@ -105,6 +117,7 @@ enum class DeliveryState : uint8_t {
   delivered,        // a try got a 2xx
   gave_up,          // the delivery window ran out
   canceled,         // the endpoint was removed while the delivery was pending
+  deferred,         // queued behind the merchant's pending deliveries (see "Backlogs" above)
 };
 
 struct DeliveryStatus {
@@ -199,6 +212,9 @@ inline constexpr std::string_view kEventRecordPrefix = "ev";
 // Decodes an "ev" record (false when malformed).
 [[nodiscard]] bool decode_event_record(std::string_view bytes, uint64_t* seq, StoredEvent* out);
 
+// The most deliveries of one merchant pending in memory: a tenth of events_max (at least 1).
+[[nodiscard]] size_t merchant_pending_max(const OutboxOptions& options);
+
 // Counters since the outbox began (they are state: in snapshots, identical after replay).
 struct OutboxStats {
   uint64_t events_added = 0;
@@ -227,7 +243,9 @@ class Outbox {
   [[nodiscard]] const WebhookEndpoint* endpoint(std::string_view merchant_id) const;
 
   // Stores `event` for polling; if its merchant has an endpoint, schedules a delivery due at
-  // event.created_at. First forgets events past retention at event.created_at (as expire()).
+  // event.created_at, or defers it when the merchant has a backlog or merchant_pending_max
+  // deliveries pending in memory. First forgets events past retention at event.created_at (as
+  // expire()), and refills the merchant's pending deliveries from its backlog.
   OutboxResult add(Event event);
 
   // The deliveries due by `now`: earliest next_attempt_at first (then oldest event), at most
@@ -243,7 +261,8 @@ class Outbox {
   // not (anything else: non-2xx, timeout, refused...). A failure at or after created_at +
   // delivery_window_s gives up; otherwise the next try is due at now + retry_delay_ns(...),
   // but never later than created_at + delivery_window_s (so the last try is at the window's
-  // end).
+  // end). A delivery that ends makes room for the merchant's backlog: its oldest deferred
+  // events become pending, due at `now`.
   AttemptRecordResult record_attempt(std::string_view event_id, bool delivered, Timestamp now);
 
   // GET /v1/events: stored events matching `filter`, newest first (the reverse of the order of
@@ -259,11 +278,17 @@ class Outbox {
 
   // History. track_final(true) (off by default, and in a decoded outbox: with no history store
   // nothing is collected) makes take_final() hand out every event in memory that is final or
-  // becomes final: it appends the store records of each (once) to `puts`, and their seqs to
-  // `seqs`.
+  // becomes final: it appends the store records of each to `puts`, and their seqs to `seqs`.
+  // An event is handed out again only if it changed since (a deferred event taken from the
+  // backlog). set_history() also names the store a backlog is read from (refill); null: none.
   void track_final(bool on);
+  void set_history(const KvReader* history) {
+    history_ = history;
+    track_final(history != nullptr);
+  }
   // make_cold() drops from memory the events of `seqs` that are still stored (those durable in
-  // the store); seqs of events already gone are ignored.
+  // the store), unless they changed after that hand-out; seqs of events already gone are
+  // ignored. Call it once per take_final(), with its seqs, in the same order.
   void take_final(std::vector<std::pair<std::string, std::string>>* puts,
                   std::vector<uint64_t>* seqs);
   void make_cold(const std::vector<uint64_t>& seqs);
@@ -287,6 +312,18 @@ class Outbox {
   [[nodiscard]] size_t in_memory() const { return events_.size(); }
   [[nodiscard]] size_t in_history() const { return created_.size() - events_.size(); }
   [[nodiscard]] size_t pending() const { return schedule_.size(); }
+  [[nodiscard]] size_t pending(std::string_view merchant_id) const;
+  // Merchants with a backlog (deferred events not yet taken back), and whether one has.
+  [[nodiscard]] size_t backlogged_merchants() const { return backlogs_.size(); }
+  [[nodiscard]] bool backlogged(std::string_view merchant_id) const {
+    return backlogs_.contains(merchant_id);
+  }
+  // Since this object was built or decoded (not state: they restart at zero): events deferred,
+  // and deferred events taken back as pending deliveries.
+  [[nodiscard]] uint64_t deferred_since_start() const { return deferred_since_start_; }
+  [[nodiscard]] uint64_t refilled_since_start() const { return refilled_since_start_; }
+  // The merchants whose backlog began since the last call (for the engine's log; not state).
+  [[nodiscard]] std::vector<std::string> take_backlogs_started();
   [[nodiscard]] uint64_t data_bytes() const { return data_bytes_; }
   [[nodiscard]] const OutboxStats& stats() const { return stats_; }
   [[nodiscard]] const OutboxOptions& options() const { return options_; }
@@ -294,10 +331,13 @@ class Outbox {
   // Canonical encoding (options, counters, endpoints, events in order of addition): version 1,
   // every event. encode_full() reads the events in the history store from `history` (null when
   // none are there; fails when it lacks one). encode() is the snapshot's: version 1 while every
-  // event is in memory, else version 2 (the creation times of all, then the events in memory;
-  // the rest is in the store). decode() takes both, checks every field as the calls above do,
-  // rebuilds the indexes, and fails on malformed, inconsistent or trailing bytes, leaving *out
-  // unchanged.
+  // event is in memory and no merchant has a backlog, version 2 when some events are in the
+  // store (the creation times of all, then the events in memory; the rest is in the store),
+  // version 3 when a merchant has a backlog (version 2's layout, then the backlogs). A backlog
+  // is not in the canonical encoding: its deferred events there say all it holds. decode()
+  // takes every version, checks every field as the calls above do, rebuilds the indexes (and
+  // the backlogs from the deferred events, versions 1 and 2), and fails on malformed,
+  // inconsistent or trailing bytes, leaving *out unchanged.
   [[nodiscard]] Status encode_full(std::string* out, const KvReader* history) const;
   void encode(std::string* out) const;
   [[nodiscard]] static Status decode(std::string_view bytes, Outbox* out);
@@ -306,6 +346,17 @@ class Outbox {
   struct Entry {
     uint64_t seq = 0;  // order of addition; list order and tie-breaker
     StoredEvent stored;
+    // History hand-outs (not state): whether final_ holds it, hand-outs not yet made cold, and
+    // whether it changed since the last one (then make_cold keeps it).
+    bool noted = false;
+    bool changed = false;
+    uint32_t takes = 0;
+  };
+  // A merchant's deferred events: its events with seq in (taken, newest], oldest first.
+  struct Backlog {
+    uint64_t taken = 0;   // the last seq taken back (or the one before the first deferred)
+    uint64_t newest = 0;  // the merchant's newest deferred event
+    friend bool operator==(const Backlog&, const Backlog&) = default;
   };
   using SeqIndex = std::set<std::pair<std::string, uint64_t>, std::less<>>;
 
@@ -313,12 +364,22 @@ class Outbox {
   void insert(Entry entry);
   // Drops an in-memory event and its indexes (not its creation time).
   void drop(uint64_t seq);
-  void note_if_final(const Entry& e);
+  void note_if_final(Entry& e);
+  // Takes the oldest deferred events of the merchant back as pending deliveries due at `now`,
+  // while it has fewer than merchant_pending_max pending and the outbox has room, keeping
+  // room for `keep_slots` more events with `keep_bytes` of data; at most kRefillBatchMax.
+  void refill(std::string_view merchant_id, Timestamp now, size_t keep_slots, uint64_t keep_bytes);
+  // Reads a deferred event of `merchant_id` that left memory (false: the store holds no such
+  // event of that merchant under `seq`).
+  bool read_deferred(uint64_t seq, std::string_view merchant_id, StoredEvent* out) const;
   // Calls `visit` for the in-memory events matching `filter` with seq < `before`, newest first,
   // while it returns true.
   void walk(const EventFilter& filter, uint64_t before,
             const std::function<bool(uint64_t seq, const StoredEvent&)>& visit) const;
   void encode_header(std::string* out, uint32_t version) const;
+  // Reads the backlogs of a version 3 encoding (`encoded`), or derives them from the deferred
+  // events in memory; checks that every deferred event in memory is in its merchant's backlog.
+  [[nodiscard]] static Status decode_backlogs(ByteReader& r, bool encoded, Outbox* s);
   void unschedule(const Entry& e);
   void schedule(Entry& e, Timestamp at);
   [[nodiscard]] Delivery make_delivery(const Entry& e) const;
@@ -334,12 +395,18 @@ class Outbox {
   SeqIndex by_object_;                                  // (object_id, seq)
   SeqIndex by_type_;                                    // (type, seq)
   std::set<std::pair<Timestamp, uint64_t>> schedule_;   // pending: (next_attempt_at, seq)
+  std::map<std::string, size_t, std::less<>> pending_by_merchant_;  // from schedule_ (derived)
+  std::map<std::string, Backlog, std::less<>> backlogs_;            // merchants with one
   // The creation time of every stored event, in memory or not, by seq: created_[i] is event
   // first_seq() + i's. Nondecreasing, so expiry pops from the front.
   std::deque<Timestamp> created_;
   // In-memory events whose delivery became final, not yet handed out by take_final() (not state).
   std::vector<uint64_t> final_;
-  bool tracking_final_ = false;  // track_final() (not state)
+  bool tracking_final_ = false;        // track_final() (not state)
+  const KvReader* history_ = nullptr;  // set_history() (not state)
+  uint64_t deferred_since_start_ = 0;
+  uint64_t refilled_since_start_ = 0;
+  std::vector<std::string> backlogs_started_;
 };
 
 // The event as JSON, exactly as delivered and listed: {"id":..,"type":..,"created_at":"RFC 3339

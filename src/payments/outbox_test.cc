@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <map>
 #include <random>
 #include <set>
@@ -758,6 +759,309 @@ TEST(OutboxHistory, OnlyFinalEventsAreHandedOutEachOnceAndAgainAfterADecode) {
   EXPECT_EQ(d.in_history(), 2u);
   EXPECT_EQ(d.find("evt_1"), nullptr);
   EXPECT_EQ(d.data_bytes(), 0u);
+}
+
+// Backlogs (outbox.h): one merchant's dead endpoint holds at most a tenth of the outbox in
+// pending deliveries; its later events wait deferred, and are sent in order as earlier ones end.
+
+OutboxOptions small_outbox() {
+  OutboxOptions o;
+  o.events_max = 100;  // merchant_pending_max: 10
+  return o;
+}
+
+TEST(OutboxBacklog, ADeadEndpointDefersItsMerchantsLaterEventsAndNoOneElses) {
+  Outbox o(small_outbox());
+  ASSERT_EQ(merchant_pending_max(o.options()), 10u);
+  ASSERT_EQ(o.set_endpoint("m_1", kUrl, "s"), OutboxResult::ok);
+  ASSERT_EQ(o.set_endpoint("m_2", kUrl, "s"), OutboxResult::ok);
+  for (int i = 1; i <= 30; ++i) ASSERT_EQ(o.add(event(padded_id(i), kT0 + i)), OutboxResult::ok);
+  EXPECT_EQ(o.pending("m_1"), 10u);
+  EXPECT_TRUE(o.backlogged("m_1"));
+  EXPECT_EQ(o.find(padded_id(10))->delivery.state, DeliveryState::pending);
+  EXPECT_EQ(o.find(padded_id(11))->delivery, DeliveryStatus{DeliveryState::deferred});
+  EXPECT_EQ(o.deferred_since_start(), 20u);
+  EXPECT_EQ(o.take_backlogs_started(), std::vector<std::string>{"m_1"});
+  EXPECT_TRUE(o.take_backlogs_started().empty());  // each start is told once
+  // Other merchants are not behind it.
+  ASSERT_EQ(o.add(event(padded_id(31), kT0 + 31, "m_2")), OutboxResult::ok);
+  ASSERT_EQ(o.add(event(padded_id(32), kT0 + 32, "m_3")), OutboxResult::ok);
+  EXPECT_EQ(o.find(padded_id(31))->delivery.state, DeliveryState::pending);
+  EXPECT_EQ(o.find(padded_id(32))->delivery.state, DeliveryState::no_endpoint);
+  EXPECT_FALSE(o.backlogged("m_2"));
+  EXPECT_EQ(o.pending(), 11u);
+  // Deferred events are listed with their state, and never due.
+  EXPECT_EQ(o.list(1, padded_id(31), {}).data[0].delivery.state, DeliveryState::deferred);
+  for (const Delivery& d : o.due(kT0 + kDay, 100)) {
+    if (d.merchant_id == "m_2") {
+      EXPECT_EQ(d.event_id, padded_id(31));
+    } else {
+      EXPECT_LE(d.event_id, padded_id(10)) << d.event_id;
+    }
+  }
+  EXPECT_EQ(o.due(kT0 + kDay, 100).size(), 11u);
+}
+
+// The engine's rhythm around a store: hand out what is final; later, in order, write each
+// hand-out and make it cold (the tier reports it durable).
+struct Mover {
+  struct Batch {
+    std::vector<std::pair<std::string, std::string>> puts;
+    std::vector<uint64_t> seqs;
+  };
+  MapHistory history;
+  std::deque<Batch> in_flight;  // handed out, not yet written
+
+  void take(Outbox& o) {
+    Batch& b = in_flight.emplace_back();
+    o.take_final(&b.puts, &b.seqs);
+  }
+  void make_cold(Outbox& o, size_t batches) {
+    for (; batches > 0 && !in_flight.empty(); --batches) {
+      for (auto& [k, v] : in_flight.front().puts) history.records[k] = v;
+      o.make_cold(in_flight.front().seqs);
+      in_flight.pop_front();
+    }
+  }
+};
+
+// Delivers whatever is due until nothing is, and returns the ids in the order first tried.
+std::vector<std::string> deliver_all(Outbox& o, Timestamp* now, Mover* mover) {
+  std::vector<std::string> tried;
+  for (int round = 0; round < 1000; ++round) {
+    const std::vector<Delivery> due = o.due(*now, 7);
+    if (due.empty()) break;
+    for (const Delivery& d : due) {
+      EXPECT_EQ(d.attempt, 1u);
+      tried.push_back(d.event_id);
+      EXPECT_EQ(o.record_attempt(d.event_id, true, *now), AttemptRecordResult::delivered);
+    }
+    *now += kSecond;
+    if (mover != nullptr) {
+      mover->take(o);
+      mover->make_cold(o, round % 2 == 0 ? 1 : 3);
+    }
+  }
+  return tried;
+}
+
+TEST(OutboxBacklog, EveryDeferredEventIsSentOnceInOrderAsEarlierOnesEndFromEitherTier) {
+  for (const bool with_store : {false, true}) {
+    Outbox o(small_outbox());
+    Mover mover;
+    if (with_store) o.set_history(&mover.history);
+    ASSERT_EQ(o.set_endpoint("m_1", kUrl, "s"), OutboxResult::ok);
+    Timestamp now = kT0;
+    for (int i = 1; i <= 45; ++i) {
+      ASSERT_EQ(o.add(event(padded_id(i), now)), OutboxResult::ok);
+      if (with_store) {
+        mover.take(o);
+        mover.make_cold(o, 1);
+      }
+    }
+    if (with_store) {
+      mover.make_cold(o, 100);
+      EXPECT_EQ(o.in_memory(), 10u) << "the deferred events are in the store";
+    }
+    const std::vector<std::string> tried = deliver_all(o, &now, with_store ? &mover : nullptr);
+    std::vector<std::string> want;
+    for (int i = 1; i <= 45; ++i) want.push_back(padded_id(i));
+    EXPECT_EQ(tried, want) << with_store;
+    EXPECT_FALSE(o.backlogged("m_1"));
+    EXPECT_EQ(o.refilled_since_start(), 35u);
+    EXPECT_EQ(o.stats().deliveries_delivered, 45u);
+    EXPECT_EQ(o.stats().deliveries_scheduled, 45u);
+    // With the backlog drained, the next event is pending at once.
+    ASSERT_EQ(o.add(event(padded_id(46), now)), OutboxResult::ok);
+    EXPECT_EQ(o.find(padded_id(46))->delivery.state, DeliveryState::pending);
+    if (with_store) {
+      mover.take(o);
+      mover.make_cold(o, 100);
+      EXPECT_EQ(o.in_memory(), 1u);
+    }
+  }
+}
+
+TEST(OutboxBacklog, ADeferredEventGetsOneTryEvenPastItsWindowThenGivesUp) {
+  OutboxOptions options = small_outbox();
+  options.delivery_window_s = 60;
+  Outbox o(options);
+  ASSERT_EQ(o.set_endpoint("m_1", kUrl, "s"), OutboxResult::ok);
+  for (int i = 1; i <= 11; ++i) ASSERT_EQ(o.add(event(padded_id(i), kT0)), OutboxResult::ok);
+  ASSERT_TRUE(o.backlogged("m_1"));
+  // Every try fails until the first ten give up at the window's end.
+  Timestamp now = kT0;
+  while (o.backlogged("m_1")) {
+    const std::optional<Timestamp> next = o.next_attempt_at();
+    ASSERT_TRUE(next.has_value());
+    now = std::max(now, *next);
+    for (const Delivery& d : o.due(now, 100)) (void)o.record_attempt(d.event_id, false, now);
+  }
+  const StoredEvent* last = o.find(padded_id(11));
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(last->delivery.state, DeliveryState::pending);
+  EXPECT_EQ(last->delivery.attempts, 0u);
+  EXPECT_EQ(last->delivery.next_attempt_at, now);  // due at once, though past its window
+  ASSERT_EQ(o.record_attempt(padded_id(11), false, now), AttemptRecordResult::gave_up);
+  EXPECT_EQ(o.find(padded_id(11))->delivery.attempts, 1u);
+}
+
+TEST(OutboxBacklog, ADeferredEventExpiresWithItsRetentionAndTheBacklogWithIt) {
+  Outbox o(small_outbox());
+  ASSERT_EQ(o.set_endpoint("m_1", kUrl, "s"), OutboxResult::ok);
+  for (int i = 1; i <= 12; ++i) ASSERT_EQ(o.add(event(padded_id(i), kT0 + i)), OutboxResult::ok);
+  ASSERT_TRUE(o.backlogged("m_1"));
+  EXPECT_EQ(o.expire(kT0 + 30 * kDay + 12), 12u);
+  EXPECT_FALSE(o.backlogged("m_1"));
+  EXPECT_EQ(o.pending(), 0u);
+  ASSERT_EQ(o.add(event(padded_id(13), kT0 + 31 * kDay)), OutboxResult::ok);
+  EXPECT_EQ(o.find(padded_id(13))->delivery.state, DeliveryState::pending);
+}
+
+TEST(OutboxBacklog, RemovingTheEndpointLeavesDeferredEventsWaitingForTheNextOne) {
+  Outbox o(small_outbox());
+  ASSERT_EQ(o.set_endpoint("m_1", kUrl, "s"), OutboxResult::ok);
+  for (int i = 1; i <= 12; ++i) ASSERT_EQ(o.add(event(padded_id(i), kT0 + i)), OutboxResult::ok);
+  ASSERT_EQ(o.remove_endpoint("m_1"), OutboxResult::ok);
+  EXPECT_EQ(o.find(padded_id(1))->delivery.state, DeliveryState::canceled);
+  EXPECT_EQ(o.find(padded_id(12))->delivery.state, DeliveryState::deferred);
+  EXPECT_EQ(o.pending(), 0u);
+  ASSERT_EQ(o.add(event(padded_id(13), kT0 + 13)), OutboxResult::ok);
+  EXPECT_EQ(o.find(padded_id(13))->delivery.state, DeliveryState::no_endpoint);
+  ASSERT_EQ(o.set_endpoint("m_1", kUrl, "s2"), OutboxResult::ok);
+  ASSERT_EQ(o.add(event(padded_id(14), kT0 + 14)), OutboxResult::ok);  // refills first
+  EXPECT_EQ(o.find(padded_id(11))->delivery.state, DeliveryState::pending);
+  EXPECT_EQ(o.find(padded_id(12))->delivery.state, DeliveryState::pending);
+  EXPECT_EQ(o.find(padded_id(14))->delivery.state, DeliveryState::pending);
+  EXPECT_FALSE(o.backlogged("m_1"));
+}
+
+// The canonical encoding of an outbox whose events are all in memory.
+std::string canonical(const Outbox& o) {
+  std::string out;
+  EXPECT_TRUE(o.encode_full(&out, nullptr).is_ok());
+  return out;
+}
+
+// One step of a randomized run, recorded so that it can be replayed.
+struct Step {
+  bool is_add = true;
+  Event event;             // add
+  std::string event_id;    // record_attempt
+  bool delivered = false;  // record_attempt
+  Timestamp now = 0;       // record_attempt
+};
+
+void apply(Outbox& o, const Step& s) {
+  if (s.is_add) {
+    EXPECT_EQ(o.add(s.event), OutboxResult::ok);
+  } else {
+    (void)o.record_attempt(s.event_id, s.delivered, s.now);
+  }
+}
+
+// Random merchants (one endpoint dead for a long while, one flaky, one without an endpoint),
+// random tries, and the store's hand-outs made cold at random moments: the outbox with a store
+// is at every step the same state as its twin that keeps everything in memory; snapshots taken
+// on the way decode to it; and a snapshot replayed over the store as it is at the end (holding
+// later states of its deferred events) ends in the same state too.
+TEST(OutboxBacklog, RandomRunsAreTheSameStateWhereverTheEventsAreAndReplayExactly) {
+  for (uint32_t seed = 1; seed <= 12; ++seed) {
+    std::mt19937 rng(seed);
+    OutboxOptions options;
+    // Room for every event in memory (the twin keeps them all), so that only backlogs differ
+    // from a run without them: merchant_pending_max 40 to 49.
+    options.events_max = 400 + rng() % 100;
+    options.delivery_window_s = 1800;
+    options.retention_s = 3600;
+    Outbox a(options);  // with a store
+    Outbox b(options);  // every event in memory
+    Mover mover;
+    a.set_history(&mover.history);
+    for (Outbox* o : {&a, &b}) {
+      ASSERT_EQ(o->set_endpoint("m_dead", kUrl, "s"), OutboxResult::ok);
+      ASSERT_EQ(o->set_endpoint("m_flaky", kUrl, "s"), OutboxResult::ok);
+    }
+    std::vector<Step> steps;
+    std::string snapshot;
+    size_t snapshot_step = 0;
+    Timestamp now = kT0;
+    const int adds = 300 + static_cast<int>(rng() % 100);
+    for (int i = 1; i <= adds; ++i) {
+      now += kSecond * (1 + rng() % 30);
+      const char* merchants[] = {"m_dead", "m_dead", "m_flaky", "m_none"};
+      Step add;
+      add.event = event(padded_id(i), now, merchants[rng() % 4]);
+      steps.push_back(add);
+      apply(a, add);
+      apply(b, add);
+      for (const Delivery& d : a.due(now, 1 + rng() % 6)) {
+        // m_dead comes back in the last third of the run.
+        const bool up = d.merchant_id == "m_flaky" ? rng() % 2 == 0 : i > adds * 2 / 3;
+        steps.push_back(Step{false, {}, d.event_id, up, now});
+        apply(a, steps.back());
+        apply(b, steps.back());
+      }
+      if (rng() % 3 == 0) mover.take(a);
+      if (rng() % 2 == 0) mover.make_cold(a, 1 + rng() % 2);
+      ASSERT_EQ(full(a, mover.history), canonical(b)) << seed << " step " << i;
+      if (i == adds / 2) {
+        snapshot = encoded(a);
+        snapshot_step = steps.size();
+        Outbox c;
+        ASSERT_TRUE(Outbox::decode(snapshot, &c).is_ok()) << seed;
+        EXPECT_EQ(encoded(c), snapshot);
+        EXPECT_EQ(full(c, mover.history), canonical(b));
+      }
+    }
+    EXPECT_GT(a.deferred_since_start(), 0u) << seed;
+    EXPECT_GT(a.refilled_since_start(), 0u) << seed;
+    EXPECT_GT(a.in_history(), 0u) << seed;
+    const std::string end = canonical(b);
+    // The canonical encoding decodes to the same state, its backlogs rebuilt.
+    Outbox twin;
+    ASSERT_TRUE(Outbox::decode(end, &twin).is_ok()) << seed;
+    EXPECT_EQ(canonical(twin), end);
+    EXPECT_EQ(encoded(twin), encoded(b));
+    EXPECT_EQ(twin.backlogged_merchants(), b.backlogged_merchants());
+    // Recovery: the middle snapshot, then the steps after it, over today's store.
+    mover.make_cold(a, mover.in_flight.size());
+    ASSERT_EQ(full(a, mover.history), end);
+    Outbox r;
+    ASSERT_TRUE(Outbox::decode(snapshot, &r).is_ok());
+    r.set_history(&mover.history);
+    for (size_t k = snapshot_step; k < steps.size(); ++k) {
+      apply(r, steps[k]);
+      if (k % 5 == 0) mover.take(r);
+      if (k % 7 == 0) mover.make_cold(r, 1);
+    }
+    EXPECT_EQ(full(r, mover.history), end) << seed;
+  }
+}
+
+TEST(OutboxBacklog, SnapshotBacklogsAreCheckedOnDecode) {
+  Outbox o(small_outbox());
+  ASSERT_EQ(o.set_endpoint("m_1", kUrl, "s"), OutboxResult::ok);
+  for (int i = 1; i <= 12; ++i) ASSERT_EQ(o.add(event(padded_id(i), kT0 + i)), OutboxResult::ok);
+  const std::string bytes = encoded(o);  // version 3: the backlog of m_1 is (10, 12]
+  Outbox d;
+  ASSERT_TRUE(Outbox::decode(bytes, &d).is_ok());
+  EXPECT_EQ(encoded(d), bytes);
+  EXPECT_TRUE(d.backlogged("m_1"));
+  // The backlog is the last 2 + 3 + 16 bytes: its merchant, taken 10 and newest 12.
+  const auto with_tail = [&](uint64_t taken, uint64_t newest) {
+    std::string b = bytes.substr(0, bytes.size() - 16);
+    ByteWriter w(&b);
+    w.u64(taken);
+    w.u64(newest);
+    return b;
+  };
+  ASSERT_EQ(with_tail(10, 12), bytes);
+  Outbox bad;
+  EXPECT_FALSE(Outbox::decode(with_tail(11, 12), &bad).is_ok());  // deferred 11 outside it
+  EXPECT_FALSE(Outbox::decode(with_tail(10, 11), &bad).is_ok());  // deferred 12 outside it
+  EXPECT_FALSE(Outbox::decode(with_tail(12, 12), &bad).is_ok());  // empty
+  EXPECT_FALSE(Outbox::decode(with_tail(10, 13), &bad).is_ok());  // beyond the last event
 }
 
 }  // namespace
