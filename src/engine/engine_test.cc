@@ -1727,5 +1727,11 @@ TEST(FormatCompatibility, DataDirectoryV5ReplaysToTheHashItsWriterComputed) {
   expect_fixture_replays("data-v5");
 }
 
+// data-v6: payments at rest in the history store (versioned py/pr/pd/pt records) and the
+// `history` section of payments snapshots (ids of payments in the store as 32-bit tags).
+TEST(FormatCompatibility, DataDirectoryV6ReplaysToTheHashItsWriterComputed) {
+  expect_fixture_replays("data-v6");
+}
+
 }  // namespace
 }  // namespace keel::engine
