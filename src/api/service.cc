@@ -172,6 +172,10 @@ std::string metrics_text(const engine::EngineStatus& s) {
          "Payment records (a payment at rest, each time it comes to rest) written to the history "
          "store since start.",
          s.history_payments_moved);
+  metric("keel_history_flows_moved_total", "counter",
+         "Top-up, payout and wallet transfer records (each time one comes to rest) written to "
+         "the history store since start.",
+         s.history_flows_moved);
   metric("keel_history_events_deleted_total", "counter",
          "Expired merchant events deleted from the history store since start.",
          s.history_events_deleted);
@@ -201,6 +205,10 @@ std::string metrics_text(const engine::EngineStatus& s) {
          s.payments.in_review);
   metric("keel_wallet_flows", "gauge", "Top-ups, payouts and wallet transfers stored.",
          s.payments.wallet_flows);
+  metric("keel_wallet_flows_in_memory", "gauge",
+         "Top-ups, payouts and wallet transfers held in memory (not at rest, or not yet in the "
+         "history store).",
+         s.payments.wallet_flows_in_memory);
   metric("keel_idempotency_keys", "gauge", "Idempotency keys kept.", s.payments.idempotency_keys);
   metric("keel_idempotency_keys_in_memory", "gauge",
          "Idempotency records held in memory (in flight, or not yet in the history store).",

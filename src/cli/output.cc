@@ -22,6 +22,7 @@ json::object rebuild_report_to_json(const engine::RebuildReport& r) {
                       {"events_moved", r.events_moved},
                       {"idempotency_keys_moved", r.keys_moved},
                       {"payments_moved", r.payments_moved},
+                      {"flows_moved", r.flows_moved},
                       {"state_hash", hash_hex(r.state_hash)},
                       {"replaced_store", r.replaced_store.empty() ? json::value(nullptr)
                                                                   : json::value(r.replaced_store)}};

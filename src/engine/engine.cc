@@ -641,6 +641,7 @@ void Engine::Impl::answer_read(Command& c) {
             s.history_events_moved = h.events_moved;
             s.history_keys_moved = h.keys_moved;
             s.history_payments_moved = h.payments_moved;
+            s.history_flows_moved = h.flows_moved;
             s.history_events_deleted = h.events_deleted;
             s.history_queued = h.queued;
             s.history_write_failures = h.write_failures;
@@ -1428,6 +1429,7 @@ Status replay_into_store(const std::filesystem::path& journal_dir,
     report->events_moved += records.events.size();
     report->keys_moved += records.keys.size();
     report->payments_moved += records.payments.size();
+    report->flows_moved += records.flows.size();
     batch.puts.clear();
     indexes.clear();
     records = {};

@@ -143,6 +143,7 @@ struct EngineStatus {
   uint64_t history_events_moved = 0;
   uint64_t history_keys_moved = 0;
   uint64_t history_payments_moved = 0;
+  uint64_t history_flows_moved = 0;
   uint64_t history_events_deleted = 0;
   uint64_t history_queued = 0;
   uint64_t history_write_failures = 0;
@@ -272,6 +273,7 @@ struct RebuildReport {
   uint64_t events_moved = 0;     // merchant events written to the new store
   uint64_t keys_moved = 0;       // completed idempotency records written to the new store
   uint64_t payments_moved = 0;   // payments at rest written to the new store
+  uint64_t flows_moved = 0;      // top-ups, payouts and wallet transfers at rest, likewise
   uint64_t state_hash = 0;       // of the journal replayed from record 1
   std::string replaced_store;    // where the old store went (empty: there was none)
 };

@@ -879,9 +879,10 @@ TEST_F(EngineTest, AboveTheMemoryBudgetNewWorkIsRefusedAndOpenWorkFinishes) {
 class HistoryTest : public EngineOnMemoryTest {
  protected:
   // Every page of list query `q` (its limit aside) for a few page sizes, following cursors (the
-  // id of a page's last object, which starts with `id_prefix`), appended to `out`.
+  // id of a page's last object, which starts with `id_prefix`; or, when `object` is given, the
+  // id of the last object of that type), appended to `out`.
   static void all_pages(Engine& e, const payments::Query& q, std::string_view id_prefix,
-                        std::vector<std::string>* out) {
+                        std::vector<std::string>* out, std::string_view object = {}) {
     for (const size_t limit : {1, 4, 100}) {
       std::string cursor;
       for (int page = 0; page < 100; ++page) {
@@ -891,11 +892,16 @@ class HistoryTest : public EngineOnMemoryTest {
         const auto r = wait_for<payments::QueryResult>(
             [&](auto cb) { e.payments_query(std::move(paged), std::move(cb)); });
         EXPECT_EQ(r.error, EngineError::ok);
-        EXPECT_TRUE(r.value.found);
+        EXPECT_TRUE(r.value.found) << static_cast<int>(q.kind) << " " << q.status << " "
+                                   << q.customer_id << " after " << cursor;
         EXPECT_FALSE(r.value.needs_history());
         const std::string& body = r.value.body;
         out->push_back(body);
-        const size_t last = body.rfind(R"({"id":")" + std::string(id_prefix));
+        size_t last = body.rfind(R"({"id":")" + std::string(id_prefix));
+        if (!object.empty()) {
+          const size_t type = body.rfind(R"(","object":")" + std::string(object) + '"');
+          last = type == std::string::npos ? type : body.rfind(R"({"id":")", type);
+        }
         if (body.find(R"("has_more":true)") == std::string::npos || last == std::string::npos) {
           break;
         }
@@ -957,10 +963,48 @@ class HistoryTest : public EngineOnMemoryTest {
     // A refund of a succeeded payment (at rest again once the PSP approved it).
     ASSERT_TRUE(pay_command(e, payments::cmd::CreateRefund{"re_4", "pay_4", 0}).ok());
     pay_command(e, answer_command("re_4_a1", payments::AttemptStatus::approved));
+    // Wallet flows: top-ups approved, declined and one left processing (its outcome unknown: a
+    // restart journals nothing for it); a wallet transfer and one refused for its balance; a
+    // payout paid and one left processing.
+    for (const char* c : {"cus_1", "cus_2"}) {
+      ASSERT_TRUE(pay_command(e, payments::cmd::CreateCustomer{c, ""}).ok());
+    }
+    const auto flow = [](const char* id, const char* customer, bool topup) {
+      return payments::cmd::CreateFlow{
+          id,
+          customer,
+          5000,
+          *Currency::from_code("EUR"),
+          "cardco",
+          topup ? payments::InstrumentKind::card_token : payments::InstrumentKind::iban,
+          topup ? "tok_visa" : "DE89370400440532013000"};
+    };
+    for (int i = 0; i < 5; ++i) {
+      const std::string id = "tu_" + std::to_string(i);
+      ASSERT_TRUE(pay_command(e, payments::cmd::CreateTopup{flow(id.c_str(),
+                                                                 i % 2 ? "cus_2" : "cus_1", true)})
+                      .ok());
+      pay_command(e, answer_command(id + "_a1", i == 3   ? payments::AttemptStatus::declined_hard
+                                                : i == 4 ? payments::AttemptStatus::unknown
+                                                         : payments::AttemptStatus::approved));
+    }
+    const Currency eur = *Currency::from_code("EUR");
+    ASSERT_TRUE(
+        pay_command(e, payments::cmd::CreateWalletTransfer{"tr_0", "cus_1", "cus_2", 100, eur})
+            .ok());
+    ASSERT_TRUE(pay_command(e, payments::cmd::CreateWalletTransfer{"tr_1", "cus_2", "cus_1",
+                                                                   1'000'000, eur})
+                    .ok());  // insufficient funds: stored as failed
+    ASSERT_TRUE(pay_command(e, payments::cmd::CreatePayout{flow("po_0", "cus_1", false)}).ok());
+    ASSERT_TRUE(pay_command(e, payments::cmd::CreatePayout{flow("po_1", "cus_2", false)}).ok());
+    pay_command(e, answer_command("po_0_a1", payments::AttemptStatus::approved));
+    pay_command(e, answer_command("po_1_a1", payments::AttemptStatus::unknown));
   }
   // At rest after write_payments(): succeeded or failed (the even ones); the odd ones wait
   // for a confirmation.
   static constexpr uint64_t kPaymentsAtRest = 6;
+  // Wallet flows at rest after write_payments(): all but tu_4 and po_1.
+  static constexpr uint64_t kFlowsAtRest = 7;
 
   // GET of every payment and of the refund (and of ids that do not exist), and every page of
   // payment lists for a few filters and page sizes, following cursors.
@@ -989,6 +1033,28 @@ class HistoryTest : public EngineOnMemoryTest {
       q.kind = payments::QueryKind::list_payments;
       q.status = status;
       all_pages(e, q, "pay_", &out);
+    }
+    using payments::QueryKind;
+    const std::tuple<QueryKind, QueryKind, const char*> kFlows[] = {
+        {QueryKind::get_topup, QueryKind::list_topups, "topup"},
+        {QueryKind::get_payout, QueryKind::list_payouts, "payout"},
+        {QueryKind::get_wallet_transfer, QueryKind::list_wallet_transfers, "wallet_transfer"}};
+    for (const auto& [get, list, object] : kFlows) {
+      for (const char* id : {"tu_0", "tu_3", "tu_4", "tr_0", "tr_1", "po_0", "po_1", "tu_9"}) {
+        payments::Query q;
+        q.kind = get;
+        q.id = id;
+        read(q);
+      }
+      for (const char* status : {"", "processing", "succeeded", "failed"}) {
+        for (const char* customer : {"", "cus_1", "cus_2"}) {
+          payments::Query q;
+          q.kind = list;
+          q.status = status;
+          q.customer_id = customer;
+          all_pages(e, q, "", &out, object);
+        }
+      }
     }
     return out;
   }
@@ -1129,10 +1195,12 @@ TEST_F(HistoryTest,
     ASSERT_TRUE(wait_until(*e, [&](const EngineStatus& st) {
       return st.history_queued == 0 && st.payments.events_in_memory == pending &&
              st.payments.idempotency_keys_in_memory == 0 &&
-             st.payments.payments_in_memory == st.payments.payments - kPaymentsAtRest;
+             st.payments.payments_in_memory == st.payments.payments - kPaymentsAtRest &&
+             st.payments.wallet_flows_in_memory == st.payments.wallet_flows - kFlowsAtRest;
     }));
     const EngineStatus moved = status(*e);
     EXPECT_GE(moved.history_payments_moved, kPaymentsAtRest);
+    EXPECT_EQ(moved.history_flows_moved, kFlowsAtRest);
     EXPECT_EQ(payment_reads(*e), reads);
     EXPECT_EQ(moved.history_events_moved, s.payments.events - pending);
     EXPECT_EQ(moved.history_keys_moved, s.payments.idempotency_keys);
@@ -1177,6 +1245,7 @@ TEST_F(HistoryTest,
     EXPECT_EQ(s.payments.events_in_memory, pending);
     EXPECT_EQ(s.payments.idempotency_keys_in_memory, 0u);
     EXPECT_EQ(s.payments.payments_in_memory, s.payments.payments - kPaymentsAtRest);
+    EXPECT_EQ(s.payments.wallet_flows_in_memory, s.payments.wallet_flows - kFlowsAtRest);
     EXPECT_EQ(s.state_hash, hash);
     EXPECT_EQ(event_pages(*e), pages);
     EXPECT_EQ(replays(*e), answers);
@@ -1623,13 +1692,20 @@ std::string expect_fixture_replays(const std::string& name) {
   EXPECT_EQ(replayed.snapshot_seq, 0u);
   EXPECT_EQ(hex(replayed.state_hash), expected);
 
+  // The lists of payments, top-ups, payouts and wallet transfers.
   const auto payment_list = [](Engine& e) {
-    payments::Query q;
-    q.kind = payments::QueryKind::list_payments;
-    q.limit = 100;
-    return wait_for<payments::QueryResult>(
-               [&](auto cb) { e.payments_query(std::move(q), std::move(cb)); })
-        .value.body;
+    std::string out;
+    for (const payments::QueryKind kind :
+         {payments::QueryKind::list_payments, payments::QueryKind::list_topups,
+          payments::QueryKind::list_payouts, payments::QueryKind::list_wallet_transfers}) {
+      payments::Query q;
+      q.kind = kind;
+      q.limit = 100;
+      out += wait_for<payments::QueryResult>([&](auto cb) {
+               e.payments_query(std::move(q), std::move(cb));
+             }).value.body;
+    }
+    return out;
   };
   // Its payments as keeld shows them with every payment in memory.
   std::string payments_in_memory;
@@ -1668,7 +1744,7 @@ std::string expect_fixture_replays(const std::string& name) {
     return st.history_moved > 0 && st.history_queued == 0 &&
            st.counts.transfers_in_memory < st.counts.transfers &&
            st.payments.events_in_memory == 0 && st.payments.events > 0 &&
-           st.payments.payments_in_memory == 0;
+           st.payments.payments_in_memory == 0 && st.payments.wallet_flows_in_memory == 0;
   }));
   const std::string payments_moved = payment_list(*e);
   if (!payments_in_memory.empty()) {
@@ -1683,8 +1759,9 @@ std::string expect_fixture_replays(const std::string& name) {
   s = wait_for<EngineStatus>([&](auto cb) { e->get_status(true, std::move(cb)); }).value;
   EXPECT_EQ(hex(s.state_hash), expected);
   EXPECT_LT(s.counts.transfers_in_memory, s.counts.transfers);
-  EXPECT_EQ(s.payments.events_in_memory, 0u);    // every event read from the store
-  EXPECT_EQ(s.payments.payments_in_memory, 0u);  // every payment too
+  EXPECT_EQ(s.payments.events_in_memory, 0u);        // every event read from the store
+  EXPECT_EQ(s.payments.payments_in_memory, 0u);      // every payment too
+  EXPECT_EQ(s.payments.wallet_flows_in_memory, 0u);  // and every top-up, payout and transfer
   EXPECT_EQ(payment_list(*e), payments_moved);
   EXPECT_EQ(s.payments.payments, 4u);
   EXPECT_EQ(s.payments.wallet_flows, 3u);

@@ -146,6 +146,7 @@ HistoryTier::Counters HistoryTier::counters() const {
     c.events_deleted = events_deleted_;
     c.keys_moved = keys_moved_;
     c.payments_moved = payments_moved_;
+    c.flows_moved = flows_moved_;
     c.queued = queued_;
     c.write_failures = write_failures_;
   }
@@ -252,6 +253,7 @@ void HistoryTier::move_loop() {
       w.events.insert(w.events.end(), p.events.begin(), p.events.end());
       for (std::string& k : p.keys) w.keys.push_back(std::move(k));
       for (auto& id : p.payments) w.payments.push_back(std::move(id));
+      for (auto& id : p.flows) w.flows.push_back(std::move(id));
     }
     work.clear();
     if (!batch.puts.empty()) {
@@ -262,6 +264,7 @@ void HistoryTier::move_loop() {
       events_moved_ += w.events.size();
       keys_moved_ += w.keys.size();
       payments_moved_ += w.payments.size();
+      flows_moved_ += w.flows.size();
       queued_ -= written.transfers.size() + records;
       durable_.transfers.insert(durable_.transfers.end(), written.transfers.begin(),
                                 written.transfers.end());
@@ -272,6 +275,8 @@ void HistoryTier::move_loop() {
       d.payments.insert(d.payments.end(),
                         std::make_move_iterator(written.payments.payments.begin()),
                         std::make_move_iterator(written.payments.payments.end()));
+      d.flows.insert(d.flows.end(), std::make_move_iterator(written.payments.flows.begin()),
+                     std::make_move_iterator(written.payments.flows.end()));
     }
     // After the puts queued before it: what expired was written first.
     if (expire) {

@@ -97,6 +97,7 @@ class HistoryTier final : public ledger::ColdTransfers {
     uint64_t events_deleted = 0;  // expired events deleted from the store
     uint64_t keys_moved = 0;      // completed idempotency records
     uint64_t payments_moved = 0;  // payment records (a payment at rest, each time it comes to rest)
+    uint64_t flows_moved = 0;     // wallet flow records, likewise
     uint64_t queued = 0;          // handed over, not yet written
     uint64_t write_failures = 0;
     uint64_t applied_seq = 0;
@@ -135,6 +136,7 @@ class HistoryTier final : public ledger::ColdTransfers {
   uint64_t events_deleted_ = 0;                                 // guarded by mu_
   uint64_t keys_moved_ = 0;                                     // guarded by mu_
   uint64_t payments_moved_ = 0;                                 // guarded by mu_
+  uint64_t flows_moved_ = 0;                                    // guarded by mu_
   uint64_t expired_below_ = 0;   // the mover's own: events below it are deleted
   uint64_t queued_ = 0;          // guarded by mu_
   uint64_t write_failures_ = 0;  // guarded by mu_

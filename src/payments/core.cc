@@ -295,6 +295,9 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
   ApplyOutcome out;
   Effects effects;
   bool wallet_flow = false;
+  const WalletFlows::IdTaken cold_flow_taken = [this](std::string_view id) {
+    return cold_exists(id, payment_history::Kind::flow);
+  };
   // Whether the command reports a PSP's word: its failures are still outcomes (a stale result
   // changes nothing; a rejected one flags its object), and its objects' changes come from the
   // PSP.
@@ -351,7 +354,7 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
               out.reply = create_flow(b.id, b.customer_id, "", [&] {
                 return flows_.create_topup({b.id, b.customer_id, b.amount, b.currency, *channel,
                                             b.instrument_kind, b.instrument},
-                                           now, &effects);
+                                           now, &effects, &cold_flow_taken);
               });
             }
           },
@@ -363,7 +366,7 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
                 return flows_.create_payout(
                     {b.id, b.customer_id, b.amount, b.currency, *channel, b.instrument_kind,
                      b.instrument, available(b.customer_id, b.currency, ledger)},
-                    now, &effects);
+                    now, &effects, &cold_flow_taken);
               });
             }
           },
@@ -373,7 +376,7 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
               return flows_.create_wallet_transfer(
                   {b.id, b.customer_id, b.to_customer_id, b.amount, b.currency,
                    available(b.customer_id, b.currency, ledger)},
-                  now, &effects);
+                  now, &effects, &cold_flow_taken);
             });
             out.object_id = b.id;
           },
@@ -505,8 +508,12 @@ Reply PaymentsCore::create_payment(const cmd::CreatePayment& c, Timestamp now) {
   request.source = c.source_wallet ? PaymentSource::wallet : PaymentSource::card;
   request.payment_method = c.instrument;
   request.customer_id = c.customer_id;
-  if (flows_.find(c.id) != nullptr) return payment_error(PaymentResult::exists, c.id);
-  const PaymentMachine::IdTaken taken = [this](std::string_view id) { return cold_exists(id); };
+  if (flows_.find(c.id) != nullptr || cold_exists(c.id, payment_history::Kind::flow)) {
+    return payment_error(PaymentResult::exists, c.id);
+  }
+  const PaymentMachine::IdTaken taken = [this](std::string_view id) {
+    return cold_exists(id, payment_history::Kind::payment);
+  };
   if (const PaymentResult r = payments_.create(request, now, &taken); r != PaymentResult::ok) {
     return payment_error(r, c.id);
   }
@@ -540,8 +547,12 @@ Reply PaymentsCore::create_refund(const cmd::CreateRefund& c, Timestamp now, Eff
   if (payments_.find(c.payment_id) == nullptr) {
     return error_reply(Error::payment_not_found, "no payment with id " + c.payment_id, "payment");
   }
-  if (flows_.find(c.id) != nullptr) return payment_error(PaymentResult::exists, c.id);
-  const PaymentMachine::IdTaken taken = [this](std::string_view id) { return cold_exists(id); };
+  if (flows_.find(c.id) != nullptr || cold_exists(c.id, payment_history::Kind::flow)) {
+    return payment_error(PaymentResult::exists, c.id);
+  }
+  const PaymentMachine::IdTaken taken = [this](std::string_view id) {
+    return cold_exists(id, payment_history::Kind::payment);
+  };
   const PaymentResult r = payments_.refund(c.payment_id, c.id, c.amount, now, effects, &taken);
   if (r == PaymentResult::invalid_state || r == PaymentResult::wrong_source) {
     return error_reply(Error::payment_unexpected_state, "only a succeeded payment is refunded");
@@ -558,7 +569,8 @@ Reply PaymentsCore::create_flow(const std::string& id, const std::string& custom
   if (!to_customer.empty() && !customers_.contains(to_customer)) {
     return error_reply(Error::customer_not_found, "no customer with id " + to_customer, "to");
   }
-  if (payments_.find(id) != nullptr || payments_.find_refund(id) != nullptr || cold_exists(id)) {
+  if (payments_.find(id) != nullptr || payments_.find_refund(id) != nullptr ||
+      cold_exists(id, payment_history::Kind::payment)) {
     return flow_error(WalletFlowResult::exists, id);
   }
   const WalletFlowResult r = create();
@@ -1548,6 +1560,13 @@ QueryResult PaymentsCore::query(const Query& q, const ledger::Ledger& ledger) co
                                                                     : WalletFlowKind::transfer;
       const WalletFlow* f = flows_.find(q.id);
       if (f != nullptr && f->kind == kind) return {true, render_wallet_flow(*f)};
+      if (f == nullptr && cold_flows_ > 0 && cold_ids_.may_contain(cold_ids_.hash(q.id))) {
+        FlowReadInMemory read;
+        read.kind = q.kind;
+        read.flow_kind = kind;
+        read.id = q.id;
+        return cold_flow_read(std::move(read));
+      }
       return {};
     }
     case QueryKind::list_events:
@@ -1744,6 +1763,79 @@ Status finish_payment_read(const KvReader& history, const PaymentReadInMemory& r
   return Status::ok();
 }
 
+// A flow from the history store: its newest version (nullopt in `*out` when there is none).
+Status read_cold_flow(const KvReader& history, std::string_view id,
+                      std::optional<WalletFlow>* out) {
+  *out = std::nullopt;
+  std::optional<std::string> record;
+  if (Status s = payment_history::read(history, Kind::flow, id, payment_history::kNewest, &record);
+      !s.is_ok() || !record) {
+    return s;
+  }
+  WalletFlow f;
+  if (Status s = WalletFlows::decode_flow_record(*record, &f); !s.is_ok()) return s;
+  *out = std::move(f);
+  return Status::ok();
+}
+
+Status finish_flow_read(const KvReader& history, const FlowReadInMemory& read, QueryResult* r) {
+  *r = {};
+  if (!read.id.empty()) {
+    std::optional<WalletFlow> f;
+    if (Status s = read_cold_flow(history, read.id, &f); !s.is_ok()) return s;
+    if (f && f->kind == read.flow_kind) *r = {true, render_wallet_flow(*f)};
+    return Status::ok();
+  }
+  // The bucket's index, newest first, in [low, high): high is the cursor, created_lt or the
+  // bucket's end; up to one past the limit of records that match.
+  const WalletFlowFilter& filter = read.filter;
+  const std::string prefix = flow_list_prefix(read.flow_kind, filter.customer_id);
+  const auto bound = [&](Timestamp t) {
+    std::string k = prefix;
+    append_be64(&k, static_cast<uint64_t>(std::max<Timestamp>(t, 0)));
+    return k;
+  };
+  const std::string low = bound(filter.created_gte.value_or(0));
+  std::string high = prefix;
+  high.back() = '\1';  // past every key of the bucket
+  if (filter.created_lt) high = std::min(high, bound(*filter.created_lt));
+  if (read.before) {
+    high = std::min(high, flow_list_key(read.flow_kind, filter.customer_id, *read.before));
+  }
+  std::vector<std::pair<ListPosition, std::string>> cold;
+  Status failed;
+  const Status scanned =
+      history.scan_range(low, high, true, [&](std::string_view key, std::string_view) {
+        ListPosition at;
+        if (!parse_flow_list_key(key, prefix.size(), &at)) {
+          failed = Status::error("the history store holds a malformed flow list key");
+          return false;
+        }
+        if (read.hot_ids.contains(at.id)) return true;  // memory stands for it
+        std::optional<WalletFlow> f;
+        if (failed = read_cold_flow(history, at.id, &f); !failed.is_ok()) return false;
+        // No record, or another flow under that id: an index record a backup restore left
+        // from a journal it cut short.
+        if (!f || f->kind != read.flow_kind || f->created_at != at.created_at) return true;
+        if (WalletFlows::matches(filter, *f)) cold.emplace_back(at, render_wallet_flow(*f));
+        return cold.size() <= read.limit;
+      });
+  if (!scanned.is_ok()) return scanned;
+  if (!failed.is_ok()) return failed;
+  // Merge, newest first.
+  std::vector<std::string> bodies;
+  auto h = read.hot.begin();
+  auto c = cold.begin();
+  while (bodies.size() <= read.limit && (h != read.hot.end() || c != cold.end())) {
+    const bool take_hot = c == cold.end() || (h != read.hot.end() && c->first < h->first);
+    bodies.push_back(take_hot ? (h++)->second : (c++)->second);
+  }
+  const bool has_more = read.hot_more || bodies.size() > read.limit;
+  if (bodies.size() > read.limit) bodies.resize(read.limit);
+  *r = {true, render_list(bodies, has_more)};
+  return Status::ok();
+}
+
 // The entries of `hot` merged by id with the store's records of `kind` (`cold` null: none), as a
 // section body: u64 count, then each entry as write_hot or write_cold puts it. Empty when there
 // is no entry (the section is then left out).
@@ -1787,6 +1879,10 @@ Status PaymentsCore::finish_query(const KvReader& history, QueryResult* r) {
     const std::shared_ptr<const PaymentReadInMemory> read = std::move(r->payments_read);
     return finish_payment_read(history, *read, r);
   }
+  if (r->flows_read) {
+    const std::shared_ptr<const FlowReadInMemory> read = std::move(r->flows_read);
+    return finish_flow_read(history, *read, r);
+  }
   if (!r->events_page) return Status::ok();
   EventList list;
   if (Status s = Outbox::finish_list(*r->events_page, history, &list); !s.is_ok()) return s;
@@ -1805,12 +1901,18 @@ std::optional<std::string> PaymentsCore::read_cold(Kind kind, std::string_view i
 }
 
 bool PaymentsCore::cold_exists(std::string_view id) const {
-  if (cold_payments_ == 0 || !cold_ids_.may_contain(cold_ids_.hash(id))) return false;
-  return read_cold(Kind::payment, id).has_value() || read_cold(Kind::refund, id).has_value();
+  return cold_exists(id, payment_history::Kind::payment) || cold_exists(id, Kind::flow);
+}
+
+bool PaymentsCore::cold_exists(std::string_view id, Kind kind) const {
+  if (!cold_ids_.may_contain(cold_ids_.hash(id))) return false;
+  if (kind == Kind::flow) return cold_flows_ > 0 && read_cold(Kind::flow, id).has_value();
+  return cold_payments_ > 0 &&
+         (read_cold(Kind::payment, id).has_value() || read_cold(Kind::refund, id).has_value());
 }
 
 void PaymentsCore::fault_in(const Command& c) {
-  if (cold_payments_ == 0) return;
+  if (cold_payments_ == 0 && cold_flows_ == 0) return;
   if (const auto* b = c.as<cmd::ConfirmPayment>()) fault_in_payment(b->id);
   if (const auto* b = c.as<cmd::CapturePayment>()) fault_in_payment(b->id);
   if (const auto* b = c.as<cmd::CancelPayment>()) fault_in_payment(b->id);
@@ -1826,7 +1928,10 @@ void PaymentsCore::fault_in_attempt(std::string_view attempt_id) {
   if (cut == std::string_view::npos || cut == 0) return;
   const std::string_view owner = attempt_id.substr(0, cut);
   if (payments_.find(owner) != nullptr || payments_.find_refund(owner) != nullptr) return;
-  if (!cold_ids_.may_contain(cold_ids_.hash(owner)) || fault_in_payment(owner)) return;
+  if (!cold_ids_.may_contain(cold_ids_.hash(owner)) || fault_in_payment(owner) ||
+      fault_in_flow(owner)) {
+    return;
+  }
   if (const std::optional<std::string> payment = read_cold(Kind::refund, owner)) {
     fault_in_payment(*payment);
   }
@@ -1860,6 +1965,35 @@ bool PaymentsCore::fault_in_payment(std::string_view id) {
   const Status restored = payments_.restore(std::move(p));
   KEEL_ASSERT(restored.is_ok());  // not in memory: every id of it is free there
   return true;
+}
+
+bool PaymentsCore::fault_in_flow(std::string_view id) {
+  if (flows_.find(id) != nullptr) return true;
+  if (cold_flows_ == 0 || !cold_ids_.may_contain(cold_ids_.hash(id))) return false;
+  const std::optional<std::string> record = read_cold(Kind::flow, id);
+  if (!record) return false;
+  WalletFlow f;
+  const Status decoded = WalletFlows::decode_flow_record(*record, &f);
+  KEEL_ASSERT(decoded.is_ok());  // the store holds what this core wrote
+  if (std::optional<std::string> t = read_cold(Kind::trace, f.id)) {
+    traces_.insert_or_assign(f.id, std::move(*t));
+  }
+  flows_cold_and_hot_.emplace(f.id);
+  const Status restored = flows_.restore(std::move(f));
+  KEEL_ASSERT(restored.is_ok());  // not in memory: its ids are free there
+  return true;
+}
+
+void PaymentsCore::put_flow(const WalletFlow& f, uint64_t version, HistoryRecords* out) const {
+  std::string record;
+  WalletFlows::encode_flow_record(f, &record);
+  out->puts.emplace_back(payment_history::key(Kind::flow, f.id, version), std::move(record));
+  if (const auto t = traces_.find(f.id); t != traces_.end()) {
+    out->puts.emplace_back(payment_history::key(Kind::trace, f.id, version), t->second);
+  }
+  for (const std::string& bucket : wallet_flow_buckets(f)) {
+    out->puts.emplace_back(flow_list_key(f.kind, bucket, {f.created_at, f.id}), "");
+  }
 }
 
 void PaymentsCore::put_payment(const Payment& p, uint64_t version, HistoryRecords* out) const {
@@ -1905,15 +2039,30 @@ void PaymentsCore::take_final(HistoryRecords* out, uint64_t version) {
     out->payments.emplace_back(id, version);
     taken_.insert_or_assign(std::move(id), version);
   }
+  for (std::string& id : flows_.take_changed()) {
+    const WalletFlow* f = flows_.find(id);
+    if (f == nullptr || !WalletFlows::at_rest(*f)) {
+      flows_taken_.erase(id);
+      continue;
+    }
+    KEEL_ASSERT(!waiting_.contains(id));
+    if (const auto t = flows_taken_.find(id); t != flows_taken_.end() && t->second == version) {
+      continue;
+    }
+    put_flow(*f, version, out);
+    out->flows.emplace_back(id, version);
+    flows_taken_.insert_or_assign(std::move(id), version);
+  }
+}
+
+void PaymentsCore::note_cold_id(std::string_view id) {
+  const uint64_t h = cold_ids_.hash(id);
+  if (!cold_ids_.may_contain(h)) cold_ids_.insert_hashed(h, 0);
 }
 
 void PaymentsCore::note_cold_ids(const Payment& p) {
-  const auto note = [&](std::string_view id) {
-    const uint64_t h = cold_ids_.hash(id);
-    if (!cold_ids_.may_contain(h)) cold_ids_.insert_hashed(h, 0);
-  };
-  note(p.id);
-  for (const Refund& r : p.refunds) note(r.id);
+  note_cold_id(p.id);
+  for (const Refund& r : p.refunds) note_cold_id(r.id);
 }
 
 void PaymentsCore::drop_payment(std::string_view id) {
@@ -1925,6 +2074,26 @@ void PaymentsCore::drop_payment(std::string_view id) {
   for (const Refund& r : p.refunds) traces_.erase(r.id);
 }
 
+namespace {
+
+// A take of object `id` at `version` is durable: the object has a record in the store now
+// (counted once in *cold, and kept in *both while memory holds it too). Whether memory may drop
+// it: that take is its latest (else it changed, or was taken again) and nothing reached it
+// since (`changed`).
+bool take_durable(const std::string& id, uint64_t version, bool changed, uint64_t* cold,
+                  std::set<std::string, std::less<>>* both,
+                  std::map<std::string, uint64_t, std::less<>>* taken) {
+  if (both->insert(id).second) ++*cold;
+  const auto t = taken->find(id);
+  if (t == taken->end() || t->second != version) return false;
+  taken->erase(t);
+  if (changed) return false;
+  both->erase(id);
+  return true;
+}
+
+}  // namespace
+
 void PaymentsCore::make_cold(const HistoryRecords& durable) {
   outbox_.make_cold(durable.events);
   idempotency_.make_cold(durable.keys);
@@ -1933,16 +2102,20 @@ void PaymentsCore::make_cold(const HistoryRecords& durable) {
     KEEL_ASSERT(p != nullptr || !taken_.contains(id));  // only make_cold drops a payment
     if (p == nullptr) continue;                         // a version already dropped it
     note_cold_ids(*p);
-    if (!cold_and_hot_.contains(id)) {
-      ++cold_payments_;
-      cold_and_hot_.insert(id);
+    if (take_durable(id, version, payments_.changed_since_take(id), &cold_payments_, &cold_and_hot_,
+                     &taken_)) {
+      drop_payment(id);
     }
-    const auto taken = taken_.find(id);
-    if (taken == taken_.end() || taken->second != version) continue;  // changed, or taken again
-    taken_.erase(taken);
-    if (payments_.changed_since_take(id)) continue;
-    cold_and_hot_.erase(id);
-    drop_payment(id);
+  }
+  for (const auto& [id, version] : durable.flows) {
+    KEEL_ASSERT(flows_.find(id) != nullptr || !flows_taken_.contains(id));
+    if (flows_.find(id) == nullptr) continue;
+    note_cold_id(id);
+    if (take_durable(id, version, flows_.changed_since_take(id), &cold_flows_, &flows_cold_and_hot_,
+                     &flows_taken_)) {
+      traces_.erase(id);
+      (void)flows_.remove(id);
+    }
   }
 }
 
@@ -1958,18 +2131,57 @@ QueryResult PaymentsCore::render_flow_list(const Query& q) const {
   filter.customer_id = q.customer_id;
   if (q.created_gte != 0) filter.created_gte = q.created_gte;
   if (q.created_lt != 0) filter.created_lt = q.created_lt;
-  const WalletFlowPage page = flows_.list(kind, filter, q.limit, q.starting_after);
+  if (cold_flows_ == 0) {
+    const WalletFlowPage page = flows_.list(kind, filter, q.limit, q.starting_after);
+    if (page.result != WalletFlowResult::ok) return {};
+    std::vector<std::string> bodies;
+    for (const WalletFlow& f : page.data) bodies.push_back(render_wallet_flow(f));
+    return {true, render_list(bodies, page.has_more)};
+  }
+  // Some flows are in the store: the page in memory here, the rest from the store's list
+  // index off the writer (finish_query).
+  FlowReadInMemory read;
+  read.kind = q.kind;
+  read.flow_kind = kind;
+  read.limit = std::clamp<size_t>(q.limit, 1, kWalletFlowPageLimitMax);
+  if (!q.starting_after.empty()) {
+    read.before = flow_position(kind, q.starting_after);
+    if (!read.before) return {};
+  }
+  const WalletFlowPage page =
+      flows_.list_below(kind, filter, read.limit, read.before ? &*read.before : nullptr);
   if (page.result != WalletFlowResult::ok) return {};
-  JsonWriter w;
-  w.begin_object();
-  w.field("object", "list");
-  w.key("data");
-  w.begin_array();
-  for (const WalletFlow& f : page.data) w.raw(render_wallet_flow(f));
-  w.end_array();
-  w.field("has_more", page.has_more);
-  w.end_object();
-  return {true, w.take()};
+  read.filter = std::move(filter);
+  read.hot_more = page.has_more;
+  for (const WalletFlow& f : page.data) {
+    read.hot.emplace_back(ListPosition{f.created_at, f.id}, render_wallet_flow(f));
+  }
+  read.hot_ids = flows_cold_and_hot_;
+  return cold_flow_read(std::move(read));
+}
+
+std::optional<ListPosition> PaymentsCore::flow_position(WalletFlowKind kind,
+                                                        std::string_view id) const {
+  if (const WalletFlow* f = flows_.find(id)) {
+    if (f->kind != kind) return std::nullopt;
+    return ListPosition{f->created_at, f->id};
+  }
+  if (cold_flows_ == 0 || !cold_ids_.may_contain(cold_ids_.hash(id))) return std::nullopt;
+  // A cursor that left memory: one point read of the store on the writer.
+  const std::optional<std::string> record = read_cold(Kind::flow, id);
+  if (!record) return std::nullopt;
+  WalletFlow f;
+  const Status decoded = WalletFlows::decode_flow_record(*record, &f);
+  KEEL_ASSERT(decoded.is_ok());  // the store holds what this core wrote
+  if (f.kind != kind) return std::nullopt;
+  return ListPosition{f.created_at, f.id};
+}
+
+QueryResult PaymentsCore::cold_flow_read(FlowReadInMemory read) const {
+  QueryResult r;
+  r.found = true;
+  r.flows_read = std::make_shared<const FlowReadInMemory>(std::move(read));
+  return r;
 }
 
 std::vector<Delivery> PaymentsCore::due_deliveries(
@@ -1990,7 +2202,8 @@ PaymentsCore::Counts PaymentsCore::counts() const {
   c.in_review = payments_.in_review_count() + flows_.in_review_count();
   c.review_open_deadline_unknown = reviews_.open_count(ReviewReason::deadline_unknown);
   c.review_open_psp_result_rejected = reviews_.open_count(ReviewReason::psp_result_rejected);
-  c.wallet_flows = flows_.size();
+  c.wallet_flows = flows_.size() + cold_flows_ - flows_cold_and_hot_.size();
+  c.wallet_flows_in_memory = flows_.size();
   c.idempotency_keys = idempotency_.size();
   c.events = outbox_.size();
   c.events_in_memory = outbox_.in_memory();
@@ -2048,8 +2261,9 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
   }
   // The full encoding merges what the history store holds (the state hash covers both tiers
   // and reads the same whatever tier each object is in); a snapshot leaves it out.
-  const KvReader* cold = full && cold_payments_ > 0 ? history_ : nullptr;
-  if (full && cold_payments_ > 0 && history_ == nullptr) {
+  const bool some_cold = cold_payments_ > 0 || cold_flows_ > 0;
+  const KvReader* cold = full && some_cold ? history_ : nullptr;
+  if (full && some_cold && history_ == nullptr) {
     return Status::error("payments: the history store holds payments, and none is set");
   }
   std::string part;
@@ -2061,7 +2275,11 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
   w.u64(part.size());
   w.raw(part.data(), part.size());
   part.clear();
-  flows_.encode(&part);
+  if (cold != nullptr) {
+    if (Status s = flows_.encode_merged(&part, *cold, history_horizon_); !s.is_ok()) return s;
+  } else {
+    flows_.encode(&part);
+  }
   w.u64(part.size());
   w.raw(part.data(), part.size());
   part.clear();
@@ -2118,8 +2336,14 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
     return s;
   }
   if (!merged.empty()) sections.emplace_back(SectionTag::traces, std::move(merged));
-  if (!full && (cold_payments_ > 0 || cold_decisions_)) {
+  if (!full && (cold_payments_ > 0 || cold_decisions_ || cold_flows_ > 0)) {
     encode_history(&sections.emplace_back(SectionTag::history, "").second);
+  }
+  if (!full && cold_flows_ > 0) {
+    ByteWriter fw(&sections.emplace_back(SectionTag::flow_history, "").second);
+    fw.u64(cold_flows_);
+    fw.u64(flows_cold_and_hot_.size());
+    for (const std::string& id : flows_cold_and_hot_) fw.str16(id);
   }
   if (!reviews_.empty() || !sections.empty()) {
     part.clear();
@@ -2180,6 +2404,24 @@ Status PaymentsCore::decode_section(SectionTag tag, std::string_view bytes) {
   switch (tag) {
     case SectionTag::history:
       return decode_history(bytes);
+    case SectionTag::flow_history: {
+      // u64 flows in the store, u64 count x str16 id of those in memory too.
+      ByteReader r(bytes);
+      uint64_t n = 0;
+      if (!r.u64(&cold_flows_) || cold_flows_ == 0 || !r.u64(&n) || n > cold_flows_ ||
+          n > r.remaining()) {
+        return Status::error("payments: malformed flow history section");
+      }
+      for (uint64_t i = 0; i < n; ++i) {
+        std::string id;
+        if (!r.str16(&id) || flows_.find(id) == nullptr ||
+            !flows_cold_and_hot_.insert(std::move(id)).second) {
+          return Status::error("payments: malformed flow history section (flows in memory)");
+        }
+      }
+      if (!r.at_end()) return Status::error("payments: malformed flow history section");
+      return Status::ok();
+    }
     case SectionTag::channels:
       if (!routing::ChannelRegistry::decode(bytes, &channels_) || channels_.empty()) {
         return Status::error("payments: malformed channels");

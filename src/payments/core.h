@@ -161,6 +161,24 @@ struct PaymentReadInMemory {
   bool hot_more = false;  // more in memory match after the last of `hot`
 };
 
+// A read of wallet flows that the history store completes: a top-up, payout or wallet transfer
+// that is not in memory, or a page of them whose part in memory is here.
+struct FlowReadInMemory {
+  QueryKind kind = QueryKind::get_topup;  // get_* or list_* of top-ups, payouts, transfers
+  WalletFlowKind flow_kind = WalletFlowKind::topup;
+  std::string id;  // get_*
+  WalletFlowFilter filter;
+  size_t limit = 0;
+  std::optional<ListPosition> before;  // the cursor's position (none: from the newest)
+  // The flows in memory that match, below `before`, newest first, at most limit + 1: (position,
+  // rendering). A flow in memory stands for its record in the store.
+  std::vector<std::pair<ListPosition, std::string>> hot;
+  bool hot_more = false;
+  // Flows in memory that also have a record in the store (brought back): their records are
+  // not this page's, whatever their position.
+  std::set<std::string, std::less<>> hot_ids;
+};
+
 struct QueryResult {
   bool found = false;
   std::string body;  // JSON
@@ -168,7 +186,8 @@ struct QueryResult {
   // (off the writer); body is empty until then.
   std::shared_ptr<const EventPageInMemory> events_page;
   std::shared_ptr<const PaymentReadInMemory> payments_read;
-  [[nodiscard]] bool needs_history() const { return events_page || payments_read; }
+  std::shared_ptr<const FlowReadInMemory> flows_read;
+  [[nodiscard]] bool needs_history() const { return events_page || payments_read || flows_read; }
 };
 
 class PaymentsCore {
@@ -204,6 +223,7 @@ class PaymentsCore {
     std::vector<uint64_t> events;   // outbox seqs of the events among `puts`
     std::vector<std::string> keys;  // store keys of the idempotency records among `puts`
     std::vector<std::pair<std::string, uint64_t>> payments;  // (id, version) among `puts`
+    std::vector<std::pair<std::string, uint64_t>> flows;     // wallet flows, likewise
   };
   void take_final(HistoryRecords* out, uint64_t version);
   void make_cold(const HistoryRecords& durable);
@@ -212,6 +232,7 @@ class PaymentsCore {
     outbox_.set_history(history);
     idempotency_.set_history(history);
     payments_.track_changes(history != nullptr);
+    flows_.track_changes(history != nullptr);
   }
   // The journal position the state stands at, for reads of payments in the history store
   // (payment_history.h): recovery sets it before each record it replays (the store may hold
@@ -228,7 +249,8 @@ class PaymentsCore {
   }
   // Whether some of the state is in the history store (then it cannot run without one).
   [[nodiscard]] bool counts_on_history() const {
-    return outbox_.in_history() > 0 || idempotency_.in_history() > 0 || cold_payments_ > 0;
+    return outbox_.in_history() > 0 || idempotency_.in_history() > 0 || cold_payments_ > 0 ||
+           cold_flows_ > 0;
   }
 
   // Merchant webhooks due by `now` (wall time is fine: a query), skipping those `in_flight`.
@@ -255,7 +277,8 @@ class PaymentsCore {
     uint64_t in_review = 0;  // payments, refunds and wallet flows flagged for review (the alert)
     uint64_t review_open_deadline_unknown = 0;  // open review items by reason
     uint64_t review_open_psp_result_rejected = 0;
-    uint64_t wallet_flows = 0;
+    uint64_t wallet_flows = 0;  // in memory and in the history store
+    uint64_t wallet_flows_in_memory = 0;
     uint64_t idempotency_keys = 0;  // kept (in memory and in the history store)
     uint64_t idempotency_keys_in_memory = 0;
     uint64_t events = 0;  // stored (in memory and in the history store)
@@ -405,9 +428,10 @@ class PaymentsCore {
     decisions = 2,
     controls = 3,
     traces = 4,
-    history = 5
+    history = 5,
+    flow_history = 6,
   };
-  static constexpr SectionTag kSectionTagLast = SectionTag::history;
+  static constexpr SectionTag kSectionTagLast = SectionTag::flow_history;
   // The traceparent of the object `id` (empty when none).
   [[nodiscard]] std::string trace_of(std::string_view id) const;
   void note_trace(const Command& c);
@@ -434,6 +458,9 @@ class PaymentsCore {
   // may change (a payment named, or the owner of a PSP report's attempt). A read the store
   // fails is fatal (KEEL_ASSERT): the store is memory for what it holds.
   [[nodiscard]] bool cold_exists(std::string_view id) const;
+  // Only payments and refunds (kind payment), or only wallet flows (kind flow).
+  [[nodiscard]] bool cold_exists(std::string_view id, payment_history::Kind kind) const;
+
   [[nodiscard]] std::optional<std::string> read_cold(payment_history::Kind kind,
                                                      std::string_view id) const;
   void fault_in(const Command& c);
@@ -445,6 +472,16 @@ class PaymentsCore {
   // Drops payment `id` (at rest, durable in the store) from memory.
   void drop_payment(std::string_view id);
   void note_cold_ids(const Payment& p);
+  void note_cold_id(std::string_view id);
+  // Wallet flows in the history store, as payments: fault_in_flow() brings flow `id` back when
+  // it is there (whether it is in memory now), put_flow() writes the records of one at rest.
+  bool fault_in_flow(std::string_view id);
+  void put_flow(const WalletFlow& f, uint64_t version, HistoryRecords* out) const;
+  [[nodiscard]] QueryResult cold_flow_read(FlowReadInMemory read) const;
+  // The position of flow `id` of `kind` in lists: from memory, or a point read of the store
+  // (a list cursor that left memory). nullopt: no such flow of that kind.
+  [[nodiscard]] std::optional<ListPosition> flow_position(WalletFlowKind kind,
+                                                          std::string_view id) const;
   // Whether GET /v1/payments/{id} shows a `routing` array: once any decision exists.
   [[nodiscard]] bool any_decision() const { return !decisions_.empty() || cold_decisions_; }
   [[nodiscard]] QueryResult cold_read(PaymentReadInMemory read) const;
@@ -503,6 +540,11 @@ class PaymentsCore {
   std::set<std::string, std::less<>> cold_and_hot_;
   std::map<std::string, uint64_t, std::less<>> taken_;
   bool cold_decisions_ = false;
+  // Wallet flows in the history store, as the payments above (their ids are in cold_ids_ too).
+  // In snapshots (SectionTag::flow_history).
+  uint64_t cold_flows_ = 0;
+  std::set<std::string, std::less<>> flows_cold_and_hot_;
+  std::map<std::string, uint64_t, std::less<>> flows_taken_;
   // Fixed, so snapshots can keep the tags: a crafted id costs a store read, never a wrong answer.
   static constexpr SipKey kColdIdsKey{0x6b65656c2d706179ull, 0x636f6c642d696473ull};
 };

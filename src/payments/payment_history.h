@@ -18,6 +18,8 @@ namespace keel::payments::payment_history {
 //   "pr" + refund id  + '\0' + version -> the id of the refund's payment
 //   "pd" + attempt id + '\0' + version -> routing's decision on that authorization attempt
 //   "pt" + object id  + '\0' + version -> the traceparent of that payment or refund
+//   "pw" + flow id    + '\0' + version -> a top-up, payout or wallet transfer at rest
+//                                         (WalletFlows::encode_flow_record)
 //
 // A payment leaves memory once it is at rest, and comes back when a refund or a PSP report
 // reaches it; at rest again, it is written again. The version is the journal record up to which
@@ -29,7 +31,7 @@ namespace keel::payments::payment_history {
 //
 // Thread: any (they read only the reader they are given).
 
-enum class Kind : char { payment = 'y', refund = 'r', decision = 'd', trace = 't' };
+enum class Kind : char { payment = 'y', refund = 'r', decision = 'd', trace = 't', flow = 'w' };
 inline constexpr char kPrefix = 'p';
 inline constexpr uint64_t kNewest = std::numeric_limits<uint64_t>::max();
 

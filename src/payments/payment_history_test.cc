@@ -18,9 +18,11 @@ namespace {
 constexpr Timestamp kT0 = 1'800'000'000 * kNanosPerSecond;
 constexpr size_t kPaymentIds = 150;
 constexpr size_t kRefundIds = 30;
+constexpr size_t kFlowIds = 90;  // top-ups, payouts and wallet transfers share them
 
 std::string payment_id(size_t i) { return "pay" + std::to_string(i); }
 std::string refund_id(size_t i) { return "re" + std::to_string(i); }
+std::string flow_id(size_t i) { return "fl" + std::to_string(i); }
 
 // One step of a run: a command, or a tick, at `now`.
 struct Step {
@@ -55,7 +57,7 @@ struct Twin {
       const Status s = PaymentsCore::finish_query(*history, &r);
       EXPECT_TRUE(s.is_ok()) << s.message();
     }
-    EXPECT_FALSE(r.payments_read) << "a read left unfinished";
+    EXPECT_FALSE(r.payments_read || r.flows_read) << "a read left unfinished";
     return r.found ? r.body : "<not found>";
   }
 };
@@ -73,7 +75,7 @@ class Generator {
     *now += pick(25) == 0 ? pick_time() : kNanosPerSecond;
     Step s;
     s.now = *now;
-    switch (pick(12)) {
+    switch (pick(15)) {
       case 0:
       case 1:
         s.command = create_payment();
@@ -99,6 +101,14 @@ class Generator {
       case 10:
         s.command = report();
         break;
+      case 11:
+      case 12:
+        s.command = create_flow();
+        break;
+      case 13:
+        s.command = cmd::CreateWalletTransfer{flow_id(pick(kFlowIds)), customer(), customer(),
+                                              amount(), currency()};
+        break;
       default:
         break;  // a tick
     }
@@ -119,8 +129,34 @@ class Generator {
   }
   std::string attempt() {
     if (!open_->empty() && pick(4) != 0) return (*open_)[pick(open_->size())].attempt_id;
-    const std::string owner = pick(3) == 0 ? refund_id(pick(kRefundIds)) : pay();
+    const uint64_t k = pick(6);
+    const std::string owner = k == 0  ? refund_id(pick(kRefundIds))
+                              : k < 3 ? flow_id(pick(kFlowIds))
+                                      : pay();
     return owner + "_a" + std::to_string(1 + pick(3));
+  }
+  std::string customer() { return pick(2) == 0 ? "cus_1" : "cus_2"; }
+  int64_t amount() {
+    constexpr int64_t kAmounts[] = {1, 2, 99, 1250, 100'000'000, 999'999'999'999'999};
+    return kAmounts[pick(6)];
+  }
+  Currency currency() {
+    constexpr const char* kCurrencies[] = {"USD", "JPY", "BHD"};
+    return *Currency::from_code(kCurrencies[pick(3)]);
+  }
+  // A top-up (mostly) or a payout: its funds come from top-ups that succeeded.
+  Command create_flow() {
+    const bool topup = pick(3) != 0;
+    cmd::CreateFlow f{flow_id(pick(kFlowIds)),
+                      customer(),
+                      amount(),
+                      currency(),
+                      "cardco",
+                      topup ? InstrumentKind::card_token : InstrumentKind::iban,
+                      topup ? "tok_visa" : "DE89370400440532013000"};
+    Command c = topup ? Command(cmd::CreateTopup{f}) : Command(cmd::CreatePayout{f});
+    if (pick(3) == 0) c.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    return c;
   }
   Command create_payment() {
     cmd::CreatePayment c;
@@ -191,8 +227,9 @@ class Generator {
 
 std::vector<Step> setup_steps(Timestamp* now) {
   std::vector<Step> steps;
-  for (Command c : {Command(cmd::CreateMerchant{"mch_1", "shop", "", ""}),
-                    Command(cmd::CreateCustomer{"cus_1", ""})}) {
+  for (Command c :
+       {Command(cmd::CreateMerchant{"mch_1", "shop", "", ""}),
+        Command(cmd::CreateCustomer{"cus_1", ""}), Command(cmd::CreateCustomer{"cus_2", ""})}) {
     *now += kNanosPerSecond;
     steps.push_back({std::move(c), *now});
   }
@@ -224,6 +261,51 @@ void expect_same_reads(const Twin& memory, const Twin& tiered, const MapHistory&
       }
     }
   }
+  const QueryKind kFlowReads[] = {QueryKind::get_topup, QueryKind::get_payout,
+                                  QueryKind::get_wallet_transfer};
+  const QueryKind kFlowLists[] = {QueryKind::list_topups, QueryKind::list_payouts,
+                                  QueryKind::list_wallet_transfers};
+  for (size_t i = 0; i < kFlowIds; ++i) {
+    for (const QueryKind kind : kFlowReads) {
+      Query q;
+      q.kind = kind;
+      q.id = flow_id(i);
+      EXPECT_EQ(memory.read(q, nullptr), tiered.read(q, &store)) << q.id;
+    }
+  }
+  // Every page of every list, following cursors, for a few filters and page sizes; and cursors
+  // from anywhere.
+  for (const QueryKind kind : kFlowLists) {
+    for (const char* status : {"", "processing", "succeeded", "failed"}) {
+      for (const char* customer : {"", "cus_1", "cus_2"}) {
+        for (const size_t limit : {size_t{2}, size_t{7}, size_t{100}}) {
+          Query q;
+          q.kind = kind;
+          q.status = status;
+          q.customer_id = customer;
+          q.limit = limit;
+          for (int page = 0; page < 200; ++page) {
+            const std::string want = memory.read(q, nullptr);
+            ASSERT_EQ(want, tiered.read(q, &store))
+                << static_cast<int>(kind) << " " << status << " " << customer << " " << limit;
+            const size_t last = want.rfind(R"({"id":")");
+            if (want.find(R"("has_more":true)") == std::string::npos || last == std::string::npos) {
+              break;
+            }
+            q.starting_after = want.substr(last + 7, want.find('"', last + 7) - last - 7);
+          }
+        }
+      }
+    }
+    for (size_t i = 0; i < kFlowIds; i += 7) {
+      Query q;
+      q.kind = kind;
+      q.limit = 3;
+      q.starting_after = flow_id(i);
+      q.created_gte = kT0 + 60 * kNanosPerSecond;
+      EXPECT_EQ(memory.read(q, nullptr), tiered.read(q, &store)) << q.starting_after;
+    }
+  }
 }
 
 // Drives both twins through `steps`; the tiered one moves its payments at rest to `store`,
@@ -236,7 +318,9 @@ struct TwinRun {
   std::deque<PaymentsCore::HistoryRecords> in_flight;               // taken, not yet durable
   std::map<size_t, std::pair<std::string, std::string>> snapshots;  // step -> (core, ledger)
   uint64_t moved = 0;
+  uint64_t flows_moved = 0;
   uint64_t brought_back = 0;
+  uint64_t flows_brought_back = 0;
   size_t most_in_memory = 0;
   std::vector<std::string> replies;  // of each step (the body, or the error's message)
   uint64_t seq = 0;                  // steps that changed the state (the journal's records)
@@ -247,6 +331,7 @@ struct TwinRun {
   void write_front() {
     for (auto& [k, v] : in_flight.front().puts) store.records.insert_or_assign(k, v);
     moved += in_flight.front().payments.size();
+    flows_moved += in_flight.front().flows.size();
     tiered->core.make_cold(in_flight.front());
     in_flight.pop_front();
   }
@@ -271,6 +356,7 @@ struct TwinRun {
 
   void step(size_t i, const Step& s, std::mt19937_64& rng) {
     const size_t in_memory_before = tiered->core.counts().payments_in_memory;
+    const size_t flows_before = tiered->core.counts().wallet_flows_in_memory;
     const ApplyOutcome a = memory.run(s);
     const ApplyOutcome b = tiered->run(s);
     replies.push_back(a.reply.ok() ? a.reply.body : a.reply.error_message);
@@ -285,10 +371,17 @@ struct TwinRun {
         !s.command->as<cmd::CreatePayment>()) {
       ++brought_back;
     }
+    if (tiered->core.counts().wallet_flows_in_memory > flows_before && s.command &&
+        (s.command->as<cmd::AttemptResult>() || s.command->as<cmd::OperationStatus>())) {
+      ++flows_brought_back;
+    }
     // Versions are journal positions: a command that changed nothing is not journaled, so the
     // same payment may be taken twice at one version.
     seq_before.push_back(seq);
     if (a.changed) ++seq;
+    // The store may report a batch durable after a command reached what it holds and before
+    // the next hand-out: memory must keep what changed since.
+    if (!in_flight.empty() && std::uniform_int_distribution<int>(0, 3)(rng) == 0) write_front();
     PaymentsCore::HistoryRecords records;
     tiered->core.take_final(&records, seq);
     in_flight.push_back(std::move(records));
@@ -300,6 +393,8 @@ struct TwinRun {
       ASSERT_TRUE(memory.full() == tiered->full()) << "step " << i;
     }
     ASSERT_EQ(memory.core.counts().payments, tiered->core.counts().payments) << "step " << i;
+    ASSERT_EQ(memory.core.counts().wallet_flows, tiered->core.counts().wallet_flows)
+        << "step " << i;
   }
 };
 
@@ -327,6 +422,11 @@ TEST(PaymentHistory, EveryAnswerAndTheStateHashAreTheSameWhereverThePaymentsAre)
     EXPECT_GT(run.moved, 100u);
     EXPECT_GT(run.brought_back, 5u);
     EXPECT_LT(run.tiered->core.counts().payments_in_memory, run.memory.core.counts().payments);
+    // Wallet flows too, and PSP reports that contradict a settled one brought it back.
+    EXPECT_GT(run.flows_moved, 30u);
+    EXPECT_GT(run.flows_brought_back, 0u);
+    EXPECT_LT(run.tiered->core.counts().wallet_flows_in_memory,
+              run.memory.core.counts().wallet_flows);
   }
 }
 

@@ -9,6 +9,7 @@
 #include "core/codec.h"
 #include "core/enum_name.h"
 #include "payments/codec.h"
+#include "payments/payment_history.h"
 
 namespace keel::payments {
 namespace {
@@ -253,7 +254,9 @@ WalletFlows::WalletFlows(Options options) : options_(options) {
 
 WalletFlow* WalletFlows::lookup(std::string_view id) {
   const auto it = flows_.find(id);
-  return it == flows_.end() ? nullptr : &it->second;
+  if (it == flows_.end()) return nullptr;
+  note_changed(id);
+  return &it->second;
 }
 
 const WalletFlow* WalletFlows::find(std::string_view id) const {
@@ -269,9 +272,10 @@ const WalletFlow* WalletFlows::find_by_attempt(std::string_view attempt_id) cons
 // Stores a new (or decoded) flow and indexes it. REQUIRES: consistent(f), id not taken.
 WalletFlow& WalletFlows::store(WalletFlow f) {
   auto& listed = listed_[static_cast<size_t>(f.kind)];
-  listed.insert({"", f.created_at, f.id});
-  listed.insert({f.customer_id, f.created_at, f.id});
-  if (!f.to_customer_id.empty()) listed.insert({f.to_customer_id, f.created_at, f.id});
+  for (std::string& bucket : wallet_flow_buckets(f)) {
+    listed.insert({std::move(bucket), f.created_at, f.id});
+  }
+  note_changed(f.id);
   if (f.deadline != 0) due_.insert({f.deadline, f.id});
   if (f.review != ReviewReason::none) ++in_review_count_;
   for (const Attempt& a : f.attempts) {
@@ -332,7 +336,8 @@ void WalletFlows::add_attempt(WalletFlow& f, AttemptKind kind, Timestamp now, Ef
   f.attempts.push_back(std::move(a));
 }
 
-WalletFlowResult WalletFlows::create_topup(const TopupRequest& r, Timestamp now, Effects* effects) {
+WalletFlowResult WalletFlows::create_topup(const TopupRequest& r, Timestamp now, Effects* effects,
+                                           const IdTaken* taken_outside) {
   if (!plain(r.id, kWalletFlowIdLengthMax)) return WalletFlowResult::id_invalid;
   if (r.amount <= 0) return WalletFlowResult::amount_invalid;
   if (!r.currency.valid()) return WalletFlowResult::currency_invalid;
@@ -342,7 +347,7 @@ WalletFlowResult WalletFlows::create_topup(const TopupRequest& r, Timestamp now,
       !printable(r.source, kWalletFlowInstrumentLengthMax)) {
     return WalletFlowResult::instrument_invalid;
   }
-  if (flows_.contains(r.id)) return WalletFlowResult::exists;
+  if (taken(r.id, taken_outside)) return WalletFlowResult::exists;
   WalletFlow f;
   f.id = r.id;
   f.kind = WalletFlowKind::topup;
@@ -363,7 +368,8 @@ WalletFlowResult WalletFlows::create_topup(const TopupRequest& r, Timestamp now,
 }
 
 WalletFlowResult WalletFlows::create_wallet_transfer(const WalletTransferRequest& r, Timestamp now,
-                                                     Effects* effects) {
+                                                     Effects* effects,
+                                                     const IdTaken* taken_outside) {
   if (!plain(r.id, kWalletFlowIdLengthMax)) return WalletFlowResult::id_invalid;
   if (r.amount <= 0) return WalletFlowResult::amount_invalid;
   if (!r.currency.valid()) return WalletFlowResult::currency_invalid;
@@ -372,7 +378,7 @@ WalletFlowResult WalletFlows::create_wallet_transfer(const WalletTransferRequest
     return WalletFlowResult::customer_id_invalid;
   }
   if (r.from_customer_id == r.to_customer_id) return WalletFlowResult::same_wallet;
-  if (flows_.contains(r.id)) return WalletFlowResult::exists;
+  if (taken(r.id, taken_outside)) return WalletFlowResult::exists;
   const bool funded = r.amount <= r.available_minor;
   WalletFlow f;
   f.id = r.id;
@@ -396,8 +402,8 @@ WalletFlowResult WalletFlows::create_wallet_transfer(const WalletTransferRequest
   return funded ? WalletFlowResult::ok : WalletFlowResult::insufficient_funds;
 }
 
-WalletFlowResult WalletFlows::create_payout(const PayoutRequest& r, Timestamp now,
-                                            Effects* effects) {
+WalletFlowResult WalletFlows::create_payout(const PayoutRequest& r, Timestamp now, Effects* effects,
+                                            const IdTaken* taken_outside) {
   if (!plain(r.id, kWalletFlowIdLengthMax)) return WalletFlowResult::id_invalid;
   if (r.amount <= 0) return WalletFlowResult::amount_invalid;
   if (!r.currency.valid()) return WalletFlowResult::currency_invalid;
@@ -407,7 +413,7 @@ WalletFlowResult WalletFlows::create_payout(const PayoutRequest& r, Timestamp no
       !printable(r.destination, kWalletFlowInstrumentLengthMax)) {
     return WalletFlowResult::instrument_invalid;
   }
-  if (flows_.contains(r.id)) return WalletFlowResult::exists;
+  if (taken(r.id, taken_outside)) return WalletFlowResult::exists;
   const bool funded = r.amount <= r.available_minor;
   WalletFlow f;
   f.id = r.id;
@@ -572,6 +578,22 @@ std::optional<Timestamp> WalletFlows::next_deadline() const {
 
 WalletFlowPage WalletFlows::list(WalletFlowKind kind, const WalletFlowFilter& filter, size_t limit,
                                  std::string_view starting_after) const {
+  std::optional<ListPosition> before;
+  if (!starting_after.empty()) {
+    const WalletFlow* cursor = find(starting_after);
+    if (cursor == nullptr || cursor->kind != kind) {
+      WalletFlowPage page;
+      page.result = WalletFlowResult::starting_after_not_found;
+      return page;
+    }
+    before = ListPosition{cursor->created_at, cursor->id};
+  }
+  return list_below(kind, filter, std::clamp<size_t>(limit, 1, kWalletFlowPageLimitMax),
+                    before ? &*before : nullptr);
+}
+
+WalletFlowPage WalletFlows::list_below(WalletFlowKind kind, const WalletFlowFilter& filter,
+                                       size_t limit, const ListPosition* before) const {
   WalletFlowPage page;
   if (!filter.customer_id.empty() && !plain(filter.customer_id, kWalletFlowNameLengthMax)) {
     page.result = WalletFlowResult::customer_id_invalid;
@@ -582,30 +604,141 @@ WalletFlowPage WalletFlows::list(WalletFlowKind kind, const WalletFlowFilter& fi
   // Scan [low, high) newest first: high is the cursor, created_lt or the end of c's bucket.
   ListKey high = filter.created_lt ? ListKey{c, *filter.created_lt, ""}
                                    : ListKey{c + std::string(1, '\0'), kMin, ""};
-  if (!starting_after.empty()) {
-    const WalletFlow* cursor = find(starting_after);
-    if (cursor == nullptr || cursor->kind != kind) {
-      page.result = WalletFlowResult::starting_after_not_found;
-      return page;
-    }
-    high = std::min(high, ListKey{c, cursor->created_at, cursor->id});
-  }
+  if (before != nullptr) high = std::min(high, ListKey{c, before->created_at, before->id});
   const ListKey low{c, filter.created_gte.value_or(kMin), ""};
   if (!(low < high)) return page;
-  const size_t page_size = std::clamp<size_t>(limit, 1, kWalletFlowPageLimitMax);
   const auto& index = listed_[static_cast<size_t>(kind)];
   const auto begin = index.lower_bound(low);
   for (auto it = index.lower_bound(high); it != begin;) {
     --it;
     const WalletFlow& f = flows_.find(std::get<2>(*it))->second;
     if (filter.status && f.status != *filter.status) continue;
-    if (page.data.size() == page_size) {
+    if (page.data.size() == limit) {
       page.has_more = true;
       break;
     }
     page.data.push_back(f);
   }
   return page;
+}
+
+bool WalletFlows::matches(const WalletFlowFilter& filter, const WalletFlow& f) {
+  return (!filter.status || f.status == *filter.status) &&
+         (filter.customer_id.empty() || f.customer_id == filter.customer_id ||
+          f.to_customer_id == filter.customer_id) &&
+         (!filter.created_gte || f.created_at >= *filter.created_gte) &&
+         (!filter.created_lt || f.created_at < *filter.created_lt);
+}
+
+std::string flow_list_prefix(WalletFlowKind kind, std::string_view bucket) {
+  std::string k = "fl";
+  k += static_cast<char>('0' + static_cast<uint8_t>(kind));
+  k += bucket;
+  k += '\0';
+  return k;
+}
+
+std::string flow_list_key(WalletFlowKind kind, std::string_view bucket, const ListPosition& at) {
+  KEEL_ASSERT(at.created_at >= 0);
+  std::string k = flow_list_prefix(kind, bucket);
+  append_be64(&k, static_cast<uint64_t>(at.created_at));
+  k += at.id;
+  return k;
+}
+
+bool parse_flow_list_key(std::string_view key, size_t prefix_size, ListPosition* out) {
+  if (key.size() <= prefix_size + 8) return false;
+  const uint64_t created = read_be64_suffix(key.substr(0, prefix_size + 8));
+  if (created > static_cast<uint64_t>(std::numeric_limits<Timestamp>::max())) return false;
+  out->created_at = static_cast<Timestamp>(created);
+  out->id.assign(key.substr(prefix_size + 8));
+  return true;
+}
+
+std::vector<std::string> wallet_flow_buckets(const WalletFlow& f) {
+  std::vector<std::string> out = {"", f.customer_id};
+  if (!f.to_customer_id.empty()) out.push_back(f.to_customer_id);
+  return out;
+}
+
+bool WalletFlows::at_rest(const WalletFlow& f) {
+  return f.status != WalletFlowStatus::processing && f.review == ReviewReason::none &&
+         f.deadline == 0 && std::none_of(f.attempts.begin(), f.attempts.end(), outstanding);
+}
+
+void WalletFlows::track_changes(bool on) {
+  track_changes_ = on;
+  changed_.clear();
+  if (on) {
+    for (const auto& entry : flows_) changed_.insert(entry.first);
+  }
+}
+
+std::vector<std::string> WalletFlows::take_changed() {
+  std::vector<std::string> ids(std::make_move_iterator(changed_.begin()),
+                               std::make_move_iterator(changed_.end()));
+  changed_.clear();
+  return ids;
+}
+
+WalletFlow WalletFlows::remove(std::string_view id) {
+  const auto it = flows_.find(id);
+  KEEL_ASSERT(it != flows_.end() && at_rest(it->second));
+  WalletFlow f = std::move(it->second);
+  flows_.erase(it);
+  auto& listed = listed_[static_cast<size_t>(f.kind)];
+  for (std::string& bucket : wallet_flow_buckets(f)) {
+    KEEL_ASSERT(listed.erase({std::move(bucket), f.created_at, f.id}) == 1);
+  }
+  for (const Attempt& a : f.attempts) KEEL_ASSERT(attempt_owner_.erase(a.id) == 1);
+  return f;
+}
+
+Status WalletFlows::restore(WalletFlow f) {
+  if (!consistent(f)) return Status::error("wallet flows: flow " + f.id + " is malformed");
+  bool clash = flows_.contains(f.id);
+  for (const Attempt& a : f.attempts) clash = clash || attempt_owner_.contains(a.id);
+  if (clash) return Status::error("wallet flows: flow " + f.id + " clashes with one in memory");
+  store(std::move(f));
+  return Status::ok();
+}
+
+void WalletFlows::encode_flow_record(const WalletFlow& f, std::string* out) {
+  ByteWriter w(out);
+  encode_flow(w, f);
+}
+
+Status WalletFlows::decode_flow_record(std::string_view bytes, WalletFlow* out) {
+  ByteReader r(bytes);
+  WalletFlow f;
+  if (!decode_flow(r, &f) || !r.at_end()) return Status::error("wallet flows: malformed record");
+  *out = std::move(f);
+  return Status::ok();
+}
+
+Status WalletFlows::encode_merged(std::string* out, const KvReader& history,
+                                  uint64_t horizon) const {
+  std::string flows;
+  ByteWriter fw(&flows);
+  uint64_t n = 0;
+  if (Status s = payment_history::merge_by_id(
+          flows_, &history, payment_history::Kind::flow, horizon,
+          [&](std::string_view, const WalletFlow& f) {
+            encode_flow(fw, f);
+            ++n;
+          },
+          [&](std::string_view, std::string_view record) {
+            fw.raw(record.data(), record.size());
+            ++n;
+          });
+      !s.is_ok()) {
+    return s;
+  }
+  ByteWriter w(out);
+  w.u32(kEncodingVersion);
+  w.u64(n);
+  *out += flows;
+  return Status::ok();
 }
 
 void WalletFlows::encode(std::string* out) const {

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "core/currency.h"
+#include "core/kv_reader.h"
 #include "core/status.h"
 #include "core/time.h"
 #include "ledger/types.h"
@@ -187,6 +189,26 @@ struct WalletFlowPage {
   bool has_more = false;
 };
 
+// Where a flow stands in its kind's lists: newest first by (created_at, id).
+struct ListPosition {
+  Timestamp created_at = 0;
+  std::string id;
+  auto operator<=>(const ListPosition&) const = default;
+};
+
+// The buckets a flow is listed in: "" (every flow of its kind), its customer, and a transfer's
+// receiver.
+[[nodiscard]] std::vector<std::string> wallet_flow_buckets(const WalletFlow& f);
+
+// The history store's list index of flows at rest (docs/storage.md, "Layout"): "fl" + kind
+// ('0' + its value) + bucket + '\0' + created_at (8 bytes, big-endian) + id -> empty. A key of
+// one bucket sorts by position, so a reverse scan of the bucket is a list, newest first.
+[[nodiscard]] std::string flow_list_prefix(WalletFlowKind kind, std::string_view bucket);
+[[nodiscard]] std::string flow_list_key(WalletFlowKind kind, std::string_view bucket,
+                                        const ListPosition& at);
+// The position in a key of the bucket whose prefix is `prefix_size` bytes (false: malformed).
+[[nodiscard]] bool parse_flow_list_key(std::string_view key, size_t prefix_size, ListPosition* out);
+
 class WalletFlows {
  public:
   using Options = WalletFlowOptions;
@@ -194,14 +216,19 @@ class WalletFlows {
   // REQUIRES: wallet_flow_options_valid(options).
   explicit WalletFlows(Options options = {});
 
+  // Whether an id is taken outside memory (flows in the history store): `exists` then, where
+  // an id in memory would be.
+  using IdTaken = std::function<bool(std::string_view id)>;
   // A new top-up, processing, with its PSP call. Posts nothing.
-  WalletFlowResult create_topup(const TopupRequest& request, Timestamp now, Effects* effects);
+  WalletFlowResult create_topup(const TopupRequest& request, Timestamp now, Effects* effects,
+                                const IdTaken* taken = nullptr);
   // An immediate transfer: succeeded with its posting, or insufficient_funds (stored as failed).
   WalletFlowResult create_wallet_transfer(const WalletTransferRequest& request, Timestamp now,
-                                          Effects* effects);
+                                          Effects* effects, const IdTaken* taken = nullptr);
   // A new payout, processing, with its hold and its PSP call; or insufficient_funds (stored as
   // failed, nothing posted, no call).
-  WalletFlowResult create_payout(const PayoutRequest& request, Timestamp now, Effects* effects);
+  WalletFlowResult create_payout(const PayoutRequest& request, Timestamp now, Effects* effects,
+                                 const IdTaken* taken = nullptr);
   // Settles an attempt (see the flows above). `cause` goes to the timeline. A result for an
   // attempt already settled is `stale_result`; `unknown` keeps the attempt outstanding.
   WalletFlowResult apply_result(std::string_view attempt_id, const AttemptResult& result,
@@ -231,7 +258,11 @@ class WalletFlows {
   // starting_after_not_found. A status filter scans the (customer, created) range it narrows.
   [[nodiscard]] WalletFlowPage list(WalletFlowKind kind, const WalletFlowFilter& filter,
                                     size_t limit, std::string_view starting_after) const;
-  [[nodiscard]] size_t size() const { return flows_.size(); }
+  // list() from a cursor position given as (created_at, id) (null: from the newest), for a
+  // cursor that is not in memory; `limit` is not clamped (the history tier asks one more).
+  [[nodiscard]] WalletFlowPage list_below(WalletFlowKind kind, const WalletFlowFilter& filter,
+                                          size_t limit, const ListPosition* before) const;
+  [[nodiscard]] size_t size() const { return flows_.size(); }  // in memory
   // Every walletflow, by id (snapshot checks; O(n)).
   [[nodiscard]] std::vector<const WalletFlow*> all() const {
     std::vector<const WalletFlow*> out;
@@ -249,11 +280,40 @@ class WalletFlows {
   void encode(std::string* out) const;
   [[nodiscard]] static Status decode(std::string_view bytes, Options options, WalletFlows* out);
 
+  // ---- History (docs/storage.md, "Tiers") ----
+  // A flow at rest: succeeded or failed, no outstanding attempt, no review flag, no deadline.
+  // Only a PSP report that contradicts its settled attempt changes it again (a review flag).
+  [[nodiscard]] static bool at_rest(const WalletFlow& f);
+  // As PaymentMachine's: with tracking on, every flow a call reaches to change (or creates) is
+  // noted; take_changed() hands the ids out (ascending) and forgets them. Turning it on notes
+  // every flow in memory.
+  void track_changes(bool on);
+  [[nodiscard]] std::vector<std::string> take_changed();
+  [[nodiscard]] bool changed_since_take(std::string_view id) const { return changed_.contains(id); }
+  // Removes a flow at rest from memory with its indexes, and returns it. REQUIRES: it is here
+  // and at_rest().
+  WalletFlow remove(std::string_view id);
+  // Brings back a flow the history store held: fails, changing nothing, if the record is not
+  // one this machine could hold or its id or attempt id is taken. Noted as changed.
+  [[nodiscard]] Status restore(WalletFlow f);
+  // One flow's record (the bytes encode() writes for it), and back (checked as decode() checks).
+  static void encode_flow_record(const WalletFlow& f, std::string* out);
+  [[nodiscard]] static Status decode_flow_record(std::string_view bytes, WalletFlow* out);
+  // encode() with the flows of the history store (as they stood at journal position `horizon`,
+  // payment_history.h) merged in by id; a flow in memory stands for its record.
+  [[nodiscard]] Status encode_merged(std::string* out, const KvReader& history,
+                                     uint64_t horizon) const;
+  // Whether `f` passes `filter` (status, customer, created range), as list() applies it.
+  [[nodiscard]] static bool matches(const WalletFlowFilter& filter, const WalletFlow& f);
+
  private:
   // (customer id, or "" for all flows of a kind; created_at; id): the list indexes.
   using ListKey = std::tuple<std::string, Timestamp, std::string>;
 
   WalletFlow* lookup(std::string_view id);
+  [[nodiscard]] bool taken(std::string_view id, const IdTaken* outside) const {
+    return flows_.contains(id) || (outside != nullptr && (*outside)(id));
+  }
   WalletFlow& store(WalletFlow f);
   void set_deadline(WalletFlow& f, Timestamp deadline);
   void set_review(WalletFlow& f, ReviewReason reason);  // keeps in_review_count_
@@ -271,6 +331,11 @@ class WalletFlows {
   std::set<std::string, std::less<>> outstanding_;                 // pending or unknown attempts
   std::array<std::set<ListKey>, 3> listed_;                        // per WalletFlowKind
   size_t in_review_count_ = 0;
+  bool track_changes_ = false;
+  std::set<std::string, std::less<>> changed_;  // since the last take_changed() (not state)
+  void note_changed(std::string_view id) {
+    if (track_changes_ && !changed_.contains(id)) changed_.emplace(id);
+  }
 };
 
 // Ledger account ids: wallet_account(), psp_fees_account() and psp_clearing_account() of

@@ -812,6 +812,98 @@ TEST_F(WalletFlowsTest, RandomDuplicatedAndReorderedResultsMoveMoneyExactlyOnce)
 
 // Names and helpers ------------------------------------------------------------------------
 
+// History (docs/storage.md, "Tiers"): which flows are at rest, and taking one out of memory
+// and back changes nothing a reader or the encoding sees.
+TEST_F(WalletFlowsTest, OnlyFlowsThatNothingCanChangeAreAtRestAndLeaveAndComeBackUnchanged) {
+  flows_.track_changes(true);
+  fund("cus_a", 5'000);                                 // fund_1: succeeded
+  ASSERT_EQ(topup("tu_open", "cus_a", 100), R::ok);     // processing
+  ASSERT_EQ(topup("tu_unknown", "cus_a", 100), R::ok);  // processing, outcome unknown
+  ASSERT_EQ(result("tu_unknown_a1", answer(A::unknown)), R::ok);
+  ASSERT_EQ(transfer("tr_1", "cus_a", "cus_b", 700), R::ok);  // succeeded at once
+  ASSERT_EQ(transfer("tr_2", "cus_b", "cus_a", 9'999), R::insufficient_funds);
+  ASSERT_EQ(payout("po_1", "cus_a", 200), R::ok);  // processing, its hold open
+  ASSERT_EQ(flows_.take_changed(),
+            (std::vector<std::string>{"fund_1", "po_1", "tr_1", "tr_2", "tu_open", "tu_unknown"}));
+  EXPECT_TRUE(flows_.take_changed().empty());
+  for (const char* id : {"fund_1", "tr_1", "tr_2"}) EXPECT_TRUE(WalletFlows::at_rest(flow(id)));
+  for (const char* id : {"tu_open", "tu_unknown", "po_1"}) {
+    EXPECT_FALSE(WalletFlows::at_rest(flow(id))) << id;
+  }
+  // Flagged for review: not at rest, though settled.
+  ASSERT_EQ(flows_.flag_result_rejected("fund_1_a1", "psp_result_rejected: contradicts", next()),
+            R::ok);
+  EXPECT_FALSE(WalletFlows::at_rest(flow("fund_1")));
+  EXPECT_EQ(flows_.take_changed(), std::vector<std::string>{"fund_1"});
+
+  const std::string before = encoded(flows_);
+  const WalletFlowPage page = flows_.list(WalletFlowKind::transfer, {}, 10, "");
+  std::string record;
+  WalletFlows::encode_flow_record(flow("tr_1"), &record);
+  const WalletFlow tr_1 = flows_.remove("tr_1");
+  EXPECT_EQ(flows_.find("tr_1"), nullptr);
+  EXPECT_EQ(flows_.list(WalletFlowKind::transfer, {}, 10, "").data.size(), 1u);
+  EXPECT_EQ(flows_.list(WalletFlowKind::transfer, {}, 10, "tr_1").result,
+            R::starting_after_not_found);
+  WalletFlow back;
+  ASSERT_TRUE(WalletFlows::decode_flow_record(record, &back).is_ok());
+  EXPECT_TRUE(flows_.restore(back).is_ok());
+  EXPECT_EQ(flows_.take_changed(), std::vector<std::string>{"tr_1"});
+  EXPECT_EQ(encoded(flows_), before);
+  EXPECT_EQ(flows_.list(WalletFlowKind::transfer, {}, 10, "").data.size(), page.data.size());
+  // Restoring what is in memory, or a damaged record, is refused and changes nothing.
+  EXPECT_FALSE(flows_.restore(back).is_ok());
+  WalletFlow bad = tr_1;
+  bad.amount = 0;
+  EXPECT_FALSE(flows_.restore(bad).is_ok());
+  EXPECT_FALSE(WalletFlows::decode_flow_record(record.substr(1), &back).is_ok());
+  EXPECT_EQ(encoded(flows_), before);
+}
+
+TEST_F(WalletFlowsTest, AnIdTakenOutsideMemoryExistsAfterTheRequestIsChecked) {
+  const WalletFlows::IdTaken taken = [](std::string_view id) { return id == "tu_cold"; };
+  Effects e;
+  EXPECT_EQ(flows_.create_topup(
+                {"tu_cold", "cus_a", 0, kUsd, "acme", InstrumentKind::card_token, "tok_visa"},
+                next(), &e, &taken),
+            R::amount_invalid);  // the request's own problem first, as for an id in memory
+  EXPECT_EQ(flows_.create_topup(
+                {"tu_cold", "cus_a", 10, kUsd, "acme", InstrumentKind::card_token, "tok_visa"},
+                next(), &e, &taken),
+            R::exists);
+  EXPECT_EQ(
+      flows_.create_wallet_transfer({"tu_cold", "cus_a", "cus_a", 10, kUsd, 0}, next(), &e, &taken),
+      R::same_wallet);
+  EXPECT_EQ(
+      flows_.create_wallet_transfer({"tu_cold", "cus_a", "cus_b", 10, kUsd, 0}, next(), &e, &taken),
+      R::exists);
+  EXPECT_EQ(flows_.create_payout({"tu_cold", "cus_a", 10, kUsd, "acme", InstrumentKind::iban,
+                                  "DE89370400440532013000", 100},
+                                 next(), &e, &taken),
+            R::exists);
+  EXPECT_EQ(flows_.size(), 0u);
+  EXPECT_TRUE(e.postings.empty() && e.calls.empty());
+}
+
+TEST(WalletFlowListKeys, SortByPositionWithinABucketAndReadBack) {
+  const std::string a = flow_list_key(WalletFlowKind::topup, "cus_1", {kT0, "tu_b"});
+  const std::string b = flow_list_key(WalletFlowKind::topup, "cus_1", {kT0 + 1, "tu_a"});
+  const std::string c = flow_list_key(WalletFlowKind::topup, "cus_1", {kT0, "tu_c"});
+  EXPECT_LT(a, c);
+  EXPECT_LT(c, b);
+  const std::string prefix = flow_list_prefix(WalletFlowKind::topup, "cus_1");
+  EXPECT_TRUE(a.starts_with(prefix));
+  // Buckets and kinds never interleave: "cus_1" and "cus_10", top-ups and payouts.
+  EXPECT_FALSE(flow_list_key(WalletFlowKind::topup, "cus_10", {kT0, "x"}).starts_with(prefix));
+  EXPECT_FALSE(flow_list_key(WalletFlowKind::payout, "cus_1", {kT0, "x"}).starts_with(prefix));
+  EXPECT_TRUE(flow_list_key(WalletFlowKind::topup, "", {kT0, "x"}) <
+              flow_list_prefix(WalletFlowKind::topup, "\x01"));
+  ListPosition at;
+  ASSERT_TRUE(parse_flow_list_key(b, prefix.size(), &at));
+  EXPECT_EQ(at, (ListPosition{kT0 + 1, "tu_a"}));
+  EXPECT_FALSE(parse_flow_list_key(prefix + "1234567", prefix.size(), &at));
+}
+
 TEST(WalletFlowNames, AreTheIdentifiers) {
   EXPECT_EQ(result_name(R::ok), "ok");
   EXPECT_EQ(result_name(R::insufficient_funds), "insufficient_funds");
