@@ -1505,6 +1505,7 @@ QueryResult PaymentsCore::render_payment_list(const Query& q) const {
     read.starting_after = q.starting_after;
     read.hot_more = has_more;
     for (const Payment* p : page) read.hot.emplace_back(p->id, render_payment(*p));
+    read.hot_ids = cold_and_hot_;
     return cold_read(std::move(read));
   }
   std::vector<std::string> bodies;
@@ -1688,24 +1689,51 @@ Status finish_payment_read(const KvReader& history, const PaymentReadInMemory& r
   *r = {};
   if (read.kind == QueryKind::list_payments) {
     // Merge by id: the page in memory, and the store's records after the cursor that match
-    // (one the page holds stands in memory), up to one past the limit.
+    // (one the page holds stands in memory, and so does one brought back), up to one past the
+    // limit.
     std::vector<std::pair<std::string, std::string>> merged;
     size_t h = 0;
     Status failed;
-    Status s = payment_history::scan(
-        history, Kind::payment, read.starting_after, payment_history::kNewest,
-        [&](std::string_view id, std::string_view record) {
-          for (; h < read.hot.size() && read.hot[h].first < id && merged.size() <= read.limit;
-               ++h) {
-            merged.push_back(read.hot[h]);
-          }
-          if (merged.size() > read.limit) return false;
-          if (h < read.hot.size() && read.hot[h].first == id) return true;
-          Payment p;
-          if (failed = PaymentMachine::decode_payment(record, &p); !failed.is_ok()) return false;
-          if (matches(read.filter, p)) merged.emplace_back(p.id, render_payment(p));
-          return merged.size() <= read.limit;
-        });
+    const auto visit = [&](std::string_view id, std::string_view record) {
+      for (; h < read.hot.size() && read.hot[h].first < id && merged.size() <= read.limit; ++h) {
+        merged.push_back(read.hot[h]);
+      }
+      if (merged.size() > read.limit) return false;
+      if ((h < read.hot.size() && read.hot[h].first == id) || read.hot_ids.contains(id)) {
+        return true;
+      }
+      Payment p;
+      if (failed = PaymentMachine::decode_payment(record, &p); !failed.is_ok()) return false;
+      if (matches(read.filter, p)) merged.emplace_back(p.id, render_payment(p));
+      return merged.size() <= read.limit;
+    };
+    // A list of one customer's or merchant's payments reads that index, in id order; any other
+    // list reads the records.
+    const PaymentFilter& f = read.filter;
+    Status s;
+    if (!f.customer_id.empty() || !f.merchant_id.empty()) {
+      const std::string prefix = !f.customer_id.empty()
+                                     ? payment_history::customer_index_prefix(f.customer_id)
+                                     : payment_history::merchant_index_prefix(f.merchant_id);
+      std::string begin = prefix + read.starting_after;
+      if (!read.starting_after.empty()) begin.push_back('\0');  // after the cursor
+      std::string end = prefix;
+      end.back() = '\1';
+      s = history.scan_range(begin, end, false, [&](std::string_view key, std::string_view) {
+        const std::string_view id = key.substr(prefix.size());
+        std::optional<std::string> record;
+        if (failed = payment_history::read(history, Kind::payment, id, payment_history::kNewest,
+                                           &record);
+            !failed.is_ok()) {
+          return false;
+        }
+        // No record: an index record a backup restore left from a journal it cut short.
+        return !record || visit(id, *record);
+      });
+    } else {
+      s = payment_history::scan(history, Kind::payment, read.starting_after,
+                                payment_history::kNewest, visit);
+    }
     if (!s.is_ok()) return s;
     if (!failed.is_ok()) return failed;
     for (; h < read.hot.size() && merged.size() <= read.limit; ++h) merged.push_back(read.hot[h]);
@@ -2001,6 +2029,10 @@ void PaymentsCore::put_payment(const Payment& p, uint64_t version, HistoryRecord
   std::string record;
   PaymentMachine::encode_payment(p, &record);
   out->puts.emplace_back(key(Kind::payment, p.id, version), std::move(record));
+  out->puts.emplace_back(payment_history::merchant_index_prefix(p.merchant_id) + p.id, "");
+  if (!p.customer_id.empty()) {
+    out->puts.emplace_back(payment_history::customer_index_prefix(p.customer_id) + p.id, "");
+  }
   const auto trace = [&](const std::string& object) {
     if (const auto t = traces_.find(object); t != traces_.end()) {
       out->puts.emplace_back(key(Kind::trace, object, version), t->second);

@@ -159,6 +159,9 @@ struct PaymentReadInMemory {
   // limit. A payment in memory stands for its record in the store.
   std::vector<std::pair<std::string, std::string>> hot;
   bool hot_more = false;  // more in memory match after the last of `hot`
+  // Payments in memory that also have a record in the store (brought back): their records are
+  // not this page's, whatever they say.
+  std::set<std::string, std::less<>> hot_ids;
 };
 
 // A read of wallet flows that the history store completes: a top-up, payout or wallet transfer

@@ -17,6 +17,20 @@ std::string_view id_of(std::string_view key) {
 
 }  // namespace
 
+std::string merchant_index_prefix(std::string_view merchant_id) {
+  std::string k = "qm";
+  k.append(merchant_id);
+  k.push_back('\0');
+  return k;
+}
+
+std::string customer_index_prefix(std::string_view customer_id) {
+  std::string k = "qc";
+  k.append(customer_id);
+  k.push_back('\0');
+  return k;
+}
+
 std::string key(Kind kind, std::string_view id, uint64_t version) {
   std::string k = prefix(kind);
   k.append(id);

@@ -68,6 +68,12 @@ template <typename Map, typename OnHot, typename OnCold>
   return Status::ok();
 }
 
+// List indexes of payments at rest, by merchant and by customer (immutable, not versioned, so
+// outside the "p" keys): "qm" + merchant id + '\0' + payment id and "qc" + customer id + '\0' +
+// payment id -> empty. A filtered list scans one of them in payment id order.
+[[nodiscard]] std::string merchant_index_prefix(std::string_view merchant_id);
+[[nodiscard]] std::string customer_index_prefix(std::string_view customer_id);
+
 // Calls fn(key) for every record of any kind whose version is above `seq` (what a store copied
 // after the snapshot it is restored with holds beyond that snapshot's journal).
 [[nodiscard]] Status scan_newer(const KvReader& store, uint64_t seq,
