@@ -142,6 +142,8 @@ json::object status_to_json(const engine::EngineStatus& s, bool full, bool healt
       {"counts", counts_to_json(s.counts)},
       {"queue_depth", s.queue_depth},
       {"batches_committed", s.batches_committed},
+      {"writer_longest_pause_ms", static_cast<double>(s.writer_longest_pause_ns) / 1e6},
+      {"snapshot_encode_longest_ms", static_cast<double>(s.snapshot_encode_longest_ns) / 1e6},
       {"events_committed", s.events_committed},
       {"payments",
        json::object{{"customers", s.payments.customers},

@@ -155,6 +155,16 @@ std::string metrics_text(const engine::EngineStatus& s) {
   metric("keel_engine_queue_depth", "gauge", "Commands waiting for the writer.", s.queue_depth);
   metric("keel_engine_batches_committed_total", "counter", "Group commits since start.",
          s.batches_committed);
+  const auto seconds = [&out](std::string_view name, std::string_view help, uint64_t ns) {
+    out += "# HELP " + std::string(name) + " " + std::string(help) + "\n# TYPE " +
+           std::string(name) + " gauge\n" + std::string(name) + " " +
+           std::to_string(static_cast<double>(ns) / 1e9) + "\n";
+  };
+  seconds("keel_engine_writer_longest_pause_seconds",
+          "The writer's longest stretch of work between two waits for commands since start.",
+          s.writer_longest_pause_ns);
+  seconds("keel_engine_snapshot_encode_longest_seconds",
+          "The longest snapshot encoding on the writer since start.", s.snapshot_encode_longest_ns);
   metric("keel_ledger_accounts", "gauge", "Ledger accounts.", s.counts.accounts);
   metric("keel_ledger_transfers", "gauge", "Ledger transfers.", s.counts.transfers);
   metric("keel_ledger_transfers_in_memory", "gauge",

@@ -24,6 +24,12 @@
 namespace keel::engine {
 namespace {
 
+uint64_t nanos_since(std::chrono::steady_clock::time_point t) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t)
+          .count());
+}
+
 struct CreateAccounts {
   std::vector<ledger::AccountEvent> events;
   Callback<std::vector<ledger::CreateAccountResult>> done;
@@ -290,6 +296,8 @@ struct Engine::Impl {
   std::vector<Callback<Status>> snapshot_waiters;       // answered when the one in flight ends
   std::vector<Callback<Status>> next_snapshot_waiters;  // asked while one was in flight
   uint64_t batches_committed = 0;
+  uint64_t writer_longest_pause_ns = 0;     // EngineStatus
+  uint64_t snapshot_encode_longest_ns = 0;  // EngineStatus
   uint64_t events_committed = 0;
   // One per write of the batch being committed: answers with the result when `durable`, else
   // with EngineError::unavailable.
@@ -628,6 +636,8 @@ void Engine::Impl::answer_read(Command& c) {
           s.last_timestamp = last_timestamp;
           s.counts = ledger.counts();
           s.batches_committed = batches_committed;
+          s.writer_longest_pause_ns = writer_longest_pause_ns;
+          s.snapshot_encode_longest_ns = snapshot_encode_longest_ns;
           s.events_committed = events_committed;
           s.payments = state.payments.counts();
           s.postings_rejected = postings_rejected;
@@ -1069,8 +1079,10 @@ void Engine::Impl::start_backup(Backup& cmd) {
 }
 
 void Engine::Impl::start_snapshot() {
+  const auto began = std::chrono::steady_clock::now();
   std::string bytes;
   encode_state(state, &bytes);
+  snapshot_encode_longest_ns = std::max(snapshot_encode_longest_ns, nanos_since(began));
   snapshot_mark = state.payments.history_marks(last_timestamp);
   snapshots.start(journal->snapshot_writer(), journal->last_seq(), last_timestamp,
                   std::move(bytes));
@@ -1173,6 +1185,7 @@ void Engine::Impl::run() {
   hand_over_effects();
   for (;;) {
     std::vector<Command> batch = take_batch();
+    const auto began = std::chrono::steady_clock::now();
     for (Command& c : batch) {
       if (is_write(c)) {
         events_committed += event_count(c);
@@ -1192,6 +1205,7 @@ void Engine::Impl::run() {
         events_since_snapshot >= options.snapshot_interval_events) {
       start_snapshot();
     }
+    writer_longest_pause_ns = std::max(writer_longest_pause_ns, nanos_since(began));
     if (batch.empty()) {
       std::lock_guard lock(mutex);
       if (stopping && queue.empty()) break;

@@ -127,6 +127,11 @@ struct EngineStatus {
   std::string invariant_problem;
   uint64_t queue_depth = 0;
   uint64_t batches_committed = 0;
+  // The writer's longest stretch of work between two waits for commands since start (one batch
+  // applied and made durable, with what follows it: history hand-over, ticks, a snapshot's
+  // encoding, reads), and the longest snapshot encoding on its own. Measured, not state.
+  uint64_t writer_longest_pause_ns = 0;
+  uint64_t snapshot_encode_longest_ns = 0;
   uint64_t events_committed = 0;
   payments::PaymentsCore::Counts payments;
   uint64_t postings_rejected = 0;  // payment chains the ledger refused (a bug; alert on > 0)

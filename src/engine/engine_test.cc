@@ -544,6 +544,20 @@ TEST_F(EngineTest, AMerchantEventWithNoRoomIsCountedAndLogged) {
   EXPECT_NE(errors[0].find("pay_1 found no room in the outbox"), std::string::npos) << errors[0];
 }
 
+// The writer's pauses are measured (status and /metrics), not state: a restart starts again.
+TEST_F(EngineTest, TheWritersLongestPauseAndSnapshotEncodingAreMeasured) {
+  auto e = open();
+  EXPECT_EQ(status(*e).snapshot_encode_longest_ns, 0u);
+  accounts(*e, {account("a"), account("b")});
+  EXPECT_EQ(transfers(*e, {transfer("t1", "a", "b", 1)})[0], CreateTransferResult::ok);
+  ASSERT_EQ(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).error,
+            EngineError::ok);
+  const EngineStatus s = status(*e);
+  EXPECT_GT(s.writer_longest_pause_ns, 0u);
+  EXPECT_GT(s.snapshot_encode_longest_ns, 0u);
+  EXPECT_LT(s.snapshot_encode_longest_ns, 60'000'000'000u);
+}
+
 TEST_F(EngineTest, PaymentsSurviveRestartAndSnapshotWithTheSameStateHash) {
   uint64_t hash = 0;
   std::string before;
