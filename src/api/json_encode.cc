@@ -174,6 +174,7 @@ json::object status_to_json(const engine::EngineStatus& s, bool full, bool healt
                                   {"idempotency_keys_moved", s.history_keys_moved},
                                   {"payments_moved", s.history_payments_moved},
                                   {"flows_moved", s.history_flows_moved},
+                                  {"superseded_deleted", s.history_superseded_deleted},
                                   {"queued", s.history_queued},
                                   {"write_failures", s.history_write_failures},
                                   {"applied_seq", s.history_applied_seq},

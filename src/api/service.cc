@@ -182,6 +182,10 @@ std::string metrics_text(const engine::EngineStatus& s) {
          "Payment records (a payment at rest, each time it comes to rest) written to the history "
          "store since start.",
          s.history_payments_moved);
+  metric("keel_history_superseded_deleted_total", "counter",
+         "Superseded versions of payment and wallet flow records (and their markers) deleted from "
+         "the history store since start, once no kept snapshot needs them.",
+         s.history_superseded_deleted);
   metric("keel_history_flows_moved_total", "counter",
          "Top-up, payout and wallet transfer records (each time one comes to rest) written to "
          "the history store since start.",

@@ -470,7 +470,11 @@ void Engine::Impl::move_history() {
 void Engine::Impl::expire_history(uint64_t oldest_kept) {
   const auto mark = snapshot_marks.find(oldest_kept);
   if (oldest_kept == 0 || mark == snapshot_marks.end()) return;
-  if (history) history->expire(mark->second);
+  if (history) {
+    payments::PaymentsCore::HistoryMarks marks = mark->second;
+    marks.snapshot_seq = oldest_kept;
+    history->expire(marks);
+  }
   snapshot_marks.erase(snapshot_marks.begin(), mark);
 }
 
@@ -652,6 +656,7 @@ void Engine::Impl::answer_read(Command& c) {
             s.history_keys_moved = h.keys_moved;
             s.history_payments_moved = h.payments_moved;
             s.history_flows_moved = h.flows_moved;
+            s.history_superseded_deleted = h.superseded_deleted;
             s.history_events_deleted = h.events_deleted;
             s.history_queued = h.queued;
             s.history_write_failures = h.write_failures;

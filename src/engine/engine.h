@@ -149,6 +149,7 @@ struct EngineStatus {
   uint64_t history_keys_moved = 0;
   uint64_t history_payments_moved = 0;
   uint64_t history_flows_moved = 0;
+  uint64_t history_superseded_deleted = 0;  // superseded record versions and markers deleted
   uint64_t history_events_deleted = 0;
   uint64_t history_queued = 0;
   uint64_t history_write_failures = 0;

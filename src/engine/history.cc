@@ -147,6 +147,7 @@ HistoryTier::Counters HistoryTier::counters() const {
     c.keys_moved = keys_moved_;
     c.payments_moved = payments_moved_;
     c.flows_moved = flows_moved_;
+    c.superseded_deleted = superseded_deleted_;
     c.queued = queued_;
     c.write_failures = write_failures_;
   }
@@ -222,6 +223,25 @@ void HistoryTier::expire_keys(Timestamp before) {
   (void)write_until_done(batch, "expired idempotency records stay until written");
 }
 
+// Versions of payments and wallet flows that no recovery reads any more, with their markers.
+void HistoryTier::expire_superseded(uint64_t snapshot_seq) {
+  if (snapshot_seq == 0) return;
+  store::WriteBatch batch;
+  batch.applied_seq = store_->applied_seq();
+  if (Status s = payments::payment_history::scan_superseded(
+          *store_, snapshot_seq, [&](std::string_view k) { batch.deletes.emplace_back(k); });
+      !s.is_ok()) {
+    log_(true, "history store: superseded versions not deleted (they stay until the next try): " +
+                   s.message());
+    return;
+  }
+  if (batch.deletes.empty()) return;
+  const size_t n = batch.deletes.size();
+  if (!write_until_done(batch, "superseded versions stay until written")) return;
+  std::lock_guard lock(mu_);
+  superseded_deleted_ += n;
+}
+
 // Writes everything queued as one synced store batch; on failure keeps it and tries again.
 void HistoryTier::move_loop() {
   std::vector<Batch> work;
@@ -282,6 +302,7 @@ void HistoryTier::move_loop() {
     if (expire) {
       expire_events(expire->events_first_seq);
       expire_keys(expire->keys_expired_before);
+      expire_superseded(expire->snapshot_seq);
     }
   }
 }

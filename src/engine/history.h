@@ -98,7 +98,8 @@ class HistoryTier final : public ledger::ColdTransfers {
     uint64_t keys_moved = 0;      // completed idempotency records
     uint64_t payments_moved = 0;  // payment records (a payment at rest, each time it comes to rest)
     uint64_t flows_moved = 0;     // wallet flow records, likewise
-    uint64_t queued = 0;          // handed over, not yet written
+    uint64_t superseded_deleted = 0;  // superseded versions and their markers deleted
+    uint64_t queued = 0;              // handed over, not yet written
     uint64_t write_failures = 0;
     uint64_t applied_seq = 0;
     uint64_t disk_bytes = 0;
@@ -119,6 +120,7 @@ class HistoryTier final : public ledger::ColdTransfers {
   bool write_until_done(const store::WriteBatch& batch, std::string_view what);
   void expire_events(uint64_t below);
   void expire_keys(Timestamp before);
+  void expire_superseded(uint64_t snapshot_seq);
   void read_loop();
 
   std::unique_ptr<store::Store> store_;
@@ -137,6 +139,7 @@ class HistoryTier final : public ledger::ColdTransfers {
   uint64_t keys_moved_ = 0;                                     // guarded by mu_
   uint64_t payments_moved_ = 0;                                 // guarded by mu_
   uint64_t flows_moved_ = 0;                                    // guarded by mu_
+  uint64_t superseded_deleted_ = 0;                             // guarded by mu_
   uint64_t expired_below_ = 0;   // the mover's own: events below it are deleted
   uint64_t queued_ = 0;          // guarded by mu_
   uint64_t write_failures_ = 0;  // guarded by mu_

@@ -2067,7 +2067,11 @@ void PaymentsCore::take_final(HistoryRecords* out, uint64_t version) {
     // Reached by a command that changed nothing (not journaled, so the version is the same):
     // the take on its way stands for it.
     if (const auto t = taken_.find(id); t != taken_.end() && t->second == version) continue;
+    const size_t first = out->puts.size();
     put_payment(*p, version, out);
+    // Written before (it came back, or a take is on its way): the older versions are
+    // superseded.
+    if (cold_and_hot_.contains(id) || taken_.contains(id)) mark_superseded(first, out);
     out->payments.emplace_back(id, version);
     taken_.insert_or_assign(std::move(id), version);
   }
@@ -2081,9 +2085,23 @@ void PaymentsCore::take_final(HistoryRecords* out, uint64_t version) {
     if (const auto t = flows_taken_.find(id); t != flows_taken_.end() && t->second == version) {
       continue;
     }
+    const size_t first = out->puts.size();
     put_flow(*f, version, out);
+    if (flows_cold_and_hot_.contains(id) || flows_taken_.contains(id)) {
+      mark_superseded(first, out);
+    }
     out->flows.emplace_back(id, version);
     flows_taken_.insert_or_assign(std::move(id), version);
+  }
+}
+
+void PaymentsCore::mark_superseded(size_t first, HistoryRecords* out) {
+  const size_t end = out->puts.size();
+  for (size_t i = first; i < end; ++i) {
+    const std::string& key = out->puts[i].first;
+    if (key.starts_with(payment_history::kPrefix)) {
+      out->puts.emplace_back(payment_history::superseded_marker(key), "");
+    }
   }
 }
 

@@ -246,6 +246,9 @@ class PaymentsCore {
   struct HistoryMarks {
     uint64_t events_first_seq = 0;
     Timestamp keys_expired_before = 0;
+    // The snapshot these marks are of (set by the engine): record versions superseded at or
+    // below it are no longer read by any recovery.
+    uint64_t snapshot_seq = 0;
   };
   [[nodiscard]] HistoryMarks history_marks(Timestamp now) const {
     return {outbox_.first_seq(), idempotency_.expired_before(now)};
@@ -476,6 +479,9 @@ class PaymentsCore {
   void drop_payment(std::string_view id);
   void note_cold_ids(const Payment& p);
   void note_cold_id(std::string_view id);
+  // Adds a superseded marker (payment_history.h) for each versioned record among out->puts
+  // from `first` on.
+  static void mark_superseded(size_t first, HistoryRecords* out);
   // Wallet flows in the history store, as payments: fault_in_flow() brings flow `id` back when
   // it is there (whether it is in memory now), put_flow() writes the records of one at rest.
   bool fault_in_flow(std::string_view id);

@@ -6,6 +6,7 @@ namespace keel::payments::payment_history {
 namespace {
 
 constexpr size_t kVersionBytes = 8;
+constexpr char kSupersededPrefix = 's';
 
 std::string prefix(Kind kind) { return {kPrefix, static_cast<char>(kind)}; }
 
@@ -94,10 +95,57 @@ Status scan_newer(const KvReader& store, uint64_t seq,
                   const std::function<void(std::string_view key)>& fn) {
   const std::string begin(1, kPrefix);
   const std::string end(1, static_cast<char>(kPrefix + 1));
-  return store.scan_range(begin, end, false, [&](std::string_view k, std::string_view) {
-    if (k.size() >= 2 + 1 + kVersionBytes && read_be64_suffix(k) > seq) fn(k);
-    return true;
-  });
+  if (Status s =
+          store.scan_range(begin, end, false,
+                           [&](std::string_view k, std::string_view) {
+                             if (k.size() >= 2 + 1 + kVersionBytes && read_be64_suffix(k) > seq) {
+                               fn(k);
+                             }
+                             return true;
+                           });
+      !s.is_ok()) {
+    return s;
+  }
+  if (seq == kNewest) return Status::ok();
+  std::string markers(1, kSupersededPrefix);
+  append_be64(&markers, seq + 1);
+  return store.scan_range(markers, std::string(1, kSupersededPrefix + 1), false,
+                          [&](std::string_view k, std::string_view) {
+                            fn(k);
+                            return true;
+                          });
+}
+
+std::string superseded_marker(std::string_view versioned_key) {
+  KEEL_ASSERT(versioned_key.size() >= 2 + 1 + kVersionBytes && versioned_key[0] == kPrefix);
+  std::string m(1, kSupersededPrefix);
+  m.append(versioned_key.substr(versioned_key.size() - kVersionBytes));  // the version
+  m.push_back(versioned_key[1]);                                         // the kind
+  m.append(id_of(versioned_key));
+  return m;
+}
+
+Status scan_superseded(const KvReader& store, uint64_t seq,
+                       const std::function<void(std::string_view key)>& fn) {
+  std::string end(1, kSupersededPrefix);
+  append_be64(&end, seq == kNewest ? seq : seq + 1);
+  Status inner;
+  const Status s = store.scan_range(
+      std::string(1, kSupersededPrefix), end, false, [&](std::string_view m, std::string_view) {
+        if (m.size() < 1 + kVersionBytes + 2) return true;  // not a marker this code writes
+        const uint64_t version = read_be64_suffix(m.substr(0, 1 + kVersionBytes));
+        const auto kind = static_cast<Kind>(m[1 + kVersionBytes]);
+        const std::string_view id = m.substr(2 + kVersionBytes);
+        inner = store.scan_range(key(kind, id, 0), key(kind, id, version), false,
+                                 [&](std::string_view k, std::string_view) {
+                                   fn(k);
+                                   return true;
+                                 });
+        if (!inner.is_ok()) return false;
+        fn(m);
+        return true;
+      });
+  return s.is_ok() ? inner : s;
 }
 
 }  // namespace keel::payments::payment_history

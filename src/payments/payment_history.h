@@ -74,8 +74,20 @@ template <typename Map, typename OnHot, typename OnCold>
 [[nodiscard]] std::string merchant_index_prefix(std::string_view merchant_id);
 [[nodiscard]] std::string customer_index_prefix(std::string_view customer_id);
 
-// Calls fn(key) for every record of any kind whose version is above `seq` (what a store copied
-// after the snapshot it is restored with holds beyond that snapshot's journal).
+// Superseded versions. An object written again (brought back into memory, or taken again before
+// its first write was durable) gets, with each record of the new version, a marker
+//   "s" + version (8 bytes) + kind + id -> empty
+// saying that every older version of (kind, id) is superseded. No recovery reads them once it
+// starts from a snapshot at or after `version`: then they and the marker can go.
+// superseded_marker(): the marker for a versioned record's key (one key() returned).
+[[nodiscard]] std::string superseded_marker(std::string_view versioned_key);
+// Calls fn(key) for every marker at or below `seq` and every record such a marker supersedes.
+[[nodiscard]] Status scan_superseded(const KvReader& store, uint64_t seq,
+                                     const std::function<void(std::string_view key)>& fn);
+
+// Calls fn(key) for every record of any kind whose version is above `seq`, and every marker of
+// such a version (what a store copied after the snapshot it is restored with holds beyond that
+// snapshot's journal).
 [[nodiscard]] Status scan_newer(const KvReader& store, uint64_t seq,
                                 const std::function<void(std::string_view key)>& fn);
 
