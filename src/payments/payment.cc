@@ -1139,20 +1139,9 @@ bool PaymentMachine::at_rest(const Payment& p) {
   });
 }
 
-void PaymentMachine::track_changes(bool on) {
-  track_changes_ = on;
-  changed_.clear();
-  if (on) {
-    for (const auto& entry : payments_) changed_.insert(entry.first);
-  }
-}
+void PaymentMachine::track_changes(bool on) { changed_.start(on, payments_); }
 
-std::vector<std::string> PaymentMachine::take_changed() {
-  std::vector<std::string> ids(std::make_move_iterator(changed_.begin()),
-                               std::make_move_iterator(changed_.end()));
-  changed_.clear();
-  return ids;
-}
+std::vector<std::string> PaymentMachine::take_changed() { return changed_.take(); }
 
 Payment PaymentMachine::remove(std::string_view id) {
   const auto it = payments_.find(id);

@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "core/time.h"
 #include "ledger/types.h"
+#include "payments/change_tracker.h"
 #include "review/review.h"
 
 namespace keel::payments {
@@ -452,7 +453,7 @@ class PaymentMachine {
   // already must be taken too).
   void track_changes(bool on);
   [[nodiscard]] std::vector<std::string> take_changed();
-  [[nodiscard]] bool changed_since_take(std::string_view id) const { return changed_.contains(id); }
+  [[nodiscard]] bool changed_since_take(std::string_view id) const { return changed_.noted(id); }
   // Removes a payment at rest from memory, with its attempt and refund indexes, and returns it.
   // REQUIRES: it is here and at_rest().
   Payment remove(std::string_view id);
@@ -506,9 +507,7 @@ class PaymentMachine {
   void set_deadline(std::string_view id, Timestamp* deadline, Timestamp value);
   void set_review(ReviewReason* flag, ReviewReason value);  // keeps in_review_count_
   Status index(const Payment& p);  // decode: attempt owners, refund owners, deadlines
-  void note_changed(std::string_view id) {
-    if (track_changes_ && !changed_.contains(id)) changed_.emplace(id);
-  }
+  void note_changed(std::string_view id) { changed_.note(id); }
 
   PaymentDeadlines deadlines_;
   FeeSchedule fees_;
@@ -518,8 +517,7 @@ class PaymentMachine {
   std::map<std::string, AttemptOwner, std::less<>> attempt_owner_;
   std::map<std::string, std::string, std::less<>> refund_owner_;  // refund id -> payment id
   size_t in_review_count_ = 0;
-  bool track_changes_ = false;
-  std::set<std::string, std::less<>> changed_;  // since the last take_changed()
+  ChangeTracker changed_;  // since the last take_changed()
 };
 
 // Ledger account ids of docs/postings.md.

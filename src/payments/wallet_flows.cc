@@ -666,20 +666,9 @@ bool WalletFlows::at_rest(const WalletFlow& f) {
          f.deadline == 0 && std::none_of(f.attempts.begin(), f.attempts.end(), outstanding);
 }
 
-void WalletFlows::track_changes(bool on) {
-  track_changes_ = on;
-  changed_.clear();
-  if (on) {
-    for (const auto& entry : flows_) changed_.insert(entry.first);
-  }
-}
+void WalletFlows::track_changes(bool on) { changed_.start(on, flows_); }
 
-std::vector<std::string> WalletFlows::take_changed() {
-  std::vector<std::string> ids(std::make_move_iterator(changed_.begin()),
-                               std::make_move_iterator(changed_.end()));
-  changed_.clear();
-  return ids;
-}
+std::vector<std::string> WalletFlows::take_changed() { return changed_.take(); }
 
 WalletFlow WalletFlows::remove(std::string_view id) {
   const auto it = flows_.find(id);

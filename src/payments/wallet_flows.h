@@ -18,6 +18,7 @@
 #include "core/status.h"
 #include "core/time.h"
 #include "ledger/types.h"
+#include "payments/change_tracker.h"
 #include "payments/payment.h"
 
 namespace keel::payments {
@@ -289,7 +290,7 @@ class WalletFlows {
   // every flow in memory.
   void track_changes(bool on);
   [[nodiscard]] std::vector<std::string> take_changed();
-  [[nodiscard]] bool changed_since_take(std::string_view id) const { return changed_.contains(id); }
+  [[nodiscard]] bool changed_since_take(std::string_view id) const { return changed_.noted(id); }
   // Removes a flow at rest from memory with its indexes, and returns it. REQUIRES: it is here
   // and at_rest().
   WalletFlow remove(std::string_view id);
@@ -331,11 +332,8 @@ class WalletFlows {
   std::set<std::string, std::less<>> outstanding_;                 // pending or unknown attempts
   std::array<std::set<ListKey>, 3> listed_;                        // per WalletFlowKind
   size_t in_review_count_ = 0;
-  bool track_changes_ = false;
-  std::set<std::string, std::less<>> changed_;  // since the last take_changed() (not state)
-  void note_changed(std::string_view id) {
-    if (track_changes_ && !changed_.contains(id)) changed_.emplace(id);
-  }
+  ChangeTracker changed_;  // since the last take_changed()
+  void note_changed(std::string_view id) { changed_.note(id); }
 };
 
 // Ledger account ids: wallet_account(), psp_fees_account() and psp_clearing_account() of
