@@ -1880,5 +1880,11 @@ TEST(FormatCompatibility, DataDirectoryV6ReplaysToTheHashItsWriterComputed) {
   expect_fixture_replays("data-v6");
 }
 
+// data-v7: wallet flows at rest in the history store (pw records, fl list index records, a
+// flow_history snapshot section) and the payments' qm/qc list indexes.
+TEST(FormatCompatibility, DataDirectoryV7ReplaysToTheHashItsWriterComputed) {
+  expect_fixture_replays("data-v7");
+}
+
 }  // namespace
 }  // namespace keel::engine
