@@ -138,6 +138,31 @@ TEST(Hash, SipHashIsKeyedAndStable) {
   EXPECT_NE(a.finish(), b.finish());
 }
 
+// Bytes that arrive in pieces hash as their concatenation does, however they are cut: the
+// state hash of an encoding streamed part by part is the hash of the encoding.
+TEST(Hash, AStreamOfPiecesHashesAsItsConcatenation) {
+  std::string all;
+  for (int i = 0; i < 300; ++i) all.push_back(static_cast<char>(i * 37 + 11));
+  for (size_t length : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{64},
+                        size_t{299}, size_t{300}}) {
+    const std::string_view data(all.data(), length);
+    StateHasher whole;
+    whole.u64(42);
+    whole.bytes(data);
+    for (size_t cut = 1; cut <= 17; ++cut) {
+      StateHasher pieces;
+      pieces.u64(42);
+      StateHashStream stream(&pieces);
+      for (size_t at = 0; at < data.size(); at += cut) {
+        stream.bytes(data.substr(at, std::min(cut, data.size() - at)));
+        stream.bytes("");  // empty pieces change nothing
+      }
+      stream.finish();
+      EXPECT_EQ(pieces.finish(), whole.finish()) << "length " << length << " cut " << cut;
+    }
+  }
+}
+
 TEST(ChunkedVector, GrowsWithoutMovingAndPops) {
   ChunkedVector<int, 2> v;  // chunks of 4
   int* first = &v.push_back(1);

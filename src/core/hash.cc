@@ -1,5 +1,6 @@
 #include "core/hash.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace keel {
@@ -84,5 +85,26 @@ void StateHasher::u64(uint64_t v) {
 }
 
 uint64_t StateHasher::finish() const { return mix64(h_ ^ length_); }
+
+void StateHashStream::bytes(std::string_view data) {
+  if (pending_size_ > 0) {
+    const size_t take = std::min(data.size(), sizeof(pending_) - pending_size_);
+    std::memcpy(pending_ + pending_size_, data.data(), take);
+    pending_size_ += take;
+    data.remove_prefix(take);
+    if (pending_size_ < sizeof(pending_)) return;
+    hasher_->bytes({reinterpret_cast<const char*>(pending_), sizeof(pending_)});
+    pending_size_ = 0;
+  }
+  const size_t whole = data.size() / sizeof(pending_) * sizeof(pending_);
+  if (whole > 0) hasher_->bytes(data.substr(0, whole));
+  pending_size_ = data.size() - whole;
+  std::memcpy(pending_, data.data() + whole, pending_size_);
+}
+
+void StateHashStream::finish() {
+  if (pending_size_ > 0) hasher_->bytes({reinterpret_cast<const char*>(pending_), pending_size_});
+  pending_size_ = 0;
+}
 
 }  // namespace keel

@@ -27,4 +27,20 @@ class StateHasher {
   uint64_t length_ = 0;
 };
 
+// Feeds a StateHasher bytes that arrive in pieces, to the same hash as one bytes() call with
+// their concatenation would give (bytes() mixes whole 8-byte words, and a short tail only at the
+// end): so a canonical encoding can be hashed as it is written, never held whole. Call finish()
+// once after the last piece, before the hasher's own finish().
+class StateHashStream {
+ public:
+  explicit StateHashStream(StateHasher* hasher) : hasher_(hasher) {}
+  void bytes(std::string_view data);
+  void finish();
+
+ private:
+  StateHasher* hasher_;
+  unsigned char pending_[8] = {};
+  size_t pending_size_ = 0;  // < 8 between calls
+};
+
 }  // namespace keel

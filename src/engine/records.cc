@@ -177,11 +177,16 @@ constexpr std::string_view kStateMagic = "KEELSTATE1";
 }  // namespace
 
 Status state_hash(const State& state, uint64_t* out) {
-  std::string bytes;
-  if (Status s = state.payments.encode_full(&bytes); !s.is_ok()) return s;
+  // Hashed as it is written, part by part: the canonical encoding of the payments state (the
+  // history store's records merged in) is never held whole.
   StateHasher h;
   h.u64(state.ledger.state_hash());
-  h.bytes(bytes);
+  StateHashStream stream(&h);
+  if (Status s = state.payments.encode_full([&](std::string_view piece) { stream.bytes(piece); });
+      !s.is_ok()) {
+    return s;
+  }
+  stream.finish();
   *out = h.finish();
   return Status::ok();
 }

@@ -2266,13 +2266,26 @@ PaymentsCore::Counts PaymentsCore::counts() const {
 }
 
 void PaymentsCore::encode(std::string* out) const {
-  const Status s = encode_parts(out, false);
+  const Status s = encode_parts(out, false, nullptr);
   KEEL_ASSERT(s.is_ok());  // nothing to read
 }
 
-Status PaymentsCore::encode_full(std::string* out) const { return encode_parts(out, true); }
+Status PaymentsCore::encode_full(std::string* out) const {
+  return encode_parts(out, true, nullptr);
+}
 
-Status PaymentsCore::encode_parts(std::string* out, bool full) const {
+Status PaymentsCore::encode_full(const EncodingSink& sink) const {
+  std::string piece;
+  return encode_parts(&piece, true, &sink);
+}
+
+Status PaymentsCore::encode_parts(std::string* out, bool full, const EncodingSink* sink) const {
+  // With a sink, what is written so far goes to it after each part (the whole never held).
+  const auto spill = [&] {
+    if (sink == nullptr) return;
+    (*sink)(*out);
+    out->clear();
+  };
   ByteWriter w(out);
   w.u32(kEncodingVersion);
   w.u64(customers_.size());
@@ -2324,6 +2337,7 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
   }
   w.u64(part.size());
   w.raw(part.data(), part.size());
+  spill();
   part.clear();
   if (cold != nullptr) {
     if (Status s = flows_.encode_merged(&part, *cold, history_horizon_); !s.is_ok()) return s;
@@ -2332,6 +2346,7 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
   }
   w.u64(part.size());
   w.raw(part.data(), part.size());
+  spill();
   part.clear();
   if (full) {
     if (Status s = outbox_.encode_full(&part, history_); !s.is_ok()) return s;
@@ -2340,6 +2355,7 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
   }
   w.u64(part.size());
   w.raw(part.data(), part.size());
+  spill();
   part.clear();
   if (full) {
     if (Status s = idempotency_.encode_full(&part); !s.is_ok()) return s;
@@ -2348,6 +2364,7 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
   }
   w.u64(part.size());
   w.raw(part.data(), part.size());
+  spill();
   // Trailing parts, each present only once it holds something, so that a state that never had
   // one encodes (and hashes) exactly as before it existed. First the review desk (untagged: the
   // first trailing part ever written); then tagged sections (u8 tag, u64 length, bytes) in tag
@@ -2400,12 +2417,15 @@ Status PaymentsCore::encode_parts(std::string* out, bool full) const {
     reviews_.encode(&part);
     w.u64(part.size());
     w.raw(part.data(), part.size());
+    spill();
   }
   for (const auto& [tag, bytes] : sections) {
     w.u8(static_cast<uint8_t>(tag));
     w.u64(bytes.size());
     w.raw(bytes.data(), bytes.size());
+    spill();
   }
+  spill();
   return Status::ok();
 }
 

@@ -271,6 +271,10 @@ class PaymentsCore {
   // the store holds. decode() rebuilds an equal core from either (the history store must then
   // hold what the snapshot left out; set it on the result).
   [[nodiscard]] Status encode_full(std::string* out) const;
+  // encode_full() handed to `sink` in pieces, part by part (their concatenation is the
+  // encoding), so that a hash of it never holds it whole.
+  using EncodingSink = std::function<void(std::string_view piece)>;
+  [[nodiscard]] Status encode_full(const EncodingSink& sink) const;
   void encode(std::string* out) const;
   [[nodiscard]] static Status decode(std::string_view bytes, CoreOptions options,
                                      PaymentsCore* out);
@@ -457,7 +461,7 @@ class PaymentsCore {
   [[nodiscard]] QueryResult render_event_list(const Query& q) const;
   [[nodiscard]] QueryResult render_flow_list(const Query& q) const;
   // encode() (full: false) and encode_full().
-  [[nodiscard]] Status encode_parts(std::string* out, bool full) const;
+  [[nodiscard]] Status encode_parts(std::string* out, bool full, const EncodingSink* sink) const;
 
   // Payments in the history store (payment_history.h). cold_exists(): whether a payment or
   // refund id is taken by one there. fault_in(): brings back into memory the payments a command
