@@ -2053,49 +2053,11 @@ void PaymentsCore::put_payment(const Payment& p, uint64_t version, HistoryRecord
   }
 }
 
-void PaymentsCore::take_final(HistoryRecords* out, uint64_t version) {
-  outbox_.take_final(&out->puts, &out->events);
-  idempotency_.take_final(&out->puts, &out->keys);
-  if (history_ == nullptr) return;
-  for (std::string& id : payments_.take_changed()) {
-    const Payment* p = payments_.find(id);
-    if (p == nullptr || !PaymentMachine::at_rest(*p)) {
-      taken_.erase(id);  // a take on its way no longer stands for it
-      continue;
-    }
-    KEEL_ASSERT(!waiting_.contains(id));  // at rest is settled: its waiters are answered
-    // Reached by a command that changed nothing (not journaled, so the version is the same):
-    // the take on its way stands for it.
-    if (const auto t = taken_.find(id); t != taken_.end() && t->second == version) continue;
-    const size_t first = out->puts.size();
-    put_payment(*p, version, out);
-    // Written before (it came back, or a take is on its way): the older versions are
-    // superseded.
-    if (cold_and_hot_.contains(id) || taken_.contains(id)) mark_superseded(first, out);
-    out->payments.emplace_back(id, version);
-    taken_.insert_or_assign(std::move(id), version);
-  }
-  for (std::string& id : flows_.take_changed()) {
-    const WalletFlow* f = flows_.find(id);
-    if (f == nullptr || !WalletFlows::at_rest(*f)) {
-      flows_taken_.erase(id);
-      continue;
-    }
-    KEEL_ASSERT(!waiting_.contains(id));
-    if (const auto t = flows_taken_.find(id); t != flows_taken_.end() && t->second == version) {
-      continue;
-    }
-    const size_t first = out->puts.size();
-    put_flow(*f, version, out);
-    if (flows_cold_and_hot_.contains(id) || flows_taken_.contains(id)) {
-      mark_superseded(first, out);
-    }
-    out->flows.emplace_back(id, version);
-    flows_taken_.insert_or_assign(std::move(id), version);
-  }
-}
+namespace {
 
-void PaymentsCore::mark_superseded(size_t first, HistoryRecords* out) {
+// Adds a superseded marker (payment_history.h) for each versioned record among out->puts from
+// `first` on.
+void mark_superseded(size_t first, PaymentsCore::HistoryRecords* out) {
   const size_t end = out->puts.size();
   for (size_t i = first; i < end; ++i) {
     const std::string& key = out->puts[i].first;
@@ -2103,6 +2065,54 @@ void PaymentsCore::mark_superseded(size_t first, HistoryRecords* out) {
       out->puts.emplace_back(payment_history::superseded_marker(key), "");
     }
   }
+}
+
+// Hands the history tier every object of `machine` (PaymentMachine, WalletFlows) a command
+// reached that is at rest: put() appends its records at `version`, and its (id, version) goes to
+// *ids. `taken`: the latest take of each not yet durable; `cold_and_hot`: those with a record in
+// the store already.
+template <typename Machine, typename Put>
+void take_at_rest(Machine& machine, uint64_t version,
+                  const std::set<std::string, std::less<>>& cold_and_hot,
+                  std::map<std::string, uint64_t, std::less<>>* taken,
+                  std::vector<std::pair<std::string, uint64_t>>* ids,
+                  PaymentsCore::HistoryRecords* out, const Put& put) {
+  for (std::string& id : machine.take_changed()) {
+    const auto* object = machine.find(id);
+    if (object == nullptr || !Machine::at_rest(*object)) {
+      taken->erase(id);  // a take on its way no longer stands for it
+      continue;
+    }
+    // Reached by a command that changed nothing (not journaled, so the version is the same):
+    // the take on its way stands for it.
+    if (const auto t = taken->find(id); t != taken->end() && t->second == version) continue;
+    const size_t first = out->puts.size();
+    put(*object);
+    // Written before (it came back, or a take is on its way): the older versions are
+    // superseded.
+    if (cold_and_hot.contains(id) || taken->contains(id)) mark_superseded(first, out);
+    ids->emplace_back(id, version);
+    taken->insert_or_assign(std::move(id), version);
+  }
+}
+
+}  // namespace
+
+void PaymentsCore::take_final(HistoryRecords* out, uint64_t version) {
+  outbox_.take_final(&out->puts, &out->events);
+  idempotency_.take_final(&out->puts, &out->keys);
+  if (history_ == nullptr) return;
+  // At rest is settled: its waiters are answered.
+  take_at_rest(payments_, version, cold_and_hot_, &taken_, &out->payments, out,
+               [&](const Payment& p) {
+                 KEEL_ASSERT(!waiting_.contains(p.id));
+                 put_payment(p, version, out);
+               });
+  take_at_rest(flows_, version, flows_cold_and_hot_, &flows_taken_, &out->flows, out,
+               [&](const WalletFlow& f) {
+                 KEEL_ASSERT(!waiting_.contains(f.id));
+                 put_flow(f, version, out);
+               });
 }
 
 void PaymentsCore::note_cold_id(std::string_view id) {

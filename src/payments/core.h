@@ -483,9 +483,6 @@ class PaymentsCore {
   void drop_payment(std::string_view id);
   void note_cold_ids(const Payment& p);
   void note_cold_id(std::string_view id);
-  // Adds a superseded marker (payment_history.h) for each versioned record among out->puts
-  // from `first` on.
-  static void mark_superseded(size_t first, HistoryRecords* out);
   // Wallet flows in the history store, as payments: fault_in_flow() brings flow `id` back when
   // it is there (whether it is in memory now), put_flow() writes the records of one at rest.
   bool fault_in_flow(std::string_view id);
