@@ -78,10 +78,14 @@ struct Backup {
   std::filesystem::path dir;
   Callback<BackupResult> done;
 };
+struct SecurityCommand {
+  security::Command command;
+  Callback<security::Result> done;
+};
 
 using Command = std::variant<CreateAccounts, CreateTransfers, SetAccountClosed, GetAccount,
                              GetTransfer, ListAccountTransfers, GetStatus, TakeSnapshot,
-                             PaymentsCommand, PaymentsQuery, GetChannels, Backup>;
+                             PaymentsCommand, PaymentsQuery, GetChannels, Backup, SecurityCommand>;
 
 routing::CallEnd call_end(payments::AttemptStatus s) {
   using S = payments::AttemptStatus;
@@ -110,7 +114,8 @@ size_t event_count(const Command& c) {
 
 bool is_write(const Command& c) {
   return std::holds_alternative<CreateAccounts>(c) || std::holds_alternative<CreateTransfers>(c) ||
-         std::holds_alternative<SetAccountClosed>(c) || std::holds_alternative<PaymentsCommand>(c);
+         std::holds_alternative<SetAccountClosed>(c) ||
+         std::holds_alternative<PaymentsCommand>(c) || std::holds_alternative<SecurityCommand>(c);
 }
 
 // What an engine whose journal failed still answers: reads of the acknowledged state. Not
@@ -179,6 +184,7 @@ Status recover(const journal::Storage& journal, SipKey key, const payments::Core
   const ledger::ColdTransfers* cold = history;
   state->ledger = ledger::Ledger(key);
   state->ledger.set_cold_transfers(cold);
+  state->keys = security::KeyRing();
   if (auto snapshot = journal.load_newest_snapshot()) {
     if (Status s = decode_state(snapshot->state, key, options, cold, state); !s.is_ok()) {
       const std::string where =
@@ -273,6 +279,16 @@ struct Engine::Impl {
   std::deque<Command> queue;  // guarded by mutex
   bool stopping = false;      // guarded by mutex
   std::atomic<bool> healthy{true};
+  // The key ring as of the last durable change (Engine::keys), and whether this batch changed it.
+  mutable std::mutex keys_mutex;
+  std::shared_ptr<const security::KeyRing> published_keys =
+      std::make_shared<const security::KeyRing>();
+  bool keys_changed = false;
+  void publish_keys() {
+    auto copy = std::make_shared<const security::KeyRing>(state.keys);
+    std::lock_guard lock(keys_mutex);
+    published_keys = std::move(copy);
+  }
   // The memory budget: set by the writer (check_memory), read by every submit.
   std::atomic<bool> over_capacity{false};
   std::atomic<uint64_t> refused_over_capacity{0};
@@ -382,6 +398,7 @@ struct Engine::Impl {
   // budget, off below 95 % of it.
   void check_memory();
   void apply_payments(PaymentsCommand& c);
+  void apply_security(SecurityCommand& c);
   // Routing around a payments command: the decision it needs before it is applied, then what
   // its PSP calls and answers teach the router (transitions journaled at once).
   void route(payments::Command& command, Timestamp now);
@@ -583,7 +600,27 @@ std::vector<Command> Engine::Impl::take_batch() {
   return batch;
 }
 
+void Engine::Impl::apply_security(SecurityCommand& c) {
+  const Timestamp ts = stamp(1);
+  const security::Result result = state.keys.apply(c.command, ts);
+  if (result == security::Result::ok) {
+    std::string& payload = journal->begin_record(static_cast<uint16_t>(RecordType::security), ts);
+    security::encode_command(c.command, &payload);
+    journal->end_record();
+    ++events_since_snapshot;
+    keys_changed = true;
+  }
+  replies.push_back([done = std::move(c.done), result](bool durable) {
+    durable ? done({EngineError::ok, result}) : done({EngineError::unavailable, {}});
+  });
+}
+
 void Engine::Impl::apply_write(Command& c) {
+  if (auto* k = std::get_if<SecurityCommand>(&c)) {
+    // Keys are managed in read-only mode too: revoking a leaked key is what an incident needs.
+    apply_security(*k);
+    return;
+  }
   if (state.payments.read_only() && !std::holds_alternative<PaymentsCommand>(c)) {
     // Ledger writes wait out read-only mode like the payments API's (which the core refuses).
     std::visit([](auto& cmd) { cmd.done({EngineError::read_only, {}}); }, c);
@@ -977,6 +1014,7 @@ bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
     if (Status s = journal->commit(); !s.is_ok()) {
       log(LogLevel::error, "journal commit failed, the engine stops writing: " + s.message());
       healthy.store(false);
+      keys_changed = false;  // the published ring stays the acknowledged one
       // Never answer ok for a write that may not be durable.
       for (auto& reply : replies) reply(false);
       replies.clear();
@@ -992,6 +1030,11 @@ bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
     }
     ++batches_committed;
   }
+  if (keys_changed) {
+    // Before the replies: a key created or revoked works (or stops working) once acknowledged.
+    publish_keys();
+    keys_changed = false;
+  }
   for (auto& reply : replies) reply(true);
   replies.clear();
   answer_waiters(true);
@@ -1005,6 +1048,7 @@ bool Engine::Impl::commit_batch(std::vector<Command>& batch) {
 void Engine::Impl::rebuild_acknowledged_state() {
   router.reset();
   state.payments = payments::PaymentsCore(options.payments);
+  state.keys = security::KeyRing();
   Recovery recovery;
   if (Status s = recover(*journal, index_key, options.payments, history.get(), &state,
                          &last_timestamp, &recovery);
@@ -1278,6 +1322,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
                                std::to_string(recovery.snapshot_seq) + ", " +
                                std::to_string(recovery.records_replayed) + " records replayed)");
   if (Status s = impl.resume_payments(); !s.is_ok()) return s;
+  impl.publish_keys();
   impl.writer = std::thread([&impl] { impl.run(); });
   *out = std::move(engine);
   return Status::ok();
@@ -1326,6 +1371,13 @@ void Engine::backup(std::filesystem::path dir, Callback<BackupResult> done) {
 void Engine::payments_command(payments::Command command, int64_t wait_ms,
                               Callback<payments::Reply> done) {
   impl_->submit(PaymentsCommand{std::move(command), wait_ms, std::move(done)});
+}
+void Engine::security_command(security::Command command, Callback<security::Result> done) {
+  impl_->submit(SecurityCommand{std::move(command), std::move(done)});
+}
+std::shared_ptr<const security::KeyRing> Engine::keys() const {
+  std::lock_guard lock(impl_->keys_mutex);
+  return impl_->published_keys;
 }
 void Engine::get_channels(Callback<std::vector<ChannelStatus>> done) {
   impl_->submit(GetChannels{std::move(done)});

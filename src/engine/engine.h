@@ -15,6 +15,7 @@
 #include "ledger/ledger.h"
 #include "payments/core.h"
 #include "routing/router.h"
+#include "security/key_ring.h"
 #include "store/store.h"
 
 namespace keel::engine {
@@ -226,6 +227,13 @@ class Engine {
   // the reply is the object as it stands (not settled) and the key completes later.
   void payments_command(payments::Command command, int64_t wait_ms, Callback<payments::Reply> done);
   void payments_query(payments::Query query, Callback<payments::QueryResult> done);
+  // An API key command (security/key_ring.h): create, revoke, note a use. `done` gets the key
+  // ring's result once the record is durable (a refused command journals nothing); by then
+  // keys() shows the change. Taken in read-only mode and above the memory budget too.
+  void security_command(security::Command command, Callback<security::Result> done);
+  // The key ring as of the last durable change: an immutable copy, for the API's authentication
+  // on its own threads. Thread-safe; never null.
+  [[nodiscard]] std::shared_ptr<const security::KeyRing> keys() const;
   // Every routing channel with its live state, in configuration order (empty: no routing).
   void get_channels(Callback<std::vector<ChannelStatus>> done);
 

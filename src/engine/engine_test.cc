@@ -367,6 +367,64 @@ TEST_F(EngineOnMemoryTest, AFailedFsyncIsNeverAcknowledgedReadsKeepWorkingAResta
   EXPECT_EQ(try_transfer(*e, "after", 1).value[0], CreateTransferResult::ok);
 }
 
+security::Result key_command(Engine& e, security::Command c) {
+  const auto o =
+      wait_for<security::Result>([&](auto cb) { e.security_command(std::move(c), std::move(cb)); });
+  EXPECT_EQ(o.error, EngineError::ok);
+  return o.value;
+}
+
+TEST_F(EngineOnMemoryTest, KeysAreJournaledPublishedWhenDurableAndSurviveSnapshotAndRestart) {
+  const security::GeneratedKey admin = security::generate_key();
+  const security::GeneratedKey merchant = security::generate_key();
+  const security::GeneratedKey lost = security::generate_key();
+  uint64_t hash = 0;
+  {
+    auto e = open_on_disk();
+    const uint64_t empty_hash = status(*e).state_hash;
+    EXPECT_TRUE(e->keys()->empty());
+    ASSERT_EQ(key_command(*e, security::cmd::CreateKey{admin.id, security::Role::admin, "",
+                                                       admin.hash, "ops"}),
+              security::Result::ok);
+    // Published before the answer: the key works as soon as its creation is acknowledged.
+    ASSERT_NE(e->keys()->find(admin.id), nullptr);
+    EXPECT_NE(status(*e).state_hash, empty_hash);
+    ASSERT_EQ(wait_for<Status>([&](auto cb) { e->take_snapshot(std::move(cb)); }).error,
+              EngineError::ok);
+    ASSERT_EQ(key_command(*e, security::cmd::CreateKey{merchant.id, security::Role::merchant,
+                                                       "mch_1", merchant.hash, ""}),
+              security::Result::ok);
+    ASSERT_EQ(key_command(*e, security::cmd::RevokeKey{merchant.id, "leaked"}),
+              security::Result::ok);
+    EXPECT_FALSE(e->keys()->find(merchant.id)->active());
+    // A refused command journals nothing.
+    const uint64_t seq = status(*e).last_seq;
+    EXPECT_EQ(key_command(*e, security::cmd::RevokeKey{merchant.id, "again"}),
+              security::Result::already_revoked);
+    EXPECT_EQ(status(*e).last_seq, seq);
+    // A failed commit publishes nothing: the revoked key stays revoked, a new key never appears.
+    disk_->fail_next_fsync(/*batch_durable=*/false);
+    const auto o = wait_for<security::Result>([&](auto cb) {
+      e->security_command(
+          security::cmd::CreateKey{lost.id, security::Role::ledger, "", lost.hash, ""},
+          std::move(cb));
+    });
+    EXPECT_EQ(o.error, EngineError::unavailable);
+    EXPECT_EQ(e->keys()->find(lost.id), nullptr);
+    hash = status(*e).state_hash;
+  }
+  auto e = open_on_disk();
+  EXPECT_EQ(status(*e).state_hash, hash);
+  const auto keys = e->keys();
+  ASSERT_NE(keys->find(admin.id), nullptr);
+  EXPECT_TRUE(keys->find(admin.id)->active());
+  EXPECT_EQ(keys->find(admin.id)->label, "ops");
+  ASSERT_NE(keys->find(merchant.id), nullptr);
+  EXPECT_FALSE(keys->find(merchant.id)->active());
+  EXPECT_EQ(keys->find(merchant.id)->revoked_reason, "leaked");
+  EXPECT_EQ(keys->find(lost.id), nullptr);
+}
+
 TEST_F(EngineOnMemoryTest, AFailedFsyncWhoseBatchReachedTheDiskShowsItOnlyAfterARestart) {
   {
     auto e = open_on_disk();

@@ -157,6 +157,13 @@ Status apply_record(State& state, RecordType type, Timestamp timestamp, std::str
       if (payments) *payments = std::move(out);
       return Status::ok();
     }
+    case RecordType::security: {
+      security::Command command;
+      if (Status s = security::decode_command(payload, &command); !s.is_ok()) return s;
+      (void)state.keys.apply(command, timestamp);
+      *last_timestamp = timestamp;
+      return Status::ok();
+    }
     case RecordType::payments: {
       payments::Command command;
       if (Status s = payments::decode_command(payload, &command); !s.is_ok()) return s;
@@ -173,7 +180,15 @@ Status apply_record(State& state, RecordType type, Timestamp timestamp, std::str
 }
 
 namespace {
-constexpr std::string_view kStateMagic = "KEELSTATE1";
+// KEELSTATE1: ledger, payments. KEELSTATE2: ledger, key ring, payments.
+constexpr std::string_view kStateMagic1 = "KEELSTATE1";
+constexpr std::string_view kStateMagic = "KEELSTATE2";
+static_assert(kStateMagic1.size() == kStateMagic.size());
+
+void append_part(ByteWriter& w, std::string_view part) {
+  w.u64(part.size());
+  w.raw(part.data(), part.size());
+}
 }  // namespace
 
 Status state_hash(const State& state, uint64_t* out) {
@@ -181,6 +196,8 @@ Status state_hash(const State& state, uint64_t* out) {
   // history store's records merged in) is never held whole.
   StateHasher h;
   h.u64(state.ledger.state_hash());
+  // Mixed in only once a key exists, so that a state from before keys hashes as it did.
+  if (!state.keys.empty()) h.u64(state.keys.state_hash());
   StateHashStream stream(&h);
   if (Status s = state.payments.encode_full([&](std::string_view piece) { stream.bytes(piece); });
       !s.is_ok()) {
@@ -196,14 +213,17 @@ void encode_state(const State& state, std::string* out) {
   std::string part;
   state.ledger.encode(&part);
   ByteWriter w(out);
-  w.u64(part.size());
-  w.raw(part.data(), part.size());
+  append_part(w, part);
+  part.clear();
+  state.keys.encode(&part);
+  append_part(w, part);
   state.payments.encode(out);
 }
 
 Status decode_state(std::string_view bytes, SipKey index_key, const payments::CoreOptions& options,
                     const ledger::ColdTransfers* cold, State* out) {
-  if (!bytes.starts_with(kStateMagic)) {
+  const bool with_keys = bytes.starts_with(kStateMagic);
+  if (!with_keys && !bytes.starts_with(kStateMagic1)) {
     out->payments = payments::PaymentsCore(options);
     return ledger::Ledger::decode(bytes, index_key, cold, &out->ledger);
   }
@@ -213,6 +233,12 @@ Status decode_state(std::string_view bytes, SipKey index_key, const payments::Co
   if (!r.u64(&n) || !r.raw(&ledger_bytes, n)) return Status::error("snapshot: malformed ledger");
   if (Status s = ledger::Ledger::decode(ledger_bytes, index_key, cold, &out->ledger); !s.is_ok()) {
     return s;
+  }
+  out->keys = security::KeyRing();
+  if (with_keys) {
+    std::string_view keys_bytes;
+    if (!r.u64(&n) || !r.raw(&keys_bytes, n)) return Status::error("snapshot: malformed keys");
+    if (Status s = security::KeyRing::decode(keys_bytes, &out->keys); !s.is_ok()) return s;
   }
   std::string_view rest;
   if (!r.raw(&rest, r.remaining())) return Status::error("snapshot: malformed payments");

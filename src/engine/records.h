@@ -9,6 +9,7 @@
 #include "core/time.h"
 #include "ledger/ledger.h"
 #include "payments/core.h"
+#include "security/key_ring.h"
 
 namespace keel::engine {
 
@@ -21,12 +22,14 @@ enum class RecordType : uint16_t {
   set_account_closed = 3,
   tick = 4,      // advances logical time: expires holds and fires payment deadlines now due
   payments = 5,  // one payments::Command (payments/commands.h)
+  security = 6,  // one security::Command (security/key_ring.h): API keys
 };
 
 // Everything the writer owns and the journal rebuilds.
 struct State {
   ledger::Ledger ledger;
   payments::PaymentsCore payments;  // reads the history store it is given (set_history)
+  security::KeyRing keys;
 };
 
 // What applying a payments record or a tick asks for after its commit (live writes only; replay
@@ -57,9 +60,11 @@ Status apply_record(State& state, RecordType type, Timestamp timestamp, std::str
 // store): equal states, equal hashes. Fails when the history store fails or lacks a record.
 [[nodiscard]] Status state_hash(const State& state, uint64_t* out);
 
-// Snapshot contents: the ledger and the payments core, each with its own canonical encoding.
+// Snapshot contents: the ledger, the key ring and the payments core, each with its own canonical
+// encoding.
 void encode_state(const State& state, std::string* out);
-// Also reads a snapshot written before payments existed (the ledger encoding alone). `cold` is
+// Also reads snapshots written before keys existed (no key ring: empty) and before payments
+// existed (the ledger encoding alone). `cold` is
 // the history store the ledger reads what it moved out of memory from (ledger.h; may be null
 // when the snapshot holds every transfer).
 Status decode_state(std::string_view bytes, SipKey index_key, const payments::CoreOptions& options,
