@@ -28,6 +28,7 @@ run: build
 	@echo ""
 	@echo "keeld: embedded journal in $(DATA), listening on http://$(LISTEN)"
 	@echo "keel-psp-sim: PSPs cardco, altpay and bankco on http://127.0.0.1:9090 (config/psp-sim.toml)"
+	@echo "keys:  made at the first start, in $(DATA)/bootstrap-keys (owner-only); see docs/security.md"
 	@echo "try:   curl -s http://$(LISTEN)/healthz"
 	@echo "       see README.md for the tour; Ctrl-C (SIGINT) or SIGTERM stops both cleanly"
 	@echo ""

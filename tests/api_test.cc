@@ -18,6 +18,7 @@
 
 #include "core/time.h"
 #include "net/http_client.h"
+#include "security/request_signing.h"
 #include "testing/keeld_process.h"
 #include "testing/temp_dir.h"
 
@@ -78,8 +79,7 @@ class ApiTest : public ::testing::Test {
     keeld_.reset();
     const Status s = KeeldProcess::start(std::move(options), &keeld_);
     ASSERT_TRUE(s.is_ok()) << s.message();
-    client_ = std::make_unique<HttpClient>(
-        net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld_->port()}});
+    client_ = std::make_unique<HttpClient>(testing::keeld_client_options(keeld_->port()));
   }
 
   HttpResponse call(std::string_view method, const std::string& target,
@@ -542,7 +542,12 @@ TEST_F(ApiTest, HeadersTooLargeAndMalformedHttp) {
 }
 
 TEST_F(ApiTest, KeepAliveServesPipelinedRequestsInOrder) {
-  const std::string req = "GET /v1/accounts/x HTTP/1.1\r\nHost: t\r\n\r\n";
+  // An admin key signs; a read's signature may be sent again (only writes take nonces).
+  const std::string req = "GET /v1/accounts/x HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " +
+                          keeld_->admin_key() + "\r\nKeel-Signature: " +
+                          security::sign_request(keeld_->admin_key(), "GET", "/v1/accounts/x", "",
+                                                 std::time(nullptr), security::new_nonce()) +
+                          "\r\n\r\n";
   const std::string last = "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
   const std::string out = raw_exchange(keeld_->port(), req + req + req + last);
   EXPECT_EQ(count_of(out, "HTTP/1.1 404"), 3) << out;
@@ -559,7 +564,7 @@ TEST_F(ApiTest, ConcurrentClientsAllGetAnswers) {
   std::atomic<int> oks{0};
   for (int th = 0; th < kThreads; ++th) {
     threads.emplace_back([&, th] {
-      HttpClient c(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld_->port()}});
+      HttpClient c(testing::keeld_client_options(keeld_->port()));
       for (int i = 0; i < kEach; ++i) {
         HttpResponse res;
         const std::string id = "t" + std::to_string(th) + "_" + std::to_string(i);
@@ -685,7 +690,7 @@ TEST_F(ApiTest, StopAnswersRequestsInFlight) {
   std::vector<std::thread> threads;
   for (int th = 0; th < 4; ++th) {
     threads.emplace_back([&, th] {
-      HttpClient c(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld_->port()}});
+      HttpClient c(testing::keeld_client_options(keeld_->port()));
       for (int i = 0; i < 200; ++i) {
         HttpResponse res;
         const std::string id = "s" + std::to_string(th) + "_" + std::to_string(i);
@@ -756,7 +761,7 @@ TEST_F(ApiTest, OverloadIsA503WithRetryAfter) {
   std::vector<std::thread> threads;
   for (int th = 0; th < 6; ++th) {
     threads.emplace_back([&] {
-      HttpClient c(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld_->port()}});
+      HttpClient c(testing::keeld_client_options(keeld_->port()));
       for (int i = 0; i < 10; ++i) {
         HttpResponse res;
         if (!c.post("/v1/accounts", batch, &res).is_ok()) {
@@ -808,7 +813,7 @@ TEST(KeeldStartup, RefusesACorruptJournal) {
   {
     std::unique_ptr<KeeldProcess> k;
     ASSERT_TRUE(KeeldProcess::start({.data_dir = data}, &k).is_ok());
-    HttpClient c(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", k->port()}});
+    HttpClient c(testing::keeld_client_options(k->port()));
     HttpResponse res;
     for (const char* id : {"a", "b", "c"}) {
       ASSERT_TRUE(
@@ -842,8 +847,8 @@ TEST(KeeldStartup, RefusesACorruptJournal) {
 class CliTest : public ApiTest {
  protected:
   testing::ProgramResult keel(std::vector<std::string> args) {
-    args.insert(args.begin(),
-                {testing::build_path("src/cli/keel").string(), "--server", keeld_->base_url()});
+    args.insert(args.begin(), {testing::build_path("src/cli/keel").string(), "--server",
+                               keeld_->base_url(), "--key", keeld_->admin_key()});
     return testing::run_program(args);
   }
 };
@@ -915,8 +920,8 @@ testing::KeeldOptions with_config(const testing::TempDir& dir, const std::string
 
 // Runs the keel CLI against `keeld`.
 testing::ProgramResult keel_at(const testing::KeeldProcess& keeld, std::vector<std::string> args) {
-  args.insert(args.begin(),
-              {testing::build_path("src/cli/keel").string(), "--server", keeld.base_url()});
+  args.insert(args.begin(), {testing::build_path("src/cli/keel").string(), "--server",
+                             keeld.base_url(), "--key", keeld.admin_key()});
   return testing::run_program(args);
 }
 
@@ -961,6 +966,8 @@ TEST(CliBackup, BackupRestoreAndStartOnTheCopy) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out).at("state_hash").as_string(), hash);
 
+  // The operator kept the admin key (a backup holds the key ring, never a key's secret).
+  std::filesystem::copy_file(dir.path() / "data" / "bootstrap-keys", restored / "bootstrap-keys");
   o.data_dir = restored;
   ASSERT_TRUE(testing::KeeldProcess::start(o, &keeld).is_ok());
   r = keel({"-o", "json", "status", "--full"});
@@ -991,7 +998,7 @@ TEST(CliStoreRebuild, RebuildsALostStoreFromTheArchivedJournal) {
   o.data_dir = dir.path() / "data";
   std::unique_ptr<testing::KeeldProcess> keeld;
   ASSERT_TRUE(testing::KeeldProcess::start(o, &keeld).is_ok());
-  HttpClient c(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld->port()}});
+  HttpClient c(testing::keeld_client_options(keeld->port()));
   HttpResponse res;
   for (const char* id : {"a", "b"}) {
     ASSERT_TRUE(
@@ -1029,7 +1036,7 @@ TEST(CliStoreRebuild, RebuildsALostStoreFromTheArchivedJournal) {
   EXPECT_EQ(json::parse(r.out).at("state_hash").as_string(), hash);
 
   ASSERT_TRUE(testing::KeeldProcess::start(o, &keeld).is_ok());
-  HttpClient again(net::HttpClientOptions{net::HttpEndpoint{"127.0.0.1", keeld->port()}});
+  HttpClient again(testing::keeld_client_options(keeld->port()));
   ASSERT_TRUE(again.get("/v1/admin/status?full=true", &res).is_ok());
   EXPECT_EQ(json::parse(res.body).at("state_hash").as_string(), hash);
   ASSERT_TRUE(again.get("/v1/transfers/t0_3", &res).is_ok());

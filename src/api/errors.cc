@@ -42,6 +42,12 @@ constexpr std::array kErrors = {
     ErrorInfo{ErrorCode::payment_not_found, "payment_not_found", 400},
     ErrorInfo{ErrorCode::amount_too_large, "amount_too_large", 400},
     ErrorInfo{ErrorCode::signature_invalid, "signature_invalid", 401},
+    ErrorInfo{ErrorCode::authentication_required, "authentication_required", 401},
+    ErrorInfo{ErrorCode::api_key_invalid, "api_key_invalid", 401},
+    ErrorInfo{ErrorCode::timestamp_out_of_range, "timestamp_out_of_range", 401},
+    ErrorInfo{ErrorCode::nonce_reused, "nonce_reused", 401},
+    ErrorInfo{ErrorCode::permission_denied, "permission_denied", 403},
+    ErrorInfo{ErrorCode::ledger_namespace_reserved, "ledger_namespace_reserved", 403},
     ErrorInfo{ErrorCode::resource_missing, "resource_missing", 404},
     ErrorInfo{ErrorCode::route_not_found, "route_not_found", 404},
     ErrorInfo{ErrorCode::method_not_allowed, "method_not_allowed", 405},
@@ -58,9 +64,12 @@ constexpr std::array kErrors = {
     ErrorInfo{ErrorCode::stale_transition, "stale_transition", 409},
     ErrorInfo{ErrorCode::stale_control, "stale_control", 409},
     ErrorInfo{ErrorCode::unchanged, "unchanged", 409},
+    ErrorInfo{ErrorCode::already_revoked, "already_revoked", 409},
+    ErrorInfo{ErrorCode::too_many_keys, "too_many_keys", 409},
     ErrorInfo{ErrorCode::idempotency_key_reused, "idempotency_key_reused", 422},
     ErrorInfo{ErrorCode::psp_result_rejected, "psp_result_rejected", 422},
     ErrorInfo{ErrorCode::channel_ineligible, "channel_ineligible", 422},
+    ErrorInfo{ErrorCode::rate_limited, "rate_limited", 429},
     ErrorInfo{ErrorCode::internal_error, "internal_error", 500},
     ErrorInfo{ErrorCode::snapshot_failed, "snapshot_failed", 500},
     ErrorInfo{ErrorCode::backup_failed, "backup_failed", 500},
@@ -135,7 +144,16 @@ std::string_view error_code_name(ErrorCode code) { return info(code).name; }
 unsigned http_status(ErrorCode code) { return info(code).status; }
 
 std::string_view error_type(ErrorCode code) {
-  return http_status(code) >= 500 ? "api_error" : "invalid_request_error";
+  switch (http_status(code)) {
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 429:
+      return "rate_limit_error";
+    default:
+      return http_status(code) >= 500 ? "api_error" : "invalid_request_error";
+  }
 }
 
 bool is_retryable(ErrorCode code) {

@@ -40,7 +40,14 @@ enum class ErrorCode : uint8_t {
   payment_not_found,        // a refund's payment does not exist
   amount_too_large,         // a capture above the authorization, refunds above the capture
   // 401.
-  signature_invalid,  // a PSP webhook whose PSP-Signature does not verify (or is too old)
+  signature_invalid,        // a PSP webhook's PSP-Signature or a request's Keel-Signature: no match
+  authentication_required,  // no API key sent (Authorization: Bearer KEY, or Basic KEY:)
+  api_key_invalid,          // malformed, unknown or revoked: one code, so a guess learns nothing
+  timestamp_out_of_range,   // a Keel-Signature whose t is more than 300 s from keeld's clock
+  nonce_reused,             // a signed write whose nonce this key used before
+  // 403.
+  permission_denied,          // the key's role may not call this route (or do this to the object)
+  ledger_namespace_reserved,  // a ledger account or transfer id the payments core owns
   // 404, 405, 413, 431.
   resource_missing,  // no account / transfer with that id
   route_not_found,
@@ -59,10 +66,14 @@ enum class ErrorCode : uint8_t {
   stale_transition,
   stale_control,
   unchanged,
+  already_revoked,  // the API key was revoked before
+  too_many_keys,    // the key ring holds security::kKeysMax keys
   // 422.
   idempotency_key_reused,  // the key came with another request
   psp_result_rejected,     // a PSP result keel cannot take: its object is flagged for review
   channel_ineligible,      // no channel takes this payment (currency, amount, flow)
+  // 429.
+  rate_limited,  // the key's request rate is above its role's limit; Retry-After says when
   // 500, 503.
   internal_error,
   snapshot_failed,
@@ -97,8 +108,9 @@ struct Parsed {
   return ApiError{code, std::move(message), std::move(param)};
 }
 
-// The wire name ("amount_invalid"), HTTP status (400) and error type ("invalid_request_error",
-// or "api_error" for 5xx) of a code.
+// The wire name ("amount_invalid"), HTTP status (400) and error type of a code:
+// "authentication_error" (401), "permission_error" (403), "rate_limit_error" (429), "api_error"
+// (5xx), "invalid_request_error" (the rest).
 [[nodiscard]] std::string_view error_code_name(ErrorCode code);
 [[nodiscard]] unsigned http_status(ErrorCode code);
 [[nodiscard]] std::string_view error_type(ErrorCode code);

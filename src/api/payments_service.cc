@@ -19,6 +19,7 @@
 #include "api/service_internal.h"
 #include "connectors/operation.h"
 #include "connectors/webhook_signature.h"
+#include "core/assert.h"
 #include "core/ids.h"
 #include "dispatch/psp_dispatcher.h"
 #include "payments/commands.h"
@@ -42,72 +43,6 @@ std::string new_object_id(std::string_view prefix) {
   std::string id(prefix);
   for (int i = 0; i < 24; ++i) id.push_back(kAlphabet[rng() % 62]);
   return id;
-}
-
-// Reads the fields of one request object strictly: every field must be one the route takes.
-class Fields {
- public:
-  explicit Fields(const json::object* o) : o_(o) {}
-
-  // The first field not in `allowed`, as an error.
-  std::optional<ApiError> only(std::initializer_list<std::string_view> allowed) const {
-    for (const auto& kv : *o_) {
-      bool known = false;
-      for (const std::string_view a : allowed) known = known || kv.key() == a;
-      if (!known) {
-        const std::string key(kv.key());
-        return make_error(ErrorCode::parameter_unknown, "unknown field " + key, key);
-      }
-    }
-    return std::nullopt;
-  }
-
-  // A string field; nullopt value when absent or null.
-  Parsed<std::optional<std::string>> text(std::string_view key, size_t max_bytes) const {
-    const json::value* v = o_->if_contains(key);
-    if (v == nullptr || v->is_null()) return {};
-    if (!v->is_string() || v->get_string().size() > max_bytes) {
-      return {{},
-              make_error(ErrorCode::parameter_invalid,
-                         std::string(key) + " must be a string of at most " +
-                             std::to_string(max_bytes) + " bytes",
-                         std::string(key))};
-    }
-    return {std::string(v->get_string())};
-  }
-
-  Parsed<std::optional<int64_t>> amount(std::string_view key) const {
-    const json::value* v = o_->if_contains(key);
-    if (v == nullptr || v->is_null()) return {};
-    if (v->is_int64() && v->get_int64() > 0) return {v->get_int64()};
-    if (v->is_uint64() && v->get_uint64() > 0 &&
-        v->get_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
-      return {static_cast<int64_t>(v->get_uint64())};
-    }
-    return {{},
-            make_error(ErrorCode::amount_invalid,
-                       std::string(key) + " must be an integer from 1 to 2^63-1 (minor units)",
-                       std::string(key))};
-  }
-
- private:
-  const json::object* o_;
-};
-
-// The request body as an object; an empty body is an empty object.
-Parsed<json::object> body_object(std::string_view body) {
-  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return {json::object{}};
-  auto doc = parse_json(body);
-  if (!doc.ok()) return {{}, doc.error};
-  if (!doc.value.is_object()) {
-    return {{}, make_error(ErrorCode::body_invalid, "the body must be a JSON object")};
-  }
-  return {std::move(doc.value.get_object())};
-}
-
-ApiError missing(std::string_view key) {
-  return make_error(ErrorCode::parameter_missing, std::string(key) + " is required",
-                    std::string(key));
 }
 
 // The required "amount" and "currency" of a request, into the command's body.
@@ -163,7 +98,80 @@ std::optional<Timestamp> parse_time_param(const QueryParams& q, std::string_view
   return t;
 }
 
+std::string_view string_field(const json::object& o, std::string_view name) {
+  const json::value* v = o.if_contains(name);
+  return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
+
+// Whether a payment (as rendered) is the caller's: its merchant's, or its customer's.
+bool owns_payment(const Caller& caller, const json::object& payment) {
+  if (caller.sees_all()) return true;
+  if (caller.is_merchant()) return string_field(payment, "merchant") == caller.owner;
+  if (caller.is_customer()) return string_field(payment, "customer") == caller.owner;
+  return false;
+}
+
+// Whether a top-up, payout or wallet transfer is the caller's (a transfer: either side's).
+bool owns_flow(const Caller& caller, const json::object& flow) {
+  if (caller.sees_all()) return true;
+  if (!caller.is_customer()) return false;
+  return string_field(flow, "customer") == caller.owner ||
+         string_field(flow, "from") == caller.owner || string_field(flow, "to") == caller.owner;
+}
+
+// A customer_app key acts for its own customer: an absent field is it, and another customer
+// answers as one that does not exist.
+std::optional<ApiError> own_customer(const Caller& caller, std::optional<std::string>* field,
+                                     std::string_view param) {
+  if (!caller.is_customer()) return std::nullopt;
+  if (*field && **field != caller.owner) {
+    return make_error(ErrorCode::customer_not_found, "no customer with id " + **field,
+                      std::string(param));
+  }
+  *field = caller.owner;
+  return std::nullopt;
+}
+
+// A page with nothing on it: a list filtered to another tenant than the caller's.
+HttpReply empty_page() { return HttpReply{200, R"({"object":"list","data":[],"has_more":false})"}; }
+
+// Confines a list filter to the caller's tenant. False: the filter names another tenant, so the
+// page is empty.
+bool confine(std::string* filter, const Caller& caller, bool tenant_kind) {
+  if (caller.sees_all() || !tenant_kind) return true;
+  if (!filter->empty() && *filter != caller.owner) return false;
+  *filter = caller.owner;
+  return true;
+}
+
 }  // namespace
+
+void PaymentRoutes::read_owned(payments::Query q, std::string what, const ResponderPtr& r,
+                               std::function<bool(const json::object&)> owns,
+                               std::function<void(const json::object&)> then) {
+  const std::string id = q.id;
+  engine_->payments_query(
+      std::move(q),
+      on_io_thread<payments::QueryResult>(
+          r, [what, id, owns = std::move(owns), then = std::move(then)](
+                 const Responder& r, payments::QueryResult result) {
+            if (!result.found) return r.fail(not_found(what, id));
+            const auto doc = parse_json(result.body);
+            // Another tenant's object answers as one that does not exist: never 403, never data.
+            if (!doc.ok() || !doc.value.is_object() || !owns(doc.value.get_object())) {
+              return r.fail(not_found(what, id));
+            }
+            then(doc.value.get_object());
+          }));
+}
+
+void PaymentRoutes::query_owned(payments::Query q, std::string what, const Caller& caller,
+                                const ResponderPtr& r,
+                                std::function<bool(const json::object&)> owns) {
+  if (caller.sees_all()) return query(std::move(q), std::move(what), r);
+  read_owned(std::move(q), std::move(what), r, std::move(owns),
+             [r](const json::object& o) { r->ok(o); });
+}
 
 bool PaymentRoutes::channel_known(std::string_view channel) const {
   for (const auto& c : options_.channels) {
@@ -192,9 +200,10 @@ void PaymentRoutes::query(payments::Query q, std::string what, const ResponderPt
 }
 
 // Fills the command's idempotency scope. Money-moving routes require a key.
-std::optional<ApiError> PaymentRoutes::scope(const RequestHeaders& h, bool required,
-                                             std::string_view method, std::string_view target,
-                                             std::string_view body, payments::Command* c) const {
+std::optional<ApiError> PaymentRoutes::scope(const Caller& caller, const RequestHeaders& h,
+                                             bool required, std::string_view method,
+                                             std::string_view target, std::string_view body,
+                                             payments::Command* c) const {
   if (!h.idempotency_key) {
     if (!required) return std::nullopt;
     return make_error(ErrorCode::idempotency_key_missing,
@@ -204,7 +213,7 @@ std::optional<ApiError> PaymentRoutes::scope(const RequestHeaders& h, bool requi
     return make_error(ErrorCode::idempotency_key_invalid,
                       "Idempotency-Key must be 1-255 printable ASCII characters");
   }
-  c->idempotency.client = options_.client;
+  c->idempotency.client = caller.idempotency_client();
   c->idempotency.key = *h.idempotency_key;
   c->idempotency.fingerprint = fingerprint(method, target, body);
   return std::nullopt;
@@ -247,7 +256,7 @@ void PaymentRoutes::create_merchant(std::string_view body, payments::Command c,
   submit(std::move(c), 0, r);
 }
 
-void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
+void PaymentRoutes::create_payment(const Caller& caller, std::string_view body, payments::Command c,
                                    const ResponderPtr& r) {
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
@@ -260,6 +269,14 @@ void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
   if (auto e = read_money(f, &p)) return r->fail(*e);
   auto merchant = f.text("merchant", 64);
   if (!merchant.ok()) return r->fail(*merchant.error);
+  if (caller.is_merchant()) {
+    // A merchant key creates payments for its own merchant; another merchant does not exist.
+    if (merchant.value && *merchant.value != caller.owner) {
+      return r->fail(make_error(ErrorCode::merchant_not_found,
+                                "no merchant with id " + *merchant.value, "merchant"));
+    }
+    merchant.value = caller.owner;
+  }
   if (!merchant.value) return r->fail(missing("merchant"));
   auto method = f.text("payment_method", kTokenBytesMax);
   if (!method.ok()) return r->fail(*method.error);
@@ -294,8 +311,8 @@ void PaymentRoutes::create_payment(std::string_view body, payments::Command c,
   submit(std::move(c), 0, r);
 }
 
-void PaymentRoutes::payment_step(const RouteMatch& m, std::string_view body, payments::Command c,
-                                 const ResponderPtr& r) {
+void PaymentRoutes::payment_step(const Caller& caller, const RouteMatch& m, std::string_view body,
+                                 payments::Command c, const ResponderPtr& r) {
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
   Fields f(&o.value);
@@ -324,7 +341,23 @@ void PaymentRoutes::payment_step(const RouteMatch& m, std::string_view body, pay
       if (auto e = f.only({})) return r->fail(*e);
       c.body = payments::cmd::CancelPayment{m.id};
   }
-  submit(std::move(c), options_.settle_wait_ms, r);
+  if (caller.sees_all()) return submit(std::move(c), options_.settle_wait_ms, r);
+  // A merchant steps its own card payments; a wallet payment is confirmed by its customer's
+  // app, which pays from its wallet (the merchant cannot spend a customer's balance).
+  const bool confirm = m.route == Route::confirm_payment;
+  read_owned(
+      {payments::QueryKind::get_payment, m.id}, "payment", r,
+      [caller](const json::object& p) { return owns_payment(caller, p); },
+      [this, r, confirm, caller, c = std::move(c)](const json::object& p) mutable {
+        const bool wallet = string_field(p, "source") == "wallet";
+        if (confirm && wallet != caller.is_customer()) {
+          return r->fail(make_error(ErrorCode::permission_denied,
+                                    wallet
+                                        ? "a wallet payment is confirmed by its customer's app key"
+                                        : "a card payment is confirmed by its merchant's key"));
+        }
+        submit(std::move(c), options_.settle_wait_ms, r);
+      });
 }
 
 std::optional<std::string> PaymentRoutes::pick_channel(const std::optional<std::string>& named,
@@ -342,7 +375,7 @@ std::optional<std::string> PaymentRoutes::pick_channel(const std::optional<std::
   return channel;
 }
 
-void PaymentRoutes::create_refund(std::string_view body, payments::Command c,
+void PaymentRoutes::create_refund(const Caller& caller, std::string_view body, payments::Command c,
                                   const ResponderPtr& r) {
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
@@ -355,12 +388,41 @@ void PaymentRoutes::create_refund(std::string_view body, payments::Command c,
   if (!amount.ok()) return r->fail(*amount.error);
   c.body =
       payments::cmd::CreateRefund{new_object_id("re_"), *payment.value, amount.value.value_or(0)};
-  submit(std::move(c), options_.settle_wait_ms, r);
+  if (caller.sees_all()) return submit(std::move(c), options_.settle_wait_ms, r);
+  // Another merchant's payment answers as one that does not exist.
+  const std::string id = *payment.value;
+  engine_->payments_query({payments::QueryKind::get_payment, id},
+                          on_io_thread<payments::QueryResult>(
+                              r, [this, r, caller, id, c = std::move(c)](
+                                     const Responder&, payments::QueryResult result) mutable {
+                                const auto doc =
+                                    result.found ? parse_json(result.body) : Parsed<json::value>{};
+                                if (!result.found || !doc.ok() || !doc.value.is_object() ||
+                                    !owns_payment(caller, doc.value.get_object())) {
+                                  return r->fail(make_error(ErrorCode::payment_not_found,
+                                                            "no payment with id " + id, "payment"));
+                                }
+                                submit(std::move(c), options_.settle_wait_ms, r);
+                              }));
+}
+
+void PaymentRoutes::get_refund(const Caller& caller, const std::string& id, const ResponderPtr& r) {
+  if (caller.sees_all()) return query({payments::QueryKind::get_refund, id}, "refund", r);
+  // A refund is its payment's merchant's.
+  read_owned(
+      {payments::QueryKind::get_refund, id}, "refund", r, [](const json::object&) { return true; },
+      [this, r, caller, id](const json::object& refund) {
+        json::object body = refund;
+        read_owned(
+            {payments::QueryKind::get_payment, std::string(string_field(refund, "payment"))},
+            "refund", r, [caller](const json::object& p) { return owns_payment(caller, p); },
+            [r, body = std::move(body)](const json::object&) { r->ok(body); });
+      });
 }
 
 // Top-ups, payouts and wallet transfers.
-void PaymentRoutes::create_flow(Route route, std::string_view body, payments::Command c,
-                                const ResponderPtr& r) {
+void PaymentRoutes::create_flow(const Caller& caller, Route route, std::string_view body,
+                                payments::Command c, const ResponderPtr& r) {
   auto o = body_object(body);
   if (!o.ok()) return r->fail(*o.error);
   Fields f(&o.value);
@@ -380,6 +442,7 @@ void PaymentRoutes::create_flow(Route route, std::string_view body, payments::Co
     for (const auto* p : {&from, &to}) {
       if (!p->ok()) return r->fail(*p->error);
     }
+    if (auto e = own_customer(caller, &from.value, "from")) return r->fail(*e);
     if (!from.value) return r->fail(missing("from"));
     if (!to.value) return r->fail(missing("to"));
     c.body = payments::cmd::CreateWalletTransfer{new_object_id("wt_"), *from.value, *to.value,
@@ -393,6 +456,7 @@ void PaymentRoutes::create_flow(Route route, std::string_view body, payments::Co
   for (const auto* p : {&customer, &channel, &instrument, &type}) {
     if (!p->ok()) return r->fail(*p->error);
   }
+  if (auto e = own_customer(caller, &customer.value, "customer")) return r->fail(*e);
   if (!customer.value) return r->fail(missing("customer"));
   if (!instrument.value) return r->fail(missing(what));
   if (!options_.routing || channel.value) {  // else the router chooses
@@ -428,7 +492,7 @@ void PaymentRoutes::create_flow(Route route, std::string_view body, payments::Co
   submit(std::move(c), options_.settle_wait_ms, r);
 }
 
-void PaymentRoutes::list_events(const RouteMatch& m, const ResponderPtr& r) {
+void PaymentRoutes::list_events(const Caller& caller, const RouteMatch& m, const ResponderPtr& r) {
   payments::Query q;
   q.kind = payments::QueryKind::list_events;
   const auto limit = parse_limit(m.query, payments::kEventListLimitMax);
@@ -438,6 +502,7 @@ void PaymentRoutes::list_events(const RouteMatch& m, const ResponderPtr& r) {
   q.type = std::string(query_value(m.query, "type").value_or(""));
   q.object_id = std::string(query_value(m.query, "object_id").value_or(""));
   q.merchant_id = std::string(query_value(m.query, "merchant").value_or(""));
+  if (!confine(&q.merchant_id, caller, caller.is_merchant())) return r->reply(empty_page());
   list_query(std::move(q), r);
 }
 
@@ -476,7 +541,7 @@ void PaymentRoutes::list_reviews(const RouteMatch& m, const ResponderPtr& r) {
 }
 
 // The lists of payments, top-ups, payouts and wallet transfers: one set of filters.
-void PaymentRoutes::list_objects(const RouteMatch& m, const ResponderPtr& r) {
+void PaymentRoutes::list_objects(const Caller& caller, const RouteMatch& m, const ResponderPtr& r) {
   payments::Query q;
   const bool payments = m.route == Route::list_payments;
   q.kind = payments                         ? payments::QueryKind::list_payments
@@ -505,6 +570,10 @@ void PaymentRoutes::list_objects(const RouteMatch& m, const ResponderPtr& r) {
   }
   q.merchant_id = std::string(query_value(m.query, "merchant").value_or(""));
   q.customer_id = std::string(query_value(m.query, "customer").value_or(""));
+  if (!confine(&q.merchant_id, caller, caller.is_merchant()) ||
+      !confine(&q.customer_id, caller, caller.is_customer())) {
+    return r->reply(empty_page());
+  }
   std::optional<ApiError> error;
   q.created_gte = parse_time_param(m.query, "created_gte", &error).value_or(0);
   q.created_lt = parse_time_param(m.query, "created_lt", &error).value_or(0);
@@ -523,10 +592,16 @@ void PaymentRoutes::list_objects(const RouteMatch& m, const ResponderPtr& r) {
 
 void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h, std::string_view body,
                             const ResponderPtr& r) {
-  const auto secret = options_.webhook_secrets.find(m.id);
-  if (secret == options_.webhook_secrets.end()) return r->fail(not_found("channel", m.id));
-  const auto check = connectors::verify_webhook(secret->second, h.psp_signature, body,
-                                                static_cast<int64_t>(std::time(nullptr)));
+  const auto secrets = options_.webhook_secrets.find(m.id);
+  if (secrets == options_.webhook_secrets.end()) return r->fail(not_found("channel", m.id));
+  // Any of the channel's secrets (a rotation's overlap); the first one's answer otherwise.
+  auto check = connectors::SignatureCheck::malformed;
+  for (size_t i = 0; i < secrets->second.size(); ++i) {
+    const auto c = connectors::verify_webhook(secrets->second[i], h.psp_signature, body,
+                                              static_cast<int64_t>(std::time(nullptr)));
+    if (i == 0 || c == connectors::SignatureCheck::ok) check = c;
+    if (check == connectors::SignatureCheck::ok) break;
+  }
   if (check != connectors::SignatureCheck::ok) {
     return r->fail(
         make_error(ErrorCode::signature_invalid,
@@ -570,12 +645,11 @@ void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h, std::s
       }));
 }
 
-void PaymentRoutes::control(const RouteMatch& m, const RequestHeaders& h, std::string_view body,
-                            const ResponderPtr& r) {
-  if (!options_.admin_controls || !h.loopback) {
+void PaymentRoutes::control(const RouteMatch& m, std::string_view body, const ResponderPtr& r) {
+  if (!options_.admin_controls) {
     return r->fail(make_error(ErrorCode::route_not_found,
                               "runtime controls are served only when [admin] controls = true in "
-                              "keeld.toml, and only to loopback clients"));
+                              "keeld.toml"));
   }
   if (m.route == Route::admin_controls) {
     return query({payments::QueryKind::get_controls, ""}, "controls", r);
@@ -657,9 +731,16 @@ void PaymentRoutes::backup(std::string_view body, const ResponderPtr& r) {
                   }));
 }
 
-bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::string_view target,
-                           const RequestHeaders& h, std::string_view body, const ResponderPtr& r) {
-  if (m.route < Route::create_customer) return false;
+bool PaymentRoutes::handle(const RouteMatch& m, const Caller* caller, std::string_view method,
+                           std::string_view target, const RequestHeaders& h, std::string_view body,
+                           const ResponderPtr& r) {
+  if (m.route < Route::create_customer || m.route > Route::admin_backup) return false;
+  if (m.route == Route::psp_webhook) {  // public: its PSP-Signature authenticates it
+    webhook(m, h, body, r);
+    return true;
+  }
+  KEEL_ASSERT(caller != nullptr);
+  const Caller& who = *caller;
   payments::Command c;
   const bool moves_money = m.route == Route::create_payment || m.route == Route::confirm_payment ||
                            m.route == Route::capture_payment || m.route == Route::cancel_payment ||
@@ -669,7 +750,7 @@ bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::st
   const bool takes_key =
       moves_money || m.route == Route::create_customer || m.route == Route::create_merchant;
   if (takes_key) {
-    if (auto e = scope(h, moves_money, method, target, body, &c)) {
+    if (auto e = scope(who, h, moves_money, method, target, body, &c)) {
       r->fail(*e);
       return true;
     }
@@ -678,6 +759,11 @@ bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::st
   if (moves_money && h.traceparent.size() == payments::kTraceparentLength) {
     c.traceparent = h.traceparent;
   }
+  // The customer's and merchant's own records: another one's answers 404.
+  const bool own_customer_id = !who.is_customer() || m.id == who.owner;
+  const bool own_merchant_id = !who.is_merchant() || m.id == who.owner;
+  const auto owns_payment_of = [who](const json::object& o) { return owns_payment(who, o); };
+  const auto owns_flow_of = [who](const json::object& o) { return owns_flow(who, o); };
   switch (m.route) {
     case Route::create_customer:
       create_customer(body, std::move(c), r);
@@ -686,56 +772,66 @@ bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::st
       create_merchant(body, std::move(c), r);
       return true;
     case Route::create_payment:
-      create_payment(body, std::move(c), r);
+      create_payment(who, body, std::move(c), r);
       return true;
     case Route::confirm_payment:
     case Route::capture_payment:
     case Route::cancel_payment:
-      payment_step(m, body, std::move(c), r);
+      payment_step(who, m, body, std::move(c), r);
       return true;
     case Route::get_customer:
+      if (!own_customer_id) {
+        r->fail(not_found("customer", m.id));
+        return true;
+      }
       query({payments::QueryKind::get_customer, m.id}, "customer", r);
       return true;
     case Route::get_merchant:
+      if (!own_merchant_id) {
+        r->fail(not_found("merchant", m.id));
+        return true;
+      }
       query({payments::QueryKind::get_merchant, m.id}, "merchant", r);
       return true;
     case Route::get_wallet:
+      if (!own_customer_id) {
+        r->fail(not_found("wallet", m.id));
+        return true;
+      }
       query({payments::QueryKind::get_wallet, m.id}, "wallet", r);
       return true;
     case Route::get_payment:
-      query({payments::QueryKind::get_payment, m.id}, "payment", r);
+      query_owned({payments::QueryKind::get_payment, m.id}, "payment", who, r, owns_payment_of);
       return true;
     case Route::list_payments:
     case Route::list_topups:
     case Route::list_payouts:
     case Route::list_wallet_transfers:
-      list_objects(m, r);
-      return true;
-    case Route::psp_webhook:
-      webhook(m, h, body, r);
+      list_objects(who, m, r);
       return true;
     case Route::create_refund:
-      create_refund(body, std::move(c), r);
+      create_refund(who, body, std::move(c), r);
       return true;
     case Route::create_topup:
     case Route::create_payout:
     case Route::create_wallet_transfer:
-      create_flow(m.route, body, std::move(c), r);
+      create_flow(who, m.route, body, std::move(c), r);
       return true;
     case Route::get_refund:
-      query({payments::QueryKind::get_refund, m.id}, "refund", r);
+      get_refund(who, m.id, r);
       return true;
     case Route::get_topup:
-      query({payments::QueryKind::get_topup, m.id}, "topup", r);
+      query_owned({payments::QueryKind::get_topup, m.id}, "topup", who, r, owns_flow_of);
       return true;
     case Route::get_payout:
-      query({payments::QueryKind::get_payout, m.id}, "payout", r);
+      query_owned({payments::QueryKind::get_payout, m.id}, "payout", who, r, owns_flow_of);
       return true;
     case Route::get_wallet_transfer:
-      query({payments::QueryKind::get_wallet_transfer, m.id}, "wallet transfer", r);
+      query_owned({payments::QueryKind::get_wallet_transfer, m.id}, "wallet transfer", who, r,
+                  owns_flow_of);
       return true;
     case Route::list_events:
-      list_events(m, r);
+      list_events(who, m, r);
       return true;
     case Route::list_reviews:
       list_reviews(m, r);
@@ -749,7 +845,7 @@ bool PaymentRoutes::handle(const RouteMatch& m, std::string_view method, std::st
     case Route::admin_flow_enable:
     case Route::admin_controls:
     case Route::admin_backup:
-      control(m, h, body, r);
+      control(m, body, r);
       return true;
     default:
       return false;

@@ -11,85 +11,110 @@
 namespace keel::api {
 namespace {
 
+using security::Role;
+
+// Role sets of the route table: A admin, M merchant, C customer_app, U auditor, L ledger.
+constexpr RoleSet A = role_bit(Role::admin);
+constexpr RoleSet M = role_bit(Role::merchant);
+constexpr RoleSet C = role_bit(Role::customer_app);
+constexpr RoleSet U = role_bit(Role::auditor);
+constexpr RoleSet L = role_bit(Role::ledger);
+constexpr RoleSet kPublic = 0;
+
 struct RouteSpec {
   std::string_view method;
   std::array<std::string_view, 5> segments;  // "{id}" matches any one segment; "" ends
   Route route;
   std::array<std::string_view, 7> query;  // the query parameters the route takes
+  RoleSet roles = kPublic;                // who may call it (kPublic: no key needed)
 };
 
 constexpr std::array kRoutes = {
-    RouteSpec{"POST", {"v1", "accounts"}, Route::create_accounts, {}},
-    RouteSpec{"GET", {"v1", "accounts", "{id}"}, Route::get_account, {}},
+    RouteSpec{"POST", {"v1", "accounts"}, Route::create_accounts, {}, A | L},
+    RouteSpec{"GET", {"v1", "accounts", "{id}"}, Route::get_account, {}, A | U | L},
     RouteSpec{"GET",
               {"v1", "accounts", "{id}", "transfers"},
               Route::list_account_transfers,
-              {"limit", "starting_after"}},
-    RouteSpec{"POST", {"v1", "accounts", "{id}", "close"}, Route::close_account, {}},
-    RouteSpec{"POST", {"v1", "accounts", "{id}", "reopen"}, Route::reopen_account, {}},
-    RouteSpec{"POST", {"v1", "transfers"}, Route::create_transfers, {}},
-    RouteSpec{"GET", {"v1", "transfers", "{id}"}, Route::get_transfer, {}},
-    RouteSpec{"GET", {"v1", "admin", "status"}, Route::admin_status, {"full"}},
-    RouteSpec{"POST", {"v1", "admin", "snapshot"}, Route::admin_snapshot, {}},
-    RouteSpec{"GET", {"healthz"}, Route::healthz, {}},
-    RouteSpec{"GET", {"readyz"}, Route::readyz, {}},
-    RouteSpec{"GET", {"metrics"}, Route::metrics, {}},
-    RouteSpec{"GET", {"v1", "channels"}, Route::list_channels, {}},
-    RouteSpec{"POST", {"v1", "admin", "channels", "{id}", "pause"}, Route::admin_channel_pause, {}},
+              {"limit", "starting_after"},
+              A | U | L},
+    RouteSpec{"POST", {"v1", "accounts", "{id}", "close"}, Route::close_account, {}, A | L},
+    RouteSpec{"POST", {"v1", "accounts", "{id}", "reopen"}, Route::reopen_account, {}, A | L},
+    RouteSpec{"POST", {"v1", "transfers"}, Route::create_transfers, {}, A | L},
+    RouteSpec{"GET", {"v1", "transfers", "{id}"}, Route::get_transfer, {}, A | U | L},
+    RouteSpec{"GET", {"v1", "admin", "status"}, Route::admin_status, {"full"}, A | U},
+    RouteSpec{"POST", {"v1", "admin", "snapshot"}, Route::admin_snapshot, {}, A},
+    RouteSpec{"GET", {"healthz"}, Route::healthz, {}, kPublic},
+    RouteSpec{"GET", {"readyz"}, Route::readyz, {}, kPublic},
+    RouteSpec{"GET", {"metrics"}, Route::metrics, {}, A | U},
+    RouteSpec{"GET", {"v1", "channels"}, Route::list_channels, {}, A | U},
     RouteSpec{
-        "POST", {"v1", "admin", "channels", "{id}", "resume"}, Route::admin_channel_resume, {}},
-    RouteSpec{"POST", {"v1", "admin", "channels", "{id}", "drain"}, Route::admin_channel_drain, {}},
+        "POST", {"v1", "admin", "channels", "{id}", "pause"}, Route::admin_channel_pause, {}, A},
     RouteSpec{
-        "POST", {"v1", "admin", "channels", "{id}", "canary"}, Route::admin_channel_canary, {}},
-    RouteSpec{"POST", {"v1", "admin", "mode"}, Route::admin_mode, {}},
-    RouteSpec{"POST", {"v1", "admin", "flows", "{id}", "disable"}, Route::admin_flow_disable, {}},
-    RouteSpec{"POST", {"v1", "admin", "flows", "{id}", "enable"}, Route::admin_flow_enable, {}},
-    RouteSpec{"GET", {"v1", "admin", "controls"}, Route::admin_controls, {}},
-    RouteSpec{"POST", {"v1", "admin", "backup"}, Route::admin_backup, {}},
-    RouteSpec{"POST", {"v1", "customers"}, Route::create_customer, {}},
-    RouteSpec{"GET", {"v1", "customers", "{id}"}, Route::get_customer, {}},
-    RouteSpec{"POST", {"v1", "merchants"}, Route::create_merchant, {}},
-    RouteSpec{"GET", {"v1", "merchants", "{id}"}, Route::get_merchant, {}},
-    RouteSpec{"GET", {"v1", "wallets", "{id}"}, Route::get_wallet, {}},
-    RouteSpec{"POST", {"v1", "payments"}, Route::create_payment, {}},
+        "POST", {"v1", "admin", "channels", "{id}", "resume"}, Route::admin_channel_resume, {}, A},
+    RouteSpec{
+        "POST", {"v1", "admin", "channels", "{id}", "drain"}, Route::admin_channel_drain, {}, A},
+    RouteSpec{
+        "POST", {"v1", "admin", "channels", "{id}", "canary"}, Route::admin_channel_canary, {}, A},
+    RouteSpec{"POST", {"v1", "admin", "mode"}, Route::admin_mode, {}, A},
+    RouteSpec{
+        "POST", {"v1", "admin", "flows", "{id}", "disable"}, Route::admin_flow_disable, {}, A},
+    RouteSpec{"POST", {"v1", "admin", "flows", "{id}", "enable"}, Route::admin_flow_enable, {}, A},
+    RouteSpec{"GET", {"v1", "admin", "controls"}, Route::admin_controls, {}, A | U},
+    RouteSpec{"POST", {"v1", "admin", "backup"}, Route::admin_backup, {}, A},
+    RouteSpec{"POST", {"v1", "customers"}, Route::create_customer, {}, A},
+    RouteSpec{"GET", {"v1", "customers", "{id}"}, Route::get_customer, {}, A | U | C},
+    RouteSpec{"POST", {"v1", "merchants"}, Route::create_merchant, {}, A},
+    RouteSpec{"GET", {"v1", "merchants", "{id}"}, Route::get_merchant, {}, A | U | M},
+    RouteSpec{"GET", {"v1", "wallets", "{id}"}, Route::get_wallet, {}, A | U | C},
+    RouteSpec{"POST", {"v1", "payments"}, Route::create_payment, {}, A | M},
     RouteSpec{
         "GET",
         {"v1", "payments"},
         Route::list_payments,
-        {"limit", "starting_after", "status", "merchant", "customer", "created_gte", "created_lt"}},
-    RouteSpec{"GET", {"v1", "payments", "{id}"}, Route::get_payment, {}},
-    RouteSpec{"POST", {"v1", "payments", "{id}", "confirm"}, Route::confirm_payment, {}},
-    RouteSpec{"POST", {"v1", "payments", "{id}", "capture"}, Route::capture_payment, {}},
-    RouteSpec{"POST", {"v1", "payments", "{id}", "cancel"}, Route::cancel_payment, {}},
-    RouteSpec{"POST", {"v1", "webhooks", "{id}"}, Route::psp_webhook, {}},
-    RouteSpec{"POST", {"v1", "refunds"}, Route::create_refund, {}},
-    RouteSpec{"GET", {"v1", "refunds", "{id}"}, Route::get_refund, {}},
-    RouteSpec{"POST", {"v1", "topups"}, Route::create_topup, {}},
-    RouteSpec{"GET", {"v1", "topups", "{id}"}, Route::get_topup, {}},
-    RouteSpec{"POST", {"v1", "payouts"}, Route::create_payout, {}},
-    RouteSpec{"GET", {"v1", "payouts", "{id}"}, Route::get_payout, {}},
-    RouteSpec{"POST", {"v1", "wallet_transfers"}, Route::create_wallet_transfer, {}},
-    RouteSpec{"GET", {"v1", "wallet_transfers", "{id}"}, Route::get_wallet_transfer, {}},
+        {"limit", "starting_after", "status", "merchant", "customer", "created_gte", "created_lt"},
+        A | U | M},
+    RouteSpec{"GET", {"v1", "payments", "{id}"}, Route::get_payment, {}, A | U | M | C},
+    RouteSpec{"POST", {"v1", "payments", "{id}", "confirm"}, Route::confirm_payment, {}, A | M | C},
+    RouteSpec{"POST", {"v1", "payments", "{id}", "capture"}, Route::capture_payment, {}, A | M},
+    RouteSpec{"POST", {"v1", "payments", "{id}", "cancel"}, Route::cancel_payment, {}, A | M},
+    RouteSpec{"POST", {"v1", "webhooks", "{id}"}, Route::psp_webhook, {}, kPublic},
+    RouteSpec{"POST", {"v1", "refunds"}, Route::create_refund, {}, A | M},
+    RouteSpec{"GET", {"v1", "refunds", "{id}"}, Route::get_refund, {}, A | U | M},
+    RouteSpec{"POST", {"v1", "topups"}, Route::create_topup, {}, A | C},
+    RouteSpec{"GET", {"v1", "topups", "{id}"}, Route::get_topup, {}, A | U | C},
+    RouteSpec{"POST", {"v1", "payouts"}, Route::create_payout, {}, A | C},
+    RouteSpec{"GET", {"v1", "payouts", "{id}"}, Route::get_payout, {}, A | U | C},
+    RouteSpec{"POST", {"v1", "wallet_transfers"}, Route::create_wallet_transfer, {}, A | C},
+    RouteSpec{"GET", {"v1", "wallet_transfers", "{id}"}, Route::get_wallet_transfer, {}, A | U | C},
     RouteSpec{"GET",
               {"v1", "topups"},
               Route::list_topups,
-              {"limit", "starting_after", "status", "customer", "created_gte", "created_lt"}},
+              {"limit", "starting_after", "status", "customer", "created_gte", "created_lt"},
+              A | U | C},
     RouteSpec{"GET",
               {"v1", "payouts"},
               Route::list_payouts,
-              {"limit", "starting_after", "status", "customer", "created_gte", "created_lt"}},
+              {"limit", "starting_after", "status", "customer", "created_gte", "created_lt"},
+              A | U | C},
     RouteSpec{"GET",
               {"v1", "wallet_transfers"},
               Route::list_wallet_transfers,
-              {"limit", "starting_after", "status", "customer", "created_gte", "created_lt"}},
+              {"limit", "starting_after", "status", "customer", "created_gte", "created_lt"},
+              A | U | C},
     RouteSpec{"GET",
               {"v1", "events"},
               Route::list_events,
-              {"limit", "starting_after", "type", "object_id", "merchant"}},
+              {"limit", "starting_after", "type", "object_id", "merchant"},
+              A | U | M},
     RouteSpec{"GET",
               {"v1", "admin", "reviews"},
               Route::list_reviews,
-              {"limit", "starting_after", "status", "reason", "object_id"}},
+              {"limit", "starting_after", "status", "reason", "object_id"},
+              A | U},
+    RouteSpec{"POST", {"v1", "admin", "keys"}, Route::create_key, {}, A},
+    RouteSpec{"GET", {"v1", "admin", "keys"}, Route::list_keys, {"limit", "starting_after"}, A | U},
+    RouteSpec{"GET", {"v1", "admin", "keys", "{id}"}, Route::get_key, {}, A | U},
+    RouteSpec{"POST", {"v1", "admin", "keys", "{id}", "revoke"}, Route::revoke_key, {}, A},
 };
 
 // Whether `path` fits `spec`; the {id} segment goes to *id.
@@ -174,6 +199,44 @@ RouteMatch match_route(std::string_view method, std::string_view target) {
   m.error = make_error(ErrorCode::method_not_allowed,
                        std::string(method) + " is not allowed here; allowed: " + m.allow);
   return m;
+}
+
+namespace {
+
+constexpr bool every_route_once() {
+  for (uint8_t r = 0; r <= static_cast<uint8_t>(kRouteLast); ++r) {
+    int n = 0;
+    for (const RouteSpec& spec : kRoutes) n += spec.route == static_cast<Route>(r) ? 1 : 0;
+    if (n != 1) return false;
+  }
+  return kRoutes.size() == static_cast<size_t>(kRouteLast) + 1;
+}
+static_assert(every_route_once(), "kRoutes must hold every Route exactly once");
+
+const RouteSpec& spec_of(Route route) {
+  for (const RouteSpec& spec : kRoutes) {
+    if (spec.route == route) return spec;
+  }
+  __builtin_unreachable();  // every_route_once()
+}
+
+}  // namespace
+
+RouteAccess route_access(Route route) {
+  const RouteSpec& spec = spec_of(route);
+  return RouteAccess{spec.roles == kPublic, spec.roles};
+}
+
+std::string route_pattern(Route route) {
+  const RouteSpec& spec = spec_of(route);
+  std::string out(spec.method);
+  out += ' ';
+  for (std::string_view segment : spec.segments) {
+    if (segment.empty()) break;
+    out += '/';
+    out += segment;
+  }
+  return out;
 }
 
 std::optional<std::string_view> query_value(const QueryParams& query, std::string_view name) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "api/errors.h"
+#include "security/api_key.h"
 
 namespace keel::api {
 
@@ -61,7 +62,34 @@ enum class Route : uint8_t {
   admin_flow_enable,     // POST /v1/admin/flows/{id}/enable     {reason?}
   admin_controls,        // GET  /v1/admin/controls
   admin_backup,          // POST /v1/admin/backup                {dir} (served like the controls)
+  // API keys (docs/security.md).
+  create_key,  // POST /v1/admin/keys               {role, merchant?, customer?, label?}
+  list_keys,   // GET  /v1/admin/keys?limit=&starting_after=
+  get_key,     // GET  /v1/admin/keys/{id}
+  revoke_key,  // POST /v1/admin/keys/{id}/revoke   {reason?}
 };
+inline constexpr Route kRouteLast = Route::revoke_key;
+
+// The roles that may call a route: bit (1 << Role). Empty for a public route.
+using RoleSet = uint8_t;
+[[nodiscard]] constexpr RoleSet role_bit(security::Role r) {
+  return static_cast<RoleSet>(1u << static_cast<unsigned>(r));
+}
+[[nodiscard]] constexpr bool role_in(RoleSet set, security::Role r) {
+  return (set & role_bit(r)) != 0;
+}
+
+// Who may call a route, from the route table (router.cc): `public_route` takes no API key
+// (health checks; PSP webhooks, which their signature authenticates); otherwise the caller's key
+// must have one of `roles`. Which objects the caller then sees is the route's own business
+// (tenant isolation: docs/security.md).
+struct RouteAccess {
+  bool public_route = false;
+  RoleSet roles = 0;
+};
+[[nodiscard]] RouteAccess route_access(Route route);
+// The route's method and path pattern ("GET /v1/payments/{id}"), for tests and docs.
+[[nodiscard]] std::string route_pattern(Route route);
 
 using QueryParams = std::vector<std::pair<std::string, std::string>>;
 

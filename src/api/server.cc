@@ -135,11 +135,8 @@ void Session::on_read(error_code ec) {
     headers.idempotency_key = std::string(sv(it->value()));
   }
   headers.psp_signature = std::string(sv(req["PSP-Signature"]));
-  {
-    boost::system::error_code peer_ec;
-    const auto peer = stream_.socket().remote_endpoint(peer_ec);
-    headers.loopback = !peer_ec && peer.address().is_loopback();
-  }
+  headers.authorization = std::string(sv(req[http::field::authorization]));
+  headers.signature = std::string(sv(req["Keel-Signature"]));
   auto self = shared_from_this();
   state_.service->handle(
       sv(req.method_string()), sv(req.target()), headers, std::move(req.body()), request_id_,
@@ -174,7 +171,11 @@ void Session::write(HttpReply reply) {
   response_.set("Request-Id", request_id_);
   if (!traceparent_.empty()) response_.set("traceparent", traceparent_);
   if (!reply.allow.empty()) response_.set(http::field::allow, reply.allow);
-  if (reply.retry_after) response_.set(http::field::retry_after, "1");
+  // RFC 9110: a 401 names the scheme it takes.
+  if (reply.status == 401) response_.set(http::field::www_authenticate, "Bearer realm=\"keel\"");
+  if (reply.retry_after_s > 0) {
+    response_.set(http::field::retry_after, std::to_string(reply.retry_after_s));
+  }
   if (reply.idempotent_replayed) response_.set("Idempotent-Replayed", "true");
   response_.keep_alive(keep_alive_);
   response_.body() = std::move(reply.body);

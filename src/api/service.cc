@@ -2,13 +2,18 @@
 
 #include <boost/json/serialize.hpp>
 #include <charconv>
+#include <chrono>
 #include <memory>
+#include <mutex>
+#include <set>
 
 #include "api/json_codec.h"
 #include "api/router.h"
 #include "api/service_internal.h"
+#include "core/assert.h"
 #include "core/ids.h"
 #include "core/json_writer.h"
+#include "payments/payment.h"
 #include "payments/render.h"
 
 namespace keel::api {
@@ -16,7 +21,7 @@ namespace json = boost::json;
 
 HttpReply error_reply(const ApiError& e, std::string_view request_id, std::string allow) {
   return HttpReply{http_status(e.code), json::serialize(error_to_json(e, request_id)),
-                   std::move(allow), is_retryable(e.code)};
+                   std::move(allow), is_retryable(e.code) ? 1u : 0u};
 }
 
 namespace {
@@ -44,9 +49,51 @@ std::vector<std::string> event_ids(const std::vector<Event>& events) {
   return ids;
 }
 
+ApiError reserved(std::string_view what, std::string_view id, std::string param) {
+  return make_error(ErrorCode::ledger_namespace_reserved,
+                    std::string(what) + " " + std::string(id) +
+                        " is in a namespace the payments core owns: the ledger API cannot "
+                        "create, move, post or void it",
+                    std::move(param));
+}
+
+std::optional<ApiError> check_accounts_not_reserved(const std::vector<ledger::AccountEvent>& ev) {
+  for (size_t i = 0; i < ev.size(); ++i) {
+    if (payments::is_reserved_account_id(ev[i].id)) {
+      return reserved("account", ev[i].id, "data[" + std::to_string(i) + "].id");
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> check_transfers_not_reserved(const std::vector<ledger::TransferEvent>& ev) {
+  for (size_t i = 0; i < ev.size(); ++i) {
+    const std::string at = "data[" + std::to_string(i) + "].";
+    const ledger::TransferEvent& e = ev[i];
+    if (payments::is_reserved_transfer_id(e.id)) return reserved("transfer", e.id, at + "id");
+    if (!e.pending_id.empty() && payments::is_reserved_transfer_id(e.pending_id)) {
+      return reserved("transfer", e.pending_id, at + "pending_id");
+    }
+    for (const auto& [account, field] : {std::pair{&e.debit_account_id, "debit_account_id"},
+                                         std::pair{&e.credit_account_id, "credit_account_id"}}) {
+      if (payments::is_reserved_account_id(*account)) {
+        return reserved("account", *account, at + field);
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// Whether a ledger key may see the account or transfer: not when the payments core owns it
+// (it answers 404, as for one that does not exist).
+bool hidden_from(const Caller& caller, bool reserved) {
+  return reserved && caller.role == security::Role::ledger;
+}
+
 void create_accounts(engine::Engine* engine, std::string_view body, const ResponderPtr& r) {
   auto events = parse_account_events(body);
   if (!events.ok()) return r->fail(*events.error);
+  if (auto e = check_accounts_not_reserved(events.value)) return r->fail(*e);
   auto ids = event_ids(events.value);
   using Results = std::vector<ledger::CreateAccountResult>;
   engine->create_accounts(
@@ -59,6 +106,7 @@ void create_accounts(engine::Engine* engine, std::string_view body, const Respon
 void create_transfers(engine::Engine* engine, std::string_view body, const ResponderPtr& r) {
   auto events = parse_transfer_events(body);
   if (!events.ok()) return r->fail(*events.error);
+  if (auto e = check_transfers_not_reserved(events.value)) return r->fail(*e);
   auto ids = event_ids(events.value);
   using Results = std::vector<ledger::CreateTransferResult>;
   engine->create_transfers(
@@ -113,6 +161,7 @@ void list_account_transfers(engine::Engine* engine, const RouteMatch& m, const R
 void set_account_closed(engine::Engine* engine, const std::string& id, bool closed,
                         std::string_view body, const ResponderPtr& r) {
   if (auto e = check_empty_body(body)) return r->fail(*e);
+  if (payments::is_reserved_account_id(id)) return r->fail(reserved("account", id, "id"));
   engine->set_account_closed(
       id, closed,
       on_io_thread<ledger::SetAccountClosedResult>(
@@ -380,31 +429,162 @@ std::string channel_metrics_text(const std::vector<engine::ChannelStatus>& chann
 
 }  // namespace
 
-Service::Service(engine::Engine* engine, PaymentsApiOptions payments)
+struct Service::KeyUses {
+  std::mutex mutex;
+  std::set<std::string, std::less<>> in_flight;
+};
+
+namespace {
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+Service::Service(engine::Engine* engine, PaymentsApiOptions payments, AuthOptions auth)
     : engine_(engine),
       psp_stats_(payments.psp_stats),
-      payments_(std::make_unique<PaymentRoutes>(engine, std::move(payments))) {}
+      wall_now_(auth.wall_now ? std::move(auth.wall_now) : wall_clock_now),
+      limiter_(auth.rate_limits, auth.monotonic_ns ? std::move(auth.monotonic_ns) : steady_ns),
+      key_uses_(std::make_shared<KeyUses>()),
+      payments_(std::make_unique<PaymentRoutes>(engine, std::move(payments))),
+      keys_(std::make_unique<KeyRoutes>(engine)) {}
 
 Service::~Service() = default;
+
+std::optional<HttpReply> Service::admit(const RouteMatch& m, std::string_view method,
+                                        std::string_view target, const RequestHeaders& headers,
+                                        std::string_view body, std::string_view request_id,
+                                        Admitted* out) {
+  const RouteAccess access = route_access(m.route);
+  KEEL_ASSERT(!access.public_route);
+  const auto keys = engine_->keys();  // the key's digest below lives in it
+  const Timestamp now = wall_now_();
+  Authenticated a = authenticate(headers.authorization, *keys, now);
+  if (a.error) return error_reply(*a.error, request_id);
+  KEEL_ASSERT(a.caller.has_value());
+  // Admin keys sign every request; other keys may (docs/security.md, "Signed requests").
+  if (a.caller->role == security::Role::admin || !headers.signature.empty()) {
+    const security::ApiKey* key = keys->find(a.caller->key_id);
+    KEEL_ASSERT(key != nullptr);
+    security::SignatureHeader signature;
+    const auto check = headers.signature.empty()
+                           ? security::SignatureCheck::malformed
+                           : security::verify_request(key->hash, headers.signature, method, target,
+                                                      body, now / 1'000'000'000, &signature);
+    if (check == security::SignatureCheck::timestamp_out_of_range) {
+      return error_reply(make_error(ErrorCode::timestamp_out_of_range,
+                                    "the signature's t is more than " +
+                                        std::to_string(security::kSignatureSkewMaxS) +
+                                        " s from keeld's clock; sign with the current time"),
+                         request_id);
+    }
+    if (check != security::SignatureCheck::ok) {
+      return error_reply(
+          make_error(ErrorCode::signature_invalid,
+                     headers.signature.empty()
+                         ? "requests with an admin key must be signed (Keel-Signature)"
+                         : "Keel-Signature does not verify for this request"),
+          request_id);
+    }
+    // A signed write takes its nonce (journaled) before it runs; a read checks the time only.
+    if (method != "GET") out->nonce = std::move(signature);
+  }
+  if (!role_in(access.roles, a.caller->role)) {
+    return error_reply(make_error(ErrorCode::permission_denied,
+                                  "a key of role " + std::string(role_name(a.caller->role)) +
+                                      " may not call this route"),
+                       request_id);
+  }
+  if (const uint32_t wait_s = limiter_.take(*a.caller); wait_s > 0) {
+    HttpReply reply = error_reply(
+        make_error(ErrorCode::rate_limited, "too many requests for this API key; retry after " +
+                                                std::to_string(wait_s) + " s"),
+        request_id);
+    reply.retry_after_s = wait_s;
+    return reply;
+  }
+  if (a.note_use) note_use(a.caller->key_id);
+  out->caller = std::move(*a.caller);
+  return std::nullopt;
+}
+
+void Service::note_use(const std::string& key_id) {
+  {
+    std::lock_guard lock(key_uses_->mutex);
+    if (!key_uses_->in_flight.insert(key_id).second) return;
+  }
+  // Best effort: a use that is not journaled (overloaded, stopping) is noted by a later request.
+  engine_->security_command(security::cmd::KeyUsed{key_id},
+                            [uses = key_uses_, key_id](engine::Outcome<security::Result>) {
+                              std::lock_guard lock(uses->mutex);
+                              uses->in_flight.erase(key_id);
+                            });
+}
 
 void Service::handle(std::string_view method, std::string_view target,
                      const RequestHeaders& headers, std::string body, std::string request_id,
                      PostFn post, ReplyFn reply) {
   const RouteMatch m = match_route(method, target);
   if (m.error) return reply(error_reply(*m.error, request_id, m.allow));
+  std::optional<Caller> caller;
+  std::optional<security::SignatureHeader> nonce;
+  if (!route_access(m.route).public_route) {
+    Admitted admitted;
+    if (auto refused = admit(m, method, target, headers, body, request_id, &admitted)) {
+      return reply(std::move(*refused));
+    }
+    caller = std::move(admitted.caller);
+    nonce = std::move(admitted.nonce);
+  }
   const auto r =
       std::make_shared<const Responder>(std::move(post), std::move(reply), std::move(request_id));
-  if (payments_->handle(m, method, target, headers, body, r)) return;
+  if (!nonce) return dispatch(m, caller ? &*caller : nullptr, method, target, headers, body, r);
+  // The nonce is durable before the write runs: a replay, even after a restart, is refused.
+  engine_->security_command(
+      security::cmd::UseNonce{caller->key_id, nonce->nonce, nonce->t},
+      on_io_thread<security::Result>(r, [this, r, m, caller = *caller, method = std::string(method),
+                                         target = std::string(target), headers,
+                                         body = std::move(body)](const Responder& responder,
+                                                                 security::Result result) {
+        if (result == security::Result::nonce_reused) {
+          return responder.fail(make_error(ErrorCode::nonce_reused,
+                                           "this key signed a request with this nonce "
+                                           "before: sign each request with a new one"));
+        }
+        if (result != security::Result::ok) {
+          return responder.fail(make_error(
+              ErrorCode::overloaded, "too many signed writes in the last minutes; retry later"));
+        }
+        dispatch(m, &caller, method, target, headers, body, r);
+      }));
+}
+
+void Service::dispatch(const RouteMatch& m, const Caller* caller, std::string_view method,
+                       std::string_view target, const RequestHeaders& headers,
+                       std::string_view body, const ResponderPtr& r) {
+  if (payments_->handle(m, caller ? &*caller : nullptr, method, target, headers, body, r)) return;
+  if (keys_->handle(m, body, r)) return;
   switch (m.route) {
     case Route::create_accounts:
       return create_accounts(engine_, body, r);
     case Route::create_transfers:
       return create_transfers(engine_, body, r);
     case Route::get_account:
+      if (hidden_from(*caller, payments::is_reserved_account_id(m.id))) {
+        return r->fail(not_found("account", m.id));
+      }
       return get_account(engine_, m.id, r);
     case Route::get_transfer:
+      if (hidden_from(*caller, payments::is_reserved_transfer_id(m.id))) {
+        return r->fail(not_found("transfer", m.id));
+      }
       return get_transfer(engine_, m.id, r);
     case Route::list_account_transfers:
+      if (hidden_from(*caller, payments::is_reserved_account_id(m.id))) {
+        return r->fail(not_found("account", m.id));
+      }
       return list_account_transfers(engine_, m, r);
     case Route::close_account:
       return set_account_closed(engine_, m.id, true, body, r);

@@ -9,9 +9,12 @@
 #include <string_view>
 #include <vector>
 
+#include "api/auth.h"
 #include "api/errors.h"
+#include "api/router.h"
 #include "dispatch/psp_dispatcher.h"
 #include "engine/engine.h"
+#include "security/request_signing.h"
 
 namespace keel::api {
 
@@ -20,7 +23,7 @@ struct HttpReply {
   unsigned status = 200;
   std::string body;                  // JSON
   std::string allow;                 // the Allow header, for 405
-  bool retry_after = false;          // adds Retry-After: 1 (503)
+  uint32_t retry_after_s = 0;        // adds Retry-After: N (503: 1; 429: the bucket's wait)
   bool idempotent_replayed = false;  // adds Idempotent-Replayed: true
   std::string content_type;          // empty: application/json
 };
@@ -30,7 +33,19 @@ struct RequestHeaders {
   std::optional<std::string> idempotency_key;  // Idempotency-Key, when sent
   std::string psp_signature;                   // PSP-Signature (webhooks from PSPs)
   std::string traceparent;                     // valid W3C traceparent, or empty
-  bool loopback = false;                       // the client connected from a loopback address
+  std::string authorization;                   // Authorization (API key), or empty
+  std::string signature;                       // Keel-Signature (signed requests), or empty
+};
+
+struct Responder;  // service_internal.h
+
+// How the API authenticates and limits callers (docs/security.md).
+struct AuthOptions {
+  RateLimits rate_limits = default_rate_limits();
+  // Monotonic nanoseconds for the rate limiter, and the wall clock for a key's last use.
+  // Empty: the system's. Tests inject them.
+  std::function<int64_t()> monotonic_ns;
+  std::function<Timestamp()> wall_now;
 };
 
 // What the payment routes need beyond the engine.
@@ -38,18 +53,18 @@ struct PaymentsApiOptions {
   // Channels (PSPs) keeld is configured with; the first is the default for confirm and
   // top-ups. Webhooks are verified with their secrets.
   std::vector<std::string> channels;
-  std::map<std::string, std::string, std::less<>> webhook_secrets;  // channel -> secret
+  // channel -> its webhook secrets: the current one, then one still accepted while the PSP
+  // rotates (a webhook verifies under any of them).
+  std::map<std::string, std::vector<std::string>, std::less<>> webhook_secrets;
   // Routing on: a confirm, top-up or payout that names no channel lets the router choose; one
   // that names a channel pins it. Off: the default channel (the first) when none is named.
   bool routing = false;
-  // Runtime controls (pause, drain, canary, read-only, kill switches): served only when true
-  // ([admin] controls = true in keeld.toml) and only to loopback clients, until API keys exist.
+  // Runtime controls (pause, drain, canary, read-only, kill switches, backup): served only when
+  // true ([admin] controls = true in keeld.toml), and then to admin keys.
   bool admin_controls = false;
   // How long a confirm, capture or cancel waits for the PSP's outcome before it answers with
   // the payment still `processing`.
   int64_t settle_wait_ms = 15'000;
-  // The API client requests are scoped to (idempotency keys). One client until API keys exist.
-  std::string client = "default";
   // The PSP dispatcher's counters for /metrics (calls, status queries); unset: not shown.
   std::function<dispatch::PspDispatcher::Stats()> psp_stats;
 };
@@ -71,10 +86,14 @@ using ReplyFn = std::function<void(HttpReply)>;
 // (health, bad input) are answered inline; the others submit one engine command whose callback
 // (on the engine's writer thread) only hands the outcome to `post`, and the JSON is built and
 // serialized on the I/O thread. Bad input never reaches the engine.
+//
+// Every route but the public ones (health checks, PSP webhooks) needs an API key whose role the
+// route table allows (router.h, route_access); then the caller's rate limit applies, and the
+// route confines it to its own tenant's objects (another tenant's answer 404).
 class Service {
  public:
   // `engine` must outlive the Service and every reply it has not yet delivered.
-  explicit Service(engine::Engine* engine, PaymentsApiOptions payments = {});
+  explicit Service(engine::Engine* engine, PaymentsApiOptions payments = {}, AuthOptions auth = {});
   ~Service();
 
   void handle(std::string_view method, std::string_view target, const RequestHeaders& headers,
@@ -84,10 +103,31 @@ class Service {
   void set_draining() { draining_.store(true); }
 
  private:
+  struct Admitted {
+    Caller caller;
+    std::optional<security::SignatureHeader> nonce;  // a signed write's, to take first
+  };
+  // The caller of a non-public route (its key, its signature, its role, its rate), or the answer
+  // that refuses it (401, 403, 429).
+  std::optional<HttpReply> admit(const RouteMatch& m, std::string_view method,
+                                 std::string_view target, const RequestHeaders& headers,
+                                 std::string_view body, std::string_view request_id, Admitted* out);
+  // Runs the route (the caller admitted; null for a public route).
+  void dispatch(const RouteMatch& m, const Caller* caller, std::string_view method,
+                std::string_view target, const RequestHeaders& headers, std::string_view body,
+                const std::shared_ptr<const Responder>& r);
+  // Journals a use of the key (at most one in flight per key).
+  void note_use(const std::string& key_id);
+
   engine::Engine* engine_;
   std::function<dispatch::PspDispatcher::Stats()> psp_stats_;
+  std::function<Timestamp()> wall_now_;
+  RateLimiter limiter_;
   std::atomic<bool> draining_{false};
+  struct KeyUses;  // the keys with a use being journaled; shared with the engine's callbacks
+  std::shared_ptr<KeyUses> key_uses_;
   std::unique_ptr<class PaymentRoutes> payments_;
+  std::unique_ptr<class KeyRoutes> keys_;
 };
 
 }  // namespace keel::api

@@ -97,17 +97,19 @@ struct ConnectionResult {
   std::string error;  // a transport error or unexpected status ends the connection's run
 };
 
+// The operator's client: the admin key of a keeld this bench started (signed), or $KEEL_API_KEY.
 net::HttpClientOptions client_options(const net::HttpEndpoint& endpoint) {
   net::HttpClientOptions o;
   o.endpoint = endpoint;
   o.io_timeout_ms = 60'000;
+  use_bench_key(&o);
   return o;
 }
 
 // Sends the templates round-robin until `deadline`.
-void run_connection(const net::HttpEndpoint& endpoint, std::vector<BodyTemplate> templates,
+void run_connection(const net::HttpClientOptions& options, std::vector<BodyTemplate> templates,
                     std::latch* start, Clock::time_point deadline, ConnectionResult* out) {
-  net::HttpClient client(client_options(endpoint));
+  net::HttpClient client(options);
   net::HttpResponse response;
   // Connect before the clock starts.
   if (Status s = client.get("/healthz", &response); !s.is_ok()) out->error = s.message();
@@ -148,6 +150,7 @@ struct Target {
   std::string run;                               // prefix of this run's account and transfer ids
   std::unique_ptr<testing::KeeldProcess> keeld;  // null when measuring an external keeld
   fs::path data_dir;                             // of the spawned keeld
+  net::HttpClientOptions load;                   // the load's client (HttpBenchOptions::key)
 
   Target() = default;
   Target(Target&&) = default;
@@ -191,8 +194,8 @@ Row run_scenario(const Target& target, const HttpBenchOptions& o, std::string na
   const auto deadline =
       Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o.seconds * 1000));
   for (size_t c = 0; c < connections; ++c) {
-    threads.emplace_back(run_connection, target.endpoint, std::move(templates[c]), &start, deadline,
-                         &results[c]);
+    threads.emplace_back(run_connection, std::cref(target.load), std::move(templates[c]), &start,
+                         deadline, &results[c]);
   }
   start.arrive_and_wait();
   const auto began = Clock::now();
@@ -300,15 +303,31 @@ double resident_mib(int pid) {
 std::vector<Row> run_http_bench(const HttpBenchOptions& o) {
   if (o.accounts < 2) throw std::runtime_error("--accounts must be at least 2");
   Target target = connect(o);
+  target.load = client_options(target.endpoint);
+  if (o.key == "ledger" && target.keeld && !target.load.api_key.empty()) {
+    // The load's own key: a ledger key, sent as plain Bearer (no signature, no nonce).
+    net::HttpClient admin(target.load);
+    net::HttpResponse r;
+    if (Status s = admin.post("/v1/admin/keys", R"({"role": "ledger", "label": "keel-bench"})", &r);
+        !s.is_ok() || r.status != 200) {
+      throw std::runtime_error("creating a ledger key: " + s.message() + r.body);
+    }
+    target.load.api_key = std::string(json::parse(r.body).at("key").as_string());
+    target.load.sign = nullptr;
+  }
   create_accounts(target, o.accounts);
   std::vector<Row> rows;
   rows.push_back(run_scenario(target, o,
                               "http, batch " + std::to_string(o.batch) + ", " +
                                   std::to_string(o.batch_connections) + " connections",
                               o.batch_connections, o.batch));
-  rows.push_back(run_scenario(
-      target, o, "http, single transfer, " + std::to_string(o.single_connections) + " connections",
-      o.single_connections, 1));
+  rows.push_back(run_scenario(target, o,
+                              "http, single transfer, " + std::to_string(o.single_connections) +
+                                  " connections, " +
+                                  (target.load.api_key.empty() ? std::string("no key")
+                                   : target.load.sign          ? std::string("signed key")
+                                                               : std::string("bearer key")),
+                              o.single_connections, 1));
   if (target.keeld) {
     rows.back().extra.emplace_back("keeld resident MiB at the end",
                                    resident_mib(target.keeld->pid()));

@@ -21,6 +21,10 @@ struct HttpBenchOptions {
   size_t batch_connections = 2;
   size_t single_connections = 64;
   uint64_t seed = 1;
+  // The load's key on a keeld this bench starts: "ledger" (a key made for the run, sent as plain
+  // Bearer) or "admin" (signed: each write also journals its nonce first). A keeld with no keys
+  // (an older build) gets none. With --url: $KEEL_API_KEY, signed.
+  std::string key = "ledger";
 };
 
 // End-to-end throughput and latency over HTTP, journal on: (a) batches of `batch` transfers

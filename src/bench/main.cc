@@ -70,6 +70,9 @@ int main(int argc, char** argv) {
   http->add_option("--keeld", http_options.keeld_path,
                    "keeld binary to spawn on 127.0.0.1:0 with a fresh data dir");
   http->add_option("--url", http_options.url, "measure this running keeld instead (http://H:P)");
+  http->add_option("--key", http_options.key,
+                   "the load's key on a spawned keeld: ledger (bearer) or admin (signed)")
+      ->check(CLI::IsMember({"ledger", "admin"}));
   http->add_option("--json", http_json, "write the figures as JSON to this file");
   http->add_option("--seconds", http_options.seconds, "duration of each scenario")
       ->check(CLI::Range(0.1, 3600.0));

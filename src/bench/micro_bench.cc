@@ -1,15 +1,18 @@
 // Google Benchmark micro benchmarks of the hot paths: ledger apply (no journal), journal record
-// encoding, CRC-32C, one routing decision, the id index growing to 50 million ids. Run: keel-bench
-// micro [--benchmark_filter=...].
+// encoding, CRC-32C, one routing decision, the id index growing to 50 million ids, API key
+// authentication and the rate limiter. Run: keel-bench micro [--benchmark_filter=...].
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <chrono>
 
+#include "api/auth.h"
 #include "core/crc32c.h"
 #include "engine/records.h"
 #include "ledger/ledger.h"
 #include "routing/router.h"
+#include "security/api_key.h"
+#include "security/key_ring.h"
 
 namespace {
 
@@ -115,6 +118,36 @@ void BM_Crc32c(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * data.size()));
 }
 BENCHMARK(BM_Crc32c);
+
+// What authenticating one request costs the API thread: parse the Authorization header, hash the
+// secret (SHA-256), find the key in a ring of state.range(0) keys, compare digests.
+void BM_Authenticate(benchmark::State& state) {
+  security::KeyRing ring;
+  std::string header;
+  for (int64_t i = 0; i < state.range(0); ++i) {
+    const security::GeneratedKey k = security::generate_key();
+    (void)ring.apply(
+        security::cmd::CreateKey{k.id, security::Role::merchant,
+                                 numbered("mch_", static_cast<uint64_t>(i)), k.hash, ""},
+        1 + i);
+    if (i == state.range(0) / 2) header = "Bearer " + k.text;
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(api::authenticate(header, ring, 1'000'000'000));
+  }
+}
+BENCHMARK(BM_Authenticate)->Arg(10)->Arg(100'000)->Unit(benchmark::kNanosecond);
+
+// One token taken from a key's bucket (the mutex and the map lookup included).
+void BM_RateLimiterTake(benchmark::State& state) {
+  api::RateLimits limits{};
+  limits[static_cast<size_t>(security::Role::merchant)] = {1e12, 1e12};
+  int64_t now = 0;
+  api::RateLimiter limiter(limits, [&now] { return ++now; });
+  const api::Caller caller{"key_0123456789abcdef", security::Role::merchant, "mch_1"};
+  for (auto _ : state) benchmark::DoNotOptimize(limiter.take(caller));
+}
+BENCHMARK(BM_RateLimiterTake);
 
 // The transfer id index as it grows to state.range(0) ids, with the existence check the ledger
 // makes before each insert: time per insert and, as a counter, the longest single insert (the

@@ -81,6 +81,7 @@ class Client {
     net::HttpClientOptions o;
     o.endpoint = {"127.0.0.1", port};
     o.io_timeout_ms = 60'000;
+    use_bench_key(&o);
     return o;
   }
 
@@ -156,6 +157,7 @@ json::object get_json(uint16_t port, const std::string& target) {
   net::HttpClientOptions o;
   o.endpoint = {"127.0.0.1", port};
   o.io_timeout_ms = 120'000;
+  use_bench_key(&o);
   net::HttpClient client(o);
   net::HttpResponse r;
   if (Status s = client.get(target, &r); !s.is_ok() || r.status != 200) {

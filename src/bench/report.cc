@@ -1,5 +1,10 @@
 #include "bench/report.h"
 
+#include <cstdlib>
+
+#include "security/request_signing.h"
+#include "testing/keeld_process.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +31,15 @@ double percentile_ms(std::vector<double>& samples, double p) {
   std::sort(samples.begin(), samples.end());
   const size_t i = std::min(samples.size() - 1, static_cast<size_t>(p / 100.0 * samples.size()));
   return samples[i];
+}
+
+void use_bench_key(net::HttpClientOptions* o) {
+  testing::use_admin_key(o);
+  if (!o->api_key.empty()) return;
+  if (const char* env = std::getenv("KEEL_API_KEY"); env != nullptr && *env != '\0') {
+    o->api_key = env;
+    o->sign = security::request_signer<net::HttpHeaders>(o->api_key);
+  }
 }
 
 uint64_t resident_bytes() {

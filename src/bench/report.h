@@ -1,8 +1,10 @@
 #pragma once
 
 #include <cstdint>
+
 #include <string>
 #include <vector>
+#include "net/http_client.h"
 
 namespace keel::bench {
 
@@ -27,6 +29,11 @@ double percentile_ms(std::vector<double>& samples, double p);
 // A row of `operations` done in `seconds`, with the latency percentiles of `samples_ms` (sorted).
 Row timed_row(std::string scenario, uint64_t operations, double seconds,
               std::vector<double>& samples_ms);
+
+// The API key for requests to keeld at o->endpoint: the admin key of a keeld this bench started
+// there, else $KEEL_API_KEY (a keeld measured with --url); none if neither. Requests are signed
+// with it (an admin key must sign; another key's signature is checked too).
+void use_bench_key(net::HttpClientOptions* o);
 
 // Resident set size of this process, from /proc/self/statm.
 uint64_t resident_bytes();

@@ -15,6 +15,7 @@
 #include "cli/output.h"
 #include "engine/engine.h"
 #include "net/http_client.h"
+#include "security/request_signing.h"
 
 namespace {
 
@@ -23,6 +24,7 @@ using namespace keel;
 
 struct Globals {
   std::string server = "http://127.0.0.1:8080";
+  std::string key;  // --key or KEEL_API_KEY
   std::string output = "table";
   bool json_output() const { return output == "json"; }
 };
@@ -50,15 +52,20 @@ std::string path_escape(std::string_view s) {
 // Sends one request. Prints transport and API errors and returns nullopt for them; returns the
 // body's JSON object otherwise (printed as is with -o json when `print_json`).
 std::optional<json::object> call(const Globals& g, std::string_view method,
-                                 const std::string& target, const std::string& body) {
+                                 const std::string& target, const std::string& body,
+                                 const net::HttpHeaders& headers = {}) {
   const auto endpoint = net::parse_http_url(g.server);
   if (!endpoint) {
     fail("--server must look like http://HOST:PORT, not " + g.server);
     return std::nullopt;
   }
-  net::HttpClient client(net::HttpClientOptions{*endpoint});
+  net::HttpClientOptions options{*endpoint};
+  options.api_key = g.key;
+  // Signed with the key: admin keys must be, and a signature costs other keys nothing.
+  if (!g.key.empty()) options.sign = security::request_signer<net::HttpHeaders>(g.key);
+  net::HttpClient client(options);
   net::HttpResponse res;
-  if (Status s = client.request(method, target, body, {}, &res); !s.is_ok()) {
+  if (Status s = client.request(method, target, body, headers, &res); !s.is_ok()) {
     fail(s.message());
     return std::nullopt;
   }
@@ -371,6 +378,97 @@ void add_control_commands(CLI::App& app, const Globals& g, Action* action) {
       });
 }
 
+void add_key_commands(CLI::App& app, const Globals& g, Action* action) {
+  CLI::App* keys = app.add_subcommand("keys", "API keys (admin)")->require_subcommand(1);
+  struct KeyArgs {
+    std::string role, merchant, customer, label, id, reason, starting_after;
+    int limit = 100;
+  };
+  auto create_args = std::make_shared<KeyArgs>();
+  CLI::App* create =
+      keys->add_subcommand("create", "create a key; its secret is printed once, never again");
+  create->add_option("--role", create_args->role, "admin, merchant, customer_app, auditor, ledger")
+      ->required()
+      ->check(CLI::IsMember({"admin", "merchant", "customer_app", "auditor", "ledger"}));
+  create->add_option("--merchant", create_args->merchant, "the merchant of a merchant key");
+  create->add_option("--customer", create_args->customer, "the customer of a customer_app key");
+  create->add_option("--label", create_args->label, "a note: who or what uses the key");
+  create->callback([&g, action, a = create_args] {
+    *action = [&g, a] {
+      json::object body{{"role", a->role}};
+      if (!a->merchant.empty()) body["merchant"] = a->merchant;
+      if (!a->customer.empty()) body["customer"] = a->customer;
+      if (!a->label.empty()) body["label"] = a->label;
+      return show(g, call(g, "POST", "/v1/admin/keys", json::serialize(body)), cli::print_object);
+    };
+  });
+  auto list_args = std::make_shared<KeyArgs>();
+  CLI::App* list = keys->add_subcommand("list", "keys, by id (no secrets)");
+  list->add_option("--limit", list_args->limit, "1 to 100")->check(CLI::Range(1, 100));
+  list->add_option("--starting-after", list_args->starting_after, "a key id");
+  list->callback([&g, action, a = list_args] {
+    *action = [&g, a] {
+      std::string target = "/v1/admin/keys?limit=" + std::to_string(a->limit);
+      if (!a->starting_after.empty()) target += "&starting_after=" + path_escape(a->starting_after);
+      return show(g, call(g, "GET", target, ""), cli::print_keys);
+    };
+  });
+  auto show_args = std::make_shared<KeyArgs>();
+  CLI::App* get = keys->add_subcommand("show", "one key (no secret)");
+  get->add_option("ID", show_args->id, "key id (key_...)")->required();
+  get->callback([&g, action, a = show_args] {
+    *action = [&g, a] {
+      return show(g, call(g, "GET", "/v1/admin/keys/" + path_escape(a->id), ""), cli::print_object);
+    };
+  });
+  auto revoke_args = std::make_shared<KeyArgs>();
+  CLI::App* revoke = keys->add_subcommand("revoke", "revoke a key, effective at once");
+  revoke->add_option("ID", revoke_args->id, "key id (key_...)")->required();
+  revoke->add_option("--reason", revoke_args->reason, "why (kept with the key)");
+  revoke->callback([&g, action, a = revoke_args] {
+    *action = [&g, a] {
+      json::object body;
+      if (!a->reason.empty()) body["reason"] = a->reason;
+      return show(g,
+                  call(g, "POST", "/v1/admin/keys/" + path_escape(a->id) + "/revoke",
+                       json::serialize(body)),
+                  cli::print_object);
+    };
+  });
+}
+
+// `keel api METHOD PATH [BODY]`: any route, with the CLI's key and signature (for routes the
+// CLI has no command of its own for, e.g. creating a customer).
+void add_api_command(CLI::App& app, const Globals& g, Action* action) {
+  struct ApiArgs {
+    std::string method, path, body, idempotency_key;
+    std::vector<std::string> headers;
+  };
+  auto a = std::make_shared<ApiArgs>();
+  CLI::App* api = app.add_subcommand("api", "send one request to any route (signed with --key)");
+  api->add_option("METHOD", a->method, "GET or POST")
+      ->required()
+      ->check(CLI::IsMember({"GET", "POST"}));
+  api->add_option("PATH", a->path, "e.g. /v1/customers")->required();
+  api->add_option("BODY", a->body, "a JSON body");
+  api->add_option("--idempotency-key", a->idempotency_key, "sent as Idempotency-Key");
+  api->add_option("--header", a->headers, "NAME: VALUE, e.g. a traceparent (repeatable)");
+  api->callback([&g, action, a] {
+    *action = [&g, a] {
+      net::HttpHeaders headers;
+      if (!a->idempotency_key.empty()) headers.emplace_back("Idempotency-Key", a->idempotency_key);
+      for (const std::string& h : a->headers) {
+        const size_t colon = h.find(':');
+        if (colon == std::string::npos) return fail("--header takes NAME: VALUE, not " + h);
+        const size_t value = h.find_first_not_of(' ', colon + 1);
+        headers.emplace_back(h.substr(0, colon),
+                             value == std::string::npos ? std::string() : h.substr(value));
+      }
+      return show(g, call(g, a->method, a->path, a->body, headers), cli::print_object);
+    };
+  });
+}
+
 int verify_journal(const Globals& g, const std::string& dir) {
   engine::VerifyReport report;
   const Status s = engine::verify_data_dir(dir, &report);
@@ -464,6 +562,7 @@ int main(int argc, char** argv) {
   CLI::App app{"keel: command-line client of the keel payment core"};
   Globals g;
   app.add_option("--server", g.server, "keeld base URL")->capture_default_str();
+  app.add_option("--key", g.key, "API key (default: $KEEL_API_KEY)")->envname("KEEL_API_KEY");
   app.add_option("-o,--output", g.output, "table or json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
@@ -473,6 +572,8 @@ int main(int argc, char** argv) {
   add_transfer_commands(app, g, &action);
   add_payment_commands(app, g, &action);
   add_control_commands(app, g, &action);
+  add_key_commands(app, g, &action);
+  add_api_command(app, g, &action);
   add_other_commands(app, g, &action);
   try {
     app.parse(argc, argv);

@@ -222,6 +222,20 @@ void print_payments(const json::object& body) {
     std::printf("(more: --starting-after %s)\n", rows.size() > 1 ? rows.back()[0].c_str() : "");
 }
 
+void print_keys(const json::object& body) {
+  Table rows = {{"ID", "ROLE", "OWNER", "LABEL", "CREATED_AT", "LAST_USED_AT", "REVOKED_AT"}};
+  for (const auto& item : body.at("data").as_array()) {
+    const auto& k = item.as_object();
+    const std::string merchant = field(k, "merchant");
+    rows.push_back({field(k, "id"), field(k, "role"),
+                    merchant != "-" ? merchant : field(k, "customer"), field(k, "label"),
+                    field(k, "created_at"), field(k, "last_used_at"), field(k, "revoked_at")});
+  }
+  print_table(rows);
+  if (body.at("has_more").as_bool())
+    std::printf("(more: --starting-after %s)\n", rows.size() > 1 ? rows.back()[0].c_str() : "");
+}
+
 void print_channels(const json::object& body) {
   Table rows = {{"CHANNEL", "PSP", "FLOWS", "BREAKER", "SINCE", "IN_FLIGHT", "CONTROL", "ATTEMPTS",
                  "SUCCESS", "P50_MS", "P99_MS", "RETRIES"}};

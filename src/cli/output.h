@@ -37,6 +37,8 @@ void print_transfers(const boost::json::object& body);
 void print_payment(const boost::json::object& payment);
 // {"data":[payment...],"has_more"} as a table.
 void print_payments(const boost::json::object& body);
+// {"data":[api_key...],"has_more"} as a table (never a secret: the list has none).
+void print_keys(const boost::json::object& body);
 // GET /v1/channels as a table of live state.
 void print_channels(const boost::json::object& body);
 // GET /v1/admin/controls (and every control's answer): mode, flows, channels, latest changes.

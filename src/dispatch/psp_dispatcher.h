@@ -22,6 +22,8 @@ struct ChannelConfig {
   std::string name;
   connectors::PspClientOptions client;
   std::string webhook_secret;
+  // Also accepted while a PSP rotates its webhook secret (empty: none): docs/security.md.
+  std::string previous_webhook_secret;
 };
 
 struct DispatcherOptions {

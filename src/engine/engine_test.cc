@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <ctime>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -379,6 +380,8 @@ TEST_F(EngineOnMemoryTest, KeysAreJournaledPublishedWhenDurableAndSurviveSnapsho
   const security::GeneratedKey merchant = security::generate_key();
   const security::GeneratedKey lost = security::generate_key();
   uint64_t hash = 0;
+  security::KeyRing ring;
+  const int64_t now_s = static_cast<int64_t>(std::time(nullptr));
   {
     auto e = open_on_disk();
     const uint64_t empty_hash = status(*e).state_hash;
@@ -396,6 +399,8 @@ TEST_F(EngineOnMemoryTest, KeysAreJournaledPublishedWhenDurableAndSurviveSnapsho
               security::Result::ok);
     ASSERT_EQ(key_command(*e, security::cmd::RevokeKey{merchant.id, "leaked"}),
               security::Result::ok);
+    ASSERT_EQ(key_command(*e, security::cmd::UseNonce{admin.id, "0123456789abcdef", now_s}),
+              security::Result::ok);
     EXPECT_FALSE(e->keys()->find(merchant.id)->active());
     // A refused command journals nothing.
     const uint64_t seq = status(*e).last_seq;
@@ -412,10 +417,14 @@ TEST_F(EngineOnMemoryTest, KeysAreJournaledPublishedWhenDurableAndSurviveSnapsho
     EXPECT_EQ(o.error, EngineError::unavailable);
     EXPECT_EQ(e->keys()->find(lost.id), nullptr);
     hash = status(*e).state_hash;
+    ring = *e->keys();
   }
   auto e = open_on_disk();
   EXPECT_EQ(status(*e).state_hash, hash);
   const auto keys = e->keys();
+  EXPECT_EQ(*keys, ring);  // nonces and last uses too, which the hash leaves out
+  EXPECT_EQ(key_command(*e, security::cmd::UseNonce{admin.id, "0123456789abcdef", now_s}),
+            security::Result::nonce_reused);
   ASSERT_NE(keys->find(admin.id), nullptr);
   EXPECT_TRUE(keys->find(admin.id)->active());
   EXPECT_EQ(keys->find(admin.id)->label, "ops");

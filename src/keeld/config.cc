@@ -172,9 +172,9 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
   const std::string where = "channels." + std::string(name) + ".";
   std::string error = unknown_key(
       t, where,
-      {"url", "psp", "api_key", "webhook_secret", "connections_max", "connect_timeout_ms",
-       "total_timeout_ms", "currencies", "flows", "min_amount", "max_amount", "priority",
-       "cost_bps", "cost_fixed", "concurrency_max", "canary_of"});
+      {"url", "psp", "api_key", "webhook_secret", "previous_webhook_secret", "connections_max",
+       "connect_timeout_ms", "total_timeout_ms", "currencies", "flows", "min_amount", "max_amount",
+       "priority", "cost_bps", "cost_fixed", "concurrency_max", "canary_of"});
   if (!error.empty()) return error;
   dispatch::ChannelConfig ch;
   ch.name = std::string(name);
@@ -184,6 +184,7 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
       read_string(t, "url", &url, &error) && read_string(t, "psp", &ch.client.psp, &error) &&
       read_string(t, "api_key", &ch.client.api_key, &error) &&
       read_string(t, "webhook_secret", &ch.webhook_secret, &error) &&
+      read_string(t, "previous_webhook_secret", &ch.previous_webhook_secret, &error) &&
       read_int(t, "connections_max", where, &ch.client.connections_max, 1, &error) &&
       read_int(t, "connect_timeout_ms", where, &ch.client.connect_timeout_ms, 1, &error) &&
       read_int(t, "total_timeout_ms", where, &ch.client.total_timeout_ms, 1, &error);
@@ -208,7 +209,37 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
   return {};
 }
 
-// [admin]: controls = true serves the runtime-control routes (to loopback clients only).
+// [auth]: rate_limits.ROLE = {per_second, burst} for each role named.
+std::string apply_auth(const toml::table& doc, KeeldConfig* c) {
+  const toml::node* n = doc.get("auth");
+  if (n == nullptr) return {};
+  const toml::table* t = n->as_table();
+  if (t == nullptr) return "auth must be a table";
+  if (std::string error = unknown_key(*t, "auth.", {"rate_limits"}); !error.empty()) return error;
+  const toml::node* limits = t->get("rate_limits");
+  if (limits == nullptr) return {};
+  if (limits->as_table() == nullptr) return "auth.rate_limits must be a table of roles";
+  for (const auto& [key, node] : *limits->as_table()) {
+    const auto role = security::role_from_name(key.str());
+    if (!role) return "auth.rate_limits." + std::string(key.str()) + ": no such role";
+    const toml::table* r = node.as_table();
+    const std::string where = "auth.rate_limits." + std::string(key.str()) + ".";
+    if (r == nullptr) return where + " must be a table";
+    std::string error = unknown_key(*r, where, {"per_second", "burst"});
+    if (!error.empty()) return error;
+    uint32_t per_second = 0;
+    uint32_t burst = 0;
+    if (!read_int(*r, "per_second", where, &per_second, 0, &error) ||
+        !read_int(*r, "burst", where, &burst, 0, &error)) {
+      return error;
+    }
+    c->auth.rate_limits[static_cast<size_t>(*role)] = {static_cast<double>(per_second),
+                                                       static_cast<double>(burst)};
+  }
+  return {};
+}
+
+// [admin]: controls = true serves the runtime-control routes (to admin keys).
 std::string apply_admin(const toml::table& doc, KeeldConfig* c) {
   const toml::node* n = doc.get("admin");
   if (n == nullptr) return {};
@@ -301,6 +332,7 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
   std::string error = apply_fees(doc, c);
   if (error.empty()) error = apply_routing(doc, c);
   if (error.empty()) error = apply_admin(doc, c);
+  if (error.empty()) error = apply_auth(doc, c);
   if (!error.empty()) return error;
   if (const toml::node* n = doc.get("channels")) {
     const toml::table* channels = n->as_table();
@@ -355,7 +387,10 @@ void finish_payments_config(KeeldConfig* c) {
   c->payments.webhook_secrets.clear();
   for (const dispatch::ChannelConfig& ch : c->psp.channels) {
     c->payments.channels.push_back(ch.name);
-    if (!ch.webhook_secret.empty()) c->payments.webhook_secrets[ch.name] = ch.webhook_secret;
+    if (ch.webhook_secret.empty()) continue;
+    auto& secrets = c->payments.webhook_secrets[ch.name];
+    secrets = {ch.webhook_secret};
+    if (!ch.previous_webhook_secret.empty()) secrets.push_back(ch.previous_webhook_secret);
   }
   const auto it =
       std::find(c->payments.channels.begin(), c->payments.channels.end(), c->default_channel);
@@ -383,7 +418,7 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
   }
   std::string error = unknown_key(doc, "",
                                   {"listen", "data", "io_threads", "log_level", "http", "engine",
-                                   "payments", "channels", "fees", "routing", "admin"});
+                                   "payments", "channels", "fees", "routing", "admin", "auth"});
   std::string listen;
   std::string data;
   if (error.empty() && read_string(doc, "listen", &listen, &error) &&
@@ -424,6 +459,8 @@ ParseOutcome parse_command_line(int argc, const char* const* argv, KeeldConfig* 
   app.add_option("--io-threads", io_threads, "HTTP I/O threads")->check(CLI::Range(1, 256));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_flag("--new-admin-key", config->new_admin_key,
+               "create an admin key and write it to DATA/bootstrap-keys (lost admin keys)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

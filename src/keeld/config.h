@@ -20,6 +20,10 @@ struct KeeldConfig {
   std::string log_level = "info";
   dispatch::DispatcherOptions psp;   // channels and the resolver's backoff
   api::PaymentsApiOptions payments;  // filled from `psp` and [payments]
+  api::AuthOptions auth;             // [auth]
+  // --new-admin-key: create an admin key at start and write it to DATA/bootstrap-keys (the
+  // way back in when every admin key is lost: it needs the data directory, i.e. the machine).
+  bool new_admin_key = false;
   std::string default_channel;
   // Routing is on when the config has a [routing] table: engine.channels then holds every
   // channel's definition; off, it holds none (confirms take the caller's or default channel).
@@ -35,7 +39,8 @@ void finish_payments_config(KeeldConfig* config);
 // What parse_command_line() decided.
 enum class ParseOutcome { run, exit_ok, exit_error };
 
-// Reads `keeld --listen HOST:PORT --data DIR [--config FILE] [--io-threads N] [--log-level L]`
+// Reads `keeld --listen HOST:PORT --data DIR [--config FILE] [--io-threads N] [--log-level L]
+// [--new-admin-key]`
 // (CLI11). The TOML file, if given, sets the same settings and the engine's; flags override it:
 //
 //   listen = "127.0.0.1:8080"        data = "./data"        io_threads = 2
@@ -49,6 +54,7 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //   [payments] default_channel, settle_wait_ms, idempotency_ttl_s, confirmation_deadline_s,
 //             processing_deadline_s, capture_deadline_s, resolve_initial_ms, resolve_max_ms
 //   [channels.NAME]  url = "http://HOST:PORT", psp (default NAME), api_key, webhook_secret,
+//             previous_webhook_secret (also accepted, while the PSP rotates its secret),
 //             connections_max, connect_timeout_ms, total_timeout_ms, and for routing:
 //             currencies = ["USD", ...] (default all), flows = ["card_payment", "topup",
 //             "payout"] (default all), min_amount, max_amount, priority, cost_bps, cost_fixed,
@@ -59,6 +65,9 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //             breaker_slow_call_ms, breaker_slow_rate_pct, breaker_open_ms,
 //             breaker_half_open_probes
 //   [fees.default], [fees.NAME] (NAME a channel or "wallet"): bps, fixed (merchant fees)
+//   [admin]   controls = true (serve the runtime-control routes, to admin keys)
+//   [auth.rate_limits.ROLE] (ROLE admin, merchant, customer_app, auditor, ledger):
+//             per_second, burst (requests per API key; per_second 0: no limit)
 //
 // The default channel is `default_channel`, else the first channel by name.
 // Unknown keys, wrong types and out-of-range values are errors. On --help prints the usage and

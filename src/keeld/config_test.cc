@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace keel::keeld {
 namespace {
 
@@ -212,6 +214,10 @@ total_timeout_ms = 2000
 [channels.bankco]
 url = "http://127.0.0.1:9091"
 psp = "bank"
+[channels.altpay]
+url = "http://127.0.0.1:9092"
+webhook_secret = "whsec_new"
+previous_webhook_secret = "whsec_old"
 [fees.default]
 bps = 100
 fixed = 5
@@ -221,15 +227,20 @@ bps = 0
                               "k.toml", &c);
   ASSERT_TRUE(s.is_ok()) << s.message();
   finish_payments_config(&c);
-  ASSERT_EQ(c.psp.channels.size(), 2u);
-  EXPECT_EQ(c.payments.channels, (std::vector<std::string>{"bankco", "cardco"}));  // default first
-  EXPECT_EQ(c.payments.webhook_secrets.at("cardco"), "whsec_c");
+  ASSERT_EQ(c.psp.channels.size(), 3u);
+  EXPECT_EQ(c.payments.channels,
+            (std::vector<std::string>{"bankco", "altpay", "cardco"}));  // default first
+  EXPECT_EQ(c.payments.webhook_secrets.at("cardco"), std::vector<std::string>{"whsec_c"});
+  // A secret being rotated: both are accepted, the current one first.
+  EXPECT_EQ(c.payments.webhook_secrets.at("altpay"),
+            (std::vector<std::string>{"whsec_new", "whsec_old"}));
   EXPECT_FALSE(c.payments.webhook_secrets.contains("bankco"));
   EXPECT_EQ(c.payments.settle_wait_ms, 500);
   EXPECT_EQ(c.engine.payments.deadlines.processing_s, 60);
   EXPECT_EQ(c.psp.resolve_initial_ms, 100);
   const dispatch::ChannelConfig& bank =
-      c.psp.channels[0].name == "bankco" ? c.psp.channels[0] : c.psp.channels[1];
+      *std::find_if(c.psp.channels.begin(), c.psp.channels.end(),
+                    [](const dispatch::ChannelConfig& ch) { return ch.name == "bankco"; });
   EXPECT_EQ(bank.client.psp, "bank");
   EXPECT_EQ(bank.client.port, 9091);
   ASSERT_TRUE(c.engine.fees.has_value());

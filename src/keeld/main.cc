@@ -16,6 +16,7 @@
 #include "api/service.h"
 #include "dispatch/psp_dispatcher.h"
 #include "engine/engine.h"
+#include "keeld/bootstrap.h"
 #include "keeld/config.h"
 #include "net/stop_signals.h"
 
@@ -91,11 +92,32 @@ int run(keeld::KeeldConfig config) {
   }
   dispatcher.start(engine.get());
   config.payments.psp_stats = [&dispatcher] { return dispatcher.stats(); };
-  api::Service service(engine.get(), config.payments);
+  api::Service service(engine.get(), config.payments, config.auth);
   std::unique_ptr<api::Server> server;
   if (Status s = api::Server::start(config.server, &service, &server); !s.is_ok()) {
     engine->stop();
     return fail_startup(s.message());
+  }
+  // After the listener is bound (a start that fails makes no key), before `listening on`.
+  keeld::BootstrapKeys made;
+  if (Status s = keeld::bootstrap_keys(*engine, data_dir, config.new_admin_key, &made);
+      !s.is_ok()) {
+    server->stop_accepting();
+    dispatcher.stop();
+    engine->stop();
+    server->shutdown(kDrainTimeoutMs);
+    return fail_startup(s.message());
+  }
+  if (!made.admin_key.empty()) {
+    // Shown once, on stdout (never in the log); also in DATA/bootstrap-keys (owner-only).
+    std::printf("admin key: %s\n", made.admin_key.c_str());
+    if (!made.merchant_key.empty()) {
+      std::printf("demo merchant %s key: %s\n", std::string(keeld::kDemoMerchantId).c_str(),
+                  made.merchant_key.c_str());
+    }
+    spdlog::warn(
+        "created API keys; they are in {}/{} (owner-only): keep them safe, delete the file",
+        data_dir, keeld::kBootstrapKeysFile);
   }
   const std::string url = keeld::base_url(config.server, server->port());
   std::printf("listening on %s\n", url.c_str());

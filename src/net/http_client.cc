@@ -136,7 +136,15 @@ Status HttpClient::request(std::string_view method, std::string_view target, std
   req.version(11);
   req.set(http::field::host, impl_->options.endpoint.host);
   if (!body.empty()) req.set(http::field::content_type, "application/json");
+  if (!impl_->options.api_key.empty()) {
+    req.set(http::field::authorization, "Bearer " + impl_->options.api_key);
+  }
   for (const auto& [name, value] : headers) req.set(name, value);
+  if (impl_->options.sign) {
+    HttpHeaders signed_headers;
+    impl_->options.sign(method, target, body, &signed_headers);
+    for (const auto& [name, value] : signed_headers) req.set(name, value);
+  }
   req.body() = std::string(body);
   req.prepare_payload();
   for (int attempt = 0;; ++attempt) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +39,14 @@ struct HttpClientOptions {
   // Bound on writing one request and on reading its whole response.
   int64_t io_timeout_ms = 30'000;
   uint64_t response_body_bytes_max = uint64_t{64} << 20;
+  // An API key sent as `Authorization: Bearer KEY` with every request that does not set its own
+  // Authorization header. Empty: none.
+  std::string api_key;
+  // Adds headers computed from the request itself (a signature: security/request_signing.h)
+  // to every request. Empty: none.
+  std::function<void(std::string_view method, std::string_view target, std::string_view body,
+                     HttpHeaders* headers)>
+      sign;
 };
 
 // A synchronous HTTP/1.1 client over one keep-alive connection (Boost.Beast), for the CLI,

@@ -1,5 +1,7 @@
 #include "payments/payment.h"
 
+#include <array>
+
 #include <algorithm>
 
 #include "core/assert.h"
@@ -162,6 +164,30 @@ std::string wallet_account(std::string_view customer, Currency c) {
 }
 
 std::string fees_account(Currency c) { return "fees:" + std::string(c.code()); }
+
+namespace {
+constexpr std::array<std::string_view, 11> kReservedAccountPrefixes = {
+    "wallet:",  "merchant:", "psp_clearing:", "psp_fees:",   "fees:",   "suspense:",
+    "fx_pool:", "fx:",       "bank:",         "settlement:", "reserve:"};
+constexpr std::array<std::string_view, 10> kReservedTransferPrefixes = {
+    "pay_", "re_", "tu_", "po_", "wt_", "fx_", "st_", "dp_", "rc_", "sg_"};
+
+template <size_t N>
+bool starts_with_any(std::string_view id, const std::array<std::string_view, N>& prefixes) {
+  for (std::string_view p : prefixes) {
+    if (id.starts_with(p)) return true;
+  }
+  return false;
+}
+}  // namespace
+
+bool is_reserved_account_id(std::string_view id) {
+  return starts_with_any(id, kReservedAccountPrefixes);
+}
+
+bool is_reserved_transfer_id(std::string_view id) {
+  return starts_with_any(id, kReservedTransferPrefixes);
+}
 
 std::string psp_fees_account(std::string_view channel, Currency c) {
   return "psp_fees:" + std::string(channel) + ":" + std::string(c.code());

@@ -527,4 +527,13 @@ class PaymentMachine {
 [[nodiscard]] std::string fees_account(Currency c);
 [[nodiscard]] std::string psp_fees_account(std::string_view channel, Currency c);
 
+// The ledger namespaces the payments core owns (docs/security.md, "Reserved ledger namespaces"):
+// accounts named like the ones above (and the system accounts money operations add: suspense,
+// FX pools, bank and settlement accounts), and transfers whose id starts with the prefix of an
+// object the core posts for (pay_, re_, tu_, po_, wt_ and those reserved for later flows). Their
+// ids are predictable, so the raw ledger API must never create, move, post or void them: a
+// transfer created there first would break the core's posting chain.
+[[nodiscard]] bool is_reserved_account_id(std::string_view id);
+[[nodiscard]] bool is_reserved_transfer_id(std::string_view id);
+
 }  // namespace keel::payments

@@ -11,11 +11,13 @@ namespace keel::security {
 namespace {
 
 constexpr uint8_t kCommandVersion = 1;
+// 1: the keys, then the nonces of signed writes.
 constexpr uint8_t kRingVersion = 1;
 
-constexpr std::array<std::string_view, 6> kResultNames = {
-    "ok", "key_exists", "key_not_found", "already_revoked", "key_invalid", "too_many_keys"};
-static_assert(kResultNames.size() == static_cast<size_t>(Result::too_many_keys) + 1);
+constexpr std::array<std::string_view, 8> kResultNames = {
+    "ok",          "key_exists",    "key_not_found", "already_revoked",
+    "key_invalid", "too_many_keys", "nonce_reused",  "too_many_nonces"};
+static_assert(kResultNames.size() == static_cast<size_t>(Result::too_many_nonces) + 1);
 
 bool printable(std::string_view s) {
   for (char c : s) {
@@ -76,6 +78,10 @@ void encode_command(const Command& c, std::string* out) {
     w.str16(k->reason);
   } else if (const auto* k = std::get_if<cmd::KeyUsed>(&c)) {
     w.str16(k->id);
+  } else if (const auto* n = std::get_if<cmd::UseNonce>(&c)) {
+    w.str16(n->key_id);
+    w.str16(n->nonce);
+    w.i64(n->t);
   }
 }
 
@@ -105,6 +111,12 @@ Status decode_command(std::string_view bytes, Command* out) {
       cmd::KeyUsed k;
       ok = r.str16(&k.id);
       *out = std::move(k);
+      break;
+    }
+    case CommandKind::use_nonce: {
+      cmd::UseNonce n;
+      ok = r.str16(&n.key_id) && r.str16(&n.nonce) && r.i64(&n.t);
+      *out = std::move(n);
       break;
     }
     default:
@@ -146,10 +158,29 @@ Result KeyRing::apply(const Command& c, Timestamp now) {
     KEEL_ASSERT(!it->second.active());
     return Result::ok;
   }
+  if (const auto* n = std::get_if<cmd::UseNonce>(&c)) return use_nonce(*n, now);
   const auto& used = std::get<cmd::KeyUsed>(c);
   const auto it = keys_.find(used.id);
   if (it == keys_.end()) return Result::key_not_found;
   it->second.last_used = std::max(it->second.last_used, now);
+  return Result::ok;
+}
+
+Result KeyRing::use_nonce(const cmd::UseNonce& n, Timestamp now) {
+  // Forget what no signature can reuse any more: its t is far outside the allowed skew.
+  const int64_t cutoff_s = now / 1'000'000'000 - kNonceKeepS;
+  while (!nonces_by_time_.empty() && nonces_by_time_.begin()->first < cutoff_s) {
+    nonces_.erase(nonces_by_time_.begin()->second);
+    nonces_by_time_.erase(nonces_by_time_.begin());
+  }
+  if (!keys_.contains(n.key_id)) return Result::key_not_found;
+  if (n.nonce.empty() || n.nonce.size() > 64 || !printable(n.nonce)) return Result::key_invalid;
+  auto entry = std::make_pair(n.key_id, n.nonce);
+  if (nonces_.contains(entry)) return Result::nonce_reused;
+  if (nonces_.size() >= kNoncesMax) return Result::too_many_nonces;
+  nonces_by_time_.emplace(n.t, entry);
+  nonces_.insert(std::move(entry));
+  KEEL_ASSERT(nonces_.size() == nonces_by_time_.size());
   return Result::ok;
 }
 
@@ -163,6 +194,12 @@ void KeyRing::encode(std::string* out) const {
   w.u8(kRingVersion);
   w.u32(static_cast<uint32_t>(keys_.size()));
   for (const auto& [id, key] : keys_) write_key(w, key);
+  w.u32(static_cast<uint32_t>(nonces_by_time_.size()));
+  for (const auto& [t, entry] : nonces_by_time_) {  // by time, then as they came
+    w.i64(t);
+    w.str16(entry.first);
+    w.str16(entry.second);
+  }
 }
 
 Status KeyRing::decode(std::string_view bytes, KeyRing* out) {
@@ -181,14 +218,32 @@ Status KeyRing::decode(std::string_view bytes, KeyRing* out) {
       return Status::error("key ring: key " + id + " twice");
     }
   }
+  if (!r.u32(&n) || n > kNoncesMax) return Status::error("key ring: bad nonce count");
+  for (uint32_t i = 0; i < n; ++i) {
+    int64_t t = 0;
+    std::pair<std::string, std::string> entry;
+    if (!r.i64(&t) || !r.str16(&entry.first) || !r.str16(&entry.second) ||
+        !ring.nonces_.insert(entry).second) {
+      return Status::error("key ring: bad nonce");
+    }
+    ring.nonces_by_time_.emplace(t, std::move(entry));
+  }
   if (!r.at_end()) return Status::error("key ring: trailing bytes");
   *out = std::move(ring);
   return Status::ok();
 }
 
 uint64_t KeyRing::state_hash() const {
+  // The keys as they are, but not when each was last used nor the nonces of signed writes:
+  // bookkeeping that every signed request changes, which would make "this request changed
+  // nothing" unprovable by the hash. Recovery keeps them all the same (operator==, tested).
   std::string bytes;
-  encode(&bytes);
+  ByteWriter w(&bytes);
+  for (const auto& [id, key] : keys_) {
+    ApiKey k = key;
+    k.last_used = 0;
+    write_key(w, k);
+  }
   StateHasher h;
   h.bytes(bytes);
   return h.finish();

@@ -111,6 +111,15 @@ TEST(KeyRing, EncodingRoundTripsAndTheHashFollowsTheState) {
   ASSERT_EQ(ring.apply(create(c, Role::customer_app, "cus_9"), 6), Result::ok);
   ASSERT_EQ(ring.apply(cmd::RevokeKey{a.id, "left"}, 7), Result::ok);
   EXPECT_NE(ring.state_hash(), empty_hash);
+  // A use and a nonce are not in the hash; a revocation is.
+  const uint64_t hash = ring.state_hash();
+  KeyRing used = ring;
+  ASSERT_EQ(used.apply(cmd::KeyUsed{c.id}, 8), Result::ok);
+  ASSERT_EQ(used.apply(cmd::UseNonce{c.id, "0123456789abcdef", 1}, 9), Result::ok);
+  EXPECT_EQ(used.state_hash(), hash);
+  EXPECT_NE(used, ring);
+  ASSERT_EQ(used.apply(cmd::RevokeKey{c.id, ""}, 10), Result::ok);
+  EXPECT_NE(used.state_hash(), hash);
   std::string bytes;
   ring.encode(&bytes);
   KeyRing back;

@@ -188,6 +188,7 @@ std::unique_ptr<net::HttpClient> keeld_client(uint16_t port, int64_t io_timeout_
   o.endpoint = {"127.0.0.1", port};
   o.io_timeout_ms = io_timeout_ms;
   o.response_body_bytes_max = uint64_t{1} << 30;
+  testing::use_admin_key(&o);
   return std::make_unique<net::HttpClient>(o);
 }
 

@@ -1,5 +1,11 @@
 #include "testing/keeld_process.h"
 
+#include "security/request_signing.h"
+
+#include <fstream>
+#include <map>
+#include <mutex>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -113,18 +119,34 @@ Status ServerProcess::launch(const std::vector<std::string>& argv, int64_t start
   const std::string name = std::filesystem::path(argv.at(0)).filename().string();
   if (Status s = spawn(argv, &pid_, &stdout_fd_, nullptr); !s.is_ok()) return s;
   const auto deadline = Clock::now() + std::chrono::milliseconds(start_timeout_ms);
-  std::string line;
-  if (!read_line(stdout_fd_, deadline, &line)) {
-    const int code = stop(5'000);
-    return Status::error(name + " did not print its listening line (exit status " +
-                         std::to_string(code) + ")");
-  }
   static constexpr std::string_view kPrefix = "listening on http://127.0.0.1:";
-  if (line.rfind(kPrefix, 0) != 0) return Status::error("unexpected first line: " + line);
+  // keeld prints the keys it made on its first start before it listens.
+  static constexpr int kLinesBeforeMax = 8;
+  std::string line;
+  for (int n = 0;; ++n) {
+    if (!read_line(stdout_fd_, deadline, &line)) {
+      const int code = stop(5'000);
+      return Status::error(name + " did not print its listening line (exit status " +
+                           std::to_string(code) + ")");
+    }
+    if (line.rfind(kPrefix, 0) == 0) break;
+    if (n == kLinesBeforeMax) return Status::error("no listening line; the last was: " + line);
+  }
   port_ = static_cast<uint16_t>(std::atoi(line.c_str() + kPrefix.size()));
   if (port_ == 0) return Status::error("no port in: " + line);
   return Status::ok();
 }
+
+namespace {
+std::mutex& admin_keys_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<uint16_t, std::string>& admin_keys() {
+  static std::map<uint16_t, std::string> keys;
+  return keys;
+}
+}  // namespace
 
 Status KeeldProcess::start(KeeldOptions options, std::unique_ptr<KeeldProcess>* out) {
   std::unique_ptr<KeeldProcess> p(new KeeldProcess());
@@ -139,8 +161,46 @@ Status KeeldProcess::start(KeeldOptions options, std::unique_ptr<KeeldProcess>* 
                                    options.data_dir.string()};
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
   if (Status s = p->launch(argv, options.start_timeout_ms); !s.is_ok()) return s;
+  {
+    std::lock_guard lock(admin_keys_mutex());
+    admin_keys()[p->port()] = p->admin_key();
+  }
   *out = std::move(p);
   return Status::ok();
+}
+
+net::HttpClientOptions keeld_client_options(uint16_t port) {
+  net::HttpClientOptions o;
+  o.endpoint = {"127.0.0.1", port};
+  use_admin_key(&o);
+  return o;
+}
+
+void use_admin_key(net::HttpClientOptions* o) {
+  o->api_key = keeld_admin_key(o->endpoint.port);
+  o->sign = nullptr;
+  if (!o->api_key.empty()) o->sign = security::request_signer<net::HttpHeaders>(o->api_key);
+}
+
+std::string keeld_admin_key(uint16_t port) {
+  std::lock_guard lock(admin_keys_mutex());
+  const auto it = admin_keys().find(port);
+  return it == admin_keys().end() ? std::string() : it->second;
+}
+
+std::string bootstrap_key(const std::filesystem::path& data_dir, std::string_view name) {
+  std::ifstream in(data_dir / "bootstrap-keys");
+  const std::string prefix = std::string(name) + "=";
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(prefix)) return line.substr(prefix.size());
+  }
+  return {};
+}
+
+std::string KeeldProcess::admin_key() const { return bootstrap_key(data_dir_, "KEEL_ADMIN_KEY"); }
+
+std::string KeeldProcess::demo_merchant_key() const {
+  return bootstrap_key(data_dir_, "KEEL_DEMO_MERCHANT_KEY");
 }
 
 uint16_t pick_free_port() {

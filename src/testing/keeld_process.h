@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "net/http_client.h"
 #include "testing/temp_dir.h"
 
 namespace keel::testing {
@@ -78,6 +79,10 @@ class KeeldProcess : public ServerProcess {
   ~KeeldProcess() override;  // stops keeld before its TempDir goes
 
   [[nodiscard]] const std::filesystem::path& data_dir() const { return data_dir_; }
+  // The keys keeld made at its first start on this data directory (DATA/bootstrap-keys): the
+  // admin key and the demo merchant's (mch_demo). Empty if there is none.
+  [[nodiscard]] std::string admin_key() const;
+  [[nodiscard]] std::string demo_merchant_key() const;
 
  private:
   KeeldProcess() = default;
@@ -85,6 +90,20 @@ class KeeldProcess : public ServerProcess {
   std::unique_ptr<TempDir> owned_dir_;
   std::filesystem::path data_dir_;
 };
+
+// The admin key of the keeld this process started last on 127.0.0.1:`port` (KeeldProcess::start
+// notes it), for helpers that know only the port; empty if none. Thread-safe.
+[[nodiscard]] std::string keeld_admin_key(uint16_t port);
+
+// Options for a client of that keeld on 127.0.0.1:`port`, sending its admin key and signing
+// each request with it (admin keys must: docs/security.md).
+[[nodiscard]] net::HttpClientOptions keeld_client_options(uint16_t port);
+// Sets `o`'s key to the admin key of the keeld at o->endpoint.port, with its signer.
+void use_admin_key(net::HttpClientOptions* o);
+
+// The value of `name` ("KEEL_ADMIN_KEY") in DATA/bootstrap-keys; empty if absent.
+[[nodiscard]] std::string bootstrap_key(const std::filesystem::path& data_dir,
+                                        std::string_view name);
 
 // keel-psp-sim from this build tree with `config` and `seed`, on `listen`.
 Status start_psp_sim(const std::filesystem::path& config, uint64_t seed,

@@ -100,10 +100,12 @@ JsonResponse to_json_response(const net::HttpResponse& r) {
   return out;
 }
 
-std::unique_ptr<net::HttpClient> client_for(uint16_t port) {
+// A client of the simulator (no key), or of keeld with its admin key (`keeld`).
+std::unique_ptr<net::HttpClient> client_for(uint16_t port, bool keeld = false) {
   net::HttpClientOptions o;
   o.endpoint.host = "127.0.0.1";
   o.endpoint.port = port;
+  if (keeld) use_admin_key(&o);
   return std::make_unique<net::HttpClient>(o);
 }
 
@@ -192,7 +194,7 @@ Status PaymentsStack::start_keeld() {
   o.extra_args = {"--config", keeld_config_.string()};
   for (const auto& a : options_.keeld_args) o.extra_args.push_back(a);
   if (Status s = KeeldProcess::start(o, &keeld_); !s.is_ok()) return s;
-  keeld_client_ = client_for(keeld_->port());
+  keeld_client_ = client_for(keeld_->port(), true);
   return Status::ok();
 }
 
@@ -213,7 +215,7 @@ Status PaymentsStack::restart_keeld(bool kill9) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (!last.is_ok()) return last;
-  keeld_client_ = client_for(keeld_->port());
+  keeld_client_ = client_for(keeld_->port(), true);
   return Status::ok();
 }
 
@@ -249,7 +251,7 @@ JsonResponse PaymentsStack::post_webhook(std::string_view channel, std::string_v
 
 JsonResponse PaymentsStack::post_unshared(std::string_view path, std::string_view body,
                                           std::string_view idempotency_key) {
-  const std::unique_ptr<net::HttpClient> client = client_for(keeld_->port());
+  const std::unique_ptr<net::HttpClient> client = client_for(keeld_->port(), true);
   net::HttpHeaders headers;
   if (!idempotency_key.empty()) headers.emplace_back("Idempotency-Key", idempotency_key);
   net::HttpResponse r;

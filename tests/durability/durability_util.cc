@@ -38,6 +38,7 @@ Status start_keeld(const std::filesystem::path& data_dir, const std::string& con
 std::unique_ptr<net::HttpClient> make_client(uint16_t port) {
   net::HttpClientOptions options;
   options.endpoint = {"127.0.0.1", port};
+  testing::use_admin_key(&options);
   options.connect_timeout_ms = 5'000;
   options.io_timeout_ms = 60'000;
   return std::make_unique<net::HttpClient>(options);

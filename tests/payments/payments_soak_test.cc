@@ -140,6 +140,7 @@ net::HttpClientOptions client_options(uint16_t port, int64_t io_timeout_ms) {
   net::HttpClientOptions o;
   o.endpoint = {"127.0.0.1", port};
   o.io_timeout_ms = io_timeout_ms;
+  use_admin_key(&o);
   return o;
 }
 
