@@ -51,14 +51,6 @@ class AccountChooser {
   std::vector<double> cdf_;
 };
 
-template <typename T, typename Call>
-engine::Outcome<T> wait_for(Call&& call) {
-  std::promise<engine::Outcome<T>> p;
-  auto f = p.get_future();
-  call([&p](engine::Outcome<T> o) { p.set_value(std::move(o)); });
-  return f.get();
-}
-
 // Makes the next batch of transfers, choosing accounts with `chooser`.
 std::vector<ledger::TransferEvent> make_batch(const LedgerBenchOptions& o, AccountChooser& chooser,
                                               uint64_t* made) {
@@ -87,7 +79,7 @@ void create_accounts(engine::Engine& e, size_t n) {
     for (; i < n && events.size() < ledger::kEventsPerRequestMax; ++i) {
       events.push_back({numbered("acct_", i), usd, 0, {}});
     }
-    auto out = wait_for<std::vector<ledger::CreateAccountResult>>(
+    auto out = engine::wait_for<std::vector<ledger::CreateAccountResult>>(
         [&](auto cb) { e.create_accounts(std::move(events), std::move(cb)); });
     if (out.error != engine::EngineError::ok) throw std::runtime_error("account creation failed");
   }
@@ -137,8 +129,8 @@ Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
   // Memory is measured once the history tier has caught up (every transfer here is final).
   const auto moved_at = Clock::now();
   for (;;) {
-    const auto s =
-        wait_for<engine::EngineStatus>([&](auto cb) { engine->get_status(false, std::move(cb)); });
+    const auto s = engine::wait_for<engine::EngineStatus>(
+        [&](auto cb) { engine->get_status(false, std::move(cb)); });
     if (!s.value.history_enabled ||
         (s.value.history_queued == 0 && s.value.counts.transfers_in_memory == 0)) {
       break;
@@ -148,8 +140,8 @@ Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
   const double catch_up_s = std::chrono::duration<double>(Clock::now() - moved_at).count();
   malloc_trim(0);
   const uint64_t rss_after = resident_bytes();
-  const auto status =
-      wait_for<engine::EngineStatus>([&](auto cb) { engine->get_status(true, std::move(cb)); });
+  const auto status = engine::wait_for<engine::EngineStatus>(
+      [&](auto cb) { engine->get_status(true, std::move(cb)); });
   engine.reset();
   fs::remove_all(dir);
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -117,6 +118,16 @@ struct Outcome {
 
 template <typename T>
 using Callback = std::function<void(Outcome<T>)>;
+
+// Calls an engine method with a callback and blocks until it answers: for a program's set-up
+// steps and for tests, never on the writer thread. `call` takes the Callback<T>.
+template <typename T, typename Call>
+Outcome<T> wait_for(Call&& call) {
+  std::promise<Outcome<T>> p;
+  auto f = p.get_future();
+  call([&p](Outcome<T> o) { p.set_value(std::move(o)); });
+  return f.get();
+}
 
 struct EngineStatus {
   uint64_t last_seq = 0;         // last durable journal record

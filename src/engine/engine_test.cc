@@ -11,9 +11,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <functional>
-#include <ctime>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -46,15 +46,6 @@ class TempDir {
  private:
   fs::path path_;
 };
-
-// Calls an engine method and waits for its answer.
-template <typename T, typename Call>
-Outcome<T> wait_for(Call&& call) {
-  std::promise<Outcome<T>> p;
-  auto f = p.get_future();
-  call([&p](Outcome<T> o) { p.set_value(std::move(o)); });
-  return f.get();
-}
 
 class EngineTest : public ::testing::Test {
  protected:

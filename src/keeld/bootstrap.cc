@@ -16,14 +16,6 @@
 namespace keel::keeld {
 namespace {
 
-template <typename T, typename Call>
-engine::Outcome<T> wait_for(Call&& call) {
-  std::promise<engine::Outcome<T>> p;
-  auto f = p.get_future();
-  call([&p](engine::Outcome<T> o) { p.set_value(std::move(o)); });
-  return f.get();
-}
-
 Status errno_error(std::string what, const std::filesystem::path& path) {
   return Status::error(what + " " + path.string() + ": " + std::strerror(errno));
 }
@@ -55,7 +47,7 @@ Status write_private_file(const std::filesystem::path& path, const std::string& 
 
 Status journal_key(engine::Engine& engine, const security::GeneratedKey& key, security::Role role,
                    std::string owner, std::string label) {
-  const auto o = wait_for<security::Result>([&](auto done) {
+  const auto o = engine::wait_for<security::Result>([&](auto done) {
     engine.security_command(
         security::cmd::CreateKey{key.id, role, std::move(owner), key.hash, std::move(label)},
         std::move(done));
@@ -74,8 +66,8 @@ Status bootstrap_keys(engine::Engine& engine, const std::filesystem::path& data_
   *out = {};
   const bool first = engine.keys()->empty();
   if (!first && !new_admin_key) return Status::ok();
-  const auto status =
-      wait_for<engine::EngineStatus>([&](auto done) { engine.get_status(false, std::move(done)); });
+  const auto status = engine::wait_for<engine::EngineStatus>(
+      [&](auto done) { engine.get_status(false, std::move(done)); });
   if (status.error != engine::EngineError::ok) return Status::error("the engine did not answer");
   // A new data directory: nothing in it but, after a crash during a first start, the demo
   // merchant itself.
@@ -84,7 +76,7 @@ Status bootstrap_keys(engine::Engine& engine, const std::filesystem::path& data_
                           status.value.payments.merchants <= 1;
   bool demo = first && empty_data;
   if (demo) {
-    const auto created = wait_for<payments::Reply>([&](auto done) {
+    const auto created = engine::wait_for<payments::Reply>([&](auto done) {
       engine.payments_command(
           payments::cmd::CreateMerchant{std::string(kDemoMerchantId), "Demo merchant", "", ""}, 0,
           std::move(done));

@@ -209,13 +209,26 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
   return {};
 }
 
+// The table `name` of `doc` with only `keys` in it: null when absent (or, with `*error` set,
+// when it is not a table or holds another key).
+const toml::table* section(const toml::table& doc, std::string_view name,
+                           std::initializer_list<std::string_view> keys, std::string* error) {
+  const toml::node* n = doc.get(name);
+  if (n == nullptr) return nullptr;
+  const toml::table* t = n->as_table();
+  if (t == nullptr) {
+    *error = std::string(name) + " must be a table";
+    return nullptr;
+  }
+  *error = unknown_key(*t, std::string(name) + ".", keys);
+  return error->empty() ? t : nullptr;
+}
+
 // [auth]: rate_limits.ROLE = {per_second, burst} for each role named.
 std::string apply_auth(const toml::table& doc, KeeldConfig* c) {
-  const toml::node* n = doc.get("auth");
-  if (n == nullptr) return {};
-  const toml::table* t = n->as_table();
-  if (t == nullptr) return "auth must be a table";
-  if (std::string error = unknown_key(*t, "auth.", {"rate_limits"}); !error.empty()) return error;
+  std::string section_error;
+  const toml::table* t = section(doc, "auth", {"rate_limits"}, &section_error);
+  if (t == nullptr) return section_error;
   const toml::node* limits = t->get("rate_limits");
   if (limits == nullptr) return {};
   if (limits->as_table() == nullptr) return "auth.rate_limits must be a table of roles";
@@ -241,11 +254,9 @@ std::string apply_auth(const toml::table& doc, KeeldConfig* c) {
 
 // [admin]: controls = true serves the runtime-control routes (to admin keys).
 std::string apply_admin(const toml::table& doc, KeeldConfig* c) {
-  const toml::node* n = doc.get("admin");
-  if (n == nullptr) return {};
-  const toml::table* t = n->as_table();
-  if (t == nullptr) return "admin must be a table";
-  if (std::string error = unknown_key(*t, "admin.", {"controls"}); !error.empty()) return error;
+  std::string section_error;
+  const toml::table* t = section(doc, "admin", {"controls"}, &section_error);
+  if (t == nullptr) return section_error;
   if (const toml::node* v = t->get("controls")) {
     const auto b = v->value_exact<bool>();
     if (!b) return "admin.controls must be true or false";

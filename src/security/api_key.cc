@@ -18,6 +18,8 @@ static_assert(kRoleNames.size() == static_cast<size_t>(kRoleLast) + 1);
 constexpr std::string_view kKeyPrefix = "keel_";
 constexpr std::string_view kIdPrefix = "key_";
 
+}  // namespace
+
 bool is_lower_hex(std::string_view s) {
   for (char c : s) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
@@ -25,7 +27,7 @@ bool is_lower_hex(std::string_view s) {
   return true;
 }
 
-std::string hex(const uint8_t* p, size_t n) {
+std::string to_hex(const uint8_t* p, size_t n) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(2 * n);
@@ -35,8 +37,6 @@ std::string hex(const uint8_t* p, size_t n) {
   }
   return out;
 }
-
-}  // namespace
 
 std::string_view role_name(Role r) { return kRoleNames[static_cast<size_t>(r)]; }
 
@@ -55,7 +55,7 @@ Digest sha256(std::string_view data) {
   return d;
 }
 
-std::string to_hex(const Digest& d) { return hex(d.data(), d.size()); }
+std::string to_hex(const Digest& d) { return to_hex(d.data(), d.size()); }
 
 bool digest_equal(const Digest& a, const Digest& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
@@ -65,8 +65,8 @@ GeneratedKey generate_key() {
   std::array<uint8_t, 8 + 32> random{};
   const bool random_ok = RAND_bytes(random.data(), static_cast<int>(random.size())) == 1;
   KEEL_ASSERT(random_ok);
-  const std::string tail = hex(random.data(), 8);
-  const std::string secret = hex(random.data() + 8, 32);
+  const std::string tail = to_hex(random.data(), 8);
+  const std::string secret = to_hex(random.data() + 8, 32);
   GeneratedKey k;
   k.id = std::string(kIdPrefix) + tail;
   k.text = std::string(kKeyPrefix) + tail + "_" + secret;

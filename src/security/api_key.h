@@ -28,6 +28,9 @@ using Digest = std::array<uint8_t, 32>;
 
 [[nodiscard]] Digest sha256(std::string_view data);
 [[nodiscard]] std::string to_hex(const Digest& d);
+// Lower-case hex of `n` bytes at `p`.
+[[nodiscard]] std::string to_hex(const uint8_t* p, size_t n);
+[[nodiscard]] bool is_lower_hex(std::string_view s);
 // Compares in time independent of where the digests differ.
 [[nodiscard]] bool digest_equal(const Digest& a, const Digest& b);
 

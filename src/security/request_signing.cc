@@ -14,22 +14,6 @@
 namespace keel::security {
 namespace {
 
-std::string hex(const unsigned char* p, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[p[i] >> 4]);
-    out.push_back(kHex[p[i] & 0xF]);
-  }
-  return out;
-}
-
-bool is_lower_hex(std::string_view s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
 bool valid_nonce(std::string_view n) {
   if (n.size() < kNonceLengthMin || n.size() > kNonceLengthMax) return false;
   return std::all_of(n.begin(), n.end(), [](char c) {
@@ -43,7 +27,7 @@ std::string hmac_hex(const Digest& key, std::string_view message) {
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
-  return hex(mac, len);
+  return to_hex(mac, len);
 }
 
 // "a=1&c=3&b=2" -> "a=1&b=2&c=3".
@@ -116,7 +100,7 @@ std::string new_nonce() {
   unsigned char random[16];
   const bool ok = RAND_bytes(random, sizeof random) == 1;
   KEEL_ASSERT(ok);
-  return hex(random, sizeof random);
+  return to_hex(random, sizeof random);
 }
 
 SignatureCheck verify_request(const Digest& key, std::string_view header, std::string_view method,

@@ -111,11 +111,20 @@ std::string string_field(const JsonResponse& r, std::string_view key) {
   return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
 }
 
+// A merchant of the soak and its API key: its checkout sends every request with it (plain
+// Bearer, as merchants do), so the soak also runs the tenant checks.
+struct Merchant {
+  std::string id;
+  std::string api_key;
+};
+
 // POSTs until keeld answers other than with a 5xx; a transport error or a 5xx is retried with
 // the same Idempotency-Key (the exactly-once contract). status 0: gave up.
 JsonResponse post_until_answered(net::HttpClient& client, const std::string& path,
-                                 const std::string& body, const std::string& key, ClientLog* log) {
-  const net::HttpHeaders headers = {{"Idempotency-Key", key}};
+                                 const std::string& body, const std::string& key,
+                                 const std::string& api_key, ClientLog* log) {
+  const net::HttpHeaders headers = {{"Idempotency-Key", key},
+                                    {"Authorization", "Bearer " + api_key}};
   for (int attempt = 0; attempt < kRequestTriesMax; ++attempt) {
     if (attempt > 0) {
       ++log->retried;
@@ -139,18 +148,18 @@ struct Connections {
 net::HttpClientOptions client_options(uint16_t port, int64_t io_timeout_ms) {
   net::HttpClientOptions o;
   o.endpoint = {"127.0.0.1", port};
-  o.io_timeout_ms = io_timeout_ms;
-  use_admin_key(&o);
+  o.io_timeout_ms = io_timeout_ms;  // the merchant's key goes with each request
   return o;
 }
 
 // Creates plan[i]'s payment; its id, or empty (with a problem logged).
-std::string create(net::HttpClient& client, const std::string& merchant, const std::string& key,
+std::string create(net::HttpClient& client, const Merchant& merchant, const std::string& key,
                    const Plan& plan, ClientLog* log) {
   const std::string body = R"({"amount":)" + std::to_string(plan.amount) +
-                           R"(,"currency":"USD","merchant":")" + merchant +
+                           R"(,"currency":"USD","merchant":")" + merchant.id +
                            R"(","payment_method":"tok_visa"})";
-  const JsonResponse created = post_until_answered(client, "/v1/payments", body, key, log);
+  const JsonResponse created =
+      post_until_answered(client, "/v1/payments", body, key, merchant.api_key, log);
   const std::string id = string_field(created, "id");
   if (created.status != 200 || id.empty() ||
       string_field(created, "status") != "requires_confirmation") {
@@ -159,7 +168,8 @@ std::string create(net::HttpClient& client, const std::string& merchant, const s
     return {};
   }
   if (plan.repeat_create) {
-    const JsonResponse again = post_until_answered(client, "/v1/payments", body, key, log);
+    const JsonResponse again =
+        post_until_answered(client, "/v1/payments", body, key, merchant.api_key, log);
     if (again.status != 200 || !again.replayed || string_field(again, "id") != id) {
       log->problems.push_back("repeated create of " + id +
                               " was not replayed: " + again.text.substr(0, 200));
@@ -173,18 +183,21 @@ bool in_use(const JsonResponse& r) {
 }
 
 // Confirms payment `id` as plan says its client does.
-void confirm(Connections& c, const std::string& id, const std::string& key, const Plan& plan,
-             ClientLog* log) {
+void confirm(Connections& c, const std::string& id, const std::string& key,
+             const std::string& api_key, const Plan& plan, ClientLog* log) {
   const std::string path = "/v1/payments/" + id + "/confirm";
   if (plan.impatient_confirm) {
     // Gives up before the answer; whether keeld got it or not, the retry below (same key) must
     // not confirm twice.
     net::HttpResponse ignored;
-    if (!c.impatient.request("POST", path, "{}", {{"Idempotency-Key", key}}, &ignored).is_ok()) {
+    if (!c.impatient
+             .request("POST", path, "{}",
+                      {{"Idempotency-Key", key}, {"Authorization", "Bearer " + api_key}}, &ignored)
+             .is_ok()) {
       ++log->retried;
     }
   }
-  const JsonResponse confirmed = post_until_answered(c.patient, path, "{}", key, log);
+  const JsonResponse confirmed = post_until_answered(c.patient, path, "{}", key, api_key, log);
   const std::string status = string_field(confirmed, "status");
   if (in_use(confirmed)) {
     ++log->confirm_in_use;  // an earlier try of ours reached keeld: it has the confirm
@@ -196,7 +209,7 @@ void confirm(Connections& c, const std::string& id, const std::string& key, cons
     ++log->confirm_settled;
   }
   if (plan.repeat_confirm) {
-    const JsonResponse again = post_until_answered(c.patient, path, "{}", key, log);
+    const JsonResponse again = post_until_answered(c.patient, path, "{}", key, api_key, log);
     if (!in_use(again) &&
         !(again.status == 200 && again.replayed && string_field(again, "id") == id)) {
       log->problems.push_back("repeated confirm of " + id + ": " + std::to_string(again.status) +
@@ -204,7 +217,8 @@ void confirm(Connections& c, const std::string& id, const std::string& key, cons
     }
   }
   if (plan.confirm_new_key) {
-    const JsonResponse other = post_until_answered(c.patient, path, "{}", key + "-again", log);
+    const JsonResponse other =
+        post_until_answered(c.patient, path, "{}", key + "-again", api_key, log);
     if (other.status != 409 || error_code_of(other) != "payment_unexpected_state") {
       log->problems.push_back("second confirm of " + id + " with a new key: " +
                               std::to_string(other.status) + " " + other.text.substr(0, 200));
@@ -213,13 +227,14 @@ void confirm(Connections& c, const std::string& id, const std::string& key, cons
 }
 
 // Creates and confirms plan[i]'s payment as its client would.
-void pay(Connections& c, const std::vector<std::string>& merchants, size_t i, const Plan& plan,
+void pay(Connections& c, const std::vector<Merchant>& merchants, size_t i, const Plan& plan,
          ClientLog* log) {
   const std::string prefix = "soak-" + std::to_string(kSeed) + "-" + std::to_string(i);
-  const std::string id = create(c.patient, merchants[plan.merchant], prefix + "-create", plan, log);
+  const Merchant& merchant = merchants[plan.merchant];
+  const std::string id = create(c.patient, merchant, prefix + "-create", plan, log);
   if (id.empty()) return;
   log->ids.emplace_back(i, id);
-  confirm(c, id, prefix + "-confirm", plan, log);
+  confirm(c, id, prefix + "-confirm", merchant.api_key, plan, log);
 }
 
 // A payment as keeld shows it at the end.
@@ -394,12 +409,13 @@ class PaymentsSoak : public ::testing::Test {
     o.channel_toml_extra = "connections_max = 64\nconnect_timeout_ms = 500\n";
     o.keeld_args = {"--log-level", "warn"};
     o.sim_args = {"--log-level", "warn"};
+    o.keeld_toml_extra = "[auth.rate_limits.merchant]\nper_second = 0\n";  // the load is the test
     ASSERT_TRUE(PaymentsStack::start(o, &stack_).is_ok());
   }
 
   // Runs every plan from kClients threads, each with its own connection.
   std::vector<ClientLog> run_clients(const std::vector<Plan>& plans,
-                                     const std::vector<std::string>& merchants) {
+                                     const std::vector<Merchant>& merchants) {
     std::vector<ClientLog> logs(kClients);
     std::vector<std::thread> threads;
     for (size_t c = 0; c < kClients; ++c) {
@@ -592,13 +608,18 @@ void print_summary(const ClientsSeen& seen, const Tally& tally, const SimBooks& 
 TEST_F(PaymentsSoak, TenThousandPaymentsUnderAllFaultsSettleOnceAndBooksAgree) {
   const auto began = Clock::now();
   std::vector<std::string> merchants;
+  std::vector<Merchant> checkouts;
   for (size_t m = 0; m < kMerchants; ++m) {
     merchants.push_back(stack_->create_merchant());
     ASSERT_FALSE(merchants.back().empty());
+    const JsonResponse key = stack_->post(
+        "/v1/admin/keys", R"({"role": "merchant", "merchant": ")" + merchants.back() + "\"}");
+    ASSERT_EQ(key.status, 200u) << key.text;
+    checkouts.push_back({merchants.back(), string_field(key, "key")});
   }
   const std::vector<Plan> plans = make_plans();
   Problems client_problems;
-  const ClientsSeen seen = merge(run_clients(plans, merchants), &client_problems);
+  const ClientsSeen seen = merge(run_clients(plans, checkouts), &client_problems);
   const double load_s = seconds_since(began);
   // Every payment created and confirmed, with the answers the idempotency contract promises.
   client_problems.expect_none("the clients' requests");
