@@ -1944,5 +1944,11 @@ TEST(FormatCompatibility, DataDirectoryV7ReplaysToTheHashItsWriterComputed) {
   expect_fixture_replays("data-v7");
 }
 
+// data-v8: API keys (record type 6: keys created, used, revoked; nonces of signed writes) and the
+// KEELSTATE2 snapshot with its key ring part.
+TEST(FormatCompatibility, DataDirectoryV8ReplaysToTheHashItsWriterComputed) {
+  expect_fixture_replays("data-v8");
+}
+
 }  // namespace
 }  // namespace keel::engine
