@@ -198,6 +198,42 @@ TEST(ApplyToml, RejectsBadFiles) {
   }
 }
 
+TEST(ApplyToml, RateLimitsPerRoleAndTheirErrors) {
+  KeeldConfig c;
+  const api::RateLimits defaults = c.auth.rate_limits;
+  const Status s = apply_toml(R"(
+[auth.rate_limits.merchant]
+per_second = 50
+burst = 80
+[auth.rate_limits.ledger]
+per_second = 1000
+)",
+                              "k.toml", &c);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  const auto limit = [&c](security::Role r) { return c.auth.rate_limits[static_cast<size_t>(r)]; };
+  EXPECT_EQ(limit(security::Role::merchant).per_second, 50);
+  EXPECT_EQ(limit(security::Role::merchant).burst, 80);
+  EXPECT_EQ(limit(security::Role::ledger).per_second, 1000);
+  // Roles not named keep their defaults.
+  EXPECT_EQ(limit(security::Role::customer_app).per_second,
+            defaults[static_cast<size_t>(security::Role::customer_app)].per_second);
+  for (const char* bad : {
+           "auth = 1",                                       // not a table
+           "[auth]\nlimits = 1",                             // unknown key
+           "[auth]\nrate_limits = 5",                        // not a table of roles
+           "[auth.rate_limits.root]\nper_second = 1",        // no such role
+           "[auth.rate_limits.merchant]\nper_second = -1",   // negative
+           "[auth.rate_limits.merchant]\nper_second = 1.5",  // not an integer
+           "[auth.rate_limits.merchant]\nrate = 1",          // unknown key
+           "[admin]\ncontrols = 1",                          // not a bool
+       }) {
+    KeeldConfig bad_config;
+    const Status e = apply_toml(bad, "k.toml", &bad_config);
+    EXPECT_FALSE(e.is_ok()) << bad;
+    EXPECT_EQ(e.message().rfind("k.toml", 0), 0u) << e.message();
+  }
+}
+
 TEST(ApplyToml, PaymentsChannelsAndFees) {
   KeeldConfig c;
   const Status s = apply_toml(R"(
