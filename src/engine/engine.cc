@@ -285,7 +285,7 @@ struct Engine::Impl {
       std::make_shared<const security::KeyRing>();
   bool keys_changed = false;
   void publish_keys() {
-    auto copy = std::make_shared<const security::KeyRing>(state.keys);
+    auto copy = std::make_shared<const security::KeyRing>(state.keys.keys_only());
     std::lock_guard lock(keys_mutex);
     published_keys = std::move(copy);
   }
@@ -608,7 +608,8 @@ void Engine::Impl::apply_security(SecurityCommand& c) {
     security::encode_command(c.command, &payload);
     journal->end_record();
     ++events_since_snapshot;
-    keys_changed = true;
+    // A nonce changes no key: authentication reads nothing of it (the ring applies it).
+    keys_changed = keys_changed || !std::holds_alternative<security::cmd::UseNonce>(c.command);
   }
   replies.push_back([done = std::move(c.done), result](bool durable) {
     durable ? done({EngineError::ok, result}) : done({EngineError::unavailable, {}});

@@ -242,8 +242,8 @@ class Engine {
   // ring's result once the record is durable (a refused command journals nothing); by then
   // keys() shows the change. Taken in read-only mode and above the memory budget too.
   void security_command(security::Command command, Callback<security::Result> done);
-  // The key ring as of the last durable change: an immutable copy, for the API's authentication
-  // on its own threads. Thread-safe; never null.
+  // The keys as of the last durable change to one (the nonces of signed writes left out): an
+  // immutable copy, for the API's authentication on its own threads. Thread-safe; never null.
   [[nodiscard]] std::shared_ptr<const security::KeyRing> keys() const;
   // Every routing channel with its live state, in configuration order (empty: no routing).
   void get_channels(Callback<std::vector<ChannelStatus>> done);

@@ -413,7 +413,7 @@ TEST_F(EngineOnMemoryTest, KeysAreJournaledPublishedWhenDurableAndSurviveSnapsho
   auto e = open_on_disk();
   EXPECT_EQ(status(*e).state_hash, hash);
   const auto keys = e->keys();
-  EXPECT_EQ(*keys, ring);  // nonces and last uses too, which the hash leaves out
+  EXPECT_EQ(*keys, ring);  // last uses too, which the hash leaves out; the nonce below
   EXPECT_EQ(key_command(*e, security::cmd::UseNonce{admin.id, "0123456789abcdef", now_s}),
             security::Result::nonce_reused);
   ASSERT_NE(keys->find(admin.id), nullptr);

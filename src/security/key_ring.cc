@@ -184,6 +184,12 @@ Result KeyRing::use_nonce(const cmd::UseNonce& n, Timestamp now) {
   return Result::ok;
 }
 
+KeyRing KeyRing::keys_only() const {
+  KeyRing out;
+  out.keys_ = keys_;
+  return out;
+}
+
 const ApiKey* KeyRing::find(std::string_view id) const {
   const auto it = keys_.find(id);
   return it == keys_.end() ? nullptr : &it->second;

@@ -109,6 +109,8 @@ class KeyRing {
   [[nodiscard]] const std::map<std::string, ApiKey, std::less<>>& keys() const { return keys_; }
   [[nodiscard]] bool empty() const { return keys_.empty(); }
   [[nodiscard]] size_t nonces() const { return nonces_.size(); }
+  // A copy of the keys without the nonces: what authentication reads (O(keys), not O(nonces)).
+  [[nodiscard]] KeyRing keys_only() const;
 
   // Canonical encoding (snapshot part); decode refuses anything else.
   void encode(std::string* out) const;

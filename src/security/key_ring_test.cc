@@ -118,6 +118,8 @@ TEST(KeyRing, EncodingRoundTripsAndTheHashFollowsTheState) {
   ASSERT_EQ(used.apply(cmd::UseNonce{c.id, "0123456789abcdef", 1}, 9), Result::ok);
   EXPECT_EQ(used.state_hash(), hash);
   EXPECT_NE(used, ring);
+  EXPECT_EQ(used.keys_only().nonces(), 0u);
+  EXPECT_EQ(used.keys_only().keys(), used.keys());
   ASSERT_EQ(used.apply(cmd::RevokeKey{c.id, ""}, 10), Result::ok);
   EXPECT_NE(used.state_hash(), hash);
   std::string bytes;
