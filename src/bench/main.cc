@@ -113,6 +113,8 @@ int main(int argc, char** argv) {
       ->add_option("--settle-wait-ms", payments_options.settle_wait_ms,
                    "how long a confirm waits for the PSP's outcome")
       ->check(CLI::Range(0, 600'000));
+  payments->add_flag("!--no-keys", payments_options.keys,
+                     "a keeld from before API keys: no [auth] config, no key");
   payments->add_flag("--routing", payments_options.routing,
                      "routing on: each confirm asks the router and journals its decision");
   payments->add_flag("--history-in-memory", payments_options.history_in_memory,

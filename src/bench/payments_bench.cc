@@ -52,7 +52,9 @@ struct ConnectionResult {
 // other than with a 5xx.
 class Client {
  public:
-  Client(uint16_t port, ConnectionResult* out) : client_(options(port)), out_(out) {}
+  // `api_key`: the merchant's (plain Bearer); empty: the bench's own (use_bench_key).
+  Client(uint16_t port, const std::string& api_key, ConnectionResult* out)
+      : client_(options(port, api_key)), out_(out) {}
 
   bool post(const std::string& target, const std::string& body, const std::string& key,
             net::HttpResponse* r) {
@@ -77,11 +79,15 @@ class Client {
   }
 
  private:
-  static net::HttpClientOptions options(uint16_t port) {
+  static net::HttpClientOptions options(uint16_t port, const std::string& api_key) {
     net::HttpClientOptions o;
     o.endpoint = {"127.0.0.1", port};
     o.io_timeout_ms = 60'000;
     use_bench_key(&o);
+    if (!api_key.empty()) {
+      o.api_key = api_key;
+      o.sign = nullptr;
+    }
     return o;
   }
 
@@ -126,10 +132,10 @@ bool pay(Client& client, const std::string& create_body, const std::string& key_
   return true;
 }
 
-void run_connection(uint16_t port, const std::string& merchant, const std::string& prefix,
-                    uint64_t seed, std::latch* start, Clock::time_point deadline,
-                    ConnectionResult* out) {
-  Client client(port, out);
+void run_connection(uint16_t port, const std::string& merchant, const std::string& merchant_key,
+                    const std::string& prefix, uint64_t seed, std::latch* start,
+                    Clock::time_point deadline, ConnectionResult* out) {
+  Client client(port, merchant_key, out);
   std::mt19937_64 rng(seed);
   std::vector<std::string> bodies;
   for (size_t i = 0; i < kAmounts; ++i) {
@@ -193,6 +199,8 @@ std::unique_ptr<testing::PaymentsStack> start_stack(const PaymentsBenchOptions& 
     so.channel_toml["bankco"] = "flows = [\"topup\", \"payout\"]\n";
   }
   if (o.history_in_memory) so.keeld_toml_extra = "[engine]\nhistory = \"memory\"\n";
+  // One merchant's key carries the whole load: its per-key limit would be the measure.
+  if (o.keys) so.keeld_toml_extra += "[auth.rate_limits.merchant]\nper_second = 0\n";
   so.keeld_args = {"--log-level", "warn"};
   so.sim_args = {"--log-level", "warn"};
   std::unique_ptr<testing::PaymentsStack> stack;
@@ -210,6 +218,16 @@ std::vector<Row> measure(testing::PaymentsStack& stack, const PaymentsBenchOptio
                          const std::string& run) {
   const std::string merchant = stack.create_merchant();
   if (merchant.empty()) throw std::runtime_error("cannot create a merchant");
+  // The load pays as a merchant's checkout does: with the merchant's own key (plain Bearer, the
+  // tenant checks included). A keeld from before keys makes none: no key then.
+  const testing::JsonResponse key =
+      !o.keys ? testing::JsonResponse{}
+              : stack.post("/v1/admin/keys", R"({"role": "merchant", "merchant": ")" + merchant +
+                                                 R"(", "label": "keel-bench"})");
+  const std::string merchant_key =
+      key.status == 200 && key.body.is_object() && key.body.as_object().contains("key")
+          ? std::string(key.body.at("key").as_string())
+          : std::string();
   const uint16_t port = stack.keeld().port();
   const uint64_t commits_before =
       get_json(port, "/v1/admin/status").at("batches_committed").to_number<uint64_t>();
@@ -219,8 +237,9 @@ std::vector<Row> measure(testing::PaymentsStack& stack, const PaymentsBenchOptio
   const auto deadline =
       Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o.seconds * 1000));
   for (size_t c = 0; c < o.connections; ++c) {
-    threads.emplace_back(run_connection, port, merchant, run + "-" + std::to_string(c) + "-",
-                         o.seed * 1'000'003 + c, &start, deadline, &results[c]);
+    threads.emplace_back(run_connection, port, merchant, merchant_key,
+                         run + "-" + std::to_string(c) + "-", o.seed * 1'000'003 + c, &start,
+                         deadline, &results[c]);
   }
   start.arrive_and_wait();
   const auto began = Clock::now();

@@ -29,6 +29,9 @@ struct PaymentsBenchOptions {
   // After the run: a snapshot (its duration and size) and a restart of keeld on the same data
   // (stop and start until it listens again; its resident memory then).
   bool snapshot_restart = false;
+  // The load pays with a merchant key (plain Bearer; keeld's per-key rate limit lifted for it).
+  // False: for a keeld from before API keys (no [auth] in its config, no key sent).
+  bool keys = true;
 };
 
 // Card payments end to end: keeld and keel-psp-sim (PSP cardco, zero latency, journal on) run as
