@@ -1,5 +1,7 @@
 #include "payments/commands.h"
 
+#include "payments/idempotency.h"
+
 #include <array>
 #include <optional>
 #include <utility>
@@ -399,6 +401,11 @@ Status decode_command(std::string_view bytes, Command* out) {
   }
   if (!c.traceparent.empty() && c.traceparent.size() != kTraceparentLength) {
     return Status::error("payments command: malformed traceparent");
+  }
+  // A key is journaled with its request's fingerprint (a SHA-256), never another length: the
+  // idempotency store relies on it (found by fuzzing the journal record decoder).
+  if (!c.idempotency.key.empty() && c.idempotency.fingerprint.size() != kFingerprintBytes) {
+    return Status::error("payments command: malformed idempotency fingerprint");
   }
   *out = std::move(c);
   return Status::ok();
