@@ -6,8 +6,10 @@ DATA ?= ./data
 
 RELEASE_DIR := build/release
 TEST_DIR := build/asan
+FUZZ_DIR := build/fuzz
+FUZZ_SECONDS ?= 60
 
-.PHONY: deps build build-test run test bench format clean
+.PHONY: deps build build-test run test bench fuzz format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -45,6 +47,14 @@ bench: build
 	$(RELEASE_DIR)/src/bench/keel-bench http --keeld $(RELEASE_DIR)/src/keeld/keeld --json bench-results/http.json
 	$(RELEASE_DIR)/src/bench/keel-bench payments --keeld $(RELEASE_DIR)/src/keeld/keeld \
 	  --psp-sim $(RELEASE_DIR)/src/psp_sim/keel-psp-sim --json bench-results/payments.json
+
+# libFuzzer on every decoder of outside bytes (src/fuzz), FUZZ_SECONDS each, in a clang tree.
+fuzz:
+	@./scripts/install-deps.sh --fuzz
+	cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DKEEL_FUZZ=ON -DKEEL_BUILD_TESTS=OFF -DKEEL_BUILD_BENCH=OFF
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target keel-fuzz-all
+	./scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

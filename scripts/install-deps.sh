@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages keel needs, only those that are missing.
-# Idempotent: a second run installs nothing and exits 0.
+# Idempotent: a second run installs nothing and exits 0. `--fuzz` adds clang (with libFuzzer)
+# for `make fuzz`.
 set -euo pipefail
 
 packages=(
@@ -11,6 +12,7 @@ packages=(
   librocksdb-dev liblmdb-dev  # keel-bench store: the history tier's candidate stores
   curl jq  # the README tour
 )
+if [ "${1:-}" = --fuzz ]; then packages+=(clang libclang-rt-14-dev); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -8,5 +8,8 @@ template <typename... F>
 struct Overloaded : F... {
   using F::operator()...;
 };
+// C++20 deduces it on its own; clang 14 (the fuzz build) still needs the guide.
+template <typename... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 }  // namespace keel
