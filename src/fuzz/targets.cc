@@ -56,26 +56,30 @@ void authorization(std::string_view in) {
   KEEL_ASSERT(a.caller.has_value() != a.error.has_value());
 }
 
-// A payments command as journaled: what decodes re-encodes to bytes that decode the same.
-void payments_command(std::string_view in) {
-  payments::Command c;
-  if (!payments::decode_command(in, &c).is_ok()) return;
+// What decodes re-encodes to bytes that decode to the same command.
+template <typename Command, typename Decode, typename Encode>
+void round_trip(std::string_view in, Decode decode, Encode encode) {
+  Command c;
+  if (!decode(in, &c).is_ok()) return;
   std::string again;
-  payments::encode_command(c, &again);
-  payments::Command back;
-  KEEL_ASSERT(payments::decode_command(again, &back).is_ok());
+  encode(c, &again);
+  Command back;
+  KEEL_ASSERT(decode(again, &back).is_ok());
   KEEL_ASSERT(back == c);
 }
 
-// A key ring command as journaled, likewise.
+// A payments command as journaled.
+void payments_command(std::string_view in) {
+  round_trip<payments::Command>(
+      in, [](std::string_view b, payments::Command* c) { return payments::decode_command(b, c); },
+      [](const payments::Command& c, std::string* out) { payments::encode_command(c, out); });
+}
+
+// A key ring command as journaled.
 void security_command(std::string_view in) {
-  security::Command c;
-  if (!security::decode_command(in, &c).is_ok()) return;
-  std::string again;
-  security::encode_command(c, &again);
-  security::Command back;
-  KEEL_ASSERT(security::decode_command(again, &back).is_ok());
-  KEEL_ASSERT(back == c);
+  round_trip<security::Command>(
+      in, [](std::string_view b, security::Command* c) { return security::decode_command(b, c); },
+      [](const security::Command& c, std::string* out) { security::encode_command(c, out); });
 }
 
 // A journal record of any type (the first byte), applied to an empty state: refused or applied,
