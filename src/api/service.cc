@@ -453,11 +453,10 @@ Service::Service(engine::Engine* engine, PaymentsApiOptions payments, AuthOption
 
 Service::~Service() = default;
 
-std::optional<HttpReply> Service::admit(const RouteMatch& m, std::string_view method,
+std::optional<HttpReply> Service::admit(const RouteAccess& access, std::string_view method,
                                         std::string_view target, const RequestHeaders& headers,
                                         std::string_view body, std::string_view request_id,
                                         Admitted* out) {
-  const RouteAccess access = route_access(m.route);
   KEEL_ASSERT(!access.public_route);
   const auto keys = engine_->keys();  // the key's digest below lives in it
   const Timestamp now = wall_now_();
@@ -530,9 +529,9 @@ void Service::handle(std::string_view method, std::string_view target,
   if (m.error) return reply(error_reply(*m.error, request_id, m.allow));
   std::optional<Caller> caller;
   std::optional<security::SignatureHeader> nonce;
-  if (!route_access(m.route).public_route) {
+  if (const RouteAccess access = route_access(m.route); !access.public_route) {
     Admitted admitted;
-    if (auto refused = admit(m, method, target, headers, body, request_id, &admitted)) {
+    if (auto refused = admit(access, method, target, headers, body, request_id, &admitted)) {
       return reply(std::move(*refused));
     }
     caller = std::move(admitted.caller);

@@ -109,7 +109,7 @@ class Service {
   };
   // The caller of a non-public route (its key, its signature, its role, its rate), or the answer
   // that refuses it (401, 403, 429).
-  std::optional<HttpReply> admit(const RouteMatch& m, std::string_view method,
+  std::optional<HttpReply> admit(const RouteAccess& access, std::string_view method,
                                  std::string_view target, const RequestHeaders& headers,
                                  std::string_view body, std::string_view request_id, Admitted* out);
   // Runs the route (the caller admitted; null for a public route).

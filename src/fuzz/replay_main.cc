@@ -28,6 +28,24 @@ void write(const fs::path& dir, const std::string& name, const std::string& byte
   std::ofstream(dir / name, std::ios::binary) << bytes;
 }
 
+// A journal_record input: the record type's byte, then the payload (targets.cc).
+void write_record(const fs::path& root, engine::RecordType type, const std::string& name,
+                  const std::string& payload) {
+  write(root / "journal_record", name, std::string(1, static_cast<char>(type)) + payload);
+}
+
+// Each command as a seed of its own target and as a journal record of `type`.
+template <typename Command, typename Encode>
+void write_commands(const fs::path& root, const std::string& target, engine::RecordType type,
+                    const std::vector<Command>& commands, Encode encode) {
+  for (size_t i = 0; i < commands.size(); ++i) {
+    std::string bytes;
+    encode(commands[i], &bytes);
+    write(root / target, "seed-" + std::to_string(i), bytes);
+    write_record(root, type, target + "-" + std::to_string(i), bytes);
+  }
+}
+
 int write_seeds(const fs::path& root) {
   // Payments commands of several kinds.
   std::vector<payments::Command> commands;
@@ -45,26 +63,18 @@ int write_seeds(const fs::path& root) {
   commands.emplace_back(payments::cmd::CapturePayment{"pay_1", 1000});
   commands.emplace_back(payments::cmd::CreateRefund{"re_1", "pay_1", 250});
   commands.back().idempotency = {"merchant:mch_1", "k1", std::string(32, 'f')};
-  for (size_t i = 0; i < commands.size(); ++i) {
-    std::string bytes;
-    payments::encode_command(commands[i], &bytes);
-    write(root / "payments_command", "seed-" + std::to_string(i), bytes);
-    write(root / "journal_record", "payments-" + std::to_string(i),
-          std::string(1, static_cast<char>(engine::RecordType::payments)) + bytes);
-  }
+  write_commands(
+      root, "payments_command", engine::RecordType::payments, commands,
+      [](const payments::Command& c, std::string* out) { payments::encode_command(c, out); });
   // Key ring commands.
   const security::GeneratedKey key = security::generate_key();
   const std::vector<security::Command> keys = {
       security::cmd::CreateKey{key.id, security::Role::merchant, "mch_1", key.hash, "label"},
       security::cmd::RevokeKey{key.id, "rotated"}, security::cmd::KeyUsed{key.id},
       security::cmd::UseNonce{key.id, "0123456789abcdef", 1'800'000'000}};
-  for (size_t i = 0; i < keys.size(); ++i) {
-    std::string bytes;
-    security::encode_command(keys[i], &bytes);
-    write(root / "security_command", "seed-" + std::to_string(i), bytes);
-    write(root / "journal_record", "security-" + std::to_string(i),
-          std::string(1, static_cast<char>(engine::RecordType::security)) + bytes);
-  }
+  write_commands(
+      root, "security_command", engine::RecordType::security, keys,
+      [](const security::Command& c, std::string* out) { security::encode_command(c, out); });
   // Ledger records, and a snapshot of a state that holds accounts, a transfer and a key.
   std::vector<ledger::AccountEvent> accounts = {{"a", *Currency::from_code("USD"), 0, {}},
                                                 {"b", *Currency::from_code("USD"), 0, {}}};
@@ -77,12 +87,10 @@ int write_seeds(const fs::path& root) {
   const std::vector<ledger::TransferEvent> transfers = {t};
   std::string bytes;
   engine::encode_accounts(accounts, &bytes);
-  write(root / "journal_record", "accounts",
-        std::string(1, static_cast<char>(engine::RecordType::create_accounts)) + bytes);
+  write_record(root, engine::RecordType::create_accounts, "accounts", bytes);
   bytes.clear();
   engine::encode_transfers(transfers, &bytes);
-  write(root / "journal_record", "transfers",
-        std::string(1, static_cast<char>(engine::RecordType::create_transfers)) + bytes);
+  write_record(root, engine::RecordType::create_transfers, "transfers", bytes);
   engine::State state;
   state.ledger.create_accounts(accounts, 10);
   state.ledger.create_transfers(transfers, 20);
