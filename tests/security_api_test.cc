@@ -476,5 +476,66 @@ TEST(KeysCli, CreatesListsAndRevokesKeys) {
   EXPECT_NE(r.err.find("API key"), std::string::npos) << r.err;
 }
 
+// The audit chain end to end: the head keeld serves (route, CLI, metric) anchors `keel audit
+// verify` on the data directory keeld leaves; a head that differs, or lies past the end of the
+// journal, fails it and says where. audit_chain_test.cc tampers with the records themselves.
+TEST(AuditCli, TheServedHeadAnchorsVerifyAndAnotherHeadFailsIt) {
+  std::unique_ptr<KeeldProcess> keeld;
+  ASSERT_TRUE(KeeldProcess::start({}, &keeld).is_ok());
+  const auto keel = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {build_path("src/cli/keel").string(), "--server", keeld->base_url(),
+                               "--key", keeld->admin_key()});
+    return run_program(args);
+  };
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(keel({"api", "POST", "/v1/customers", "{}"}).exit_code, 0);
+  }
+  auto r = keel({"-o", "json", "audit", "head"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json::value head = json::parse(r.out);
+  const uint64_t seq = head.at("seq").to_number<uint64_t>();
+  const std::string hash = str(head, "head");
+  EXPECT_EQ(seq, head.at("last_seq").to_number<uint64_t>());  // every batch ends with its link
+  EXPECT_EQ(hash.size(), 64u);
+  net::HttpClientOptions options = keeld_client_options(keeld->port());
+  net::HttpClient client(options);
+  net::HttpResponse metrics;
+  ASSERT_TRUE(client.request("GET", "/metrics", "", {}, &metrics).is_ok());
+  EXPECT_NE(metrics.body.find("keel_audit_chain_head_seq " + std::to_string(seq) + "\n"),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("keel_audit_chain_head_prefix " +
+                              std::to_string(std::stoull(hash.substr(0, 12), nullptr, 16)) + "\n"),
+            std::string::npos);
+  ASSERT_EQ(keeld->stop(), 0);
+
+  const std::string data = keeld->data_dir().string();
+  const std::string cli = build_path("src/cli/keel").string();
+  r = run_program(
+      {cli, "-o", "json", "audit", "verify", data, "--anchor", std::to_string(seq) + ":" + hash});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const json::value report = json::parse(r.out);
+  EXPECT_TRUE(report.at("ok").as_bool());
+  EXPECT_EQ(report.at("head_seq").to_number<uint64_t>(), seq);
+  EXPECT_EQ(str(report, "head"), hash);
+  EXPECT_EQ(report.at("covered_from").to_number<uint64_t>(), 1u);
+  EXPECT_GE(report.at("anchors_checked").to_number<uint64_t>(), 1u);
+
+  std::string other = hash;
+  other[0] = other[0] == '0' ? '1' : '0';
+  r = run_program({cli, "audit", "verify", data, "--anchor", std::to_string(seq) + ":" + other});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("record " + std::to_string(seq) + ": its head differs"), std::string::npos)
+      << r.err;
+  r = run_program(
+      {cli, "audit", "verify", data, "--anchor", std::to_string(seq + 10) + ":" + hash});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("records were dropped from the end"), std::string::npos) << r.err;
+  for (const std::string& bad : std::vector<std::string>{"12", "x:" + hash, "0:" + hash, "5:abc"}) {
+    r = run_program({cli, "audit", "verify", data, "--anchor", bad});
+    EXPECT_EQ(r.exit_code, 1) << bad;
+    EXPECT_NE(r.err.find("--anchor takes SEQ:HEAD"), std::string::npos) << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace keel::testing

@@ -66,6 +66,11 @@ namespace keel::api {
 [[nodiscard]] boost::json::object set_account_closed_result_to_json(
     std::string_view id, ledger::SetAccountClosedResult result);
 // EngineStatus; state_hash (16 hex digits), invariants_ok and invariant_problem only if `full`.
+// GET /v1/admin/audit/head: {"object":"audit_head","seq","head","last_seq"}; seq and head are
+// null before the first chain record.
+[[nodiscard]] boost::json::object audit_head_to_json(const engine::EngineStatus& s);
+// The first 48 bits of a chain head as an integer (exact in a Prometheus float sample).
+[[nodiscard]] uint64_t audit_head_prefix(const journal::ChainDigest& head);
 [[nodiscard]] boost::json::object status_to_json(const engine::EngineStatus& s, bool full,
                                                  bool healthy);
 // {"error": {"type", "code", "message", "param" (null when empty), "request_id"}}

@@ -134,6 +134,22 @@ json::object set_account_closed_result_to_json(std::string_view id,
   return json::object{{"id", jv(id)}, {"result", jv(ledger::result_name(result))}};
 }
 
+json::object audit_head_to_json(const engine::EngineStatus& s) {
+  return json::object{
+      {"object", "audit_head"},
+      {"seq", s.audit_head ? json::value(s.audit_head->seq) : json::value(nullptr)},
+      {"head",
+       s.audit_head ? json::value(journal::to_hex(s.audit_head->head)) : json::value(nullptr)},
+      {"last_seq", s.last_seq},
+  };
+}
+
+uint64_t audit_head_prefix(const journal::ChainDigest& head) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 6; ++i) v = v << 8 | head[i];
+  return v;
+}
+
 json::object status_to_json(const engine::EngineStatus& s, bool full, bool healthy) {
   json::object out{
       {"healthy", healthy},

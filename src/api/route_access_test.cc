@@ -112,6 +112,7 @@ constexpr std::array kTable = {
     Row{Route::list_keys,                      "UOODDDDD"},
     Row{Route::get_key,                        "UOODDDDD"},
     Row{Route::revoke_key,                     "UODDDDDD"},
+    Row{Route::audit_head,                     "UOODDDDD"},
 };
 // clang-format on
 
@@ -362,6 +363,8 @@ class RouteAccessWalk : public ::testing::Test {
         return {"GET", "/v1/admin/keys/" + spare_key_id_, ""};
       case Route::revoke_key:
         return {"POST", "/v1/admin/keys/" + spare_key_id_ + "/revoke", ""};
+      case Route::audit_head:
+        return {"GET", "/v1/admin/audit/head", ""};
     }
     return {};
   }

@@ -115,6 +115,7 @@ constexpr std::array kRoutes = {
     RouteSpec{"GET", {"v1", "admin", "keys"}, Route::list_keys, {"limit", "starting_after"}, A | U},
     RouteSpec{"GET", {"v1", "admin", "keys", "{id}"}, Route::get_key, {}, A | U},
     RouteSpec{"POST", {"v1", "admin", "keys", "{id}", "revoke"}, Route::revoke_key, {}, A},
+    RouteSpec{"GET", {"v1", "admin", "audit", "head"}, Route::audit_head, {}, A | U},
 };
 
 // Whether `path` fits `spec`; the {id} segment goes to *id.

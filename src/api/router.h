@@ -67,8 +67,10 @@ enum class Route : uint8_t {
   list_keys,   // GET  /v1/admin/keys?limit=&starting_after=
   get_key,     // GET  /v1/admin/keys/{id}
   revoke_key,  // POST /v1/admin/keys/{id}/revoke   {reason?}
+  // The audit chain (docs/security.md).
+  audit_head,  // GET  /v1/admin/audit/head
 };
-inline constexpr Route kRouteLast = Route::revoke_key;
+inline constexpr Route kRouteLast = Route::audit_head;
 
 // The roles that may call a route: bit (1 << Role). Empty for a public route.
 using RoleSet = uint8_t;

@@ -201,6 +201,13 @@ std::string metrics_text(const engine::EngineStatus& s) {
            std::to_string(value) + "\n";
   };
   metric("keel_journal_last_seq", "gauge", "Last durable journal record.", s.last_seq);
+  metric("keel_audit_chain_head_seq", "gauge",
+         "Journal record of the audit chain's head (GET /v1/admin/audit/head has its hash).",
+         s.audit_head ? s.audit_head->seq : 0);
+  metric("keel_audit_chain_head_prefix", "gauge",
+         "The first 48 bits of the audit chain head's SHA-256, as an integer: a sample kept by "
+         "the metrics store anchors the chain outside keel.",
+         s.audit_head ? audit_head_prefix(s.audit_head->head) : 0);
   metric("keel_engine_queue_depth", "gauge", "Commands waiting for the writer.", s.queue_depth);
   metric("keel_engine_batches_committed_total", "counter", "Group commits since start.",
          s.batches_committed);
@@ -593,6 +600,11 @@ void Service::dispatch(const RouteMatch& m, const Caller* caller, std::string_vi
       return admin_status(engine_, m, r);
     case Route::admin_snapshot:
       return admin_snapshot(engine_, body, r);
+    case Route::audit_head:
+      return engine_->get_status(false, on_io_thread<engine::EngineStatus>(
+                                            r, [](const Responder& r, engine::EngineStatus s) {
+                                              r.ok(audit_head_to_json(s));
+                                            }));
     case Route::healthz:
       return r->ok(json::object{{"status", "ok"}});
     case Route::metrics: {

@@ -87,7 +87,7 @@ void create_accounts(engine::Engine& e, size_t n) {
 
 // All batches are made before the clock starts, so the figure is the writer's alone (the
 // producer would otherwise compete for the second core). At most `in_flight` requests wait.
-Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
+Row run_scenario(const LedgerBenchOptions& o, bool zipf, bool audit_chain = true) {
   const fs::path dir = fs::path(o.data_dir) / (zipf ? "zipf" : "uniform");
   fs::remove_all(dir);
   malloc_trim(0);
@@ -95,6 +95,7 @@ Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
   engine::EngineOptions eo;
   eo.data_dir = dir;
   eo.history_in_memory = o.history_in_memory;
+  eo.audit_chain = audit_chain;
   std::unique_ptr<engine::Engine> engine;
   if (Status s = engine::Engine::open(eo, &engine); !s.is_ok())
     throw std::runtime_error(s.message());
@@ -147,7 +148,8 @@ Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
 
   Row row = timed_row(std::string("engine+journal, batch ") + std::to_string(o.batch) + ", " +
                           (zipf ? "zipf" : "uniform") +
-                          (o.history_in_memory ? ", history in memory" : ", history store"),
+                          (o.history_in_memory ? ", history in memory" : ", history store") +
+                          (audit_chain ? "" : ", no audit chain"),
                       ok, seconds, latencies_ms);
   const double n = static_cast<double>(status.value.counts.transfers);
   row.extra = {
@@ -168,6 +170,10 @@ Row run_scenario(const LedgerBenchOptions& o, bool zipf) {
 
 std::vector<Row> run_ledger_bench(const LedgerBenchOptions& options) {
   if (options.zipf_only) return {run_scenario(options, true)};
+  if (options.audit_chain_ab) {
+    return {run_scenario(options, false, false), run_scenario(options, false, true),
+            run_scenario(options, false, false), run_scenario(options, false, true)};
+  }
   return {run_scenario(options, false), run_scenario(options, true)};
 }
 

@@ -17,6 +17,8 @@ struct LedgerBenchOptions {
   uint64_t seed = 1;
   bool history_in_memory = false;  // keep every transfer in memory (no history store)
   bool zipf_only = false;          // run the Zipf scenario only (long runs)
+  // Instead: the uniform scenario with the journal's audit chain off, then on, twice (A B A B).
+  bool audit_chain_ab = false;
 };
 
 // In-process engine throughput, journal on (one fdatasync per group commit), no HTTP:

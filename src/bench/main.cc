@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
   ledger->add_flag("--history-in-memory", ledger_options.history_in_memory,
                    "keep every transfer in memory (no history store), as before issue 10");
   ledger->add_flag("--zipf-only", ledger_options.zipf_only, "run the Zipf scenario only");
+  ledger->add_flag("--audit-chain-ab", ledger_options.audit_chain_ab,
+                   "the uniform scenario with the audit chain off, on, off, on");
 
   keel::bench::StoreBenchOptions store_options;
   std::string store_json;

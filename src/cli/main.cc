@@ -3,8 +3,10 @@
 // create was answered with a result other than ok or exists.
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -479,6 +481,60 @@ int verify_journal(const Globals& g, const std::string& dir) {
   return 0;
 }
 
+// `keel audit verify` (offline, read only) and `keel audit head` (the server's, to anchor).
+void add_audit_commands(CLI::App& app, const Globals& g, Action* action) {
+  struct Verify {
+    std::string data, archive;
+    std::vector<std::string> anchors;
+  };
+  auto v = std::make_shared<Verify>();
+  CLI::App* audit =
+      app.add_subcommand("audit", "the tamper-evident audit chain")->require_subcommand(1);
+  CLI::App* verify = audit->add_subcommand(
+      "verify", "check the journal's hash chain in DATA (read only; keeld may run)");
+  verify->add_option("DATA", v->data, "data directory")->required()->check(CLI::ExistingDirectory);
+  verify
+      ->add_option("--archive", v->archive,
+                   "where journal retention archived segments: verify from record 1")
+      ->check(CLI::ExistingDirectory);
+  verify->add_option("--anchor", v->anchors,
+                     "SEQ:HEAD, a head kept outside keel (keel audit head); repeatable");
+  verify->callback([&g, action, v] {
+    *action = [&g, v] {
+      std::vector<journal::ChainAnchor> anchors;
+      for (const std::string& a : v->anchors) {
+        const size_t colon = a.find(':');
+        uint64_t seq = 0;
+        const auto [end, ec] = std::from_chars(a.data(), a.data() + std::min(colon, a.size()), seq);
+        const auto head = colon == std::string::npos
+                              ? std::nullopt
+                              : journal::digest_from_hex(a.substr(colon + 1));
+        if (ec != std::errc() || end != a.data() + colon || seq == 0 || !head) {
+          return fail("--anchor takes SEQ:HEAD (a record number and 64 hex digits), not " + a);
+        }
+        anchors.push_back({{seq, *head}, "the anchor " + a.substr(0, colon)});
+      }
+      engine::AuditReport report;
+      if (const Status s = engine::verify_audit(v->data, v->archive, anchors, &report);
+          !s.is_ok()) {
+        return fail("audit verify " + v->data + ": " + s.message());
+      }
+      show(g, cli::audit_report_to_json(report), cli::print_object);
+      if (!report.chain.ok()) {
+        return fail("the audit chain is broken: " + report.chain.problems.front());
+      }
+      return 0;
+    };
+  });
+  CLI::App* head = audit->add_subcommand(
+      "head", "the server's audit chain head: record and hash, to keep outside keel");
+  head->callback([&g, action] {
+    *action = [&g] {
+      return show(g, call(g, "GET", "/v1/admin/audit/head", ""), cli::print_object);
+    };
+  });
+}
+
 void add_other_commands(CLI::App& app, const Globals& g, Action* action) {
   auto full = std::make_shared<bool>(false);
   CLI::App* status = app.add_subcommand("status", "the server's engine status");
@@ -495,6 +551,8 @@ void add_other_commands(CLI::App& app, const Globals& g, Action* action) {
       "verify", "check a data directory (checksums, replay, invariants) without changing it");
   verify->add_option("DIR", *dir, "data directory")->required()->check(CLI::ExistingDirectory);
   verify->callback([&g, action, dir] { *action = [&g, dir] { return verify_journal(g, *dir); }; });
+
+  add_audit_commands(app, g, action);
 
   auto rebuild_data = std::make_shared<std::string>();
   auto rebuild_archive = std::make_shared<std::string>();

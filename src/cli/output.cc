@@ -1,6 +1,7 @@
 #include "cli/output.h"
 
 #include <algorithm>
+#include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 #include <cstdio>
 
@@ -26,6 +27,26 @@ json::object rebuild_report_to_json(const engine::RebuildReport& r) {
                       {"state_hash", hash_hex(r.state_hash)},
                       {"replaced_store", r.replaced_store.empty() ? json::value(nullptr)
                                                                   : json::value(r.replaced_store)}};
+}
+
+json::object audit_report_to_json(const engine::AuditReport& r) {
+  const journal::ChainReport& c = r.chain;
+  json::array problems;
+  for (const std::string& p : c.problems) problems.emplace_back(p);
+  return json::object{
+      {"ok", c.ok()},
+      {"records", c.records},
+      {"first_seq", c.first_seq},
+      {"chain_records", c.chain_records},
+      {"covered_from", c.covered_from},
+      {"uncovered_head", c.uncovered_head},
+      {"uncovered_tail", c.uncovered_tail},
+      {"head_seq", c.head ? json::value(c.head->seq) : json::value(nullptr)},
+      {"head", c.head ? json::value(journal::to_hex(c.head->head)) : json::value(nullptr)},
+      {"anchors_checked", c.anchors_checked},
+      {"torn_tail_bytes", r.journal.torn_tail_bytes},
+      {"problems", std::move(problems)},
+  };
 }
 
 json::object verify_report_to_json(const engine::VerifyReport& r) {

@@ -14,6 +14,8 @@ namespace keel::cli {
 
 // `keel journal verify`'s report as JSON (its -o json output, and the table's rows).
 [[nodiscard]] boost::json::object verify_report_to_json(const engine::VerifyReport& r);
+// `keel audit verify`'s report.
+[[nodiscard]] boost::json::object audit_report_to_json(const engine::AuditReport& r);
 // `keel store rebuild`'s report.
 [[nodiscard]] boost::json::object rebuild_report_to_json(const engine::RebuildReport& r);
 

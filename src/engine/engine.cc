@@ -1,9 +1,13 @@
 #include "engine/engine.h"
 
+#include <stdlib.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <map>
@@ -447,6 +451,7 @@ Status Engine::Impl::open_storage() {
   jo.dir = options.data_dir;
   jo.segment_bytes_max = options.segment_bytes_max;
   jo.archive_dir = options.archive_dir;
+  jo.audit_chain = options.audit_chain;
   jo.warn = warn;
   std::unique_ptr<journal::Journal> file;
   if (Status s = journal::Journal::open(jo, &file, nullptr); !s.is_ok()) return s;
@@ -675,6 +680,7 @@ void Engine::Impl::answer_read(Command& c) {
         } else if constexpr (std::is_same_v<T, GetStatus>) {
           EngineStatus s;
           s.last_seq = journal->last_seq();
+          s.audit_head = journal->chain_point();
           s.last_timestamp = last_timestamp;
           s.counts = ledger.counts();
           s.batches_committed = batches_committed;
@@ -1102,9 +1108,10 @@ void Engine::Impl::start_backup(Backup& cmd) {
   encode_state(state, state_bytes.get());
   const uint64_t seq = journal->last_seq();
   const Timestamp ts = last_timestamp;
+  const std::optional<journal::ChainPoint> chain = journal->chain_at(seq);
   backup_done.store(false);
   backup_thread = std::thread([this, dir = std::move(cmd.dir), done = std::move(cmd.done),
-                               state_bytes, seq, ts] {
+                               state_bytes, seq, ts, chain] {
     BackupResult r;
     r.seq = seq;
     r.timestamp = ts;
@@ -1114,7 +1121,7 @@ void Engine::Impl::start_backup(Backup& cmd) {
     if (ec) {
       r.status = Status::error(dir.string() + ": " + ec.message());
     } else {
-      r.status = journal::Journal::write_snapshot_file(dir, seq, ts, *state_bytes);
+      r.status = journal::Journal::write_snapshot_file(dir, seq, ts, *state_bytes, chain);
     }
     if (r.status.is_ok() && history) {
       r.status = history->store().checkpoint(dir / "store");
@@ -1463,6 +1470,33 @@ Status link_segments(const std::filesystem::path& from, const std::filesystem::p
   return Status::ok();
 }
 
+// A directory of its own under the system's temporary directory, removed with its contents.
+class TempDirectory {
+ public:
+  TempDirectory() = default;
+  ~TempDirectory() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  TempDirectory(const TempDirectory&) = delete;
+  TempDirectory& operator=(const TempDirectory&) = delete;
+
+  Status create() {
+    std::error_code ec;
+    std::string name = (std::filesystem::temp_directory_path(ec) / "keel-audit-XXXXXX").string();
+    if (ec) return Status::error("temporary directory: " + ec.message());
+    if (::mkdtemp(name.data()) == nullptr) {
+      return Status::error("mkdtemp " + name + ": " + std::strerror(errno));
+    }
+    path_ = name;
+    return Status::ok();
+  }
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 // Replays the journal in `journal_dir` from record 1 into a new store at `store_dir`, moving
 // final transfers into it as they come (memory stays bounded as keeld's does).
 Status replay_into_store(const std::filesystem::path& journal_dir,
@@ -1534,6 +1568,34 @@ Status replay_into_store(const std::filesystem::path& journal_dir,
 }
 
 }  // namespace
+
+Status verify_audit(const std::filesystem::path& data, const std::filesystem::path& archive,
+                    std::vector<journal::ChainAnchor> anchors, AuditReport* report) {
+  namespace fs = std::filesystem;
+  *report = {};
+  if (!fs::is_directory(data)) return Status::error(data.string() + ": no such directory");
+  journal::JournalOptions jo;
+  jo.dir = data;
+  jo.read_only = true;
+  std::unique_ptr<journal::Journal> journal;
+  if (Status s = journal::Journal::open(jo, &journal, &report->journal); !s.is_ok()) return s;
+  for (journal::ChainAnchor& a : journal->snapshot_anchors()) anchors.push_back(std::move(a));
+  // With an archive: the segments of both, side by side in a directory of links.
+  std::optional<TempDirectory> joined;
+  if (!archive.empty()) {
+    if (!fs::is_directory(archive)) return Status::error(archive.string() + ": no such directory");
+    joined.emplace();
+    if (Status s = joined->create(); !s.is_ok()) return s;
+    Status s = link_segments(data, joined->path());
+    if (s.is_ok()) s = link_segments(archive, joined->path());
+    if (!s.is_ok()) return s;
+    jo.dir = joined->path();
+    journal.reset();
+    if (Status o = journal::Journal::open(jo, &journal, &report->journal); !o.is_ok()) return o;
+  }
+  const uint64_t first = report->journal.first_seq == 0 ? 1 : report->journal.first_seq;
+  return journal::verify_chain(*journal, first, anchors, &report->chain);
+}
 
 Status rebuild_store(const std::filesystem::path& data, const std::filesystem::path& archive,
                      RebuildReport* report) {

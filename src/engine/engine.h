@@ -76,6 +76,9 @@ struct EngineOptions {
   // except on demand).
   uint64_t snapshot_interval_events = 20'000'000;
   uint64_t segment_bytes_max = uint64_t{256} << 20;
+  // The journal's audit chain (journal/audit_chain.h). keeld always writes it; only keel-bench
+  // turns it off, to measure what it costs.
+  bool audit_chain = true;
   // How often the writer checks for expired holds while idle.
   int64_t tick_interval_ms = 100;
   // Where the engine logs: info (recovery, snapshots), warn (a torn tail cut, a damaged
@@ -130,7 +133,10 @@ Outcome<T> wait_for(Call&& call) {
 }
 
 struct EngineStatus {
-  uint64_t last_seq = 0;         // last durable journal record
+  uint64_t last_seq = 0;  // last durable journal record
+  // The audit chain's last durable chain record (journal/audit_chain.h): what an operator
+  // anchors outside keel. nullopt until the first commit of a directory written before the chain.
+  std::optional<journal::ChainPoint> audit_head;
   Timestamp last_timestamp = 0;  // logical clock
   ledger::LedgerCounts counts;
   uint64_t state_hash = 0;           // only when requested (it is O(state))
@@ -290,6 +296,19 @@ struct VerifyReport {
   ledger::InvariantReport invariants;
 };
 Status verify_data_dir(const std::filesystem::path& dir, VerifyReport* report);
+
+// `keel audit verify DATA [--archive DIR] [--anchor SEQ:HEX]`: checks the audit chain
+// (journal/audit_chain.h) of the journal in `data`, read only (keeld may be running), over the
+// segments in `data` and, when given, those retention moved to `archive` (so verification can
+// start at record 1), against the chain point of every snapshot in `data` and `anchors` (heads
+// kept outside keel). Fails when the journal cannot be opened or read; a broken chain is not a
+// failure but report->chain.problems, each naming the records.
+struct AuditReport {
+  journal::OpenReport journal;
+  journal::ChainReport chain;
+};
+Status verify_audit(const std::filesystem::path& data, const std::filesystem::path& archive,
+                    std::vector<journal::ChainAnchor> anchors, AuditReport* report);
 
 // What rebuild_store did.
 struct RebuildReport {

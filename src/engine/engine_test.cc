@@ -129,7 +129,7 @@ TEST_F(EngineTest, SnapshotThenTailReplayGivesTheSameState) {
   ASSERT_TRUE(v.is_ok()) << v.message();
   EXPECT_EQ(report.state_hash, hash);
   EXPECT_GT(report.snapshot_seq, 0u);
-  EXPECT_EQ(report.records_replayed, 1u);
+  EXPECT_EQ(report.records_replayed, 2u);  // t2's record and its batch's audit chain record
 }
 
 TEST_F(EngineTest, AutomaticSnapshotsByEventCount) {
@@ -496,7 +496,7 @@ TEST_F(EngineOnMemoryTest, ASlowCommitDelaysTheAnswerAndLosesNothing) {
     const auto o = answered.get();
     EXPECT_EQ(o.error, EngineError::ok);
     EXPECT_EQ(o.value[0], CreateTransferResult::ok);
-    EXPECT_EQ(disk_->last_seq(), durable_before + 1);
+    EXPECT_EQ(disk_->last_seq(), durable_before + 2);  // the record and its chain record
     EXPECT_TRUE(e->healthy());
     hash = status(*e).state_hash;
   }
@@ -672,7 +672,7 @@ TEST_F(EngineTest, AChangedFeeScheduleIsJournaledOnce) {
   {
     auto e = open(o);
     seq = status(*e).last_seq;
-    EXPECT_EQ(seq, 1u);  // the set_fees record
+    EXPECT_EQ(seq, 2u);  // the set_fees record and its batch's audit chain record
   }
   auto e = open(o);
   EXPECT_EQ(status(*e).last_seq, seq);  // unchanged: nothing journaled again
@@ -739,7 +739,7 @@ TEST_F(EngineTest, RoutingDecisionsAndBreakerTransitionsAreJournaledAndReplayExa
   std::string before;
   {
     auto e = open(o);
-    EXPECT_EQ(status(*e).last_seq, 1u);  // set_channels
+    EXPECT_EQ(status(*e).last_seq, 2u);  // set_channels and its batch's chain record
     ASSERT_TRUE(pay_command(*e, merchant_command()).ok());
     for (const std::string id : {"pay_1", "pay_2"}) {
       ASSERT_TRUE(pay_command(*e, payment_command(id)).ok());
@@ -1726,7 +1726,7 @@ TEST_F(EngineTest, ABackupUnderLoadRestoresToTheStateAtItsRecord) {
   }
   // It goes on from the backup's record.
   EXPECT_EQ(transfers(*r, {transfer("after", "a", "b", 1)})[0], CreateTransferResult::ok);
-  EXPECT_EQ(status(*r).last_seq, result.seq + 1);
+  EXPECT_EQ(status(*r).last_seq, result.seq + 2);  // its record and its chain record
 }
 
 // A lost history store comes back from the journal: with archiving on, retention moves old
@@ -1759,6 +1759,22 @@ TEST_F(EngineTest, ALostStoreIsRebuiltFromTheJournalAndItsArchive) {
   for (const auto& f : fs::directory_iterator(archive.path()))
     archived += f.path().extension() == ".seg";
   ASSERT_GT(archived, 0u);
+
+  // The audit chain verifies from the retained snapshots, and from record 1 with the archive.
+  AuditReport audit;
+  Status a = verify_audit(dir_.path(), "", {}, &audit);
+  ASSERT_TRUE(a.is_ok()) << a.message();
+  EXPECT_TRUE(audit.chain.ok()) << audit.chain.problems.front();
+  EXPECT_GT(audit.chain.first_seq, 1u);
+  EXPECT_GE(audit.chain.anchors_checked, 1u);  // a snapshot's point
+  const std::optional<journal::ChainPoint> head = audit.chain.head;
+  ASSERT_TRUE(head.has_value());
+  a = verify_audit(dir_.path(), archive.path(), {{*head, "--anchor"}}, &audit);
+  ASSERT_TRUE(a.is_ok()) << a.message();
+  EXPECT_TRUE(audit.chain.ok()) << audit.chain.problems.front();
+  EXPECT_EQ(audit.chain.first_seq, 1u);
+  EXPECT_EQ(audit.chain.covered_from, 1u);
+  EXPECT_EQ(audit.chain.head, head);
 
   fs::remove_all(dir_.path() / "store");  // the store is lost
   {

@@ -121,6 +121,8 @@ Status decode_set_account_closed(std::string_view payload, std::string* id, bool
 
 Status apply_record(State& state, RecordType type, Timestamp timestamp, std::string_view payload,
                     Timestamp* last_timestamp, uint64_t* events_out, PaymentsOutcome* payments) {
+  // Its timestamp is its batch's last record's, so it is exempt from the clock's check too.
+  if (type == RecordType::audit_chain) return Status::ok();
   if (timestamp <= *last_timestamp) return Status::error("timestamp does not increase");
   ledger::Ledger& ledger = state.ledger;
   switch (type) {
@@ -175,6 +177,8 @@ Status apply_record(State& state, RecordType type, Timestamp timestamp, std::str
       if (payments) *payments = std::move(out);
       return Status::ok();
     }
+    case RecordType::audit_chain:
+      break;  // returned above
   }
   return Status::error("unknown record type " + std::to_string(static_cast<unsigned>(type)));
 }

@@ -7,6 +7,7 @@
 
 #include "core/status.h"
 #include "core/time.h"
+#include "journal/audit_chain.h"
 #include "ledger/ledger.h"
 #include "payments/core.h"
 #include "security/key_ring.h"
@@ -23,6 +24,9 @@ enum class RecordType : uint16_t {
   tick = 4,      // advances logical time: expires holds and fires payment deadlines now due
   payments = 5,  // one payments::Command (payments/commands.h)
   security = 6,  // one security::Command (security/key_ring.h): API keys
+  // Written by the storage, not the engine: the audit chain record ending every batch
+  // (journal/audit_chain.h). Applying it changes nothing.
+  audit_chain = journal::kChainRecordType,
 };
 
 // Everything the writer owns and the journal rebuilds.

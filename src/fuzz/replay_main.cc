@@ -14,6 +14,8 @@
 
 #include "engine/records.h"
 #include "fuzz/targets.h"
+#include "journal/audit_chain.h"
+#include "journal/format.h"
 #include "payments/commands.h"
 #include "security/api_key.h"
 #include "security/key_ring.h"
@@ -98,6 +100,21 @@ int write_seeds(const fs::path& root) {
   bytes.clear();
   engine::encode_state(state, &bytes);
   write(root / "snapshot", "seed-0", bytes);
+  // A sealed chain record, its payload, and snapshot headers with and without a chain point.
+  journal::ChainRecord link{1, 3, {}, {}};
+  link.head[0] = 0xab;
+  std::string payload;
+  journal::encode_chain_record(link, &payload);
+  write(root / "journal_bytes", "chain-payload", payload);
+  std::string record;
+  journal::append_record_header(&record, journal::kChainRecordType, 4, 99);
+  record += payload;
+  journal::seal_record(&record, 0);
+  write(root / "journal_bytes", "chain-record", record);
+  write(root / "journal_bytes", "snapshot-chained",
+        journal::encode_snapshot_header(4, 99, bytes, journal::ChainPoint{4, link.head}) + bytes);
+  write(root / "journal_bytes", "snapshot-unchained",
+        journal::encode_snapshot_header(4, 99, bytes, std::nullopt) + bytes);
   std::printf("seeds written under %s\n", root.c_str());
   return 0;
 }

@@ -8,6 +8,8 @@
 #include "connectors/webhook_signature.h"
 #include "core/assert.h"
 #include "engine/records.h"
+#include "journal/audit_chain.h"
+#include "journal/format.h"
 #include "payments/commands.h"
 #include "security/key_ring.h"
 #include "security/request_signing.h"
@@ -92,6 +94,25 @@ void journal_record(std::string_view in) {
                              in.substr(1), &last);
 }
 
+// Bytes of a journal file: a record's framing, a snapshot file's header, an audit chain
+// record's payload. What decodes is consistent: a chain record re-encodes to the same bytes.
+void journal_bytes(std::string_view in) {
+  const journal::RecordCheck r = journal::check_record(in, 0);
+  if (r.ok()) KEEL_ASSERT(r.size() <= in.size());
+  std::string reason;
+  if (const auto h = journal::decode_snapshot_header(in, &reason)) {
+    KEEL_ASSERT(h->header_bytes <= in.size());
+    KEEL_ASSERT(!h->chain || (h->chain->seq != 0 && h->chain->seq <= h->seq));
+  } else {
+    KEEL_ASSERT(!reason.empty());
+  }
+  if (const auto c = journal::decode_chain_record(in)) {
+    std::string again;
+    journal::encode_chain_record(*c, &again);
+    KEEL_ASSERT(again == in);
+  }
+}
+
 // A snapshot's state (no history store): refused or decoded, never a crash.
 void snapshot(std::string_view in) {
   engine::State state;
@@ -108,6 +129,7 @@ constexpr std::array kTargets = {
     Target{"security_command", security_command},
     Target{"journal_record", journal_record},
     Target{"snapshot", snapshot},
+    Target{"journal_bytes", journal_bytes},
 };
 
 }  // namespace

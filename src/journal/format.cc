@@ -1,5 +1,6 @@
 #include "journal/format.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -106,42 +107,68 @@ std::optional<size_t> find_plausible_record(std::string_view segment, size_t fro
   return std::nullopt;
 }
 
-std::string encode_snapshot_header(uint64_t seq, Timestamp timestamp, std::string_view state) {
+std::string encode_snapshot_header(uint64_t seq, Timestamp timestamp, std::string_view state,
+                                   const std::optional<ChainPoint>& chain) {
+  KEEL_ASSERT(!chain || (chain->seq != 0 && chain->seq <= seq));
   std::string out;
   ByteWriter w(&out);
   w.u32(kSnapshotMagic);
   w.u32(0);  // header_crc
-  w.u16(kFormatVersion);
+  w.u16(kSnapshotVersion);
   w.u16(0);  // reserved
   w.u32(crc32c(state));
   w.u64(seq);
   w.i64(timestamp);
   w.u64(state.size());
-  put_u32(&out, 4, header_crc(out));
+  const ChainPoint point = chain.value_or(ChainPoint{});
+  w.u64(point.seq);
+  w.raw(point.head.data(), point.head.size());
+  KEEL_ASSERT(out.size() == kSnapshotHeaderBytes);
+  put_u32(&out, 4, crc32c(std::string_view(out).substr(kCrcFrom)));
   return out;
 }
 
 std::optional<SnapshotHeader> decode_snapshot_header(std::string_view bytes, std::string* reason) {
-  if (bytes.size() < kSnapshotHeaderBytes) {
+  if (bytes.size() < kSnapshotHeaderBytesV1) {
     *reason = "snapshot header cut short (" + std::to_string(bytes.size()) + " bytes)";
     return std::nullopt;
   }
-  ByteReader r(bytes.substr(0, kSnapshotHeaderBytes));
+  ByteReader r(bytes);
   uint32_t magic = 0, crc = 0;
   uint16_t version = 0, reserved = 0;
   SnapshotHeader h;
   r.u32(&magic), r.u32(&crc), r.u16(&version), r.u16(&reserved), r.u32(&h.payload_crc);
   r.u64(&h.seq), r.i64(&h.timestamp), r.u64(&h.payload_len);
+  h.header_bytes = version == 1 ? kSnapshotHeaderBytesV1 : kSnapshotHeaderBytes;
   if (magic != kSnapshotMagic) {
     *reason = "bad snapshot magic " + hex32(magic);
-  } else if (crc != header_crc(bytes)) {
-    *reason = "snapshot header checksum mismatch";
-  } else if (version != kFormatVersion || reserved != 0) {
-    *reason = "unsupported snapshot version " + std::to_string(version);
-  } else {
-    return h;
+    return std::nullopt;
   }
-  return std::nullopt;
+  if ((version != 1 && version != kSnapshotVersion) || reserved != 0) {
+    *reason = "unsupported snapshot version " + std::to_string(version);
+    return std::nullopt;
+  }
+  if (bytes.size() < h.header_bytes) {
+    *reason = "snapshot header cut short (" + std::to_string(bytes.size()) + " bytes)";
+    return std::nullopt;
+  }
+  if (crc != crc32c(bytes.substr(kCrcFrom, h.header_bytes - kCrcFrom))) {
+    *reason = "snapshot header checksum mismatch";
+    return std::nullopt;
+  }
+  if (version == kSnapshotVersion) {
+    ChainPoint point;
+    std::string_view head;
+    r.u64(&point.seq), r.raw(&head, point.head.size());
+    std::copy(head.begin(), head.end(), point.head.begin());
+    if (point.seq > h.seq || (point.seq == 0 && point.head != ChainDigest{})) {
+      *reason = "snapshot chain point at record " + std::to_string(point.seq) +
+                " does not fit a snapshot at record " + std::to_string(h.seq);
+      return std::nullopt;
+    }
+    if (point.seq != 0) h.chain = point;
+  }
+  return h;
 }
 
 std::string segment_file_name(uint64_t first_seq) {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "core/time.h"
+#include "journal/audit_chain.h"
 
 namespace keel::journal {
 
@@ -18,18 +19,23 @@ namespace keel::journal {
 //   16 seq u64   24 timestamp i64   32 payload_crc u32   36 reserved u32 (0)
 // header_crc is CRC-32C of bytes 8..40; payload_crc is CRC-32C of the payload.
 //
-// Snapshot file: a 40-byte header, then payload_len bytes of state, nothing after:
+// Snapshot file: a header, then payload_len bytes of state, nothing after. Version 2 (written
+// since the audit chain, 80 bytes):
 //   0 magic u32 "KSNP"   4 header_crc u32   8 version u16   10 reserved u16 (0)
 //   12 payload_crc u32   16 seq u64   24 timestamp i64   32 payload_len u64
-// header_crc is CRC-32C of bytes 8..40.
+//   40 chain_seq u64 (0: no chain point)   48 chain head (32 bytes, zero without a point)
+// header_crc is CRC-32C of bytes 8..80. Version 1 (read only) is the first 40 bytes, its
+// header_crc over bytes 8..40.
 //
 // All functions here are pure: they never touch files, never throw, never assert on input.
 
 inline constexpr size_t kRecordHeaderBytes = 40;
-inline constexpr size_t kSnapshotHeaderBytes = 40;
+inline constexpr size_t kSnapshotHeaderBytes = 80;  // version 2, the one written
+inline constexpr size_t kSnapshotHeaderBytesV1 = 40;
 inline constexpr uint32_t kRecordMagic = 0x4C4E4A4B;    // bytes "KJNL"
 inline constexpr uint32_t kSnapshotMagic = 0x504E534B;  // bytes "KSNP"
-inline constexpr uint16_t kFormatVersion = 1;
+inline constexpr uint16_t kFormatVersion = 1;           // of records
+inline constexpr uint16_t kSnapshotVersion = 2;
 // A record payload above this is a bug when writing and corruption when reading.
 inline constexpr uint32_t kRecordPayloadBytesMax = uint32_t{64} << 20;
 
@@ -67,10 +73,15 @@ struct SnapshotHeader {
   Timestamp timestamp = 0;
   uint64_t payload_len = 0;
   uint32_t payload_crc = 0;
+  size_t header_bytes = kSnapshotHeaderBytes;  // where the state starts: 80, or 40 (version 1)
+  std::optional<ChainPoint> chain;
 };
+// A version 2 header. REQUIRES: chain->seq <= seq when there is a chain point.
 [[nodiscard]] std::string encode_snapshot_header(uint64_t seq, Timestamp timestamp,
-                                                 std::string_view state);
-// Decodes and checks the 40 header bytes; on failure returns nullopt and sets *reason.
+                                                 std::string_view state,
+                                                 const std::optional<ChainPoint>& chain);
+// Decodes and checks a header of either version from the file's first bytes (give it
+// min(file size, kSnapshotHeaderBytes)); on failure returns nullopt and sets *reason.
 [[nodiscard]] std::optional<SnapshotHeader> decode_snapshot_header(std::string_view bytes,
                                                                    std::string* reason);
 

@@ -73,23 +73,27 @@ Status list_dir(const JournalOptions& options, bool warn_unknown, DirListing* ou
 bool open_snapshot(const NamedFile& file, UniqueFd* fd, SnapshotHeader* header,
                    std::string* reason) {
   Status s = open_file(file.path, O_RDONLY, fd);
+  struct stat st {};
+  if (s.is_ok() && ::fstat(fd->get(), &st) != 0) {
+    s = Status::error(errno_message("stat", file.path, errno));
+  }
   std::string bytes;
-  if (s.is_ok()) s = pread_exact(fd->get(), kSnapshotHeaderBytes, 0, file.path, &bytes);
+  if (s.is_ok()) {
+    const size_t n = std::min<uint64_t>(kSnapshotHeaderBytes, static_cast<uint64_t>(st.st_size));
+    s = pread_exact(fd->get(), n, 0, file.path, &bytes);
+  }
   if (!s.is_ok()) {
     *reason = s.message();
     return false;
   }
   auto h = decode_snapshot_header(bytes, reason);
   if (!h) return false;
-  struct stat st {};
-  if (::fstat(fd->get(), &st) != 0) {
-    *reason = errno_message("stat", file.path, errno);
-  } else if (h->seq != file.seq) {
+  if (h->seq != file.seq) {
     *reason = "header says seq " + std::to_string(h->seq) + ", file name says " +
               std::to_string(file.seq);
-  } else if (static_cast<uint64_t>(st.st_size) != kSnapshotHeaderBytes + h->payload_len) {
+  } else if (static_cast<uint64_t>(st.st_size) != h->header_bytes + h->payload_len) {
     *reason = "file is " + std::to_string(st.st_size) + " bytes, header says " +
-              std::to_string(kSnapshotHeaderBytes + h->payload_len);
+              std::to_string(h->header_bytes + h->payload_len);
   } else {
     *header = *h;
     return true;
@@ -97,11 +101,13 @@ bool open_snapshot(const NamedFile& file, UniqueFd* fd, SnapshotHeader* header,
   return false;
 }
 
-bool snapshot_header_ok(const NamedFile& file) {
+bool snapshot_header_ok(const NamedFile& file, SnapshotHeader* header = nullptr) {
   UniqueFd fd;
   SnapshotHeader h;
   std::string reason;
-  return open_snapshot(file, &fd, &h, &reason);
+  const bool ok = open_snapshot(file, &fd, &h, &reason);
+  if (ok && header != nullptr) *header = h;
+  return ok;
 }
 
 bool load_snapshot(const NamedFile& file, SnapshotData* out, std::string* reason) {
@@ -109,7 +115,7 @@ bool load_snapshot(const NamedFile& file, SnapshotData* out, std::string* reason
   SnapshotHeader h;
   if (!open_snapshot(file, &fd, &h, reason)) return false;
   std::string state;
-  if (Status s = pread_exact(fd.get(), h.payload_len, kSnapshotHeaderBytes, file.path, &state);
+  if (Status s = pread_exact(fd.get(), h.payload_len, h.header_bytes, file.path, &state);
       !s.is_ok()) {
     *reason = s.message();
     return false;
@@ -118,7 +124,7 @@ bool load_snapshot(const NamedFile& file, SnapshotData* out, std::string* reason
     *reason = "snapshot payload checksum mismatch";
     return false;
   }
-  *out = SnapshotData{h.seq, h.timestamp, std::move(state), file.path};
+  *out = SnapshotData{h.seq, h.timestamp, std::move(state), file.path, h.chain};
   return true;
 }
 
@@ -206,10 +212,11 @@ struct Journal::Impl {
   Status prepare_dir();
   Status scan_segments(const DirListing& listing, OpenReport* report);
   Status handle_torn_tail(const Segment& seg, const SegmentScan& scan, OpenReport* report);
-  Status check_snapshots(const DirListing& listing, uint64_t* last_seq) const;
+  Status check_snapshots(const DirListing& listing, uint64_t* last_seq,
+                         std::optional<SnapshotHeader>* newest) const;
   Status start_segment(uint64_t first_seq);
   static Status write_snapshot_file(const fs::path& tmp, uint64_t seq, Timestamp timestamp,
-                                    std::string_view state);
+                                    std::string_view state, const std::optional<ChainPoint>& chain);
   uint64_t apply_retention();
   Status archive(const fs::path& segment);
   Status replay_segment(const Segment& seg, uint64_t from_seq, const ReplayFn& apply) const;
@@ -283,17 +290,20 @@ Status Journal::Impl::handle_torn_tail(const Segment& seg, const SegmentScan& sc
 
 // Sets *last_seq from the segments and the newest snapshot whose header is sound. A snapshot past
 // the end of a non-empty journal means acknowledged records are missing: refuse.
-Status Journal::Impl::check_snapshots(const DirListing& listing, uint64_t* last_seq) const {
+Status Journal::Impl::check_snapshots(const DirListing& listing, uint64_t* last_seq,
+                                      std::optional<SnapshotHeader>* newest) const {
   const uint64_t journal_next = segments.empty() ? 1 : segments.back().next_seq();
   *last_seq = journal_next - 1;
   for (const NamedFile& snap : listing.snapshots) {
-    if (!snapshot_header_ok(snap)) continue;  // load_newest_snapshot reports why
+    SnapshotHeader header;
+    if (!snapshot_header_ok(snap, &header)) continue;  // load_newest_snapshot reports why
     if (!segments.empty() && snap.seq >= journal_next) {
       return Status::error(snap.path.string() + " is at seq " + std::to_string(snap.seq) +
                            " but the journal ends at seq " + std::to_string(journal_next - 1) +
                            ": records " + range_text(journal_next, snap.seq) + " are missing");
     }
     *last_seq = std::max(*last_seq, snap.seq);
+    *newest = header;
     break;
   }
   return Status::ok();
@@ -316,15 +326,23 @@ Status Journal::open(JournalOptions options, std::unique_ptr<Journal>* out, Open
   if (s.is_ok()) s = list_dir(impl.options, /*warn_unknown=*/true, &listing);
   if (s.is_ok()) s = impl.scan_segments(listing, report);
   uint64_t last_seq = 0;
-  if (s.is_ok()) s = impl.check_snapshots(listing, &last_seq);
+  std::optional<SnapshotHeader> newest;
+  if (s.is_ok()) s = impl.check_snapshots(listing, &last_seq, &newest);
   if (s.is_ok() && !impl.options.read_only && !impl.segments.empty()) {
     s = open_file(impl.segments.back().path, O_WRONLY, &impl.active_fd);
+  }
+  if (s.is_ok()) {
+    j->set_last_seq(last_seq);
+    j->set_read_only(impl.options.read_only);
+    j->set_audit_chain(impl.options.audit_chain);
+    if (!impl.options.read_only) {
+      s = j->resume_chain(newest ? newest->seq : 0,
+                          newest ? newest->chain : std::optional<ChainPoint>());
+    }
   }
   if (!s.is_ok()) {
     return Status::error(s.message() + " [journal start-up refused; see docs/journal.md]");
   }
-  j->set_last_seq(last_seq);
-  j->set_read_only(impl.options.read_only);
   for (const Segment& seg : impl.segments) {
     if (seg.last_seq == 0) continue;
     if (report->first_seq == 0) report->first_seq = seg.first_seq;
@@ -429,10 +447,11 @@ Status Journal::write_batch(std::string_view batch, uint64_t first_seq, size_t r
 }
 
 Status Journal::Impl::write_snapshot_file(const fs::path& tmp, uint64_t seq, Timestamp timestamp,
-                                          std::string_view state) {
+                                          std::string_view state,
+                                          const std::optional<ChainPoint>& chain) {
   UniqueFd fd;
   Status s = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, &fd);
-  const std::string header = encode_snapshot_header(seq, timestamp, state);
+  const std::string header = encode_snapshot_header(seq, timestamp, state, chain);
   if (s.is_ok()) s = pwrite_all(fd.get(), header, 0, tmp);
   if (s.is_ok()) s = pwrite_all(fd.get(), state, header.size(), tmp);
   if (s.is_ok()) s = fdatasync_file(fd.get(), tmp);
@@ -452,7 +471,9 @@ Status Journal::write_snapshot(uint64_t seq, Timestamp timestamp, std::string_vi
   fs::path tmp = final_path;
   tmp += kTmpSuffix;
   // A failure before the rename leaves the journal as it was: report it, keep writing.
-  if (Status s = j.write_snapshot_file(tmp, seq, timestamp, state); !s.is_ok()) return s;
+  if (Status s = j.write_snapshot_file(tmp, seq, timestamp, state, chain_at(seq)); !s.is_ok()) {
+    return s;
+  }
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
     return fail(Status::error(errno_message("rename to " + final_path.string(), tmp, errno)));
   }
@@ -462,20 +483,38 @@ Status Journal::write_snapshot(uint64_t seq, Timestamp timestamp, std::string_vi
 }
 
 Status Journal::write_snapshot_file(const fs::path& dir, uint64_t seq, Timestamp timestamp,
-                                    std::string_view state) {
+                                    std::string_view state,
+                                    const std::optional<ChainPoint>& chain) {
   const fs::path final_path = dir / snapshot_file_name(seq);
   fs::path tmp = final_path;
   tmp += kTmpSuffix;
-  if (Status s = Impl::write_snapshot_file(tmp, seq, timestamp, state); !s.is_ok()) return s;
+  if (Status s = Impl::write_snapshot_file(tmp, seq, timestamp, state, chain); !s.is_ok()) {
+    return s;
+  }
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
     return Status::error(errno_message("rename to " + final_path.string(), tmp, errno));
   }
   return fsync_dir(dir);
 }
 
+std::vector<ChainAnchor> Journal::snapshot_anchors() const {
+  std::vector<ChainAnchor> out;
+  DirListing listing;
+  if (!list_dir(impl_->options, false, &listing).is_ok()) return out;
+  for (const NamedFile& file : listing.snapshots) {
+    SnapshotHeader h;
+    if (snapshot_header_ok(file, &h) && h.chain) {
+      out.push_back({*h.chain, file.path.filename().string()});
+    }
+  }
+  return out;
+}
+
 SnapshotWriteFn Journal::snapshot_writer() const {
-  return [dir = impl_->options.dir](uint64_t seq, Timestamp timestamp, std::string_view state) {
-    return write_snapshot_file(dir, seq, timestamp, state);
+  return [dir = impl_->options.dir, chain = chain_point()](uint64_t seq, Timestamp timestamp,
+                                                           std::string_view state) {
+    return write_snapshot_file(dir, seq, timestamp, state,
+                               chain && chain->seq == seq ? chain : std::nullopt);
   };
 }
 

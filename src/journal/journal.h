@@ -40,6 +40,8 @@ struct JournalOptions {
   // record 1 kept here or in `dir`, `keel store rebuild` can rebuild the history store from the
   // journal alone (docs/storage.md). Empty: delete them.
   std::filesystem::path archive_dir;
+  // Write the audit chain (audit_chain.h): keeld always does; see Storage::set_audit_chain.
+  bool audit_chain = true;
   // Read-only: never create, truncate or delete anything (keel journal verify).
   bool read_only = false;
   // Where warnings go (a torn tail that was truncated, a bad snapshot skipped). May be empty.
@@ -100,10 +102,17 @@ class Journal final : public Storage {
   //   2. remove_unneeded (the journal's thread): the retention of write_snapshot. Run it
   //      only after a write_snapshot_file succeeded, and never while another one runs (it
   //      removes stray temporary files). REQUIRES: not read_only.
+  //      `chain` is the audit chain point the snapshot records (Storage::chain_at).
   static Status write_snapshot_file(const std::filesystem::path& dir, uint64_t seq,
-                                    Timestamp timestamp, std::string_view state);
+                                    Timestamp timestamp, std::string_view state,
+                                    const std::optional<ChainPoint>& chain);
   [[nodiscard]] SnapshotWriteFn snapshot_writer() const override;
   uint64_t remove_unneeded() override;
+
+  // The chain point of every snapshot in the directory whose header is sound (skipping those
+  // written before the chain): the anchors verify_chain (audit_chain.h) checks the records
+  // against. Unreadable files are skipped; load_newest_snapshot reports them.
+  [[nodiscard]] std::vector<ChainAnchor> snapshot_anchors() const;
 
   // "journal in <dir>".
   [[nodiscard]] std::string describe() const override;

@@ -128,6 +128,12 @@ Status MemoryStorage::open(std::shared_ptr<MemoryDisk> disk, MemoryStorageOption
   }
   std::unique_ptr<MemoryStorage> s(new MemoryStorage(std::move(disk), std::move(options)));
   s->set_last_seq(last_seq);
+  s->set_audit_chain(s->options_.audit_chain);
+  std::optional<SnapshotData> newest = s->load_newest_snapshot();
+  if (Status c = s->resume_chain(newest ? newest->seq : 0, newest ? newest->chain : std::nullopt);
+      !c.is_ok()) {
+    return c;  // the destructor frees the disk again
+  }
   if (!torn_warning.empty() && s->options_.warn) s->options_.warn(torn_warning);
   *out = std::move(s);
   return Status::ok();
@@ -137,7 +143,7 @@ std::optional<SnapshotData> MemoryStorage::load_newest_snapshot() const {
   std::lock_guard lock(disk_->mutex_);
   if (disk_->snapshots_.empty()) return std::nullopt;
   const auto& [seq, snap] = *disk_->snapshots_.rbegin();
-  return SnapshotData{seq, snap.timestamp, snap.state, {}};
+  return SnapshotData{seq, snap.timestamp, snap.state, {}, snap.chain};
 }
 
 Status MemoryStorage::replay(uint64_t from_seq, const ReplayFn& apply) const {
@@ -222,10 +228,12 @@ Status MemoryStorage::write_batch(std::string_view batch, uint64_t first_seq, si
 }
 
 SnapshotWriteFn MemoryStorage::snapshot_writer() const {
-  return [disk = disk_](uint64_t seq, Timestamp timestamp, std::string_view state) {
+  return [disk = disk_, chain = chain_point()](uint64_t seq, Timestamp timestamp,
+                                               std::string_view state) {
     std::lock_guard lock(disk->mutex_);
     if (std::exchange(disk->fail_snapshot_, false)) return injected("snapshot write failure");
-    disk->snapshots_[seq] = MemoryDisk::Snapshot{timestamp, std::string(state)};
+    disk->snapshots_[seq] = MemoryDisk::Snapshot{timestamp, std::string(state),
+                                                 chain && chain->seq == seq ? chain : std::nullopt};
     return Status::ok();
   };
 }

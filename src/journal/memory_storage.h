@@ -82,6 +82,7 @@ class MemoryDisk {
   struct Snapshot {
     Timestamp timestamp = 0;
     std::string state;
+    std::optional<ChainPoint> chain;
   };
 
   mutable std::mutex mutex_;
@@ -110,6 +111,8 @@ struct MemoryStorageOptions {
   uint32_t snapshots_kept = 2;
   // Where warnings go (a torn tail dropped at open). May be empty.
   std::function<void(std::string_view)> warn;
+  // See Storage::set_audit_chain.
+  bool audit_chain = true;
 };
 
 class MemoryStorage final : public Storage {

@@ -10,6 +10,7 @@
 
 #include "core/status.h"
 #include "core/time.h"
+#include "journal/audit_chain.h"
 
 namespace keel::journal {
 
@@ -51,6 +52,9 @@ struct SnapshotData {
   Timestamp timestamp = 0;
   std::string state;
   std::filesystem::path path;  // the file it came from; empty for a backend without files
+  // The audit chain as it stood at or before `seq` (audit_chain.h); nullopt in snapshots
+  // written before the chain existed.
+  std::optional<ChainPoint> chain;
 };
 
 using ReplayFn = std::function<Status(const RecordView&)>;
@@ -88,7 +92,9 @@ class Storage {
   [[nodiscard]] size_t staged_records() const { return staged_records_; }
   [[nodiscard]] size_t staged_bytes() const { return staging_.size(); }
 
-  // Makes every staged record durable (one virtual call: write_batch). Nothing staged: ok, no
+  // Makes every staged record durable (one virtual call: write_batch), after appending the
+  // batch's audit chain record (type kChainRecordType, audit_chain.h), which takes the next
+  // sequence number: a batch of n records advances last_seq() by n + 1. Nothing staged: ok, no
   // I/O. On failure, see "Failures" above: sticky, the batch is not acknowledged, and a prefix
   // of it may be durable. After a failure the staged records stay staged and are never written.
   Status commit();
@@ -97,6 +103,14 @@ class Storage {
   // newest snapshot's seq if that is greater (records before it may have been removed).
   [[nodiscard]] uint64_t next_seq() const;
   [[nodiscard]] uint64_t last_seq() const { return last_seq_; }
+  // The last chain record committed or found at open, or nullopt before the first commit of a
+  // directory written before the chain existed. Snapshots record it (snapshot_writer).
+  [[nodiscard]] const std::optional<ChainPoint>& chain_point() const { return chain_; }
+  // The chain point a snapshot after record `seq` records: chain_point() when it is that record
+  // (a snapshot taken right after a commit), else none (its head is not kept).
+  [[nodiscard]] std::optional<ChainPoint> chain_at(uint64_t seq) const {
+    return chain_ && chain_->seq == seq ? chain_ : std::nullopt;
+  }
   // Empty until a commit (or a step of write_snapshot that is sticky) failed; then its message.
   [[nodiscard]] const std::string& failure() const { return failure_; }
 
@@ -131,6 +145,18 @@ class Storage {
   // storage sticky-failed, and any prefix of the batch may be durable (the contract above).
   virtual Status write_batch(std::string_view batch, uint64_t first_seq, size_t records) = 0;
 
+  // For writing backends, once open set last_seq: finds where the audit chain stands (the last
+  // chain record after `snapshot_seq`, else `snapshot_chain`, the newest snapshot's point) and
+  // hashes the records durable after it (a torn batch's leading records). Without either, the
+  // chain starts here (a genesis). If records after the chain's last record exist (those, or
+  // the records of a directory written before the chain), it commits a chain record covering
+  // them at once, so that chain_at(last_seq()) is set from then on. Fails when records cannot
+  // be read or that commit fails.
+  Status resume_chain(uint64_t snapshot_seq, const std::optional<ChainPoint>& snapshot_chain);
+  // Off: commits write no chain records (the journal's own unit tests, which count records, and
+  // the benchmark that measures what the chain costs). On by default, and always in keeld.
+  void set_audit_chain(bool on) { chain_on_ = on; }
+
   // For backends: the last durable seq found at open, the read-only flag (staging asserts),
   // and a sticky failure outside commit (a failed snapshot rename, say). fail() returns `s`.
   void set_last_seq(uint64_t seq) { last_seq_ = seq; }
@@ -140,12 +166,19 @@ class Storage {
  private:
   static constexpr size_t kNoRecord = static_cast<size_t>(-1);
 
+  Status write_staged();   // write_batch, then the bookkeeping of a durable batch
+  Status write_chained();  // the chain record, then write_staged
+
   std::string staging_;           // the batch being built: whole records, back to back
   size_t staged_records_ = 0;     // sealed records in `staging_`
   size_t record_at_ = kNoRecord;  // offset in `staging_` of the record being built
   uint64_t last_seq_ = 0;
   bool read_only_ = false;
-  std::string failure_;  // set once a write failed; every later write is refused
+  bool chain_on_ = true;
+  Timestamp last_staged_timestamp_ = 0;  // the chain record's timestamp: its batch's last
+  std::optional<ChainPoint> chain_;      // the last durable chain record
+  ChainHasher chain_hasher_;             // from chain_'s head over the records since it
+  std::string failure_;                  // set once a write failed; every later write is refused
 };
 
 }  // namespace keel::journal
