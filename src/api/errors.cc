@@ -66,6 +66,7 @@ constexpr std::array kErrors = {
     ErrorInfo{ErrorCode::unchanged, "unchanged", 409},
     ErrorInfo{ErrorCode::already_revoked, "already_revoked", 409},
     ErrorInfo{ErrorCode::too_many_keys, "too_many_keys", 409},
+    ErrorInfo{ErrorCode::webhook_endpoint_missing, "webhook_endpoint_missing", 409},
     ErrorInfo{ErrorCode::idempotency_key_reused, "idempotency_key_reused", 422},
     ErrorInfo{ErrorCode::psp_result_rejected, "psp_result_rejected", 422},
     ErrorInfo{ErrorCode::channel_ineligible, "channel_ineligible", 422},
@@ -120,6 +121,7 @@ constexpr std::array kPaymentErrors = {
     std::pair{payments::Error::flow_disabled, ErrorCode::flow_disabled},
     std::pair{payments::Error::no_channel_available, ErrorCode::no_channel_available},
     std::pair{payments::Error::internal_error, ErrorCode::internal_error},
+    std::pair{payments::Error::webhook_endpoint_missing, ErrorCode::webhook_endpoint_missing},
 };
 
 constexpr bool payment_table_in_enum_order() {

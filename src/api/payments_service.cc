@@ -24,6 +24,7 @@
 #include "dispatch/psp_dispatcher.h"
 #include "payments/commands.h"
 #include "payments/payment.h"
+#include "security/request_signing.h"
 
 namespace keel::api {
 namespace json = boost::json;
@@ -34,6 +35,8 @@ constexpr size_t kWebhookEventsRemembered = 100'000;
 constexpr size_t kTextBytesMax = 200;
 constexpr size_t kTokenBytesMax = 64;
 constexpr size_t kListLimitMax = 100;  // the state machines' page limit
+// A webhook secret rotation's overlap when the request names none: a day.
+constexpr int64_t kWebhookSecretOverlapDefaultS = 24 * 3600;
 
 // A new object id: `prefix` and 24 random characters of [0-9A-Za-z].
 std::string new_object_id(std::string_view prefix) {
@@ -254,6 +257,25 @@ void PaymentRoutes::create_merchant(std::string_view body, payments::Command c,
   c.body = payments::cmd::CreateMerchant{new_object_id("mch_"), name.value.value_or(""),
                                          url.value.value_or(""), secret.value.value_or("")};
   submit(std::move(c), 0, r);
+}
+
+// The new secret is the caller's, or 256 random bits ("whsec_" + 64 hex digits); either way the
+// answer shows it (it is journaled, as the merchant's first secret is).
+void PaymentRoutes::rotate_webhook_secret(std::string_view merchant_id, std::string_view body,
+                                          const ResponderPtr& r) {
+  auto o = body_object(body);
+  if (!o.ok()) return r->fail(*o.error);
+  Fields f(&o.value);
+  if (auto e = f.only({"secret", "overlap_seconds"})) return r->fail(*e);
+  auto secret = f.text("secret", 256);
+  if (!secret.ok()) return r->fail(*secret.error);
+  auto overlap = f.integer("overlap_seconds", 0, payments::kWebhookSecretOverlapMaxS);
+  if (!overlap.ok()) return r->fail(*overlap.error);
+  payments::cmd::RotateWebhookSecret rotate;
+  rotate.merchant_id = std::string(merchant_id);
+  rotate.secret = secret.value.value_or("whsec_" + security::new_nonce() + security::new_nonce());
+  rotate.overlap_s = overlap.value.value_or(kWebhookSecretOverlapDefaultS);
+  submit(std::move(rotate), 0, r);
 }
 
 void PaymentRoutes::create_payment(const Caller& caller, std::string_view body, payments::Command c,
@@ -792,6 +814,13 @@ bool PaymentRoutes::handle(const RouteMatch& m, const Caller* caller, std::strin
         return true;
       }
       query({payments::QueryKind::get_merchant, m.id}, "merchant", r);
+      return true;
+    case Route::rotate_webhook_secret:
+      if (!own_merchant_id) {
+        r->fail(not_found("merchant", m.id));
+        return true;
+      }
+      rotate_webhook_secret(m.id, body, r);
       return true;
     case Route::get_wallet:
       if (!own_customer_id) {

@@ -76,6 +76,7 @@ constexpr std::array kTable = {
     Row{Route::get_customer,                   "UOODDDOH"},
     Row{Route::create_merchant,                "UODDDDDD"},
     Row{Route::get_merchant,                   "UOODOHDD"},
+    Row{Route::rotate_webhook_secret,          "UODDOHDD"},
     Row{Route::get_wallet,                     "UOODDDOH"},
     Row{Route::create_payment,                 "UODDOHDD"},
     Row{Route::list_payments,                  "UOODOEDD"},
@@ -282,6 +283,8 @@ class RouteAccessWalk : public ::testing::Test {
         return {"POST", "/v1/merchants", "{}"};
       case Route::get_merchant:
         return {"GET", "/v1/merchants/" + mch_a_, ""};
+      case Route::rotate_webhook_secret:
+        return {"POST", "/v1/merchants/" + mch_a_ + "/webhook_secret/rotate", "{}"};
       case Route::get_wallet:
         return {"GET", "/v1/wallets/" + cus_a_, ""};
       case Route::create_payment:

@@ -65,6 +65,11 @@ constexpr std::array kRoutes = {
     RouteSpec{"GET", {"v1", "customers", "{id}"}, Route::get_customer, {}, A | U | C},
     RouteSpec{"POST", {"v1", "merchants"}, Route::create_merchant, {}, A},
     RouteSpec{"GET", {"v1", "merchants", "{id}"}, Route::get_merchant, {}, A | U | M},
+    RouteSpec{"POST",
+              {"v1", "merchants", "{id}", "webhook_secret", "rotate"},
+              Route::rotate_webhook_secret,
+              {},
+              A | M},
     RouteSpec{"GET", {"v1", "wallets", "{id}"}, Route::get_wallet, {}, A | U | C},
     RouteSpec{"POST", {"v1", "payments"}, Route::create_payment, {}, A | M},
     RouteSpec{

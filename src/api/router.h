@@ -29,6 +29,8 @@ enum class Route : uint8_t {
   get_customer,            // GET  /v1/customers/{id}
   create_merchant,         // POST /v1/merchants
   get_merchant,            // GET  /v1/merchants/{id}
+  rotate_webhook_secret,   // POST /v1/merchants/{id}/webhook_secret/rotate {secret?,
+                           // overlap_seconds?}
   get_wallet,              // GET  /v1/wallets/{id} (the customer's id)
   create_payment,          // POST /v1/payments
   list_payments,           // GET  /v1/payments?limit=&starting_after=&status=&merchant=&...

@@ -138,6 +138,20 @@ class Fields {
                        std::string(key))};
   }
 
+  // An integer field from `min` to `max`; nullopt value when absent or null.
+  Parsed<std::optional<int64_t>> integer(std::string_view key, int64_t min, int64_t max) const {
+    const boost::json::value* v = o_->if_contains(key);
+    if (v == nullptr || v->is_null()) return {};
+    if (v->is_int64() && v->get_int64() >= min && v->get_int64() <= max) {
+      return {v->get_int64()};
+    }
+    return {{},
+            make_error(ErrorCode::parameter_invalid,
+                       std::string(key) + " must be an integer from " + std::to_string(min) +
+                           " to " + std::to_string(max),
+                       std::string(key))};
+  }
+
  private:
   const boost::json::object* o_;
 };
@@ -188,6 +202,8 @@ class PaymentRoutes {
                                 std::string_view body, payments::Command* c) const;
   void create_customer(std::string_view body, payments::Command c, const ResponderPtr& r);
   void create_merchant(std::string_view body, payments::Command c, const ResponderPtr& r);
+  void rotate_webhook_secret(std::string_view merchant_id, std::string_view body,
+                             const ResponderPtr& r);
   void create_payment(const Caller& caller, std::string_view body, payments::Command c,
                       const ResponderPtr& r);
   void payment_step(const Caller& caller, const RouteMatch& m, std::string_view body,

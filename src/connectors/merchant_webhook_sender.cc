@@ -100,7 +100,7 @@ void MerchantWebhookSender::Impl::start(const std::shared_ptr<Try>& t, MerchantW
   req.set(http::field::user_agent, "keel");
   req.set(http::field::content_type, "application/json");
   req.set("Keel-Event-Id", w.event_id);
-  req.set("Keel-Signature", sign_webhook(w.secret, now_s(), w.body));
+  req.set("Keel-Signature", sign_webhook(w.secret, now_s(), w.body, w.previous_secret));
   req.keep_alive(false);
   req.body() = std::move(w.body);
   req.prepare_payload();

@@ -26,6 +26,9 @@ struct MerchantWebhook {
   std::string body;      // the event JSON, sent as is
   std::string secret;    // HMAC key of Keel-Signature
   std::string event_id;  // Keel-Event-Id; id characters only (core/ids.h)
+  // During a secret rotation's overlap, the secret before: Keel-Signature then carries a second
+  // v1 under it (empty: none).
+  std::string previous_secret;
 };
 
 // How one try ended. `delivered` is true exactly for a 2xx answer. Anything else (another
@@ -47,7 +50,8 @@ using MerchantWebhookCallback = std::function<void(MerchantWebhookResult)>;
 //
 // The request carries Content-Type: application/json, User-Agent: keel, Keel-Event-Id:
 // {event id}, and Keel-Signature: t={unix seconds},v1={hex HMAC-SHA256(secret, t + "." +
-// body)} made by sign_webhook() (webhook_signature.h) when the try starts.
+// body)} made by sign_webhook() (webhook_signature.h) when the try starts; during a secret
+// rotation a second v1 under the previous secret follows.
 //
 // Thread: send() may be called from any thread; work runs on a strand of the executor given to
 // the constructor (an io_context the caller owns and runs), and every callback runs on that

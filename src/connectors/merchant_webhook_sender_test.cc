@@ -258,6 +258,24 @@ TEST_F(MerchantWebhookSenderTest, A2xxIsDeliveredWithSignedHeaders) {
   EXPECT_EQ(stats.failed, 0u);
 }
 
+TEST_F(MerchantWebhookSenderTest, DuringARotationBothSecretsSign) {
+  sender();
+  auto s = server(TestServer::Mode::answer, 200);
+  MerchantWebhook w = webhook(s->url("/hooks"));
+  w.previous_secret = "whsec_before";
+  ASSERT_TRUE(send_and_wait(std::move(w)).delivered);
+  const std::vector<Received> got = s->received();
+  ASSERT_EQ(got.size(), 1u);
+  const std::string& signature = got[0].headers.at("Keel-Signature");
+  EXPECT_EQ(signature, sign_webhook(kSecret, kNowS, kBody, "whsec_before"));
+  EXPECT_EQ(signature,
+            sign_webhook(kSecret, kNowS, kBody) + ",v1=" +
+                hmac_sha256_hex("whsec_before", std::to_string(kNowS) + "." + std::string(kBody)));
+  EXPECT_EQ(verify_webhook(kSecret, signature, kBody, kNowS), SignatureCheck::ok);
+  EXPECT_EQ(verify_webhook("whsec_before", signature, kBody, kNowS), SignatureCheck::ok);
+  EXPECT_EQ(verify_webhook("other", signature, kBody, kNowS), SignatureCheck::mismatch);
+}
+
 TEST_F(MerchantWebhookSenderTest, SignsWithTheWallClockByDefault) {
   MerchantWebhookSenderOptions o;
   o.clock_s = nullptr;

@@ -25,12 +25,15 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
   return out;
 }
 
-std::string sign_webhook(std::string_view secret, int64_t t_s, std::string_view body) {
+std::string sign_webhook(std::string_view secret, int64_t t_s, std::string_view body,
+                         std::string_view also_secret) {
   const std::string t = std::to_string(t_s);
   std::string message = t;
   message += '.';
   message += body;
-  return "t=" + t + ",v1=" + hmac_sha256_hex(secret, message);
+  std::string header = "t=" + t + ",v1=" + hmac_sha256_hex(secret, message);
+  if (!also_secret.empty()) header += ",v1=" + hmac_sha256_hex(also_secret, message);
+  return header;
 }
 
 std::string_view signature_check_name(SignatureCheck c) {

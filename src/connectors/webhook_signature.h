@@ -13,8 +13,10 @@ namespace keel::connectors {
 
 inline constexpr int64_t kSignatureToleranceS = 300;
 
-// The header value for `body` signed at `t_s`.
-[[nodiscard]] std::string sign_webhook(std::string_view secret, int64_t t_s, std::string_view body);
+// The header value for `body` signed at `t_s`; with `also_secret`, a second v1 under it
+// follows (a rotation's overlap: a receiver that knows either secret accepts it).
+[[nodiscard]] std::string sign_webhook(std::string_view secret, int64_t t_s, std::string_view body,
+                                       std::string_view also_secret = {});
 
 enum class SignatureCheck : uint8_t {
   ok = 0,

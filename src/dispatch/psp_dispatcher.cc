@@ -237,7 +237,7 @@ struct PspDispatcher::Impl {
 
   void deliver(const payments::Delivery& d) {
     Impl* self = this;
-    webhooks.send({d.url, d.body, d.secret, d.event_id},
+    webhooks.send({d.url, d.body, d.secret, d.event_id, d.previous_secret},
                   [self, id = d.event_id](connectors::MerchantWebhookResult r) {
                     self->offer(payments::cmd::OutboxAttempt{id, r.delivered});
                   });

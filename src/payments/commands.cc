@@ -143,6 +143,11 @@ void write_body(ByteWriter& w, const CommandBody& body) {
                  [&](const cmd::SetChannels& b) { routing::encode_channels(w, b.channels); },
                  [&](const cmd::ChannelEvent& b) { write_transition(w, b.transition); },
                  [&](const cmd::Control& b) { write_control(w, b.control); },
+                 [&](const cmd::RotateWebhookSecret& b) {
+                   w.str16(b.merchant_id);
+                   w.str16(b.secret);
+                   w.i64(b.overlap_s);
+                 },
              },
              body);
 }
@@ -194,6 +199,9 @@ bool read_fields(ByteReader& r, cmd::SetChannels* b) {
 }
 bool read_fields(ByteReader& r, cmd::ChannelEvent* b) { return read_transition(r, &b->transition); }
 bool read_fields(ByteReader& r, cmd::Control* b) { return read_control(r, &b->control); }
+bool read_fields(ByteReader& r, cmd::RotateWebhookSecret* b) {
+  return r.str16(&b->merchant_id) && r.str16(&b->secret) && r.i64(&b->overlap_s);
+}
 
 template <size_t I>
 bool read_alternative(ByteReader& r, CommandBody* body) {
@@ -334,6 +342,8 @@ std::optional<CommandBody> body_of(CommandKind kind, FlatRecord& c) {
       return cmd::ChannelEvent{c.transition};
     case K::runtime_control:
       return cmd::Control{c.control};
+    case K::rotate_webhook_secret:  // came after the flat records
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -432,6 +442,7 @@ std::string_view command_kind_name(CommandKind k) {
     KEEL_ENUM_CASE(K, set_channels);
     KEEL_ENUM_CASE(K, channel_event);
     KEEL_ENUM_CASE(K, runtime_control);
+    KEEL_ENUM_CASE(K, rotate_webhook_secret);
   }
   return "unknown";
 }

@@ -42,8 +42,12 @@ enum class CommandKind : uint8_t {
   set_channels = 16,
   channel_event = 17,
   runtime_control = 18,
+  rotate_webhook_secret = 19,
 };
-inline constexpr CommandKind kCommandKindLast = CommandKind::runtime_control;
+inline constexpr CommandKind kCommandKindLast = CommandKind::rotate_webhook_secret;
+
+// The longest overlap of a webhook secret rotation (cmd::RotateWebhookSecret): a week.
+inline constexpr int64_t kWebhookSecretOverlapMaxS = 7 * 24 * 3600;
 
 // Runtime controls (docs/routing.md): values are on disk, never renumber.
 enum class ControlKind : uint8_t {
@@ -250,6 +254,15 @@ struct Control {
   friend bool operator==(const Control&, const Control&) = default;
 };
 
+// A merchant's new webhook signing secret. The secret it replaces keeps signing deliveries for
+// overlap_s seconds from the command's time (0: stops at once): Outbox::rotate_secret.
+struct RotateWebhookSecret {
+  std::string merchant_id;
+  std::string secret;
+  int64_t overlap_s = 0;
+  friend bool operator==(const RotateWebhookSecret&, const RotateWebhookSecret&) = default;
+};
+
 }  // namespace cmd
 
 using CommandBody =
@@ -257,7 +270,7 @@ using CommandBody =
                  cmd::CapturePayment, cmd::CancelPayment, cmd::CreateRefund, cmd::CreateTopup,
                  cmd::CreatePayout, cmd::CreateWalletTransfer, cmd::AttemptResult,
                  cmd::MarkPendingUnknown, cmd::OutboxAttempt, cmd::OperationStatus, cmd::SetFees,
-                 cmd::SetChannels, cmd::ChannelEvent, cmd::Control>;
+                 cmd::SetChannels, cmd::ChannelEvent, cmd::Control, cmd::RotateWebhookSecret>;
 static_assert(std::variant_size_v<CommandBody> == static_cast<size_t>(kCommandKindLast));
 
 struct Command {

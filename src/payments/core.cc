@@ -162,6 +162,7 @@ std::string_view error_name(Error e) {
     KEEL_ENUM_CASE(E, flow_disabled);
     KEEL_ENUM_CASE(E, no_channel_available);
     KEEL_ENUM_CASE(E, internal_error);
+    KEEL_ENUM_CASE(E, webhook_endpoint_missing);
   }
   return "unknown";
 }
@@ -424,6 +425,7 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
             }
           },
           [&](const cmd::Control& b) { out.reply = runtime_control(b.control, now); },
+          [&](const cmd::RotateWebhookSecret& b) { out.reply = rotate_webhook_secret(b, now); },
       },
       c.body);
   const CommandKind kind = c.kind();
@@ -488,6 +490,46 @@ Reply PaymentsCore::create_merchant(const cmd::CreateMerchant& c, Timestamp now)
   }
   merchants_.emplace(c.id, Merchant{c.id, c.name, c.url, now});
   return Reply::success(render(c.id));
+}
+
+Reply PaymentsCore::rotate_webhook_secret(const cmd::RotateWebhookSecret& c, Timestamp now) {
+  if (!merchants_.contains(c.merchant_id)) {
+    return error_reply(Error::resource_missing, "no merchant with id " + c.merchant_id);
+  }
+  if (c.overlap_s < 0 || c.overlap_s > kWebhookSecretOverlapMaxS) {
+    return error_reply(Error::parameter_invalid,
+                       "overlap_seconds must be 0 to " + std::to_string(kWebhookSecretOverlapMaxS),
+                       "overlap_seconds");
+  }
+  if (c.secret.size() > kSecretBytesMax || !is_valid_endpoint_secret(c.secret)) {
+    return error_reply(Error::parameter_invalid, "secret must be 1 to 256 bytes of printable ASCII",
+                       "secret");
+  }
+  const Timestamp until = c.overlap_s == 0 ? 0 : now + c.overlap_s * kNanosPerSecond;
+  switch (outbox_.rotate_secret(c.merchant_id, c.secret, now, until)) {
+    case OutboxResult::ok:
+      break;
+    case OutboxResult::endpoint_not_found:
+      return error_reply(Error::webhook_endpoint_missing,
+                         "merchant " + c.merchant_id + " has no webhook endpoint");
+    case OutboxResult::secret_unchanged:
+      return error_reply(Error::unchanged, "the new secret is the current one", "secret");
+    default:
+      return error_reply(Error::parameter_invalid, "the secret is not valid", "secret");
+  }
+  JsonWriter w;
+  w.begin_object();
+  w.field("object", "webhook_secret_rotation");
+  w.field("merchant", c.merchant_id);
+  w.field("webhook_secret", c.secret);
+  w.field("rotated_at", format_rfc3339(now));
+  if (until != 0) {
+    w.field("previous_secret_expires_at", format_rfc3339(until));
+  } else {
+    w.field_or_null("previous_secret_expires_at", "");
+  }
+  w.end_object();
+  return Reply::success(w.take());
 }
 
 Reply PaymentsCore::create_payment(const cmd::CreatePayment& c, Timestamp now) {

@@ -278,6 +278,9 @@ class PaymentsCore {
   void encode(std::string* out) const;
   [[nodiscard]] static Status decode(std::string_view bytes, CoreOptions options,
                                      PaymentsCore* out);
+  // The merchant-event outbox, read only (tests; the engine hands deliveries out through
+  // due_deliveries).
+  [[nodiscard]] const Outbox& outbox() const { return outbox_; }
 
   struct Counts {
     uint64_t customers = 0;
@@ -338,6 +341,7 @@ class PaymentsCore {
   ApplyOutcome run(const Command& c, Timestamp now, ledger::Ledger& ledger, Timestamp* clock);
   Reply create_customer(const cmd::CreateCustomer& c, Timestamp now);
   Reply create_merchant(const cmd::CreateMerchant& c, Timestamp now);
+  Reply rotate_webhook_secret(const cmd::RotateWebhookSecret& c, Timestamp now);
   Reply create_payment(const cmd::CreatePayment& c, Timestamp now);
   // `c` carries routing's decision (when routed) around its body `b`.
   Reply confirm_payment(const Command& c, const cmd::ConfirmPayment& b, Timestamp now,

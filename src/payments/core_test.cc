@@ -608,6 +608,7 @@ std::vector<Command> every_kind() {
       cmd::ChannelEvent{
           {"cardco", routing::BreakerState::open, routing::BreakerState::half_open, "waited", 9}},
       cmd::Control{{ControlKind::channel_canary, "cardco", "cardco_v2", 25, "new connector"}},
+      cmd::RotateWebhookSecret{"mch_1", "whsec_2", 3600},
   };
   all[3].routed = true;
   all[3].route.kind = routing::DecisionKind::routed;
@@ -616,6 +617,42 @@ std::vector<Command> every_kind() {
   all[3].traceparent = trace;
   all[2].idempotency = {"client", "key", kFingerprintA};
   return all;
+}
+
+TEST_F(CoreTest, AWebhookSecretRotationIsCheckedThenBothSecretsSignDuringTheOverlap) {
+  using Rotate = cmd::RotateWebhookSecret;
+  const auto error_of = [this](Command c) { return apply(std::move(c)).reply.error; };
+  ASSERT_TRUE(
+      apply(cmd::CreateMerchant{"mch_1", "shop", "http://127.0.0.1:9/h", "whsec_1"}).reply.ok());
+  ASSERT_TRUE(apply(cmd::CreateMerchant{"mch_2", "shop", "", ""}).reply.ok());
+  std::string before;
+  core_.encode(&before);
+  EXPECT_EQ(error_of(Rotate{"mch_9", "whsec_2", 60}), Error::resource_missing);
+  EXPECT_EQ(error_of(Rotate{"mch_2", "whsec_2", 60}), Error::webhook_endpoint_missing);
+  EXPECT_EQ(error_of(Rotate{"mch_1", "whsec_1", 60}), Error::unchanged);
+  EXPECT_EQ(error_of(Rotate{"mch_1", "", 60}), Error::parameter_invalid);
+  EXPECT_EQ(error_of(Rotate{"mch_1", std::string(257, 'x'), 60}), Error::parameter_invalid);
+  EXPECT_EQ(error_of(Rotate{"mch_1", "whsec_2", -1}), Error::parameter_invalid);
+  EXPECT_EQ(error_of(Rotate{"mch_1", "whsec_2", kWebhookSecretOverlapMaxS + 1}),
+            Error::parameter_invalid);
+  std::string after_refusals;
+  core_.encode(&after_refusals);
+  EXPECT_EQ(after_refusals, before);  // refused: nothing changed
+
+  const ApplyOutcome rotated = apply(Rotate{"mch_1", "whsec_2", 3600});
+  ASSERT_TRUE(rotated.reply.ok());
+  EXPECT_TRUE(rotated.changed);
+  EXPECT_NE(rotated.reply.body.find(R"("webhook_secret":"whsec_2")"), std::string::npos);
+  EXPECT_NE(rotated.reply.body.find(R"("previous_secret_expires_at":")"), std::string::npos);
+  const WebhookEndpoint* ep = core_.outbox().endpoint("mch_1");
+  ASSERT_NE(ep, nullptr);
+  EXPECT_EQ(ep->secret, "whsec_2");
+  EXPECT_EQ(ep->previous_secret, "whsec_1");
+  EXPECT_EQ(ep->previous_until, now_ + 3600 * kNanosPerSecond);
+  const ApplyOutcome at_once = apply(Rotate{"mch_1", "whsec_3", 0});
+  ASSERT_TRUE(at_once.reply.ok());
+  EXPECT_NE(at_once.reply.body.find(R"("previous_secret_expires_at":null)"), std::string::npos);
+  EXPECT_EQ(core_.outbox().endpoint("mch_1")->previous_secret, "");
 }
 
 TEST(Commands, EveryKindRoundTripsAndMalformedBytesAreRefused) {

@@ -16,6 +16,8 @@ namespace {
 constexpr uint32_t kEncodingVersion = 1;
 constexpr uint32_t kEncodingVersionWithHistory = 2;   // some events are in the history store
 constexpr uint32_t kEncodingVersionWithBacklogs = 3;  // version 2, then the backlogs
+// Versions 4, 5 and 6: versions 1, 2 and 3, then the secret rotations in progress.
+constexpr uint32_t kEncodingRotationsOffset = 3;
 // The most deferred events one refill takes back: bounds the store reads of one command.
 constexpr size_t kRefillBatchMax = 64;
 // The jitter hash's key: fixed, so that every replay computes the same schedule. Not a secret
@@ -158,6 +160,7 @@ std::string_view outbox_result_name(OutboxResult r) {
     KEEL_ENUM_CASE(OutboxResult, endpoint_not_found);
     KEEL_ENUM_CASE(OutboxResult, limit_invalid);
     KEEL_ENUM_CASE(OutboxResult, cursor_not_found);
+    KEEL_ENUM_CASE(OutboxResult, secret_unchanged);
   }
   return "unknown";
 }
@@ -253,13 +256,37 @@ OutboxResult Outbox::set_endpoint(std::string_view merchant_id, std::string_view
   if (!is_valid_endpoint_secret(secret)) return OutboxResult::secret_invalid;
   const auto it = endpoints_.find(merchant_id);
   if (it != endpoints_.end()) {
-    it->second = {std::string(url), std::string(secret)};
+    it->second = {std::string(url), std::string(secret), {}, 0};
     return OutboxResult::ok;
   }
   if (endpoints_.size() >= options_.endpoints_max) return OutboxResult::endpoints_full;
   endpoints_.emplace(std::string(merchant_id),
                      WebhookEndpoint{std::string(url), std::string(secret)});
   return OutboxResult::ok;
+}
+
+OutboxResult Outbox::rotate_secret(std::string_view merchant_id, std::string_view secret,
+                                   Timestamp now, Timestamp previous_until) {
+  const auto it = endpoints_.find(merchant_id);
+  if (it == endpoints_.end()) return OutboxResult::endpoint_not_found;
+  if (!is_valid_endpoint_secret(secret)) return OutboxResult::secret_invalid;
+  WebhookEndpoint& ep = it->second;
+  if (ep.secret == secret) return OutboxResult::secret_unchanged;
+  const bool overlap = previous_until > now;
+  ep.previous_secret = overlap ? std::move(ep.secret) : std::string();
+  ep.previous_until = overlap ? previous_until : 0;
+  ep.secret = std::string(secret);
+  KEEL_ASSERT(ep.previous_secret.empty() == (ep.previous_until == 0));
+  return OutboxResult::ok;
+}
+
+void Outbox::end_overlap(std::string_view merchant_id, Timestamp now) {
+  const auto it = endpoints_.find(merchant_id);
+  if (it == endpoints_.end() || it->second.previous_until == 0 || it->second.previous_until > now) {
+    return;
+  }
+  it->second.previous_secret.clear();
+  it->second.previous_until = 0;
 }
 
 OutboxResult Outbox::remove_endpoint(std::string_view merchant_id) {
@@ -302,6 +329,7 @@ OutboxResult Outbox::add(Event event) {
   expire(event.created_at);
   if (by_id_.contains(event.id)) return OutboxResult::event_exists;
   if (const OutboxResult r = check_capacity(event.data.size()); r != OutboxResult::ok) return r;
+  end_overlap(event.merchant_id, event.created_at);
   Entry e;
   e.seq = next_seq_++;
   e.stored.event = std::move(event);
@@ -494,7 +522,7 @@ void Outbox::refill(std::string_view merchant_id, Timestamp now, size_t keep_slo
   if (exhausted) backlogs_.erase(backlog);
 }
 
-Delivery Outbox::make_delivery(const Entry& e) const {
+Delivery Outbox::make_delivery(const Entry& e, Timestamp now) const {
   const Event& ev = e.stored.event;
   const auto endpoint = endpoints_.find(ev.merchant_id);
   KEEL_ASSERT(endpoint != endpoints_.end());  // removing an endpoint cancels its deliveries
@@ -503,6 +531,7 @@ Delivery Outbox::make_delivery(const Entry& e) const {
   d.merchant_id = ev.merchant_id;
   d.url = endpoint->second.url;
   d.secret = endpoint->second.secret;
+  if (endpoint->second.previous_until > now) d.previous_secret = endpoint->second.previous_secret;
   d.body = render_event_json(ev);
   d.attempt = e.stored.delivery.attempts + 1;
   return d;
@@ -515,7 +544,7 @@ std::vector<Delivery> Outbox::due(Timestamp now, size_t limit,
     if (it->first > now) break;
     const Entry& e = events_.find(it->second)->second;
     if (in_flight && in_flight(e.stored.event.id)) continue;
-    out.push_back(make_delivery(e));
+    out.push_back(make_delivery(e, now));
   }
   return out;
 }
@@ -787,11 +816,55 @@ void Outbox::encode_header(std::string* out, uint32_t version) const {
   }
 }
 
+bool Outbox::rotating() const {
+  return std::any_of(endpoints_.begin(), endpoints_.end(),
+                     [](const auto& e) { return e.second.previous_until != 0; });
+}
+
+void Outbox::encode_rotations(std::string* out) const {
+  ByteWriter w(out);
+  uint64_t n = 0;
+  for (const auto& [merchant, ep] : endpoints_) n += ep.previous_until != 0;
+  w.u64(n);
+  for (const auto& [merchant, ep] : endpoints_) {
+    if (ep.previous_until == 0) continue;
+    w.str16(merchant);
+    w.str16(ep.previous_secret);
+    w.i64(ep.previous_until);
+  }
+}
+
+Status Outbox::decode_rotations(ByteReader& r, Outbox* s) {
+  uint64_t n = 0;
+  if (!r.u64(&n) || n == 0 || n > s->endpoints_.size()) {
+    return Status::error("outbox: bad rotation count");
+  }
+  std::string last;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string merchant, previous;
+    Timestamp until = 0;
+    if (!r.str16(&merchant) || !r.str16(&previous) || !r.i64(&until) || until <= 0 ||
+        (i > 0 && merchant <= last) || !is_valid_endpoint_secret(previous)) {
+      return Status::error("outbox: rotation " + std::to_string(i) + " malformed");
+    }
+    const auto it = s->endpoints_.find(merchant);
+    if (it == s->endpoints_.end() || it->second.secret == previous) {
+      return Status::error("outbox: rotation " + std::to_string(i) + " inconsistent");
+    }
+    it->second.previous_secret = std::move(previous);
+    it->second.previous_until = until;
+    last = std::move(merchant);
+  }
+  return Status::ok();
+}
+
 void Outbox::encode(std::string* out) const {
-  const uint32_t version = !backlogs_.empty()  ? kEncodingVersionWithBacklogs
-                           : in_history() == 0 ? kEncodingVersion
-                                               : kEncodingVersionWithHistory;
-  encode_header(out, version);
+  const uint32_t base = !backlogs_.empty()  ? kEncodingVersionWithBacklogs
+                        : in_history() == 0 ? kEncodingVersion
+                                            : kEncodingVersionWithHistory;
+  const bool rotations = rotating();
+  encode_header(out, base + (rotations ? kEncodingRotationsOffset : 0));
+  const uint32_t version = base;
   ByteWriter w(out);
   if (version != kEncodingVersion) {
     w.u64(created_.size());
@@ -799,13 +872,15 @@ void Outbox::encode(std::string* out) const {
   }
   w.u64(events_.size());
   for (const auto& [seq, e] : events_) append_event(w, seq, e.stored);
-  if (version != kEncodingVersionWithBacklogs) return;
-  w.u64(backlogs_.size());
-  for (const auto& [merchant, b] : backlogs_) {
-    w.str16(merchant);
-    w.u64(b.taken);
-    w.u64(b.newest);
+  if (version == kEncodingVersionWithBacklogs) {
+    w.u64(backlogs_.size());
+    for (const auto& [merchant, b] : backlogs_) {
+      w.str16(merchant);
+      w.u64(b.taken);
+      w.u64(b.newest);
+    }
   }
+  if (rotations) encode_rotations(out);
 }
 
 Status Outbox::encode_full(std::string* out, const KvReader* history) const {
@@ -816,7 +891,8 @@ Status Outbox::encode_full(std::string* out, const KvReader* history) const {
   if (in_history() > 0 && history == nullptr) {
     return Status::error("outbox: events are in a history store");
   }
-  encode_header(out, kEncodingVersion);
+  const bool rotations = rotating();
+  encode_header(out, kEncodingVersion + (rotations ? kEncodingRotationsOffset : 0));
   ByteWriter w(out);
   w.u64(created_.size());
   // Every seq from first_seq() on, from memory (which wins) or else from the store.
@@ -858,6 +934,7 @@ Status Outbox::encode_full(std::string* out, const KvReader* history) const {
   if (!from_memory_until(next_seq_)) {
     return Status::error("outbox: the history store lacks event " + std::to_string(expect));
   }
+  if (rotations) encode_rotations(out);
   return Status::ok();
 }
 
@@ -935,10 +1012,13 @@ Status Outbox::decode(std::string_view bytes, Outbox* out) {
   ByteReader r(bytes);
   uint32_t version = 0;
   OutboxOptions options;
-  if (!r.u32(&version) || version < kEncodingVersion || version > kEncodingVersionWithBacklogs ||
+  if (!r.u32(&version) || version < kEncodingVersion ||
+      version > kEncodingVersionWithBacklogs + kEncodingRotationsOffset ||
       !decode_options(r, &options)) {
     return Status::error("outbox: bad header");
   }
+  const bool with_rotations = version > kEncodingVersionWithBacklogs;
+  if (with_rotations) version -= kEncodingRotationsOffset;
   Outbox s(options);
   OutboxStats& st = s.stats_;
   uint64_t n = 0;
@@ -1004,6 +1084,9 @@ Status Outbox::decode(std::string_view bytes, Outbox* out) {
     s.insert(std::move(e));
   }
   if (Status b = decode_backlogs(r, with_backlogs, &s); !b.is_ok()) return b;
+  if (with_rotations) {
+    if (Status rot = decode_rotations(r, &s); !rot.is_ok()) return rot;
+  }
   if (!r.at_end()) return Status::error("outbox: trailing bytes");
   *out = std::move(s);
   return Status::ok();

@@ -95,6 +95,10 @@ struct OutboxOptions {
 struct WebhookEndpoint {
   std::string url;     // http://HOST[:PORT][/PATH] (is_valid_endpoint_url)
   std::string secret;  // the HMAC key of Keel-Signature
+  // During a rotation (rotate_secret): the secret before, which also signs every delivery made
+  // before previous_until (a second v1 in Keel-Signature). Empty and 0 otherwise.
+  std::string previous_secret;
+  Timestamp previous_until = 0;
   friend bool operator==(const WebhookEndpoint&, const WebhookEndpoint&) = default;
 };
 
@@ -138,10 +142,11 @@ struct StoredEvent {
 struct Delivery {
   std::string event_id;  // also the Keel-Event-Id header
   std::string merchant_id;
-  std::string url;       // the merchant's endpoint now (a changed endpoint applies to retries)
-  std::string secret;    // likewise
-  std::string body;      // render_event_json(event)
-  uint32_t attempt = 1;  // this try's number: 1 for the first
+  std::string url;     // the merchant's endpoint now (a changed endpoint applies to retries)
+  std::string secret;  // likewise
+  std::string body;             // render_event_json(event)
+  uint32_t attempt = 1;         // this try's number: 1 for the first
+  std::string previous_secret;  // during a rotation's overlap: signs too (empty: none)
   friend bool operator==(const Delivery&, const Delivery&) = default;
 };
 
@@ -163,6 +168,7 @@ enum class OutboxResult : uint8_t {
   endpoint_not_found,   // remove_endpoint: the merchant has none
   limit_invalid,        // list: limit 0 or above kEventListLimitMax
   cursor_not_found,     // list: starting_after names no stored event
+  secret_unchanged,     // rotate_secret: the new secret is the current one
 };
 [[nodiscard]] std::string_view outbox_result_name(OutboxResult r);
 
@@ -237,6 +243,12 @@ class Outbox {
   // had no endpoint are not delivered (they stay listed).
   OutboxResult set_endpoint(std::string_view merchant_id, std::string_view url,
                             std::string_view secret);
+  // Replaces the merchant's signing secret at `now`. The secret it replaces keeps signing every
+  // delivery made before `previous_until` (both signatures in Keel-Signature), so the merchant
+  // can switch its verification over without missing an event; previous_until <= now ends the
+  // old secret at once. A rotation during another's overlap drops the older secret.
+  OutboxResult rotate_secret(std::string_view merchant_id, std::string_view secret, Timestamp now,
+                             Timestamp previous_until);
   // Removes the merchant's endpoint and cancels its pending deliveries (DeliveryState::canceled;
   // a try in flight then reports not_pending).
   OutboxResult remove_endpoint(std::string_view merchant_id);
@@ -329,15 +341,17 @@ class Outbox {
   [[nodiscard]] const OutboxOptions& options() const { return options_; }
 
   // Canonical encoding (options, counters, endpoints, events in order of addition): version 1,
-  // every event. encode_full() reads the events in the history store from `history` (null when
-  // none are there; fails when it lacks one). encode() is the snapshot's: version 1 while every
-  // event is in memory and no merchant has a backlog, version 2 when some events are in the
-  // store (the creation times of all, then the events in memory; the rest is in the store),
-  // version 3 when a merchant has a backlog (version 2's layout, then the backlogs). A backlog
-  // is not in the canonical encoding: its deferred events there say all it holds. decode()
-  // takes every version, checks every field as the calls above do, rebuilds the indexes (and
-  // the backlogs from the deferred events, versions 1 and 2), and fails on malformed,
-  // inconsistent or trailing bytes, leaving *out unchanged.
+  // every event; versions 4 to 6 are versions 1 to 3 followed by the secret rotations in
+  // progress (the endpoints with a previous secret: merchant, previous secret, until), used
+  // only while there is one, so a state that never rotated encodes as before. encode_full() reads
+  // the events in the history store from `history` (null when none are there; fails when it lacks
+  // one). encode() is the snapshot's: version 1 while every event is in memory and no merchant has
+  // a backlog, version 2 when some events are in the store (the creation times of all, then the
+  // events in memory; the rest is in the store), version 3 when a merchant has a backlog (version
+  // 2's layout, then the backlogs). A backlog is not in the canonical encoding: its deferred events
+  // there say all it holds. decode() takes every version, checks every field as the calls above do,
+  // rebuilds the indexes (and the backlogs from the deferred events, versions 1 and 2), and fails
+  // on malformed, inconsistent or trailing bytes, leaving *out unchanged.
   [[nodiscard]] Status encode_full(std::string* out, const KvReader* history) const;
   void encode(std::string* out) const;
   [[nodiscard]] static Status decode(std::string_view bytes, Outbox* out);
@@ -377,12 +391,17 @@ class Outbox {
   void walk(const EventFilter& filter, uint64_t before,
             const std::function<bool(uint64_t seq, const StoredEvent&)>& visit) const;
   void encode_header(std::string* out, uint32_t version) const;
+  [[nodiscard]] bool rotating() const;  // some endpoint has a previous secret
+  void encode_rotations(std::string* out) const;
+  [[nodiscard]] static Status decode_rotations(ByteReader& r, Outbox* s);
   // Reads the backlogs of a version 3 encoding (`encoded`), or derives them from the deferred
   // events in memory; checks that every deferred event in memory is in its merchant's backlog.
   [[nodiscard]] static Status decode_backlogs(ByteReader& r, bool encoded, Outbox* s);
   void unschedule(const Entry& e);
   void schedule(Entry& e, Timestamp at);
-  [[nodiscard]] Delivery make_delivery(const Entry& e) const;
+  [[nodiscard]] Delivery make_delivery(const Entry& e, Timestamp now) const;
+  // Forgets the merchant's previous secret once its overlap ended at `now`.
+  void end_overlap(std::string_view merchant_id, Timestamp now);
 
   OutboxOptions options_;
   uint64_t next_seq_ = 1;

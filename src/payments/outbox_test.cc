@@ -321,6 +321,77 @@ TEST(OutboxDelivery, ChangedEndpointAppliesToRetries) {
   EXPECT_EQ(due[0].attempt, 2u);
 }
 
+TEST(OutboxRotation, BothSecretsSignUntilTheOverlapEndsThenOnlyTheNew) {
+  Outbox o = with_pending_event();
+  ASSERT_EQ(o.record_attempt("evt_1", false, kT0), AttemptRecordResult::retry_scheduled);
+  const std::string before = encoded(o);
+  // Refused rotations change nothing.
+  EXPECT_EQ(o.rotate_secret("m_2", "whsec_2", kT0, kT0 + kDay), OutboxResult::endpoint_not_found);
+  EXPECT_EQ(o.rotate_secret("m_1", "", kT0, kT0 + kDay), OutboxResult::secret_invalid);
+  EXPECT_EQ(o.rotate_secret("m_1", "bad\nsecret", kT0, kT0 + kDay), OutboxResult::secret_invalid);
+  EXPECT_EQ(o.rotate_secret("m_1", "whsec_1", kT0, kT0 + kDay), OutboxResult::secret_unchanged);
+  EXPECT_EQ(encoded(o), before);
+
+  ASSERT_EQ(o.rotate_secret("m_1", "whsec_2", kT0 + kSecond, kT0 + kDay), OutboxResult::ok);
+  EXPECT_EQ(o.endpoint("m_1")->previous_secret, "whsec_1");
+  std::vector<Delivery> due = o.due(kT0 + kHour, 10);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].secret, "whsec_2");
+  EXPECT_EQ(due[0].previous_secret, "whsec_1");  // the retry carries both
+  due = o.due(kT0 + kDay, 10);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].previous_secret, "");  // the overlap is over
+  // An event after the overlap forgets the old secret for good.
+  ASSERT_EQ(o.add(event("evt_2", kT0 + kDay)), OutboxResult::ok);
+  EXPECT_EQ(o.endpoint("m_1")->previous_secret, "");
+  EXPECT_EQ(o.endpoint("m_1")->previous_until, 0);
+}
+
+TEST(OutboxRotation, ARotationWithoutOverlapOrDuringAnotherKeepsOneOldSecretAtMost) {
+  Outbox o = with_pending_event();
+  ASSERT_EQ(o.rotate_secret("m_1", "whsec_2", kT0, kT0 + kDay), OutboxResult::ok);
+  ASSERT_EQ(o.rotate_secret("m_1", "whsec_3", kT0 + kSecond, kT0 + kDay), OutboxResult::ok);
+  EXPECT_EQ(o.endpoint("m_1")->previous_secret, "whsec_2");  // whsec_1 is gone
+  ASSERT_EQ(o.rotate_secret("m_1", "whsec_4", kT0 + 2 * kSecond, kT0), OutboxResult::ok);
+  EXPECT_EQ(o.endpoint("m_1")->previous_secret, "");  // no overlap: the old one stops at once
+  EXPECT_EQ(o.due(kT0 + kHour, 10).at(0).previous_secret, "");
+  // Replacing the endpoint ends a rotation too.
+  ASSERT_EQ(o.rotate_secret("m_1", "whsec_5", kT0 + 3 * kSecond, kT0 + kDay), OutboxResult::ok);
+  ASSERT_EQ(o.set_endpoint("m_1", kUrl, "whsec_6"), OutboxResult::ok);
+  EXPECT_EQ(o.endpoint("m_1")->previous_secret, "");
+}
+
+TEST(OutboxRotation, ARotationInProgressRoundTripsAndWithoutOneTheEncodingIsUnchanged) {
+  Outbox o = with_pending_event();
+  ASSERT_EQ(o.set_endpoint("m_2", kUrl, "whsec_m2"), OutboxResult::ok);
+  const std::string before = encoded(o);
+  std::string canonical_before;
+  ASSERT_TRUE(o.encode_full(&canonical_before, nullptr).is_ok());
+  ASSERT_EQ(o.rotate_secret("m_1", "whsec_2", kT0, kT0 + kDay), OutboxResult::ok);
+  const std::string bytes = encoded(o);
+  EXPECT_NE(bytes, before);
+  Outbox d;
+  const Status s = Outbox::decode(bytes, &d);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  EXPECT_EQ(encoded(d), bytes);
+  EXPECT_EQ(*d.endpoint("m_1"), *o.endpoint("m_1"));
+  EXPECT_EQ(d.due(kT0 + kHour, 10), o.due(kT0 + kHour, 10));
+  std::string canonical;
+  ASSERT_TRUE(d.encode_full(&canonical, nullptr).is_ok());
+  EXPECT_NE(canonical, canonical_before);
+  // Every truncation of the rotation's bytes is refused.
+  for (size_t n = before.size() - 8; n < bytes.size(); ++n) {
+    Outbox t;
+    EXPECT_FALSE(Outbox::decode(std::string_view(bytes).substr(0, n), &t).is_ok()) << n;
+  }
+  // A new event after the overlap ends the rotation: the encoding is the one without.
+  ASSERT_EQ(o.record_attempt("evt_1", true, kT0 + kSecond), AttemptRecordResult::delivered);
+  ASSERT_EQ(o.add(event("evt_2", kT0 + kDay)), OutboxResult::ok);
+  std::string after;
+  o.encode(&after);
+  EXPECT_EQ(after.substr(0, 4), before.substr(0, 4));  // the version without rotations
+}
+
 TEST(OutboxDelivery, RemovingTheEndpointCancelsPendingDeliveries) {
   Outbox o = with_pending_event();
   ASSERT_EQ(o.add(event("evt_2", kT0 + 1)), OutboxResult::ok);

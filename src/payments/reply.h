@@ -45,8 +45,10 @@ enum class Error : uint8_t {
   no_channel_available,  // every eligible channel is paused, open, full or over budget
   // A bug: a result the core does not map.
   internal_error,
+  // Appended after the groups above (values are kept stable).
+  webhook_endpoint_missing,  // a webhook secret rotation for a merchant without an endpoint
 };
-inline constexpr Error kErrorLast = Error::internal_error;
+inline constexpr Error kErrorLast = Error::webhook_endpoint_missing;
 
 [[nodiscard]] std::string_view error_name(Error e);
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
@@ -42,6 +43,7 @@ class WebhookReceiver {
     std::string event_id;
     std::string body;
     bool signature_ok = false;
+    std::string signature;  // the Keel-Signature header
   };
 
   explicit WebhookReceiver(std::string secret) : secret_(std::move(secret)) {
@@ -81,6 +83,11 @@ class WebhookReceiver {
   [[nodiscard]] size_t bad_signatures() const {
     std::lock_guard lock(mu_);
     return bad_signatures_;
+  }
+  // The secret signatures are checked with from now on (a merchant switching after a rotation).
+  void set_secret(std::string secret) {
+    std::lock_guard lock(mu_);
+    secret_ = std::move(secret);
   }
 
  private:
@@ -142,19 +149,20 @@ class WebhookReceiver {
     const std::string head = in.substr(0, head_end);
     const std::string body = in.substr(head_end + 4, want - head_end - 4);
     const std::string id = header(head, "Keel-Event-Id");
-    const bool ok = connectors::verify_webhook(secret_, header(head, "Keel-Signature"), body,
-                                               static_cast<int64_t>(std::time(nullptr))) ==
-                    connectors::SignatureCheck::ok;
+    const std::string signature = header(head, "Keel-Signature");
     constexpr std::string_view kAnswer =
         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     (void)!::write(c, kAnswer.data(), kAnswer.size());  // acknowledge first, then record
     std::lock_guard lock(mu_);
+    const bool ok = connectors::verify_webhook(secret_, signature, body,
+                                               static_cast<int64_t>(std::time(nullptr))) ==
+                    connectors::SignatureCheck::ok;
     ++deliveries_;
     if (!ok) {
       ++bad_signatures_;
       return;
     }
-    if (seen_.insert(id).second) events_.push_back({id, body, ok});
+    if (seen_.insert(id).second) events_.push_back({id, body, ok, signature});
   }
 
   std::string secret_;
@@ -763,6 +771,72 @@ TEST_F(PaymentsE2E, MerchantReceivesASignedPaymentSucceededWebhookAlsoListedByEv
   std::set<std::string> received_ids;
   for (const auto& e : receiver.events()) received_ids.insert(e.event_id);
   EXPECT_EQ(received_ids, listed_ids);
+}
+
+// A rotation (docs/webhooks.md "Rotating the signing secret"): during the overlap every delivery
+// carries a signature under each secret, so the merchant verifies with either while it switches;
+// a rotation without overlap stops the old secret at once.
+TEST_F(PaymentsE2E, ARotatedWebhookSecretSignsBesideTheOldOneUntilTheOverlapEnds) {
+  WebhookReceiver receiver("whsec_before");
+  ASSERT_NE(receiver.port(), 0);
+  const std::string m = stack_->create_merchant(receiver.url(), "whsec_before");
+  const std::string rotate = "/v1/merchants/" + m + "/webhook_secret/rotate";
+  // Bad requests change nothing.
+  EXPECT_EQ(stack_->post(rotate, R"({"overlap_seconds": 604801})").status, 400u);
+  EXPECT_EQ(stack_->post(rotate, R"({"overlap_seconds": -1})").status, 400u);
+  EXPECT_EQ(stack_->post(rotate, R"({"overlap": 60})").status, 400u);
+  EXPECT_EQ(stack_->post(rotate, R"({"secret": "whsec_before"})").status, 409u);
+  const JsonResponse none =
+      stack_->post("/v1/merchants/" + stack_->create_merchant() + "/webhook_secret/rotate", "{}");
+  EXPECT_EQ(none.status, 409u);
+  EXPECT_EQ(str(none.body.at("error"), "code"), "webhook_endpoint_missing");
+  EXPECT_EQ(stack_->post("/v1/merchants/mch_nobody/webhook_secret/rotate", "{}").status, 404u);
+
+  const JsonResponse rotated =
+      stack_->post(rotate, "{}");  // keel makes the secret; a day's overlap
+  ASSERT_EQ(rotated.status, 200u) << rotated.text;
+  const std::string fresh = str(rotated.body, "webhook_secret");
+  EXPECT_TRUE(fresh.starts_with("whsec_") && fresh.size() == 6 + 64) << fresh;
+  EXPECT_FALSE(str(rotated.body, "previous_secret_expires_at").empty());
+
+  // Every event of the merchant so far, received (so none is still in flight at a switch).
+  const auto wait_for_events = [&]() {
+    const size_t n =
+        stack_->get("/v1/events?merchant=" + m + "&limit=100").body.at("data").as_array().size();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (receiver.events().size() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return receiver.events();
+  };
+  ASSERT_EQ(str(confirm(create_payment(m, 1250)).body, "status"), "succeeded");
+  std::vector<WebhookReceiver::Received> got = wait_for_events();
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(receiver.bad_signatures(), 0u);  // still verifying with the old secret: accepted
+  const auto now_s = [] { return static_cast<int64_t>(std::time(nullptr)); };
+  const WebhookReceiver::Received during = got.back();
+  EXPECT_EQ(std::count(during.signature.begin(), during.signature.end(), 'v'), 2)
+      << during.signature;
+  EXPECT_EQ(connectors::verify_webhook(fresh, during.signature, during.body, now_s()),
+            connectors::SignatureCheck::ok);
+
+  // The merchant switched; the next rotation has no overlap: one signature, the old secret is
+  // refused.
+  receiver.set_secret(fresh);
+  const JsonResponse at_once =
+      stack_->post(rotate, R"({"secret": "whsec_after_2", "overlap_seconds": 0})");
+  ASSERT_EQ(at_once.status, 200u) << at_once.text;
+  EXPECT_TRUE(at_once.body.at("previous_secret_expires_at").is_null());
+  receiver.set_secret("whsec_after_2");
+  const size_t before = got.size();
+  ASSERT_EQ(str(confirm(create_payment(m, 990)).body, "status"), "succeeded");
+  got = wait_for_events();
+  ASSERT_GT(got.size(), before);
+  const WebhookReceiver::Received after = got.back();
+  EXPECT_EQ(std::count(after.signature.begin(), after.signature.end(), 'v'), 1) << after.signature;
+  EXPECT_EQ(connectors::verify_webhook(fresh, after.signature, after.body, now_s()),
+            connectors::SignatureCheck::mismatch);
+  EXPECT_EQ(receiver.bad_signatures(), 0u);
 }
 
 // ---- (9) Idempotency ----------------------------------------------------------------------------
