@@ -15,6 +15,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <future>
 #include <optional>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "api/router.h"
+#include "net/tls.h"
 
 namespace keel::api {
 namespace {
@@ -35,6 +37,7 @@ using beast::error_code;
 // What every connection of one server shares. Outlives the io_context's handlers.
 struct ServerState {
   ServerOptions options;
+  std::shared_ptr<asio::ssl::context> tls;  // null: plain HTTP
   Service* service = nullptr;
   std::atomic<int64_t> in_flight{0};  // requests read and not yet answered
   std::atomic<bool> draining{false};
@@ -47,16 +50,41 @@ constexpr auto kDrainTimeout = std::chrono::seconds(5);
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
-// One connection: read a request, hand it to the Service, write its answer, repeat.
-class Session : public std::enable_shared_from_this<Session> {
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+constexpr bool is_tls(const beast::tcp_stream*) { return false; }
+constexpr bool is_tls(const TlsStream*) { return true; }
+
+// One connection: read a request, hand it to the Service, write its answer, repeat. `Stream`
+// is a beast::tcp_stream (HTTP) or a TlsStream over one (HTTPS: a handshake first).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, ServerState& state) : stream_(std::move(socket)), state_(state) {}
+  Session(tcp::socket socket, ServerState& state) requires(!is_tls(static_cast<Stream*>(nullptr)))
+      : stream_(std::move(socket)), state_(state) {}
+  Session(tcp::socket socket, ServerState& state) requires(is_tls(static_cast<Stream*>(nullptr)))
+      : stream_(std::move(socket), *state.tls), state_(state) {}
 
   void start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (is_tls(static_cast<Stream*>(nullptr))) {
+        self->lowest().expires_after(self->idle_timeout());
+        self->stream_.async_handshake(asio::ssl::stream_base::server, [self](error_code ec) {
+          if (ec) {
+            spdlog::debug("tls handshake: {}",
+                          net::tls_error_text(ec, self->stream_.native_handle()));
+            return self->close();
+          }
+          self->read();
+        });
+      } else {
+        self->read();
+      }
+    });
   }
 
  private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
   void read();
   void on_header(error_code ec);
   void read_body();
@@ -71,7 +99,7 @@ class Session : public std::enable_shared_from_this<Session> {
     return std::chrono::milliseconds(state_.options.idle_timeout_ms);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   ServerState& state_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -84,17 +112,19 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t drained_bytes_ = 0;
 };
 
-void Session::read() {
+template <class Stream>
+void Session<Stream>::read() {
   parser_.emplace();
   parser_->body_limit(state_.options.body_bytes_max);
   parser_->header_limit(static_cast<uint32_t>(state_.options.header_bytes_max));
-  stream_.expires_after(idle_timeout());
+  lowest().expires_after(idle_timeout());
   http::async_read_header(
       stream_, buffer_, *parser_,
       [self = shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
 }
 
-void Session::on_header(error_code ec) {
+template <class Stream>
+void Session<Stream>::on_header(error_code ec) {
   if (ec) return on_read(ec);
   // curl and others wait for "100 Continue" before sending a large body.
   const auto expect = parser_->get()[http::field::expect];
@@ -109,12 +139,14 @@ void Session::on_header(error_code ec) {
   read_body();
 }
 
-void Session::read_body() {
+template <class Stream>
+void Session<Stream>::read_body() {
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](error_code ec, size_t) { self->on_read(ec); });
 }
 
-void Session::on_read(error_code ec) {
+template <class Stream>
+void Session<Stream>::on_read(error_code ec) {
   if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
       ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
       ec == asio::error::eof) {
@@ -144,7 +176,8 @@ void Session::on_read(error_code ec) {
       [self](HttpReply reply) { self->write(std::move(reply)); });
 }
 
-void Session::answer_parse_error(error_code ec) {
+template <class Stream>
+void Session<Stream>::answer_parse_error(error_code ec) {
   ApiError e;
   if (ec == http::error::body_limit) {
     e = make_error(
@@ -161,7 +194,8 @@ void Session::answer_parse_error(error_code ec) {
   write(error_reply(e, request_id_));
 }
 
-void Session::write(HttpReply reply) {
+template <class Stream>
+void Session<Stream>::write(HttpReply reply) {
   if (state_.draining.load()) keep_alive_ = false;
   response_ = {};
   response_.version(11);
@@ -180,12 +214,13 @@ void Session::write(HttpReply reply) {
   response_.keep_alive(keep_alive_);
   response_.body() = std::move(reply.body);
   response_.prepare_payload();
-  stream_.expires_after(idle_timeout());
+  lowest().expires_after(idle_timeout());
   http::async_write(stream_, response_,
                     [self = shared_from_this()](error_code ec, size_t) { self->on_write(ec); });
 }
 
-void Session::on_write(error_code ec) {
+template <class Stream>
+void Session<Stream>::on_write(error_code ec) {
   if (counted_) {
     state_.in_flight.fetch_sub(1);
     counted_ = false;
@@ -197,10 +232,16 @@ void Session::on_write(error_code ec) {
 
 // Half-closes, then reads and discards what the client still sends (bounded in bytes and time)
 // so that it sees the answer before the connection goes away.
-void Session::drain_and_close() {
+template <class Stream>
+void Session<Stream>::drain_and_close() {
+  if constexpr (is_tls(static_cast<Stream*>(nullptr))) {
+    // TLS: say close_notify (bounded in time), then close.
+    lowest().expires_after(kDrainTimeout);
+    return stream_.async_shutdown([self = shared_from_this()](error_code) { self->close(); });
+  }
   error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  if (drained_bytes_ == 0) stream_.expires_after(kDrainTimeout);
+  lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+  if (drained_bytes_ == 0) lowest().expires_after(kDrainTimeout);
   stream_.async_read_some(asio::buffer(drain_buffer_),
                           [self = shared_from_this()](error_code ec, size_t n) {
                             self->drained_bytes_ += n;
@@ -209,10 +250,11 @@ void Session::drain_and_close() {
                           });
 }
 
-void Session::close() {
+template <class Stream>
+void Session<Stream>::close() {
   error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  stream_.close();
+  lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+  lowest().close();
 }
 
 }  // namespace
@@ -248,7 +290,11 @@ void Server::Impl::accept() {
       });
       return;
     }
-    std::make_shared<Session>(std::move(socket), state)->start();
+    if (state.tls) {
+      std::make_shared<Session<TlsStream>>(std::move(socket), state)->start();
+    } else {
+      std::make_shared<Session<beast::tcp_stream>>(std::move(socket), state)->start();
+    }
     accept();
   });
 }
@@ -264,6 +310,11 @@ Status Server::start(ServerOptions options, Service* service, std::unique_ptr<Se
   Impl& impl = *server->impl_;
   impl.state.options = std::move(options);
   impl.state.service = service;
+  if (impl.state.options.tls) {
+    if (Status s = net::make_server_context(*impl.state.options.tls, &impl.state.tls); !s.is_ok()) {
+      return s;
+    }
+  }
   if (Status s = impl.listen(); !s.is_ok()) return s;
   impl.accept();
   for (size_t i = 0; i < threads; ++i) {

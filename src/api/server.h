@@ -3,10 +3,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "api/service.h"
 #include "core/status.h"
+#include "net/tls_config.h"
 
 namespace keel::api {
 
@@ -18,6 +20,9 @@ struct ServerOptions {
   size_t header_bytes_max = size_t{8} << 10;  // larger headers: 431
   // A connection with no request (or an unfinished one) for this long is closed.
   int64_t idle_timeout_ms = 60'000;
+  // HTTPS (net/tls.h: TLS 1.2 at least, modern ciphers; a client CA file asks every client for a
+  // certificate). nullopt: plain HTTP.
+  std::optional<net::TlsServerConfig> tls;
 };
 
 // The HTTP/1.1 server (Boost.Beast): `io_threads` threads run one io_context; each connection
@@ -29,7 +34,8 @@ struct ServerOptions {
 class Server {
  public:
   // Binds and listens on options.host:options.port and starts the I/O threads. Fails with
-  // "listen HOST:PORT: <reason>" (port in use, bad address). `service` must outlive the Server.
+  // "listen HOST:PORT: <reason>" (port in use, bad address), or the TLS files' problem. `service`
+  // must outlive the Server.
   static Status start(ServerOptions options, Service* service, std::unique_ptr<Server>* out);
   // Calls shutdown(0).
   ~Server();

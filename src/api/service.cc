@@ -190,6 +190,20 @@ void admin_snapshot(engine::Engine* engine, std::string_view body, const Respond
   }));
 }
 
+// Seconds until each certificate keeld serves with or trusts expires (negative: expired).
+std::string certificate_metrics_text(const std::vector<std::pair<std::string, int64_t>>& certs,
+                                     int64_t now_s) {
+  if (certs.empty()) return {};
+  std::string out =
+      "# HELP keel_tls_certificate_expiry_seconds Seconds until the certificate expires "
+      "(negative: expired).\n# TYPE keel_tls_certificate_expiry_seconds gauge\n";
+  for (const auto& [name, not_after] : certs) {
+    out += "keel_tls_certificate_expiry_seconds{certificate=\"" + name + "\"} " +
+           std::to_string(not_after - now_s) + "\n";
+  }
+  return out;
+}
+
 // The engine's counters in the Prometheus text format. keel_payments_in_review is the alert:
 // objects a person must look at (an outcome unknown at its deadline, a PSP result refused).
 std::string metrics_text(const engine::EngineStatus& s) {
@@ -452,6 +466,7 @@ int64_t steady_ns() {
 Service::Service(engine::Engine* engine, PaymentsApiOptions payments, AuthOptions auth)
     : engine_(engine),
       psp_stats_(payments.psp_stats),
+      certificates_(payments.certificates),
       wall_now_(auth.wall_now ? std::move(auth.wall_now) : wall_clock_now),
       limiter_(auth.rate_limits, auth.monotonic_ns ? std::move(auth.monotonic_ns) : steady_ns),
       key_uses_(std::make_shared<KeyUses>()),
@@ -610,6 +625,7 @@ void Service::dispatch(const RouteMatch& m, const Caller* caller, std::string_vi
     case Route::metrics: {
       engine::Engine* engine = engine_;
       std::string psp = psp_stats_ ? psp_metrics_text(psp_stats_()) : std::string();
+      psp += certificate_metrics_text(certificates_, wall_now_() / kNanosPerSecond);
       return engine_->get_status(
           false,
           on_io_thread<engine::EngineStatus>(

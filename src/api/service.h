@@ -67,6 +67,9 @@ struct PaymentsApiOptions {
   int64_t settle_wait_ms = 15'000;
   // The PSP dispatcher's counters for /metrics (calls, status queries); unset: not shown.
   std::function<dispatch::PspDispatcher::Stats()> psp_stats;
+  // The certificates keeld serves with or trusts, for /metrics: a name ("server", "client_ca")
+  // and the Unix second each stops being valid.
+  std::vector<std::pair<std::string, int64_t>> certificates;
 };
 
 // Runs a function on the I/O executor of the connection that sent the request.
@@ -121,6 +124,7 @@ class Service {
 
   engine::Engine* engine_;
   std::function<dispatch::PspDispatcher::Stats()> psp_stats_;
+  std::vector<std::pair<std::string, int64_t>> certificates_;
   std::function<Timestamp()> wall_now_;
   RateLimiter limiter_;
   std::atomic<bool> draining_{false};

@@ -26,7 +26,8 @@ using namespace keel;
 
 struct Globals {
   std::string server = "http://127.0.0.1:8080";
-  std::string key;  // --key or KEEL_API_KEY
+  std::string key;           // --key or KEEL_API_KEY
+  net::TlsClientConfig tls;  // --cacert, --cert, --cert-key (https)
   std::string output = "table";
   bool json_output() const { return output == "json"; }
 };
@@ -58,10 +59,11 @@ std::optional<json::object> call(const Globals& g, std::string_view method,
                                  const net::HttpHeaders& headers = {}) {
   const auto endpoint = net::parse_http_url(g.server);
   if (!endpoint) {
-    fail("--server must look like http://HOST:PORT, not " + g.server);
+    fail("--server must look like http://HOST:PORT or https://HOST:PORT, not " + g.server);
     return std::nullopt;
   }
   net::HttpClientOptions options{*endpoint};
+  options.tls = g.tls;
   options.api_key = g.key;
   // Signed with the key: admin keys must be, and a signature costs other keys nothing.
   if (!g.key.empty()) options.sign = security::request_signer<net::HttpHeaders>(g.key);
@@ -621,6 +623,12 @@ int main(int argc, char** argv) {
   Globals g;
   app.add_option("--server", g.server, "keeld base URL")->capture_default_str();
   app.add_option("--key", g.key, "API key (default: $KEEL_API_KEY)")->envname("KEEL_API_KEY");
+  app.add_option("--cacert", g.tls.ca_file,
+                 "https: PEM file of the CAs keeld's certificate must chain to (default: the "
+                 "system's)")
+      ->envname("KEEL_CACERT");
+  app.add_option("--cert", g.tls.cert_file, "https: client certificate (mutual TLS)");
+  app.add_option("--cert-key", g.tls.key_file, "https: the client certificate's key");
   app.add_option("-o,--output", g.output, "table or json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();

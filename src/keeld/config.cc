@@ -252,6 +252,24 @@ std::string apply_auth(const toml::table& doc, KeeldConfig* c) {
   return {};
 }
 
+// [tls]: cert_file and key_file serve HTTPS; client_ca_file asks clients for certificates.
+std::string apply_tls(const toml::table& doc, KeeldConfig* c) {
+  std::string error;
+  const toml::table* t = section(doc, "tls", {"cert_file", "key_file", "client_ca_file"}, &error);
+  if (t == nullptr) return error;
+  net::TlsServerConfig tls;
+  if (!read_string(*t, "cert_file", &tls.cert_file, &error) ||
+      !read_string(*t, "key_file", &tls.key_file, &error) ||
+      !read_string(*t, "client_ca_file", &tls.client_ca_file, &error)) {
+    return "tls." + error;
+  }
+  if (tls.cert_file.empty() || tls.key_file.empty()) {
+    return "tls: cert_file and key_file are both required";
+  }
+  c->server.tls = std::move(tls);
+  return {};
+}
+
 // [admin]: controls = true serves the runtime-control routes (to admin keys).
 std::string apply_admin(const toml::table& doc, KeeldConfig* c) {
   std::string section_error;
@@ -344,6 +362,7 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
   if (error.empty()) error = apply_routing(doc, c);
   if (error.empty()) error = apply_admin(doc, c);
   if (error.empty()) error = apply_auth(doc, c);
+  if (error.empty()) error = apply_tls(doc, c);
   if (!error.empty()) return error;
   if (const toml::node* n = doc.get("channels")) {
     const toml::table* channels = n->as_table();
@@ -414,7 +433,8 @@ Status parse_listen(std::string_view listen, api::ServerOptions* server) {
 
 std::string base_url(const api::ServerOptions& server, uint16_t port) {
   const bool ipv6 = server.host.find(':') != std::string::npos;
-  return "http://" + (ipv6 ? "[" + server.host + "]" : server.host) + ":" + std::to_string(port);
+  return std::string(server.tls ? "https://" : "http://") +
+         (ipv6 ? "[" + server.host + "]" : server.host) + ":" + std::to_string(port);
 }
 
 Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConfig* config) {
@@ -427,9 +447,10 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
     return Status::error(std::string(origin) + ":" + where.str() + ": " +
                          std::string(e.description()));
   }
-  std::string error = unknown_key(doc, "",
-                                  {"listen", "data", "io_threads", "log_level", "http", "engine",
-                                   "payments", "channels", "fees", "routing", "admin", "auth"});
+  std::string error =
+      unknown_key(doc, "",
+                  {"listen", "data", "io_threads", "log_level", "http", "engine", "payments",
+                   "channels", "fees", "routing", "admin", "auth", "tls"});
   std::string listen;
   std::string data;
   if (error.empty() && read_string(doc, "listen", &listen, &error) &&

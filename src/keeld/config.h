@@ -68,6 +68,8 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //   [admin]   controls = true (serve the runtime-control routes, to admin keys)
 //   [auth.rate_limits.ROLE] (ROLE admin, merchant, customer_app, auditor, ledger):
 //             per_second, burst (requests per API key; per_second 0: no limit)
+//   [tls]     cert_file, key_file (PEM: serve HTTPS), client_ca_file (mutual TLS: clients
+//             must present a certificate from these CAs)
 //
 // The default channel is `default_channel`, else the first channel by name.
 // Unknown keys, wrong types and out-of-range values are errors. On --help prints the usage and
@@ -81,7 +83,8 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
 // Splits "HOST:PORT" ("[::1]:8080" for IPv6); the port may be 0.
 Status parse_listen(std::string_view listen, api::ServerOptions* server);
 
-// "http://HOST:PORT" for the `listening on` line (IPv6 hosts in brackets).
+// "http://HOST:PORT" ("https://" with TLS) for the `listening on` line (IPv6 hosts in
+// brackets).
 std::string base_url(const api::ServerOptions& server, uint16_t port);
 
 }  // namespace keel::keeld

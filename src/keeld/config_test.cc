@@ -1,4 +1,7 @@
 #include "keeld/config.h"
+#include "keeld/certificates.h"
+#include "testing/temp_dir.h"
+#include "testing/test_pki.h"
 
 #include <gtest/gtest.h>
 
@@ -329,6 +332,61 @@ TEST(ParseCommandLine, Errors) {
   EXPECT_EQ(parse_command_line(3, listen, &c, &error), ParseOutcome::exit_error);
   const char* missing[] = {"keeld", "--config", "/nonexistent/keeld.toml"};
   EXPECT_EQ(parse_command_line(3, missing, &c, &error), ParseOutcome::exit_error);
+}
+
+}  // namespace
+}  // namespace keel::keeld
+
+namespace keel::keeld {
+namespace {
+
+TEST(ApplyToml, TlsTakesACertificateAndKeyAndOptionallyClientCas) {
+  KeeldConfig c;
+  ASSERT_TRUE(
+      apply_toml("[tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n", "t", &c).is_ok());
+  ASSERT_TRUE(c.server.tls.has_value());
+  EXPECT_EQ(c.server.tls->cert_file, "/c.pem");
+  EXPECT_EQ(c.server.tls->client_ca_file, "");
+  EXPECT_EQ(base_url(c.server, 8443), "https://127.0.0.1:8443");
+  KeeldConfig plain;
+  EXPECT_FALSE(plain.server.tls.has_value());
+  EXPECT_EQ(base_url(plain.server, 8080), "http://127.0.0.1:8080");
+  for (const char* bad :
+       {"[tls]\ncert_file = \"/c.pem\"\n", "[tls]\nkey_file = \"/k.pem\"\n",
+        "[tls]\ncert_file = 1\nkey_file = \"/k\"\n",
+        "[tls]\ncert_file = \"/c\"\nkey_file = \"/k\"\nciphers = \"x\"\n", "tls = 3\n"}) {
+    KeeldConfig d;
+    const Status s = apply_toml(bad, "t", &d);
+    EXPECT_FALSE(s.is_ok()) << bad;
+    EXPECT_NE(s.message().find("tls"), std::string::npos) << s.message();
+  }
+}
+
+TEST(WatchCertificates, AnExpiredServerCertificateIsRefusedAndEveryExpiryIsListed) {
+  testing::TempDir dir;
+  testing::TestPki pki;
+  ASSERT_TRUE(testing::TestPki::create(dir.path(), "t", &pki).is_ok());
+  const int64_t now = 1'900'000'000;
+  testing::TestCertificate valid, expired, soon;
+  ASSERT_TRUE(pki.issue("valid", {"localhost"}, now - 86400, now + 90 * 86400, &valid).is_ok());
+  ASSERT_TRUE(pki.issue("expired", {"localhost"}, now - 90 * 86400, now - 1, &expired).is_ok());
+  ASSERT_TRUE(pki.issue("soon", {"localhost"}, now - 86400, now + 86400, &soon).is_ok());
+  std::vector<std::pair<std::string, int64_t>> out;
+  net::TlsServerConfig tls{valid.cert.string(), valid.key.string(), pki.ca_cert().string()};
+  ASSERT_TRUE(watch_certificates(tls, &out, now).is_ok());
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0], (std::pair<std::string, int64_t>{"server", now + 90 * 86400}));
+  EXPECT_EQ(out[1].first, "client_ca");
+  tls.cert_file = soon.cert.string();
+  EXPECT_TRUE(watch_certificates(tls, &out, now).is_ok());  // a warning, not a refusal
+  tls.cert_file = expired.cert.string();
+  const Status s = watch_certificates(tls, &out, now);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("expired at"), std::string::npos) << s.message();
+  tls.cert_file = (dir.path() / "missing.pem").string();
+  EXPECT_FALSE(watch_certificates(tls, &out, now).is_ok());
+  tls.cert_file = valid.key.string();  // a key, no certificate
+  EXPECT_FALSE(watch_certificates(tls, &out, now).is_ok());
 }
 
 }  // namespace

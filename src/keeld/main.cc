@@ -17,6 +17,7 @@
 #include "dispatch/psp_dispatcher.h"
 #include "engine/engine.h"
 #include "keeld/bootstrap.h"
+#include "keeld/certificates.h"
 #include "keeld/config.h"
 #include "net/stop_signals.h"
 
@@ -92,6 +93,13 @@ int run(keeld::KeeldConfig config) {
   }
   dispatcher.start(engine.get());
   config.payments.psp_stats = [&dispatcher] { return dispatcher.stats(); };
+  if (config.server.tls) {
+    if (Status s = keeld::watch_certificates(*config.server.tls, &config.payments.certificates);
+        !s.is_ok()) {
+      engine->stop();
+      return fail_startup(s.message());
+    }
+  }
   api::Service service(engine.get(), config.payments, config.auth);
   std::unique_ptr<api::Server> server;
   if (Status s = api::Server::start(config.server, &service, &server); !s.is_ok()) {

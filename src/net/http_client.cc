@@ -7,9 +7,11 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 
 #include "core/http_url.h"
+#include "net/tls.h"
 
 namespace keel::net {
 namespace {
@@ -30,20 +32,46 @@ std::string_view HttpResponse::header(std::string_view name) const {
 }
 
 std::optional<HttpEndpoint> parse_http_url(std::string_view url) {
-  const auto u = parse_http_url_with_target(url, {.ip_literals = true, .path = false});
+  constexpr std::string_view kHttps = "https://";
+  const bool tls = url.size() > kHttps.size() && url.substr(0, kHttps.size()) == kHttps;
+  const std::string as_http = tls ? "http://" + std::string(url.substr(kHttps.size())) : "";
+  const auto u =
+      parse_http_url_with_target(tls ? std::string_view(as_http) : url,
+                                 {.ip_literals = true, .path = false, .port_required = false});
   if (!u) return std::nullopt;
   HttpEndpoint e;
   e.host = u->host;  // IPv6 without the brackets
   e.port = u->port;
+  e.tls = tls;
+  // No port given: https's own.
+  const std::string_view rest = url.substr(kHttps.size());
+  const std::string_view authority = rest.substr(0, rest.find('/'));
+  const bool has_port = authority.starts_with('[') ? authority.find("]:") != std::string_view::npos
+                                                   : authority.find(':') != std::string_view::npos;
+  if (tls && !has_port) e.port = 443;
   return e;
 }
 
 struct HttpClient::Impl {
+  using TlsStream = beast::ssl_stream<beast::tcp_stream>;
   HttpClientOptions options;
   asio::io_context ioc;
-  beast::tcp_stream stream{ioc};
+  beast::tcp_stream stream{ioc};                    // plain http
+  std::shared_ptr<asio::ssl::context> tls_context;  // https: made at the first connect
+  std::optional<TlsStream> tls;                     // https: one per connection
   beast::flat_buffer buffer;
   bool connected = false;
+
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : stream; }
+  // Runs `f` on the connection's stream, whichever it is.
+  template <class F>
+  void on_stream(F&& f) {
+    if (tls) {
+      f(*tls);
+    } else {
+      f(stream);
+    }
+  }
 
   // Runs the pending asynchronous operation to completion; the stream's timer bounds it.
   void run() {
@@ -52,8 +80,10 @@ struct HttpClient::Impl {
   }
 
   std::string where() const {
-    return "http://" + options.endpoint.host + ":" + std::to_string(options.endpoint.port);
+    return (options.endpoint.tls ? "https://" : "http://") + options.endpoint.host + ":" +
+           std::to_string(options.endpoint.port);
   }
+  Status handshake();
 
   Status connect();
   Status exchange(const http::request<http::string_body>& req, HttpResponse* out,
@@ -66,16 +96,44 @@ Status HttpClient::Impl::connect() {
   const auto endpoints =
       resolver.resolve(options.endpoint.host, std::to_string(options.endpoint.port), ec);
   if (ec) return Status::error("resolve " + where() + ": " + ec.message());
-  stream.expires_after(std::chrono::milliseconds(options.connect_timeout_ms));
-  stream.async_connect(endpoints, [&](error_code e, const tcp::endpoint&) { ec = e; });
+  tls.reset();
+  if (options.endpoint.tls) {
+    if (!tls_context) {
+      if (Status s = make_client_context(options.tls, &tls_context); !s.is_ok()) return s;
+    }
+    tls.emplace(ioc, *tls_context);
+  }
+  lowest().expires_after(std::chrono::milliseconds(options.connect_timeout_ms));
+  lowest().async_connect(endpoints, [&](error_code e, const tcp::endpoint&) { ec = e; });
   run();
   if (ec) {
-    stream.close();
+    lowest().close();
     return Status::error("connect " + where() + ": " + ec.message());
   }
-  stream.socket().set_option(tcp::no_delay(true), ec);
+  lowest().socket().set_option(tcp::no_delay(true), ec);
+  if (tls) {
+    if (Status s = handshake(); !s.is_ok()) {
+      lowest().close();
+      return s;
+    }
+  }
   buffer.clear();
   connected = true;
+  return Status::ok();
+}
+
+Status HttpClient::Impl::handshake() {
+  if (Status s = set_client_host(tls->native_handle(), options.endpoint.host); !s.is_ok()) {
+    return s;
+  }
+  error_code ec;
+  lowest().expires_after(std::chrono::milliseconds(options.connect_timeout_ms));
+  tls->async_handshake(asio::ssl::stream_base::client, [&](error_code e) { ec = e; });
+  run();
+  if (ec) {
+    return Status::error("tls handshake with " + where() + ": " +
+                         tls_error_text(ec, tls->native_handle()));
+  }
   return Status::ok();
 }
 
@@ -83,20 +141,22 @@ Status HttpClient::Impl::exchange(const http::request<http::string_body>& req, H
                                   bool* nothing_read) {
   *nothing_read = true;
   error_code ec;
-  stream.expires_after(std::chrono::milliseconds(options.io_timeout_ms));
-  http::async_write(stream, req, [&](error_code e, size_t) { ec = e; });
+  lowest().expires_after(std::chrono::milliseconds(options.io_timeout_ms));
+  on_stream([&](auto& s) { http::async_write(s, req, [&](error_code e, size_t) { ec = e; }); });
   run();
   // A write can fail with a reset while the server already answered (413 before the whole
   // body was read); the answer is still worth reading.
   http::response_parser<http::string_body> parser;
   parser.body_limit(options.response_body_bytes_max);
   error_code read_ec;
-  http::async_read(stream, buffer, parser, [&](error_code e, size_t) { read_ec = e; });
+  on_stream([&](auto& s) {
+    http::async_read(s, buffer, parser, [&](error_code e, size_t) { read_ec = e; });
+  });
   run();
   if (read_ec) {
     *nothing_read = parser.got_some() == false;
     connected = false;
-    stream.close();
+    lowest().close();
     const error_code& shown = ec ? ec : read_ec;
     return Status::error("request to " + where() + ": " + shown.message());
   }
@@ -109,7 +169,7 @@ Status HttpClient::Impl::exchange(const http::request<http::string_body>& req, H
   out->body = std::move(res.body());
   if (!res.keep_alive()) {
     connected = false;
-    stream.close();
+    lowest().close();
   }
   return Status::ok();
 }
@@ -123,8 +183,8 @@ HttpClient::~HttpClient() { close(); }
 void HttpClient::close() {
   if (!impl_->connected) return;
   error_code ec;
-  impl_->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-  impl_->stream.close();
+  impl_->lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+  impl_->lowest().close();
   impl_->connected = false;
 }
 

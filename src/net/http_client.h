@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "net/tls_config.h"
 
 namespace keel::net {
 
@@ -27,14 +28,18 @@ struct HttpResponse {
 struct HttpEndpoint {
   std::string host;
   uint16_t port = 0;
+  bool tls = false;  // https: TLS (net/tls.h), the server's certificate verified for `host`
 };
 
-// Splits "http://HOST[:PORT][/]" (port 80 by default). nullopt for anything else (https, a
-// path, credentials).
+// Splits "http://HOST[:PORT][/]" (port 80 by default) or "https://HOST[:PORT][/]" (443).
+// nullopt for anything else (a path, credentials).
 [[nodiscard]] std::optional<HttpEndpoint> parse_http_url(std::string_view url);
 
 struct HttpClientOptions {
   HttpEndpoint endpoint;
+  // For https: the CAs the server's certificate must chain to (empty: the system's), and a
+  // client certificate (mutual TLS).
+  TlsClientConfig tls;
   int64_t connect_timeout_ms = 5'000;
   // Bound on writing one request and on reading its whole response.
   int64_t io_timeout_ms = 30'000;
@@ -63,7 +68,9 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   // Sends one request and reads its answer into *response. Fails (with a message naming the
-  // endpoint) on connect errors, timeouts and malformed answers; any HTTP status is a success.
+  // endpoint) on connect errors, a TLS handshake that fails (with the certificate's problem:
+  // "certificate has expired", "hostname mismatch", ...), timeouts and malformed answers; any
+  // HTTP status is a success.
   // `body` non-empty: sent with Content-Type: application/json unless `headers` name another.
   Status request(std::string_view method, std::string_view target, std::string_view body,
                  const HttpHeaders& headers, HttpResponse* response);

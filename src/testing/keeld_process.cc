@@ -120,6 +120,7 @@ Status ServerProcess::launch(const std::vector<std::string>& argv, int64_t start
   if (Status s = spawn(argv, &pid_, &stdout_fd_, nullptr); !s.is_ok()) return s;
   const auto deadline = Clock::now() + std::chrono::milliseconds(start_timeout_ms);
   static constexpr std::string_view kPrefix = "listening on http://127.0.0.1:";
+  static constexpr std::string_view kTlsPrefix = "listening on https://127.0.0.1:";
   // keeld prints the keys it made on its first start before it listens.
   static constexpr int kLinesBeforeMax = 8;
   std::string line;
@@ -130,9 +131,14 @@ Status ServerProcess::launch(const std::vector<std::string>& argv, int64_t start
                            std::to_string(code) + ")");
     }
     if (line.rfind(kPrefix, 0) == 0) break;
+    if (line.rfind(kTlsPrefix, 0) == 0) {
+      tls_ = true;
+      break;
+    }
     if (n == kLinesBeforeMax) return Status::error("no listening line; the last was: " + line);
   }
-  port_ = static_cast<uint16_t>(std::atoi(line.c_str() + kPrefix.size()));
+  port_ =
+      static_cast<uint16_t>(std::atoi(line.c_str() + (tls_ ? kTlsPrefix.size() : kPrefix.size())));
   if (port_ == 0) return Status::error("no port in: " + line);
   return Status::ok();
 }
@@ -232,7 +238,9 @@ Status start_psp_sim(const std::filesystem::path& config, uint64_t seed,
 ServerProcess::~ServerProcess() { stop(); }
 KeeldProcess::~KeeldProcess() { stop(); }
 
-std::string ServerProcess::base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string ServerProcess::base_url() const {
+  return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_);
+}
 
 int ServerProcess::reap(int64_t timeout_ms) {
   int code = wait_pid(pid_, timeout_ms);

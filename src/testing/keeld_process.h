@@ -47,7 +47,8 @@ class ServerProcess {
   ServerProcess& operator=(const ServerProcess&) = delete;
 
   [[nodiscard]] uint16_t port() const { return port_; }
-  [[nodiscard]] std::string base_url() const;  // "http://127.0.0.1:PORT"
+  [[nodiscard]] std::string base_url() const;  // "http://127.0.0.1:PORT" (https: with TLS)
+  [[nodiscard]] bool tls() const { return tls_; }
   [[nodiscard]] pid_t pid() const { return pid_; }
   [[nodiscard]] bool running() const { return pid_ > 0; }
 
@@ -70,6 +71,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
   uint16_t port_ = 0;
+  bool tls_ = false;  // it printed an https:// listening line
 };
 
 // keeld with a data directory (a fresh TempDir unless one is given).

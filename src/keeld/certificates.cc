@@ -1,0 +1,44 @@
+#include "keeld/certificates.h"
+
+#include <spdlog/spdlog.h>
+
+#include "core/time.h"
+#include "net/tls.h"
+
+namespace keel::keeld {
+namespace {
+
+std::string when(int64_t unix_s) { return format_rfc3339(unix_s * kNanosPerSecond); }
+
+}  // namespace
+
+Status watch_certificates(const net::TlsServerConfig& tls,
+                          std::vector<std::pair<std::string, int64_t>>* out, int64_t now_s) {
+  out->clear();
+  std::vector<net::CertificateInfo> server;
+  if (Status s = net::read_certificates(tls.cert_file, &server); !s.is_ok()) return s;
+  const net::CertificateInfo& leaf = server.front();
+  if (leaf.not_after_s <= now_s) {
+    return Status::error("tls: the certificate in " + tls.cert_file + " (" + leaf.subject +
+                         ") expired at " + when(leaf.not_after_s) +
+                         "; renew it (docs/security.md \"TLS\")");
+  }
+  out->emplace_back("server", leaf.not_after_s);
+  if (!tls.client_ca_file.empty()) {
+    std::vector<net::CertificateInfo> cas;
+    if (Status s = net::read_certificates(tls.client_ca_file, &cas); !s.is_ok()) return s;
+    for (size_t i = 0; i < cas.size(); ++i) {
+      out->emplace_back(i == 0 ? "client_ca" : "client_ca_" + std::to_string(i + 1),
+                        cas[i].not_after_s);
+    }
+  }
+  for (const auto& [name, not_after] : *out) {
+    if (not_after - now_s < kCertificateWarnS) {
+      spdlog::warn("tls: the {} certificate expires at {} ({} days from now): renew it", name,
+                   when(not_after), (not_after - now_s) / 86400);
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace keel::keeld

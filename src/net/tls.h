@@ -1,0 +1,49 @@
+#pragma once
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/system/error_code.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "net/tls_config.h"
+
+// TLS for keel's servers and clients (OpenSSL through Asio): one policy, in one place. Heavy
+// header: include it only from .cc files of api/, net/, connectors/ and the programs.
+namespace keel::net {
+
+// The policy, the same everywhere: TLS 1.2 at least (1.3 preferred), TLS 1.2 only with ECDHE
+// key exchange and AEAD ciphers (AES-GCM, ChaCha20-Poly1305), no compression, no renegotiation.
+inline constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+// A context for serving. Fails with the file and OpenSSL's reason (unreadable, not PEM, a key
+// that does not match the certificate, ...).
+Status make_server_context(const TlsServerConfig& config,
+                           std::shared_ptr<boost::asio::ssl::context>* out);
+// A context for connecting: the server's certificate is verified against the CAs (peer
+// verification always on); the host name is checked per connection (set_client_host).
+Status make_client_context(const TlsClientConfig& config,
+                           std::shared_ptr<boost::asio::ssl::context>* out);
+// On a client stream's SSL handle before its handshake: sends `host` as SNI (not for an IP
+// address) and makes the handshake fail unless the certificate is for `host` (a DNS name or an
+// IP address in its subject alternative names).
+Status set_client_host(SSL* ssl, const std::string& host);
+
+// An error of a TLS operation in words, with OpenSSL's verification reason when the
+// certificate was refused ("certificate verify failed: certificate has expired").
+[[nodiscard]] std::string tls_error_text(const boost::system::error_code& ec, SSL* ssl = nullptr);
+
+// One certificate of a PEM file: its subject and when it stops being valid.
+struct CertificateInfo {
+  std::string subject;
+  int64_t not_after_s = 0;  // Unix seconds
+};
+// Every certificate in `pem_file`, in file order. Fails when the file cannot be read or holds
+// no certificate.
+Status read_certificates(const std::string& pem_file, std::vector<CertificateInfo>* out);
+
+}  // namespace keel::net
