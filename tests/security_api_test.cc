@@ -440,14 +440,17 @@ TEST(Bootstrap, TheFirstStartWritesItsKeysOwnerOnlyOnceAndNewAdminKeyAddsOne) {
   }
 }
 
+// The keel CLI against `keeld` with its admin key.
+ProgramResult keel_as_admin(const KeeldProcess& keeld, std::vector<std::string> args) {
+  args.insert(args.begin(), {build_path("src/cli/keel").string(), "--server", keeld.base_url(),
+                             "--key", keeld.admin_key()});
+  return run_program(args);
+}
+
 TEST(KeysCli, CreatesListsAndRevokesKeys) {
   std::unique_ptr<KeeldProcess> keeld;
   ASSERT_TRUE(KeeldProcess::start({}, &keeld).is_ok());
-  const auto keel = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), {build_path("src/cli/keel").string(), "--server", keeld->base_url(),
-                               "--key", keeld->admin_key()});
-    return run_program(args);
-  };
+  const auto keel = [&](std::vector<std::string> args) { return keel_as_admin(*keeld, args); };
   auto r = keel({"-o", "json", "keys", "create", "--role", "ledger", "--label", "batch job"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json::value created = json::parse(r.out);
@@ -482,11 +485,7 @@ TEST(KeysCli, CreatesListsAndRevokesKeys) {
 TEST(AuditCli, TheServedHeadAnchorsVerifyAndAnotherHeadFailsIt) {
   std::unique_ptr<KeeldProcess> keeld;
   ASSERT_TRUE(KeeldProcess::start({}, &keeld).is_ok());
-  const auto keel = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), {build_path("src/cli/keel").string(), "--server", keeld->base_url(),
-                               "--key", keeld->admin_key()});
-    return run_program(args);
-  };
+  const auto keel = [&](std::vector<std::string> args) { return keel_as_admin(*keeld, args); };
   for (int i = 0; i < 3; ++i) {
     ASSERT_EQ(keel({"api", "POST", "/v1/customers", "{}"}).exit_code, 0);
   }

@@ -13,12 +13,17 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <cerrno>
 #include <chrono>
 #include <deque>
 #include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "net/tls.h"
 
 namespace keel::connectors {
 namespace {
@@ -52,9 +57,28 @@ bool valid_traceparent(std::string_view t) {
 
 enum class Phase : uint8_t { queued, connecting, writing, reading, done };
 
+// One connection to the PSP: plain, or TLS over TCP (PspClientOptions::tls).
 struct Connection {
-  explicit Connection(const Strand& strand) : stream(strand) {}
-  beast::tcp_stream stream;
+  Connection(const Strand& strand, asio::ssl::context* tls) {
+    if (tls != nullptr) {
+      tls_stream.emplace(strand, *tls);
+    } else {
+      plain.emplace(strand);
+    }
+  }
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_stream;
+  // The TCP stream under it all: timeouts, connect, close.
+  beast::tcp_stream& stream() { return tls_stream ? beast::get_lowest_layer(*tls_stream) : *plain; }
+  // Runs `f` with the stream HTTP goes over.
+  template <class F>
+  void with(F&& f) {
+    if (tls_stream) {
+      f(*tls_stream);
+    } else {
+      f(*plain);
+    }
+  }
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::string_body>> parser;
   bool reused = false;  // completed at least one exchange
@@ -77,16 +101,16 @@ struct Call {
 // Whether an idle pooled connection can take a request: the peer has not closed it and sent
 // nothing unasked. A non-blocking peek; the connection's state is left as it was.
 bool looks_alive(Connection& c) {
-  if (!c.stream.socket().is_open() || c.buffer.size() != 0) return false;
+  if (!c.stream().socket().is_open() || c.buffer.size() != 0) return false;
   char byte = 0;
-  const ssize_t n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  const ssize_t n = ::recv(c.stream().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void close_connection(Connection& c) {
   error_code ignored;
-  c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  c.stream.close();
+  c.stream().socket().shutdown(tcp::socket::shutdown_both, ignored);
+  c.stream().close();
 }
 
 }  // namespace
@@ -96,11 +120,18 @@ struct PspClient::Impl : std::enable_shared_from_this<PspClient::Impl> {
       : strand(asio::make_strand(executor)), options(std::move(o)) {
     options.connections_max = std::max<size_t>(options.connections_max, 1);
     prefix = "/psp/" + options.psp + "/v1";
+    if (options.tls) {
+      if (Status s = net::make_client_context(*options.tls, &tls); !s.is_ok()) {
+        tls_problem = s.message();  // every call fails to connect, and says why in the log
+      }
+    }
   }
 
   Strand strand;
   PspClientOptions options;
   std::string prefix;
+  std::shared_ptr<asio::ssl::context> tls;        // https
+  std::string tls_problem;                        // why there is no context for https
   std::vector<std::shared_ptr<Connection>> open;  // every connection, busy or idle
   std::vector<std::shared_ptr<Connection>> idle;  // most recently used last
   std::deque<std::shared_ptr<Call>> queue;        // may hold finished calls (skipped)
@@ -119,6 +150,8 @@ struct PspClient::Impl : std::enable_shared_from_this<PspClient::Impl> {
   std::shared_ptr<Connection> take_idle();
   void connect(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn);
   void on_connect(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn, error_code ec);
+  void connect_failed(const std::shared_ptr<Call>& call, const std::shared_ptr<Connection>& conn,
+                      TransportResult r);
   void write(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn);
   void read(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn);
   void on_read(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn, error_code ec);
@@ -147,7 +180,11 @@ void PspClient::Impl::start(std::shared_ptr<Call> call) {
   if (!valid_reference(call->reference)) return finish(call, {TransportResult::invalid_request});
   if (auto conn = take_idle()) return write(std::move(call), std::move(conn));
   if (open.size() < options.connections_max) {
-    auto conn = std::make_shared<Connection>(strand);
+    if (options.tls && !tls) {
+      spdlog::warn("psp {}: {}", options.psp, tls_problem);
+      return finish(call, {TransportResult::connect_failed});
+    }
+    auto conn = std::make_shared<Connection>(strand, tls.get());
     open.push_back(conn);
     return connect(std::move(call), std::move(conn));
   }
@@ -198,8 +235,8 @@ void PspClient::Impl::connect(std::shared_ptr<Call> call, std::shared_ptr<Connec
   error_code ec;
   const auto address = asio::ip::make_address(options.host, ec);
   if (!ec) {
-    conn->stream.expires_after(connect_timeout);
-    conn->stream.async_connect(
+    conn->stream().expires_after(connect_timeout);
+    conn->stream().async_connect(
         tcp::endpoint(address, options.port),
         [self = shared_from_this(), call, conn](error_code e) { self->on_connect(call, conn, e); });
     return;
@@ -209,8 +246,8 @@ void PspClient::Impl::connect(std::shared_ptr<Call> call, std::shared_ptr<Connec
                           [self = shared_from_this(), call, conn, resolver, connect_timeout](
                               error_code e, const tcp::resolver::results_type& endpoints) {
                             if (e) return self->on_connect(call, conn, e);
-                            conn->stream.expires_after(connect_timeout);
-                            conn->stream.async_connect(
+                            conn->stream().expires_after(connect_timeout);
+                            conn->stream().async_connect(
                                 endpoints, [self, call, conn](error_code e2, const tcp::endpoint&) {
                                   self->on_connect(call, conn, e2);
                                 });
@@ -220,17 +257,39 @@ void PspClient::Impl::connect(std::shared_ptr<Call> call, std::shared_ptr<Connec
 void PspClient::Impl::on_connect(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn,
                                  error_code ec) {
   if (ec) {
-    drop(conn);
     TransportResult r = TransportResult::connect_failed;
     if (ec == asio::error::connection_refused) r = TransportResult::connect_refused;
     if (ec == beast::error::timeout) r = TransportResult::connect_timeout;
-    finish(call, {r});
-    return pump();
+    return connect_failed(call, conn, r);
   }
   connections_opened.fetch_add(1, std::memory_order_relaxed);
   error_code ignored;
-  conn->stream.socket().set_option(tcp::no_delay(true), ignored);
-  write(std::move(call), std::move(conn));
+  conn->stream().socket().set_option(tcp::no_delay(true), ignored);
+  if (!conn->tls_stream) return write(std::move(call), std::move(conn));
+  // https: the PSP's certificate must chain to the configured CAs and name options.host.
+  if (Status s = net::set_client_host(conn->tls_stream->native_handle(), options.host);
+      !s.is_ok()) {
+    spdlog::warn("psp {}: {}", options.psp, s.message());
+    return connect_failed(call, conn, TransportResult::connect_failed);
+  }
+  conn->stream().expires_after(remaining(*call));
+  conn->tls_stream->async_handshake(
+      asio::ssl::stream_base::client, [self = shared_from_this(), call, conn](error_code e) {
+        if (!e) return self->write(call, conn);
+        // Nothing was sent: the call fails like a refused connection, and the log says why.
+        spdlog::warn("psp {}: tls handshake with {}:{}: {}", self->options.psp, self->options.host,
+                     self->options.port, net::tls_error_text(e, conn->tls_stream->native_handle()));
+        self->connect_failed(call, conn,
+                             e == beast::error::timeout ? TransportResult::connect_timeout
+                                                        : TransportResult::connect_failed);
+      });
+}
+
+void PspClient::Impl::connect_failed(const std::shared_ptr<Call>& call,
+                                     const std::shared_ptr<Connection>& conn, TransportResult r) {
+  drop(conn);
+  finish(call, {r});
+  pump();
 }
 
 void PspClient::Impl::write(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn) {
@@ -239,35 +298,39 @@ void PspClient::Impl::write(std::shared_ptr<Call> call, std::shared_ptr<Connecti
     return finish(call, {TransportResult::not_sent});
   }
   call->phase = Phase::writing;
-  conn->stream.expires_after(remaining(*call));
-  http::async_write(
-      conn->stream, call->request,
-      [self = shared_from_this(), call, conn](error_code ec, size_t written) {
-        if (!ec) return self->read(call, conn);
-        const bool nothing_sent = written == 0 && conn->reused;
-        self->drop(conn);
-        if (nothing_sent && !call->resent && !self->shut_down && ec != beast::error::timeout) {
-          // A dead keep-alive connection: nothing reached the PSP.
-          call->resent = true;
-          self->resent.fetch_add(1, std::memory_order_relaxed);
-          auto fresh = std::make_shared<Connection>(self->strand);
-          self->open.push_back(fresh);
-          return self->connect(call, fresh);
-        }
-        self->finish(call, {TransportResult::send_failed});
-        self->pump();
-      });
+  conn->stream().expires_after(remaining(*call));
+  conn->with([&](auto& stream) {
+    http::async_write(
+        stream, call->request,
+        [self = shared_from_this(), call, conn](error_code ec, size_t written) {
+          if (!ec) return self->read(call, conn);
+          const bool nothing_sent = written == 0 && conn->reused;
+          self->drop(conn);
+          if (nothing_sent && !call->resent && !self->shut_down && ec != beast::error::timeout) {
+            // A dead keep-alive connection: nothing reached the PSP.
+            call->resent = true;
+            self->resent.fetch_add(1, std::memory_order_relaxed);
+            auto fresh = std::make_shared<Connection>(self->strand, self->tls.get());
+            self->open.push_back(fresh);
+            return self->connect(call, fresh);
+          }
+          self->finish(call, {TransportResult::send_failed});
+          self->pump();
+        });
+  });
 }
 
 void PspClient::Impl::read(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn) {
   call->phase = Phase::reading;
   conn->parser.emplace();
   conn->parser->body_limit(options.response_body_bytes_max);
-  conn->stream.expires_after(remaining(*call));
-  http::async_read(conn->stream, conn->buffer, *conn->parser,
-                   [self = shared_from_this(), call, conn](error_code ec, size_t) {
-                     self->on_read(call, conn, ec);
-                   });
+  conn->stream().expires_after(remaining(*call));
+  conn->with([&](auto& stream) {
+    http::async_read(stream, conn->buffer, *conn->parser,
+                     [self = shared_from_this(), call, conn](error_code ec, size_t) {
+                       self->on_read(call, conn, ec);
+                     });
+  });
 }
 
 void PspClient::Impl::on_read(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn,
@@ -287,7 +350,7 @@ void PspClient::Impl::on_read(std::shared_ptr<Call> call, std::shared_ptr<Connec
   http::response<http::string_body> response = conn->parser->release();
   conn->parser.reset();
   if (response.keep_alive() && !shut_down) {
-    conn->stream.expires_never();
+    conn->stream().expires_never();
     conn->reused = true;
     conn->idle_since = Clock::now();
     idle.push_back(conn);

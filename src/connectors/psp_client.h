@@ -10,6 +10,7 @@
 
 #include "connectors/operation.h"
 #include "connectors/outcome.h"
+#include "net/tls_config.h"
 
 namespace keel::connectors {
 
@@ -27,6 +28,11 @@ struct PspClientOptions {
   // the PSP's own idle timeout).
   int64_t idle_timeout_ms = 30'000;
   uint64_t response_body_bytes_max = uint64_t{1} << 20;
+  // https: TLS (net/tls.h), the PSP's certificate verified against these CAs for `host`, with a
+  // client certificate when given. nullopt: plain http. A TLS problem (the context, the
+  // handshake: an expired or foreign certificate) fails the call as connect_failed before
+  // anything is sent, and is logged with OpenSSL's reason.
+  std::optional<net::TlsClientConfig> tls;
 };
 
 // How one call ended. `outcome` and `error_code` follow normalize_answer() (outcome.h); `op`

@@ -3,12 +3,24 @@
 #include <spdlog/spdlog.h>
 
 #include "core/time.h"
-#include "net/tls.h"
+#include "net/tls_config.h"
 
 namespace keel::keeld {
 namespace {
 
 std::string when(int64_t unix_s) { return format_rfc3339(unix_s * kNanosPerSecond); }
+
+// Warns of each certificate of certs[from..] that expires within kCertificateWarnS.
+void warn_expiring(const std::vector<std::pair<std::string, int64_t>>& certs, size_t from,
+                   int64_t now_s) {
+  for (size_t i = from; i < certs.size(); ++i) {
+    const auto& [name, not_after] = certs[i];
+    if (not_after - now_s < kCertificateWarnS) {
+      spdlog::warn("tls: the {} certificate expires at {} ({} days from now): renew it", name,
+                   when(not_after), (not_after - now_s) / 86400);
+    }
+  }
+}
 
 }  // namespace
 
@@ -32,13 +44,22 @@ Status watch_certificates(const net::TlsServerConfig& tls,
                         cas[i].not_after_s);
     }
   }
-  for (const auto& [name, not_after] : *out) {
-    if (not_after - now_s < kCertificateWarnS) {
-      spdlog::warn("tls: the {} certificate expires at {} ({} days from now): renew it", name,
-                   when(not_after), (not_after - now_s) / 86400);
+  warn_expiring(*out, 0, now_s);
+  return Status::ok();
+}
+
+void watch_channel_cas(const std::vector<std::pair<std::string, std::string>>& ca_files,
+                       std::vector<std::pair<std::string, int64_t>>* out, int64_t now_s) {
+  const size_t first = out->size();
+  for (const auto& [channel, file] : ca_files) {
+    std::vector<net::CertificateInfo> cas;
+    if (!net::read_certificates(file, &cas).is_ok()) continue;
+    for (size_t i = 0; i < cas.size(); ++i) {
+      out->emplace_back("psp_ca:" + channel + (i == 0 ? "" : ":" + std::to_string(i + 1)),
+                        cas[i].not_after_s);
     }
   }
-  return Status::ok();
+  warn_expiring(*out, first, now_s);
 }
 
 }  // namespace keel::keeld

@@ -23,4 +23,11 @@ Status watch_certificates(const net::TlsServerConfig& tls,
                           std::vector<std::pair<std::string, int64_t>>* out,
                           int64_t now_s = static_cast<int64_t>(std::time(nullptr)));
 
+// Adds the CAs each https PSP channel trusts: `ca_files` holds (channel name, ca_file) pairs;
+// each certificate becomes "psp_ca:NAME" ("psp_ca:NAME:2", ... for more), with the same 30-day
+// warning. A file that cannot be read is skipped here (the channel's own check refused it).
+void watch_channel_cas(const std::vector<std::pair<std::string, std::string>>& ca_files,
+                       std::vector<std::pair<std::string, int64_t>>* out,
+                       int64_t now_s = static_cast<int64_t>(std::time(nullptr)));
+
 }  // namespace keel::keeld

@@ -170,18 +170,38 @@ std::string apply_channel_routing(const toml::table& t, const std::string& where
 
 std::string apply_channel(std::string_view name, const toml::table& t, KeeldConfig* c) {
   const std::string where = "channels." + std::string(name) + ".";
-  std::string error = unknown_key(
-      t, where,
-      {"url", "psp", "api_key", "webhook_secret", "previous_webhook_secret", "connections_max",
-       "connect_timeout_ms", "total_timeout_ms", "currencies", "flows", "min_amount", "max_amount",
-       "priority", "cost_bps", "cost_fixed", "concurrency_max", "canary_of"});
+  std::string error = unknown_key(t, where,
+                                  {"url",
+                                   "psp",
+                                   "api_key",
+                                   "webhook_secret",
+                                   "previous_webhook_secret",
+                                   "ca_file",
+                                   "client_cert_file",
+                                   "client_key_file",
+                                   "connections_max",
+                                   "connect_timeout_ms",
+                                   "total_timeout_ms",
+                                   "currencies",
+                                   "flows",
+                                   "min_amount",
+                                   "max_amount",
+                                   "priority",
+                                   "cost_bps",
+                                   "cost_fixed",
+                                   "concurrency_max",
+                                   "canary_of"});
   if (!error.empty()) return error;
   dispatch::ChannelConfig ch;
   ch.name = std::string(name);
   ch.client.psp = ch.name;
   std::string url;
+  net::TlsClientConfig tls;
   const bool ok =
       read_string(t, "url", &url, &error) && read_string(t, "psp", &ch.client.psp, &error) &&
+      read_string(t, "ca_file", &tls.ca_file, &error) &&
+      read_string(t, "client_cert_file", &tls.cert_file, &error) &&
+      read_string(t, "client_key_file", &tls.key_file, &error) &&
       read_string(t, "api_key", &ch.client.api_key, &error) &&
       read_string(t, "webhook_secret", &ch.webhook_secret, &error) &&
       read_string(t, "previous_webhook_secret", &ch.previous_webhook_secret, &error) &&
@@ -189,11 +209,23 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
       read_int(t, "connect_timeout_ms", where, &ch.client.connect_timeout_ms, 1, &error) &&
       read_int(t, "total_timeout_ms", where, &ch.client.total_timeout_ms, 1, &error);
   if (!ok) return error;
-  const auto endpoint =
-      parse_http_url_with_target(url, {.ip_literals = true, .path = false, .port_required = true});
-  if (!endpoint) return where + "url must be http://HOST:PORT";
+  // https://HOST:PORT: the PSP's certificate is verified against ca_file (else the system's
+  // CAs), with a client certificate when given.
+  constexpr std::string_view kHttps = "https://";
+  const bool https = url.starts_with(kHttps);
+  const std::string as_http = https ? "http://" + url.substr(kHttps.size()) : url;
+  const auto endpoint = parse_http_url_with_target(
+      as_http, {.ip_literals = true, .path = false, .port_required = true});
+  if (!endpoint) return where + "url must be http://HOST:PORT or https://HOST:PORT";
   ch.client.host = endpoint->host;
   ch.client.port = endpoint->port;
+  if (!https && (!tls.ca_file.empty() || !tls.cert_file.empty() || !tls.key_file.empty())) {
+    return where + "ca_file and client certificates need an https:// url";
+  }
+  if (https) {
+    if (Status s = net::check_client_config(tls); !s.is_ok()) return where + s.message();
+    ch.client.tls = std::move(tls);
+  }
   if (name.empty() || name.size() > 40 ||
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string_view::npos) {
     return "channel names are 1 to 40 of [a-z0-9_-]: " + std::string(name);

@@ -53,7 +53,9 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //             (0: no budget; above it new work answers 503 over_capacity)
 //   [payments] default_channel, settle_wait_ms, idempotency_ttl_s, confirmation_deadline_s,
 //             processing_deadline_s, capture_deadline_s, resolve_initial_ms, resolve_max_ms
-//   [channels.NAME]  url = "http://HOST:PORT", psp (default NAME), api_key, webhook_secret,
+//   [channels.NAME]  url = "http://HOST:PORT" or "https://HOST:PORT" (then ca_file: the CAs
+//             its certificate must chain to, default the system's; client_cert_file and
+//             client_key_file: mutual TLS), psp (default NAME), api_key, webhook_secret,
 //             previous_webhook_secret (also accepted, while the PSP rotates its secret),
 //             connections_max, connect_timeout_ms, total_timeout_ms, and for routing:
 //             currencies = ["USD", ...] (default all), flows = ["card_payment", "topup",

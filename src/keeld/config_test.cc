@@ -287,10 +287,13 @@ bps = 0
   EXPECT_EQ(c.engine.fees->channels.at("wallet").basis_points, 0);
 
   for (const char* bad : {
-           "[channels.x]\nurl = \"https://a:1\"",                               // not http
-           "[channels.x]\nurl = \"http://a\"",                                  // no port
-           "[channels.X]\nurl = \"http://a:1\"",                                // bad name
-           "[channels.x]\nurl = \"http://a:1\"\nfoo = 1",                       // unknown key
+           "[channels.x]\nurl = \"ftp://a:1\"",                                    // not http(s)
+           "[channels.x]\nurl = \"http://a:1\"\nca_file = \"/c.pem\"",             // CA, no https
+           "[channels.x]\nurl = \"https://a:1\"\nca_file = \"/nonexistent.pem\"",  // no CA file
+           "[channels.x]\nurl = \"https://a:1\"\nclient_cert_file = \"/c.pem\"",   // no key
+           "[channels.x]\nurl = \"http://a\"",                                     // no port
+           "[channels.X]\nurl = \"http://a:1\"",                                   // bad name
+           "[channels.x]\nurl = \"http://a:1\"\nfoo = 1",                          // unknown key
            "[payments]\ndefault_channel = \"nope\"",                            // no such channel
            "[fees.default]\nbps = 10001",                                       // above 100%
            "[fees.default]\nfixed = -1",                                        // negative
@@ -362,6 +365,25 @@ TEST(ApplyToml, TlsTakesACertificateAndKeyAndOptionallyClientCas) {
   }
 }
 
+TEST(ApplyToml, AnHttpsChannelTrustsItsCaFile) {
+  testing::TempDir dir;
+  testing::TestPki pki;
+  ASSERT_TRUE(testing::TestPki::create(dir.path(), "psp", &pki).is_ok());
+  KeeldConfig c;
+  const std::string toml = "[channels.cardco]\nurl = \"https://psp.example:8443\"\nca_file = \"" +
+                           pki.ca_cert().string() + "\"\n";
+  const Status s = apply_toml(toml, "t", &c);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  const auto& client = c.psp.channels.at(0).client;
+  EXPECT_EQ(client.host, "psp.example");
+  EXPECT_EQ(client.port, 8443);
+  ASSERT_TRUE(client.tls.has_value());
+  EXPECT_EQ(client.tls->ca_file, pki.ca_cert().string());
+  KeeldConfig plain;
+  ASSERT_TRUE(apply_toml("[channels.cardco]\nurl = \"http://a:1\"\n", "t", &plain).is_ok());
+  EXPECT_FALSE(plain.psp.channels.at(0).client.tls.has_value());
+}
+
 TEST(WatchCertificates, AnExpiredServerCertificateIsRefusedAndEveryExpiryIsListed) {
   testing::TempDir dir;
   testing::TestPki pki;
@@ -383,6 +405,10 @@ TEST(WatchCertificates, AnExpiredServerCertificateIsRefusedAndEveryExpiryIsListe
   const Status s = watch_certificates(tls, &out, now);
   ASSERT_FALSE(s.is_ok());
   EXPECT_NE(s.message().find("expired at"), std::string::npos) << s.message();
+  std::vector<std::pair<std::string, int64_t>> cas;
+  watch_channel_cas({{"cardco", pki.ca_cert().string()}, {"gone", "/nonexistent.pem"}}, &cas, now);
+  ASSERT_EQ(cas.size(), 1u);
+  EXPECT_EQ(cas[0].first, "psp_ca:cardco");
   tls.cert_file = (dir.path() / "missing.pem").string();
   EXPECT_FALSE(watch_certificates(tls, &out, now).is_ok());
   tls.cert_file = valid.key.string();  // a key, no certificate

@@ -101,6 +101,11 @@ Status make_client_context(const TlsClientConfig& config, std::shared_ptr<ssl::c
   return Status::ok();
 }
 
+Status check_client_config(const TlsClientConfig& config) {
+  std::shared_ptr<ssl::context> ctx;
+  return make_client_context(config, &ctx);
+}
+
 Status set_client_host(SSL* ssl, const std::string& host) {
   if (is_ip_address(host)) {
     if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) != 1) {

@@ -37,13 +37,4 @@ Status set_client_host(SSL* ssl, const std::string& host);
 // certificate was refused ("certificate verify failed: certificate has expired").
 [[nodiscard]] std::string tls_error_text(const boost::system::error_code& ec, SSL* ssl = nullptr);
 
-// One certificate of a PEM file: its subject and when it stops being valid.
-struct CertificateInfo {
-  std::string subject;
-  int64_t not_after_s = 0;  // Unix seconds
-};
-// Every certificate in `pem_file`, in file order. Fails when the file cannot be read or holds
-// no certificate.
-Status read_certificates(const std::string& pem_file, std::vector<CertificateInfo>* out);
-
 }  // namespace keel::net

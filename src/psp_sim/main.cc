@@ -50,6 +50,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of every fault decision");
   app.add_option("--io-threads", io_threads, "I/O threads")->check(CLI::Range(1, 64));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  std::string tls_cert, tls_key;
+  app.add_option("--tls-cert", tls_cert, "serve HTTPS with this certificate (PEM)");
+  app.add_option("--tls-key", tls_key, "the certificate's private key (PEM)");
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("keel-psp-sim");
@@ -59,6 +62,10 @@ int main(int argc, char** argv) {
 
   SimServerOptions options;
   options.io_threads = io_threads;
+  if (tls_cert.empty() != tls_key.empty())
+    return fail_startup("--tls-cert and --tls-key go together");
+  if (!tls_cert.empty()) options.tls = net::TlsServerConfig{tls_cert, tls_key, ""};
+  const char* scheme = options.tls ? "https" : "http";
   if (Status s = net::parse_listen(listen, &options.host, &options.port); !s.is_ok()) {
     return fail_startup(s.message());
   }
@@ -72,11 +79,12 @@ int main(int argc, char** argv) {
     return fail_startup(s.message());
   }
   const std::string host = url_host(options.host);
-  std::printf("listening on http://%s:%u\n", host.c_str(), static_cast<unsigned>(server->port()));
+  std::printf("listening on %s://%s:%u\n", scheme, host.c_str(),
+              static_cast<unsigned>(server->port()));
   const std::vector<PspConfig>& psps = sim.config().psps;
   for (size_t i = 0; i < psps.size(); ++i) {
     if (!psps[i].listen) continue;
-    std::printf("psp %s listening on http://%s:%u\n", psps[i].name.c_str(),
+    std::printf("psp %s listening on %s://%s:%u\n", psps[i].name.c_str(), scheme,
                 url_host(psps[i].listen->host).c_str(), static_cast<unsigned>(server->psp_port(i)));
   }
   std::fflush(stdout);

@@ -14,6 +14,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -22,6 +23,7 @@
 
 #include "core/assert.h"
 #include "core/time.h"
+#include "net/tls.h"
 #include "psp_sim/codec.h"
 #include "psp_sim/webhook_sender.h"
 
@@ -58,6 +60,7 @@ struct ServerCore {
 
   SimServerOptions options;
   Simulator* sim = nullptr;
+  std::shared_ptr<asio::ssl::context> tls;  // https (--tls-cert): every listener serves TLS
   asio::io_context ioc;
   std::unique_ptr<WebhookSender> webhooks;
   // Indexed like sim->config().psps; null for a PSP without a listener of its own. Filled at
@@ -70,19 +73,30 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   // `listener_psp`: the PSP whose own listener accepted the connection; nullopt: the shared one.
   Session(tcp::socket socket, ServerCore& server, std::optional<size_t> listener_psp)
-      : stream_(std::move(socket)),
-        server_(server),
-        listener_psp_(listener_psp),
-        timer_(stream_.get_executor()) {}
+      : server_(server), listener_psp_(listener_psp), timer_(socket.get_executor()) {
+    if (server.tls) {
+      tls_.emplace(std::move(socket), *server.tls);
+    } else {
+      plain_.emplace(std::move(socket));
+    }
+  }
 
   void start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+    asio::dispatch(stream().get_executor(), [self = shared_from_this()] {
+      if (!self->tls_) return self->read();
+      self->stream().expires_after(
+          std::chrono::milliseconds(self->server_.options.idle_timeout_ms));
+      self->tls_->async_handshake(asio::ssl::stream_base::server, [self](error_code ec) {
+        if (ec) return self->close();
+        self->read();
+      });
+    });
   }
 
   // The listener went down: close now if waiting for a request (or black-holed), else after
   // answering the request in flight. Any thread.
   void stop_serving() {
-    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    asio::post(stream().get_executor(), [self = shared_from_this()] {
       self->stop_serving_ = true;
       if (self->idle_) self->close();
     });
@@ -103,7 +117,19 @@ class Session : public std::enable_shared_from_this<Session> {
                       sv(request_[http::field::authorization]), request_.body(), listener_psp_};
   }
 
-  beast::tcp_stream stream_;
+  // The TCP stream under it all (timeouts, close), and the stream HTTP goes over.
+  beast::tcp_stream& stream() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
+  template <class F>
+  void with(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(*plain_);
+    }
+  }
+
+  std::optional<beast::tcp_stream> plain_;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;
   ServerCore& server_;
   const std::optional<size_t> listener_psp_;
   asio::steady_timer timer_;
@@ -122,15 +148,17 @@ void Session::read() {
   idle_ = true;
   parser_.emplace();
   parser_->body_limit(server_.options.body_bytes_max);
-  stream_.expires_after(std::chrono::milliseconds(server_.options.idle_timeout_ms));
-  http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](error_code ec, size_t) { self->on_read(ec); });
+  stream().expires_after(std::chrono::milliseconds(server_.options.idle_timeout_ms));
+  with([&](auto& s) {
+    http::async_read(s, buffer_, *parser_,
+                     [self = shared_from_this()](error_code ec, size_t) { self->on_read(ec); });
+  });
 }
 
 void Session::on_read(error_code ec) {
   idle_ = false;
   if (ec) return close();  // end of stream, timeout, malformed: nothing to answer
-  stream_.expires_never();
+  stream().expires_never();
   request_ = parser_->release();
   admission_ = server_.sim->admit(sim_request(), wall_clock_now());
   switch (admission_.kind) {
@@ -171,10 +199,12 @@ void Session::write(SimReply reply) {
   response_.keep_alive(request_.keep_alive() && !stop_serving_);
   response_.body() = std::move(reply.body);
   response_.prepare_payload();
-  stream_.expires_after(std::chrono::milliseconds(server_.options.idle_timeout_ms));
-  http::async_write(stream_, response_, [self = shared_from_this()](error_code ec, size_t) {
-    if (ec || !self->response_.keep_alive()) return self->close();
-    self->read();
+  stream().expires_after(std::chrono::milliseconds(server_.options.idle_timeout_ms));
+  with([&](auto& s) {
+    http::async_write(s, response_, [self = shared_from_this()](error_code ec, size_t) {
+      if (ec || !self->response_.keep_alive()) return self->close();
+      self->read();
+    });
   });
 }
 
@@ -182,27 +212,29 @@ void Session::write(SimReply reply) {
 // stream's expiry covers every read from here on).
 void Session::hold_open() {
   idle_ = true;
-  stream_.expires_after(std::chrono::milliseconds(server_.options.black_hole_hold_ms));
+  stream().expires_after(std::chrono::milliseconds(server_.options.black_hole_hold_ms));
   keep_draining();
 }
 
 void Session::keep_draining() {
-  stream_.async_read_some(asio::buffer(drain_), [self = shared_from_this()](error_code ec, size_t) {
-    if (ec) return self->close();
-    self->keep_draining();
+  with([&](auto& s) {
+    s.async_read_some(asio::buffer(drain_), [self = shared_from_this()](error_code ec, size_t) {
+      if (ec) return self->close();
+      self->keep_draining();
+    });
   });
 }
 
 void Session::reset() {
   error_code ignored;
-  stream_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
-  stream_.close();
+  stream().socket().set_option(asio::socket_base::linger(true, 0), ignored);
+  stream().close();
 }
 
 void Session::close() {
   error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  stream_.close();
+  stream().socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream().close();
 }
 
 // One listening socket: the shared one (every PSP, /admin) or a PSP's own (that PSP only, and
@@ -436,6 +468,11 @@ Status SimServer::start(SimServerOptions options, Simulator* sim, std::unique_pt
   Impl& impl = *server->impl_;
   impl.options = std::move(options);
   impl.core.sim = sim;
+  if (impl.core.options.tls) {
+    if (Status s = net::make_server_context(*impl.core.options.tls, &impl.core.tls); !s.is_ok()) {
+      return s;
+    }
+  }
   impl.core.webhooks = std::make_unique<WebhookSender>(impl.ioc, sim->config());
   if (Status s = impl.listen(sim); !s.is_ok()) return s;
   for (size_t i = 0; i < threads; ++i) {

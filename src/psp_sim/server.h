@@ -3,9 +3,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
+#include "net/tls_config.h"
 #include "psp_sim/simulator.h"
 
 namespace keel::psp_sim {
@@ -19,6 +21,8 @@ struct SimServerOptions {
   // A black-holed request's connection is held open this long at most (or until the client
   // closes it).
   int64_t black_hole_hold_ms = 120'000;
+  // HTTPS on every listener (net/tls.h); nullopt: plain HTTP.
+  std::optional<net::TlsServerConfig> tls;
 };
 
 // The HTTP/1.1 front of the simulator (Boost.Beast): `io_threads` threads run one io_context,

@@ -1,5 +1,7 @@
 #include "testing/payments_stack.h"
 
+#include "testing/test_pki.h"
+
 #include <atomic>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -60,9 +62,11 @@ std::string sim_config(uint16_t keeld_port, const PaymentsStackOptions& o,
   return s + o.sim_toml_extra + "\n";
 }
 
-// keeld's config: a channel per PSP at the shared port `sim_port`, or at the PSP's own port.
+// keeld's config: a channel per PSP at the shared port `sim_port`, or at the PSP's own port
+// (https with `psp_ca` as the channel's ca_file when psp_tls).
 std::string keeld_config(const PaymentsStackOptions& o, uint16_t sim_port,
-                         const std::map<std::string, uint16_t, std::less<>>& psp_ports) {
+                         const std::map<std::string, uint16_t, std::less<>>& psp_ports,
+                         const std::filesystem::path& psp_ca) {
   std::string k = "[payments]\ndefault_channel = \"" + o.psps.front() + "\"\n";
   k += "resolve_initial_ms = " + std::to_string(o.resolve_initial_ms) + "\n";
   k += "resolve_max_ms = " + std::to_string(o.resolve_max_ms) + "\n";
@@ -71,10 +75,12 @@ std::string keeld_config(const PaymentsStackOptions& o, uint16_t sim_port,
   for (const std::string& name : o.psps) {
     const auto own = psp_ports.find(name);
     const uint16_t port = own == psp_ports.end() ? sim_port : own->second;
-    k += "[channels." + name + "]\nurl = \"http://127.0.0.1:" + std::to_string(port) +
-         "\"\napi_key = \"sk_" + name + "\"\nwebhook_secret = \"whsec_" + name +
+    k += "[channels." + name + "]\nurl = \"" + (o.psp_tls ? "https" : "http") +
+         "://127.0.0.1:" + std::to_string(port) + "\"\napi_key = \"sk_" + name +
+         "\"\nwebhook_secret = \"whsec_" + name +
          "\"\ntotal_timeout_ms = " + std::to_string(o.total_timeout_ms) + "\n" +
          o.channel_toml_extra + "\n";
+    if (o.psp_tls) k += "ca_file = \"" + psp_ca.string() + "\"\n";
     if (const auto extra = o.channel_toml.find(name); extra != o.channel_toml.end()) {
       k += extra->second + "\n";
     }
@@ -100,11 +106,15 @@ JsonResponse to_json_response(const net::HttpResponse& r) {
   return out;
 }
 
-// A client of the simulator (no key), or of keeld with its admin key (`keeld`).
-std::unique_ptr<net::HttpClient> client_for(uint16_t port, bool keeld = false) {
+// A client of the simulator (no key; over TLS trusting `ca` when given), or of keeld with its
+// admin key (`keeld`).
+std::unique_ptr<net::HttpClient> client_for(uint16_t port, bool keeld = false,
+                                            const std::filesystem::path& ca = {}) {
   net::HttpClientOptions o;
   o.endpoint.host = "127.0.0.1";
   o.endpoint.port = port;
+  o.endpoint.tls = !ca.empty();
+  o.tls.ca_file = ca.string();
   if (keeld) use_admin_key(&o);
   return std::make_unique<net::HttpClient>(o);
 }
@@ -139,6 +149,23 @@ Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<Paymen
   s->options_ = std::move(options);
   s->data_dir_ = s->options_.data_dir.empty() ? s->dir_.path() / "data" : s->options_.data_dir;
   if (s->options_.psps.empty()) return Status::error("PaymentsStackOptions::psps is empty");
+  if (s->options_.psp_tls) {
+    TestPki pki;
+    TestCertificate cert;
+    Status made = TestPki::create(s->dir_.path(), "psp", &pki);
+    if (made.is_ok()) made = pki.issue_now("psp-sim", {"127.0.0.1", "localhost"}, &cert);
+    if (!made.is_ok()) return made;
+    s->psp_ca_ = pki.ca_cert();
+    if (s->options_.psp_tls_foreign_ca) {
+      TestPki foreign;
+      if (Status f = TestPki::create(s->dir_.path(), "foreign", &foreign); !f.is_ok()) return f;
+      s->keeld_psp_ca_ = foreign.ca_cert();
+    } else {
+      s->keeld_psp_ca_ = s->psp_ca_;
+    }
+    s->options_.sim_args.insert(s->options_.sim_args.end(),
+                                {"--tls-cert", cert.cert.string(), "--tls-key", cert.key.string()});
+  }
   Status last = Status::error("no attempt");
   // The picked ports may be taken by someone else before the simulator binds them: try again.
   for (int attempt = 0; attempt < 5; ++attempt) {
@@ -149,8 +176,8 @@ Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<Paymen
     }
     s->keeld_.reset();
     s->keeld_config_ = s->dir_.path() / "keeld.toml";
-    if (Status w =
-            write_file(s->keeld_config_, keeld_config(s->options_, s->sim_port_, s->psp_ports_));
+    if (Status w = write_file(s->keeld_config_, keeld_config(s->options_, s->sim_port_,
+                                                             s->psp_ports_, s->keeld_psp_ca_));
         !w.is_ok()) {
       return w;
     }
@@ -164,7 +191,7 @@ Status PaymentsStack::start(PaymentsStackOptions options, std::unique_ptr<Paymen
     if (last.is_ok()) break;
   }
   if (!last.is_ok()) return last;
-  s->sim_client_ = client_for(s->sim_->port());
+  s->sim_client_ = client_for(s->sim_->port(), false, s->psp_ca_);
   *out = std::move(s);
   return Status::ok();
 }

@@ -89,6 +89,11 @@ struct PaymentsStackOptions {
   // Extra TOML appended at the end of keeld's config file (after every table), e.g. merchant
   // fees "[fees.default]\nbps = 100\nfixed = 20\n".
   std::string keeld_toml_extra;
+  // keel-psp-sim serves HTTPS with a certificate for 127.0.0.1 from a CA made at start (in the
+  // stack's temporary directory), and keeld's channels are https:// with that CA as ca_file.
+  bool psp_tls = false;
+  // With psp_tls: keeld trusts another CA than the simulator's (its handshakes must fail).
+  bool psp_tls_foreign_ca = false;
 };
 
 // TOML for PaymentsStackOptions::sim_toml_extra: every fault of keel-psp-sim on `psp` at `rate`
@@ -178,6 +183,8 @@ class PaymentsStack {
   PaymentsStackOptions options_;
   TempDir dir_;
   std::filesystem::path data_dir_;
+  std::filesystem::path psp_ca_;        // psp_tls: the simulator's CA
+  std::filesystem::path keeld_psp_ca_;  // psp_tls: the CA keeld's channels trust
   std::filesystem::path keeld_config_;
   uint16_t sim_port_ = 0;
   std::map<std::string, uint16_t, std::less<>> psp_ports_;  // own_listeners: by PSP

@@ -1027,3 +1027,63 @@ TEST_F(PaymentsE2E, MoneyMovingPostWithoutIdempotencyKeyIsRefusedAndChangesNothi
 
 }  // namespace
 }  // namespace keel::testing
+
+namespace keel::testing {
+namespace {
+
+// keeld calls the PSP over HTTPS (docs/security.md "TLS"): keel-psp-sim serves TLS with a
+// certificate from a CA the stack made, which keeld's channels trust (ca_file).
+TEST(PaymentsOverTls, ACardPaymentAndItsRefundReachThePspOverHttps) {
+  PaymentsStackOptions o;
+  o.psp_tls = true;
+  std::unique_ptr<PaymentsStack> stack;
+  ASSERT_TRUE(PaymentsStack::start(o, &stack).is_ok());
+  const std::string merchant = stack->create_merchant();
+  const JsonResponse created = stack->post("/v1/payments",
+                                           R"({"amount": 1250, "currency": "USD", "merchant": ")" +
+                                               merchant + R"(", "payment_method": "tok_visa"})",
+                                           "tls-create");
+  ASSERT_EQ(created.status, 200u) << created.text;
+  const std::string id(created.body.at("id").as_string());
+  const JsonResponse confirmed =
+      stack->post("/v1/payments/" + id + "/confirm", "{}", "tls-confirm");
+  ASSERT_EQ(confirmed.status, 200u) << confirmed.text;
+  EXPECT_EQ(confirmed.body.at("status").as_string(), "succeeded");
+  const JsonResponse refund =
+      stack->post("/v1/refunds", R"({"payment": ")" + id + R"(", "amount": 250})", "tls-refund");
+  ASSERT_EQ(refund.status, 200u) << refund.text;
+  EXPECT_EQ(refund.body.at("status").as_string(), "succeeded");
+  const JsonResponse books = stack->sim_request("GET", "/admin/psps/cardco/operations");
+  ASSERT_EQ(books.status, 200u) << books.text;  // the simulator's admin API over TLS too
+  EXPECT_EQ(books.body.at("operations").as_array().size(), 2u);  // the payment and the refund
+}
+
+// A PSP whose certificate keel does not trust is never sent a payment: the handshake fails
+// before any byte of the request, so the attempt is known not sent and the payment fails
+// safely; the PSP's books stay empty.
+TEST(PaymentsOverTls, APspCertificateFromAnUntrustedCaIsRefusedBeforeAnythingIsSent) {
+  PaymentsStackOptions o;
+  o.psp_tls = true;
+  o.psp_tls_foreign_ca = true;
+  std::unique_ptr<PaymentsStack> stack;
+  ASSERT_TRUE(PaymentsStack::start(o, &stack).is_ok());
+  const std::string merchant = stack->create_merchant();
+  const JsonResponse created = stack->post("/v1/payments",
+                                           R"({"amount": 990, "currency": "USD", "merchant": ")" +
+                                               merchant + R"(", "payment_method": "tok_visa"})",
+                                           "untrusted-create");
+  ASSERT_EQ(created.status, 200u) << created.text;
+  const std::string id(created.body.at("id").as_string());
+  const JsonResponse confirmed =
+      stack->post("/v1/payments/" + id + "/confirm", "{}", "untrusted-confirm");
+  ASSERT_EQ(confirmed.status, 200u) << confirmed.text;
+  EXPECT_EQ(confirmed.body.at("status").as_string(), "failed") << confirmed.text;
+  const JsonResponse books = stack->sim_request("GET", "/admin/psps/cardco/operations");
+  ASSERT_EQ(books.status, 200u) << books.text;
+  EXPECT_TRUE(books.body.at("operations").as_array().empty());
+  // Nothing was posted to the merchant (its account is not even created: -1).
+  EXPECT_LE(stack->account_balance("merchant:" + merchant + ":USD", "credits_posted"), 0);
+}
+
+}  // namespace
+}  // namespace keel::testing
