@@ -1,14 +1,15 @@
 // Google Benchmark micro benchmarks of the hot paths: ledger apply (no journal), journal record
-// encoding, CRC-32C, a group commit with and without the audit chain, one routing decision, the id index growing to 50 million ids, API key
-// authentication and the rate limiter. Run: keel-bench micro [--benchmark_filter=...].
+// encoding, CRC-32C, a group commit with and without the audit chain, one routing decision, the id
+// index growing to 50 million ids, API key authentication and the rate limiter. Run: keel-bench
+// micro [--benchmark_filter=...].
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <chrono>
 
 #include "api/auth.h"
-#include "core/crc32c.h"
 #include "core/assert.h"
+#include "core/crc32c.h"
 #include "engine/records.h"
 #include "journal/memory_storage.h"
 #include "ledger/ledger.h"

@@ -59,26 +59,8 @@ enum class Phase : uint8_t { queued, connecting, writing, reading, done };
 
 // One connection to the PSP: plain, or TLS over TCP (PspClientOptions::tls).
 struct Connection {
-  Connection(const Strand& strand, asio::ssl::context* tls) {
-    if (tls != nullptr) {
-      tls_stream.emplace(strand, *tls);
-    } else {
-      plain.emplace(strand);
-    }
-  }
-  std::optional<beast::tcp_stream> plain;
-  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_stream;
-  // The TCP stream under it all: timeouts, connect, close.
-  beast::tcp_stream& stream() { return tls_stream ? beast::get_lowest_layer(*tls_stream) : *plain; }
-  // Runs `f` with the stream HTTP goes over.
-  template <class F>
-  void with(F&& f) {
-    if (tls_stream) {
-      f(*tls_stream);
-    } else {
-      f(*plain);
-    }
-  }
+  Connection(const Strand& strand, asio::ssl::context* tls) : stream(strand, tls) {}
+  net::MaybeTlsStream stream;
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::string_body>> parser;
   bool reused = false;  // completed at least one exchange
@@ -101,16 +83,17 @@ struct Call {
 // Whether an idle pooled connection can take a request: the peer has not closed it and sent
 // nothing unasked. A non-blocking peek; the connection's state is left as it was.
 bool looks_alive(Connection& c) {
-  if (!c.stream().socket().is_open() || c.buffer.size() != 0) return false;
+  if (!c.stream.lowest().socket().is_open() || c.buffer.size() != 0) return false;
   char byte = 0;
-  const ssize_t n = ::recv(c.stream().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  const ssize_t n =
+      ::recv(c.stream.lowest().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void close_connection(Connection& c) {
   error_code ignored;
-  c.stream().socket().shutdown(tcp::socket::shutdown_both, ignored);
-  c.stream().close();
+  c.stream.lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+  c.stream.lowest().close();
 }
 
 }  // namespace
@@ -235,8 +218,8 @@ void PspClient::Impl::connect(std::shared_ptr<Call> call, std::shared_ptr<Connec
   error_code ec;
   const auto address = asio::ip::make_address(options.host, ec);
   if (!ec) {
-    conn->stream().expires_after(connect_timeout);
-    conn->stream().async_connect(
+    conn->stream.lowest().expires_after(connect_timeout);
+    conn->stream.lowest().async_connect(
         tcp::endpoint(address, options.port),
         [self = shared_from_this(), call, conn](error_code e) { self->on_connect(call, conn, e); });
     return;
@@ -246,8 +229,8 @@ void PspClient::Impl::connect(std::shared_ptr<Call> call, std::shared_ptr<Connec
                           [self = shared_from_this(), call, conn, resolver, connect_timeout](
                               error_code e, const tcp::resolver::results_type& endpoints) {
                             if (e) return self->on_connect(call, conn, e);
-                            conn->stream().expires_after(connect_timeout);
-                            conn->stream().async_connect(
+                            conn->stream.lowest().expires_after(connect_timeout);
+                            conn->stream.lowest().async_connect(
                                 endpoints, [self, call, conn](error_code e2, const tcp::endpoint&) {
                                   self->on_connect(call, conn, e2);
                                 });
@@ -264,25 +247,25 @@ void PspClient::Impl::on_connect(std::shared_ptr<Call> call, std::shared_ptr<Con
   }
   connections_opened.fetch_add(1, std::memory_order_relaxed);
   error_code ignored;
-  conn->stream().socket().set_option(tcp::no_delay(true), ignored);
-  if (!conn->tls_stream) return write(std::move(call), std::move(conn));
+  conn->stream.lowest().socket().set_option(tcp::no_delay(true), ignored);
+  if (conn->stream.tls() == nullptr) return write(std::move(call), std::move(conn));
   // https: the PSP's certificate must chain to the configured CAs and name options.host.
-  if (Status s = net::set_client_host(conn->tls_stream->native_handle(), options.host);
+  if (Status s = net::set_client_host(conn->stream.tls()->native_handle(), options.host);
       !s.is_ok()) {
     spdlog::warn("psp {}: {}", options.psp, s.message());
     return connect_failed(call, conn, TransportResult::connect_failed);
   }
-  conn->stream().expires_after(remaining(*call));
-  conn->tls_stream->async_handshake(
-      asio::ssl::stream_base::client, [self = shared_from_this(), call, conn](error_code e) {
-        if (!e) return self->write(call, conn);
-        // Nothing was sent: the call fails like a refused connection, and the log says why.
-        spdlog::warn("psp {}: tls handshake with {}:{}: {}", self->options.psp, self->options.host,
-                     self->options.port, net::tls_error_text(e, conn->tls_stream->native_handle()));
-        self->connect_failed(call, conn,
-                             e == beast::error::timeout ? TransportResult::connect_timeout
-                                                        : TransportResult::connect_failed);
-      });
+  conn->stream.lowest().expires_after(remaining(*call));
+  conn->stream.tls()->async_handshake(asio::ssl::stream_base::client, [self = shared_from_this(),
+                                                                       call, conn](error_code e) {
+    if (!e) return self->write(call, conn);
+    // Nothing was sent: the call fails like a refused connection, and the log says why.
+    spdlog::warn("psp {}: tls handshake with {}:{}: {}", self->options.psp, self->options.host,
+                 self->options.port, net::tls_error_text(e, conn->stream.tls()->native_handle()));
+    self->connect_failed(call, conn,
+                         e == beast::error::timeout ? TransportResult::connect_timeout
+                                                    : TransportResult::connect_failed);
+  });
 }
 
 void PspClient::Impl::connect_failed(const std::shared_ptr<Call>& call,
@@ -298,8 +281,8 @@ void PspClient::Impl::write(std::shared_ptr<Call> call, std::shared_ptr<Connecti
     return finish(call, {TransportResult::not_sent});
   }
   call->phase = Phase::writing;
-  conn->stream().expires_after(remaining(*call));
-  conn->with([&](auto& stream) {
+  conn->stream.lowest().expires_after(remaining(*call));
+  conn->stream.with([&](auto& stream) {
     http::async_write(
         stream, call->request,
         [self = shared_from_this(), call, conn](error_code ec, size_t written) {
@@ -324,8 +307,8 @@ void PspClient::Impl::read(std::shared_ptr<Call> call, std::shared_ptr<Connectio
   call->phase = Phase::reading;
   conn->parser.emplace();
   conn->parser->body_limit(options.response_body_bytes_max);
-  conn->stream().expires_after(remaining(*call));
-  conn->with([&](auto& stream) {
+  conn->stream.lowest().expires_after(remaining(*call));
+  conn->stream.with([&](auto& stream) {
     http::async_read(stream, conn->buffer, *conn->parser,
                      [self = shared_from_this(), call, conn](error_code ec, size_t) {
                        self->on_read(call, conn, ec);
@@ -350,7 +333,7 @@ void PspClient::Impl::on_read(std::shared_ptr<Call> call, std::shared_ptr<Connec
   http::response<http::string_body> response = conn->parser->release();
   conn->parser.reset();
   if (response.keep_alive() && !shut_down) {
-    conn->stream().expires_never();
+    conn->stream.lowest().expires_never();
     conn->reused = true;
     conn->idle_since = Clock::now();
     idle.push_back(conn);

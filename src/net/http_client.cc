@@ -53,25 +53,14 @@ std::optional<HttpEndpoint> parse_http_url(std::string_view url) {
 }
 
 struct HttpClient::Impl {
-  using TlsStream = beast::ssl_stream<beast::tcp_stream>;
   HttpClientOptions options;
   asio::io_context ioc;
-  beast::tcp_stream stream{ioc};                    // plain http
   std::shared_ptr<asio::ssl::context> tls_context;  // https: made at the first connect
-  std::optional<TlsStream> tls;                     // https: one per connection
+  std::optional<MaybeTlsStream> stream;             // one per connection
   beast::flat_buffer buffer;
   bool connected = false;
 
-  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : stream; }
-  // Runs `f` on the connection's stream, whichever it is.
-  template <class F>
-  void on_stream(F&& f) {
-    if (tls) {
-      f(*tls);
-    } else {
-      f(stream);
-    }
-  }
+  beast::tcp_stream& lowest() { return stream->lowest(); }
 
   // Runs the pending asynchronous operation to completion; the stream's timer bounds it.
   void run() {
@@ -96,13 +85,10 @@ Status HttpClient::Impl::connect() {
   const auto endpoints =
       resolver.resolve(options.endpoint.host, std::to_string(options.endpoint.port), ec);
   if (ec) return Status::error("resolve " + where() + ": " + ec.message());
-  tls.reset();
-  if (options.endpoint.tls) {
-    if (!tls_context) {
-      if (Status s = make_client_context(options.tls, &tls_context); !s.is_ok()) return s;
-    }
-    tls.emplace(ioc, *tls_context);
+  if (options.endpoint.tls && !tls_context) {
+    if (Status s = make_client_context(options.tls, &tls_context); !s.is_ok()) return s;
   }
+  stream.emplace(ioc.get_executor(), options.endpoint.tls ? tls_context.get() : nullptr);
   lowest().expires_after(std::chrono::milliseconds(options.connect_timeout_ms));
   lowest().async_connect(endpoints, [&](error_code e, const tcp::endpoint&) { ec = e; });
   run();
@@ -111,7 +97,7 @@ Status HttpClient::Impl::connect() {
     return Status::error("connect " + where() + ": " + ec.message());
   }
   lowest().socket().set_option(tcp::no_delay(true), ec);
-  if (tls) {
+  if (stream->tls() != nullptr) {
     if (Status s = handshake(); !s.is_ok()) {
       lowest().close();
       return s;
@@ -123,16 +109,17 @@ Status HttpClient::Impl::connect() {
 }
 
 Status HttpClient::Impl::handshake() {
-  if (Status s = set_client_host(tls->native_handle(), options.endpoint.host); !s.is_ok()) {
+  MaybeTlsStream::Tls& tls = *stream->tls();
+  if (Status s = set_client_host(tls.native_handle(), options.endpoint.host); !s.is_ok()) {
     return s;
   }
   error_code ec;
   lowest().expires_after(std::chrono::milliseconds(options.connect_timeout_ms));
-  tls->async_handshake(asio::ssl::stream_base::client, [&](error_code e) { ec = e; });
+  tls.async_handshake(asio::ssl::stream_base::client, [&](error_code e) { ec = e; });
   run();
   if (ec) {
     return Status::error("tls handshake with " + where() + ": " +
-                         tls_error_text(ec, tls->native_handle()));
+                         tls_error_text(ec, tls.native_handle()));
   }
   return Status::ok();
 }
@@ -142,14 +129,14 @@ Status HttpClient::Impl::exchange(const http::request<http::string_body>& req, H
   *nothing_read = true;
   error_code ec;
   lowest().expires_after(std::chrono::milliseconds(options.io_timeout_ms));
-  on_stream([&](auto& s) { http::async_write(s, req, [&](error_code e, size_t) { ec = e; }); });
+  stream->with([&](auto& s) { http::async_write(s, req, [&](error_code e, size_t) { ec = e; }); });
   run();
   // A write can fail with a reset while the server already answered (413 before the whole
   // body was read); the answer is still worth reading.
   http::response_parser<http::string_body> parser;
   parser.body_limit(options.response_body_bytes_max);
   error_code read_ec;
-  on_stream([&](auto& s) {
+  stream->with([&](auto& s) {
     http::async_read(s, buffer, parser, [&](error_code e, size_t) { read_ec = e; });
   });
   run();

@@ -1,9 +1,13 @@
 #pragma once
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/system/error_code.hpp>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +36,40 @@ Status make_client_context(const TlsClientConfig& config,
 // address) and makes the handshake fail unless the certificate is for `host` (a DNS name or an
 // IP address in its subject alternative names).
 Status set_client_host(SSL* ssl, const std::string& host);
+
+// A connection's stream: plain TCP, or TLS over TCP when given a context. lowest() is the TCP
+// stream under it all (timeouts, connect, close); with(f) runs f on the stream HTTP goes over.
+class MaybeTlsStream {
+ public:
+  using Tls = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+  // A stream to connect (`Source`: an executor), or over an accepted socket; TLS when `tls`.
+  template <class Source>
+  MaybeTlsStream(Source&& source, boost::asio::ssl::context* tls) {
+    if (tls != nullptr) {
+      tls_.emplace(std::forward<Source>(source), *tls);
+    } else {
+      plain_.emplace(std::forward<Source>(source));
+    }
+  }
+
+  boost::beast::tcp_stream& lowest() {
+    return tls_ ? boost::beast::get_lowest_layer(*tls_) : *plain_;
+  }
+  [[nodiscard]] Tls* tls() { return tls_ ? &*tls_ : nullptr; }
+  template <class F>
+  void with(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(*plain_);
+    }
+  }
+
+ private:
+  std::optional<boost::beast::tcp_stream> plain_;
+  std::optional<Tls> tls_;
+};
 
 // An error of a TLS operation in words, with OpenSSL's verification reason when the
 // certificate was refused ("certificate verify failed: certificate has expired").

@@ -142,10 +142,10 @@ struct StoredEvent {
 struct Delivery {
   std::string event_id;  // also the Keel-Event-Id header
   std::string merchant_id;
-  std::string url;     // the merchant's endpoint now (a changed endpoint applies to retries)
-  std::string secret;  // likewise
-  std::string body;             // render_event_json(event)
-  uint32_t attempt = 1;         // this try's number: 1 for the first
+  std::string url;       // the merchant's endpoint now (a changed endpoint applies to retries)
+  std::string secret;    // likewise
+  std::string body;      // render_event_json(event)
+  uint32_t attempt = 1;  // this try's number: 1 for the first
   std::string previous_secret;  // during a rotation's overlap: signs too (empty: none)
   friend bool operator==(const Delivery&, const Delivery&) = default;
 };

@@ -73,20 +73,17 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   // `listener_psp`: the PSP whose own listener accepted the connection; nullopt: the shared one.
   Session(tcp::socket socket, ServerCore& server, std::optional<size_t> listener_psp)
-      : server_(server), listener_psp_(listener_psp), timer_(socket.get_executor()) {
-    if (server.tls) {
-      tls_.emplace(std::move(socket), *server.tls);
-    } else {
-      plain_.emplace(std::move(socket));
-    }
-  }
+      : stream_(std::move(socket), server.tls.get()),
+        server_(server),
+        listener_psp_(listener_psp),
+        timer_(stream_.lowest().get_executor()) {}
 
   void start() {
     asio::dispatch(stream().get_executor(), [self = shared_from_this()] {
-      if (!self->tls_) return self->read();
+      if (self->stream_.tls() == nullptr) return self->read();
       self->stream().expires_after(
           std::chrono::milliseconds(self->server_.options.idle_timeout_ms));
-      self->tls_->async_handshake(asio::ssl::stream_base::server, [self](error_code ec) {
+      self->stream_.tls()->async_handshake(asio::ssl::stream_base::server, [self](error_code ec) {
         if (ec) return self->close();
         self->read();
       });
@@ -117,19 +114,13 @@ class Session : public std::enable_shared_from_this<Session> {
                       sv(request_[http::field::authorization]), request_.body(), listener_psp_};
   }
 
-  // The TCP stream under it all (timeouts, close), and the stream HTTP goes over.
-  beast::tcp_stream& stream() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
+  beast::tcp_stream& stream() { return stream_.lowest(); }
   template <class F>
   void with(F&& f) {
-    if (tls_) {
-      f(*tls_);
-    } else {
-      f(*plain_);
-    }
+    stream_.with(std::forward<F>(f));
   }
 
-  std::optional<beast::tcp_stream> plain_;
-  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;
+  net::MaybeTlsStream stream_;
   ServerCore& server_;
   const std::optional<size_t> listener_psp_;
   asio::steady_timer timer_;

@@ -1031,29 +1031,47 @@ TEST_F(PaymentsE2E, MoneyMovingPostWithoutIdempotencyKeyIsRefusedAndChangesNothi
 namespace keel::testing {
 namespace {
 
+// A stack whose keel-psp-sim serves HTTPS (its CA trusted by keeld, or another CA when
+// `foreign_ca`), a merchant, and a confirmed card payment of `amount`: {merchant, the confirm's
+// answer, the payment id}.
+struct TlsPayment {
+  std::unique_ptr<PaymentsStack> stack;
+  std::string merchant;
+  std::string id;
+  JsonResponse confirmed;
+};
+TlsPayment pay_over_tls(bool foreign_ca, int64_t amount) {
+  TlsPayment t;
+  PaymentsStackOptions o;
+  o.psp_tls = true;
+  o.psp_tls_foreign_ca = foreign_ca;
+  EXPECT_TRUE(PaymentsStack::start(o, &t.stack).is_ok());
+  if (!t.stack) return t;
+  t.merchant = t.stack->create_merchant();
+  const JsonResponse created = t.stack->post("/v1/payments",
+                                             R"({"amount": )" + std::to_string(amount) +
+                                                 R"(, "currency": "USD", "merchant": ")" +
+                                                 t.merchant + R"(", "payment_method": "tok_visa"})",
+                                             "tls-create");
+  EXPECT_EQ(created.status, 200u) << created.text;
+  if (created.status != 200u) return t;
+  t.id = std::string(created.body.at("id").as_string());
+  t.confirmed = t.stack->post("/v1/payments/" + t.id + "/confirm", "{}", "tls-confirm");
+  EXPECT_EQ(t.confirmed.status, 200u) << t.confirmed.text;
+  return t;
+}
+
 // keeld calls the PSP over HTTPS (docs/security.md "TLS"): keel-psp-sim serves TLS with a
 // certificate from a CA the stack made, which keeld's channels trust (ca_file).
 TEST(PaymentsOverTls, ACardPaymentAndItsRefundReachThePspOverHttps) {
-  PaymentsStackOptions o;
-  o.psp_tls = true;
-  std::unique_ptr<PaymentsStack> stack;
-  ASSERT_TRUE(PaymentsStack::start(o, &stack).is_ok());
-  const std::string merchant = stack->create_merchant();
-  const JsonResponse created = stack->post("/v1/payments",
-                                           R"({"amount": 1250, "currency": "USD", "merchant": ")" +
-                                               merchant + R"(", "payment_method": "tok_visa"})",
-                                           "tls-create");
-  ASSERT_EQ(created.status, 200u) << created.text;
-  const std::string id(created.body.at("id").as_string());
-  const JsonResponse confirmed =
-      stack->post("/v1/payments/" + id + "/confirm", "{}", "tls-confirm");
-  ASSERT_EQ(confirmed.status, 200u) << confirmed.text;
-  EXPECT_EQ(confirmed.body.at("status").as_string(), "succeeded");
-  const JsonResponse refund =
-      stack->post("/v1/refunds", R"({"payment": ")" + id + R"(", "amount": 250})", "tls-refund");
+  TlsPayment t = pay_over_tls(false, 1250);
+  ASSERT_TRUE(t.stack && !t.id.empty());
+  EXPECT_EQ(t.confirmed.body.at("status").as_string(), "succeeded");
+  const JsonResponse refund = t.stack->post(
+      "/v1/refunds", R"({"payment": ")" + t.id + R"(", "amount": 250})", "tls-refund");
   ASSERT_EQ(refund.status, 200u) << refund.text;
   EXPECT_EQ(refund.body.at("status").as_string(), "succeeded");
-  const JsonResponse books = stack->sim_request("GET", "/admin/psps/cardco/operations");
+  const JsonResponse books = t.stack->sim_request("GET", "/admin/psps/cardco/operations");
   ASSERT_EQ(books.status, 200u) << books.text;  // the simulator's admin API over TLS too
   EXPECT_EQ(books.body.at("operations").as_array().size(), 2u);  // the payment and the refund
 }
@@ -1062,27 +1080,14 @@ TEST(PaymentsOverTls, ACardPaymentAndItsRefundReachThePspOverHttps) {
 // before any byte of the request, so the attempt is known not sent and the payment fails
 // safely; the PSP's books stay empty.
 TEST(PaymentsOverTls, APspCertificateFromAnUntrustedCaIsRefusedBeforeAnythingIsSent) {
-  PaymentsStackOptions o;
-  o.psp_tls = true;
-  o.psp_tls_foreign_ca = true;
-  std::unique_ptr<PaymentsStack> stack;
-  ASSERT_TRUE(PaymentsStack::start(o, &stack).is_ok());
-  const std::string merchant = stack->create_merchant();
-  const JsonResponse created = stack->post("/v1/payments",
-                                           R"({"amount": 990, "currency": "USD", "merchant": ")" +
-                                               merchant + R"(", "payment_method": "tok_visa"})",
-                                           "untrusted-create");
-  ASSERT_EQ(created.status, 200u) << created.text;
-  const std::string id(created.body.at("id").as_string());
-  const JsonResponse confirmed =
-      stack->post("/v1/payments/" + id + "/confirm", "{}", "untrusted-confirm");
-  ASSERT_EQ(confirmed.status, 200u) << confirmed.text;
-  EXPECT_EQ(confirmed.body.at("status").as_string(), "failed") << confirmed.text;
-  const JsonResponse books = stack->sim_request("GET", "/admin/psps/cardco/operations");
+  TlsPayment t = pay_over_tls(true, 990);
+  ASSERT_TRUE(t.stack && !t.id.empty());
+  EXPECT_EQ(t.confirmed.body.at("status").as_string(), "failed") << t.confirmed.text;
+  const JsonResponse books = t.stack->sim_request("GET", "/admin/psps/cardco/operations");
   ASSERT_EQ(books.status, 200u) << books.text;
   EXPECT_TRUE(books.body.at("operations").as_array().empty());
   // Nothing was posted to the merchant (its account is not even created: -1).
-  EXPECT_LE(stack->account_balance("merchant:" + merchant + ":USD", "credits_posted"), 0);
+  EXPECT_LE(t.stack->account_balance("merchant:" + t.merchant + ":USD", "credits_posted"), 0);
 }
 
 }  // namespace
