@@ -7,6 +7,7 @@
 
 #include "core/assert.h"
 #include "core/bytes.h"
+#include "core/hex.h"
 #include "journal/format.h"
 #include "journal/storage.h"
 
@@ -49,16 +50,7 @@ std::optional<ChainRecord> decode_chain_record(std::string_view payload) {
 
 bool is_genesis(const ChainDigest& prev) { return prev == ChainDigest{}; }
 
-std::string to_hex(const ChainDigest& d) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(64);
-  for (uint8_t b : d) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 0xF]);
-  }
-  return out;
-}
+std::string to_hex(const ChainDigest& d) { return keel::to_hex(d.data(), d.size()); }
 
 std::optional<ChainDigest> digest_from_hex(std::string_view hex) {
   if (hex.size() != 64) return std::nullopt;

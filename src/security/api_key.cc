@@ -7,6 +7,7 @@
 #include <array>
 
 #include "core/assert.h"
+#include "core/hex.h"
 
 namespace keel::security {
 namespace {
@@ -27,16 +28,7 @@ bool is_lower_hex(std::string_view s) {
   return true;
 }
 
-std::string to_hex(const uint8_t* p, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[p[i] >> 4]);
-    out.push_back(kHex[p[i] & 0xF]);
-  }
-  return out;
-}
+std::string to_hex(const uint8_t* p, size_t n) { return keel::to_hex(p, n); }
 
 std::string_view role_name(Role r) { return kRoleNames[static_cast<size_t>(r)]; }
 
