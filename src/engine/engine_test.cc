@@ -1966,5 +1966,12 @@ TEST(FormatCompatibility, DataDirectoryV8ReplaysToTheHashItsWriterComputed) {
   expect_fixture_replays("data-v8");
 }
 
+// data-v9: the audit chain (a chain record ending every batch, snapshot header version 2),
+// merchant webhook secret rotations (payments command 19) and an outbox mid-rotation
+// (encodings 4 to 6) in the snapshot.
+TEST(FormatCompatibility, DataDirectoryV9ReplaysToTheHashItsWriterComputed) {
+  expect_fixture_replays("data-v9");
+}
+
 }  // namespace
 }  // namespace keel::engine
