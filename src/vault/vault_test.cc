@@ -1,0 +1,311 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/time.h"
+#include "vault/bin_table.h"
+#include "vault/card.h"
+#include "vault/envelope.h"
+#include "vault/keys.h"
+#include "vault/payment_methods.h"
+
+namespace keel::vault {
+namespace {
+
+// 2026-12-07T00:00:00Z.
+const Timestamp kNow = *parse_rfc3339("2026-12-07T00:00:00Z");
+
+// A counter for randomness: deterministic, and each call's bytes differ.
+RandomFill counting_random() {
+  auto next = std::make_shared<uint8_t>(0);
+  return [next](uint8_t* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) p[i] = (*next)++;
+  };
+}
+
+MasterKeys keys_of(std::string_view text) {
+  MasterKeys k;
+  const Status s = MasterKeys::parse(text, &k);
+  EXPECT_TRUE(s.is_ok()) << s.message();
+  return k;
+}
+
+const std::string kHexA(64, 'a');
+const std::string kHexB(64, 'b');
+const std::string kHexC(64, 'c');
+
+TEST(Card, LuhnAcceptsTheSchemesTestNumbersAndRejectsOneDigitOff) {
+  for (const char* n : {"4242424242424242", "5555555555554444", "378282246310005",
+                        "6011111111111117", "3566002020360505", "36227206271667",
+                        "2223003122003222", "4222222222222", "6200000000000005"}) {
+    EXPECT_TRUE(luhn_valid(n)) << n;
+    std::string off = n;
+    off.back() = off.back() == '9' ? '0' : static_cast<char>(off.back() + 1);
+    EXPECT_FALSE(luhn_valid(off)) << off;
+  }
+}
+
+TEST(Card, BrandsByPrefixWithTheirLengths) {
+  const struct {
+    const char* number;
+    CardBrand brand;
+  } cases[] = {
+      {"4242424242424242", CardBrand::visa},       {"4222222222222", CardBrand::visa},
+      {"5555555555554444", CardBrand::mastercard}, {"2223003122003222", CardBrand::mastercard},
+      {"378282246310005", CardBrand::amex},        {"6011111111111117", CardBrand::discover},
+      {"3566002020360505", CardBrand::jcb},        {"6200000000000005", CardBrand::unionpay},
+      {"36227206271667", CardBrand::diners},       {"6221260000000000", CardBrand::discover},
+  };
+  for (const auto& c : cases) {
+    ASSERT_EQ(brand_of(c.number), c.brand) << c.number;
+    EXPECT_TRUE(length_allowed(c.brand, std::string_view(c.number).size())) << c.number;
+  }
+  EXPECT_EQ(brand_of("9999999999999995"), std::nullopt);
+  EXPECT_EQ(brand_of("12345"), std::nullopt);
+  EXPECT_FALSE(length_allowed(CardBrand::amex, 16));
+  EXPECT_FALSE(length_allowed(CardBrand::visa, 15));
+  EXPECT_FALSE(length_allowed(CardBrand::mastercard, 19));
+}
+
+TEST(Card, CheckNamesEachProblem) {
+  const auto problem = [](std::string_view number, int m, int y, std::string_view cvc) {
+    return check_card(number, m, y, cvc, kNow).problem;
+  };
+  EXPECT_EQ(problem("4242424242424242", 12, 2030, "123"), CardProblem::none);
+  EXPECT_EQ(problem("4242 4242 4242 4242", 12, 2030, ""), CardProblem::none);
+  EXPECT_EQ(problem("4242-4242-4242-4242", 12, 2030, "123"), CardProblem::none);
+  EXPECT_EQ(check_card("4242 4242-4242 4242", 1, 2027, "", kNow).digits, "4242424242424242");
+  EXPECT_EQ(problem("", 12, 2030, ""), CardProblem::number_invalid);
+  EXPECT_EQ(problem(" 4242424242424242", 12, 2030, ""), CardProblem::number_invalid);
+  EXPECT_EQ(problem("4242  4242424242424242", 12, 2030, ""), CardProblem::number_invalid);
+  EXPECT_EQ(problem("4242424242424242-", 12, 2030, ""), CardProblem::number_invalid);
+  EXPECT_EQ(problem("42424242424x4242", 12, 2030, ""), CardProblem::number_invalid);
+  EXPECT_EQ(problem("42424242426", 12, 2030, ""), CardProblem::number_invalid);  // 11 digits
+  EXPECT_EQ(problem("42424242424242424242", 12, 2030, ""), CardProblem::number_invalid);
+  EXPECT_EQ(problem("4242424242424241", 12, 2030, ""), CardProblem::number_checksum);
+  EXPECT_EQ(problem("9999999999999995", 12, 2030, ""), CardProblem::brand_unsupported);
+  EXPECT_EQ(problem("424242424242424242", 12, 2030, ""), CardProblem::length_invalid);  // 18
+  EXPECT_EQ(problem("4242424242424242", 0, 2030, ""), CardProblem::expiry_invalid);
+  EXPECT_EQ(problem("4242424242424242", 13, 2030, ""), CardProblem::expiry_invalid);
+  EXPECT_EQ(problem("4242424242424242", 1, 1999, ""), CardProblem::expiry_invalid);
+  EXPECT_EQ(problem("4242424242424242", 1, 2100, ""), CardProblem::expiry_invalid);
+  // Valid through the end of its month: December 2026 is still good on 7 December 2026.
+  EXPECT_EQ(problem("4242424242424242", 12, 2026, ""), CardProblem::none);
+  EXPECT_EQ(problem("4242424242424242", 11, 2026, ""), CardProblem::expired);
+  EXPECT_EQ(problem("4242424242424242", 12, 2025, ""), CardProblem::expired);
+  EXPECT_EQ(problem("4242424242424242", 12, 2030, "12"), CardProblem::cvc_invalid);
+  EXPECT_EQ(problem("4242424242424242", 12, 2030, "1234"), CardProblem::cvc_invalid);
+  EXPECT_EQ(problem("4242424242424242", 12, 2030, "12a"), CardProblem::cvc_invalid);
+  EXPECT_EQ(problem("378282246310005", 12, 2030, "1234"), CardProblem::none);
+  EXPECT_EQ(problem("378282246310005", 12, 2030, "123"), CardProblem::cvc_invalid);
+  for (int p = 1; p <= static_cast<int>(CardProblem::cvc_invalid); ++p) {
+    EXPECT_FALSE(card_problem_text(static_cast<CardProblem>(p)).empty()) << p;
+  }
+}
+
+TEST(BinTable, LongestPrefixWinsAndUnknownIsEmpty) {
+  BinTable t;
+  ASSERT_TRUE(BinTable::parse("# sample\n4-4,US\n424242,GB\n42424243-42424299,DE\n\n"
+                              "510000-559999,FR\r\n378282,US\n",
+                              &t)
+                  .is_ok());
+  EXPECT_EQ(t.size(), 5u);
+  EXPECT_EQ(t.country_of("4242424242424242"), "GB");
+  EXPECT_EQ(t.country_of("4242424342424242"), "DE");
+  EXPECT_EQ(t.country_of("4000056655665556"), "US");
+  EXPECT_EQ(t.country_of("5555555555554444"), "FR");
+  EXPECT_EQ(t.country_of("6011111111111117"), "");
+  EXPECT_EQ(t.country_of("378282246310005"), "US");
+}
+
+TEST(BinTable, BadFilesFailNamingTheLine) {
+  BinTable t;
+  ASSERT_TRUE(BinTable::parse("4,US\n", &t).is_ok());
+  for (const char* text : {"4\n", "4,usa\n", "4,us\n", "4-45,US\n", "5-4,US\n", "4a,US\n", ",US\n",
+                           "123456789012,US\n"}) {
+    const Status s = BinTable::parse(text, &t);
+    EXPECT_FALSE(s.is_ok()) << text;
+    EXPECT_NE(s.message().find("line 1"), std::string::npos) << s.message();
+  }
+  const Status overlap = BinTable::parse("400000-450000,US\n449999-460000,GB\n", &t);
+  ASSERT_FALSE(overlap.is_ok());
+  EXPECT_NE(overlap.message().find("overlap"), std::string::npos);
+  EXPECT_EQ(t.size(), 1u) << "a failed parse leaves the table as it was";
+}
+
+TEST(MasterKeys, ParsesLinesOrSemicolonsAndTheHighestVersionIsActive) {
+  const MasterKeys k =
+      keys_of("# keys\nfingerprint " + kHexA + "\nkey 2 " + kHexB + "\nkey 7 " + kHexC + "\n");
+  EXPECT_EQ(k.active_version(), 7u);
+  EXPECT_EQ(k.versions(), (std::vector<uint32_t>{2, 7}));
+  ASSERT_NE(k.key(2), nullptr);
+  EXPECT_EQ((*k.key(2))[0], 0xbb);
+  EXPECT_EQ(k.key(3), nullptr);
+  const MasterKeys env = keys_of("fingerprint " + kHexA + ";key 1 " + kHexB);
+  EXPECT_EQ(env.active_version(), 1u);
+}
+
+TEST(MasterKeys, RefusesMalformedEntries) {
+  MasterKeys k;
+  for (const std::string& text : {
+           std::string("key 1 ") + kHexB,                                     // no fingerprint key
+           "fingerprint " + kHexA,                                            // no key
+           "fingerprint " + kHexA + "\nkey 0 " + kHexB,                       // version 0
+           "fingerprint " + kHexA + "\nkey 1 " + kHexB + "\nkey 1 " + kHexC,  // twice
+           "fingerprint " + kHexA + "\nkey 1 " + kHexB.substr(2),             // short key
+           "fingerprint " + kHexA + "\nkey 1 " + kHexB + "zz",                // long key
+           "fingerprint " + kHexA + "\nkey x " + kHexB,                       // bad version
+           "fingerprint " + kHexA + "\nkey 4294967296 " + kHexB,              // too large
+           "fingerprint " + kHexA + "\nfingerprint " + kHexA + "\nkey 1 " + kHexB,
+           "fingerprint " + kHexA + "\nsecret 1 " + kHexB,
+       }) {
+    EXPECT_FALSE(MasterKeys::parse(text, &k).is_ok()) << text;
+  }
+}
+
+TEST(MasterKeys, KeyFileMustBeOwnerOnlyAndRotationAddsAVersion) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("keel-vault-keys-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "vault.keys").string();
+  { std::ofstream(path) << new_key_file_text(counting_random()); }
+  MasterKeys k;
+  ::chmod(path.c_str(), 0644);
+  const Status open = MasterKeys::load(path, &k);
+  ASSERT_FALSE(open.is_ok());
+  EXPECT_NE(open.message().find("chmod 600"), std::string::npos);
+  ::chmod(path.c_str(), 0600);
+  const Status loaded = MasterKeys::load(path, &k);
+  ASSERT_TRUE(loaded.is_ok()) << loaded.message();
+  EXPECT_EQ(k.active_version(), 1u);
+  uint32_t version = 0;
+  ASSERT_TRUE(add_master_key(path, counting_random(), &version).is_ok());
+  EXPECT_EQ(version, 2u);
+  MasterKeys after;
+  ASSERT_TRUE(MasterKeys::load(path, &after).is_ok()) << "the new file is owner-only too";
+  EXPECT_EQ(after.versions(), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(*after.key(1), *k.key(1));
+  EXPECT_EQ(after.fingerprint_key(), k.fingerprint_key());
+  EXPECT_FALSE(MasterKeys::load((dir / "missing").string(), &k).is_ok());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Envelope, OpensWhatItSealedAndNothingChanged) {
+  const MasterKeys k = keys_of("fingerprint " + kHexA + "\nkey 1 " + kHexB);
+  const RandomFill random = counting_random();
+  const Envelope e = seal(k, "pm_1", "4242424242424242", random);
+  EXPECT_EQ(e.key_version, 1u);
+  EXPECT_EQ(e.ciphertext.find("4242"), std::string::npos);
+  std::string plain;
+  ASSERT_TRUE(open(k, "pm_1", e, &plain).is_ok());
+  EXPECT_EQ(plain, "4242424242424242");
+  // Every byte of both ciphertexts is covered: a flipped bit fails.
+  for (std::string Envelope::*part : {&Envelope::wrapped_key, &Envelope::ciphertext}) {
+    for (size_t i = 0; i < (e.*part).size(); ++i) {
+      Envelope bad = e;
+      (bad.*part)[i] = static_cast<char>((bad.*part)[i] ^ 0x01);
+      EXPECT_FALSE(open(k, "pm_1", bad, &plain).is_ok()) << i;
+    }
+  }
+  EXPECT_FALSE(open(k, "pm_2", e, &plain).is_ok()) << "bound to the record id";
+  Envelope other_version = e;
+  other_version.key_version = 2;
+  EXPECT_FALSE(open(k, "pm_1", other_version, &plain).is_ok());
+  Envelope truncated = e;
+  truncated.ciphertext.resize(10);
+  EXPECT_FALSE(open(k, "pm_1", truncated, &plain).is_ok());
+  // Two seals of one number differ (fresh data key and nonces).
+  EXPECT_NE(seal(k, "pm_1", "4242424242424242", random).ciphertext, e.ciphertext);
+}
+
+TEST(Envelope, RewrapMovesTheDataKeyToTheNewVersionAndFingerprintsStay) {
+  const MasterKeys v1 = keys_of("fingerprint " + kHexA + "\nkey 1 " + kHexB);
+  const MasterKeys v2 = keys_of("fingerprint " + kHexA + "\nkey 1 " + kHexB + "\nkey 2 " + kHexC);
+  const MasterKeys only2 = keys_of("fingerprint " + kHexA + "\nkey 2 " + kHexC);
+  const RandomFill random = counting_random();
+  Envelope e = seal(v1, "pm_1", "5555555555554444", random);
+  std::string wrapped;
+  ASSERT_TRUE(rewrap(v2, "pm_1", e, 2, random, &wrapped).is_ok());
+  EXPECT_FALSE(rewrap(v1, "pm_1", e, 2, random, &wrapped).is_ok()) << "no version 2 in v1";
+  ASSERT_TRUE(rewrap(v2, "pm_1", e, 2, random, &wrapped).is_ok());
+  std::string plain;
+  EXPECT_FALSE(open(only2, "pm_1", e, &plain).is_ok()) << "still under version 1";
+  e.key_version = 2;
+  e.wrapped_key = wrapped;
+  ASSERT_TRUE(open(only2, "pm_1", e, &plain).is_ok());
+  EXPECT_EQ(plain, "5555555555554444");
+  EXPECT_EQ(card_fingerprint(v1, "5555555555554444"), card_fingerprint(only2, "5555555555554444"));
+  EXPECT_NE(card_fingerprint(v1, "5555555555554444"), card_fingerprint(v1, "4242424242424242"));
+  EXPECT_EQ(card_fingerprint(v1, "1").size(), 35u);
+}
+
+PaymentMethod method(std::string id, const MasterKeys& k, const RandomFill& random) {
+  PaymentMethod m;
+  m.id = std::move(id);
+  m.owner_kind = OwnerKind::merchant;
+  m.owner_id = "mch_1";
+  m.brand = CardBrand::visa;
+  m.country = "US";
+  m.last4 = "4242";
+  m.exp_month = 12;
+  m.exp_year = 2030;
+  m.fingerprint = card_fingerprint(k, "4242424242424242");
+  m.created_at = kNow;
+  m.sealed = seal(k, m.id, "4242424242424242", random);
+  return m;
+}
+
+TEST(PaymentMethods, StoreRewrapAndEncodeRoundTrip) {
+  const MasterKeys k = keys_of("fingerprint " + kHexA + "\nkey 1 " + kHexB + "\nkey 2 " + kHexC);
+  const MasterKeys v1 = keys_of("fingerprint " + kHexA + "\nkey 1 " + kHexB);
+  const RandomFill random = counting_random();
+  PaymentMethods pms;
+  const std::string id_a = "pm_" + std::string(24, 'a');
+  const std::string id_b = "pm_" + std::string(24, 'b');
+  ASSERT_EQ(pms.store(method(id_a, v1, random)), StoreResult::stored);
+  ASSERT_EQ(pms.store(method(id_b, k, random)), StoreResult::stored);
+  EXPECT_EQ(pms.store(method(id_a, v1, random)), StoreResult::exists);
+  PaymentMethod bad = method("pm_" + std::string(24, 'c'), k, random);
+  bad.last4 = "42a2";
+  EXPECT_EQ(pms.store(bad), StoreResult::invalid);
+  bad = method("pay_" + std::string(23, 'c'), k, random);
+  EXPECT_EQ(pms.store(bad), StoreResult::invalid);
+  EXPECT_EQ(pms.size(), 2u);
+  EXPECT_EQ(pms.by_key_version(), (std::map<uint32_t, uint64_t>{{1, 1}, {2, 1}}));
+
+  const auto todo = pms.not_under(2, "", 10);
+  ASSERT_EQ(todo.size(), 1u);
+  EXPECT_EQ(todo[0]->id, id_a);
+  std::string wrapped;
+  ASSERT_TRUE(rewrap(k, id_a, todo[0]->sealed, 2, random, &wrapped).is_ok());
+  // A stale re-wrap (from the wrong version) and an unknown id change nothing.
+  EXPECT_EQ(pms.rewrap({{id_a, 2, 2, wrapped}, {"pm_" + std::string(24, 'f'), 1, 2, wrapped}}), 0u);
+  EXPECT_EQ(pms.rewrap({{id_a, 1, 2, wrapped}}), 1u);
+  EXPECT_EQ(pms.rewrap({{id_a, 1, 2, wrapped}}), 0u) << "applied once";
+  EXPECT_TRUE(pms.not_under(2, "", 10).empty());
+  std::string plain;
+  ASSERT_TRUE(open(k, id_a, pms.find(id_a)->sealed, &plain).is_ok());
+  EXPECT_EQ(plain, "4242424242424242");
+
+  std::string bytes;
+  ByteWriter w(&bytes);
+  pms.encode(w);
+  ByteReader r(bytes);
+  PaymentMethods copy;
+  ASSERT_TRUE(PaymentMethods::decode(r, &copy).is_ok());
+  EXPECT_TRUE(r.at_end());
+  ASSERT_EQ(copy.size(), 2u);
+  EXPECT_EQ(*copy.find(id_a), *pms.find(id_a));
+  EXPECT_EQ(*copy.find(id_b), *pms.find(id_b));
+  // Every truncation fails.
+  for (size_t n = 0; n < bytes.size(); n += 7) {
+    ByteReader cut(std::string_view(bytes).substr(0, n));
+    PaymentMethods x;
+    EXPECT_FALSE(PaymentMethods::decode(cut, &x).is_ok() && cut.at_end()) << n;
+  }
+}
+
+}  // namespace
+}  // namespace keel::vault
