@@ -146,6 +146,7 @@ bool is_new_work(const Command& c) {
     case payments::CommandKind::create_topup:
     case payments::CommandKind::create_payout:
     case payments::CommandKind::create_wallet_transfer:
+    case payments::CommandKind::store_payment_method:
       return true;
     default:
       return false;
@@ -373,7 +374,7 @@ struct Engine::Impl {
 
   // Logical time for a command of n events: strictly after everything before it.
   Timestamp stamp(size_t n) {
-    const Timestamp base = std::max(wall_clock_now(), last_timestamp + 1);
+    const Timestamp base = std::max(options.wall_clock(), last_timestamp + 1);
     last_timestamp = base + static_cast<Timestamp>(std::max<size_t>(n, 1) - 1);
     return base;
   }
@@ -774,7 +775,7 @@ void Engine::Impl::maybe_tick() {
   const auto now = std::chrono::steady_clock::now();
   if (now - last_tick_check < std::chrono::milliseconds(options.tick_interval_ms)) return;
   last_tick_check = now;
-  const Timestamp wall = wall_clock_now();
+  const Timestamp wall = options.wall_clock();
   if (router) {
     std::vector<routing::BreakerTransition> transitions;
     router->tick(std::max(wall, last_timestamp), &transitions);
@@ -918,7 +919,7 @@ std::vector<ChannelStatus> Engine::Impl::channel_statuses() {
   std::vector<ChannelStatus> out;
   if (!router) return out;
   const routing::ChannelRegistry& reg = state.payments.channels();
-  for (routing::ChannelView& v : router->view(std::max(wall_clock_now(), last_timestamp))) {
+  for (routing::ChannelView& v : router->view(std::max(options.wall_clock(), last_timestamp))) {
     ChannelStatus s;
     if (const auto* b = reg.breaker(v.def.name)) {
       s.breaker_reason = b->reason;
@@ -996,7 +997,7 @@ void Engine::Impl::hand_over_effects() {
     pending_effects = {};
     return;
   }
-  const Timestamp wall = wall_clock_now();
+  const Timestamp wall = options.wall_clock();
   if (const auto next = state.payments.next_delivery_at(); next && *next <= wall) {
     const auto in_flight = [this](std::string_view id) {
       return deliveries_in_flight.contains(id);
@@ -1288,6 +1289,7 @@ Status Engine::open(EngineOptions options, std::unique_ptr<Engine>* out) {
   std::unique_ptr<Engine> engine(new Engine());
   Impl& impl = *engine->impl_;
   impl.options = std::move(options);
+  if (!impl.options.wall_clock) impl.options.wall_clock = wall_clock_now;
   if (Status s = impl.open_storage(); !s.is_ok()) return s;
   if (Status s = impl.open_history(); !s.is_ok()) return s;
   if (impl.history) {

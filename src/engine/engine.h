@@ -81,6 +81,11 @@ struct EngineOptions {
   bool audit_chain = true;
   // How often the writer checks for expired holds while idle.
   int64_t tick_interval_ms = 100;
+  // The wall clock the engine stamps commands from and checks deadlines against (logical time
+  // never goes back: a stamp is after the journal's last). Empty: wall_clock_now(). Tests that
+  // replay an old data directory stop it (a clock at 0 lets no deadline pass), so the state they
+  // check is the one replayed, whatever day they run.
+  std::function<Timestamp()> wall_clock;
   // Where the engine logs: info (recovery, snapshots), warn (a torn tail cut, a damaged
   // snapshot skipped), error (journal or snapshot failure). May be empty.
   std::function<void(LogLevel, std::string_view)> log;
