@@ -41,6 +41,12 @@ constexpr std::array kErrors = {
     ErrorInfo{ErrorCode::customer_not_found, "customer_not_found", 400},
     ErrorInfo{ErrorCode::payment_not_found, "payment_not_found", 400},
     ErrorInfo{ErrorCode::amount_too_large, "amount_too_large", 400},
+    ErrorInfo{ErrorCode::payment_method_not_found, "payment_method_not_found", 400},
+    ErrorInfo{ErrorCode::card_number_invalid, "card_number_invalid", 400},
+    ErrorInfo{ErrorCode::card_brand_unsupported, "card_brand_unsupported", 400},
+    ErrorInfo{ErrorCode::card_expiry_invalid, "card_expiry_invalid", 400},
+    ErrorInfo{ErrorCode::card_expired, "card_expired", 400},
+    ErrorInfo{ErrorCode::card_cvc_invalid, "card_cvc_invalid", 400},
     ErrorInfo{ErrorCode::signature_invalid, "signature_invalid", 401},
     ErrorInfo{ErrorCode::authentication_required, "authentication_required", 401},
     ErrorInfo{ErrorCode::api_key_invalid, "api_key_invalid", 401},
@@ -74,12 +80,14 @@ constexpr std::array kErrors = {
     ErrorInfo{ErrorCode::internal_error, "internal_error", 500},
     ErrorInfo{ErrorCode::snapshot_failed, "snapshot_failed", 500},
     ErrorInfo{ErrorCode::backup_failed, "backup_failed", 500},
+    ErrorInfo{ErrorCode::vault_failed, "vault_failed", 500},
     ErrorInfo{ErrorCode::overloaded, "overloaded", 503},
     ErrorInfo{ErrorCode::read_only, "read_only", 503},
     ErrorInfo{ErrorCode::unavailable, "unavailable", 503},
     ErrorInfo{ErrorCode::flow_disabled, "flow_disabled", 503},
     ErrorInfo{ErrorCode::over_capacity, "over_capacity", 503},
     ErrorInfo{ErrorCode::no_channel_available, "no_channel_available", 503},
+    ErrorInfo{ErrorCode::vault_unavailable, "vault_unavailable", 503},
 };
 
 constexpr bool table_in_enum_order() {
@@ -122,6 +130,7 @@ constexpr std::array kPaymentErrors = {
     std::pair{payments::Error::no_channel_available, ErrorCode::no_channel_available},
     std::pair{payments::Error::internal_error, ErrorCode::internal_error},
     std::pair{payments::Error::webhook_endpoint_missing, ErrorCode::webhook_endpoint_missing},
+    std::pair{payments::Error::payment_method_not_found, ErrorCode::payment_method_not_found},
 };
 
 constexpr bool payment_table_in_enum_order() {

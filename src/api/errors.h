@@ -32,13 +32,19 @@ enum class ErrorCode : uint8_t {
   too_many_events,   // more than ledger::kEventsPerRequestMax events
   limit_invalid,     // ?limit= not an integer in [1, ledger::kPageLimitMax]
   starting_after_invalid,
-  http_invalid,             // the HTTP message itself could not be parsed
-  idempotency_key_missing,  // a money-moving POST without an Idempotency-Key header
-  idempotency_key_invalid,  // not 1-255 printable ASCII characters
-  merchant_not_found,       // a payment's merchant does not exist
-  customer_not_found,       // a payment's or a flow's customer does not exist
-  payment_not_found,        // a refund's payment does not exist
-  amount_too_large,         // a capture above the authorization, refunds above the capture
+  http_invalid,              // the HTTP message itself could not be parsed
+  idempotency_key_missing,   // a money-moving POST without an Idempotency-Key header
+  idempotency_key_invalid,   // not 1-255 printable ASCII characters
+  merchant_not_found,        // a payment's merchant does not exist
+  customer_not_found,        // a payment's or a flow's customer does not exist
+  payment_not_found,         // a refund's payment does not exist
+  amount_too_large,          // a capture above the authorization, refunds above the capture
+  payment_method_not_found,  // a payment's pm_ is not the merchant's or the customer's
+  card_number_invalid,       // not 12-19 digits, a wrong check digit, a length its scheme lacks
+  card_brand_unsupported,    // a number of no scheme keel knows
+  card_expiry_invalid,       // exp_month outside 1-12 or exp_year outside 2000-2099
+  card_expired,
+  card_cvc_invalid,  // not 3 digits (4 for American Express)
   // 401.
   signature_invalid,        // a PSP webhook's PSP-Signature or a request's Keel-Signature: no match
   authentication_required,  // no API key sent (Authorization: Bearer KEY, or Basic KEY:)
@@ -79,14 +85,16 @@ enum class ErrorCode : uint8_t {
   internal_error,
   snapshot_failed,
   backup_failed,
+  vault_failed,          // the card vault could not add a key or open a card (its log says why)
   overloaded,            // the engine's queue is full; Retry-After: 1
   read_only,             // an operator put keel in read-only mode (docs/routing.md); Retry-After: 1
   unavailable,           // the engine is stopping or its journal failed; Retry-After: 1
   flow_disabled,         // an operator switched the flow off; Retry-After: 1
   over_capacity,         // a bound on stored state is near (the outbox); Retry-After: 1
   no_channel_available,  // every channel that could take it is paused, open or full
+  vault_unavailable,     // keeld runs without a card vault
 };
-inline constexpr ErrorCode kErrorCodeLast = ErrorCode::no_channel_available;
+inline constexpr ErrorCode kErrorCodeLast = ErrorCode::vault_unavailable;
 
 // An error answer: code, a message for humans, and the offending parameter ("data[3].amount"),
 // empty when no single parameter is at fault.

@@ -38,16 +38,6 @@ constexpr size_t kListLimitMax = 100;  // the state machines' page limit
 // A webhook secret rotation's overlap when the request names none: a day.
 constexpr int64_t kWebhookSecretOverlapDefaultS = 24 * 3600;
 
-// A new object id: `prefix` and 24 random characters of [0-9A-Za-z].
-std::string new_object_id(std::string_view prefix) {
-  static constexpr char kAlphabet[] =
-      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string id(prefix);
-  for (int i = 0; i < 24; ++i) id.push_back(kAlphabet[rng() % 62]);
-  return id;
-}
-
 // The required "amount" and "currency" of a request, into the command's body.
 template <typename Body>
 std::optional<ApiError> read_money(const Fields& f, Body* c) {
@@ -77,16 +67,6 @@ std::string fingerprint(std::string_view method, std::string_view target, std::s
     raw.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
   }
   return raw;
-}
-
-HttpReply to_http(const payments::Reply& r, std::string_view request_id) {
-  if (r.ok()) {
-    HttpReply out{200, r.body};
-    out.idempotent_replayed = r.replayed;
-    return out;
-  }
-  return error_reply(make_error(error_code_of(*r.error), r.error_message, r.error_param),
-                     request_id);
 }
 
 std::optional<Timestamp> parse_time_param(const QueryParams& q, std::string_view name,
@@ -148,6 +128,26 @@ bool confine(std::string* filter, const Caller& caller, bool tenant_kind) {
 }
 
 }  // namespace
+
+HttpReply to_http(const payments::Reply& r, std::string_view request_id) {
+  if (r.ok()) {
+    HttpReply out{200, r.body};
+    out.idempotent_replayed = r.replayed;
+    return out;
+  }
+  return error_reply(make_error(error_code_of(*r.error), r.error_message, r.error_param),
+                     request_id);
+}
+
+// A new object id: `prefix` and 24 random characters of [0-9A-Za-z].
+std::string new_object_id(std::string_view prefix) {
+  static constexpr char kAlphabet[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string id(prefix);
+  for (int i = 0; i < 24; ++i) id.push_back(kAlphabet[rng() % 62]);
+  return id;
+}
 
 void PaymentRoutes::read_owned(payments::Query q, std::string what, const ResponderPtr& r,
                                std::function<bool(const json::object&)> owns,
@@ -254,8 +254,19 @@ void PaymentRoutes::create_merchant(std::string_view body, payments::Command c,
     return r->fail(make_error(ErrorCode::parameter_invalid,
                               "webhook_url must be an http:// or https:// URL", "webhook_url"));
   }
-  c.body = payments::cmd::CreateMerchant{new_object_id("mch_"), name.value.value_or(""),
-                                         url.value.value_or(""), secret.value.value_or("")};
+  const std::string id = new_object_id("mch_");
+  std::string stored = secret.value.value_or("");
+  // Sealed by the vault before any command holds it (docs/security.md, "The card vault").
+  if (options_.vault != nullptr && !stored.empty()) {
+    if (vault::is_sealed_secret(stored) || !payments::is_valid_endpoint_secret(stored)) {
+      return r->fail(make_error(ErrorCode::parameter_invalid,
+                                "webhook_secret must be 1 to 256 bytes of printable ASCII",
+                                "webhook_secret"));
+    }
+    stored = options_.vault->seal_webhook_secret(id, stored);
+  }
+  c.body = payments::cmd::CreateMerchant{id, name.value.value_or(""), url.value.value_or(""),
+                                         std::move(stored)};
   submit(std::move(c), 0, r);
 }
 
@@ -273,9 +284,49 @@ void PaymentRoutes::rotate_webhook_secret(std::string_view merchant_id, std::str
   if (!overlap.ok()) return r->fail(*overlap.error);
   payments::cmd::RotateWebhookSecret rotate;
   rotate.merchant_id = std::string(merchant_id);
-  rotate.secret = secret.value.value_or("whsec_" + security::new_nonce() + security::new_nonce());
+  const std::string clear =
+      secret.value.value_or("whsec_" + security::new_nonce() + security::new_nonce());
+  rotate.secret = clear;
   rotate.overlap_s = overlap.value.value_or(kWebhookSecretOverlapDefaultS);
-  submit(std::move(rotate), 0, r);
+  if (options_.vault == nullptr) return submit(std::move(rotate), 0, r);
+  if (vault::is_sealed_secret(clear) || !payments::is_valid_endpoint_secret(clear)) {
+    return r->fail(make_error(ErrorCode::parameter_invalid,
+                              "secret must be 1 to 256 bytes of printable ASCII", "secret"));
+  }
+  // Journaled sealed; the answer shows the new secret in clear, once. Sealed bytes differ each
+  // time, so the current secret is opened first to refuse a rotation to itself.
+  vault::Vault* v = options_.vault;
+  engine::Engine* engine = engine_;
+  payments::Query current;
+  current.kind = payments::QueryKind::webhook_secrets;
+  current.merchant_id = std::string(merchant_id);
+  engine_->payments_query(
+      std::move(current),
+      on_io_thread<payments::QueryResult>(
+          r, [v, engine, r, clear, rotate = std::move(rotate)](
+                 const Responder&, payments::QueryResult stored) mutable {
+            std::string now;
+            if (!stored.secrets.empty() &&
+                v->open_webhook_secret(rotate.merchant_id, stored.secrets.front().second, &now)
+                    .is_ok() &&
+                now == clear) {
+              return r->fail(
+                  make_error(ErrorCode::unchanged, "the new secret is the current one", "secret"));
+            }
+            rotate.secret = v->seal_webhook_secret(rotate.merchant_id, clear);
+            engine->payments_command(std::move(rotate), 0,
+                                     on_io_thread<payments::Reply>(
+                                         r, [clear](const Responder& r, payments::Reply reply) {
+                                           if (reply.ok()) {
+                                             auto doc = parse_json(reply.body);
+                                             if (doc.ok() && doc.value.is_object()) {
+                                               doc.value.get_object()["webhook_secret"] = clear;
+                                               reply.body = json::serialize(doc.value);
+                                             }
+                                           }
+                                           r.reply(to_http(reply, r.request_id));
+                                         }));
+          }));
 }
 
 void PaymentRoutes::create_payment(const Caller& caller, std::string_view body, payments::Command c,
@@ -756,7 +807,11 @@ void PaymentRoutes::backup(std::string_view body, const ResponderPtr& r) {
 bool PaymentRoutes::handle(const RouteMatch& m, const Caller* caller, std::string_view method,
                            std::string_view target, const RequestHeaders& h, std::string_view body,
                            const ResponderPtr& r) {
-  if (m.route < Route::create_customer || m.route > Route::admin_backup) return false;
+  const bool vault_route =
+      m.route >= Route::create_payment_method && m.route <= Route::vault_rotate;
+  if (!vault_route && (m.route < Route::create_customer || m.route > Route::admin_backup)) {
+    return false;
+  }
   if (m.route == Route::psp_webhook) {  // public: its PSP-Signature authenticates it
     webhook(m, h, body, r);
     return true;
@@ -772,7 +827,11 @@ bool PaymentRoutes::handle(const RouteMatch& m, const Caller* caller, std::strin
   const bool takes_key =
       moves_money || m.route == Route::create_customer || m.route == Route::create_merchant;
   if (takes_key) {
-    if (auto e = scope(who, h, moves_money, method, target, body, &c)) {
+    // A merchant's body carries its webhook secret: its fingerprint is a keyed digest.
+    const std::string digest = m.route == Route::create_merchant && options_.vault != nullptr
+                                   ? options_.vault->keyed_digest(body)
+                                   : std::string();
+    if (auto e = scope(who, h, moves_money, method, target, digest.empty() ? body : digest, &c)) {
       r->fail(*e);
       return true;
     }
@@ -831,6 +890,19 @@ bool PaymentRoutes::handle(const RouteMatch& m, const Caller* caller, std::strin
       return true;
     case Route::get_payment:
       query_owned({payments::QueryKind::get_payment, m.id}, "payment", who, r, owns_payment_of);
+      return true;
+    case Route::create_payment_method:
+      create_payment_method(who, h, method, target, body, r);
+      return true;
+    case Route::get_payment_method:  // shown as its owner's, like a payment
+      query_owned({payments::QueryKind::get_payment_method, m.id}, "payment method", who, r,
+                  owns_payment_of);
+      return true;
+    case Route::vault_status:
+      vault_status(r);
+      return true;
+    case Route::vault_rotate:
+      vault_rotate(body, r);
       return true;
     case Route::list_payments:
     case Route::list_topups:

@@ -114,6 +114,10 @@ constexpr std::array kTable = {
     Row{Route::get_key,                        "UOODDDDD"},
     Row{Route::revoke_key,                     "UODDDDDD"},
     Row{Route::audit_head,                     "UOODDDDD"},
+    Row{Route::create_payment_method,          "UODDOOOO"},  // each for its own tenant
+    Row{Route::get_payment_method,             "UOODOHHH"},  // merchant A's card
+    Row{Route::vault_status,                   "UOODDDDD"},
+    Row{Route::vault_rotate,                   "UODDDDDD"},
 };
 // clang-format on
 
@@ -241,6 +245,12 @@ class RouteAccessWalk : public ::testing::Test {
         R"({"data": [{"id": "ext_t", "debit_account_id": "ext_a", "credit_account_id": "ext_b",
                       "amount": 5, "currency": "USD"}]})");
     ASSERT_EQ(transfers.status, 200u) << transfers.text;
+    const JsonResponse card = stack_->post(
+        "/v1/payment_methods",
+        R"({"merchant": ")" + mch_a_ +
+            R"(", "card": {"number": "5555555555554444", "exp_month": 1, "exp_year": 2040}})");
+    payment_method_ = str(card.body, "id");
+    ASSERT_FALSE(payment_method_.empty()) << card.text;
   }
 
   // The request the walk sends for `route` (as caller number `n`: ids that must be new differ
@@ -368,6 +378,15 @@ class RouteAccessWalk : public ::testing::Test {
         return {"POST", "/v1/admin/keys/" + spare_key_id_ + "/revoke", ""};
       case Route::audit_head:
         return {"GET", "/v1/admin/audit/head", ""};
+      case Route::create_payment_method:
+        return {"POST", "/v1/payment_methods",
+                R"({"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040}})"};
+      case Route::get_payment_method:
+        return {"GET", "/v1/payment_methods/" + payment_method_, ""};
+      case Route::vault_status:
+        return {"GET", "/v1/admin/vault", ""};
+      case Route::vault_rotate:
+        return {"POST", "/v1/admin/vault/rotate", R"({"new_key": "bogus"})"};
     }
     return {};
   }
@@ -377,6 +396,7 @@ class RouteAccessWalk : public ::testing::Test {
   std::array<std::string, kCallers> keys_;
   std::string spare_key_id_;
   std::string topup_, payment_, refund_, wallet_payment_, payout_, wallet_transfer_;
+  std::string payment_method_;
 };
 
 // The letter of the table an answer is.

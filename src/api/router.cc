@@ -116,6 +116,11 @@ constexpr std::array kRoutes = {
               Route::list_reviews,
               {"limit", "starting_after", "status", "reason", "object_id"},
               A | U},
+    RouteSpec{"POST", {"v1", "payment_methods"}, Route::create_payment_method, {}, A | M | C},
+    RouteSpec{
+        "GET", {"v1", "payment_methods", "{id}"}, Route::get_payment_method, {}, A | U | M | C},
+    RouteSpec{"GET", {"v1", "admin", "vault"}, Route::vault_status, {}, A | U},
+    RouteSpec{"POST", {"v1", "admin", "vault", "rotate"}, Route::vault_rotate, {}, A},
     RouteSpec{"POST", {"v1", "admin", "keys"}, Route::create_key, {}, A},
     RouteSpec{"GET", {"v1", "admin", "keys"}, Route::list_keys, {"limit", "starting_after"}, A | U},
     RouteSpec{"GET", {"v1", "admin", "keys", "{id}"}, Route::get_key, {}, A | U},

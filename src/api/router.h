@@ -71,8 +71,14 @@ enum class Route : uint8_t {
   revoke_key,  // POST /v1/admin/keys/{id}/revoke   {reason?}
   // The audit chain (docs/security.md).
   audit_head,  // GET  /v1/admin/audit/head
+  // The card vault (docs/security.md).
+  create_payment_method,  // POST /v1/payment_methods {card: {number, exp_month, exp_year,
+                          // cvc?}, merchant? | customer?}
+  get_payment_method,     // GET  /v1/payment_methods/{id}
+  vault_status,           // GET  /v1/admin/vault
+  vault_rotate,           // POST /v1/admin/vault/rotate {new_key?}
 };
-inline constexpr Route kRouteLast = Route::audit_head;
+inline constexpr Route kRouteLast = Route::vault_rotate;
 
 // The roles that may call a route: bit (1 << Role). Empty for a public route.
 using RoleSet = uint8_t;

@@ -204,16 +204,43 @@ std::string certificate_metrics_text(const std::vector<std::pair<std::string, in
   return out;
 }
 
+// One metric without labels, with its HELP and TYPE lines.
+void append_metric(std::string* out, std::string_view name, std::string_view type,
+                   std::string_view help, uint64_t value) {
+  *out += "# HELP " + std::string(name) + " " + std::string(help) + "\n# TYPE " +
+          std::string(name) + " " + std::string(type) + "\n" + std::string(name) + " " +
+          std::to_string(value) + "\n";
+}
+
+// The card vault's counters: cards opened for PSP calls (and failures), CVCs held in memory,
+// the active master key version.
+std::string vault_metrics_text(const vault::Vault* v) {
+  if (v == nullptr) return {};
+  const vault::Vault::Stats s = v->stats();
+  std::string out;
+  const auto metric = [&out](std::string_view name, std::string_view type, std::string_view help,
+                             uint64_t value) { append_metric(&out, name, type, help, value); };
+  metric("keel_vault_decryptions_total", "counter",
+         "Stored cards decrypted for a PSP call (the only place keel decrypts a card).",
+         s.decryptions);
+  metric("keel_vault_decryption_failures_total", "counter",
+         "Stored cards that did not decrypt (a missing master key version, changed bytes).",
+         s.decryption_failures);
+  metric("keel_vault_webhook_secrets_opened_total", "counter",
+         "Merchant webhook secrets opened to sign a delivery.", s.secrets_opened);
+  metric("keel_vault_cvcs_held", "gauge", "CVCs waiting in memory for a first authorization.",
+         s.cvcs_held);
+  metric("keel_vault_active_key_version", "gauge",
+         "The master key version new cards are wrapped under.", v->active_version());
+  return out;
+}
+
 // The engine's counters in the Prometheus text format. keel_payments_in_review is the alert:
 // objects a person must look at (an outcome unknown at its deadline, a PSP result refused).
 std::string metrics_text(const engine::EngineStatus& s) {
   std::string out;
   const auto metric = [&out](std::string_view name, std::string_view type, std::string_view help,
-                             uint64_t value) {
-    out += "# HELP " + std::string(name) + " " + std::string(help) + "\n# TYPE " +
-           std::string(name) + " " + std::string(type) + "\n" + std::string(name) + " " +
-           std::to_string(value) + "\n";
-  };
+                             uint64_t value) { append_metric(&out, name, type, help, value); };
   metric("keel_journal_last_seq", "gauge", "Last durable journal record.", s.last_seq);
   metric("keel_audit_chain_head_seq", "gauge",
          "Journal record of the audit chain's head (GET /v1/admin/audit/head has its hash).",
@@ -467,6 +494,7 @@ Service::Service(engine::Engine* engine, PaymentsApiOptions payments, AuthOption
     : engine_(engine),
       psp_stats_(payments.psp_stats),
       certificates_(payments.certificates),
+      vault_(payments.vault),
       wall_now_(auth.wall_now ? std::move(auth.wall_now) : wall_clock_now),
       limiter_(auth.rate_limits, auth.monotonic_ns ? std::move(auth.monotonic_ns) : steady_ns),
       key_uses_(std::make_shared<KeyUses>()),
@@ -626,6 +654,7 @@ void Service::dispatch(const RouteMatch& m, const Caller* caller, std::string_vi
       engine::Engine* engine = engine_;
       std::string psp = psp_stats_ ? psp_metrics_text(psp_stats_()) : std::string();
       psp += certificate_metrics_text(certificates_, wall_now_() / kNanosPerSecond);
+      psp += vault_metrics_text(vault_);
       return engine_->get_status(
           false,
           on_io_thread<engine::EngineStatus>(

@@ -70,6 +70,9 @@ struct PaymentsApiOptions {
   // The certificates keeld serves with or trusts, for /metrics: a name ("server", "client_ca")
   // and the Unix second each stops being valid.
   std::vector<std::pair<std::string, int64_t>> certificates;
+  // The card vault (POST /v1/payment_methods, the vault's admin routes and metrics); nullptr:
+  // those routes answer 503 vault_unavailable. Not owned; outlives the Service.
+  vault::Vault* vault = nullptr;
 };
 
 // Runs a function on the I/O executor of the connection that sent the request.
@@ -125,6 +128,7 @@ class Service {
   engine::Engine* engine_;
   std::function<dispatch::PspDispatcher::Stats()> psp_stats_;
   std::vector<std::pair<std::string, int64_t>> certificates_;
+  vault::Vault* vault_ = nullptr;
   std::function<Timestamp()> wall_now_;
   RateLimiter limiter_;
   std::atomic<bool> draining_{false};

@@ -167,6 +167,11 @@ inline Parsed<boost::json::object> body_object(std::string_view body) {
   return {std::move(doc.value.get_object())};
 }
 
+// A new object id: `prefix` and 24 random characters of [0-9A-Za-z] (payments_service.cc).
+[[nodiscard]] std::string new_object_id(std::string_view prefix);
+// The HTTP answer for a payments command's reply (payments_service.cc).
+[[nodiscard]] HttpReply to_http(const payments::Reply& r, std::string_view request_id);
+
 inline ApiError missing(std::string_view key) {
   return make_error(ErrorCode::parameter_missing, std::string(key) + " is required",
                     std::string(key));
@@ -227,6 +232,11 @@ class PaymentRoutes {
   void control(const RouteMatch& m, std::string_view body, const ResponderPtr& r);
   // POST /v1/admin/backup: a consistent online copy into a directory on keeld's machine.
   void backup(std::string_view body, const ResponderPtr& r);
+  // The card vault's routes (vault_service.cc).
+  void create_payment_method(const Caller& caller, const RequestHeaders& h, std::string_view method,
+                             std::string_view target, std::string_view body, const ResponderPtr& r);
+  void vault_status(const ResponderPtr& r);
+  void vault_rotate(std::string_view body, const ResponderPtr& r);
 
   engine::Engine* engine_;
   PaymentsApiOptions options_;

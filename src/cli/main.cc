@@ -537,6 +537,31 @@ void add_audit_commands(CLI::App& app, const Globals& g, Action* action) {
   });
 }
 
+// `keel vault status|rotate`: the card vault's master keys (docs/security.md, "The card vault").
+void add_vault_commands(CLI::App& app, const Globals& g, Action* action) {
+  CLI::App* vault =
+      app.add_subcommand("vault", "the card vault's master keys")->require_subcommand(1);
+  CLI::App* status =
+      vault->add_subcommand("status", "master key versions, stored cards per version, decryptions");
+  status->callback([&g, action] {
+    *action = [&g] { return show(g, call(g, "GET", "/v1/admin/vault", ""), cli::print_object); };
+  });
+  auto keep_key = std::make_shared<bool>(false);
+  CLI::App* rotate = vault->add_subcommand(
+      "rotate", "add a master key version and re-wrap every stored card onto it");
+  rotate->add_flag("--no-new-key", *keep_key,
+                   "re-wrap onto the active version without adding one (finish a rotation, or "
+                   "after a new version came through KEEL_VAULT_KEYS)");
+  rotate->callback([&g, action, keep_key] {
+    *action = [&g, keep_key] {
+      return show(g,
+                  call(g, "POST", "/v1/admin/vault/rotate",
+                       *keep_key ? R"({"new_key": false})" : R"({"new_key": true})"),
+                  cli::print_object);
+    };
+  });
+}
+
 void add_other_commands(CLI::App& app, const Globals& g, Action* action) {
   auto full = std::make_shared<bool>(false);
   CLI::App* status = app.add_subcommand("status", "the server's engine status");
@@ -555,6 +580,7 @@ void add_other_commands(CLI::App& app, const Globals& g, Action* action) {
   verify->callback([&g, action, dir] { *action = [&g, dir] { return verify_journal(g, *dir); }; });
 
   add_audit_commands(app, g, action);
+  add_vault_commands(app, g, action);
 
   auto rebuild_data = std::make_shared<std::string>();
   auto rebuild_archive = std::make_shared<std::string>();

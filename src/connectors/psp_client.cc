@@ -430,13 +430,22 @@ PspClient::Stats PspClient::stats() const {
 
 void PspClient::authorize(const AuthorizeRequest& r, std::string_view traceparent,
                           PspCallback done) {
-  const json::object body = {{"reference", r.reference},
-                             {"amount", r.amount_minor},
-                             {"currency", r.currency},
-                             {"card_token", r.card_token},
-                             {"capture", r.capture}};
+  json::object body = {{"reference", r.reference},
+                       {"amount", r.amount_minor},
+                       {"currency", r.currency},
+                       {"capture", r.capture}};
+  if (r.card) {
+    json::object card = {{"number", r.card->number},
+                         {"exp_month", r.card->exp_month},
+                         {"exp_year", r.card->exp_year}};
+    if (!r.card->cvc.empty()) card["cvc"] = r.card->cvc;
+    body["card"] = std::move(card);
+  } else {
+    body["card_token"] = r.card_token;
+  }
+  std::string text = json::serialize(body);
   impl_->send(RequestKind::operation, r.reference, http::verb::post, "/authorizations",
-              json::serialize(body), traceparent, std::move(done));
+              std::move(text), traceparent, std::move(done));
 }
 
 void PspClient::capture(const CaptureRequest& r, std::string_view traceparent, PspCallback done) {

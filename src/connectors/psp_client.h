@@ -46,12 +46,22 @@ struct PspResult {
 };
 using PspCallback = std::function<void(PspResult)>;
 
+// A card in clear, from the vault, for one request: sent as the "card" object instead of a
+// card_token (docs/psp_protocol.md). Never logged.
+struct CardData {
+  std::string number;
+  int exp_month = 0;
+  int exp_year = 0;
+  std::string cvc;  // empty: none (the vault holds a CVC only until the first authorization)
+};
+
 struct AuthorizeRequest {
   std::string reference;  // the attempt id; [A-Za-z0-9_-]{1,128} (protocol)
   int64_t amount_minor = 0;
   std::string currency;
-  std::string card_token;
-  bool capture = false;  // capture at once
+  std::string card_token;        // a PSP's token; empty when `card` is set
+  bool capture = false;          // capture at once
+  std::optional<CardData> card;  // a vault card (sent instead of card_token)
 };
 
 struct CaptureRequest {

@@ -11,6 +11,8 @@
 #include <random>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "connectors/merchant_webhook_sender.h"
 
 namespace keel::dispatch {
@@ -179,8 +181,28 @@ struct PspDispatcher::Impl {
         req.reference = c.attempt_id;
         req.amount_minor = c.amount;
         req.currency = std::string(currency_code(c));
-        req.card_token = c.instrument;
         req.capture = c.capture_now;
+        if (c.card == nullptr) {
+          req.card_token = c.instrument;
+          return psp->authorize(req, c.traceparent, done);
+        }
+        vault::OpenCard card;
+        const Status opened = options.vault == nullptr
+                                  ? Status::error("keeld runs without a card vault")
+                                  : options.vault->open(*c.card, wall_clock_now(), &card);
+        if (!opened.is_ok()) {
+          // Nothing was sent: the attempt fails for good, and a person reads why in the log.
+          spdlog::error("vault: cannot open {} for attempt {}: {}", c.card->id, c.attempt_id,
+                        opened.message());
+          connectors::PspResult r;
+          r.outcome = AttemptOutcome::declined_hard;
+          r.error_code = "card_unavailable";
+          return on_answer(c, r);
+        }
+        spdlog::info("vault: opened {} for attempt {} on {}{}", c.card->id, c.attempt_id, c.channel,
+                     card.cvc.empty() ? "" : " (with its CVC)");
+        req.card = connectors::CardData{std::move(card.number), card.exp_month, card.exp_year,
+                                        std::move(card.cvc)};
         return psp->authorize(req, c.traceparent, done);
       }
       case AttemptKind::capture: {
@@ -224,6 +246,12 @@ struct PspDispatcher::Impl {
   }
 
   void on_answer(const payments::PspCall& c, const connectors::PspResult& r) {
+    // The PSP processed the card (not: nothing happened, or nobody knows): its CVC has served.
+    const bool card_processed =
+        r.outcome != AttemptOutcome::unknown && r.outcome != AttemptOutcome::retryable;
+    if (c.card != nullptr && options.vault != nullptr && card_processed) {
+      options.vault->forget_cvc(c.card->id);
+    }
     if (auto command = answer_command(c, r)) {
       offer(std::move(*command));
       return;  // an unknown result comes back from the engine as a resolve request
@@ -237,7 +265,25 @@ struct PspDispatcher::Impl {
 
   void deliver(const payments::Delivery& d) {
     Impl* self = this;
-    webhooks.send({d.url, d.body, d.secret, d.event_id, d.previous_secret},
+    // The secrets are stored sealed by the vault (or in clear, from before it): opened here, for
+    // this delivery's signature only.
+    std::string secret = d.secret;
+    std::string previous = d.previous_secret;
+    if (options.vault != nullptr) {
+      Status s = options.vault->open_webhook_secret(d.merchant_id, d.secret, &secret);
+      if (s.is_ok() && !d.previous_secret.empty()) {
+        s = options.vault->open_webhook_secret(d.merchant_id, d.previous_secret, &previous);
+      }
+      if (!s.is_ok()) {
+        spdlog::error("vault: cannot open the webhook secret of {} for event {}: {}", d.merchant_id,
+                      d.event_id, s.message());
+        return offer(payments::cmd::OutboxAttempt{d.event_id, false});
+      }
+    } else if (vault::is_sealed_secret(d.secret) || vault::is_sealed_secret(d.previous_secret)) {
+      spdlog::error("webhook secret of {} is sealed and keeld runs without a vault", d.merchant_id);
+      return offer(payments::cmd::OutboxAttempt{d.event_id, false});
+    }
+    webhooks.send({d.url, d.body, std::move(secret), d.event_id, std::move(previous)},
                   [self, id = d.event_id](connectors::MerchantWebhookResult r) {
                     self->offer(payments::cmd::OutboxAttempt{id, r.delivered});
                   });

@@ -12,6 +12,7 @@
 #include "connectors/psp_client.h"
 #include "engine/engine.h"
 #include "payments/commands.h"
+#include "vault/vault.h"
 
 namespace keel::dispatch {
 
@@ -43,6 +44,10 @@ struct DispatcherOptions {
   // Seeds the jitter of status queries (never drawn inside: keeld draws it at start and logs
   // it, tests fix it), so a run can be replayed.
   uint64_t jitter_seed = 1;
+  // Opens vault cards (PspCall::card) just before their authorization is sent, and drops a
+  // card's CVC once its first authorization has an outcome. nullptr: a call with a vault card
+  // fails as declined (card_unavailable) without reaching the PSP. Not owned; outlives stop().
+  vault::Vault* vault = nullptr;
 };
 
 // A delay of `ms` with up to 50% jitter: uniform in [ms / 2, ms], drawn from `random`.

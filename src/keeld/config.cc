@@ -302,6 +302,18 @@ std::string apply_tls(const toml::table& doc, KeeldConfig* c) {
   return {};
 }
 
+// [vault]: key_file and bin_file (docs/security.md, "The card vault").
+std::string apply_vault(const toml::table& doc, KeeldConfig* c) {
+  std::string error;
+  const toml::table* t = section(doc, "vault", {"key_file", "bin_file"}, &error);
+  if (t == nullptr) return error;
+  if (!read_string(*t, "key_file", &c->vault_key_file, &error) ||
+      !read_string(*t, "bin_file", &c->vault_bin_file, &error)) {
+    return "vault." + error;
+  }
+  return {};
+}
+
 // [admin]: controls = true serves the runtime-control routes (to admin keys).
 std::string apply_admin(const toml::table& doc, KeeldConfig* c) {
   std::string section_error;
@@ -395,6 +407,7 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
   if (error.empty()) error = apply_admin(doc, c);
   if (error.empty()) error = apply_auth(doc, c);
   if (error.empty()) error = apply_tls(doc, c);
+  if (error.empty()) error = apply_vault(doc, c);
   if (!error.empty()) return error;
   if (const toml::node* n = doc.get("channels")) {
     const toml::table* channels = n->as_table();
@@ -482,7 +495,7 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
   std::string error =
       unknown_key(doc, "",
                   {"listen", "data", "io_threads", "log_level", "http", "engine", "payments",
-                   "channels", "fees", "routing", "admin", "auth", "tls"});
+                   "channels", "fees", "routing", "admin", "auth", "tls", "vault"});
   std::string listen;
   std::string data;
   if (error.empty() && read_string(doc, "listen", &listen, &error) &&

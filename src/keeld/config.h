@@ -30,6 +30,11 @@ struct KeeldConfig {
   bool routing = false;
   bool routing_seed_set = false;  // [routing] seed given; else keeld draws one and logs it
   std::vector<routing::ChannelDef> channel_defs;  // of every [channels.NAME], in name order
+  // [vault]: the master key file (empty: DATA/vault.keys, made at the first start) and the BIN
+  // range file (empty: no issuing countries). KEEL_VAULT_KEYS in the environment, when set,
+  // holds the keys instead of any file.
+  std::string vault_key_file;
+  std::string vault_bin_file;
 };
 
 // Derives `payments` (channel list with the default first, webhook secrets) from `psp`;
@@ -72,6 +77,8 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //             per_second, burst (requests per API key; per_second 0: no limit)
 //   [tls]     cert_file, key_file (PEM: serve HTTPS), client_ca_file (mutual TLS: clients
 //             must present a certificate from these CAs)
+//   [vault]   key_file (the card vault's master keys, owner-only; default DATA/vault.keys),
+//             bin_file (BIN ranges: FIRST[-LAST],COUNTRY per line)
 //
 // The default channel is `default_channel`, else the first channel by name.
 // Unknown keys, wrong types and out-of-range values are errors. On --help prints the usage and

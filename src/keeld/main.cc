@@ -19,6 +19,7 @@
 #include "keeld/bootstrap.h"
 #include "keeld/certificates.h"
 #include "keeld/config.h"
+#include "keeld/vault_setup.h"
 #include "net/stop_signals.h"
 
 namespace {
@@ -83,6 +84,13 @@ int run(keeld::KeeldConfig config) {
     spdlog::info("routing on: {} channel(s), seed {}", config.engine.channels->size(),
                  config.engine.routing.seed);
   }
+  // The card vault outlives the dispatcher and the API, which both use it.
+  std::unique_ptr<vault::Vault> card_vault;
+  if (Status s = keeld::open_vault(config, data_dir, &card_vault); !s.is_ok()) {
+    return fail_startup(s.message());
+  }
+  config.psp.vault = card_vault.get();
+  config.payments.vault = card_vault.get();
   dispatch::PspDispatcher dispatcher(config.psp);
   config.engine.on_payment_effects = [&dispatcher](engine::PaymentEffects e) {
     dispatcher.submit(std::move(e));
@@ -90,6 +98,10 @@ int run(keeld::KeeldConfig config) {
   std::unique_ptr<engine::Engine> engine;
   if (Status s = engine::Engine::open(std::move(config.engine), &engine); !s.is_ok()) {
     return fail_startup("cannot open " + data_dir + ": " + s.message());
+  }
+  if (Status s = keeld::check_vault_versions(*engine, *card_vault); !s.is_ok()) {
+    engine->stop();
+    return fail_startup(s.message());
   }
   dispatcher.start(engine.get());
   config.payments.psp_stats = [&dispatcher] { return dispatcher.stats(); };

@@ -82,74 +82,87 @@ bool read_transition(ByteReader& r, routing::BreakerTransition* t) {
 
 // Each kind's fields, in their wire order.
 void write_body(ByteWriter& w, const CommandBody& body) {
-  std::visit(Overloaded{
-                 [&](const cmd::CreateCustomer& b) {
-                   w.str16(b.id);
-                   w.str16(b.name);
-                 },
-                 [&](const cmd::CreateMerchant& b) {
-                   for (const std::string* s : {&b.id, &b.name, &b.url, &b.secret}) w.str16(*s);
-                 },
-                 [&](const cmd::CreatePayment& b) {
-                   w.str16(b.id);
-                   w.i64(b.amount);
-                   write_currency(w, b.currency);
-                   for (const std::string* s : {&b.merchant_id, &b.customer_id, &b.instrument}) {
-                     w.str16(*s);
-                   }
-                   write_bool(w, b.capture_manual);
-                   write_bool(w, b.source_wallet);
-                 },
-                 [&](const cmd::ConfirmPayment& b) {
-                   w.str16(b.id);
-                   w.str16(b.channel);
-                 },
-                 [&](const cmd::CapturePayment& b) {
-                   w.str16(b.id);
-                   w.i64(b.amount);
-                 },
-                 [&](const cmd::CancelPayment& b) { w.str16(b.id); },
-                 [&](const cmd::CreateRefund& b) {
-                   w.str16(b.id);
-                   w.str16(b.payment_id);
-                   w.i64(b.amount);
-                 },
-                 [&](const cmd::CreateTopup& b) { write_flow(w, b); },
-                 [&](const cmd::CreatePayout& b) { write_flow(w, b); },
-                 [&](const cmd::CreateWalletTransfer& b) {
-                   for (const std::string* s : {&b.id, &b.customer_id, &b.to_customer_id})
-                     w.str16(*s);
-                   w.i64(b.amount);
-                   write_currency(w, b.currency);
-                 },
-                 [&](const cmd::AttemptResult& b) {
-                   w.str16(b.attempt_id);
-                   write_result(w, b.result);
-                 },
-                 [&](const cmd::MarkPendingUnknown&) {},
-                 [&](const cmd::OutboxAttempt& b) {
-                   w.str16(b.event_id);
-                   write_bool(w, b.delivered);
-                 },
-                 [&](const cmd::OperationStatus& b) {
-                   w.str16(b.channel);
-                   w.str16(b.reference);
-                   w.u8(static_cast<uint8_t>(b.state));
-                   write_result(w, b.result);
-                   w.u8(static_cast<uint8_t>(b.source));
-                   w.str16(b.webhook_event);
-                 },
-                 [&](const cmd::SetFees& b) { encode_fees(w, b.fees); },
-                 [&](const cmd::SetChannels& b) { routing::encode_channels(w, b.channels); },
-                 [&](const cmd::ChannelEvent& b) { write_transition(w, b.transition); },
-                 [&](const cmd::Control& b) { write_control(w, b.control); },
-                 [&](const cmd::RotateWebhookSecret& b) {
-                   w.str16(b.merchant_id);
-                   w.str16(b.secret);
-                   w.i64(b.overlap_s);
-                 },
-             },
-             body);
+  std::visit(
+      Overloaded{
+          [&](const cmd::CreateCustomer& b) {
+            w.str16(b.id);
+            w.str16(b.name);
+          },
+          [&](const cmd::CreateMerchant& b) {
+            for (const std::string* s : {&b.id, &b.name, &b.url, &b.secret}) w.str16(*s);
+          },
+          [&](const cmd::CreatePayment& b) {
+            w.str16(b.id);
+            w.i64(b.amount);
+            write_currency(w, b.currency);
+            for (const std::string* s : {&b.merchant_id, &b.customer_id, &b.instrument}) {
+              w.str16(*s);
+            }
+            write_bool(w, b.capture_manual);
+            write_bool(w, b.source_wallet);
+          },
+          [&](const cmd::ConfirmPayment& b) {
+            w.str16(b.id);
+            w.str16(b.channel);
+          },
+          [&](const cmd::CapturePayment& b) {
+            w.str16(b.id);
+            w.i64(b.amount);
+          },
+          [&](const cmd::CancelPayment& b) { w.str16(b.id); },
+          [&](const cmd::CreateRefund& b) {
+            w.str16(b.id);
+            w.str16(b.payment_id);
+            w.i64(b.amount);
+          },
+          [&](const cmd::CreateTopup& b) { write_flow(w, b); },
+          [&](const cmd::CreatePayout& b) { write_flow(w, b); },
+          [&](const cmd::CreateWalletTransfer& b) {
+            for (const std::string* s : {&b.id, &b.customer_id, &b.to_customer_id}) w.str16(*s);
+            w.i64(b.amount);
+            write_currency(w, b.currency);
+          },
+          [&](const cmd::AttemptResult& b) {
+            w.str16(b.attempt_id);
+            write_result(w, b.result);
+          },
+          [&](const cmd::MarkPendingUnknown&) {},
+          [&](const cmd::OutboxAttempt& b) {
+            w.str16(b.event_id);
+            write_bool(w, b.delivered);
+          },
+          [&](const cmd::OperationStatus& b) {
+            w.str16(b.channel);
+            w.str16(b.reference);
+            w.u8(static_cast<uint8_t>(b.state));
+            write_result(w, b.result);
+            w.u8(static_cast<uint8_t>(b.source));
+            w.str16(b.webhook_event);
+          },
+          [&](const cmd::SetFees& b) { encode_fees(w, b.fees); },
+          [&](const cmd::SetChannels& b) { routing::encode_channels(w, b.channels); },
+          [&](const cmd::ChannelEvent& b) { write_transition(w, b.transition); },
+          [&](const cmd::Control& b) { write_control(w, b.control); },
+          [&](const cmd::RotateWebhookSecret& b) {
+            w.str16(b.merchant_id);
+            w.str16(b.secret);
+            w.i64(b.overlap_s);
+          },
+          [&](const cmd::StorePaymentMethod& b) { vault::encode_payment_method(w, b.method); },
+          [&](const cmd::RewrapPaymentMethods& b) {
+            w.u16(static_cast<uint16_t>(b.rewraps.size()));
+            for (const vault::Rewrap& r : b.rewraps) vault::encode_rewrap(w, r);
+          },
+          [&](const cmd::ResealWebhookSecrets& b) {
+            w.u16(static_cast<uint16_t>(b.reseals.size()));
+            for (const cmd::SecretReseal& r : b.reseals) {
+              w.str16(r.merchant_id);
+              w.str16(r.from);
+              w.str16(r.to);
+            }
+          },
+      },
+      body);
 }
 
 bool read_fields(ByteReader& r, cmd::CreateCustomer* b) {
@@ -201,6 +214,28 @@ bool read_fields(ByteReader& r, cmd::ChannelEvent* b) { return read_transition(r
 bool read_fields(ByteReader& r, cmd::Control* b) { return read_control(r, &b->control); }
 bool read_fields(ByteReader& r, cmd::RotateWebhookSecret* b) {
   return r.str16(&b->merchant_id) && r.str16(&b->secret) && r.i64(&b->overlap_s);
+}
+bool read_fields(ByteReader& r, cmd::StorePaymentMethod* b) {
+  return vault::decode_payment_method(r, &b->method);
+}
+bool read_fields(ByteReader& r, cmd::RewrapPaymentMethods* b) {
+  uint16_t n = 0;
+  if (!r.u16(&n) || n == 0 || n > cmd::kRewrapsPerCommandMax) return false;
+  b->rewraps.resize(n);
+  for (vault::Rewrap& rewrap : b->rewraps) {
+    if (!vault::decode_rewrap(r, &rewrap)) return false;
+  }
+  return true;
+}
+
+bool read_fields(ByteReader& r, cmd::ResealWebhookSecrets* b) {
+  uint16_t n = 0;
+  if (!r.u16(&n) || n == 0 || n > cmd::kRewrapsPerCommandMax) return false;
+  b->reseals.resize(n);
+  for (cmd::SecretReseal& s : b->reseals) {
+    if (!r.str16(&s.merchant_id) || !r.str16(&s.from) || !r.str16(&s.to)) return false;
+  }
+  return true;
 }
 
 template <size_t I>
@@ -342,7 +377,10 @@ std::optional<CommandBody> body_of(CommandKind kind, FlatRecord& c) {
       return cmd::ChannelEvent{c.transition};
     case K::runtime_control:
       return cmd::Control{c.control};
-    case K::rotate_webhook_secret:  // came after the flat records
+    case K::rotate_webhook_secret:  // these came after the flat records
+    case K::store_payment_method:
+    case K::rewrap_payment_methods:
+    case K::reseal_webhook_secrets:
       return std::nullopt;
   }
   return std::nullopt;
@@ -443,6 +481,9 @@ std::string_view command_kind_name(CommandKind k) {
     KEEL_ENUM_CASE(K, channel_event);
     KEEL_ENUM_CASE(K, runtime_control);
     KEEL_ENUM_CASE(K, rotate_webhook_secret);
+    KEEL_ENUM_CASE(K, store_payment_method);
+    KEEL_ENUM_CASE(K, rewrap_payment_methods);
+    KEEL_ENUM_CASE(K, reseal_webhook_secrets);
   }
   return "unknown";
 }

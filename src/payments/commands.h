@@ -14,6 +14,8 @@
 #include "payments/payment.h"
 #include "routing/channel.h"
 #include "routing/decision.h"
+#include "vault/payment_methods.h"
+#include "vault/sealed_secret.h"
 
 namespace keel::payments {
 
@@ -43,8 +45,11 @@ enum class CommandKind : uint8_t {
   channel_event = 17,
   runtime_control = 18,
   rotate_webhook_secret = 19,
+  store_payment_method = 20,
+  rewrap_payment_methods = 21,
+  reseal_webhook_secrets = 22,
 };
-inline constexpr CommandKind kCommandKindLast = CommandKind::rotate_webhook_secret;
+inline constexpr CommandKind kCommandKindLast = CommandKind::reseal_webhook_secrets;
 
 // The longest overlap of a webhook secret rotation (cmd::RotateWebhookSecret): a week.
 inline constexpr int64_t kWebhookSecretOverlapMaxS = 7 * 24 * 3600;
@@ -263,6 +268,31 @@ struct RotateWebhookSecret {
   friend bool operator==(const RotateWebhookSecret&, const RotateWebhookSecret&) = default;
 };
 
+// A card stored in the vault: the API edge checked the card and encrypted its number; the
+// command carries only the ciphertext and what may be shown (docs/security.md, "The card
+// vault").
+struct StorePaymentMethod {
+  vault::PaymentMethod method;
+  friend bool operator==(const StorePaymentMethod&, const StorePaymentMethod&) = default;
+};
+
+// Data keys moved to another master key version (a step of `keel vault rotate`): each applies
+// only while its method is still under its from_version.
+inline constexpr size_t kRewrapsPerCommandMax = 256;
+struct RewrapPaymentMethods {
+  std::vector<vault::Rewrap> rewraps;
+  friend bool operator==(const RewrapPaymentMethods&, const RewrapPaymentMethods&) = default;
+};
+
+// Merchant webhook secrets re-sealed by the vault (a step of `keel vault rotate`): the same
+// secret under the active master key version, or sealed for the first time when it was stored
+// in clear. Each replaces the endpoint's current or previous secret whose bytes are `from`.
+using SecretReseal = vault::SecretReseal;
+struct ResealWebhookSecrets {
+  std::vector<SecretReseal> reseals;  // 1 to kRewrapsPerCommandMax
+  friend bool operator==(const ResealWebhookSecrets&, const ResealWebhookSecrets&) = default;
+};
+
 }  // namespace cmd
 
 using CommandBody =
@@ -270,7 +300,8 @@ using CommandBody =
                  cmd::CapturePayment, cmd::CancelPayment, cmd::CreateRefund, cmd::CreateTopup,
                  cmd::CreatePayout, cmd::CreateWalletTransfer, cmd::AttemptResult,
                  cmd::MarkPendingUnknown, cmd::OutboxAttempt, cmd::OperationStatus, cmd::SetFees,
-                 cmd::SetChannels, cmd::ChannelEvent, cmd::Control, cmd::RotateWebhookSecret>;
+                 cmd::SetChannels, cmd::ChannelEvent, cmd::Control, cmd::RotateWebhookSecret,
+                 cmd::StorePaymentMethod, cmd::RewrapPaymentMethods, cmd::ResealWebhookSecrets>;
 static_assert(std::variant_size_v<CommandBody> == static_cast<size_t>(kCommandKindLast));
 
 struct Command {

@@ -163,6 +163,7 @@ std::string_view error_name(Error e) {
     KEEL_ENUM_CASE(E, no_channel_available);
     KEEL_ENUM_CASE(E, internal_error);
     KEEL_ENUM_CASE(E, webhook_endpoint_missing);
+    KEEL_ENUM_CASE(E, payment_method_not_found);
   }
   return "unknown";
 }
@@ -351,7 +352,12 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
           [&](const cmd::CreateTopup& b) {
             wallet_flow = true;
             out.object_id = b.id;
-            if (const std::string* channel = flow_channel(b)) {
+            if (b.instrument.starts_with(vault::kPaymentMethodPrefix)) {
+              out.reply = error_reply(Error::parameter_invalid,
+                                      "top-ups take a PSP's card token or a bank account; vault "
+                                      "cards (pm_) pay card payments",
+                                      "source");
+            } else if (const std::string* channel = flow_channel(b)) {
               out.reply = create_flow(b.id, b.customer_id, "", [&] {
                 return flows_.create_topup({b.id, b.customer_id, b.amount, b.currency, *channel,
                                             b.instrument_kind, b.instrument},
@@ -426,6 +432,37 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
           },
           [&](const cmd::Control& b) { out.reply = runtime_control(b.control, now); },
           [&](const cmd::RotateWebhookSecret& b) { out.reply = rotate_webhook_secret(b, now); },
+          [&](const cmd::StorePaymentMethod& b) {
+            out.reply = store_payment_method(b);
+            out.object_id = b.method.id;
+          },
+          [&](const cmd::ResealWebhookSecrets& b) {
+            size_t applied = 0;
+            for (const cmd::SecretReseal& r : b.reseals) {
+              applied += outbox_.reseal_secret(r.merchant_id, r.from, r.to) ? 1 : 0;
+            }
+            if (applied == 0) {
+              out.reply = error_reply(Error::unchanged, "every secret was re-sealed already");
+            } else {
+              JsonWriter w;
+              w.begin_object();
+              w.field("resealed", static_cast<int64_t>(applied));
+              w.end_object();
+              out.reply = Reply::success(w.take());
+            }
+          },
+          [&](const cmd::RewrapPaymentMethods& b) {
+            const size_t applied = payment_methods_.rewrap(b.rewraps);
+            if (applied == 0) {
+              out.reply = error_reply(Error::unchanged, "every data key was re-wrapped already");
+            } else {
+              JsonWriter w;
+              w.begin_object();
+              w.field("rewrapped", static_cast<int64_t>(applied));
+              w.end_object();
+              out.reply = Reply::success(w.take());
+            }
+          },
       },
       c.body);
   const CommandKind kind = c.kind();
@@ -467,7 +504,10 @@ Reply PaymentsCore::create_merchant(const cmd::CreateMerchant& c, Timestamp now)
   if (c.name.size() > kNameBytesMax) {
     return error_reply(Error::parameter_invalid, "name is longer than 200 bytes", "name");
   }
-  if (c.url.size() > kUrlBytesMax || c.secret.size() > kSecretBytesMax ||
+  // A secret sealed by the vault is longer than the secret (is_valid_endpoint_secret bounds it).
+  const size_t secret_max =
+      kSecretBytesMax + (vault::is_sealed_secret(c.secret) ? vault::kSealedSecretOverhead : 0);
+  if (c.url.size() > kUrlBytesMax || c.secret.size() > secret_max ||
       c.url.empty() != c.secret.empty()) {
     return error_reply(Error::parameter_invalid,
                        "webhook_url and webhook_secret go together (url <= 2048 bytes, secret "
@@ -501,7 +541,7 @@ Reply PaymentsCore::rotate_webhook_secret(const cmd::RotateWebhookSecret& c, Tim
                        "overlap_seconds must be 0 to " + std::to_string(kWebhookSecretOverlapMaxS),
                        "overlap_seconds");
   }
-  if (c.secret.size() > kSecretBytesMax || !is_valid_endpoint_secret(c.secret)) {
+  if (!is_valid_endpoint_secret(c.secret)) {
     return error_reply(Error::parameter_invalid, "secret must be 1 to 256 bytes of printable ASCII",
                        "secret");
   }
@@ -521,7 +561,8 @@ Reply PaymentsCore::rotate_webhook_secret(const cmd::RotateWebhookSecret& c, Tim
   w.begin_object();
   w.field("object", "webhook_secret_rotation");
   w.field("merchant", c.merchant_id);
-  w.field("webhook_secret", c.secret);
+  // A sealed secret is not shown (the API edge, which sealed it, adds the clear one).
+  if (!vault::is_sealed_secret(c.secret)) w.field("webhook_secret", c.secret);
   w.field("rotated_at", format_rfc3339(now));
   if (until != 0) {
     w.field("previous_secret_expires_at", format_rfc3339(until));
@@ -540,6 +581,9 @@ Reply PaymentsCore::create_payment(const cmd::CreatePayment& c, Timestamp now) {
   if (!c.customer_id.empty() && !customers_.contains(c.customer_id)) {
     return error_reply(Error::customer_not_found, "no customer with id " + c.customer_id,
                        "customer");
+  }
+  if (auto refused = payment_method_refused(c.instrument, c.merchant_id, c.customer_id)) {
+    return *refused;
   }
   CreatePayment request;
   request.id = c.id;
@@ -600,6 +644,42 @@ Reply PaymentsCore::create_refund(const cmd::CreateRefund& c, Timestamp now, Eff
     return error_reply(Error::payment_unexpected_state, "only a succeeded payment is refunded");
   }
   return payment_done(c.id, r);
+}
+
+Reply PaymentsCore::store_payment_method(const cmd::StorePaymentMethod& c) {
+  const vault::PaymentMethod& m = c.method;
+  const bool owner_known = m.owner_kind == vault::OwnerKind::merchant
+                               ? merchants_.contains(m.owner_id)
+                               : customers_.contains(m.owner_id);
+  if (!owner_known) {
+    return m.owner_kind == vault::OwnerKind::merchant
+               ? error_reply(Error::merchant_not_found, "no merchant with id " + m.owner_id,
+                             "merchant")
+               : error_reply(Error::customer_not_found, "no customer with id " + m.owner_id,
+                             "customer");
+  }
+  switch (payment_methods_.store(m)) {
+    case vault::StoreResult::stored:
+      return Reply::success(render_payment_method(m));
+    case vault::StoreResult::exists:
+      return error_reply(Error::resource_exists, "a payment method with id " + m.id + " exists");
+    case vault::StoreResult::invalid:
+      break;
+  }
+  return error_reply(Error::parameter_invalid, "the payment method is not well formed");
+}
+
+std::optional<Reply> PaymentsCore::payment_method_refused(std::string_view instrument,
+                                                          std::string_view merchant_id,
+                                                          std::string_view customer_id) const {
+  if (!instrument.starts_with(vault::kPaymentMethodPrefix)) return std::nullopt;
+  const auto m = payment_methods_.find(instrument);
+  const bool owned = m != nullptr && !m->owner_id.empty() &&
+                     (m->owner_kind == vault::OwnerKind::merchant ? m->owner_id == merchant_id
+                                                                  : m->owner_id == customer_id);
+  if (owned) return std::nullopt;
+  return error_reply(Error::payment_method_not_found,
+                     "no payment method with id " + std::string(instrument), "payment_method");
 }
 
 Reply PaymentsCore::create_flow(const std::string& id, const std::string& customer,
@@ -805,6 +885,7 @@ std::optional<Reply> PaymentsCore::refused_by_controls(const Command& c) const {
   switch (c.kind()) {
     case CommandKind::create_customer:
     case CommandKind::create_merchant:
+    case CommandKind::store_payment_method:
     case CommandKind::capture_payment:  // finishes a payment already authorized
     case CommandKind::cancel_payment:
       break;
@@ -1318,6 +1399,11 @@ void PaymentsCore::carry_out(Effects& effects, bool wallet_flow, ledger::Ledger&
         call.kind == AttemptKind::refund ? call.refund_id : call.payment_id, wallet_flow};
     by_reference_.insert({open.reference, call.attempt_id});
     call.traceparent = trace_of(open.owner);
+    if (call.kind == AttemptKind::authorization &&
+        call.instrument.starts_with(vault::kPaymentMethodPrefix)) {
+      call.card = payment_methods_.find(call.instrument);
+      KEEL_ASSERT(call.card != nullptr);  // checked when the payment or top-up was created
+    }
     const bool fresh = open_attempts_.emplace(call.attempt_id, std::move(open)).second;
     KEEL_ASSERT(fresh);  // attempt ids are never reused
     out->calls.push_back(std::move(call));
@@ -1620,6 +1706,31 @@ QueryResult PaymentsCore::query(const Query& q, const ledger::Ledger& ledger) co
       return render_flow_list(q);
     case QueryKind::get_controls:
       return {true, render_controls()};
+    case QueryKind::get_payment_method:
+      if (const auto m = payment_methods_.find(q.id)) return {true, render_payment_method(*m)};
+      return {};
+    case QueryKind::payment_methods_to_rewrap: {
+      QueryResult r{true, ""};
+      r.payment_methods = payment_methods_.not_under(q.key_version, q.starting_after, q.limit);
+      return r;
+    }
+    case QueryKind::vault_key_versions: {
+      QueryResult r{true, ""};
+      r.key_versions = payment_methods_.by_key_version();
+      for (const auto& [merchant, bytes] : outbox_.endpoint_secrets()) {
+        // Secrets in clear (from before the vault) count as version 0.
+        ++r.secret_key_versions[vault::sealed_secret_version(bytes).value_or(0)];
+      }
+      return r;
+    }
+    case QueryKind::webhook_secrets: {
+      QueryResult r{true, ""};
+      r.secrets = outbox_.endpoint_secrets();
+      if (!q.merchant_id.empty()) {
+        std::erase_if(r.secrets, [&q](const auto& s) { return s.first != q.merchant_id; });
+      }
+      return r;
+    }
     case QueryKind::list_reviews:
       return render_review_list(q);
   }
@@ -2464,6 +2575,10 @@ Status PaymentsCore::encode_parts(std::string* out, bool full, const EncodingSin
     fw.u64(flows_cold_and_hot_.size());
     for (const std::string& id : flows_cold_and_hot_) fw.str16(id);
   }
+  if (!payment_methods_.empty()) {
+    ByteWriter vw(&sections.emplace_back(SectionTag::vault, "").second);
+    payment_methods_.encode(vw);
+  }
   if (!reviews_.empty() || !sections.empty()) {
     part.clear();
     reviews_.encode(&part);
@@ -2524,6 +2639,14 @@ Status PaymentsCore::decode_history(std::string_view bytes) {
 
 Status PaymentsCore::decode_section(SectionTag tag, std::string_view bytes) {
   switch (tag) {
+    case SectionTag::vault: {
+      ByteReader r(bytes);
+      if (Status s = vault::PaymentMethods::decode(r, &payment_methods_); !s.is_ok()) return s;
+      if (!r.at_end() || payment_methods_.empty()) {
+        return Status::error("payments: malformed vault section");
+      }
+      return Status::ok();
+    }
     case SectionTag::history:
       return decode_history(bytes);
     case SectionTag::flow_history: {

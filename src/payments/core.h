@@ -130,6 +130,15 @@ enum class QueryKind : uint8_t {
   list_wallet_transfers,
   list_reviews,  // filters: status (open, resolved), type (a reason), object_id
   get_controls,  // runtime controls in force and the latest changes
+  get_payment_method,
+  // The vault's rotation (QueryResult::payment_methods, key_versions): stored cards whose data
+  // key is not under `key_version`, after `starting_after`, at most `limit`; and how many cards
+  // each master key version wraps.
+  payment_methods_to_rewrap,
+  vault_key_versions,
+  // Every merchant's webhook secrets as stored (QueryResult::secrets; a merchant's current one
+  // before its previous one), or those of `merchant_id`.
+  webhook_secrets,
 };
 
 struct Query {
@@ -144,6 +153,7 @@ struct Query {
   Timestamp created_lt = 0;  // 0: no bound
   std::string type;
   std::string object_id;
+  uint32_t key_version = 0;
 };
 
 // A read of payments that the history store completes (PaymentsCore::finish_query): a payment
@@ -190,6 +200,10 @@ struct QueryResult {
   std::shared_ptr<const EventPageInMemory> events_page;
   std::shared_ptr<const PaymentReadInMemory> payments_read;
   std::shared_ptr<const FlowReadInMemory> flows_read;
+  std::vector<std::shared_ptr<const vault::PaymentMethod>> payment_methods;
+  std::map<uint32_t, uint64_t> key_versions;                 // stored cards by master key version
+  std::map<uint32_t, uint64_t> secret_key_versions;          // webhook secrets (0: in clear)
+  std::vector<std::pair<std::string, std::string>> secrets;  // (merchant, stored bytes)
   [[nodiscard]] bool needs_history() const { return events_page || payments_read || flows_read; }
 };
 
@@ -281,6 +295,8 @@ class PaymentsCore {
   // The merchant-event outbox, read only (tests; the engine hands deliveries out through
   // due_deliveries).
   [[nodiscard]] const Outbox& outbox() const { return outbox_; }
+  // The vault's stored cards (ciphertext only), read only: `keel vault rotate` walks them.
+  [[nodiscard]] const vault::PaymentMethods& payment_methods() const { return payment_methods_; }
 
   struct Counts {
     uint64_t customers = 0;
@@ -342,6 +358,12 @@ class PaymentsCore {
   Reply create_customer(const cmd::CreateCustomer& c, Timestamp now);
   Reply create_merchant(const cmd::CreateMerchant& c, Timestamp now);
   Reply rotate_webhook_secret(const cmd::RotateWebhookSecret& c, Timestamp now);
+  Reply store_payment_method(const cmd::StorePaymentMethod& c);
+  // An error when `instrument` names a vault payment method ("pm_") that is not stored or
+  // belongs to neither `merchant_id` nor `customer_id` (empty: not a party).
+  [[nodiscard]] std::optional<Reply> payment_method_refused(std::string_view instrument,
+                                                            std::string_view merchant_id,
+                                                            std::string_view customer_id) const;
   Reply create_payment(const cmd::CreatePayment& c, Timestamp now);
   // `c` carries routing's decision (when routed) around its body `b`.
   Reply confirm_payment(const Command& c, const cmd::ConfirmPayment& b, Timestamp now,
@@ -444,8 +466,9 @@ class PaymentsCore {
     traces = 4,
     history = 5,
     flow_history = 6,
+    vault = 7,  // stored cards (payment methods)
   };
-  static constexpr SectionTag kSectionTagLast = SectionTag::flow_history;
+  static constexpr SectionTag kSectionTagLast = SectionTag::vault;
   // The traceparent of the object `id` (empty when none).
   [[nodiscard]] std::string trace_of(std::string_view id) const;
   void note_trace(const Command& c);
@@ -507,6 +530,7 @@ class PaymentsCore {
   PaymentMachine payments_;
   WalletFlows flows_;
   Outbox outbox_;
+  vault::PaymentMethods payment_methods_;
   uint64_t next_event_seq_ = 1;
   IdempotencyStore idempotency_;
   std::map<std::string, Customer, std::less<>> customers_;

@@ -7,6 +7,9 @@
 #include "core/json_writer.h"
 #include "ledger/ledger.h"
 #include "payments/codec.h"
+#include "vault/envelope.h"
+#include "vault/keys.h"
+#include "vault/sealed_secret.h"
 
 namespace keel::payments {
 namespace {
@@ -15,6 +18,29 @@ constexpr Timestamp kT0 = 1'800'000'000 * kNanosPerSecond;
 const Currency kUsd = *Currency::from_code("USD");
 const std::string kFingerprintA(kFingerprintBytes, 'a');
 const std::string kFingerprintB(kFingerprintBytes, 'b');
+
+// A stored card as the API edge makes it (sealed under a fixed test key).
+vault::PaymentMethod stored_card(std::string id, vault::OwnerKind owner_kind, std::string owner) {
+  vault::MasterKeys keys;
+  EXPECT_TRUE(vault::MasterKeys::parse(
+                  "fingerprint " + std::string(64, 'a') + ";key 1 " + std::string(64, 'b'), &keys)
+                  .is_ok());
+  vault::PaymentMethod m;
+  m.id = std::move(id);
+  m.owner_kind = owner_kind;
+  m.owner_id = std::move(owner);
+  m.brand = vault::CardBrand::visa;
+  m.country = "US";
+  m.last4 = "4242";
+  m.exp_month = 12;
+  m.exp_year = 2030;
+  m.fingerprint = vault::card_fingerprint(keys, "4242424242424242");
+  m.created_at = kT0;
+  m.sealed = vault::seal(keys, m.id, "4242424242424242", vault::system_random);
+  return m;
+}
+const std::string kPmA = "pm_" + std::string(24, 'A');
+const std::string kPmB = "pm_" + std::string(24, 'B');
 
 // Drives a PaymentsCore with a real ledger, as the engine's writer does.
 class CoreTest : public ::testing::Test {
@@ -609,6 +635,10 @@ std::vector<Command> every_kind() {
           {"cardco", routing::BreakerState::open, routing::BreakerState::half_open, "waited", 9}},
       cmd::Control{{ControlKind::channel_canary, "cardco", "cardco_v2", 25, "new connector"}},
       cmd::RotateWebhookSecret{"mch_1", "whsec_2", 3600},
+      cmd::StorePaymentMethod{stored_card(kPmA, vault::OwnerKind::customer, "cus_1")},
+      cmd::RewrapPaymentMethods{{{kPmA, 1, 2, std::string(vault::kWrappedKeyBytes, 'w')},
+                                 {kPmB, 3, 4, std::string(vault::kWrappedKeyBytes, 'v')}}},
+      cmd::ResealWebhookSecrets{{{"mch_1", "whsec_1", std::string("\0KVS", 4) + "sealed"}}},
   };
   all[3].routed = true;
   all[3].route.kind = routing::DecisionKind::routed;
@@ -617,6 +647,139 @@ std::vector<Command> every_kind() {
   all[3].traceparent = trace;
   all[2].idempotency = {"client", "key", kFingerprintA};
   return all;
+}
+
+TEST_F(CoreTest, StoredCardsPayOnlyForTheirOwnerAndTheCallCarriesTheSealedCard) {
+  merchant();
+  ASSERT_TRUE(apply(cmd::CreateMerchant{"mch_2", "other", "", ""}).reply.ok());
+  ASSERT_TRUE(apply(customer("cus_1")).reply.ok());
+  using vault::OwnerKind;
+  // The owner must exist; an id is stored once; a malformed record is refused.
+  EXPECT_EQ(
+      apply(cmd::StorePaymentMethod{stored_card(kPmA, OwnerKind::merchant, "mch_9")}).reply.error,
+      Error::merchant_not_found);
+  EXPECT_EQ(
+      apply(cmd::StorePaymentMethod{stored_card(kPmA, OwnerKind::customer, "cus_9")}).reply.error,
+      Error::customer_not_found);
+  const ApplyOutcome stored =
+      apply(cmd::StorePaymentMethod{stored_card(kPmA, OwnerKind::merchant, "mch_1")});
+  ASSERT_TRUE(stored.reply.ok());
+  EXPECT_TRUE(stored.changed);
+  EXPECT_NE(stored.reply.body.find(R"("last4":"4242")"), std::string::npos);
+  EXPECT_EQ(stored.reply.body.find("sealed"), std::string::npos);
+  EXPECT_EQ(
+      apply(cmd::StorePaymentMethod{stored_card(kPmA, OwnerKind::merchant, "mch_1")}).reply.error,
+      Error::resource_exists);
+  vault::PaymentMethod bad = stored_card(kPmB, OwnerKind::merchant, "mch_1");
+  bad.sealed.wrapped_key.pop_back();
+  EXPECT_EQ(apply(cmd::StorePaymentMethod{bad}).reply.error, Error::parameter_invalid);
+  ASSERT_TRUE(
+      apply(cmd::StorePaymentMethod{stored_card(kPmB, OwnerKind::customer, "cus_1")}).reply.ok());
+
+  // Another merchant's card, or an unknown pm_, is not found; nothing is created.
+  Command other = payment("pay_x");
+  body<cmd::CreatePayment>(other).merchant_id = "mch_2";
+  body<cmd::CreatePayment>(other).instrument = kPmA;
+  EXPECT_EQ(apply(other).reply.error, Error::payment_method_not_found);
+  Command unknown = payment("pay_y");
+  body<cmd::CreatePayment>(unknown).instrument = "pm_" + std::string(24, 'Z');
+  EXPECT_EQ(apply(unknown).reply.error, Error::payment_method_not_found);
+  // A customer's card pays only a payment of that customer.
+  Command no_customer = payment("pay_z");
+  body<cmd::CreatePayment>(no_customer).instrument = kPmB;
+  EXPECT_EQ(apply(no_customer).reply.error, Error::payment_method_not_found);
+  EXPECT_EQ(core_.counts().payments, 0u);
+  Command with_customer = payment("pay_c");
+  body<cmd::CreatePayment>(with_customer).instrument = kPmB;
+  body<cmd::CreatePayment>(with_customer).customer_id = "cus_1";
+  ASSERT_TRUE(apply(with_customer).reply.ok());
+  // Top-ups do not take vault cards.
+  cmd::CreateTopup t = topup("tu_1", "cus_1", 100);
+  t.instrument = kPmB;
+  EXPECT_EQ(apply(t).reply.error, Error::parameter_invalid);
+
+  Command own = payment("pay_1");
+  body<cmd::CreatePayment>(own).instrument = kPmA;
+  ASSERT_TRUE(apply(own).reply.ok());
+  const ApplyOutcome confirmed = apply(confirm("pay_1"));
+  ASSERT_EQ(confirmed.calls.size(), 1u);
+  ASSERT_NE(confirmed.calls[0].card, nullptr);
+  EXPECT_EQ(*confirmed.calls[0].card, *core_.payment_methods().find(kPmA));
+  // A token payment's call carries no card.
+  ASSERT_TRUE(apply(payment("pay_2")).reply.ok());
+  const ApplyOutcome token = apply(confirm("pay_2"));
+  ASSERT_EQ(token.calls.size(), 1u);
+  EXPECT_EQ(token.calls[0].card, nullptr);
+}
+
+TEST_F(CoreTest, RewrapsApplyOnceAndTheVaultSectionRoundTrips) {
+  merchant();
+  const std::string before = encoded();
+  ASSERT_TRUE(apply(cmd::StorePaymentMethod{stored_card(kPmA, vault::OwnerKind::merchant, "mch_1")})
+                  .reply.ok());
+  const std::string wrapped(vault::kWrappedKeyBytes, 'w');
+  const ApplyOutcome stale = apply(cmd::RewrapPaymentMethods{{{kPmA, 7, 8, wrapped}}});
+  EXPECT_EQ(stale.reply.error, Error::unchanged);
+  EXPECT_FALSE(stale.changed);
+  const ApplyOutcome moved = apply(cmd::RewrapPaymentMethods{{{kPmA, 1, 2, wrapped}}});
+  ASSERT_TRUE(moved.reply.ok());
+  EXPECT_EQ(moved.reply.body, R"({"rewrapped":1})");
+  EXPECT_EQ(core_.payment_methods().find(kPmA)->sealed.key_version, 2u);
+  EXPECT_EQ(core_.payment_methods().find(kPmA)->sealed.wrapped_key, wrapped);
+  EXPECT_EQ(apply(cmd::RewrapPaymentMethods{{{kPmA, 1, 2, wrapped}}}).reply.error,
+            Error::unchanged);
+  Query q;
+  q.kind = QueryKind::vault_key_versions;
+  EXPECT_EQ(core_.query(q, ledger_).key_versions, (std::map<uint32_t, uint64_t>{{2, 1}}));
+  q.kind = QueryKind::payment_methods_to_rewrap;
+  q.key_version = 2;
+  q.limit = 10;
+  EXPECT_TRUE(core_.query(q, ledger_).payment_methods.empty());
+  q.key_version = 3;
+  EXPECT_EQ(core_.query(q, ledger_).payment_methods.size(), 1u);
+
+  const std::string bytes = encoded();
+  EXPECT_NE(bytes, before);
+  PaymentsCore decoded;
+  ASSERT_TRUE(PaymentsCore::decode(bytes, {}, &decoded).is_ok());
+  std::string again;
+  decoded.encode(&again);
+  EXPECT_EQ(again, bytes);
+  EXPECT_EQ(*decoded.payment_methods().find(kPmA), *core_.payment_methods().find(kPmA));
+  // Cut inside the trailing parts (cut before them, the bytes are a state without them).
+  for (size_t n = before.size() + 1; n < bytes.size(); n += 5) {
+    PaymentsCore d;
+    EXPECT_FALSE(PaymentsCore::decode(bytes.substr(0, n), {}, &d).is_ok()) << n;
+  }
+}
+
+TEST_F(CoreTest, ResealedWebhookSecretsReplaceTheStoredBytesOnce) {
+  ASSERT_TRUE(
+      apply(cmd::CreateMerchant{"mch_1", "shop", "http://127.0.0.1:9/h", "whsec_1"}).reply.ok());
+  ASSERT_TRUE(apply(cmd::RotateWebhookSecret{"mch_1", "whsec_2", 3600}).reply.ok());
+  const std::string sealed_1 =
+      std::string(vault::kSealedSecretMagic) + std::string(vault::kSealedSecretOverhead, 'x') + "1";
+  const std::string sealed_2 =
+      std::string(vault::kSealedSecretMagic) + std::string(vault::kSealedSecretOverhead, 'y') + "2";
+  Query q;
+  q.kind = QueryKind::webhook_secrets;
+  EXPECT_EQ(core_.query(q, ledger_).secrets, (std::vector<std::pair<std::string, std::string>>{
+                                                 {"mch_1", "whsec_2"}, {"mch_1", "whsec_1"}}));
+  // Bytes that are no longer stored, or a malformed new value, change nothing.
+  EXPECT_EQ(apply(cmd::ResealWebhookSecrets{{{"mch_1", "whsec_9", sealed_1}}}).reply.error,
+            Error::unchanged);
+  EXPECT_EQ(apply(cmd::ResealWebhookSecrets{{{"mch_1", "whsec_1", "bad secret"}}}).reply.error,
+            Error::unchanged);
+  const ApplyOutcome both = apply(cmd::ResealWebhookSecrets{
+      {{"mch_1", "whsec_1", sealed_1}, {"mch_1", "whsec_2", sealed_2}, {"mch_9", "x", sealed_1}}});
+  ASSERT_TRUE(both.reply.ok());
+  EXPECT_EQ(both.reply.body, R"({"resealed":2})");
+  EXPECT_EQ(core_.outbox().endpoint("mch_1")->secret, sealed_2);
+  EXPECT_EQ(core_.outbox().endpoint("mch_1")->previous_secret, sealed_1);
+  q.kind = QueryKind::vault_key_versions;
+  EXPECT_EQ(core_.query(q, ledger_).secret_key_versions.size(), 2u);  // two made-up versions
+  EXPECT_EQ(apply(cmd::ResealWebhookSecrets{{{"mch_1", "whsec_1", sealed_1}}}).reply.error,
+            Error::unchanged);
 }
 
 TEST_F(CoreTest, AWebhookSecretRotationIsCheckedThenBothSecretsSignDuringTheOverlap) {

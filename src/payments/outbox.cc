@@ -9,6 +9,7 @@
 #include "core/enum_name.h"
 #include "core/hash.h"
 #include "core/ids.h"
+#include "vault/sealed_secret.h"
 
 namespace keel::payments {
 namespace {
@@ -200,6 +201,11 @@ bool is_valid_event_type(std::string_view type) {
 }
 
 bool is_valid_endpoint_secret(std::string_view secret) {
+  // Sealed by the vault (binary), or in clear as data from before the vault holds it.
+  if (vault::is_sealed_secret(secret)) {
+    return secret.size() > vault::kSealedSecretOverhead &&
+           secret.size() <= vault::kSealedSecretOverhead + kEndpointSecretLengthMax;
+  }
   if (secret.empty() || secret.size() > kEndpointSecretLengthMax) return false;
   return std::all_of(secret.begin(), secret.end(), [](char c) { return c >= 0x21 && c <= 0x7E; });
 }
@@ -278,6 +284,28 @@ OutboxResult Outbox::rotate_secret(std::string_view merchant_id, std::string_vie
   ep.secret = std::string(secret);
   KEEL_ASSERT(ep.previous_secret.empty() == (ep.previous_until == 0));
   return OutboxResult::ok;
+}
+
+bool Outbox::reseal_secret(std::string_view merchant_id, std::string_view from,
+                           std::string_view to) {
+  const auto it = endpoints_.find(merchant_id);
+  if (it == endpoints_.end() || !is_valid_endpoint_secret(to) || from.empty()) return false;
+  WebhookEndpoint& ep = it->second;
+  std::string* target = ep.secret == from            ? &ep.secret
+                        : ep.previous_secret == from ? &ep.previous_secret
+                                                     : nullptr;
+  if (target == nullptr) return false;
+  *target = std::string(to);
+  return true;
+}
+
+std::vector<std::pair<std::string, std::string>> Outbox::endpoint_secrets() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [merchant, ep] : endpoints_) {
+    out.emplace_back(merchant, ep.secret);
+    if (!ep.previous_secret.empty()) out.emplace_back(merchant, ep.previous_secret);
+  }
+  return out;
 }
 
 void Outbox::end_overlap(std::string_view merchant_id, Timestamp now) {

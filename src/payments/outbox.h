@@ -253,6 +253,12 @@ class Outbox {
   // a try in flight then reports not_pending).
   OutboxResult remove_endpoint(std::string_view merchant_id);
   [[nodiscard]] const WebhookEndpoint* endpoint(std::string_view merchant_id) const;
+  // Replaces the merchant's current or previous secret whose bytes are `from` with `to` (the
+  // vault's re-seal of the same secret under another master key version). False when neither
+  // is `from`, or `to` is not a valid secret.
+  bool reseal_secret(std::string_view merchant_id, std::string_view from, std::string_view to);
+  // Every endpoint secret, current and previous, as (merchant, bytes), by merchant.
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> endpoint_secrets() const;
 
   // Stores `event` for polling; if its merchant has an endpoint, schedules a delivery due at
   // event.created_at, or defers it when the merchant has a backlog or merchant_pending_max

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,6 +17,7 @@
 #include "ledger/types.h"
 #include "payments/change_tracker.h"
 #include "review/review.h"
+#include "vault/payment_methods.h"
 
 namespace keel::payments {
 
@@ -223,6 +225,9 @@ struct PspCall {
   std::string instrument;   // card token, bank account, IBAN or account id
   int64_t delay_ms = 0;     // wait this long before the call (a retry's backoff)
   std::string traceparent;  // of the request that started its object (empty: none)
+  // Authorizations drawing on a vault card (instrument "pm_..."): the stored card,
+  // ciphertext only. The connector path opens it just before the call (docs/security.md).
+  std::shared_ptr<const vault::PaymentMethod> card;
 };
 
 // Routing's word on what follows an authorization that failed without charging (retryable or

@@ -216,4 +216,25 @@ std::string render_wallet_flow(const WalletFlow& f) {
   return w.take();
 }
 
+std::string render_payment_method(const vault::PaymentMethod& m) {
+  JsonWriter w;
+  w.begin_object();
+  w.field("id", m.id);
+  w.field("object", "payment_method");
+  w.field("type", "card");
+  w.key("card");
+  w.begin_object();
+  w.field("brand", vault::card_brand_name(m.brand));
+  w.field_or_null("country", m.country);
+  w.field("last4", m.last4);
+  w.field("exp_month", static_cast<int64_t>(m.exp_month));
+  w.field("exp_year", static_cast<int64_t>(m.exp_year));
+  w.field("fingerprint", m.fingerprint);
+  w.end_object();
+  w.field(m.owner_kind == vault::OwnerKind::merchant ? "merchant" : "customer", m.owner_id);
+  w.field("created_at", format_rfc3339(m.created_at));
+  w.end_object();
+  return w.take();
+}
+
 }  // namespace keel::payments

@@ -47,8 +47,9 @@ enum class Error : uint8_t {
   internal_error,
   // Appended after the groups above (values are kept stable).
   webhook_endpoint_missing,  // a webhook secret rotation for a merchant without an endpoint
+  payment_method_not_found,  // a pm_ the caller (the payment's merchant or customer) lacks
 };
-inline constexpr Error kErrorLast = Error::webhook_endpoint_missing;
+inline constexpr Error kErrorLast = Error::payment_method_not_found;
 
 [[nodiscard]] std::string_view error_name(Error e);
 

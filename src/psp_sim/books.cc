@@ -191,6 +191,10 @@ Outcome Books::authorize(const AuthorizeRequest& r, const Decisions& decisions, 
   op.type = OperationType::authorization;
   op.amount = r.amount;
   op.currency = r.currency;
+  if (r.card_token.starts_with("card_")) {
+    op.card_last4 = r.card_token.substr(5);
+    op.cvc_provided = r.cvc_provided;
+  }
   std::string fingerprint = "authorization|" + std::to_string(r.amount) + "|" +
                             std::string(r.currency.code()) + "|" + r.card_token + "|" +
                             (r.capture ? "capture" : "hold");

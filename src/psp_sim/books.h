@@ -55,6 +55,10 @@ struct Operation {
   int64_t fee = 0;
   std::optional<Decline> decline;
   std::string payment_reference;  // refunds: the refunded authorization's reference
+  // Authorizations of a card sent in clear (not a token): its last 4 digits, and whether a CVC
+  // came with the first request of this reference.
+  std::string card_last4;
+  bool cvc_provided = false;
   Timestamp created_at = 0;
   Timestamp updated_at = 0;
 };
@@ -97,8 +101,9 @@ struct AuthorizeRequest {
   std::string reference;
   int64_t amount = 0;  // > 0, at most kAmountMax (the codec checks)
   Currency currency;
-  std::string card_token;
+  std::string card_token;  // a token, or for a card in clear "card_" + its last 4 digits
   bool capture = false;
+  bool cvc_provided = false;  // a card in clear came with its CVC
 };
 struct RefundRequest {
   std::string reference;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <boost/json.hpp>
 
+#include "vault/card.h"
+
 namespace keel::psp_sim {
 namespace {
 
@@ -122,6 +124,10 @@ json::object operation_to_json(const Operation& op) {
     o["decline_type"] = jv(decline_type_name(op.decline->type));
   }
   if (op.type == OperationType::refund) o["payment_reference"] = op.payment_reference;
+  if (!op.card_last4.empty()) {
+    o["card"] = json::object{{"last4", op.card_last4},
+                             {"cvc_check", op.cvc_provided ? "pass" : "unavailable"}};
+  }
   return o;
 }
 
@@ -137,6 +143,35 @@ std::string error_body(std::string_view code, std::string_view message) {
       json::object{{"error", json::object{{"code", jv(code)}, {"message", jv(message)}}}});
 }
 
+// A card in clear ({"number", "exp_month", "exp_year", "cvc"?}): checked as a PSP would, kept
+// only as "card_" + its last 4 digits.
+std::string parse_card(const json::value& v, AuthorizeRequest* r) {
+  const json::object* card = v.if_object();
+  if (card == nullptr) return "card: an object is required";
+  const json::value* number = card->if_contains("number");
+  if (number == nullptr || !number->is_string()) return "card.number: a string is required";
+  const std::string_view digits = number->get_string();
+  const bool digits_only =
+      std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits_only || digits.size() < 12 || digits.size() > 19 || !vault::luhn_valid(digits)) {
+    return "card.number: not a valid card number";
+  }
+  const json::value* month = card->if_contains("exp_month");
+  const json::value* year = card->if_contains("exp_year");
+  if (month == nullptr || !month->is_int64() || month->get_int64() < 1 || month->get_int64() > 12 ||
+      year == nullptr || !year->is_int64() || year->get_int64() < 2000 ||
+      year->get_int64() > 2099) {
+    return "card.exp_month, card.exp_year: the expiry month and year are required";
+  }
+  if (const json::value* cvc = card->if_contains("cvc")) {
+    const json::string* s = cvc->if_string();
+    if (s == nullptr || s->size() < 3 || s->size() > 4) return "card.cvc: 3 or 4 digits";
+    r->cvc_provided = true;
+  }
+  r->card_token = "card_" + std::string(digits.substr(digits.size() - 4));
+  return {};
+}
+
 std::string parse_authorize(std::string_view body, AuthorizeRequest* out) {
   json::object o;
   if (std::string err = parse_object(body, &o); !err.empty()) return err;
@@ -144,7 +179,11 @@ std::string parse_authorize(std::string_view body, AuthorizeRequest* out) {
   if (std::string err = get_reference(o, "reference", &r.reference); !err.empty()) return err;
   if (std::string err = get_amount(o, &r.amount); !err.empty()) return err;
   if (std::string err = get_currency(o, &r.currency); !err.empty()) return err;
-  if (std::string err = get_string(o, "card_token", &r.card_token); !err.empty()) return err;
+  if (const json::value* card = o.if_contains("card")) {
+    if (std::string err = parse_card(*card, &r); !err.empty()) return err;
+  } else if (std::string err = get_string(o, "card_token", &r.card_token); !err.empty()) {
+    return err;
+  }
   if (const json::value* c = o.if_contains("capture")) {
     if (!c->is_bool()) return "capture: true or false";
     r.capture = c->get_bool();

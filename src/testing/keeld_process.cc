@@ -55,7 +55,8 @@ int wait_pid(pid_t pid, int64_t timeout_ms) {
 }
 
 // Spawns argv with stdout (and stderr, if err_fd is not null) redirected to new pipes.
-Status spawn(const std::vector<std::string>& argv, pid_t* pid, int* out_fd, int* err_fd) {
+Status spawn(const std::vector<std::string>& argv, pid_t* pid, int* out_fd, int* err_fd,
+             const std::string& stderr_path = {}) {
   int out_pipe[2] = {-1, -1};
   int err_pipe[2] = {-1, -1};
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || (err_fd != nullptr && pipe2(err_pipe, O_CLOEXEC) != 0)) {
@@ -65,6 +66,10 @@ Status spawn(const std::vector<std::string>& argv, pid_t* pid, int* out_fd, int*
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
   if (err_fd != nullptr) posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
+  if (err_fd == nullptr && !stderr_path.empty()) {
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
+  }
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -115,9 +120,12 @@ Status ServerProcess::start(const std::vector<std::string>& argv, int64_t start_
   return Status::ok();
 }
 
-Status ServerProcess::launch(const std::vector<std::string>& argv, int64_t start_timeout_ms) {
+Status ServerProcess::launch(const std::vector<std::string>& argv, int64_t start_timeout_ms,
+                             const std::filesystem::path& stderr_file) {
   const std::string name = std::filesystem::path(argv.at(0)).filename().string();
-  if (Status s = spawn(argv, &pid_, &stdout_fd_, nullptr); !s.is_ok()) return s;
+  if (Status s = spawn(argv, &pid_, &stdout_fd_, nullptr, stderr_file.string()); !s.is_ok()) {
+    return s;
+  }
   const auto deadline = Clock::now() + std::chrono::milliseconds(start_timeout_ms);
   static constexpr std::string_view kPrefix = "listening on http://127.0.0.1:";
   static constexpr std::string_view kTlsPrefix = "listening on https://127.0.0.1:";
@@ -166,7 +174,9 @@ Status KeeldProcess::start(KeeldOptions options, std::unique_ptr<KeeldProcess>* 
   std::vector<std::string> argv = {options.binary.string(), "--listen", options.listen, "--data",
                                    options.data_dir.string()};
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
-  if (Status s = p->launch(argv, options.start_timeout_ms); !s.is_ok()) return s;
+  if (Status s = p->launch(argv, options.start_timeout_ms, options.log_file); !s.is_ok()) {
+    return s;
+  }
   {
     std::lock_guard lock(admin_keys_mutex());
     admin_keys()[p->port()] = p->admin_key();

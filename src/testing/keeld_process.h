@@ -22,6 +22,9 @@ struct KeeldOptions {
   // Empty: a fresh TempDir, owned by the KeeldProcess.
   std::filesystem::path data_dir;
   std::string listen = "127.0.0.1:0";
+  // Non-empty: keeld's stderr (its log) is appended to this file instead of going to the
+  // test's stderr (tests that read what keeld logged).
+  std::filesystem::path log_file;
   // Added after `--listen LISTEN --data DIR` (e.g. "--io-threads", "4").
   std::vector<std::string> extra_args;
   // Empty: build_path("src/keeld/keeld").
@@ -63,7 +66,9 @@ class ServerProcess {
 
  protected:
   ServerProcess() = default;
-  Status launch(const std::vector<std::string>& argv, int64_t start_timeout_ms);
+  // `stderr_file` non-empty: the process's stderr is appended to it.
+  Status launch(const std::vector<std::string>& argv, int64_t start_timeout_ms,
+                const std::filesystem::path& stderr_file = {});
 
  private:
   int reap(int64_t timeout_ms);

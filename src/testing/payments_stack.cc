@@ -219,6 +219,7 @@ Status PaymentsStack::start_keeld() {
   o.binary = options_.keeld_binary;
   o.data_dir = data_dir_;
   o.extra_args = {"--config", keeld_config_.string()};
+  o.log_file = options_.keeld_log_file;
   for (const auto& a : options_.keeld_args) o.extra_args.push_back(a);
   if (Status s = KeeldProcess::start(o, &keeld_); !s.is_ok()) return s;
   keeld_client_ = client_for(keeld_->port(), true);
@@ -234,6 +235,7 @@ Status PaymentsStack::restart_keeld(bool kill9) {
   o.binary = options_.keeld_binary;
   o.listen = "127.0.0.1:" + std::to_string(port);  // the simulator's webhooks point here
   o.extra_args = {"--config", keeld_config_.string()};
+  o.log_file = options_.keeld_log_file;
   for (const auto& a : options_.keeld_args) o.extra_args.push_back(a);
   Status last;
   for (int attempt = 0; attempt < 50; ++attempt) {  // the old socket may linger a moment

@@ -94,6 +94,8 @@ struct PaymentsStackOptions {
   bool psp_tls = false;
   // With psp_tls: keeld trusts another CA than the simulator's (its handshakes must fail).
   bool psp_tls_foreign_ca = false;
+  // Non-empty: keeld's log (stderr) is appended to this file, across restarts.
+  std::filesystem::path keeld_log_file;
 };
 
 // TOML for PaymentsStackOptions::sim_toml_extra: every fault of keel-psp-sim on `psp` at `rate`

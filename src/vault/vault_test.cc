@@ -10,6 +10,8 @@
 #include "vault/envelope.h"
 #include "vault/keys.h"
 #include "vault/payment_methods.h"
+#include "vault/sealed_secret.h"
+#include "vault/vault.h"
 
 namespace keel::vault {
 namespace {
@@ -305,6 +307,154 @@ TEST(PaymentMethods, StoreRewrapAndEncodeRoundTrip) {
     PaymentMethods x;
     EXPECT_FALSE(PaymentMethods::decode(cut, &x).is_ok() && cut.at_end()) << n;
   }
+}
+
+VaultOptions vault_options(std::string key_file = {}) {
+  VaultOptions o;
+  o.keys = keys_of("fingerprint " + kHexA + "\nkey 1 " + kHexB);
+  EXPECT_TRUE(BinTable::parse("424242,GB\n", &o.bins).is_ok());
+  o.key_file = std::move(key_file);
+  o.random = counting_random();
+  return o;
+}
+
+TEST(Vault, PreparedCardsOpenWithTheirCvcUntilTheFirstAuthorizationOrTheTtl) {
+  Vault v(vault_options());
+  const std::string id = "pm_" + std::string(24, '1');
+  const Vault::Prepared bad =
+      v.prepare(id, "4242424242424241", 12, 2030, OwnerKind::merchant, "mch_1", "123", kNow);
+  EXPECT_EQ(bad.problem, CardProblem::number_checksum);
+  EXPECT_EQ(v.stats().cards_stored_by_api, 0u);
+  const Vault::Prepared p =
+      v.prepare(id, "4242 4242 4242 4242", 12, 2030, OwnerKind::merchant, "mch_1", "123", kNow);
+  ASSERT_EQ(p.problem, CardProblem::none);
+  EXPECT_TRUE(well_formed(p.method));
+  EXPECT_EQ(p.method.last4, "4242");
+  EXPECT_EQ(p.method.country, "GB");
+  EXPECT_EQ(p.method.brand, CardBrand::visa);
+  v.hold_cvc(id, "123", kNow);
+  OpenCard card;
+  ASSERT_TRUE(v.open(p.method, kNow + kNanosPerSecond, &card).is_ok());
+  EXPECT_EQ(card.number, "4242424242424242");
+  EXPECT_EQ(card.cvc, "123");
+  EXPECT_EQ(card.exp_month, 12);
+  EXPECT_EQ(card.exp_year, 2030);
+  v.forget_cvc(id);
+  ASSERT_TRUE(v.open(p.method, kNow + kNanosPerSecond, &card).is_ok());
+  EXPECT_EQ(card.cvc, "") << "forgotten after the first authorization settled";
+  v.hold_cvc(id, "123", kNow);
+  ASSERT_TRUE(v.open(p.method, kNow + 10 * 60 * kNanosPerSecond, &card).is_ok());
+  EXPECT_EQ(card.cvc, "") << "ten minutes later the CVC is gone";
+  EXPECT_EQ(v.stats().cvcs_held, 0u);
+  EXPECT_EQ(v.stats().decryptions, 3u);
+  PaymentMethod changed = p.method;
+  changed.sealed.ciphertext[kNonceBytes] ^= 1;
+  EXPECT_FALSE(v.open(changed, kNow, &card).is_ok());
+  EXPECT_EQ(v.stats().decryption_failures, 1u);
+  // A keyed digest, not a plain hash: another fingerprint key gives another digest.
+  VaultOptions other = vault_options();
+  other.keys = keys_of("fingerprint " + kHexC + "\nkey 1 " + kHexB);
+  EXPECT_NE(v.keyed_digest("body"), Vault(std::move(other)).keyed_digest("body"));
+  EXPECT_EQ(v.keyed_digest("body"), v.keyed_digest("body"));
+}
+
+TEST(Vault, CvcsAreBoundedOldestFirst) {
+  VaultOptions o = vault_options();
+  o.cvcs_max = 2;
+  Vault v(std::move(o));
+  v.hold_cvc("pm_a", "111", kNow);
+  v.hold_cvc("pm_b", "222", kNow + 1);
+  v.hold_cvc("pm_c", "333", kNow + 2);
+  EXPECT_EQ(v.stats().cvcs_held, 2u);
+}
+
+TEST(Vault, RotationAddsAKeyAndRewrapsOntoIt) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("keel-vault-rotate-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "vault.keys").string();
+  { std::ofstream(path) << "fingerprint " << kHexA << "\nkey 1 " << kHexB << "\n"; }
+  ::chmod(path.c_str(), 0600);
+  Vault v(vault_options(path));
+  const auto m = std::make_shared<const PaymentMethod>(
+      v.prepare("pm_" + std::string(24, '2'), "5555555555554444", 1, 2031, OwnerKind::customer,
+                "cus_1", "", kNow)
+          .method);
+  uint32_t version = 0;
+  ASSERT_TRUE(v.add_key(&version).is_ok());
+  EXPECT_EQ(version, 2u);
+  EXPECT_EQ(v.active_version(), 2u);
+  std::vector<Rewrap> rewraps;
+  ASSERT_TRUE(v.rewrap({m}, &rewraps).is_ok());
+  ASSERT_EQ(rewraps.size(), 1u);
+  EXPECT_EQ(rewraps[0].from_version, 1u);
+  EXPECT_EQ(rewraps[0].to_version, 2u);
+  PaymentMethods pms;
+  ASSERT_EQ(pms.store(*m), StoreResult::stored);
+  ASSERT_EQ(pms.rewrap(rewraps), 1u);
+  OpenCard card;
+  ASSERT_TRUE(v.open(*pms.find(m->id), kNow, &card).is_ok());
+  EXPECT_EQ(card.number, "5555555555554444");
+  EXPECT_TRUE(v.check_versions(pms.by_key_version()).is_ok());
+  const Status missing = v.check_versions({{1, 1}, {9, 3}});
+  ASSERT_FALSE(missing.is_ok());
+  EXPECT_NE(missing.message().find("version 9"), std::string::npos);
+  Vault from_env(vault_options());
+  EXPECT_FALSE(from_env.add_key(&version).is_ok());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SealedSecret, OpensSealedAndClearSecretsAndReseals) {
+  const MasterKeys v1 = keys_of("fingerprint " + kHexA + "\nkey 1 " + kHexB);
+  const MasterKeys both = keys_of("fingerprint " + kHexA + "\nkey 1 " + kHexB + "\nkey 2 " + kHexC);
+  const RandomFill random = counting_random();
+  const std::string record = webhook_secret_record("mch_1");
+  const std::string sealed = seal_secret(v1, record, "whsec_abc", random);
+  EXPECT_TRUE(is_sealed_secret(sealed));
+  EXPECT_EQ(sealed.size(), kSealedSecretOverhead + 9);
+  EXPECT_EQ(sealed_secret_version(sealed), 1u);
+  EXPECT_EQ(sealed.find("whsec_abc"), std::string::npos);
+  std::string out;
+  ASSERT_TRUE(open_secret(v1, record, sealed, &out).is_ok());
+  EXPECT_EQ(out, "whsec_abc");
+  EXPECT_FALSE(open_secret(v1, webhook_secret_record("mch_2"), sealed, &out).is_ok());
+  for (size_t i = 4; i < sealed.size(); ++i) {
+    std::string bad = sealed;
+    bad[i] = static_cast<char>(bad[i] ^ 0x04);
+    EXPECT_FALSE(open_secret(both, record, bad, &out).is_ok()) << i;
+  }
+  EXPECT_FALSE(open_secret(v1, record, sealed.substr(0, 20), &out).is_ok());
+  // A secret in clear (data from before the vault) is itself, and not sealed.
+  ASSERT_TRUE(open_secret(v1, record, "whsec_old", &out).is_ok());
+  EXPECT_EQ(out, "whsec_old");
+  EXPECT_FALSE(is_sealed_secret("whsec_old"));
+  EXPECT_EQ(sealed_secret_version("whsec_old"), std::nullopt);
+  // Re-sealed onto version 2: opens without version 1; a clear one is sealed.
+  std::string moved;
+  ASSERT_TRUE(reseal_secret(both, record, sealed, 2, random, &moved).is_ok());
+  EXPECT_EQ(sealed_secret_version(moved), 2u);
+  const MasterKeys only2 = keys_of("fingerprint " + kHexA + "\nkey 2 " + kHexC);
+  ASSERT_TRUE(open_secret(only2, record, moved, &out).is_ok());
+  EXPECT_EQ(out, "whsec_abc");
+  std::string sealed_now;
+  ASSERT_TRUE(reseal_secret(both, record, "whsec_old", 2, random, &sealed_now).is_ok());
+  ASSERT_TRUE(open_secret(only2, record, sealed_now, &out).is_ok());
+  EXPECT_EQ(out, "whsec_old");
+  EXPECT_FALSE(reseal_secret(both, record, "whsec_old", 1, random, &sealed_now).is_ok())
+      << "a clear secret is sealed under the active version only";
+  // The vault's view: re-seals skip what is already under the active version.
+  Vault v(vault_options());
+  std::vector<SecretReseal> reseals;
+  const std::string mine = v.seal_webhook_secret("mch_1", "whsec_new");
+  ASSERT_TRUE(
+      v.reseal_webhook_secrets({{"mch_1", mine}, {"mch_2", "whsec_clear"}}, &reseals).is_ok());
+  ASSERT_EQ(reseals.size(), 1u);
+  EXPECT_EQ(reseals[0].merchant_id, "mch_2");
+  ASSERT_TRUE(v.open_webhook_secret("mch_2", reseals[0].to, &out).is_ok());
+  EXPECT_EQ(out, "whsec_clear");
+  EXPECT_EQ(v.stats().secrets_opened, 1u);
+  EXPECT_TRUE(v.check_secret_versions({{0, 3}, {1, 1}}).is_ok());
+  EXPECT_FALSE(v.check_secret_versions({{4, 1}}).is_ok());
 }
 
 }  // namespace
