@@ -17,6 +17,7 @@
 #include "security/api_key.h"
 #include "security/key_ring.h"
 #include "security/request_signing.h"
+#include "vault/vault.h"
 
 namespace {
 
@@ -199,6 +200,42 @@ void BM_RateLimiterTake(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(limiter.take(caller));
 }
 BENCHMARK(BM_RateLimiterTake);
+
+// The card vault (docs/security.md): what storing a card costs the API thread (the checks, the
+// BIN lookup, a fingerprint, a data key sealed and wrapped: two AES-256-GCM encryptions and an
+// HMAC), and what opening it for a PSP call costs the dispatcher (two decryptions).
+vault::Vault bench_vault() {
+  vault::VaultOptions o;
+  KEEL_ASSERT(vault::MasterKeys::parse(vault::new_key_file_text(vault::system_random), &o.keys)
+                  .is_ok());
+  KEEL_ASSERT(vault::BinTable::parse("4,US\n424242,GB\n51-55,US\n", &o.bins).is_ok());
+  return vault::Vault(std::move(o));
+}
+
+void BM_VaultStoreCard(benchmark::State& state) {
+  const vault::Vault v = bench_vault();
+  const std::string id = "pm_" + std::string(24, 'a');
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(v.prepare(id, "4242 4242 4242 4242", 12, 2040,
+                                       vault::OwnerKind::merchant, "mch_1", "123",
+                                       1'800'000'000 * kNanosPerSecond));
+  }
+}
+BENCHMARK(BM_VaultStoreCard)->Unit(benchmark::kNanosecond);
+
+void BM_VaultOpenCard(benchmark::State& state) {
+  vault::Vault v = bench_vault();
+  const vault::PaymentMethod m =
+      v.prepare("pm_" + std::string(24, 'a'), "4242424242424242", 12, 2040,
+                vault::OwnerKind::merchant, "mch_1", "", 1'800'000'000 * kNanosPerSecond)
+          .method;
+  vault::OpenCard card;
+  for (auto _ : state) {
+    KEEL_ASSERT(v.open(m, 1'800'000'000 * kNanosPerSecond, &card).is_ok());
+    benchmark::DoNotOptimize(card.number.data());
+  }
+}
+BENCHMARK(BM_VaultOpenCard)->Unit(benchmark::kNanosecond);
 
 // The transfer id index as it grows to state.range(0) ids, with the existence check the ledger
 // makes before each insert: time per insert and, as a counter, the longest single insert (the

@@ -13,6 +13,10 @@
 #include "payments/commands.h"
 #include "security/key_ring.h"
 #include "security/request_signing.h"
+#include "vault/bin_table.h"
+#include "vault/card.h"
+#include "vault/keys.h"
+#include "vault/sealed_secret.h"
 
 namespace keel::fuzz {
 namespace {
@@ -119,6 +123,66 @@ void snapshot(std::string_view in) {
   (void)engine::decode_state(in, SipKey{1, 2}, payments::CoreOptions{}, nullptr, &state);
 }
 
+// The card vault's parsers of outside text, by the input's first byte: a BIN range file, a
+// master key file (or KEEL_VAULT_KEYS), a card as typed ("number|month|year|cvc"), and stored
+// secret bytes to open.
+void vault_text(std::string_view in) {
+  if (in.empty()) return;
+  const char kind = in[0];
+  in.remove_prefix(1);
+  switch (kind % 4) {
+    case 0: {
+      vault::BinTable t;
+      if (!vault::BinTable::parse(in, &t).is_ok()) return;
+      for (const std::string_view digits : {"4242424242424242", "5", "0000000000000", ""}) {
+        const std::string c = t.country_of(digits);
+        KEEL_ASSERT(c.empty() || (c.size() == 2 && c[0] >= 'A' && c[0] <= 'Z'));
+      }
+      return;
+    }
+    case 1: {
+      vault::MasterKeys k;
+      if (!vault::MasterKeys::parse(in, &k).is_ok()) return;
+      const std::vector<uint32_t> v = k.versions();
+      KEEL_ASSERT(!v.empty() && v.back() == k.active_version() && k.key(v.back()) != nullptr);
+      return;
+    }
+    case 2: {
+      std::string_view parts[4];
+      for (size_t i = 0; i < 3; ++i) {
+        const size_t bar = in.find('|');
+        parts[i] = in.substr(0, bar);
+        in = bar == std::string_view::npos ? std::string_view() : in.substr(bar + 1);
+      }
+      parts[3] = in;
+      const auto number = [](std::string_view s) {
+        int v = 0;
+        for (const char c : s.substr(0, 5)) v = v * 10 + (c >= '0' && c <= '9' ? c - '0' : 0);
+        return v;
+      };
+      const vault::CardCheck c = vault::check_card(parts[0], number(parts[1]), number(parts[2]),
+                                                   parts[3], kNowS * 1'000'000'000);
+      if (c.problem == vault::CardProblem::none) {
+        KEEL_ASSERT(vault::luhn_valid(c.digits) && vault::brand_of(c.digits) == c.brand &&
+                    vault::length_allowed(c.brand, c.digits.size()));
+      }
+      return;
+    }
+    default: {
+      static const vault::MasterKeys keys = [] {
+        vault::MasterKeys k;
+        KEEL_ASSERT(vault::MasterKeys::parse(vault::new_key_file_text(vault::system_random), &k)
+                        .is_ok());
+        return k;
+      }();
+      std::string secret;
+      const Status s = vault::open_secret(keys, "webhook_secret:mch_1", in, &secret);
+      if (!vault::is_sealed_secret(in)) KEEL_ASSERT(s.is_ok() && secret == in);
+      return;
+    }
+  }
+}
+
 constexpr std::array kTargets = {
     Target{"json_accounts", json_accounts},
     Target{"json_transfers", json_transfers},
@@ -130,6 +194,7 @@ constexpr std::array kTargets = {
     Target{"journal_record", journal_record},
     Target{"snapshot", snapshot},
     Target{"journal_bytes", journal_bytes},
+    Target{"vault_text", vault_text},
 };
 
 }  // namespace
