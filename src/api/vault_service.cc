@@ -92,19 +92,27 @@ struct Rotation : std::enable_shared_from_this<Rotation> {
           ErrorCode::vault_failed,
           "the rotation stopped after " + std::to_string(rewrapped) + " cards: " + s.message()));
     }
+    journal_step(std::move(c), "rewrapped", &Rotation::rewrapped, &Rotation::next_page);
+  }
+
+  // Journals one step, adds its reply's `key` count to this->*total, then runs `next`.
+  // `unchanged` is no failure: everything in the step moved meanwhile (another rotation, or a
+  // merchant's own secret rotation), and a later run takes what is left.
+  void journal_step(payments::Command c, const char* key, uint64_t Rotation::*total,
+                    void (Rotation::*next)()) {
     auto self = shared_from_this();
     engine->payments_command(
         std::move(c), 0,
-        on_io_thread<payments::Reply>(r, [self](const Responder& r, payments::Reply reply) {
-          // unchanged: every card of the page moved meanwhile (another rotation).
+        on_io_thread<payments::Reply>(r, [self, key, total, next](const Responder& r,
+                                                                  payments::Reply reply) {
           if (!reply.ok() && reply.error != payments::Error::unchanged) {
-            return r.fail(
-                make_error(ErrorCode::vault_failed, "the rotation stopped after " +
-                                                        std::to_string(self->rewrapped) +
-                                                        " cards: " + reply.error_message));
+            return r.fail(make_error(
+                ErrorCode::vault_failed,
+                "the rotation stopped after " + std::to_string(self->rewrapped) + " cards and " +
+                    std::to_string(self->resealed) + " webhook secrets: " + reply.error_message));
           }
-          self->rewrapped += count_of(reply, "rewrapped");
-          self->next_page();
+          (*self).*total += count_of(reply, key);
+          ((*self).*next)();
         }));
   }
 
@@ -135,19 +143,7 @@ struct Rotation : std::enable_shared_from_this<Rotation> {
     c.reseals.assign(std::make_move_iterator(reseals.end() - static_cast<ptrdiff_t>(n)),
                      std::make_move_iterator(reseals.end()));
     reseals.resize(reseals.size() - n);
-    auto self = shared_from_this();
-    engine->payments_command(
-        std::move(c), 0,
-        on_io_thread<payments::Reply>(r, [self](const Responder& r, payments::Reply reply) {
-          // unchanged: a rotation of the merchant's secret came first; the next run re-seals it.
-          if (!reply.ok() && reply.error != payments::Error::unchanged) {
-            return r.fail(
-                make_error(ErrorCode::vault_failed,
-                           "the rotation stopped at the webhook secrets: " + reply.error_message));
-          }
-          self->resealed += count_of(reply, "resealed");
-          self->next_reseals();
-        }));
+    journal_step(std::move(c), "resealed", &Rotation::resealed, &Rotation::next_reseals);
   }
 
   void finish() {

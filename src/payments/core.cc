@@ -32,6 +32,17 @@ const std::string& subject_id(const CommandBody& body) {
       body);
 }
 
+// The answer to a vault step that changed `applied` records: {key: applied}, or `unchanged`
+// (with `none`) when it changed none (then it is not journaled).
+Reply count_reply(size_t applied, std::string_view key, std::string none) {
+  if (applied == 0) return error_reply(Error::unchanged, std::move(none));
+  JsonWriter w;
+  w.begin_object();
+  w.field(key, static_cast<int64_t>(applied));
+  w.end_object();
+  return Reply::success(w.take());
+}
+
 // A list answer: {"object": "list", "data": [bodies...], "has_more": ...}.
 std::string render_list(const std::vector<std::string>& bodies, bool has_more) {
   JsonWriter w;
@@ -441,27 +452,11 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
             for (const cmd::SecretReseal& r : b.reseals) {
               applied += outbox_.reseal_secret(r.merchant_id, r.from, r.to) ? 1 : 0;
             }
-            if (applied == 0) {
-              out.reply = error_reply(Error::unchanged, "every secret was re-sealed already");
-            } else {
-              JsonWriter w;
-              w.begin_object();
-              w.field("resealed", static_cast<int64_t>(applied));
-              w.end_object();
-              out.reply = Reply::success(w.take());
-            }
+            out.reply = count_reply(applied, "resealed", "every secret was re-sealed already");
           },
           [&](const cmd::RewrapPaymentMethods& b) {
-            const size_t applied = payment_methods_.rewrap(b.rewraps);
-            if (applied == 0) {
-              out.reply = error_reply(Error::unchanged, "every data key was re-wrapped already");
-            } else {
-              JsonWriter w;
-              w.begin_object();
-              w.field("rewrapped", static_cast<int64_t>(applied));
-              w.end_object();
-              out.reply = Reply::success(w.take());
-            }
+            out.reply = count_reply(payment_methods_.rewrap(b.rewraps), "rewrapped",
+                                    "every data key was re-wrapped already");
           },
       },
       c.body);

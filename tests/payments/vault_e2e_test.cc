@@ -22,10 +22,6 @@ namespace keel::testing {
 namespace {
 namespace json = boost::json;
 
-std::string str(const json::value& v, std::string_view key) {
-  const json::value* f = v.is_object() ? v.get_object().if_contains(key) : nullptr;
-  return f != nullptr && f->is_string() ? std::string(f->get_string()) : std::string();
-}
 std::string error_code(const JsonResponse& r) {
   const json::value* e = r.body.is_object() ? r.body.get_object().if_contains("error") : nullptr;
   return e != nullptr ? str(*e, "code") : std::string();
