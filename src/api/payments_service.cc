@@ -81,11 +81,6 @@ std::optional<Timestamp> parse_time_param(const QueryParams& q, std::string_view
   return t;
 }
 
-std::string_view string_field(const json::object& o, std::string_view name) {
-  const json::value* v = o.if_contains(name);
-  return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
-}
-
 // Whether a payment (as rendered) is the caller's: its merchant's, or its customer's.
 bool owns_payment(const Caller& caller, const json::object& payment) {
   if (caller.sees_all()) return true;
@@ -128,6 +123,11 @@ bool confine(std::string* filter, const Caller& caller, bool tenant_kind) {
 }
 
 }  // namespace
+
+std::string_view string_field(const json::object& o, std::string_view name) {
+  const json::value* v = o.if_contains(name);
+  return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
 
 HttpReply to_http(const payments::Reply& r, std::string_view request_id) {
   if (r.ok()) {

@@ -169,6 +169,8 @@ inline Parsed<boost::json::object> body_object(std::string_view body) {
 
 // A new object id: `prefix` and 24 random characters of [0-9A-Za-z] (payments_service.cc).
 [[nodiscard]] std::string new_object_id(std::string_view prefix);
+// A string field of a JSON object ("" when absent or not a string; payments_service.cc).
+[[nodiscard]] std::string_view string_field(const boost::json::object& o, std::string_view name);
 // The HTTP answer for a payments command's reply (payments_service.cc).
 [[nodiscard]] HttpReply to_http(const payments::Reply& r, std::string_view request_id);
 

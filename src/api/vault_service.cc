@@ -236,24 +236,23 @@ void PaymentRoutes::create_payment_method(const Caller& caller, const RequestHea
                  std::move(owner), cvc.value.value_or(""), wall_clock_now());
   if (p.problem != vault::CardProblem::none) return r->fail(card_error(p.problem));
   std::string held_cvc = cvc.value.value_or("");
+  std::string id = p.method.id;
   c.body = payments::cmd::StorePaymentMethod{std::move(p.method)};
   engine_->payments_command(
       std::move(c), 0,
-      on_io_thread<payments::Reply>(
-          r, [v, held_cvc = std::move(held_cvc)](const Responder& r, payments::Reply reply) {
-            if (reply.ok() && !held_cvc.empty()) {
-              // Durable now: its CVC waits in memory for the first authorization.
-              const auto doc = parse_json(reply.body);
-              if (doc.ok() && doc.value.is_object()) {
-                if (const json::value* id = doc.value.get_object().if_contains("id")) {
-                  if (id->is_string()) {
-                    v->hold_cvc(std::string(id->get_string()), held_cvc, wall_clock_now());
-                  }
-                }
-              }
-            }
-            r.reply(to_http(reply, r.request_id));
-          }));
+      on_io_thread<payments::Reply>(r, [v, id = std::move(id), held_cvc = std::move(held_cvc)](
+                                           const Responder& r, payments::Reply reply) {
+        // Durable now: its CVC waits in memory for the first authorization. (A replayed
+        // answer names the card its key stored first, which is then the one held for.)
+        if (reply.ok() && !held_cvc.empty()) {
+          const auto doc = parse_json(reply.body);
+          const std::string stored(doc.ok() && doc.value.is_object()
+                                       ? string_field(doc.value.get_object(), "id")
+                                       : std::string_view());
+          v->hold_cvc(stored.empty() ? id : stored, held_cvc, wall_clock_now());
+        }
+        r.reply(to_http(reply, r.request_id));
+      }));
 }
 
 void PaymentRoutes::vault_status(const ResponderPtr& r) {

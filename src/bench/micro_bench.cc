@@ -206,8 +206,8 @@ BENCHMARK(BM_RateLimiterTake);
 // HMAC), and what opening it for a PSP call costs the dispatcher (two decryptions).
 vault::Vault bench_vault() {
   vault::VaultOptions o;
-  KEEL_ASSERT(vault::MasterKeys::parse(vault::new_key_file_text(vault::system_random), &o.keys)
-                  .is_ok());
+  KEEL_ASSERT(
+      vault::MasterKeys::parse(vault::new_key_file_text(vault::system_random), &o.keys).is_ok());
   KEEL_ASSERT(vault::BinTable::parse("4,US\n424242,GB\n51-55,US\n", &o.bins).is_ok());
   return vault::Vault(std::move(o));
 }

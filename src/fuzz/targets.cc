@@ -171,8 +171,8 @@ void vault_text(std::string_view in) {
     default: {
       static const vault::MasterKeys keys = [] {
         vault::MasterKeys k;
-        KEEL_ASSERT(vault::MasterKeys::parse(vault::new_key_file_text(vault::system_random), &k)
-                        .is_ok());
+        KEEL_ASSERT(
+            vault::MasterKeys::parse(vault::new_key_file_text(vault::system_random), &k).is_ok());
         return k;
       }();
       std::string secret;

@@ -277,11 +277,11 @@ TEST(PaymentMethods, StoreRewrapAndEncodeRoundTrip) {
   EXPECT_EQ(pms.size(), 2u);
   EXPECT_EQ(pms.by_key_version(), (std::map<uint32_t, uint64_t>{{1, 1}, {2, 1}}));
 
-  const auto todo = pms.not_under(2, "", 10);
-  ASSERT_EQ(todo.size(), 1u);
-  EXPECT_EQ(todo[0]->id, id_a);
+  const auto pending = pms.not_under(2, "", 10);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0]->id, id_a);
   std::string wrapped;
-  ASSERT_TRUE(rewrap(k, id_a, todo[0]->sealed, 2, random, &wrapped).is_ok());
+  ASSERT_TRUE(rewrap(k, id_a, pending[0]->sealed, 2, random, &wrapped).is_ok());
   // A stale re-wrap (from the wrong version) and an unknown id change nothing.
   EXPECT_EQ(pms.rewrap({{id_a, 2, 2, wrapped}, {"pm_" + std::string(24, 'f'), 1, 2, wrapped}}), 0u);
   EXPECT_EQ(pms.rewrap({{id_a, 1, 2, wrapped}}), 1u);
