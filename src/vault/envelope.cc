@@ -135,14 +135,20 @@ Status rewrap(const MasterKeys& keys, std::string_view record_id, const Envelope
   return Status::ok();
 }
 
-std::string card_fingerprint(const MasterKeys& keys, std::string_view digits) {
+std::string fingerprint_key_hex(const MasterKeys& keys, std::string_view bytes,
+                                size_t digest_bytes) {
+  KEEL_ASSERT(digest_bytes >= 1 && digest_bytes <= 32);
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   const Key& k = keys.fingerprint_key();
   HMAC(EVP_sha256(), k.data(), static_cast<int>(k.size()),
-       reinterpret_cast<const unsigned char*>(digits.data()), digits.size(), mac, &n);
+       reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), mac, &n);
   KEEL_ASSERT(n == 32);
-  return "fp_" + to_hex(mac, 16);
+  return to_hex(mac, digest_bytes);
+}
+
+std::string card_fingerprint(const MasterKeys& keys, std::string_view digits) {
+  return "fp_" + fingerprint_key_hex(keys, digits, 16);
 }
 
 }  // namespace keel::vault

@@ -46,6 +46,12 @@ inline constexpr size_t kPlaintextBytesMax = 1024;
                             const Envelope& envelope, uint32_t to_version, const RandomFill& random,
                             std::string* wrapped_key);
 
+// Hex of the first `digest_bytes` (1 to 32) bytes of HMAC-SHA256(fingerprint key, bytes): the
+// vault's one keyed digest, for card fingerprints and for request fingerprints that must not be
+// a plain hash (Vault::keyed_digest).
+[[nodiscard]] std::string fingerprint_key_hex(const MasterKeys& keys, std::string_view bytes,
+                                              size_t digest_bytes);
+
 // A card number's fingerprint: "fp_" + 32 hex digits of HMAC-SHA256(fingerprint key, digits).
 // The same card gives the same fingerprint under every master key version, so risk rules can
 // count a card without ever decrypting it.

@@ -1,13 +1,10 @@
 #include "vault/vault.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 
 #include "core/assert.h"
-#include "core/hex.h"
 
 namespace keel::vault {
 
@@ -98,14 +95,7 @@ Status Vault::open(const PaymentMethod& method, Timestamp now, OpenCard* out) {
 }
 
 std::string Vault::keyed_digest(std::string_view bytes) const {
-  const std::shared_ptr<const MasterKeys> k = keys();
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  const Key& key = k->fingerprint_key();
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), mac, &n);
-  KEEL_ASSERT(n == 32);
-  return to_hex(mac, n);
+  return fingerprint_key_hex(*keys(), bytes, 32);
 }
 
 std::string Vault::seal_webhook_secret(std::string_view merchant_id,
