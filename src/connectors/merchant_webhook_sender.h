@@ -1,14 +1,49 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/system/error_code.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "net/destination_guard.h"
+#include "net/tls_config.h"
 
 namespace keel::connectors {
 
+// How a try finds the addresses of a URL's host: calls `done` once, from any thread (the sender
+// takes the answer back onto its strand), with the addresses or an error. The default asks the
+// system's resolver (getaddrinfo, asynchronously). Tests inject one that answers from a table,
+// so no test ever resolves or reaches a name outside the machine.
+using ResolveDone =
+    std::function<void(boost::system::error_code, std::vector<boost::asio::ip::address>)>;
+using Resolve = std::function<void(const std::string& host, ResolveDone done)>;
+// How a try connects `stream` to one address the guard allowed: calls `done` once, from any
+// thread. The default is stream.async_connect(endpoint). Tests inject one that records the
+// address it was asked for and connects to a loopback server instead (or fails).
+using ConnectDone = std::function<void(boost::system::error_code)>;
+using Connect =
+    std::function<void(boost::beast::tcp_stream& stream,
+                       const boost::asio::ip::tcp::endpoint& endpoint, ConnectDone done)>;
+
 struct MerchantWebhookSenderOptions {
+  // Where a delivery may connect (net/destination_guard.h): global addresses, plus these
+  // networks. Every address the host resolves to is checked; one refused address refuses the
+  // try ("destination refused: 10.1.2.3 is private"), and the connection goes to an address
+  // that was checked, never to a second lookup's answer.
+  net::DestinationPolicy destinations;
+  // https:// URLs: the server's certificate is verified against these CAs (empty: the system's)
+  // for the URL's host; a client certificate when set. A context that cannot be made fails
+  // every https try with its reason.
+  net::TlsClientConfig tls;
+  Resolve resolve;  // empty: the system's resolver
+  Connect connect;  // empty: a TCP connect
+
   int64_t connect_timeout_ms = 2'000;
   // Bound on the whole try: resolving, connecting, writing, reading the answer's head.
   int64_t total_timeout_ms = 10'000;
@@ -22,7 +57,7 @@ struct MerchantWebhookSenderOptions {
 
 // One try of one event's delivery (payments::Delivery, from the outbox).
 struct MerchantWebhook {
-  std::string url;       // http://HOST[:PORT][/PATH][?QUERY] (payments::parse_endpoint_url)
+  std::string url;       // http[s]://HOST[:PORT][/PATH][?QUERY] (payments::parse_endpoint_url)
   std::string body;      // the event JSON, sent as is
   std::string secret;    // HMAC key of Keel-Signature
   std::string event_id;  // Keel-Event-Id; id characters only (core/ids.h)
@@ -34,7 +69,8 @@ struct MerchantWebhook {
 // How one try ended. `delivered` is true exactly for a 2xx answer. Anything else (another
 // status, a timeout, a refused or reset connection, a bad URL) is a failure with a short reason
 // for logs and the dashboard: "http 500", "connect refused", "connect timeout", "timeout",
-// "connection closed", "bad response", "url invalid", ...
+// "connection closed", "bad response", "url invalid", "destination refused: 10.1.2.3 is
+// private", "tls: certificate verify failed: ...", ...
 struct MerchantWebhookResult {
   bool delivered = false;
   unsigned http_status = 0;  // 0 when no answer was read
@@ -43,9 +79,12 @@ struct MerchantWebhookResult {
 };
 using MerchantWebhookCallback = std::function<void(MerchantWebhookResult)>;
 
-// Posts merchant webhooks (docs/webhooks.md) over HTTP/1.1 with Boost.Beast: one POST per
-// send(), on a new connection closed afterwards (`Connection: close`). Deliveries are rare
-// next to PSP calls and go to many different hosts, so a pool would rarely be reused; a new
+// Posts merchant webhooks (docs/webhooks.md) over HTTP/1.1 or HTTPS with Boost.Beast: one POST
+// per send(), on a new connection closed afterwards (`Connection: close`). The host is resolved,
+// every address it resolves to is checked against `destinations` (the SSRF guard), then the
+// checked addresses are tried in order; for https, the TLS handshake verifies the certificate
+// for the URL's host (SNI sent). Redirects are not followed (a 3xx fails the try). Deliveries are
+// rare next to PSP calls and go to many different hosts, so a pool would rarely be reused; a new
 // connection also means a half-dead keep-alive socket can never eat a delivery.
 //
 // The request carries Content-Type: application/json, User-Agent: keel, Keel-Event-Id:

@@ -1,6 +1,9 @@
-// MerchantWebhookSender against a small Beast server in the test, bound to 127.0.0.1 port 0:
-// what a 2xx, a non-2xx, a silent server, a closed connection and a refused port each give,
-// and that the signature verifies with verify_webhook().
+// MerchantWebhookSender against a small Beast server in the test, bound to 127.0.0.1 port 0
+// (plain or TLS): what a 2xx, a non-2xx, a silent server, a closed connection and a refused
+// port each give, that the signature verifies with verify_webhook(), and the SSRF guard. The
+// guard's tests inject a resolver that answers from a table and a connector that records the
+// address it was asked for and connects to the loopback server instead: no test resolves a
+// name outside the machine or sends a byte to a non-loopback address.
 
 #include "connectors/merchant_webhook_sender.h"
 
@@ -24,6 +27,9 @@
 
 #include "connectors/webhook_signature.h"
 #include "core/time.h"
+#include "net/tls.h"
+#include "testing/temp_dir.h"
+#include "testing/test_pki.h"
 
 namespace keel::connectors {
 namespace {
@@ -53,9 +59,10 @@ class TestServer : public std::enable_shared_from_this<TestServer> {
  public:
   enum class Mode { answer, silent, close, huge_header };
 
-  static std::shared_ptr<TestServer> start(asio::io_context& ioc, Mode mode,
-                                           unsigned status = 200) {
-    auto s = std::shared_ptr<TestServer>(new TestServer(ioc, mode, status));
+  // `tls`: serve HTTPS with this context (the test keeps it alive).
+  static std::shared_ptr<TestServer> start(asio::io_context& ioc, Mode mode, unsigned status = 200,
+                                           asio::ssl::context* tls = nullptr) {
+    auto s = std::shared_ptr<TestServer>(new TestServer(ioc, mode, status, tls));
     asio::post(ioc, [s] { s->accept(); });
     return s;
   }
@@ -71,7 +78,7 @@ class TestServer : public std::enable_shared_from_this<TestServer> {
     asio::post(ioc_, [self = shared_from_this(), &stopped] {
       error_code ignored;
       self->acceptor_.close(ignored);
-      for (auto& c : self->connections_) c->socket.close(ignored);
+      for (auto& c : self->connections_) c->stream.lowest().socket().close(ignored);
       self->connections_.clear();
       stopped.set_value();
     });
@@ -89,39 +96,48 @@ class TestServer : public std::enable_shared_from_this<TestServer> {
 
  private:
   struct Connection {
-    explicit Connection(tcp::socket s) : socket(std::move(s)) {}
-    tcp::socket socket;
+    Connection(tcp::socket s, asio::ssl::context* tls) : stream(std::move(s), tls) {}
+    net::MaybeTlsStream stream;
     beast::flat_buffer buffer;
     http::request<http::string_body> request;
     http::response<http::string_body> response;
     std::string raw;
   };
 
-  TestServer(asio::io_context& ioc, Mode mode, unsigned status)
+  TestServer(asio::io_context& ioc, Mode mode, unsigned status, asio::ssl::context* tls)
       : ioc_(ioc),
         acceptor_(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
         mode_(mode),
-        status_(status) {
+        status_(status),
+        tls_(tls) {
     port_ = acceptor_.local_endpoint().port();
   }
 
   void accept() {
     acceptor_.async_accept([self = shared_from_this()](error_code ec, tcp::socket socket) {
       if (ec) return;
-      auto c = std::make_shared<Connection>(std::move(socket));
+      auto c = std::make_shared<Connection>(std::move(socket), self->tls_);
       self->connections_.push_back(c);
-      self->serve(c);
+      if (auto* tls = c->stream.tls()) {
+        tls->async_handshake(asio::ssl::stream_base::server, [self, c](error_code e) {
+          if (!e) self->serve(c);
+        });
+      } else {
+        self->serve(c);
+      }
       self->accept();
     });
   }
 
   void serve(const std::shared_ptr<Connection>& c) {
-    http::async_read(c->socket, c->buffer, c->request,
-                     [self = shared_from_this(), c](error_code ec, size_t) {
-                       if (ec) return;
-                       self->record(c->request);
-                       self->respond(c);
-                     });
+    c->stream.with([&](auto& s) {
+      http::async_read(s, c->buffer, c->request,
+                       [self = shared_from_this(), c](error_code ec, size_t) {
+                         if (ec) return;
+                         self->record(c->request);
+                         self->respond(c);
+                       });
+    });
   }
 
   void record(const http::request<http::string_body>& req) {
@@ -143,21 +159,25 @@ class TestServer : public std::enable_shared_from_this<TestServer> {
       case Mode::silent:
         return;
       case Mode::close:
-        c->socket.shutdown(tcp::socket::shutdown_both, ignored);
-        c->socket.close(ignored);
+        c->stream.lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+        c->stream.lowest().socket().close(ignored);
         return;
       case Mode::huge_header:
         c->raw = "HTTP/1.1 200 OK\r\nX-Filler: " + std::string(16 * 1024, 'x') + "\r\n\r\n";
-        asio::async_write(c->socket, asio::buffer(c->raw), [c](error_code, size_t) {});
+        c->stream.with([&](auto& s) {
+          asio::async_write(s, asio::buffer(c->raw), [c](error_code, size_t) {});
+        });
         return;
       case Mode::answer:
         c->response = {static_cast<http::status>(status_), 11};
         if (status_ != 204) c->response.body() = "ok";
         c->response.keep_alive(false);
         c->response.prepare_payload();
-        http::async_write(c->socket, c->response, [c](error_code, size_t) {
-          error_code ignored2;
-          c->socket.shutdown(tcp::socket::shutdown_send, ignored2);
+        c->stream.with([&](auto& s) {
+          http::async_write(s, c->response, [c](error_code, size_t) {
+            error_code ignored2;
+            c->stream.lowest().socket().shutdown(tcp::socket::shutdown_send, ignored2);
+          });
         });
         return;
     }
@@ -167,6 +187,7 @@ class TestServer : public std::enable_shared_from_this<TestServer> {
   tcp::acceptor acceptor_;
   const Mode mode_;
   const unsigned status_;
+  asio::ssl::context* const tls_;
   uint16_t port_ = 0;
   std::vector<std::shared_ptr<Connection>> connections_;  // io_context thread only
   mutable std::mutex mu_;
@@ -188,14 +209,23 @@ class MerchantWebhookSenderTest : public ::testing::Test {
     EXPECT_EQ(callbacks_.load(), sends_.load());
   }
 
-  MerchantWebhookSender& sender(MerchantWebhookSenderOptions options = {}) {
+  // The tests' servers listen on loopback, which the guard refuses by default: `guard`
+  // allow_loopback adds 127.0.0.0/8 and ::1 to the networks allowed.
+  enum class Guard { allow_loopback, as_given };
+  MerchantWebhookSender& sender(MerchantWebhookSenderOptions options = {},
+                                Guard guard = Guard::allow_loopback) {
+    if (guard == Guard::allow_loopback) {
+      EXPECT_TRUE(
+          net::parse_destination_policy({"127.0.0.0/8", "::1"}, &options.destinations).is_ok());
+    }
     if (!options.clock_s) options.clock_s = [] { return kNowS; };
     sender_ = std::make_unique<MerchantWebhookSender>(ioc_.get_executor(), std::move(options));
     return *sender_;
   }
 
-  std::shared_ptr<TestServer> server(TestServer::Mode mode, unsigned status = 200) {
-    servers_.push_back(TestServer::start(ioc_, mode, status));
+  std::shared_ptr<TestServer> server(TestServer::Mode mode, unsigned status = 200,
+                                     asio::ssl::context* tls = nullptr) {
+    servers_.push_back(TestServer::start(ioc_, mode, status, tls));
     return servers_.back();
   }
 
@@ -278,6 +308,7 @@ TEST_F(MerchantWebhookSenderTest, DuringARotationBothSecretsSign) {
 
 TEST_F(MerchantWebhookSenderTest, SignsWithTheWallClockByDefault) {
   MerchantWebhookSenderOptions o;
+  ASSERT_TRUE(net::parse_destination_policy({"127.0.0.0/8"}, &o.destinations).is_ok());
   o.clock_s = nullptr;
   sender_ = std::make_unique<MerchantWebhookSender>(ioc_.get_executor(), o);
   auto s = server(TestServer::Mode::answer, 200);
@@ -364,7 +395,7 @@ TEST_F(MerchantWebhookSenderTest, BadInputFailsWithoutSending) {
   sender(o);
   auto s = server(TestServer::Mode::answer, 200);
   const auto reason = [&](MerchantWebhook w) { return send_and_wait(std::move(w)).reason; };
-  EXPECT_EQ(reason(webhook("https://127.0.0.1/hooks")), "url invalid");
+  EXPECT_EQ(reason(webhook("ftp://127.0.0.1/hooks")), "url invalid");
   EXPECT_EQ(reason(webhook("http://127.0.0.1:0/hooks")), "url invalid");
   EXPECT_EQ(reason(webhook(s->url("/a b"))), "url invalid");
   EXPECT_EQ(reason(webhook(s->url("/a\r\nX-Injected: 1"))), "url invalid");
@@ -429,6 +460,243 @@ TEST_F(MerchantWebhookSenderTest, ManyDeliveriesAtOnce) {
   EXPECT_EQ(delivered, 20);
   EXPECT_EQ(ok->received().size(), 20u);
   EXPECT_EQ(bad->received().size(), 20u);
+}
+
+// A network for the guard's tests: names resolve from a table, and a connection to a public
+// address goes to a loopback port instead (or is refused). It records every name it was asked
+// to resolve and every address it was asked to connect to.
+class FakeNetwork {
+ public:
+  void name(std::string host, std::vector<std::string> addresses) {
+    std::lock_guard lock(mu_);
+    names_[std::move(host)] = std::move(addresses);
+  }
+  // A connection to `address` reaches 127.0.0.1:`port` (0: refused).
+  void route(std::string address, uint16_t port) {
+    std::lock_guard lock(mu_);
+    routes_[std::move(address)] = port;
+  }
+  std::vector<std::string> resolved() const {
+    std::lock_guard lock(mu_);
+    return resolved_;
+  }
+  std::vector<std::string> connected() const {
+    std::lock_guard lock(mu_);
+    return connected_;
+  }
+
+  void install(MerchantWebhookSenderOptions* o) {
+    o->resolve = [this](const std::string& host, ResolveDone done) {
+      std::vector<asio::ip::address> found;
+      {
+        std::lock_guard lock(mu_);
+        resolved_.push_back(host);
+        const auto it = names_.find(host);
+        if (it == names_.end()) return done(asio::error::host_not_found, {});
+        for (const auto& a : it->second) found.push_back(asio::ip::make_address(a));
+      }
+      done({}, std::move(found));
+    };
+    o->connect = [this](beast::tcp_stream& stream, const tcp::endpoint& endpoint,
+                        ConnectDone done) {
+      uint16_t port = 0;
+      {
+        std::lock_guard lock(mu_);
+        connected_.push_back(endpoint.address().to_string() + ":" +
+                             std::to_string(endpoint.port()));
+        const auto it = routes_.find(endpoint.address().to_string());
+        if (it != routes_.end()) port = it->second;
+      }
+      if (port == 0) return done(asio::error::connection_refused);
+      stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                           [done](error_code ec) { done(ec); });
+    };
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<std::string>> names_;
+  std::map<std::string, uint16_t> routes_;
+  std::vector<std::string> resolved_;
+  std::vector<std::string> connected_;
+};
+
+TEST_F(MerchantWebhookSenderTest, ByDefaultLoopbackIsRefusedBeforeAnyConnection) {
+  FakeNetwork net;
+  MerchantWebhookSenderOptions o;
+  net.install(&o);
+  sender(o, Guard::as_given);
+  auto s = server(TestServer::Mode::answer, 200);
+  const MerchantWebhookResult r = send_and_wait(webhook(s->url()));
+  EXPECT_FALSE(r.delivered);
+  EXPECT_EQ(r.reason, "destination refused: 127.0.0.1 is loopback");
+  EXPECT_TRUE(net.resolved().empty());  // an address in the URL is judged as it is
+  EXPECT_TRUE(net.connected().empty());
+  EXPECT_TRUE(s->received().empty());
+}
+
+TEST_F(MerchantWebhookSenderTest, EveryForbiddenRangeIsRefusedAfterResolution) {
+  FakeNetwork net;
+  MerchantWebhookSenderOptions o;
+  net.install(&o);
+  sender(o, Guard::as_given);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"10.0.0.7", "destination refused: 10.0.0.7 is private"},
+      {"192.168.1.1", "destination refused: 192.168.1.1 is private"},
+      {"169.254.169.254", "destination refused: 169.254.169.254 is a cloud metadata service"},
+      {"fe80::1", "destination refused: fe80::1 is link-local"},
+      {"::ffff:127.0.0.1", "destination refused: ::ffff:127.0.0.1 is loopback"},
+      {"0.0.0.0", "destination refused: 0.0.0.0 is unspecified"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string host = "h" + std::to_string(i) + ".merchant.test";
+    net.name(host, {cases[i].first});
+    const MerchantWebhookResult r = send_and_wait(webhook("http://" + host + "/hooks"));
+    EXPECT_FALSE(r.delivered);
+    EXPECT_EQ(r.reason, cases[i].second) << cases[i].first;
+  }
+  // A literal address in the URL, the metadata service's own.
+  EXPECT_EQ(send_and_wait(webhook("http://169.254.169.254/latest/meta-data")).reason,
+            "destination refused: 169.254.169.254 is a cloud metadata service");
+  EXPECT_EQ(net.resolved().size(), cases.size());
+  EXPECT_TRUE(net.connected().empty());
+}
+
+// A name that resolves to a public and a private address (a rebinding trick, or a split
+// horizon) is refused whole: no address of it is tried.
+TEST_F(MerchantWebhookSenderTest, OneForbiddenAddressRefusesTheWholeDestination) {
+  FakeNetwork net;
+  MerchantWebhookSenderOptions o;
+  net.install(&o);
+  sender(o, Guard::as_given);
+  net.name("mixed.merchant.test", {"93.184.216.34", "10.0.0.7"});
+  const MerchantWebhookResult r = send_and_wait(webhook("http://mixed.merchant.test/hooks"));
+  EXPECT_EQ(r.reason, "destination refused: 10.0.0.7 is private");
+  EXPECT_TRUE(net.connected().empty());
+}
+
+// The connection goes to the address the guard judged, with the URL's host in Host.
+TEST_F(MerchantWebhookSenderTest, APublicAddressIsPinnedAndTriedInOrder) {
+  FakeNetwork net;
+  MerchantWebhookSenderOptions o;
+  net.install(&o);
+  sender(o, Guard::as_given);
+  auto s = server(TestServer::Mode::answer, 200);
+  net.name("hooks.merchant.test", {"2606:4700::1111", "93.184.216.34"});
+  net.route("93.184.216.34", s->port());  // the IPv6 address refuses
+  const MerchantWebhookResult r =
+      send_and_wait(webhook("http://hooks.merchant.test:8080/keel?x=1"));
+  EXPECT_TRUE(r.delivered) << r.reason;
+  EXPECT_EQ(net.connected(),
+            (std::vector<std::string>{"2606:4700::1111:8080", "93.184.216.34:8080"}));
+  ASSERT_EQ(s->received().size(), 1u);
+  EXPECT_EQ(s->received()[0].headers["Host"], "hooks.merchant.test:8080");
+  EXPECT_EQ(s->received()[0].target, "/keel?x=1");
+}
+
+TEST_F(MerchantWebhookSenderTest, AnAllowedNetworkOpensItsRangeOnly) {
+  FakeNetwork net;
+  MerchantWebhookSenderOptions o;
+  net.install(&o);
+  ASSERT_TRUE(net::parse_destination_policy({"10.20.0.0/16"}, &o.destinations).is_ok());
+  sender(o, Guard::as_given);
+  auto s = server(TestServer::Mode::answer, 200);
+  net.name("inside.corp.test", {"10.20.3.4"});
+  net.name("outside.corp.test", {"10.21.0.1"});
+  net.route("10.20.3.4", s->port());
+  EXPECT_TRUE(send_and_wait(webhook("http://inside.corp.test/h")).delivered);
+  EXPECT_EQ(send_and_wait(webhook("http://outside.corp.test/h")).reason,
+            "destination refused: 10.21.0.1 is private");
+}
+
+TEST_F(MerchantWebhookSenderTest, AResolverFailureFails) {
+  FakeNetwork net;
+  MerchantWebhookSenderOptions o;
+  net.install(&o);
+  sender(o, Guard::as_given);
+  const MerchantWebhookResult r = send_and_wait(webhook("http://nowhere.merchant.test/h"));
+  EXPECT_FALSE(r.delivered);
+  EXPECT_TRUE(r.reason.starts_with("resolve: ")) << r.reason;
+  EXPECT_TRUE(net.connected().empty());
+}
+
+// https: the certificate is verified for the URL's host (not the address), under the CAs given.
+class MerchantWebhookHttpsTest : public MerchantWebhookSenderTest {
+ protected:
+  void SetUp() override {
+    MerchantWebhookSenderTest::SetUp();
+    ASSERT_TRUE(testing::TestPki::create(dir_.path(), "hooks", &pki_).is_ok());
+  }
+  // A TLS server whose certificate names `hosts`, reached for any public address in `net`.
+  // `expired`: its certificate stopped being valid a day ago.
+  std::shared_ptr<TestServer> tls_server(const std::vector<std::string>& hosts,
+                                         const std::string& name, bool expired = false) {
+    testing::TestCertificate cert;
+    const int64_t now = wall_clock_now() / kNanosPerSecond;
+    EXPECT_TRUE((expired ? pki_.issue(name, hosts, now - 30 * 86400, now - 86400, &cert)
+                         : pki_.issue_now(name, hosts, &cert))
+                    .is_ok());
+    std::shared_ptr<asio::ssl::context> ctx;
+    EXPECT_TRUE(
+        net::make_server_context({cert.cert.string(), cert.key.string(), ""}, &ctx).is_ok());
+    contexts_.push_back(ctx);
+    return server(TestServer::Mode::answer, 200, ctx.get());
+  }
+  MerchantWebhookSenderOptions options(FakeNetwork* net, bool trust = true) {
+    MerchantWebhookSenderOptions o;
+    net->install(&o);
+    if (trust) o.tls.ca_file = pki_.ca_cert().string();
+    return o;
+  }
+
+  testing::TempDir dir_;
+  testing::TestPki pki_;
+  std::vector<std::shared_ptr<asio::ssl::context>> contexts_;
+};
+
+TEST_F(MerchantWebhookHttpsTest, AVerifiedEndpointGetsTheSignedEvent) {
+  FakeNetwork net;
+  sender(options(&net), Guard::as_given);
+  auto s = tls_server({"hooks.merchant.test"}, "good");
+  net.name("hooks.merchant.test", {"93.184.216.34"});
+  net.route("93.184.216.34", s->port());
+  const MerchantWebhookResult r = send_and_wait(webhook("https://hooks.merchant.test/keel"));
+  EXPECT_TRUE(r.delivered) << r.reason;
+  ASSERT_EQ(s->received().size(), 1u);
+  EXPECT_EQ(s->received()[0].body, kBody);
+  EXPECT_EQ(verify_webhook(kSecret, s->received()[0].headers["Keel-Signature"], kBody, kNowS),
+            SignatureCheck::ok);
+}
+
+TEST_F(MerchantWebhookHttpsTest, AnotherHostsOrAnExpiredOrAnUntrustedCertificateFails) {
+  FakeNetwork net;
+  sender(options(&net), Guard::as_given);
+  auto other = tls_server({"elsewhere.test"}, "other");
+  auto expired = tls_server({"expired.merchant.test"}, "expired", /*expired=*/true);
+  net.name("wrong.merchant.test", {"93.184.216.34"});
+  net.route("93.184.216.34", other->port());
+  net.name("expired.merchant.test", {"93.184.216.35"});
+  net.route("93.184.216.35", expired->port());
+  MerchantWebhookResult r = send_and_wait(webhook("https://wrong.merchant.test/h"));
+  EXPECT_FALSE(r.delivered);
+  EXPECT_TRUE(r.reason.starts_with("tls: ")) << r.reason;
+  r = send_and_wait(webhook("https://expired.merchant.test/h"));
+  EXPECT_FALSE(r.delivered);
+  EXPECT_NE(r.reason.find("expired"), std::string::npos) << r.reason;
+  EXPECT_TRUE(other->received().empty());
+  EXPECT_TRUE(expired->received().empty());
+}
+
+TEST_F(MerchantWebhookHttpsTest, AServerNotUnderTheConfiguredCasFails) {
+  FakeNetwork net;
+  sender(options(&net, /*trust=*/false), Guard::as_given);  // the system's CAs only
+  auto s = tls_server({"hooks.merchant.test"}, "good");
+  net.name("hooks.merchant.test", {"93.184.216.34"});
+  net.route("93.184.216.34", s->port());
+  const MerchantWebhookResult r = send_and_wait(webhook("https://hooks.merchant.test/h"));
+  EXPECT_FALSE(r.delivered);
+  EXPECT_NE(r.reason.find("certificate verify failed"), std::string::npos) << r.reason;
+  EXPECT_TRUE(s->received().empty());
 }
 
 }  // namespace

@@ -208,5 +208,27 @@ TEST(HttpUrl, RulesForBaseUrlsIpLiteralsAndPorts) {
   EXPECT_EQ(u->target, "/hooks?x=1");
 }
 
+// https:// only where the caller takes it; its port is 443 when absent.
+TEST(HttpUrl, HttpsByRuleWithItsOwnDefaultPort) {
+  EXPECT_FALSE(parse_http_url_with_target("https://hooks.example.com/k").has_value());
+  const HttpUrlRules https{.https = true};
+  auto u = parse_http_url_with_target("https://hooks.example.com/k?v=2", https);
+  ASSERT_TRUE(u.has_value());
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->host, "hooks.example.com");
+  EXPECT_EQ(u->port, 443);
+  EXPECT_EQ(u->target, "/k?v=2");
+  u = parse_http_url_with_target("https://h:8443", https);
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->port, 8443);
+  u = parse_http_url_with_target("http://h", https);
+  ASSERT_TRUE(u.has_value());
+  EXPECT_FALSE(u->tls);
+  EXPECT_EQ(u->port, 80);
+  for (const char* bad : {"https:/h", "HTTPS://h", "https://", "https://u@h/", "ftp://h"}) {
+    EXPECT_FALSE(parse_http_url_with_target(bad, https).has_value()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace keel

@@ -60,9 +60,11 @@ bool valid_ipv6_literal(std::string_view host) {
 }  // namespace
 
 std::optional<HttpUrl> parse_http_url_with_target(std::string_view url, HttpUrlRules rules) {
-  constexpr std::string_view kScheme = "http://";
-  if (!url.starts_with(kScheme)) return std::nullopt;
-  const std::string_view rest = url.substr(kScheme.size());
+  constexpr std::string_view kHttp = "http://";
+  constexpr std::string_view kHttps = "https://";
+  const bool tls = rules.https && url.starts_with(kHttps);
+  if (!tls && !url.starts_with(kHttp)) return std::nullopt;
+  const std::string_view rest = url.substr(tls ? kHttps.size() : kHttp.size());
   const size_t authority_end = std::min(rest.find_first_of("/?#"), rest.size());
   const std::string_view authority = rest.substr(0, authority_end);
   std::string_view host;
@@ -84,6 +86,8 @@ std::optional<HttpUrl> parse_http_url_with_target(std::string_view url, HttpUrlR
   if (rules.port_required && colon == std::string_view::npos) return std::nullopt;
   HttpUrl out;
   out.host = std::string(host);
+  out.tls = tls;
+  if (tls) out.port = 443;
   if (colon != std::string_view::npos) {
     const std::optional<uint16_t> port = parse_port(authority.substr(colon + 1));
     if (!port) return std::nullopt;

@@ -120,7 +120,9 @@ struct PspDispatcher::Impl {
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
   std::map<std::string, std::unique_ptr<connectors::PspClient>, std::less<>> clients;
-  connectors::MerchantWebhookSender webhooks{io.get_executor()};
+  connectors::MerchantWebhookSender webhooks{
+      io.get_executor(),
+      {.destinations = options.webhook_destinations, .tls = options.webhook_tls}};
   std::thread thread;
   std::atomic<engine::Engine*> engine{nullptr};
   std::mt19937_64 random{options.jitter_seed};  // jitter only; I/O thread
@@ -283,10 +285,16 @@ struct PspDispatcher::Impl {
       spdlog::error("webhook secret of {} is sealed and keeld runs without a vault", d.merchant_id);
       return offer(payments::cmd::OutboxAttempt{d.event_id, false});
     }
-    webhooks.send({d.url, d.body, std::move(secret), d.event_id, std::move(previous)},
-                  [self, id = d.event_id](connectors::MerchantWebhookResult r) {
-                    self->offer(payments::cmd::OutboxAttempt{id, r.delivered});
-                  });
+    webhooks.send(
+        {d.url, d.body, std::move(secret), d.event_id, std::move(previous)},
+        [self, id = d.event_id, merchant = d.merchant_id](connectors::MerchantWebhookResult r) {
+          // The URL stays out of the log: merchants put tokens in query strings.
+          if (!r.delivered) {
+            spdlog::warn("webhook: event {} to merchant {} not delivered: {}", id, merchant,
+                         r.reason);
+          }
+          self->offer(payments::cmd::OutboxAttempt{id, r.delivered});
+        });
   }
 
   // Asks the PSP about `r.reference` after `delay_ms`, again with a doubled delay until it

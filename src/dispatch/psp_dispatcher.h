@@ -11,6 +11,8 @@
 #include "connectors/operation.h"
 #include "connectors/psp_client.h"
 #include "engine/engine.h"
+#include "net/destination_guard.h"
+#include "net/tls_config.h"
 #include "payments/commands.h"
 #include "vault/vault.h"
 
@@ -48,6 +50,11 @@ struct DispatcherOptions {
   // card's CVC once its first authorization has an outcome. nullptr: a call with a vault card
   // fails as declined (card_unavailable) without reaching the PSP. Not owned; outlives stop().
   vault::Vault* vault = nullptr;
+  // Merchant webhooks: where they may go besides global addresses (the SSRF guard; keeld's
+  // `[webhooks] allow_networks`), and the CAs that verify https endpoints (empty: the
+  // system's). connectors::MerchantWebhookSender documents both.
+  net::DestinationPolicy webhook_destinations;
+  net::TlsClientConfig webhook_tls;
 };
 
 // A delay of `ms` with up to 50% jitter: uniform in [ms / 2, ms], drawn from `random`.

@@ -48,15 +48,14 @@ Status watch_certificates(const net::TlsServerConfig& tls,
   return Status::ok();
 }
 
-void watch_channel_cas(const std::vector<std::pair<std::string, std::string>>& ca_files,
+void watch_trusted_cas(const std::vector<std::pair<std::string, std::string>>& ca_files,
                        std::vector<std::pair<std::string, int64_t>>* out, int64_t now_s) {
   const size_t first = out->size();
-  for (const auto& [channel, file] : ca_files) {
+  for (const auto& [label, file] : ca_files) {
     std::vector<net::CertificateInfo> cas;
     if (!net::read_certificates(file, &cas).is_ok()) continue;
     for (size_t i = 0; i < cas.size(); ++i) {
-      out->emplace_back("psp_ca:" + channel + (i == 0 ? "" : ":" + std::to_string(i + 1)),
-                        cas[i].not_after_s);
+      out->emplace_back(label + (i == 0 ? "" : ":" + std::to_string(i + 1)), cas[i].not_after_s);
     }
   }
   warn_expiring(*out, first, now_s);

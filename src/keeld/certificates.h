@@ -23,10 +23,11 @@ Status watch_certificates(const net::TlsServerConfig& tls,
                           std::vector<std::pair<std::string, int64_t>>* out,
                           int64_t now_s = static_cast<int64_t>(std::time(nullptr)));
 
-// Adds the CAs each https PSP channel trusts: `ca_files` holds (channel name, ca_file) pairs;
-// each certificate becomes "psp_ca:NAME" ("psp_ca:NAME:2", ... for more), with the same 30-day
-// warning. A file that cannot be read is skipped here (the channel's own check refused it).
-void watch_channel_cas(const std::vector<std::pair<std::string, std::string>>& ca_files,
+// Adds the CAs keeld trusts as a client: `ca_files` holds (label, ca_file) pairs, e.g.
+// ("psp_ca:cardco", an https channel's ca_file) or ("webhook_ca", [webhooks] ca_file); each
+// certificate becomes LABEL ("LABEL:2", ... for more), with the same 30-day warning. A file that
+// cannot be read is skipped here (the config's own check refused it).
+void watch_trusted_cas(const std::vector<std::pair<std::string, std::string>>& ca_files,
                        std::vector<std::pair<std::string, int64_t>>* out,
                        int64_t now_s = static_cast<int64_t>(std::time(nullptr)));
 

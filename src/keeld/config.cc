@@ -314,6 +314,27 @@ std::string apply_vault(const toml::table& doc, KeeldConfig* c) {
   return {};
 }
 
+// [webhooks]: where merchant webhooks may go besides global addresses (the SSRF guard), and the
+// CAs of https endpoints.
+std::string apply_webhooks(const toml::table& doc, KeeldConfig* c) {
+  std::string error;
+  const toml::table* t = section(doc, "webhooks", {"allow_networks", "ca_file"}, &error);
+  if (t == nullptr) return error;
+  std::vector<std::string> networks;
+  if (!read_strings(*t, "allow_networks", "webhooks.", &networks, &error) ||
+      !read_string(*t, "ca_file", &c->psp.webhook_tls.ca_file, &error)) {
+    return error.starts_with("webhooks.") ? error : "webhooks." + error;
+  }
+  if (Status s = net::parse_destination_policy(networks, &c->psp.webhook_destinations);
+      !s.is_ok()) {
+    return "webhooks.allow_networks: " + s.message();
+  }
+  if (Status s = net::check_client_config(c->psp.webhook_tls); !s.is_ok()) {
+    return "webhooks: " + s.message();
+  }
+  return {};
+}
+
 // [admin]: controls = true serves the runtime-control routes (to admin keys).
 std::string apply_admin(const toml::table& doc, KeeldConfig* c) {
   std::string section_error;
@@ -408,6 +429,7 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
   if (error.empty()) error = apply_auth(doc, c);
   if (error.empty()) error = apply_tls(doc, c);
   if (error.empty()) error = apply_vault(doc, c);
+  if (error.empty()) error = apply_webhooks(doc, c);
   if (!error.empty()) return error;
   if (const toml::node* n = doc.get("channels")) {
     const toml::table* channels = n->as_table();
@@ -495,7 +517,7 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
   std::string error =
       unknown_key(doc, "",
                   {"listen", "data", "io_threads", "log_level", "http", "engine", "payments",
-                   "channels", "fees", "routing", "admin", "auth", "tls", "vault"});
+                   "channels", "fees", "routing", "admin", "auth", "tls", "vault", "webhooks"});
   std::string listen;
   std::string data;
   if (error.empty() && read_string(doc, "listen", &listen, &error) &&

@@ -79,6 +79,9 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //             must present a certificate from these CAs)
 //   [vault]   key_file (the card vault's master keys, owner-only; default DATA/vault.keys),
 //             bin_file (BIN ranges: FIRST[-LAST],COUNTRY per line)
+//   [webhooks] allow_networks = ["127.0.0.0/8", ...] (merchant webhooks may go to these
+//             networks too; by default only to global addresses: docs/security.md),
+//             ca_file (the CAs of https endpoints; default the system's)
 //
 // The default channel is `default_channel`, else the first channel by name.
 // Unknown keys, wrong types and out-of-range values are errors. On --help prints the usage and

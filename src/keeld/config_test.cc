@@ -384,6 +384,37 @@ TEST(ApplyToml, AnHttpsChannelTrustsItsCaFile) {
   EXPECT_FALSE(plain.psp.channels.at(0).client.tls.has_value());
 }
 
+TEST(ApplyToml, WebhooksAllowNetworksAndTrustACaFile) {
+  testing::TempDir dir;
+  testing::TestPki pki;
+  ASSERT_TRUE(testing::TestPki::create(dir.path(), "hooks", &pki).is_ok());
+  KeeldConfig plain;
+  ASSERT_TRUE(apply_toml("", "t", &plain).is_ok());
+  EXPECT_TRUE(plain.psp.webhook_destinations.allowed_networks.empty());  // global only
+  EXPECT_EQ(plain.psp.webhook_tls.ca_file, "");
+  KeeldConfig c;
+  const std::string toml =
+      "[webhooks]\nallow_networks = [\"127.0.0.0/8\", \"fd00::/8\"]\n"
+      "ca_file = \"" +
+      pki.ca_cert().string() + "\"\n";
+  const Status s = apply_toml(toml, "t", &c);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  ASSERT_EQ(c.psp.webhook_destinations.allowed_networks.size(), 2u);
+  EXPECT_EQ(c.psp.webhook_destinations.allowed_networks[0].prefix, 8);
+  EXPECT_EQ(c.psp.webhook_tls.ca_file, pki.ca_cert().string());
+  for (const char* bad :
+       {"[webhooks]\nallow_networks = [\"localhost\"]\n",
+        "[webhooks]\nallow_networks = [\"10.0.0.1/8\"]\n",
+        "[webhooks]\nallow_networks = \"127.0.0.0/8\"\n", "[webhooks]\nallow_networks = [1]\n",
+        "[webhooks]\nca_file = \"/nonexistent/ca.pem\"\n", "[webhooks]\nfollow_redirects = true\n",
+        "webhooks = 1\n"}) {
+    KeeldConfig d;
+    const Status e = apply_toml(bad, "t", &d);
+    EXPECT_FALSE(e.is_ok()) << bad;
+    EXPECT_NE(e.message().find("webhooks"), std::string::npos) << e.message();
+  }
+}
+
 TEST(WatchCertificates, AnExpiredServerCertificateIsRefusedAndEveryExpiryIsListed) {
   testing::TempDir dir;
   testing::TestPki pki;
@@ -406,9 +437,13 @@ TEST(WatchCertificates, AnExpiredServerCertificateIsRefusedAndEveryExpiryIsListe
   ASSERT_FALSE(s.is_ok());
   EXPECT_NE(s.message().find("expired at"), std::string::npos) << s.message();
   std::vector<std::pair<std::string, int64_t>> cas;
-  watch_channel_cas({{"cardco", pki.ca_cert().string()}, {"gone", "/nonexistent.pem"}}, &cas, now);
-  ASSERT_EQ(cas.size(), 1u);
+  watch_trusted_cas({{"psp_ca:cardco", pki.ca_cert().string()},
+                     {"psp_ca:gone", "/nonexistent.pem"},
+                     {"webhook_ca", pki.ca_cert().string()}},
+                    &cas, now);
+  ASSERT_EQ(cas.size(), 2u);
   EXPECT_EQ(cas[0].first, "psp_ca:cardco");
+  EXPECT_EQ(cas[1].first, "webhook_ca");
   tls.cert_file = (dir.path() / "missing.pem").string();
   EXPECT_FALSE(watch_certificates(tls, &out, now).is_ok());
   tls.cert_file = valid.key.string();  // a key, no certificate

@@ -112,13 +112,16 @@ int run(keeld::KeeldConfig config) {
       return fail_startup(s.message());
     }
   }
-  std::vector<std::pair<std::string, std::string>> channel_cas;
+  std::vector<std::pair<std::string, std::string>> trusted_cas;
   for (const dispatch::ChannelConfig& ch : config.psp.channels) {
     if (ch.client.tls && !ch.client.tls->ca_file.empty()) {
-      channel_cas.emplace_back(ch.name, ch.client.tls->ca_file);
+      trusted_cas.emplace_back("psp_ca:" + ch.name, ch.client.tls->ca_file);
     }
   }
-  keeld::watch_channel_cas(channel_cas, &config.payments.certificates);
+  if (!config.psp.webhook_tls.ca_file.empty()) {
+    trusted_cas.emplace_back("webhook_ca", config.psp.webhook_tls.ca_file);
+  }
+  keeld::watch_trusted_cas(trusted_cas, &config.payments.certificates);
   api::Service service(engine.get(), config.payments, config.auth);
   std::unique_ptr<api::Server> server;
   if (Status s = api::Server::start(config.server, &service, &server); !s.is_ok()) {

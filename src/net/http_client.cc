@@ -32,24 +32,10 @@ std::string_view HttpResponse::header(std::string_view name) const {
 }
 
 std::optional<HttpEndpoint> parse_http_url(std::string_view url) {
-  constexpr std::string_view kHttps = "https://";
-  const bool tls = url.size() > kHttps.size() && url.substr(0, kHttps.size()) == kHttps;
-  const std::string as_http = tls ? "http://" + std::string(url.substr(kHttps.size())) : "";
-  const auto u =
-      parse_http_url_with_target(tls ? std::string_view(as_http) : url,
-                                 {.ip_literals = true, .path = false, .port_required = false});
+  const auto u = parse_http_url_with_target(
+      url, {.ip_literals = true, .path = false, .port_required = false, .https = true});
   if (!u) return std::nullopt;
-  HttpEndpoint e;
-  e.host = u->host;  // IPv6 without the brackets
-  e.port = u->port;
-  e.tls = tls;
-  // No port given: https's own.
-  const std::string_view rest = url.substr(kHttps.size());
-  const std::string_view authority = rest.substr(0, rest.find('/'));
-  const bool has_port = authority.starts_with('[') ? authority.find("]:") != std::string_view::npos
-                                                   : authority.find(':') != std::string_view::npos;
-  if (tls && !has_port) e.port = 443;
-  return e;
+  return HttpEndpoint{.host = u->host, .port = u->port, .tls = u->tls};  // IPv6 without brackets
 }
 
 struct HttpClient::Impl {

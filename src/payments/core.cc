@@ -515,8 +515,8 @@ Reply PaymentsCore::create_merchant(const cmd::CreateMerchant& c, Timestamp now)
   if (!c.url.empty()) {
     if (!is_valid_endpoint_url(c.url) || !is_valid_endpoint_secret(c.secret)) {
       return error_reply(Error::parameter_invalid,
-                         "webhook_url must be http://HOST[:PORT][/PATH] (https is not supported "
-                         "yet) and webhook_secret printable ASCII",
+                         "webhook_url must be http[s]://HOST[:PORT][/PATH] and webhook_secret "
+                         "printable ASCII",
                          "webhook_url");
     }
     if (outbox_.set_endpoint(c.id, c.url, c.secret) != OutboxResult::ok) {

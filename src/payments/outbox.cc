@@ -212,7 +212,7 @@ bool is_valid_endpoint_secret(std::string_view secret) {
 
 std::optional<EndpointUrl> parse_endpoint_url(std::string_view url) {
   if (url.size() > kEndpointUrlLengthMax) return std::nullopt;
-  return parse_http_url_with_target(url);
+  return parse_http_url_with_target(url, {.https = true});
 }
 
 bool is_valid_endpoint_url(std::string_view url) { return parse_endpoint_url(url).has_value(); }

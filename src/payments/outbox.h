@@ -446,9 +446,11 @@ class Outbox {
 [[nodiscard]] int64_t retry_delay_ns(const OutboxOptions& options, std::string_view event_id,
                                      uint32_t failed_attempts);
 
-// http://HOST[:PORT][/PATH][?QUERY], lower-case scheme; HOST is a name or IPv4 address of
-// [A-Za-z0-9.-] (no IPv6 literal, no user info); PORT 1..65535 (default 80); PATH and QUERY of
-// RFC 3986 characters (no fragment); at most kEndpointUrlLengthMax bytes. https is planned.
+// http[s]://HOST[:PORT][/PATH][?QUERY], lower-case scheme; HOST is a name or IPv4 address of
+// [A-Za-z0-9.-] (no IPv6 literal, no user info); PORT 1..65535 (default 80, or 443 for https);
+// PATH and QUERY of RFC 3986 characters (no fragment); at most kEndpointUrlLengthMax bytes.
+// Where it may lead (not loopback or private networks, unless allowed) is the sender's check
+// after DNS (net/destination_guard.h).
 using EndpointUrl = HttpUrl;  // core/http_url.h
 [[nodiscard]] std::optional<EndpointUrl> parse_endpoint_url(std::string_view url);
 [[nodiscard]] bool is_valid_endpoint_url(std::string_view url);

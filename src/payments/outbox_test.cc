@@ -44,7 +44,7 @@ Outbox with_pending_event(OutboxOptions options = {}) {
   return o;
 }
 
-TEST(OutboxUrl, AcceptsPlainHttpUrls) {
+TEST(OutboxUrl, AcceptsHttpAndHttpsUrls) {
   const auto u = parse_endpoint_url("http://hooks.example.com:8443/keel/events?v=2");
   ASSERT_TRUE(u);
   EXPECT_EQ(u->host, "hooks.example.com");
@@ -54,12 +54,18 @@ TEST(OutboxUrl, AcceptsPlainHttpUrls) {
   EXPECT_EQ(parse_endpoint_url("http://h")->target, "/");
   EXPECT_EQ(parse_endpoint_url("http://h:1?a=b")->target, "/?a=b");
   EXPECT_EQ(parse_endpoint_url("http://10.0.0.1:65535/a%20b")->target, "/a%20b");
+  const auto s = parse_endpoint_url("https://hooks.example.com/keel");
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->tls);
+  EXPECT_EQ(s->port, 443);
+  EXPECT_FALSE(parse_endpoint_url("http://h")->tls);
 }
 
 TEST(OutboxUrl, RefusesEverythingElse) {
   for (const char* url : {"",
-                          "https://h/",
+                          "https:/h/",
                           "HTTP://h/",
+                          "HTTPS://h/",
                           "ftp://h/",
                           "http://",
                           "http:///x",
@@ -86,7 +92,7 @@ TEST(OutboxEndpoints, SetValidatesAndReplaces) {
   Outbox o;
   EXPECT_EQ(o.set_endpoint("", kUrl, "s"), OutboxResult::merchant_id_invalid);
   EXPECT_EQ(o.set_endpoint("m 1", kUrl, "s"), OutboxResult::merchant_id_invalid);
-  EXPECT_EQ(o.set_endpoint("m_1", "https://h/", "s"), OutboxResult::url_invalid);
+  EXPECT_EQ(o.set_endpoint("m_1", "https://h/#x", "s"), OutboxResult::url_invalid);
   EXPECT_EQ(o.set_endpoint("m_1", kUrl, ""), OutboxResult::secret_invalid);
   EXPECT_EQ(o.set_endpoint("m_1", kUrl, "has space"), OutboxResult::secret_invalid);
   EXPECT_EQ(o.set_endpoint("m_1", kUrl, std::string(kEndpointSecretLengthMax + 1, 's')),

@@ -86,6 +86,7 @@ std::string keeld_config(const PaymentsStackOptions& o, uint16_t sim_port,
     }
   }
   if (o.routing_toml) k += "[routing]\n" + *o.routing_toml + "\n";
+  if (!o.webhooks_toml.empty()) k += "[webhooks]\n" + o.webhooks_toml + "\n";
   return k + o.keeld_toml_extra + "\n";
 }
 

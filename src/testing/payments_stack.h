@@ -86,6 +86,9 @@ struct PaymentsStackOptions {
   // keeld's data directory; empty: "data" in the stack's temporary directory. Must not exist
   // yet or be empty; it is not removed at the end (the temporary directory is).
   std::filesystem::path data_dir;
+  // keeld's [webhooks] table: merchant webhooks in tests go to receivers on 127.0.0.1, which the
+  // SSRF guard refuses unless allowed. Empty: no table (the guard's default: global only).
+  std::string webhooks_toml = "allow_networks = [\"127.0.0.0/8\"]";
   // Extra TOML appended at the end of keeld's config file (after every table), e.g. merchant
   // fees "[fees.default]\nbps = 100\nfixed = 20\n".
   std::string keeld_toml_extra;

@@ -13,6 +13,8 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <ctime>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -20,6 +22,7 @@
 
 #include "connectors/webhook_signature.h"
 #include "testing/payments_stack.h"
+#include "testing/temp_dir.h"
 #include "testing/webhook_receiver.h"
 
 namespace keel::testing {
@@ -629,6 +632,57 @@ TEST_F(PaymentsE2E, MerchantReceivesASignedPaymentSucceededWebhookAlsoListedByEv
   std::set<std::string> received_ids;
   for (const auto& e : receiver.events()) received_ids.insert(e.event_id);
   EXPECT_EQ(received_ids, listed_ids);
+}
+
+// The SSRF guard (docs/security.md, "Merchant webhooks over https, and where they may go"):
+// keeld's default refuses a merchant endpoint on loopback; the delivery fails without a
+// connection, is retried like any failed try, and the log says why. (Every other stack in
+// these tests allows 127.0.0.0/8 in [webhooks].)
+TEST(MerchantWebhookGuard, AnEndpointOnLoopbackIsRefusedUnlessConfigAllowsIt) {
+  TempDir scratch;
+  PaymentsStackOptions o;
+  o.webhooks_toml = "";  // the default guard: global addresses only
+  o.keeld_log_file = scratch.path() / "keeld.log";
+  std::unique_ptr<PaymentsStack> stack;
+  ASSERT_TRUE(PaymentsStack::start(o, &stack).is_ok());
+  WebhookReceiver receiver("whsec_guarded");
+  const std::string m = stack->create_merchant(receiver.url(), "whsec_guarded");
+  ASSERT_FALSE(m.empty());
+  const JsonResponse created = stack->post(
+      "/v1/payments",
+      R"({"amount": 700, "currency": "USD", "payment_method": "tok_visa", "merchant": ")" + m +
+          "\"}",
+      new_key());
+  ASSERT_EQ(created.status, 200u) << created.text;
+  const std::string id = str(created.body, "id");
+  ASSERT_EQ(str(stack->post("/v1/payments/" + id + "/confirm", "{}", new_key()).body, "status"),
+            "succeeded");
+  // The first try of each event is made at once: wait until one was recorded as failed.
+  JsonResponse listed;
+  bool tried = false;
+  for (int i = 0; i < 500 && !tried; ++i) {
+    listed = stack->get("/v1/events?object_id=" + id + "&limit=100");
+    ASSERT_EQ(listed.status, 200u) << listed.text;
+    for (const json::value& e : listed.body.at("data").as_array()) {
+      const json::value& delivery = e.at("delivery");
+      if (num(delivery, "attempts") >= 1) {
+        tried = true;
+        EXPECT_EQ(str(delivery, "state"), "pending") << listed.text;  // retried later
+      }
+    }
+    if (!tried) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(tried) << listed.text;
+  EXPECT_TRUE(receiver.events().empty());
+  stack.reset();  // flushes and closes keeld's log
+  std::ifstream log(o.keeld_log_file);
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("to merchant " + m +
+                      " not delivered: destination refused: 127.0.0.1 is "
+                      "loopback"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find(receiver.url()), std::string::npos);  // the URL stays out of the log
 }
 
 // A rotation (docs/webhooks.md "Rotating the signing secret"): during the overlap every delivery
