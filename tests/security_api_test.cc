@@ -395,6 +395,86 @@ TEST_F(SecurityApi, APspWebhookSignedWithThePreviousSecretIsTakenDuringTheRotati
   EXPECT_EQ(post("whsec_bankco"), 401u);  // another channel's
 }
 
+// A PSP rotating keel's API key (docs/security.md, "Rotating secrets"): the operator writes the
+// new key into the channel's api_key_file while keeld runs, before the PSP takes it; keeld picks
+// the file up, calls answered 401 go out again with the old key, and once the PSP retires the
+// old key the new one carries every call. No payment fails and nothing is charged twice. A file
+// that turns unsafe (group-readable) is refused and the keys in use stay.
+TEST_F(SecurityApi, APspCredentialRotatesWhileKeeldRunsWithoutAFailedPayment) {
+  TempDir scratch;
+  const auto file = scratch.path() / "cardco.keys";
+  const auto write_keys = [&](const std::string& text) {  // as an operator would: atomically
+    const auto tmp = scratch.path() / "cardco.keys.tmp";
+    std::ofstream(tmp) << text;
+    std::filesystem::permissions(
+        tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    std::filesystem::rename(tmp, file);
+  };
+  write_keys("sk_cardco\n");
+  PaymentsStackOptions o;
+  o.api_key_files["cardco"] = file;
+  o.payments_toml_extra = "credentials_check_ms = 100\n";
+  ASSERT_TRUE(PaymentsStack::start(o, &stack_).is_ok());
+  const std::string m = stack_->create_merchant();
+  ASSERT_FALSE(m.empty());
+  const auto metric = [&](const std::string& name) -> int64_t {
+    const JsonResponse r = stack_->get("/metrics");
+    const size_t at = r.text.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(r.text.substr(at + name.size() + 2));
+  };
+  const auto wait_reloads = [&](int64_t n) {
+    for (int i = 0; i < 500 && metric("keel_psp_credential_reloads_total") < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return metric("keel_psp_credential_reloads_total");
+  };
+  std::vector<std::string> paid;
+  const auto pay = [&]() {
+    const JsonResponse p = stack_->post(
+        "/v1/payments",
+        R"({"amount": 1000, "currency": "USD", "payment_method": "tok_visa", "merchant": ")" + m +
+            "\"}",
+        new_key());
+    const std::string id = str(p.body, "id");
+    const JsonResponse c = stack_->post("/v1/payments/" + id + "/confirm", "{}", new_key());
+    paid.push_back(id);
+    return str(c.body, "status");
+  };
+  ASSERT_EQ(pay(), "succeeded");
+  EXPECT_EQ(metric("keel_psp_credential_fallbacks_total"), 0);
+
+  write_keys("sk_cardco_2\nsk_cardco\n");  // keel first: the PSP does not take sk_cardco_2 yet
+  ASSERT_EQ(wait_reloads(1), 1);
+  EXPECT_EQ(pay(), "succeeded");
+  EXPECT_EQ(metric("keel_psp_credential_fallbacks_total"), 1);
+  ASSERT_TRUE(stack_
+                  ->sim_request("PUT", "/admin/psps/cardco/api_keys",
+                                R"({"keys": ["sk_cardco_2", "sk_cardco"]})")
+                  .status == 200);
+  EXPECT_EQ(pay(), "succeeded");
+  ASSERT_TRUE(
+      stack_->sim_request("PUT", "/admin/psps/cardco/api_keys", R"({"keys": ["sk_cardco_2"]})")
+          .status == 200);  // the PSP retires the old key
+  EXPECT_EQ(pay(), "succeeded");
+  EXPECT_EQ(pay(), "succeeded");
+  EXPECT_EQ(metric("keel_psp_credential_fallbacks_total"), 2);  // one switch back, then none
+
+  std::filesystem::permissions(file, std::filesystem::perms::group_read,
+                               std::filesystem::perm_options::add);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // three checks
+  EXPECT_EQ(pay(), "succeeded");
+  write_keys("sk_cardco_2\n");  // the rotation's end: the old key leaves the file
+  EXPECT_EQ(wait_reloads(2), 2);
+  EXPECT_EQ(pay(), "succeeded");
+  EXPECT_EQ(metric("keel_psp_credential_fallbacks_total"), 2);
+
+  const auto ops = stack_->sim_operations("cardco");
+  EXPECT_EQ(ops.size(), paid.size());  // each payment reached the PSP once
+  for (const std::string& id : paid) {
+    EXPECT_EQ(str(stack_->get("/v1/payments/" + id).body, "status"), "succeeded") << id;
+  }
+}
+
 TEST(Bootstrap, TheFirstStartWritesItsKeysOwnerOnlyOnceAndNewAdminKeyAddsOne) {
   const TempDir temp;
   std::unique_ptr<KeeldProcess> keeld;

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "net/http_client.h"
+#include "security/request_signing.h"
 #include "testing/keeld_process.h"
 #include "testing/temp_dir.h"
 #include "testing/test_pki.h"
@@ -186,6 +187,102 @@ TEST(Tls, AnExpiredServerCertificateIsRefusedByTheClient) {
   SSL_CTX_free(ctx);
   ASSERT_FALSE(s.is_ok());
   EXPECT_NE(s.message().find("certificate has expired"), std::string::npos) << s.message();
+}
+
+// The admin listener (docs/security.md): a second port with mutual TLS where admin and auditor
+// keys are taken, and only there; the operators' routes do not exist on the main port.
+TEST(Tls, TheAdminListenerTakesOperatorKeysOverMutualTlsOnly) {
+  TlsFixture f;
+  TestPki clients, rogue;
+  ASSERT_TRUE(TestPki::create(f.dir.path(), "clients", &clients).is_ok());
+  ASSERT_TRUE(TestPki::create(f.dir.path(), "rogue", &rogue).is_ok());
+  TestCertificate operator_cert, rogue_cert;
+  ASSERT_TRUE(clients.issue_now("operator", {"ops.example"}, &operator_cert, 30, true).is_ok());
+  ASSERT_TRUE(rogue.issue_now("intruder", {"ops.example"}, &rogue_cert, 30, true).is_ok());
+  const auto config = f.dir.path() / "admin.toml";
+  std::ofstream(config) << "[admin_listener]\nlisten = \"127.0.0.1:0\"\ncert_file = \""
+                        << f.server.cert.string() << "\"\nkey_file = \"" << f.server.key.string()
+                        << "\"\nclient_ca_file = \"" << clients.ca_cert().string() << "\"\n";
+  std::unique_ptr<KeeldProcess> keeld;
+  ASSERT_TRUE(KeeldProcess::start({.extra_args = {"--config", config.string()}}, &keeld).is_ok());
+  const uint16_t admin_port = keeld->admin_port();
+  ASSERT_NE(admin_port, 0);
+  const std::string admin = keeld->admin_key();
+  const std::string merchant = keeld->demo_merchant_key();
+  ASSERT_FALSE(admin.empty());
+
+  struct Seen {
+    Status status = Status::ok();
+    unsigned http = 0;
+    std::string body;
+  };
+  const auto call = [&](net::HttpClientOptions o, const std::string& key,
+                        const std::string& target) {
+    o.api_key = key;
+    if (key == admin) o.sign = security::request_signer<net::HttpHeaders>(key);
+    net::HttpClient client(o);
+    net::HttpResponse res;
+    Seen seen;
+    seen.status = client.get(target, &res);
+    seen.http = res.status;
+    seen.body = res.body;
+    return seen;
+  };
+  const net::HttpClientOptions main_port{{"127.0.0.1", keeld->port()}};
+  net::HttpClientOptions admin_tls = https_options(admin_port, f.pki.ca_cert().string());
+  admin_tls.tls.cert_file = operator_cert.cert.string();
+  admin_tls.tls.key_file = operator_cert.key.string();
+
+  // The main port: the operators' routes are unknown, admin keys are refused elsewhere, and a
+  // merchant works as before.
+  Seen s = call(main_port, admin, "/v1/admin/status");
+  EXPECT_EQ(s.http, 404u) << s.body;
+  EXPECT_NE(s.body.find("route_not_found"), std::string::npos) << s.body;
+  EXPECT_EQ(call(main_port, merchant, "/v1/admin/status").http, 404u);
+  s = call(main_port, admin, "/v1/merchants/mch_demo");
+  EXPECT_EQ(s.http, 403u) << s.body;
+  EXPECT_NE(s.body.find("admin listener only"), std::string::npos) << s.body;
+  EXPECT_EQ(call(main_port, merchant, "/v1/merchants/mch_demo").http, 200u);
+  EXPECT_EQ(call(main_port, "", "/healthz").http, 200u);
+
+  // The admin port: an operator's certificate and an admin key.
+  s = call(admin_tls, admin, "/v1/admin/status");
+  EXPECT_TRUE(s.status.is_ok()) << s.status.message();
+  EXPECT_EQ(s.http, 200u) << s.body;
+  s = call(admin_tls, admin, "/metrics");
+  EXPECT_NE(s.body.find("certificate=\"admin_server\""), std::string::npos) << s.body;
+  EXPECT_NE(s.body.find("certificate=\"admin_client_ca\""), std::string::npos) << s.body;
+  s = call(admin_tls, merchant, "/v1/merchants/mch_demo");
+  EXPECT_EQ(s.http, 403u) << s.body;
+  EXPECT_NE(s.body.find("admin and auditor keys only"), std::string::npos) << s.body;
+  // Without a client certificate, or with one of another CA, no request gets through.
+  net::HttpClientOptions no_cert = https_options(admin_port, f.pki.ca_cert().string());
+  s = call(no_cert, admin, "/v1/admin/status");
+  EXPECT_FALSE(s.status.is_ok() && s.http == 200u) << s.http << " " << s.body;
+  EXPECT_EQ(s.http, 0u);
+  net::HttpClientOptions intruder = no_cert;
+  intruder.tls.cert_file = rogue_cert.cert.string();
+  intruder.tls.key_file = rogue_cert.key.string();
+  s = call(intruder, admin, "/v1/admin/status");
+  EXPECT_EQ(s.http, 0u) << s.body;
+  EXPECT_FALSE(s.status.is_ok());
+  // Plain HTTP on the admin port gets no answer either.
+  EXPECT_EQ(call({{"127.0.0.1", admin_port}}, admin, "/v1/admin/status").http, 0u);
+}
+
+TEST(Tls, AnAdminListenerNeedsEveryKey) {
+  TlsFixture f;
+  const auto config = f.dir.path() / "partial.toml";
+  std::ofstream(config) << "[admin_listener]\nlisten = \"127.0.0.1:0\"\ncert_file = \""
+                        << f.server.cert.string() << "\"\nkey_file = \"" << f.server.key.string()
+                        << "\"\n";  // no client_ca_file: it would be the main port again
+  TempDir data;
+  const ProgramResult r =
+      run_program({build_path("src/keeld/keeld").string(), "--listen", "127.0.0.1:0", "--data",
+                   (data.path() / "d").string(), "--config", config.string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE((r.out + r.err).find("client_ca_file are all required"), std::string::npos)
+      << r.out << r.err;
 }
 
 }  // namespace

@@ -85,6 +85,10 @@ using RoleSet = uint8_t;
 [[nodiscard]] constexpr RoleSet role_bit(security::Role r) {
   return static_cast<RoleSet>(1u << static_cast<unsigned>(r));
 }
+// The operators' roles: with an admin listener, their keys (and routes only they may call)
+// live there.
+inline constexpr RoleSet kOperatorRoles =
+    static_cast<RoleSet>(role_bit(security::Role::admin) | role_bit(security::Role::auditor));
 [[nodiscard]] constexpr bool role_in(RoleSet set, security::Role r) {
   return (set & role_bit(r)) != 0;
 }

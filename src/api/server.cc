@@ -169,6 +169,7 @@ void Session<Stream>::on_read(error_code ec) {
   headers.psp_signature = std::string(sv(req["PSP-Signature"]));
   headers.authorization = std::string(sv(req[http::field::authorization]));
   headers.signature = std::string(sv(req["Keel-Signature"]));
+  headers.admin_listener = state_.options.admin_listener;
   auto self = shared_from_this();
   state_.service->handle(
       sv(req.method_string()), sv(req.target()), headers, std::move(req.body()), request_id_,

@@ -23,6 +23,9 @@ struct ServerOptions {
   // HTTPS (net/tls.h: TLS 1.2 at least, modern ciphers; a client CA file asks every client for a
   // certificate). nullopt: plain HTTP.
   std::optional<net::TlsServerConfig> tls;
+  // This is keeld's admin listener: its requests are marked so (RequestHeaders::admin_listener)
+  // and the Service admits operator keys only (AuthOptions::admin_listener).
+  bool admin_listener = false;
 };
 
 // The HTTP/1.1 server (Boost.Beast): `io_threads` threads run one io_context; each connection

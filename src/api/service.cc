@@ -366,13 +366,18 @@ std::string metrics_text(const engine::EngineStatus& s) {
 // captures, voids, refunds, top-ups, payouts) and, apart, the status queries that resolve
 // unknown outcomes (they have their own backoff and never count against a breaker).
 std::string psp_metrics_text(const dispatch::PspDispatcher::Stats& s) {
-  return "# HELP keel_psp_calls_total PSP calls made (every kind of attempt; status queries "
-         "apart).\n# TYPE keel_psp_calls_total counter\nkeel_psp_calls_total " +
-         std::to_string(s.calls) +
-         "\n# HELP keel_psp_status_queries_total Status queries sent to resolve unknown "
-         "outcomes.\n# TYPE keel_psp_status_queries_total counter\n"
-         "keel_psp_status_queries_total " +
-         std::to_string(s.status_queries) + "\n";
+  std::string out;
+  append_metric(&out, "keel_psp_calls_total", "counter",
+                "PSP calls made (every kind of attempt; status queries apart).", s.calls);
+  append_metric(&out, "keel_psp_status_queries_total", "counter",
+                "Status queries sent to resolve unknown outcomes.", s.status_queries);
+  append_metric(&out, "keel_psp_credential_fallbacks_total", "counter",
+                "PSP calls sent again with another API key after a 401 (a credential rotation "
+                "in progress; above 0 for long: a key the PSP no longer takes is first).",
+                s.credential_fallbacks);
+  append_metric(&out, "keel_psp_credential_reloads_total", "counter",
+                "Changed API key files taken by the channels since start.", s.credential_reloads);
+  return out;
 }
 
 // GET /v1/channels: every routing channel, its definition and live state (docs/routing.md).
@@ -496,6 +501,7 @@ Service::Service(engine::Engine* engine, PaymentsApiOptions payments, AuthOption
       certificates_(payments.certificates),
       vault_(payments.vault),
       wall_now_(auth.wall_now ? std::move(auth.wall_now) : wall_clock_now),
+      admin_listener_(auth.admin_listener),
       limiter_(auth.rate_limits, auth.monotonic_ns ? std::move(auth.monotonic_ns) : steady_ns),
       key_uses_(std::make_shared<KeyUses>()),
       payments_(std::make_unique<PaymentRoutes>(engine, std::move(payments))),
@@ -513,6 +519,14 @@ std::optional<HttpReply> Service::admit(const RouteAccess& access, std::string_v
   Authenticated a = authenticate(headers.authorization, *keys, now);
   if (a.error) return error_reply(*a.error, request_id);
   KEEL_ASSERT(a.caller.has_value());
+  if (admin_listener_ && role_in(kOperatorRoles, a.caller->role) != headers.admin_listener) {
+    return error_reply(
+        make_error(ErrorCode::permission_denied,
+                   headers.admin_listener ? "the admin listener takes admin and auditor keys only"
+                                          : "admin and auditor keys are taken on the admin "
+                                            "listener only"),
+        request_id);
+  }
   // Admin keys sign every request; other keys may (docs/security.md, "Signed requests").
   if (a.caller->role == security::Role::admin || !headers.signature.empty()) {
     const security::ApiKey* key = keys->find(a.caller->key_id);
@@ -577,9 +591,19 @@ void Service::handle(std::string_view method, std::string_view target,
                      PostFn post, ReplyFn reply) {
   const RouteMatch m = match_route(method, target);
   if (m.error) return reply(error_reply(*m.error, request_id, m.allow));
+  const RouteAccess access = route_access(m.route);
+  // With an admin listener, the operators' routes do not exist on the main one: answered as
+  // any unknown path is, so the main port tells nothing about them.
+  if (admin_listener_ && !headers.admin_listener && !access.public_route &&
+      (access.roles & ~kOperatorRoles) == 0) {
+    return reply(error_reply(
+        make_error(ErrorCode::route_not_found, "no route for " + std::string(method) + " " +
+                                                   std::string(target.substr(0, target.find('?')))),
+        request_id));
+  }
   std::optional<Caller> caller;
   std::optional<security::SignatureHeader> nonce;
-  if (const RouteAccess access = route_access(m.route); !access.public_route) {
+  if (!access.public_route) {
     Admitted admitted;
     if (auto refused = admit(access, method, target, headers, body, request_id, &admitted)) {
       return reply(std::move(*refused));

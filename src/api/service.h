@@ -35,6 +35,8 @@ struct RequestHeaders {
   std::string traceparent;                     // valid W3C traceparent, or empty
   std::string authorization;                   // Authorization (API key), or empty
   std::string signature;                       // Keel-Signature (signed requests), or empty
+  // Not a header: the request came through keeld's admin listener (set by the server).
+  bool admin_listener = false;
 };
 
 struct Responder;  // service_internal.h
@@ -46,6 +48,10 @@ struct AuthOptions {
   // Empty: the system's. Tests inject them.
   std::function<int64_t()> monotonic_ns;
   std::function<Timestamp()> wall_now;
+  // keeld serves an admin listener (mutual TLS; docs/security.md, "The admin listener"):
+  // operator keys (admin, auditor) are taken there only and other keys only on the main
+  // listener, and routes only operators may call answer 404 route_not_found on the main one.
+  bool admin_listener = false;
 };
 
 // What the payment routes need beyond the engine.
@@ -130,6 +136,7 @@ class Service {
   std::vector<std::pair<std::string, int64_t>> certificates_;
   vault::Vault* vault_ = nullptr;
   std::function<Timestamp()> wall_now_;
+  bool admin_listener_ = false;
   RateLimiter limiter_;
   std::atomic<bool> draining_{false};
   struct KeyUses;  // the keys with a use being journaled; shared with the engine's callbacks

@@ -23,6 +23,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "connectors/psp_credentials.h"
+#include "core/assert.h"
 #include "net/tls.h"
 
 namespace keel::connectors {
@@ -77,6 +79,9 @@ struct Call {
   Clock::time_point deadline;
   Phase phase = Phase::queued;
   bool resent = false;
+  size_t key = 0;         // index in Impl::keys of the key this try sends
+  size_t keys_tried = 0;  // keys that got a 401 so far
+  bool key_chosen = false;
   asio::steady_timer queue_timer;
 };
 
@@ -103,6 +108,8 @@ struct PspClient::Impl : std::enable_shared_from_this<PspClient::Impl> {
       : strand(asio::make_strand(executor)), options(std::move(o)) {
     options.connections_max = std::max<size_t>(options.connections_max, 1);
     prefix = "/psp/" + options.psp + "/v1";
+    keys.push_back(options.api_key);
+    keys.insert(keys.end(), options.fallback_api_keys.begin(), options.fallback_api_keys.end());
     if (options.tls) {
       if (Status s = net::make_client_context(*options.tls, &tls); !s.is_ok()) {
         tls_problem = s.message();  // every call fails to connect, and says why in the log
@@ -120,8 +127,11 @@ struct PspClient::Impl : std::enable_shared_from_this<PspClient::Impl> {
   std::deque<std::shared_ptr<Call>> queue;        // may hold finished calls (skipped)
   size_t queued_live = 0;
   bool shut_down = false;
+  std::vector<std::string> keys;  // strand only; never empty
+  size_t preferred_key = 0;       // sent first: the last that got past authentication
   std::atomic<uint64_t> connections_opened{0};
   std::atomic<uint64_t> resent{0};
+  std::atomic<uint64_t> credential_fallbacks{0};
 
   void send(RequestKind kind, const std::string& reference, http::verb verb,
             const std::string& path, std::string body, std::string_view traceparent,
@@ -138,6 +148,7 @@ struct PspClient::Impl : std::enable_shared_from_this<PspClient::Impl> {
   void write(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn);
   void read(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn);
   void on_read(std::shared_ptr<Call> call, std::shared_ptr<Connection> conn, error_code ec);
+  bool try_next_key(const std::shared_ptr<Call>& call);
   void drop(const std::shared_ptr<Connection>& conn);
   void finish(const std::shared_ptr<Call>& call, const TransportSeen& seen);
   void shutdown();
@@ -281,6 +292,11 @@ void PspClient::Impl::write(std::shared_ptr<Call> call, std::shared_ptr<Connecti
     return finish(call, {TransportResult::not_sent});
   }
   call->phase = Phase::writing;
+  if (!call->key_chosen || call->key >= keys.size()) {
+    call->key = preferred_key < keys.size() ? preferred_key : 0;
+    call->key_chosen = true;
+  }
+  call->request.set(http::field::authorization, "Bearer " + keys[call->key]);
   conn->stream.lowest().expires_after(remaining(*call));
   conn->stream.with([&](auto& stream) {
     http::async_write(
@@ -340,8 +356,30 @@ void PspClient::Impl::on_read(std::shared_ptr<Call> call, std::shared_ptr<Connec
   } else {
     drop(conn);
   }
+  if (response.result_int() == 401 && try_next_key(call)) return;
+  if (response.result_int() != 401 && call->key != preferred_key && call->key < keys.size()) {
+    preferred_key = call->key;
+    spdlog::info("psp {}: the PSP takes {}; sending it first from now on", options.psp,
+                 api_key_label(keys[preferred_key]));
+  }
   finish(call, {TransportResult::response, response.result_int(), response.body()});
   pump();
+}
+
+// After a 401: sends the call again with the next key it has not tried, if there is one and
+// time is left. The PSP did not authenticate the request, so it did not act on it.
+bool PspClient::Impl::try_next_key(const std::shared_ptr<Call>& call) {
+  ++call->keys_tried;
+  if (call->keys_tried >= keys.size() || shut_down || Clock::now() >= call->deadline) return false;
+  const size_t refused = call->key;
+  call->key = (call->key + 1) % keys.size();
+  credential_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn("psp {}: 401 for {}; trying {}", options.psp, api_key_label(keys[refused]),
+               api_key_label(keys[call->key]));
+  call->phase = Phase::queued;
+  start(call);
+  pump();
+  return true;
 }
 
 void PspClient::Impl::drop(const std::shared_ptr<Connection>& conn) {
@@ -388,8 +426,7 @@ http::request<http::string_body> make_request(const PspClientOptions& o, http::v
                                               std::string_view traceparent) {
   http::request<http::string_body> req(verb, target, 11);
   req.set(http::field::host, o.host);
-  req.set(http::field::authorization, "Bearer " + o.api_key);
-  req.set(http::field::accept, "application/json");
+  req.set(http::field::accept, "application/json");  // Authorization: set by write()
   req.set(http::field::user_agent, "keel-connector");
   if (valid_traceparent(traceparent)) {
     req.set("traceparent", beast::string_view(traceparent.data(), traceparent.size()));
@@ -425,7 +462,16 @@ PspClient::~PspClient() {
 
 PspClient::Stats PspClient::stats() const {
   return {impl_->connections_opened.load(std::memory_order_relaxed),
-          impl_->resent.load(std::memory_order_relaxed)};
+          impl_->resent.load(std::memory_order_relaxed),
+          impl_->credential_fallbacks.load(std::memory_order_relaxed)};
+}
+
+void PspClient::set_api_keys(std::vector<std::string> keys) {
+  KEEL_ASSERT(!keys.empty());
+  asio::post(impl_->strand, [impl = impl_, keys = std::move(keys)]() mutable {
+    impl->keys = std::move(keys);
+    impl->preferred_key = 0;
+  });
 }
 
 void PspClient::authorize(const AuthorizeRequest& r, std::string_view traceparent,

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "connectors/operation.h"
 #include "connectors/outcome.h"
@@ -17,8 +18,12 @@ namespace keel::connectors {
 struct PspClientOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
-  std::string psp;                  // the {psp} of the path prefix /psp/{psp}/v1
-  std::string api_key;              // sent as Authorization: Bearer {api_key}
+  std::string psp;      // the {psp} of the path prefix /psp/{psp}/v1
+  std::string api_key;  // sent as Authorization: Bearer {api_key}
+  // Also accepted, during a credential rotation's overlap: tried in order after a 401 (the
+  // PSP did not authenticate the request, so it did not act on it). set_api_keys() replaces
+  // both at run time.
+  std::vector<std::string> fallback_api_keys;
   size_t connections_max = 8;       // open connections, busy or idle (>= 1)
   size_t queued_calls_max = 1'024;  // calls waiting for a connection; more are not_sent
   int64_t connect_timeout_ms = 1'000;
@@ -101,10 +106,14 @@ struct TopupRequest {
 // that strand, never inline from the method that started the call. Each call's callback runs
 // exactly once, as long as the io_context runs.
 //
-// Never throws and never retries on its own (retry policy belongs to routing). The one
-// exception: a request whose write failed before any byte of it went out on a reused
-// keep-alive connection is resent once on a new connection (nothing reached the PSP). Any
-// other failure is reported as it happened, normalized by normalize_answer().
+// Never throws and never retries on its own (retry policy belongs to routing). Two exceptions,
+// both for requests the PSP cannot have acted on: a request whose write failed before any byte
+// of it went out on a reused keep-alive connection is resent once on a new connection; and a
+// request answered 401 is sent again with the next API key (a rotation's overlap), each key at
+// most once. The key that last got an answer other than 401 is sent first from then on, so
+// whichever side of a rotation moves first, calls keep working with one extra round trip at
+// most per switch. Any other failure is reported as it happened, normalized by
+// normalize_answer().
 //
 // `traceparent` (W3C) is passed to the PSP as is when it is well formed (only [0-9a-f-],
 // at most 128 characters) and dropped otherwise; empty: no header.
@@ -136,9 +145,14 @@ class PspClient {
   void get_operation(std::string_view reference, std::string_view traceparent, PspCallback done);
 
   // Counters since construction; readable from any thread.
+  // Replaces the API keys (the first is sent first; the others after a 401). Any thread; takes
+  // effect for requests not yet written. REQUIRES: at least one key.
+  void set_api_keys(std::vector<std::string> keys);
+
   struct Stats {
-    uint64_t connections_opened = 0;  // TCP connections established
-    uint64_t resent = 0;              // requests resent once after a dead keep-alive connection
+    uint64_t connections_opened = 0;    // TCP connections established
+    uint64_t resent = 0;                // requests resent once after a dead keep-alive connection
+    uint64_t credential_fallbacks = 0;  // requests sent again with another key after a 401
   };
   [[nodiscard]] Stats stats() const;
 

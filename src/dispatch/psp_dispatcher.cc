@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "connectors/merchant_webhook_sender.h"
+#include "connectors/psp_credentials.h"
 
 namespace keel::dispatch {
 namespace asio = boost::asio;
@@ -130,6 +131,11 @@ struct PspDispatcher::Impl {
   // starts again: the grace for "never received" only grows.
   std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> resolving_since;
   std::atomic<uint64_t> calls{0}, status_queries{0}, results_submitted{0};
+  std::atomic<uint64_t> credential_reloads{0};
+  // Per channel with an api_key_file (I/O thread only): the keys the client has, and the last
+  // problem reading the file (logged once).
+  std::map<std::string, std::vector<std::string>, std::less<>> api_keys_in_use;
+  std::map<std::string, std::string, std::less<>> last_key_problem;
 
   explicit Impl(DispatcherOptions o) : options(std::move(o)) {
     for (const ChannelConfig& ch : options.channels) {
@@ -141,6 +147,41 @@ struct PspDispatcher::Impl {
   connectors::PspClient* client(std::string_view channel) {
     const auto it = clients.find(channel);
     return it == clients.end() ? nullptr : it->second.get();
+  }
+
+  // Reads every channel's api_key_file again, and again after credentials_check_ms.
+  void check_credentials() {
+    for (const ChannelConfig& ch : options.channels) {
+      if (ch.api_key_file.empty()) continue;
+      std::vector<std::string> keys;
+      const Status s = connectors::read_api_key_file(ch.api_key_file, &keys);
+      auto& last = api_keys_in_use[ch.name];
+      if (!s.is_ok()) {
+        // Logged once per problem, not every few seconds.
+        if (last_key_problem[ch.name] != s.message()) {
+          spdlog::error("psp {}: keeping the API keys in use: {}", ch.name, s.message());
+          last_key_problem[ch.name] = s.message();
+        }
+        continue;
+      }
+      last_key_problem.erase(ch.name);
+      if (last.empty()) last = initial_keys(ch);
+      if (keys == last) continue;
+      std::string labels;
+      for (const auto& k : keys)
+        labels += (labels.empty() ? "" : ", ") + connectors::api_key_label(k);
+      spdlog::info("psp {}: API keys reloaded from {}: {}", ch.name, ch.api_key_file, labels);
+      client(ch.name)->set_api_keys(keys);
+      last = std::move(keys);
+      ++credential_reloads;
+    }
+    after(options.credentials_check_ms, [this] { check_credentials(); });
+  }
+
+  static std::vector<std::string> initial_keys(const ChannelConfig& ch) {
+    std::vector<std::string> keys{ch.client.api_key};
+    keys.insert(keys.end(), ch.client.fallback_api_keys.begin(), ch.client.fallback_api_keys.end());
+    return keys;
   }
 
   void after(int64_t ms, std::function<void()> fn) {
@@ -346,6 +387,13 @@ PspDispatcher::~PspDispatcher() { stop(); }
 
 void PspDispatcher::start(engine::Engine* engine) {
   impl_->engine.store(engine);
+  const bool any_key_file =
+      std::any_of(impl_->options.channels.begin(), impl_->options.channels.end(),
+                  [](const ChannelConfig& ch) { return !ch.api_key_file.empty(); });
+  if (any_key_file) {
+    Impl* impl = impl_.get();
+    asio::post(impl->io, [impl] { impl->check_credentials(); });
+  }
   impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
 }
 
@@ -380,7 +428,12 @@ const ChannelConfig* PspDispatcher::channel(std::string_view name) const {
 }
 
 PspDispatcher::Stats PspDispatcher::stats() const {
-  return {impl_->calls.load(), impl_->status_queries.load(), impl_->results_submitted.load()};
+  Stats s{impl_->calls.load(), impl_->status_queries.load(), impl_->results_submitted.load()};
+  for (const auto& [name, client] : impl_->clients) {
+    s.credential_fallbacks += client->stats().credential_fallbacks;
+  }
+  s.credential_reloads = impl_->credential_reloads.load();
+  return s;
 }
 
 }  // namespace keel::dispatch

@@ -27,6 +27,11 @@ struct ChannelConfig {
   std::string webhook_secret;
   // Also accepted while a PSP rotates its webhook secret (empty: none): docs/security.md.
   std::string previous_webhook_secret;
+  // Where the channel's API keys come from (empty: client.api_key, fixed). keeld reads it at
+  // start into client.api_key and client.fallback_api_keys; the dispatcher reads it again every
+  // `credentials_check_ms` and gives a changed, valid content to the client at once. A file
+  // that became unreadable or invalid is logged and the keys in use stay.
+  std::string api_key_file;
 };
 
 struct DispatcherOptions {
@@ -55,6 +60,8 @@ struct DispatcherOptions {
   // system's). connectors::MerchantWebhookSender documents both.
   net::DestinationPolicy webhook_destinations;
   net::TlsClientConfig webhook_tls;
+  // How often channels' api_key_files are read again (a credential rotation without restart).
+  int64_t credentials_check_ms = 5'000;
 };
 
 // A delay of `ms` with up to 50% jitter: uniform in [ms / 2, ms], drawn from `random`.
@@ -100,6 +107,8 @@ class PspDispatcher {
     uint64_t calls = 0;
     uint64_t status_queries = 0;
     uint64_t results_submitted = 0;
+    uint64_t credential_fallbacks = 0;  // PSP calls sent again with another key after a 401
+    uint64_t credential_reloads = 0;    // api_key_file contents taken since start
   };
   [[nodiscard]] Stats stats() const;
 

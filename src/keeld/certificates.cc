@@ -24,9 +24,10 @@ void warn_expiring(const std::vector<std::pair<std::string, int64_t>>& certs, si
 
 }  // namespace
 
-Status watch_certificates(const net::TlsServerConfig& tls,
+Status watch_certificates(const net::TlsServerConfig& tls, std::string_view prefix,
                           std::vector<std::pair<std::string, int64_t>>* out, int64_t now_s) {
-  out->clear();
+  const size_t first = out->size();
+  const std::string p(prefix);
   std::vector<net::CertificateInfo> server;
   if (Status s = net::read_certificates(tls.cert_file, &server); !s.is_ok()) return s;
   const net::CertificateInfo& leaf = server.front();
@@ -35,16 +36,16 @@ Status watch_certificates(const net::TlsServerConfig& tls,
                          ") expired at " + when(leaf.not_after_s) +
                          "; renew it (docs/security.md \"TLS\")");
   }
-  out->emplace_back("server", leaf.not_after_s);
+  out->emplace_back(p + "server", leaf.not_after_s);
   if (!tls.client_ca_file.empty()) {
     std::vector<net::CertificateInfo> cas;
     if (Status s = net::read_certificates(tls.client_ca_file, &cas); !s.is_ok()) return s;
     for (size_t i = 0; i < cas.size(); ++i) {
-      out->emplace_back(i == 0 ? "client_ca" : "client_ca_" + std::to_string(i + 1),
+      out->emplace_back(p + (i == 0 ? "client_ca" : "client_ca_" + std::to_string(i + 1)),
                         cas[i].not_after_s);
     }
   }
-  warn_expiring(*out, 0, now_s);
+  warn_expiring(*out, first, now_s);
   return Status::ok();
 }
 

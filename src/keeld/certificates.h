@@ -17,9 +17,10 @@ inline constexpr int64_t kCertificateWarnS = 30 * 86400;
 // Reads the certificates keeld serves with and the client CAs it trusts, at start. Refuses a
 // server certificate that has expired (every client would refuse it: better
 // a start that fails, loudly, than a port that answers nothing); warns in the log of any
-// certificate that expires within 30 days. `out` gets each certificate's name ("server",
-// "client_ca", "client_ca_2", ...) and expiry (Unix seconds) for /metrics.
-Status watch_certificates(const net::TlsServerConfig& tls,
+// certificate that expires within 30 days. `out` gets each certificate's name (`prefix` then
+// "server", "client_ca", "client_ca_2", ...: prefix "admin_" for the admin listener's) and
+// expiry (Unix seconds) for /metrics, appended.
+Status watch_certificates(const net::TlsServerConfig& tls, std::string_view prefix,
                           std::vector<std::pair<std::string, int64_t>>* out,
                           int64_t now_s = static_cast<int64_t>(std::time(nullptr)));
 

@@ -1,4 +1,5 @@
 #include "keeld/config.h"
+#include "connectors/psp_credentials.h"
 #include "core/http_url.h"
 #include "net/listen_address.h"
 
@@ -179,6 +180,7 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
                                    "ca_file",
                                    "client_cert_file",
                                    "client_key_file",
+                                   "api_key_file",
                                    "connections_max",
                                    "connect_timeout_ms",
                                    "total_timeout_ms",
@@ -203,6 +205,7 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
       read_string(t, "client_cert_file", &tls.cert_file, &error) &&
       read_string(t, "client_key_file", &tls.key_file, &error) &&
       read_string(t, "api_key", &ch.client.api_key, &error) &&
+      read_string(t, "api_key_file", &ch.api_key_file, &error) &&
       read_string(t, "webhook_secret", &ch.webhook_secret, &error) &&
       read_string(t, "previous_webhook_secret", &ch.previous_webhook_secret, &error) &&
       read_int(t, "connections_max", where, &ch.client.connections_max, 1, &error) &&
@@ -211,12 +214,10 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
   if (!ok) return error;
   // https://HOST:PORT: the PSP's certificate is verified against ca_file (else the system's
   // CAs), with a client certificate when given.
-  constexpr std::string_view kHttps = "https://";
-  const bool https = url.starts_with(kHttps);
-  const std::string as_http = https ? "http://" + url.substr(kHttps.size()) : url;
   const auto endpoint = parse_http_url_with_target(
-      as_http, {.ip_literals = true, .path = false, .port_required = true});
+      url, {.ip_literals = true, .path = false, .port_required = true, .https = true});
   if (!endpoint) return where + "url must be http://HOST:PORT or https://HOST:PORT";
+  const bool https = endpoint->tls;
   ch.client.host = endpoint->host;
   ch.client.port = endpoint->port;
   if (!https && (!tls.ca_file.empty() || !tls.cert_file.empty() || !tls.key_file.empty())) {
@@ -229,6 +230,16 @@ std::string apply_channel(std::string_view name, const toml::table& t, KeeldConf
   if (name.empty() || name.size() > 40 ||
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string_view::npos) {
     return "channel names are 1 to 40 of [a-z0-9_-]: " + std::string(name);
+  }
+  // api_key_file: the PSP's keys, read again while keeld runs (a rotation without restart).
+  if (!ch.api_key_file.empty()) {
+    if (!ch.client.api_key.empty()) return where + "api_key and api_key_file exclude each other";
+    std::vector<std::string> keys;
+    if (Status s = connectors::read_api_key_file(ch.api_key_file, &keys); !s.is_ok()) {
+      return where + s.message();
+    }
+    ch.client.api_key = keys.front();
+    ch.client.fallback_api_keys.assign(keys.begin() + 1, keys.end());
   }
   routing::ChannelDef def;
   def.name = ch.name;
@@ -299,6 +310,38 @@ std::string apply_tls(const toml::table& doc, KeeldConfig* c) {
     return "tls: cert_file and key_file are both required";
   }
   c->server.tls = std::move(tls);
+  return {};
+}
+
+// [admin_listener]: a second port for operator keys, with mutual TLS (docs/security.md, "The
+// admin listener"). Every key is required: an admin port without client certificates would be
+// the main port again.
+std::string apply_admin_listener(const toml::table& doc, KeeldConfig* c) {
+  std::string error;
+  const toml::table* t =
+      section(doc, "admin_listener", {"listen", "cert_file", "key_file", "client_ca_file"}, &error);
+  if (t == nullptr) return error;
+  std::string listen;
+  net::TlsServerConfig tls;
+  if (!read_string(*t, "listen", &listen, &error) ||
+      !read_string(*t, "cert_file", &tls.cert_file, &error) ||
+      !read_string(*t, "key_file", &tls.key_file, &error) ||
+      !read_string(*t, "client_ca_file", &tls.client_ca_file, &error)) {
+    return "admin_listener." + error;
+  }
+  if (listen.empty() || tls.cert_file.empty() || tls.key_file.empty() ||
+      tls.client_ca_file.empty()) {
+    return "admin_listener: listen, cert_file, key_file and client_ca_file are all required";
+  }
+  api::ServerOptions admin;
+  if (Status s = net::parse_listen(listen, &admin.host, &admin.port); !s.is_ok()) {
+    return "admin_listener." + s.message();
+  }
+  admin.io_threads = 1;
+  admin.tls = std::move(tls);
+  admin.admin_listener = true;
+  c->admin_server = std::move(admin);
+  c->auth.admin_listener = true;
   return {};
 }
 
@@ -428,6 +471,7 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
   if (error.empty()) error = apply_admin(doc, c);
   if (error.empty()) error = apply_auth(doc, c);
   if (error.empty()) error = apply_tls(doc, c);
+  if (error.empty()) error = apply_admin_listener(doc, c);
   if (error.empty()) error = apply_vault(doc, c);
   if (error.empty()) error = apply_webhooks(doc, c);
   if (!error.empty()) return error;
@@ -448,10 +492,11 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
   if (n == nullptr) return {};
   const toml::table* p = n->as_table();
   if (p == nullptr) return "payments must be a table";
-  error = unknown_key(*p, "payments.",
-                      {"default_channel", "settle_wait_ms", "idempotency_ttl_s",
-                       "confirmation_deadline_s", "processing_deadline_s", "capture_deadline_s",
-                       "resolve_initial_ms", "resolve_max_ms", "not_found_grace_ms"});
+  error = unknown_key(
+      *p, "payments.",
+      {"default_channel", "settle_wait_ms", "idempotency_ttl_s", "confirmation_deadline_s",
+       "processing_deadline_s", "capture_deadline_s", "resolve_initial_ms", "resolve_max_ms",
+       "not_found_grace_ms", "credentials_check_ms"});
   if (!error.empty()) return error;
   auto& d = c->engine.payments.deadlines;
   const bool ok =
@@ -464,7 +509,8 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
       read_int(*p, "capture_deadline_s", "payments.", &d.capture_s, 1, &error) &&
       read_int(*p, "resolve_initial_ms", "payments.", &c->psp.resolve_initial_ms, 1, &error) &&
       read_int(*p, "resolve_max_ms", "payments.", &c->psp.resolve_max_ms, 1, &error) &&
-      read_int(*p, "not_found_grace_ms", "payments.", &c->psp.not_found_grace_ms, 0, &error);
+      read_int(*p, "not_found_grace_ms", "payments.", &c->psp.not_found_grace_ms, 0, &error) &&
+      read_int(*p, "credentials_check_ms", "payments.", &c->psp.credentials_check_ms, 100, &error);
   if (!ok) return error;
   // A refused call is believed "never received" only after the grace; if that comes after the
   // processing deadline, every such payment would go to review instead of being retried.
@@ -514,10 +560,10 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
     return Status::error(std::string(origin) + ":" + where.str() + ": " +
                          std::string(e.description()));
   }
-  std::string error =
-      unknown_key(doc, "",
-                  {"listen", "data", "io_threads", "log_level", "http", "engine", "payments",
-                   "channels", "fees", "routing", "admin", "auth", "tls", "vault", "webhooks"});
+  std::string error = unknown_key(
+      doc, "",
+      {"listen", "data", "io_threads", "log_level", "http", "engine", "payments", "channels",
+       "fees", "routing", "admin", "auth", "tls", "vault", "webhooks", "admin_listener"});
   std::string listen;
   std::string data;
   if (error.empty() && read_string(doc, "listen", &listen, &error) &&

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,8 @@ namespace keel::keeld {
 // Everything keeld is started with. Defaults: listen on 127.0.0.1:8080, data in ./data.
 struct KeeldConfig {
   api::ServerOptions server;
+  // [admin_listener]: the operators' port (mutual TLS); nullopt: one listener for every key.
+  std::optional<api::ServerOptions> admin_server;
   engine::EngineOptions engine;
   std::string log_level = "info";
   dispatch::DispatcherOptions psp;   // channels and the resolver's backoff
@@ -57,10 +60,12 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //             segments past retention move there instead of being deleted), memory_max_mb
 //             (0: no budget; above it new work answers 503 over_capacity)
 //   [payments] default_channel, settle_wait_ms, idempotency_ttl_s, confirmation_deadline_s,
-//             processing_deadline_s, capture_deadline_s, resolve_initial_ms, resolve_max_ms
+//             processing_deadline_s, capture_deadline_s, resolve_initial_ms, resolve_max_ms,
+//             credentials_check_ms (how often api_key_files are read again; default 5000)
 //   [channels.NAME]  url = "http://HOST:PORT" or "https://HOST:PORT" (then ca_file: the CAs
 //             its certificate must chain to, default the system's; client_cert_file and
-//             client_key_file: mutual TLS), psp (default NAME), api_key, webhook_secret,
+//             client_key_file: mutual TLS), psp (default NAME), api_key or api_key_file
+//             (owner-only, a key per line: read again while keeld runs), webhook_secret,
 //             previous_webhook_secret (also accepted, while the PSP rotates its secret),
 //             connections_max, connect_timeout_ms, total_timeout_ms, and for routing:
 //             currencies = ["USD", ...] (default all), flows = ["card_payment", "topup",
@@ -77,6 +82,9 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //             per_second, burst (requests per API key; per_second 0: no limit)
 //   [tls]     cert_file, key_file (PEM: serve HTTPS), client_ca_file (mutual TLS: clients
 //             must present a certificate from these CAs)
+//   [admin_listener] listen = "HOST:PORT", cert_file, key_file, client_ca_file (all required):
+//             a second port, mutual TLS, where admin and auditor keys are taken (and only
+//             there), with the routes only they may call
 //   [vault]   key_file (the card vault's master keys, owner-only; default DATA/vault.keys),
 //             bin_file (BIN ranges: FIRST[-LAST],COUNTRY per line)
 //   [webhooks] allow_networks = ["127.0.0.0/8", ...] (merchant webhooks may go to these

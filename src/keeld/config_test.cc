@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include <algorithm>
 
 namespace keel::keeld {
@@ -384,6 +387,35 @@ TEST(ApplyToml, AnHttpsChannelTrustsItsCaFile) {
   EXPECT_FALSE(plain.psp.channels.at(0).client.tls.has_value());
 }
 
+TEST(ApplyToml, AnApiKeyFileGivesTheKeysInOrder) {
+  testing::TempDir dir;
+  const auto file = dir.path() / "cardco.keys";
+  std::ofstream(file) << "# rotating\nsk_new\nsk_old\n";
+  std::filesystem::permissions(
+      file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  KeeldConfig c;
+  const std::string toml =
+      "[channels.cardco]\nurl = \"http://a:1\"\napi_key_file = \"" + file.string() + "\"\n";
+  const Status s = apply_toml(toml, "t", &c);
+  ASSERT_TRUE(s.is_ok()) << s.message();
+  const dispatch::ChannelConfig& ch = c.psp.channels.at(0);
+  EXPECT_EQ(ch.api_key_file, file.string());
+  EXPECT_EQ(ch.client.api_key, "sk_new");
+  EXPECT_EQ(ch.client.fallback_api_keys, std::vector<std::string>{"sk_old"});
+
+  KeeldConfig both;
+  const Status e = apply_toml(toml + "api_key = \"sk_x\"\n", "t", &both);
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_NE(e.message().find("exclude each other"), std::string::npos) << e.message();
+  std::filesystem::permissions(file, std::filesystem::perms::group_read,
+                               std::filesystem::perm_options::add);
+  KeeldConfig shared;
+  const Status g = apply_toml(toml, "t", &shared);
+  ASSERT_FALSE(g.is_ok());
+  EXPECT_NE(g.message().find("chmod 600"), std::string::npos) << g.message();
+  EXPECT_EQ(g.message().find("sk_"), std::string::npos) << g.message();
+}
+
 TEST(ApplyToml, WebhooksAllowNetworksAndTrustACaFile) {
   testing::TempDir dir;
   testing::TestPki pki;
@@ -426,14 +458,18 @@ TEST(WatchCertificates, AnExpiredServerCertificateIsRefusedAndEveryExpiryIsListe
   ASSERT_TRUE(pki.issue("soon", {"localhost"}, now - 86400, now + 86400, &soon).is_ok());
   std::vector<std::pair<std::string, int64_t>> out;
   net::TlsServerConfig tls{valid.cert.string(), valid.key.string(), pki.ca_cert().string()};
-  ASSERT_TRUE(watch_certificates(tls, &out, now).is_ok());
+  ASSERT_TRUE(watch_certificates(tls, "", &out, now).is_ok());
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0], (std::pair<std::string, int64_t>{"server", now + 90 * 86400}));
   EXPECT_EQ(out[1].first, "client_ca");
+  ASSERT_TRUE(watch_certificates(tls, "admin_", &out, now).is_ok());  // appended, named
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[2].first, "admin_server");
+  EXPECT_EQ(out[3].first, "admin_client_ca");
   tls.cert_file = soon.cert.string();
-  EXPECT_TRUE(watch_certificates(tls, &out, now).is_ok());  // a warning, not a refusal
+  EXPECT_TRUE(watch_certificates(tls, "", &out, now).is_ok());  // a warning, not a refusal
   tls.cert_file = expired.cert.string();
-  const Status s = watch_certificates(tls, &out, now);
+  const Status s = watch_certificates(tls, "", &out, now);
   ASSERT_FALSE(s.is_ok());
   EXPECT_NE(s.message().find("expired at"), std::string::npos) << s.message();
   std::vector<std::pair<std::string, int64_t>> cas;
@@ -445,9 +481,9 @@ TEST(WatchCertificates, AnExpiredServerCertificateIsRefusedAndEveryExpiryIsListe
   EXPECT_EQ(cas[0].first, "psp_ca:cardco");
   EXPECT_EQ(cas[1].first, "webhook_ca");
   tls.cert_file = (dir.path() / "missing.pem").string();
-  EXPECT_FALSE(watch_certificates(tls, &out, now).is_ok());
+  EXPECT_FALSE(watch_certificates(tls, "", &out, now).is_ok());
   tls.cert_file = valid.key.string();  // a key, no certificate
-  EXPECT_FALSE(watch_certificates(tls, &out, now).is_ok());
+  EXPECT_FALSE(watch_certificates(tls, "", &out, now).is_ok());
 }
 
 }  // namespace

@@ -105,8 +105,11 @@ int run(keeld::KeeldConfig config) {
   }
   dispatcher.start(engine.get());
   config.payments.psp_stats = [&dispatcher] { return dispatcher.stats(); };
-  if (config.server.tls) {
-    if (Status s = keeld::watch_certificates(*config.server.tls, &config.payments.certificates);
+  api::ServerOptions* const admin_options = config.admin_server ? &*config.admin_server : nullptr;
+  for (const auto& [options, prefix] :
+       {std::pair{&config.server, ""}, std::pair{admin_options, "admin_"}}) {
+    if (options == nullptr || !options->tls) continue;
+    if (Status s = keeld::watch_certificates(*options->tls, prefix, &config.payments.certificates);
         !s.is_ok()) {
       engine->stop();
       return fail_startup(s.message());
@@ -127,6 +130,16 @@ int run(keeld::KeeldConfig config) {
   if (Status s = api::Server::start(config.server, &service, &server); !s.is_ok()) {
     engine->stop();
     return fail_startup(s.message());
+  }
+  std::unique_ptr<api::Server> admin_server;
+  if (config.admin_server) {
+    if (Status s = api::Server::start(*config.admin_server, &service, &admin_server); !s.is_ok()) {
+      server->stop_accepting();
+      dispatcher.stop();
+      engine->stop();
+      server->shutdown(kDrainTimeoutMs);
+      return fail_startup("admin listener: " + s.message());
+    }
   }
   // After the listener is bound (a start that fails makes no key), before `listening on`.
   keeld::BootstrapKeys made;
@@ -149,6 +162,12 @@ int run(keeld::KeeldConfig config) {
         "created API keys; they are in {}/{} (owner-only): keep them safe, delete the file",
         data_dir, keeld::kBootstrapKeysFile);
   }
+  if (admin_server) {
+    // Before `listening on`: a test reads the admin port from this line.
+    const std::string admin_url = keeld::base_url(*config.admin_server, admin_server->port());
+    std::printf("admin listener on %s\n", admin_url.c_str());
+    spdlog::info("admin listener on {} (mutual TLS; admin and auditor keys only)", admin_url);
+  }
   const std::string url = keeld::base_url(config.server, server->port());
   std::printf("listening on %s\n", url.c_str());
   std::fflush(stdout);
@@ -159,9 +178,12 @@ int run(keeld::KeeldConfig config) {
   // Stop taking requests, let the engine answer (and sync) everything it has, write those
   // answers, then close.
   server->stop_accepting();
+  if (admin_server) admin_server->stop_accepting();
   dispatcher.stop();
   engine->stop();
   server->shutdown(kDrainTimeoutMs);
+  if (admin_server) admin_server->shutdown(kDrainTimeoutMs);
+  admin_server.reset();
   server.reset();
   engine.reset();
   spdlog::info("stopped");

@@ -150,6 +150,8 @@ struct Simulator::PspState {
   uint16_t listener_port = 0;  // as the server noted it
   bool listening = false;
   std::map<std::string, uint64_t, std::less<>> attempts;  // per subject
+  // The API keys accepted: the config's, or the last PUT api_keys (a rotation's overlap: two).
+  std::vector<std::string> api_keys;
   const FaultDecider decider;
 };
 
@@ -165,6 +167,7 @@ Simulator::Simulator(SimConfig config, uint64_t seed, Timestamp start)
     auto state = std::make_unique<PspState>(std::move(options), p.faults, seed, p.name);
     state->schedule = p.schedule;
     state->schedule_set_at = start;
+    state->api_keys = {p.api_key};
     psps_.push_back(std::move(state));
   }
 }
@@ -200,7 +203,7 @@ Admission Simulator::admit(const SimRequest& request, Timestamp now) {
                           "this port serves PSP " + config_.psps[*request.listener_psp].name);
     return a;
   }
-  if (request.authorization != "Bearer " + config_.psps[index].api_key) {
+  if (!authorized(index, request.authorization)) {
     a.reply = error_reply(401, "unauthorized", "missing or wrong API key");
     return a;
   }
@@ -397,6 +400,8 @@ void Simulator::admin(const SimRequest& request, Timestamp now, Admission* a) {
     a->reply = error_reply(404, "psp_not_found", "no such PSP");
   } else if (request.method == "PUT" && parts[3] == "faults") {
     a->reply = put_faults(index, request.body);
+  } else if (request.method == "PUT" && parts[3] == "api_keys") {
+    a->reply = put_api_keys(index, request.body);
   } else if (request.method == "GET" && parts[3] == "operations") {
     a->reply = operations(index);
   } else if (parts[3] == "listener") {
@@ -431,6 +436,42 @@ SimReply Simulator::put_faults(size_t index, std::string_view body) {
   psp.faults = faults;
   return json_reply(
       json::object{{"name", config_.psps[index].name}, {"faults", faults_to_json(faults)}});
+}
+
+bool Simulator::authorized(size_t index, std::string_view authorization) {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!authorization.starts_with(kBearer)) return false;
+  const std::string_view key = authorization.substr(kBearer.size());
+  PspState& psp = *psps_[index];
+  std::lock_guard lock(psp.mu);
+  return std::find(psp.api_keys.begin(), psp.api_keys.end(), key) != psp.api_keys.end();
+}
+
+SimReply Simulator::put_api_keys(size_t index, std::string_view body) {
+  json::value v;
+  std::string err = parse_json_body(body, &v);
+  std::vector<std::string> keys;
+  const json::object* o = err.empty() ? v.if_object() : nullptr;
+  const json::value* list = o != nullptr && o->size() == 1 ? o->if_contains("keys") : nullptr;
+  if (err.empty() && (list == nullptr || !list->is_array() || list->get_array().empty() ||
+                      list->get_array().size() > 4)) {
+    err = R"(expected {"keys": [1 to 4 API keys]})";
+  }
+  for (size_t i = 0; err.empty() && i < list->get_array().size(); ++i) {
+    const json::value& k = list->get_array()[i];
+    if (!k.is_string() || k.get_string().empty() || k.get_string().size() > 256) {
+      err = "each key is a string of 1 to 256 bytes";
+    } else {
+      keys.emplace_back(k.get_string());
+    }
+  }
+  if (!err.empty()) return error_reply(400, "invalid_request", err);
+  PspState& psp = *psps_[index];
+  std::lock_guard lock(psp.mu);
+  psp.api_keys = std::move(keys);
+  // The keys themselves are never echoed.
+  return json_reply(json::object{{"name", config_.psps[index].name},
+                                 {"keys", static_cast<int64_t>(psp.api_keys.size())}});
 }
 
 SimReply Simulator::operations(size_t index) {

@@ -141,6 +141,10 @@ class Simulator {
   void admin(const SimRequest& request, Timestamp now, Admission* a);
   [[nodiscard]] SimReply admin_list(Timestamp now);
   [[nodiscard]] SimReply put_faults(size_t psp, std::string_view body);
+  // PUT /admin/psps/{psp}/api_keys {"keys": [...]}: the API keys the PSP accepts from now on.
+  [[nodiscard]] SimReply put_api_keys(size_t psp, std::string_view body);
+  // Whether `authorization` is "Bearer KEY" with a key PSP `psp` accepts.
+  [[nodiscard]] bool authorized(size_t psp, std::string_view authorization);
   [[nodiscard]] SimReply operations(size_t psp);
   [[nodiscard]] SimReply listener(size_t psp, const SimRequest& request, Timestamp now,
                                   bool* changed);

@@ -114,6 +114,40 @@ TEST(Simulator, RoutesAndErrors) {
             400u);
 }
 
+// A credential rotation as a PSP runs it: the new key is accepted beside the old one for an
+// overlap, then alone. Bad bodies change nothing.
+TEST(Simulator, ApiKeysRotateWithAnOverlap) {
+  Simulator sim(make_config(false), 1, kNow);
+  const auto status = [&](std::string_view auth) {
+    return call(sim, "GET", "/psp/acme/v1/operations/att_9", "", auth).processed.reply.status;
+  };
+  EXPECT_EQ(status("Bearer sk"), 404u);  // authenticated: the reference is simply unknown
+  EXPECT_EQ(status("Bearer sk_new"), 401u);
+  const Call both = call(sim, "PUT", "/admin/psps/acme/api_keys", R"({"keys": ["sk_new", "sk"]})");
+  ASSERT_EQ(both.processed.reply.status, 200u);
+  EXPECT_EQ(body_of(both).at("keys"), 2);
+  EXPECT_EQ(both.processed.reply.body.find("sk_new"), std::string::npos);  // never echoed
+  EXPECT_EQ(status("Bearer sk"), 404u);
+  EXPECT_EQ(status("Bearer sk_new"), 404u);
+  EXPECT_EQ(status("sk_new"), 401u);
+  for (const char* bad : {"", "{", "[]", R"({"keys": []})", R"({"keys": "sk"})",
+                          R"({"keys": ["a", "b", "c", "d", "e"]})", R"({"keys": [""]})",
+                          R"({"keys": [1]})", R"({"keys": ["a"], "more": 1})"}) {
+    EXPECT_EQ(call(sim, "PUT", "/admin/psps/acme/api_keys", bad).processed.reply.status, 400u)
+        << bad;
+  }
+  EXPECT_EQ(status("Bearer sk"), 404u);  // still both
+  ASSERT_EQ(call(sim, "PUT", "/admin/psps/acme/api_keys", R"({"keys": ["sk_new"]})")
+                .processed.reply.status,
+            200u);
+  EXPECT_EQ(status("Bearer sk"), 401u);
+  EXPECT_EQ(status("Bearer sk_new"), 404u);
+  // Each PSP has its own keys.
+  EXPECT_EQ(
+      call(sim, "GET", "/psp/bank/v1/operations/x", "", "Bearer sk_bank").processed.reply.status,
+      404u);
+}
+
 TEST(Simulator, PayoutsTopupsBodies) {
   Simulator sim(make_config(false), 1, kNow);
   EXPECT_EQ(

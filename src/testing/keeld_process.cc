@@ -144,6 +144,7 @@ Status ServerProcess::launch(const std::vector<std::string>& argv, int64_t start
       break;
     }
     if (n == kLinesBeforeMax) return Status::error("no listening line; the last was: " + line);
+    lines_before_.push_back(line);
   }
   port_ =
       static_cast<uint16_t>(std::atoi(line.c_str() + (tls_ ? kTlsPrefix.size() : kPrefix.size())));
@@ -161,6 +162,16 @@ std::map<uint16_t, std::string>& admin_keys() {
   return keys;
 }
 }  // namespace
+
+uint16_t KeeldProcess::admin_port() const {
+  static constexpr std::string_view kPrefix = "admin listener on https://127.0.0.1:";
+  for (const std::string& line : lines_before()) {
+    if (line.starts_with(kPrefix)) {
+      return static_cast<uint16_t>(std::atoi(line.c_str() + kPrefix.size()));
+    }
+  }
+  return 0;
+}
 
 Status KeeldProcess::start(KeeldOptions options, std::unique_ptr<KeeldProcess>* out) {
   std::unique_ptr<KeeldProcess> p(new KeeldProcess());

@@ -52,6 +52,9 @@ class ServerProcess {
   [[nodiscard]] uint16_t port() const { return port_; }
   [[nodiscard]] std::string base_url() const;  // "http://127.0.0.1:PORT" (https: with TLS)
   [[nodiscard]] bool tls() const { return tls_; }
+  // The lines it printed before its listening line (keeld: the keys of a first start, its
+  // admin listener).
+  [[nodiscard]] const std::vector<std::string>& lines_before() const { return lines_before_; }
   [[nodiscard]] pid_t pid() const { return pid_; }
   [[nodiscard]] bool running() const { return pid_ > 0; }
 
@@ -77,6 +80,7 @@ class ServerProcess {
   int stdout_fd_ = -1;
   uint16_t port_ = 0;
   bool tls_ = false;  // it printed an https:// listening line
+  std::vector<std::string> lines_before_;
 };
 
 // keeld with a data directory (a fresh TempDir unless one is given).
@@ -90,6 +94,8 @@ class KeeldProcess : public ServerProcess {
   // admin key and the demo merchant's (mch_demo). Empty if there is none.
   [[nodiscard]] std::string admin_key() const;
   [[nodiscard]] std::string demo_merchant_key() const;
+  // The port of keeld's admin listener ([admin_listener] in its config); 0 without one.
+  [[nodiscard]] uint16_t admin_port() const;
 
  private:
   KeeldProcess() = default;

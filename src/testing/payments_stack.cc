@@ -75,10 +75,13 @@ std::string keeld_config(const PaymentsStackOptions& o, uint16_t sim_port,
   for (const std::string& name : o.psps) {
     const auto own = psp_ports.find(name);
     const uint16_t port = own == psp_ports.end() ? sim_port : own->second;
+    const auto key_file = o.api_key_files.find(name);
+    const std::string key = key_file == o.api_key_files.end()
+                                ? "api_key = \"sk_" + name + "\""
+                                : "api_key_file = \"" + key_file->second.string() + "\"";
     k += "[channels." + name + "]\nurl = \"" + (o.psp_tls ? "https" : "http") +
-         "://127.0.0.1:" + std::to_string(port) + "\"\napi_key = \"sk_" + name +
-         "\"\nwebhook_secret = \"whsec_" + name +
-         "\"\ntotal_timeout_ms = " + std::to_string(o.total_timeout_ms) + "\n" +
+         "://127.0.0.1:" + std::to_string(port) + "\"\n" + key + "\nwebhook_secret = \"whsec_" +
+         name + "\"\ntotal_timeout_ms = " + std::to_string(o.total_timeout_ms) + "\n" +
          o.channel_toml_extra + "\n";
     if (o.psp_tls) k += "ca_file = \"" + psp_ca.string() + "\"\n";
     if (const auto extra = o.channel_toml.find(name); extra != o.channel_toml.end()) {

@@ -76,6 +76,10 @@ struct PaymentsStackOptions {
   // Extra TOML for one channel's table only, by channel name (after channel_toml_extra), e.g.
   // {"bankco", "cost_bps = 50\n"}.
   std::map<std::string, std::string> channel_toml;
+  // Channels whose API keys keeld reads from a file (api_key_file, read again while keeld
+  // runs) instead of `api_key = "sk_NAME"`: channel name -> the file (the test writes it,
+  // owner-only, before start).
+  std::map<std::string, std::filesystem::path> api_key_files;
   // Routing: when set, keeld's config gets a [routing] table with these lines (routing on).
   std::optional<std::string> routing_toml;
   // Added to keel-psp-sim's command line (e.g. "--io-threads", "4").

@@ -8,11 +8,10 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/assert.h"
 #include "core/hex.h"
+#include "core/secret_file.h"
 
 namespace keel::vault {
 namespace {
@@ -52,15 +51,6 @@ Key random_key(const RandomFill& random) {
   Key k{};
   random(k.data(), k.size());
   return k;
-}
-
-Status read_file(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::error("cannot read the vault key file " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  *out = text.str();
-  return Status::ok();
 }
 
 }  // namespace
@@ -119,16 +109,8 @@ Status MasterKeys::parse(std::string_view text, MasterKeys* out) {
 }
 
 Status MasterKeys::load(const std::string& path, MasterKeys* out) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    return Status::error("cannot read the vault key file " + path + ": " + std::strerror(errno));
-  }
-  if ((st.st_mode & 077) != 0) {
-    return Status::error("the vault key file " + path +
-                         " may be read or written by others than its owner (chmod 600 it)");
-  }
   std::string text;
-  if (Status s = read_file(path, &text); !s.is_ok()) return s;
+  if (Status s = read_secret_file(path, "the vault key file", &text); !s.is_ok()) return s;
   if (Status s = parse(text, out); !s.is_ok()) return Status::error(path + ": " + s.message());
   return Status::ok();
 }
@@ -153,7 +135,7 @@ std::string new_key_file_text(const RandomFill& random) {
 
 Status add_master_key(const std::string& path, const RandomFill& random, uint32_t* version) {
   std::string text;
-  if (Status s = read_file(path, &text); !s.is_ok()) return s;
+  if (Status s = read_secret_file(path, "the vault key file", &text); !s.is_ok()) return s;
   MasterKeys ring;
   if (Status s = MasterKeys::parse(text, &ring); !s.is_ok()) {
     return Status::error(path + ": " + s.message());

@@ -64,7 +64,10 @@ class PspClientProcess : public ::testing::Test {
     thread_ = std::thread([this] { ioc_.run(); });
   }
   void TearDown() override {
-    if (sim_ != nullptr) put_faults("acme", "{}");
+    if (sim_ != nullptr) {
+      put_faults("acme", "{}");
+      put_api_keys("acme", {"sk_acme"});
+    }
     work_.reset();
     if (thread_.joinable()) thread_.join();
   }
@@ -111,6 +114,14 @@ class PspClientProcess : public ::testing::Test {
   }
   static void put_faults(const std::string& psp, const std::string& faults_json) {
     ASSERT_EQ(admin("PUT", "/admin/psps/" + psp + "/faults", faults_json), 200u);
+  }
+  // The API keys the simulated PSP accepts from now on.
+  static void put_api_keys(const std::string& psp, const std::vector<std::string>& keys) {
+    json::array list;
+    for (const auto& k : keys) list.emplace_back(k);
+    ASSERT_EQ(admin("PUT", "/admin/psps/" + psp + "/api_keys",
+                    json::serialize(json::object{{"keys", std::move(list)}})),
+              200u);
   }
   // The status of `reference` in the PSP's books; empty if the PSP does not have it.
   static std::string booked_status(const std::string& psp, const std::string& reference) {
@@ -361,6 +372,57 @@ TEST_F(PspClientProcess, InvalidReferenceIsNeverSent) {
   EXPECT_EQ(r.outcome, AttemptOutcome::declined_hard);
   EXPECT_EQ(r.error_code, error_codes::kInvalidRequest);
   EXPECT_EQ(c->stats().connections_opened, 0u);
+}
+
+}  // namespace
+}  // namespace keel::connectors
+
+namespace keel::connectors {
+namespace {
+
+// A credential rotation, keel's side first: keel has the new key first before the PSP takes
+// it. Each call is answered 401 for the new key and sent again with the old one, once: the
+// old key then goes first until the PSP stops taking it, when the new one takes over. No call
+// fails at any step, and nothing is booked twice.
+TEST_F(PspClientProcess, ARotationWorksWhicheverSideMovesFirst) {
+  PspClientOptions o;
+  o.port = sim_->port();
+  o.psp = "acme";
+  o.api_key = "sk_acme_new";
+  o.fallback_api_keys = {"sk_acme"};
+  PspClient c(ioc_.get_executor(), o);
+  PspResult r = authorize(c, "att_rot_1", "USD");
+  EXPECT_EQ(r.outcome, AttemptOutcome::approved) << r.error_code;
+  EXPECT_EQ(c.stats().credential_fallbacks, 1u);
+  r = authorize(c, "att_rot_2", "USD");  // the old key goes first now: no second 401
+  EXPECT_EQ(r.outcome, AttemptOutcome::approved) << r.error_code;
+  EXPECT_EQ(c.stats().credential_fallbacks, 1u);
+  put_api_keys("acme", {"sk_acme_new", "sk_acme"});  // the PSP's overlap
+  EXPECT_EQ(authorize(c, "att_rot_3", "USD").outcome, AttemptOutcome::approved);
+  put_api_keys("acme", {"sk_acme_new"});  // the PSP retires the old key
+  r = authorize(c, "att_rot_4", "USD");
+  EXPECT_EQ(r.outcome, AttemptOutcome::approved) << r.error_code;
+  EXPECT_EQ(c.stats().credential_fallbacks, 2u);
+  EXPECT_EQ(query(c, "att_rot_4").outcome, AttemptOutcome::approved);  // new key first
+  EXPECT_EQ(c.stats().credential_fallbacks, 2u);
+  for (const char* ref : {"att_rot_1", "att_rot_2", "att_rot_3", "att_rot_4"}) {
+    EXPECT_EQ(booked_status("acme", ref), "authorized") << ref;
+  }
+}
+
+// set_api_keys() replaces the keys at run time; with no key the PSP takes, a call is the PSP's
+// refusal (declined_hard psp_rejected) after each key was tried once, and nothing is booked.
+TEST_F(PspClientProcess, KeysSetAtRunTimeAndNoKeyThePspTakesIsARefusal) {
+  auto c = client("acme");
+  c->set_api_keys({"sk_wrong_1", "sk_wrong_2"});
+  PspResult r = authorize(*c, "att_keys_1", "USD");
+  EXPECT_EQ(r.outcome, AttemptOutcome::declined_hard);
+  EXPECT_EQ(r.error_code, error_codes::kPspRejected);
+  EXPECT_EQ(c->stats().credential_fallbacks, 1u);  // the second key, once
+  EXPECT_EQ(booked_status("acme", "att_keys_1"), "");
+  c->set_api_keys({"sk_acme"});
+  EXPECT_EQ(authorize(*c, "att_keys_2", "USD").outcome, AttemptOutcome::approved);
+  EXPECT_EQ(c->stats().credential_fallbacks, 1u);
 }
 
 }  // namespace
