@@ -808,7 +808,8 @@ bool PaymentRoutes::handle(const RouteMatch& m, const Caller* caller, std::strin
                            std::string_view target, const RequestHeaders& h, std::string_view body,
                            const ResponderPtr& r) {
   const bool vault_route =
-      m.route >= Route::create_payment_method && m.route <= Route::vault_rotate;
+      (m.route >= Route::create_payment_method && m.route <= Route::vault_rotate) ||
+      m.route == Route::detach_payment_method;
   if (!vault_route && (m.route < Route::create_customer || m.route > Route::admin_backup)) {
     return false;
   }
@@ -897,6 +898,9 @@ bool PaymentRoutes::handle(const RouteMatch& m, const Caller* caller, std::strin
     case Route::get_payment_method:  // shown as its owner's, like a payment
       query_owned({payments::QueryKind::get_payment_method, m.id}, "payment method", who, r,
                   owns_payment_of);
+      return true;
+    case Route::detach_payment_method:
+      detach_payment_method(who, h, m.id, method, target, body, r);
       return true;
     case Route::vault_status:
       vault_status(r);

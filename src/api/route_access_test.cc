@@ -118,6 +118,7 @@ constexpr std::array kTable = {
     Row{Route::get_payment_method,             "UOODOHHH"},  // merchant A's card
     Row{Route::vault_status,                   "UOODDDDD"},
     Row{Route::vault_rotate,                   "UODDDDDD"},
+    Row{Route::detach_payment_method,          "UODDOHHH"},  // merchant A's cards
 };
 // clang-format on
 
@@ -251,6 +252,16 @@ class RouteAccessWalk : public ::testing::Test {
             R"(", "card": {"number": "5555555555554444", "exp_month": 1, "exp_year": 2040}})");
     payment_method_ = str(card.body, "id");
     ASSERT_FALSE(payment_method_.empty()) << card.text;
+    // Cards to detach: one for each caller the table lets detach merchant A's cards (the
+    // others try payment_method_, which stays).
+    for (const Caller c : {Caller::admin, Caller::merchant_a}) {
+      const JsonResponse spare = stack_->post(
+          "/v1/payment_methods",
+          R"({"merchant": ")" + mch_a_ +
+              R"(", "card": {"number": "4000056655665556", "exp_month": 2, "exp_year": 2041}})");
+      detachable_[c] = str(spare.body, "id");
+      ASSERT_FALSE(detachable_[c].empty()) << spare.text;
+    }
   }
 
   // The request the walk sends for `route` (as caller number `n`: ids that must be new differ
@@ -383,6 +394,11 @@ class RouteAccessWalk : public ::testing::Test {
                 R"({"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040}})"};
       case Route::get_payment_method:
         return {"GET", "/v1/payment_methods/" + payment_method_, ""};
+      case Route::detach_payment_method:
+        return {"POST",
+                "/v1/payment_methods/" +
+                    (detachable_[n].empty() ? payment_method_ : detachable_[n]) + "/detach",
+                ""};
       case Route::vault_status:
         return {"GET", "/v1/admin/vault", ""};
       case Route::vault_rotate:
@@ -397,6 +413,7 @@ class RouteAccessWalk : public ::testing::Test {
   std::string spare_key_id_;
   std::string topup_, payment_, refund_, wallet_payment_, payout_, wallet_transfer_;
   std::string payment_method_;
+  std::array<std::string, kCallers> detachable_;  // by caller: a card of its own to detach
 };
 
 // The letter of the table an answer is.

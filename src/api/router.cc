@@ -119,6 +119,11 @@ constexpr std::array kRoutes = {
     RouteSpec{"POST", {"v1", "payment_methods"}, Route::create_payment_method, {}, A | M | C},
     RouteSpec{
         "GET", {"v1", "payment_methods", "{id}"}, Route::get_payment_method, {}, A | U | M | C},
+    RouteSpec{"POST",
+              {"v1", "payment_methods", "{id}", "detach"},
+              Route::detach_payment_method,
+              {},
+              A | M | C},
     RouteSpec{"GET", {"v1", "admin", "vault"}, Route::vault_status, {}, A | U},
     RouteSpec{"POST", {"v1", "admin", "vault", "rotate"}, Route::vault_rotate, {}, A},
     RouteSpec{"POST", {"v1", "admin", "keys"}, Route::create_key, {}, A},

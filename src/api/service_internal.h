@@ -237,6 +237,9 @@ class PaymentRoutes {
   // The card vault's routes (vault_service.cc).
   void create_payment_method(const Caller& caller, const RequestHeaders& h, std::string_view method,
                              std::string_view target, std::string_view body, const ResponderPtr& r);
+  void detach_payment_method(const Caller& caller, const RequestHeaders& h, std::string_view id,
+                             std::string_view method, std::string_view target,
+                             std::string_view body, const ResponderPtr& r);
   void vault_status(const ResponderPtr& r);
   void vault_rotate(std::string_view body, const ResponderPtr& r);
 

@@ -255,6 +255,41 @@ void PaymentRoutes::create_payment_method(const Caller& caller, const RequestHea
       }));
 }
 
+// A card leaves the vault: its owner (or an admin) detaches it. Another tenant's card, or one
+// already detached, answers 404 as one that never existed.
+void PaymentRoutes::detach_payment_method(const Caller& caller, const RequestHeaders& h,
+                                          std::string_view id, std::string_view method,
+                                          std::string_view target, std::string_view body,
+                                          const ResponderPtr& r) {
+  vault::Vault* v = options_.vault;
+  if (v == nullptr) return r->fail(no_vault());
+  if (!body.empty()) {
+    auto o = body_object(body);
+    if (!o.ok()) return r->fail(*o.error);
+    Fields f(&o.value);
+    if (auto e = f.only({})) return r->fail(*e);
+  }
+  payments::Command c;
+  if (auto e = scope(caller, h, false, method, target, body, &c)) return r->fail(*e);
+  payments::cmd::DetachPaymentMethod d;
+  d.id = std::string(id);
+  if (caller.is_merchant() || caller.is_customer()) {
+    d.owner_kind = caller.is_merchant() ? vault::OwnerKind::merchant : vault::OwnerKind::customer;
+    d.owner_id = caller.owner;
+  }
+  c.body = std::move(d);
+  engine_->payments_command(
+      std::move(c), 0,
+      on_io_thread<payments::Reply>(
+          r, [v, id = std::string(id)](const Responder& r, payments::Reply reply) {
+            if (reply.error == payments::Error::payment_method_not_found) {
+              return r.fail(not_found("payment method", id));
+            }
+            if (reply.ok()) v->forget_cvc(id);  // a CVC still held for it goes too
+            r.reply(to_http(reply, r.request_id));
+          }));
+}
+
 void PaymentRoutes::vault_status(const ResponderPtr& r) {
   vault::Vault* v = options_.vault;
   if (v == nullptr) return r->fail(no_vault());

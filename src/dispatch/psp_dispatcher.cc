@@ -225,17 +225,19 @@ struct PspDispatcher::Impl {
         req.amount_minor = c.amount;
         req.currency = std::string(currency_code(c));
         req.capture = c.capture_now;
-        if (c.card == nullptr) {
+        const bool vault_card = c.instrument.starts_with(vault::kPaymentMethodPrefix);
+        if (!vault_card) {
           req.card_token = c.instrument;
           return psp->authorize(req, c.traceparent, done);
         }
         vault::OpenCard card;
-        const Status opened = options.vault == nullptr
-                                  ? Status::error("keeld runs without a card vault")
-                                  : options.vault->open(*c.card, wall_clock_now(), &card);
+        const Status opened =
+            c.card == nullptr          ? Status::error("the card was detached from the vault")
+            : options.vault == nullptr ? Status::error("keeld runs without a card vault")
+                                       : options.vault->open(*c.card, wall_clock_now(), &card);
         if (!opened.is_ok()) {
           // Nothing was sent: the attempt fails for good, and a person reads why in the log.
-          spdlog::error("vault: cannot open {} for attempt {}: {}", c.card->id, c.attempt_id,
+          spdlog::error("vault: cannot open {} for attempt {}: {}", c.instrument, c.attempt_id,
                         opened.message());
           connectors::PspResult r;
           r.outcome = AttemptOutcome::declined_hard;

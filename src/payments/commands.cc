@@ -153,6 +153,11 @@ void write_body(ByteWriter& w, const CommandBody& body) {
             w.u16(static_cast<uint16_t>(b.rewraps.size()));
             for (const vault::Rewrap& r : b.rewraps) vault::encode_rewrap(w, r);
           },
+          [&](const cmd::DetachPaymentMethod& b) {
+            w.str16(b.id);
+            w.u8(static_cast<uint8_t>(b.owner_kind));
+            w.str16(b.owner_id);
+          },
           [&](const cmd::ResealWebhookSecrets& b) {
             w.u16(static_cast<uint16_t>(b.reseals.size()));
             for (const cmd::SecretReseal& r : b.reseals) {
@@ -235,6 +240,14 @@ bool read_fields(ByteReader& r, cmd::ResealWebhookSecrets* b) {
   for (cmd::SecretReseal& s : b->reseals) {
     if (!r.str16(&s.merchant_id) || !r.str16(&s.from) || !r.str16(&s.to)) return false;
   }
+  return true;
+}
+
+bool read_fields(ByteReader& r, cmd::DetachPaymentMethod* b) {
+  uint8_t kind = 0;
+  if (!r.str16(&b->id) || !r.u8(&kind) || !r.str16(&b->owner_id)) return false;
+  if (kind > static_cast<uint8_t>(vault::OwnerKind::customer)) return false;
+  b->owner_kind = static_cast<vault::OwnerKind>(kind);
   return true;
 }
 
@@ -381,6 +394,7 @@ std::optional<CommandBody> body_of(CommandKind kind, FlatRecord& c) {
     case K::store_payment_method:
     case K::rewrap_payment_methods:
     case K::reseal_webhook_secrets:
+    case K::detach_payment_method:
       return std::nullopt;
   }
   return std::nullopt;
@@ -484,6 +498,7 @@ std::string_view command_kind_name(CommandKind k) {
     KEEL_ENUM_CASE(K, store_payment_method);
     KEEL_ENUM_CASE(K, rewrap_payment_methods);
     KEEL_ENUM_CASE(K, reseal_webhook_secrets);
+    KEEL_ENUM_CASE(K, detach_payment_method);
   }
   return "unknown";
 }

@@ -48,8 +48,9 @@ enum class CommandKind : uint8_t {
   store_payment_method = 20,
   rewrap_payment_methods = 21,
   reseal_webhook_secrets = 22,
+  detach_payment_method = 23,
 };
-inline constexpr CommandKind kCommandKindLast = CommandKind::reseal_webhook_secrets;
+inline constexpr CommandKind kCommandKindLast = CommandKind::detach_payment_method;
 
 // The longest overlap of a webhook secret rotation (cmd::RotateWebhookSecret): a week.
 inline constexpr int64_t kWebhookSecretOverlapMaxS = 7 * 24 * 3600;
@@ -293,6 +294,16 @@ struct ResealWebhookSecrets {
   friend bool operator==(const ResealWebhookSecrets&, const ResealWebhookSecrets&) = default;
 };
 
+// A stored card removed (POST /v1/payment_methods/{id}/detach): its record, ciphertext
+// included, leaves the vault's state. `owner_id` empty: any owner (an admin); otherwise only a
+// card of that merchant or customer is found.
+struct DetachPaymentMethod {
+  std::string id;
+  vault::OwnerKind owner_kind = vault::OwnerKind::merchant;
+  std::string owner_id;
+  friend bool operator==(const DetachPaymentMethod&, const DetachPaymentMethod&) = default;
+};
+
 }  // namespace cmd
 
 using CommandBody =
@@ -301,7 +312,8 @@ using CommandBody =
                  cmd::CreatePayout, cmd::CreateWalletTransfer, cmd::AttemptResult,
                  cmd::MarkPendingUnknown, cmd::OutboxAttempt, cmd::OperationStatus, cmd::SetFees,
                  cmd::SetChannels, cmd::ChannelEvent, cmd::Control, cmd::RotateWebhookSecret,
-                 cmd::StorePaymentMethod, cmd::RewrapPaymentMethods, cmd::ResealWebhookSecrets>;
+                 cmd::StorePaymentMethod, cmd::RewrapPaymentMethods, cmd::ResealWebhookSecrets,
+                 cmd::DetachPaymentMethod>;
 static_assert(std::variant_size_v<CommandBody> == static_cast<size_t>(kCommandKindLast));
 
 struct Command {

@@ -458,6 +458,10 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
             out.reply = count_reply(payment_methods_.rewrap(b.rewraps), "rewrapped",
                                     "every data key was re-wrapped already");
           },
+          [&](const cmd::DetachPaymentMethod& b) {
+            out.reply = detach_payment_method(b, now);
+            out.object_id = b.id;
+          },
       },
       c.body);
   const CommandKind kind = c.kind();
@@ -662,6 +666,21 @@ Reply PaymentsCore::store_payment_method(const cmd::StorePaymentMethod& c) {
       break;
   }
   return error_reply(Error::parameter_invalid, "the payment method is not well formed");
+}
+
+Reply PaymentsCore::detach_payment_method(const cmd::DetachPaymentMethod& c, Timestamp now) {
+  const auto m = payment_methods_.find(c.id);
+  const bool visible =
+      m != nullptr &&
+      (c.owner_id.empty() || (m->owner_kind == c.owner_kind && m->owner_id == c.owner_id));
+  if (!visible) {
+    return error_reply(Error::payment_method_not_found, "no payment method with id " + c.id);
+  }
+  Reply r = Reply::success(render_payment_method(*m, now));
+  const bool erased = payment_methods_.erase(c.id);
+  KEEL_ASSERT(erased);
+  KEEL_ASSERT(payment_methods_.find(c.id) == nullptr);
+  return r;
 }
 
 std::optional<Reply> PaymentsCore::payment_method_refused(std::string_view instrument,
@@ -881,6 +900,7 @@ std::optional<Reply> PaymentsCore::refused_by_controls(const Command& c) const {
     case CommandKind::create_customer:
     case CommandKind::create_merchant:
     case CommandKind::store_payment_method:
+    case CommandKind::detach_payment_method:
     case CommandKind::capture_payment:  // finishes a payment already authorized
     case CommandKind::cancel_payment:
       break;
@@ -1396,8 +1416,9 @@ void PaymentsCore::carry_out(Effects& effects, bool wallet_flow, ledger::Ledger&
     call.traceparent = trace_of(open.owner);
     if (call.kind == AttemptKind::authorization &&
         call.instrument.starts_with(vault::kPaymentMethodPrefix)) {
+      // Null when the card was detached after its payment was created: the dispatcher then
+      // declines the attempt (card_unavailable) without calling the PSP.
       call.card = payment_methods_.find(call.instrument);
-      KEEL_ASSERT(call.card != nullptr);  // checked when the payment or top-up was created
     }
     const bool fresh = open_attempts_.emplace(call.attempt_id, std::move(open)).second;
     KEEL_ASSERT(fresh);  // attempt ids are never reused

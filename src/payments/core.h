@@ -359,6 +359,7 @@ class PaymentsCore {
   Reply create_merchant(const cmd::CreateMerchant& c, Timestamp now);
   Reply rotate_webhook_secret(const cmd::RotateWebhookSecret& c, Timestamp now);
   Reply store_payment_method(const cmd::StorePaymentMethod& c);
+  Reply detach_payment_method(const cmd::DetachPaymentMethod& c, Timestamp now);
   // An error when `instrument` names a vault payment method ("pm_") that is not stored or
   // belongs to neither `merchant_id` nor `customer_id` (empty: not a party).
   [[nodiscard]] std::optional<Reply> payment_method_refused(std::string_view instrument,

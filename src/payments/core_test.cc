@@ -639,6 +639,7 @@ std::vector<Command> every_kind() {
       cmd::RewrapPaymentMethods{{{kPmA, 1, 2, std::string(vault::kWrappedKeyBytes, 'w')},
                                  {kPmB, 3, 4, std::string(vault::kWrappedKeyBytes, 'v')}}},
       cmd::ResealWebhookSecrets{{{"mch_1", "whsec_1", std::string("\0KVS", 4) + "sealed"}}},
+      cmd::DetachPaymentMethod{kPmA, vault::OwnerKind::customer, "cus_1"},
   };
   all[3].routed = true;
   all[3].route.kind = routing::DecisionKind::routed;
@@ -710,6 +711,55 @@ TEST_F(CoreTest, StoredCardsPayOnlyForTheirOwnerAndTheCallCarriesTheSealedCard) 
   const ApplyOutcome token = apply(confirm("pay_2"));
   ASSERT_EQ(token.calls.size(), 1u);
   EXPECT_EQ(token.calls[0].card, nullptr);
+}
+
+// A detach removes the card for its owner (or anyone, for an admin's empty owner); another
+// owner's detach, or a second one, finds nothing and changes nothing. A payment made with the
+// card before the detach still confirms, and its call carries no card: the dispatcher declines
+// it without calling the PSP.
+TEST_F(CoreTest, ADetachedCardIsGoneForItsOwnerAndPaysNoMore) {
+  merchant();
+  ASSERT_TRUE(apply(cmd::CreateMerchant{"mch_2", "other", "", ""}).reply.ok());
+  using vault::OwnerKind;
+  ASSERT_TRUE(
+      apply(cmd::StorePaymentMethod{stored_card(kPmA, OwnerKind::merchant, "mch_1")}).reply.ok());
+  ASSERT_TRUE(
+      apply(cmd::StorePaymentMethod{stored_card(kPmB, OwnerKind::merchant, "mch_1")}).reply.ok());
+  Command before = payment("pay_1");
+  body<cmd::CreatePayment>(before).instrument = kPmA;
+  ASSERT_TRUE(apply(before).reply.ok());
+
+  const std::string state = encoded();
+  for (const cmd::DetachPaymentMethod& refused :
+       {cmd::DetachPaymentMethod{kPmA, OwnerKind::merchant, "mch_2"},
+        cmd::DetachPaymentMethod{kPmA, OwnerKind::customer, "mch_1"},
+        cmd::DetachPaymentMethod{"pm_" + std::string(24, 'Z'), OwnerKind::merchant, ""}}) {
+    const ApplyOutcome o = apply(refused);
+    EXPECT_EQ(o.reply.error, Error::payment_method_not_found) << refused.owner_id;
+    EXPECT_FALSE(o.changed);
+  }
+  EXPECT_EQ(encoded(), state);
+
+  const ApplyOutcome detached = apply(cmd::DetachPaymentMethod{kPmA, OwnerKind::merchant, "mch_1"});
+  ASSERT_TRUE(detached.reply.ok());
+  EXPECT_TRUE(detached.changed);
+  EXPECT_NE(detached.reply.body.find(R"("detached_at":")"), std::string::npos);
+  EXPECT_NE(detached.reply.body.find(kPmA), std::string::npos);
+  EXPECT_EQ(core_.payment_methods().find(kPmA), nullptr);
+  EXPECT_EQ(core_.payment_methods().size(), 1u);
+  EXPECT_EQ(apply(cmd::DetachPaymentMethod{kPmA, OwnerKind::merchant, "mch_1"}).reply.error,
+            Error::payment_method_not_found);
+  // An admin (no owner) detaches any card.
+  ASSERT_TRUE(apply(cmd::DetachPaymentMethod{kPmB, OwnerKind::merchant, ""}).reply.ok());
+  EXPECT_TRUE(core_.payment_methods().empty());
+
+  Command after = payment("pay_2");
+  body<cmd::CreatePayment>(after).instrument = kPmA;
+  EXPECT_EQ(apply(after).reply.error, Error::payment_method_not_found);
+  const ApplyOutcome confirmed = apply(confirm("pay_1"));
+  ASSERT_EQ(confirmed.calls.size(), 1u);
+  EXPECT_EQ(confirmed.calls[0].instrument, kPmA);
+  EXPECT_EQ(confirmed.calls[0].card, nullptr);
 }
 
 TEST_F(CoreTest, RewrapsApplyOnceAndTheVaultSectionRoundTrips) {

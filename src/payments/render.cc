@@ -216,7 +216,7 @@ std::string render_wallet_flow(const WalletFlow& f) {
   return w.take();
 }
 
-std::string render_payment_method(const vault::PaymentMethod& m) {
+std::string render_payment_method(const vault::PaymentMethod& m, Timestamp detached_at) {
   JsonWriter w;
   w.begin_object();
   w.field("id", m.id);
@@ -233,6 +233,7 @@ std::string render_payment_method(const vault::PaymentMethod& m) {
   w.end_object();
   w.field(m.owner_kind == vault::OwnerKind::merchant ? "merchant" : "customer", m.owner_id);
   w.field("created_at", format_rfc3339(m.created_at));
+  if (detached_at != 0) w.field("detached_at", format_rfc3339(detached_at));
   w.end_object();
   return w.take();
 }

@@ -21,7 +21,9 @@ namespace keel::payments {
 [[nodiscard]] std::string render_payment(const Payment& p);
 // A vault card as the API shows it: brand, country, last 4, expiry, fingerprint, its owner
 // ("merchant" or "customer"). Never the number or anything to recover it.
-[[nodiscard]] std::string render_payment_method(const vault::PaymentMethod& m);
+// `detached_at` non-zero: the answer to its detach, which says when.
+[[nodiscard]] std::string render_payment_method(const vault::PaymentMethod& m,
+                                                Timestamp detached_at = 0);
 // The routing decision of an attempt, if routing chose its channel.
 using DecisionOf = std::function<const routing::Decision*(std::string_view attempt_id)>;
 // The payment with a trailing `routing` array: one entry per authorization attempt whose channel

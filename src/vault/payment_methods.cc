@@ -60,6 +60,13 @@ size_t PaymentMethods::rewrap(const std::vector<Rewrap>& rewraps) {
   return applied;
 }
 
+bool PaymentMethods::erase(std::string_view id) {
+  const auto it = methods_.find(id);
+  if (it == methods_.end()) return false;
+  methods_.erase(it);
+  return true;
+}
+
 std::shared_ptr<const PaymentMethod> PaymentMethods::find(std::string_view id) const {
   const auto it = methods_.find(id);
   return it == methods_.end() ? nullptr : it->second;

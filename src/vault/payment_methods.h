@@ -60,6 +60,8 @@ class PaymentMethods {
   StoreResult store(PaymentMethod method);
   // Applies each re-wrap that still matches; returns how many did.
   size_t rewrap(const std::vector<Rewrap>& rewraps);
+  // Removes a method (a detach); false when there is none with this id.
+  bool erase(std::string_view id);
 
   [[nodiscard]] std::shared_ptr<const PaymentMethod> find(std::string_view id) const;
   // Up to `limit` methods whose data key is not under `version`, in id order after `after`.

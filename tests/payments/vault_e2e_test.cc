@@ -208,6 +208,56 @@ TEST_F(VaultE2E, BadCardsAndForeignCardsAnswerTheirErrorAndChangeNothing) {
   EXPECT_EQ(vault_status().at("payment_methods"), 2);
 }
 
+// Detaching a card (its owner, or an admin): it is gone for everyone, a payment made with it
+// before still confirms but fails card_unavailable without reaching the PSP, and another
+// merchant cannot detach it (404, as for a card that does not exist).
+TEST_F(VaultE2E, ADetachedCardIsGoneAndAPaymentMadeBeforeFailsWithoutAPspCall) {
+  start();
+  const JsonResponse stored = store(card_json("5555555555554444", 12, 2040, "321"));
+  ASSERT_EQ(stored.status, 200u) << stored.text;
+  const std::string pm = str(stored.body, "id");
+  const JsonResponse created =
+      stack_->post("/v1/payments",
+                   R"({"amount": 800, "currency": "USD", "merchant": ")" + merchant_ +
+                       R"(", "payment_method": ")" + pm + "\"}",
+                   new_key());
+  ASSERT_EQ(created.status, 200u) << created.text;
+  const std::string payment = str(created.body, "id");
+
+  const std::string other = stack_->create_merchant();
+  const JsonResponse other_key =
+      stack_->post("/v1/admin/keys", R"({"role": "merchant", "merchant": ")" + other + "\"}");
+  net::HttpClientOptions o;
+  o.endpoint = {"127.0.0.1", stack_->keeld().port()};
+  o.api_key = str(other_key.body, "key");
+  net::HttpClient as_other(o);
+  net::HttpResponse res;
+  ASSERT_TRUE(as_other.post("/v1/payment_methods/" + pm + "/detach", "", &res).is_ok());
+  EXPECT_EQ(res.status, 404u) << res.body;
+  EXPECT_EQ(stack_->get("/v1/payment_methods/" + pm).status, 200u);  // still there
+
+  const JsonResponse bad = stack_->post("/v1/payment_methods/" + pm + "/detach", R"({"x": 1})");
+  EXPECT_EQ(bad.status, 400u) << bad.text;
+  const JsonResponse detached = stack_->post("/v1/payment_methods/" + pm + "/detach", "");
+  ASSERT_EQ(detached.status, 200u) << detached.text;
+  EXPECT_EQ(str(detached.body, "id"), pm);
+  EXPECT_FALSE(str(detached.body, "detached_at").empty()) << detached.text;
+  EXPECT_EQ(stack_->get("/v1/payment_methods/" + pm).status, 404u);
+  EXPECT_EQ(stack_->post("/v1/payment_methods/" + pm + "/detach", "").status, 404u);
+  EXPECT_EQ(vault_status().at("payment_methods"), 0);
+
+  stack_->post("/v1/payments/" + payment + "/confirm", "{}", new_key());
+  const JsonResponse settled = stack_->wait_settled("/v1/payments/" + payment);
+  EXPECT_EQ(str(settled.body, "status"), "failed") << settled.text;
+  EXPECT_EQ(str(settled.body, "error_code"), "card_unavailable") << settled.text;
+  EXPECT_TRUE(stack_->sim_operations("cardco").empty());  // the PSP never saw it
+  const JsonResponse again = stack_->post("/v1/payments",
+                                          R"({"amount": 800, "currency": "USD", "merchant": ")" +
+                                              merchant_ + R"(", "payment_method": ")" + pm + "\"}",
+                                          new_key());
+  EXPECT_EQ(error_code(again), "payment_method_not_found") << again.text;
+}
+
 TEST_F(VaultE2E, RotationRewrapsEveryCardWhileServingAndAMissingVersionStopsTheStart) {
   start();
   // More cards than one rotation page (256), every scheme and length, amounts at the edges.
