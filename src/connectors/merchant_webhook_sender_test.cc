@@ -485,8 +485,10 @@ class FakeNetwork {
     return connected_;
   }
 
-  void install(MerchantWebhookSenderOptions* o) {
-    o->resolve = [this](const std::string& host, ResolveDone done) {
+  // Options whose resolver and connector are this network's.
+  MerchantWebhookSenderOptions options() {
+    MerchantWebhookSenderOptions o;
+    o.resolve = [this](const std::string& host, ResolveDone done) {
       std::vector<asio::ip::address> found;
       {
         std::lock_guard lock(mu_);
@@ -497,8 +499,7 @@ class FakeNetwork {
       }
       done({}, std::move(found));
     };
-    o->connect = [this](beast::tcp_stream& stream, const tcp::endpoint& endpoint,
-                        ConnectDone done) {
+    o.connect = [this](beast::tcp_stream& stream, const tcp::endpoint& endpoint, ConnectDone done) {
       uint16_t port = 0;
       {
         std::lock_guard lock(mu_);
@@ -511,6 +512,7 @@ class FakeNetwork {
       stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
                            [done](error_code ec) { done(ec); });
     };
+    return o;
   }
 
  private:
@@ -523,9 +525,7 @@ class FakeNetwork {
 
 TEST_F(MerchantWebhookSenderTest, ByDefaultLoopbackIsRefusedBeforeAnyConnection) {
   FakeNetwork net;
-  MerchantWebhookSenderOptions o;
-  net.install(&o);
-  sender(o, Guard::as_given);
+  sender(net.options(), Guard::as_given);  // the guard as keeld's default has it
   auto s = server(TestServer::Mode::answer, 200);
   const MerchantWebhookResult r = send_and_wait(webhook(s->url()));
   EXPECT_FALSE(r.delivered);
@@ -537,9 +537,7 @@ TEST_F(MerchantWebhookSenderTest, ByDefaultLoopbackIsRefusedBeforeAnyConnection)
 
 TEST_F(MerchantWebhookSenderTest, EveryForbiddenRangeIsRefusedAfterResolution) {
   FakeNetwork net;
-  MerchantWebhookSenderOptions o;
-  net.install(&o);
-  sender(o, Guard::as_given);
+  sender(net.options(), Guard::as_given);  // the guard as keeld's default has it
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"10.0.0.7", "destination refused: 10.0.0.7 is private"},
       {"192.168.1.1", "destination refused: 192.168.1.1 is private"},
@@ -566,9 +564,7 @@ TEST_F(MerchantWebhookSenderTest, EveryForbiddenRangeIsRefusedAfterResolution) {
 // horizon) is refused whole: no address of it is tried.
 TEST_F(MerchantWebhookSenderTest, OneForbiddenAddressRefusesTheWholeDestination) {
   FakeNetwork net;
-  MerchantWebhookSenderOptions o;
-  net.install(&o);
-  sender(o, Guard::as_given);
+  sender(net.options(), Guard::as_given);  // the guard as keeld's default has it
   net.name("mixed.merchant.test", {"93.184.216.34", "10.0.0.7"});
   const MerchantWebhookResult r = send_and_wait(webhook("http://mixed.merchant.test/hooks"));
   EXPECT_EQ(r.reason, "destination refused: 10.0.0.7 is private");
@@ -578,9 +574,7 @@ TEST_F(MerchantWebhookSenderTest, OneForbiddenAddressRefusesTheWholeDestination)
 // The connection goes to the address the guard judged, with the URL's host in Host.
 TEST_F(MerchantWebhookSenderTest, APublicAddressIsPinnedAndTriedInOrder) {
   FakeNetwork net;
-  MerchantWebhookSenderOptions o;
-  net.install(&o);
-  sender(o, Guard::as_given);
+  sender(net.options(), Guard::as_given);  // the guard as keeld's default has it
   auto s = server(TestServer::Mode::answer, 200);
   net.name("hooks.merchant.test", {"2606:4700::1111", "93.184.216.34"});
   net.route("93.184.216.34", s->port());  // the IPv6 address refuses
@@ -596,8 +590,7 @@ TEST_F(MerchantWebhookSenderTest, APublicAddressIsPinnedAndTriedInOrder) {
 
 TEST_F(MerchantWebhookSenderTest, AnAllowedNetworkOpensItsRangeOnly) {
   FakeNetwork net;
-  MerchantWebhookSenderOptions o;
-  net.install(&o);
+  MerchantWebhookSenderOptions o = net.options();
   ASSERT_TRUE(net::parse_destination_policy({"10.20.0.0/16"}, &o.destinations).is_ok());
   sender(o, Guard::as_given);
   auto s = server(TestServer::Mode::answer, 200);
@@ -611,9 +604,7 @@ TEST_F(MerchantWebhookSenderTest, AnAllowedNetworkOpensItsRangeOnly) {
 
 TEST_F(MerchantWebhookSenderTest, AResolverFailureFails) {
   FakeNetwork net;
-  MerchantWebhookSenderOptions o;
-  net.install(&o);
-  sender(o, Guard::as_given);
+  sender(net.options(), Guard::as_given);  // the guard as keeld's default has it
   const MerchantWebhookResult r = send_and_wait(webhook("http://nowhere.merchant.test/h"));
   EXPECT_FALSE(r.delivered);
   EXPECT_TRUE(r.reason.starts_with("resolve: ")) << r.reason;
@@ -643,8 +634,7 @@ class MerchantWebhookHttpsTest : public MerchantWebhookSenderTest {
     return server(TestServer::Mode::answer, 200, ctx.get());
   }
   MerchantWebhookSenderOptions options(FakeNetwork* net, bool trust = true) {
-    MerchantWebhookSenderOptions o;
-    net->install(&o);
+    MerchantWebhookSenderOptions o = net->options();
     if (trust) o.tls.ca_file = pki_.ca_cert().string();
     return o;
   }
