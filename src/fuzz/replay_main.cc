@@ -65,6 +65,8 @@ int write_seeds(const fs::path& root) {
   commands.emplace_back(payments::cmd::CapturePayment{"pay_1", 1000});
   commands.emplace_back(payments::cmd::CreateRefund{"re_1", "pay_1", 250});
   commands.back().idempotency = {"merchant:mch_1", "k1", std::string(32, 'f')};
+  commands.emplace_back(payments::cmd::DetachPaymentMethod{"pm_0123456789abcdef01234567",
+                                                           vault::OwnerKind::merchant, "mch_1"});
   write_commands(
       root, "payments_command", engine::RecordType::payments, commands,
       [](const payments::Command& c, std::string* out) { payments::encode_command(c, out); });
