@@ -716,6 +716,31 @@ TEST_F(EngineTest, ARejectedPspResultIsLoggedCountedAndSurvivesARestart) {
 // Routing: the engine decides before applying, journals the decision with the command and the
 // breaker's transitions as their own records; a restart replays to the same state, the
 // breaker starts where its last transition left it, and the channels are journaled once.
+// Routing turned off after it was on: keeld starts with no channels, and the engine journals an
+// empty set_channels. That command must replay: before, the decoder refused an empty list, so
+// the second start after turning routing off could not read its own journal (found by the
+// payments_command fuzz target).
+TEST_F(EngineTest, RoutingTurnedOffJournalsNoChannelsAndTheJournalStillReplays) {
+  EngineOptions o;
+  routing::ChannelDef a;
+  a.name = "cardco";
+  a.psp = "cardco";
+  o.channels = std::vector<routing::ChannelDef>{a};
+  { auto e = open(o); }
+  o.channels = std::vector<routing::ChannelDef>{};  // keeld.toml without [routing]
+  uint64_t hash = 0;
+  {
+    auto e = open(o);
+    EXPECT_TRUE(wait_for<std::vector<ChannelStatus>>([&](auto cb) {
+                  e->get_channels(std::move(cb));
+                }).value.empty());
+    hash = status(*e).state_hash;
+  }
+  auto e = open(o);  // replays the empty set_channels
+  EXPECT_EQ(status(*e).state_hash, hash);
+  EXPECT_TRUE(status(*e).invariants_ok);
+}
+
 TEST_F(EngineTest, RoutingDecisionsAndBreakerTransitionsAreJournaledAndReplayExactly) {
   EngineOptions o;
   routing::ChannelDef a;

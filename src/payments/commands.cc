@@ -212,8 +212,9 @@ bool read_fields(ByteReader& r, cmd::OperationStatus* b) {
          b->webhook_event.size() <= kWebhookEventLengthMax;
 }
 bool read_fields(ByteReader& r, cmd::SetFees* b) { return decode_fees(r, &b->fees); }
+// An empty list is a command too: keeld journals it when routing is turned off.
 bool read_fields(ByteReader& r, cmd::SetChannels* b) {
-  return routing::decode_channels(r, &b->channels) && !b->channels.empty();
+  return routing::decode_channels(r, &b->channels);
 }
 bool read_fields(ByteReader& r, cmd::ChannelEvent* b) { return read_transition(r, &b->transition); }
 bool read_fields(ByteReader& r, cmd::Control* b) { return read_control(r, &b->control); }

@@ -868,6 +868,16 @@ TEST_F(CoreTest, AWebhookSecretRotationIsCheckedThenBothSecretsSignDuringTheOver
   EXPECT_EQ(core_.outbox().endpoint("mch_1")->previous_secret, "");
 }
 
+// No channels (routing turned off) is a command of its own, and decodes as it was written.
+TEST(Commands, AnEmptyChannelListRoundTrips) {
+  const Command off(cmd::SetChannels{});
+  std::string bytes;
+  encode_command(off, &bytes);
+  Command back;
+  ASSERT_TRUE(decode_command(bytes, &back).is_ok());
+  EXPECT_EQ(back, off);
+}
+
 TEST(Commands, EveryKindRoundTripsAndMalformedBytesAreRefused) {
   const std::vector<Command> all = every_kind();
   ASSERT_EQ(all.size(), static_cast<size_t>(kCommandKindLast));
