@@ -808,8 +808,7 @@ bool PaymentRoutes::handle(const RouteMatch& m, const Caller* caller, std::strin
                            std::string_view target, const RequestHeaders& h, std::string_view body,
                            const ResponderPtr& r) {
   const bool vault_route =
-      (m.route >= Route::create_payment_method && m.route <= Route::vault_rotate) ||
-      m.route == Route::detach_payment_method;
+      m.route >= Route::create_payment_method && m.route <= Route::vault_rotate;
   if (!vault_route && (m.route < Route::create_customer || m.route > Route::admin_backup)) {
     return false;
   }

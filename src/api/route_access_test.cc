@@ -116,9 +116,9 @@ constexpr std::array kTable = {
     Row{Route::audit_head,                     "UOODDDDD"},
     Row{Route::create_payment_method,          "UODDOOOO"},  // each for its own tenant
     Row{Route::get_payment_method,             "UOODOHHH"},  // merchant A's card
+    Row{Route::detach_payment_method,          "UODDOHHH"},  // merchant A's cards
     Row{Route::vault_status,                   "UOODDDDD"},
     Row{Route::vault_rotate,                   "UODDDDDD"},
-    Row{Route::detach_payment_method,          "UODDOHHH"},  // merchant A's cards
 };
 // clang-format on
 

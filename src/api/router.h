@@ -75,11 +75,11 @@ enum class Route : uint8_t {
   create_payment_method,  // POST /v1/payment_methods {card: {number, exp_month, exp_year,
                           // cvc?}, merchant? | customer?}
   get_payment_method,     // GET  /v1/payment_methods/{id}
+  detach_payment_method,  // POST /v1/payment_methods/{id}/detach
   vault_status,           // GET  /v1/admin/vault
   vault_rotate,           // POST /v1/admin/vault/rotate {new_key?}
-  detach_payment_method,  // POST /v1/payment_methods/{id}/detach
 };
-inline constexpr Route kRouteLast = Route::detach_payment_method;
+inline constexpr Route kRouteLast = Route::vault_rotate;
 
 // The roles that may call a route: bit (1 << Role). Empty for a public route.
 using RoleSet = uint8_t;

@@ -364,9 +364,9 @@ std::string apply_webhooks(const toml::table& doc, KeeldConfig* c) {
   const toml::table* t = section(doc, "webhooks", {"allow_networks", "ca_file"}, &error);
   if (t == nullptr) return error;
   std::vector<std::string> networks;
-  if (!read_strings(*t, "allow_networks", "webhooks.", &networks, &error) ||
+  if (!read_strings(*t, "allow_networks", "", &networks, &error) ||
       !read_string(*t, "ca_file", &c->psp.webhook_tls.ca_file, &error)) {
-    return error.starts_with("webhooks.") ? error : "webhooks." + error;
+    return "webhooks." + error;
   }
   if (Status s = net::parse_destination_policy(networks, &c->psp.webhook_destinations);
       !s.is_ok()) {
