@@ -2008,5 +2008,11 @@ TEST(FormatCompatibility, DataDirectoryV10ReplaysToTheHashItsWriterComputed) {
   expect_fixture_replays("data-v10", /*payments=*/5);  // the fifth paid with the stored card
 }
 
+// data-v11: the flows of data-v10, written by main just before personal data was sealed: its
+// customer names, top-up source and payout destination are in clear and must still read back.
+TEST(FormatCompatibility, DataDirectoryV11ReplaysToTheHashItsWriterComputed) {
+  expect_fixture_replays("data-v11", /*payments=*/5);
+}
+
 }  // namespace
 }  // namespace keel::engine
