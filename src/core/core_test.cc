@@ -9,6 +9,7 @@
 #include "core/crc32c.h"
 #include "core/currency.h"
 #include "core/hash.h"
+#include "core/hex.h"
 #include "core/http_url.h"
 #include "core/ids.h"
 #include "core/metadata.h"
@@ -76,6 +77,18 @@ TEST(Time, RejectsMalformedTimestamps) {
   EXPECT_FALSE(parse_rfc3339("2026-13-01T00:00:00Z"));
   EXPECT_FALSE(parse_rfc3339("2026-11-23T13:33:34.Z"));
   EXPECT_FALSE(parse_rfc3339(""));
+}
+
+TEST(Hex, RoundTripsEveryByteAndRefusesOddOrForeignDigits) {
+  std::string all;
+  for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
+  const std::string hex = to_hex(all);
+  EXPECT_EQ(hex.substr(0, 6), "000102");
+  EXPECT_EQ(from_hex(hex), all);
+  EXPECT_EQ(from_hex("ABcd"), std::string("\xab\xcd"));
+  EXPECT_EQ(from_hex(""), std::string());
+  for (const char* bad : {"a", "abc", "0g", "zz", " 0", "0x"})
+    EXPECT_EQ(from_hex(bad), std::nullopt) << bad;
 }
 
 TEST(Crc32c, KnownVectors) {

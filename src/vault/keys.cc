@@ -1,13 +1,8 @@
 #include "vault/keys.h"
 
-#include <fcntl.h>
 #include <openssl/rand.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 #include "core/assert.h"
 #include "core/hex.h"
@@ -144,27 +139,7 @@ Status add_master_key(const std::string& path, const RandomFill& random, uint32_
   if (next == 0) return Status::error(path + ": no version left after 4294967295");
   if (!text.empty() && text.back() != '\n') text.push_back('\n');
   text += "key " + std::to_string(next) + " " + key_hex(random_key(random)) + "\n";
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::error("cannot write " + tmp + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  const bool ok = done == text.size() && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Status::error("cannot replace the vault key file " + path + ": " + std::strerror(errno));
-  }
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  if (Status s = write_secret_file(path, "the vault key file", text); !s.is_ok()) return s;
   *version = next;
   return Status::ok();
 }
