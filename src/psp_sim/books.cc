@@ -207,6 +207,7 @@ Outcome Books::payout(const TransferRequest& r, const Decisions& decisions, Time
   op.type = OperationType::payout;
   op.amount = r.amount;
   op.currency = r.currency;
+  op.counterparty = r.counterparty;
   std::string fingerprint = "payout|" + std::to_string(r.amount) + "|" +
                             std::string(r.currency.code()) + "|" + r.counterparty;
   return create(std::move(op), std::move(fingerprint), decisions, false, now);
@@ -218,6 +219,7 @@ Outcome Books::topup(const TransferRequest& r, const Decisions& decisions, Times
   op.type = OperationType::topup;
   op.amount = r.amount;
   op.currency = r.currency;
+  op.counterparty = r.counterparty;
   std::string fingerprint = "topup|" + std::to_string(r.amount) + "|" +
                             std::string(r.currency.code()) + "|" + r.counterparty;
   return create(std::move(op), std::move(fingerprint), decisions, false, now);

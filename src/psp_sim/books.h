@@ -59,6 +59,8 @@ struct Operation {
   // came with the first request of this reference.
   std::string card_last4;
   bool cvc_provided = false;
+  // Payouts and top-ups: where the money went or came from, as received ("iban:FR76...").
+  std::string counterparty;
   Timestamp created_at = 0;
   Timestamp updated_at = 0;
 };

@@ -124,6 +124,7 @@ json::object operation_to_json(const Operation& op) {
     o["decline_type"] = jv(decline_type_name(op.decline->type));
   }
   if (op.type == OperationType::refund) o["payment_reference"] = op.payment_reference;
+  if (!op.counterparty.empty()) o["counterparty"] = op.counterparty;
   if (!op.card_last4.empty()) {
     o["card"] = json::object{{"last4", op.card_last4},
                              {"cvc_check", op.cvc_provided ? "pass" : "unavailable"}};
