@@ -73,6 +73,7 @@ constexpr std::array kErrors = {
     ErrorInfo{ErrorCode::already_revoked, "already_revoked", 409},
     ErrorInfo{ErrorCode::too_many_keys, "too_many_keys", 409},
     ErrorInfo{ErrorCode::webhook_endpoint_missing, "webhook_endpoint_missing", 409},
+    ErrorInfo{ErrorCode::customer_erased, "customer_erased", 409},
     ErrorInfo{ErrorCode::idempotency_key_reused, "idempotency_key_reused", 422},
     ErrorInfo{ErrorCode::psp_result_rejected, "psp_result_rejected", 422},
     ErrorInfo{ErrorCode::channel_ineligible, "channel_ineligible", 422},
@@ -131,6 +132,7 @@ constexpr std::array kPaymentErrors = {
     std::pair{payments::Error::internal_error, ErrorCode::internal_error},
     std::pair{payments::Error::webhook_endpoint_missing, ErrorCode::webhook_endpoint_missing},
     std::pair{payments::Error::payment_method_not_found, ErrorCode::payment_method_not_found},
+    std::pair{payments::Error::customer_erased, ErrorCode::customer_erased},
 };
 
 constexpr bool payment_table_in_enum_order() {

@@ -75,6 +75,7 @@ enum class ErrorCode : uint8_t {
   already_revoked,           // the API key was revoked before
   too_many_keys,             // the key ring holds security::kKeysMax keys
   webhook_endpoint_missing,  // a webhook secret rotation for a merchant without an endpoint
+  customer_erased,           // the customer was erased: no new personal data or cards for them
   // 422.
   idempotency_key_reused,  // the key came with another request
   psp_result_rejected,     // a PSP result keel cannot take: its object is flagged for review

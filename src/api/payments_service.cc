@@ -3,6 +3,7 @@
 // payments::Query for the engine, and writes the engine's answer. Bad input never reaches the
 // engine.
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <charconv>
@@ -222,6 +223,31 @@ std::optional<ApiError> PaymentRoutes::scope(const Caller& caller, const Request
   return std::nullopt;
 }
 
+// Seals `*value` under the customer's personal data key, in place (no key store: kept as sent).
+std::optional<ApiError> PaymentRoutes::seal_personal(const std::string& customer_id,
+                                                     std::string_view field,
+                                                     const std::string& record_id,
+                                                     std::string* value) const {
+  vault::CustomerKeys* keys = options_.customer_keys;
+  if (keys == nullptr) return std::nullopt;
+  if (!vault::valid_customer_key_id(customer_id)) {  // no customer has such an id
+    return make_error(ErrorCode::customer_not_found, "no customer with id " + customer_id,
+                      "customer");
+  }
+  std::string sealed;
+  vault::CustomerKeys::Found found = vault::CustomerKeys::Found::missing;
+  if (Status s = keys->seal(customer_id, field, record_id, *value, &sealed, &found); !s.is_ok()) {
+    spdlog::error("personal data: cannot seal the {} of {}: {}", field, record_id, s.message());
+    return make_error(ErrorCode::vault_failed, "the personal data key store failed");
+  }
+  if (found == vault::CustomerKeys::Found::erased) {
+    return make_error(ErrorCode::customer_erased, "customer " + customer_id + " was erased",
+                      "customer");
+  }
+  *value = std::move(sealed);
+  return std::nullopt;
+}
+
 void PaymentRoutes::create_customer(std::string_view body, payments::Command c,
                                     const ResponderPtr& r) {
   auto o = body_object(body);
@@ -230,7 +256,13 @@ void PaymentRoutes::create_customer(std::string_view body, payments::Command c,
   if (auto e = f.only({"name"})) return r->fail(*e);
   auto name = f.text("name", kTextBytesMax);
   if (!name.ok()) return r->fail(*name.error);
-  c.body = payments::cmd::CreateCustomer{new_object_id("cus_"), name.value.value_or("")};
+  payments::cmd::CreateCustomer create{new_object_id("cus_"), name.value.value_or("")};
+  if (!create.name.empty()) {
+    if (auto e = seal_personal(create.id, vault::kCustomerNameField, create.id, &create.name)) {
+      return r->fail(*e);
+    }
+  }
+  c.body = std::move(create);
   submit(std::move(c), 0, r);
 }
 
@@ -557,6 +589,18 @@ void PaymentRoutes::create_flow(const Caller& caller, Route route, std::string_v
   }
   flow.customer_id = *customer.value;
   flow.instrument = *instrument.value;
+  // Checked here, before it is sealed and the core can no longer see what it is.
+  if (topup && flow.instrument.starts_with(vault::kPaymentMethodPrefix)) {
+    return r->fail(make_error(ErrorCode::parameter_invalid,
+                              "top-ups take a PSP's card token or a bank account; vault cards "
+                              "(pm_) pay card payments",
+                              "source"));
+  }
+  if (auto e = seal_personal(flow.customer_id,
+                             topup ? vault::kTopupSourceField : vault::kPayoutDestinationField,
+                             flow.id, &flow.instrument)) {
+    return r->fail(*e);
+  }
   if (topup) {
     c.body = payments::cmd::CreateTopup{std::move(flow)};
   } else {
@@ -827,8 +871,12 @@ bool PaymentRoutes::handle(const RouteMatch& m, const Caller* caller, std::strin
   const bool takes_key =
       moves_money || m.route == Route::create_customer || m.route == Route::create_merchant;
   if (takes_key) {
-    // A merchant's body carries its webhook secret: its fingerprint is a keyed digest.
-    const std::string digest = m.route == Route::create_merchant && options_.vault != nullptr
+    // A merchant's body carries its webhook secret, a customer's their name, a top-up's or a
+    // payout's an account: their fingerprint is a keyed digest, never a plain hash of it.
+    const bool secret_body = m.route == Route::create_merchant ||
+                             m.route == Route::create_customer || m.route == Route::create_topup ||
+                             m.route == Route::create_payout;
+    const std::string digest = secret_body && options_.vault != nullptr
                                    ? options_.vault->keyed_digest(body)
                                    : std::string();
     if (auto e = scope(who, h, moves_money, method, target, digest.empty() ? body : digest, &c)) {
@@ -866,6 +914,9 @@ bool PaymentRoutes::handle(const RouteMatch& m, const Caller* caller, std::strin
         return true;
       }
       query({payments::QueryKind::get_customer, m.id}, "customer", r);
+      return true;
+    case Route::erase_customer:
+      erase_customer(m.id, body, r);
       return true;
     case Route::get_merchant:
       if (!own_merchant_id) {

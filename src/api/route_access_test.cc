@@ -74,6 +74,7 @@ constexpr std::array kTable = {
     Row{Route::readyz,                         "OOOOOOOO"},
     Row{Route::create_customer,                "UODDDDDD"},
     Row{Route::get_customer,                   "UOODDDOH"},
+    Row{Route::erase_customer,                 "UODDDDDD"},
     Row{Route::create_merchant,                "UODDDDDD"},
     Row{Route::get_merchant,                   "UOODOHDD"},
     Row{Route::rotate_webhook_secret,          "UODDOHDD"},
@@ -169,6 +170,7 @@ class RouteAccessWalk : public ::testing::Test {
     cus_a_ = stack_->create_customer();
     cus_b_ = stack_->create_customer();
     cus_c_ = stack_->create_customer();
+    cus_erasable_ = stack_->create_customer();
     keys_[admin] = stack_->keeld().admin_key();
     keys_[auditor] = new_api_key(R"({"role": "auditor"})");
     keys_[ledger] = new_api_key(R"({"role": "ledger"})");
@@ -300,6 +302,8 @@ class RouteAccessWalk : public ::testing::Test {
         return {"POST", "/v1/customers", "{}"};
       case Route::get_customer:
         return {"GET", "/v1/customers/" + cus_a_, ""};
+      case Route::erase_customer:  // a customer of its own: the walk goes on with the others
+        return {"POST", "/v1/customers/" + cus_erasable_ + "/erase", ""};
       case Route::create_merchant:
         return {"POST", "/v1/merchants", "{}"};
       case Route::get_merchant:
@@ -408,7 +412,7 @@ class RouteAccessWalk : public ::testing::Test {
   }
 
   std::unique_ptr<PaymentsStack> stack_;
-  std::string mch_a_, mch_b_, cus_a_, cus_b_, cus_c_;
+  std::string mch_a_, mch_b_, cus_a_, cus_b_, cus_c_, cus_erasable_;
   std::array<std::string, kCallers> keys_;
   std::string spare_key_id_;
   std::string topup_, payment_, refund_, wallet_payment_, payout_, wallet_transfer_;

@@ -63,6 +63,7 @@ constexpr std::array kRoutes = {
     RouteSpec{"POST", {"v1", "admin", "backup"}, Route::admin_backup, {}, A},
     RouteSpec{"POST", {"v1", "customers"}, Route::create_customer, {}, A},
     RouteSpec{"GET", {"v1", "customers", "{id}"}, Route::get_customer, {}, A | U | C},
+    RouteSpec{"POST", {"v1", "customers", "{id}", "erase"}, Route::erase_customer, {}, A},
     RouteSpec{"POST", {"v1", "merchants"}, Route::create_merchant, {}, A},
     RouteSpec{"GET", {"v1", "merchants", "{id}"}, Route::get_merchant, {}, A | U | M},
     RouteSpec{"POST",

@@ -27,6 +27,7 @@ enum class Route : uint8_t {
   // Payments (issue 4).
   create_customer,         // POST /v1/customers
   get_customer,            // GET  /v1/customers/{id}
+  erase_customer,          // POST /v1/customers/{id}/erase (crypto-shredding; docs/security.md)
   create_merchant,         // POST /v1/merchants
   get_merchant,            // GET  /v1/merchants/{id}
   rotate_webhook_secret,   // POST /v1/merchants/{id}/webhook_secret/rotate {secret?,

@@ -213,8 +213,8 @@ void append_metric(std::string* out, std::string_view name, std::string_view typ
 }
 
 // The card vault's counters: cards opened for PSP calls (and failures), CVCs held in memory,
-// the active master key version.
-std::string vault_metrics_text(const vault::Vault* v) {
+// the active master key version; and the customers' personal data keys.
+std::string vault_metrics_text(const vault::Vault* v, const vault::CustomerKeys* keys) {
   if (v == nullptr) return {};
   const vault::Vault::Stats s = v->stats();
   std::string out;
@@ -232,6 +232,17 @@ std::string vault_metrics_text(const vault::Vault* v) {
          s.cvcs_held);
   metric("keel_vault_active_key_version", "gauge",
          "The master key version new cards are wrapped under.", v->active_version());
+  if (keys == nullptr) return out;
+  const vault::CustomerKeys::Stats k = keys->stats();
+  metric("keel_personal_data_keys_created_total", "counter",
+         "Customer personal data keys made (at a customer's first sealed value).", k.keys_created);
+  metric("keel_personal_data_keys_erased_total", "counter",
+         "Customer personal data keys deleted by an erasure (crypto-shredding).", k.keys_erased);
+  metric("keel_personal_data_opened_total", "counter",
+         "Sealed personal data values opened (for an answer or a PSP call).", k.opened);
+  metric("keel_personal_data_open_failures_total", "counter",
+         "Sealed personal data values that did not open under their customer's key.",
+         k.open_failures);
   return out;
 }
 
@@ -500,6 +511,7 @@ Service::Service(engine::Engine* engine, PaymentsApiOptions payments, AuthOption
       psp_stats_(payments.psp_stats),
       certificates_(payments.certificates),
       vault_(payments.vault),
+      customer_keys_(payments.customer_keys),
       wall_now_(auth.wall_now ? std::move(auth.wall_now) : wall_clock_now),
       admin_listener_(auth.admin_listener),
       limiter_(auth.rate_limits, auth.monotonic_ns ? std::move(auth.monotonic_ns) : steady_ns),
@@ -589,6 +601,12 @@ void Service::note_use(const std::string& key_id) {
 void Service::handle(std::string_view method, std::string_view target,
                      const RequestHeaders& headers, std::string body, std::string request_id,
                      PostFn post, ReplyFn reply) {
+  if (customer_keys_ != nullptr) {  // personal data leaves sealed records opened
+    reply = [keys = customer_keys_, inner = std::move(reply)](HttpReply answer) {
+      if (answer.status == 200) answer.body = reveal_personal_data(*keys, std::move(answer.body));
+      inner(std::move(answer));
+    };
+  }
   const RouteMatch m = match_route(method, target);
   if (m.error) return reply(error_reply(*m.error, request_id, m.allow));
   const RouteAccess access = route_access(m.route);
@@ -678,7 +696,7 @@ void Service::dispatch(const RouteMatch& m, const Caller* caller, std::string_vi
       engine::Engine* engine = engine_;
       std::string psp = psp_stats_ ? psp_metrics_text(psp_stats_()) : std::string();
       psp += certificate_metrics_text(certificates_, wall_now_() / kNanosPerSecond);
-      psp += vault_metrics_text(vault_);
+      psp += vault_metrics_text(vault_, customer_keys_);
       return engine_->get_status(
           false,
           on_io_thread<engine::EngineStatus>(

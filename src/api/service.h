@@ -79,6 +79,11 @@ struct PaymentsApiOptions {
   // The card vault (POST /v1/payment_methods, the vault's admin routes and metrics); nullptr:
   // those routes answer 503 vault_unavailable. Not owned; outlives the Service.
   vault::Vault* vault = nullptr;
+  // The customers' personal data keys (docs/security.md, "Personal data and erasure"): names,
+  // top-up sources and payout destinations are sealed with them before a command holds them,
+  // and opened in answers. nullptr: they are kept as sent (tests of other parts), and
+  // POST /v1/customers/{id}/erase answers 503 vault_unavailable. Not owned.
+  vault::CustomerKeys* customer_keys = nullptr;
 };
 
 // Runs a function on the I/O executor of the connection that sent the request.
@@ -135,6 +140,7 @@ class Service {
   std::function<dispatch::PspDispatcher::Stats()> psp_stats_;
   std::vector<std::pair<std::string, int64_t>> certificates_;
   vault::Vault* vault_ = nullptr;
+  vault::CustomerKeys* customer_keys_ = nullptr;
   std::function<Timestamp()> wall_now_;
   bool admin_listener_ = false;
   RateLimiter limiter_;

@@ -73,6 +73,10 @@ inline ApiError not_found(std::string_view what, std::string_view id) {
 }
 
 // Parses ?limit=: digits only, 1..limit_max; 10 when absent.
+// An answer's body with the personal data the core keeps sealed opened, or null where the
+// customer was erased (vault_service.cc; docs/security.md, "Personal data and erasure").
+[[nodiscard]] std::string reveal_personal_data(vault::CustomerKeys& keys, std::string body);
+
 inline std::optional<size_t> parse_limit(const QueryParams& query,
                                          size_t limit_max = ledger::kPageLimitMax) {
   const auto text = query_value(query, "limit");
@@ -241,6 +245,11 @@ class PaymentRoutes {
                              std::string_view method, std::string_view target,
                              std::string_view body, const ResponderPtr& r);
   void vault_status(const ResponderPtr& r);
+  void erase_customer(const std::string& id, std::string_view body, const ResponderPtr& r);
+  [[nodiscard]] std::optional<ApiError> seal_personal(const std::string& customer_id,
+                                                      std::string_view field,
+                                                      const std::string& record_id,
+                                                      std::string* value) const;
   void vault_rotate(std::string_view body, const ResponderPtr& r);
 
   engine::Engine* engine_;

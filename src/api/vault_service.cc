@@ -4,6 +4,7 @@
 // engine, the journal and the snapshots only ever see ciphertext.
 
 #include <algorithm>
+#include <array>
 #include <boost/json/object.hpp>
 #include <iterator>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "api/router.h"
 #include "api/service_internal.h"
 #include "core/json_writer.h"
+#include "vault/personal_data.h"
 #include "vault/vault.h"
 
 namespace keel::api {
@@ -68,6 +70,7 @@ struct Rotation : std::enable_shared_from_this<Rotation> {
   uint64_t rewrapped = 0;
   std::vector<vault::SecretReseal> reseals;  // webhook secrets still to journal
   uint64_t resealed = 0;
+  vault::CustomerKeys* customer_keys = nullptr;  // null: none to re-wrap
 
   void next_page() {
     payments::Query q;
@@ -146,13 +149,23 @@ struct Rotation : std::enable_shared_from_this<Rotation> {
     journal_step(std::move(c), "resealed", &Rotation::resealed, &Rotation::next_reseals);
   }
 
+  // Last, the customers' personal data keys: files, not journaled (they must stay deletable).
   void finish() {
+    uint64_t customer_keys_moved = 0;
+    if (customer_keys != nullptr) {
+      if (Status s = customer_keys->rewrap(&customer_keys_moved); !s.is_ok()) {
+        return r->fail(make_error(ErrorCode::vault_failed,
+                                  "the rotation re-wrapped " + std::to_string(rewrapped) +
+                                      " cards, then stopped at the customer keys: " + s.message()));
+      }
+    }
     r->ok(json::object{{"object", "vault_rotation"},
                        {"from_key_version", from_version},
                        {"key_version", to_version},
                        {"key_added", added},
                        {"rewrapped", rewrapped},
-                       {"webhook_secrets_resealed", resealed}});
+                       {"webhook_secrets_resealed", resealed},
+                       {"customer_keys_rewrapped", customer_keys_moved}});
   }
 };
 
@@ -342,6 +355,7 @@ void PaymentRoutes::vault_rotate(std::string_view body, const ResponderPtr& r) {
   auto job = std::make_shared<Rotation>();
   job->engine = engine_;
   job->vault = v;
+  job->customer_keys = options_.customer_keys;
   job->r = r;
   job->from_version = v->active_version();
   if (new_key) {
@@ -353,6 +367,101 @@ void PaymentRoutes::vault_rotate(std::string_view body, const ResponderPtr& r) {
   }
   job->to_version = v->active_version();
   job->next_page();
+}
+
+// Personal data (docs/security.md, "Personal data and erasure"): what the core renders holds
+// names, sources and destinations sealed; the answer shows them opened, or null once their
+// customer is erased. Objects are found by their "object" and "id" wherever they sit (a page's
+// data, a replayed answer).
+namespace {
+
+struct PersonalField {
+  std::string_view object;     // the object kind
+  std::string_view key;        // the field holding the sealed value
+  std::string_view customer;   // the field naming its customer ("" : the object's own id)
+  std::string_view aad_field;  // vault/personal_data.h
+};
+constexpr std::array kPersonalFields = {
+    PersonalField{"customer", "name", "", vault::kCustomerNameField},
+    PersonalField{"topup", "source", "customer", vault::kTopupSourceField},
+    PersonalField{"payout", "destination", "customer", vault::kPayoutDestinationField},
+};
+
+std::string_view string_at(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+}
+
+void reveal(vault::CustomerKeys& keys, json::value& v) {
+  if (v.is_array()) {
+    for (json::value& item : v.get_array()) reveal(keys, item);
+    return;
+  }
+  if (!v.is_object()) return;
+  json::object& o = v.get_object();
+  for (auto& [k, child] : o) reveal(keys, child);
+  const std::string_view kind = string_at(o, "object");
+  for (const PersonalField& f : kPersonalFields) {
+    if (kind != f.object) continue;
+    const std::string id(string_at(o, "id"));
+    json::value* sealed = o.if_contains(f.key);
+    if (sealed == nullptr || !sealed->is_string() ||
+        !vault::is_sealed_personal(sealed->get_string())) {
+      continue;
+    }
+    const std::string customer(f.customer.empty() ? id : string_at(o, f.customer));
+    std::string clear;
+    vault::CustomerKeys::Found found = vault::CustomerKeys::Found::missing;
+    const Status s = keys.open(customer, f.aad_field, id, sealed->get_string(), &clear, &found);
+    if (s.is_ok() && found == vault::CustomerKeys::Found::ok) {
+      *sealed = json::string(clear);
+    } else {
+      // Erased (or a key that does not open: logged by nobody here, counted by the key store).
+      *sealed = nullptr;
+    }
+  }
+}
+
+}  // namespace
+
+std::string reveal_personal_data(vault::CustomerKeys& keys, std::string body) {
+  if (body.find(vault::kSealedPersonalPrefix) == std::string::npos) return body;
+  auto doc = parse_json(body);
+  if (!doc.ok()) return body;
+  reveal(keys, doc.value);
+  return json::serialize(doc.value);
+}
+
+// Erasure: the customer is marked erased in the journal first (an audited record that replay
+// applies again), then their key is deleted. A crash between the two leaves the key; keeld
+// deletes the keys of every erased customer when it starts (keeld/vault_setup.cc).
+void PaymentRoutes::erase_customer(const std::string& id, std::string_view body,
+                                   const ResponderPtr& r) {
+  vault::CustomerKeys* keys = options_.customer_keys;
+  if (keys == nullptr) return r->fail(no_vault());
+  if (!body.empty()) {
+    auto o = body_object(body);
+    if (!o.ok()) return r->fail(*o.error);
+    Fields f(&o.value);
+    if (auto e = f.only({})) return r->fail(*e);
+  }
+  payments::Command c;
+  c.body = payments::cmd::EraseCustomer{id};
+  engine_->payments_command(
+      std::move(c), 0,
+      on_io_thread<payments::Reply>(r, [keys, id](const Responder& r, payments::Reply reply) {
+        if (reply.error == payments::Error::customer_not_found) {
+          return r.fail(not_found("customer", id));
+        }
+        if (!reply.ok()) return r.reply(to_http(reply, r.request_id));
+        if (Status s = keys->erase(id); !s.is_ok()) {
+          return r.fail(make_error(ErrorCode::vault_failed,
+                                   "the customer is erased in the journal, but their key is not "
+                                   "deleted yet (keeld deletes it at its next start): " +
+                                       s.message()));
+        }
+        r.reply(to_http(reply, r.request_id));
+      }));
 }
 
 }  // namespace keel::api

@@ -562,6 +562,23 @@ void add_vault_commands(CLI::App& app, const Globals& g, Action* action) {
   });
 }
 
+// `keel customer erase ID`: crypto-shredding (docs/security.md, "Personal data and erasure").
+void add_customer_commands(CLI::App& app, const Globals& g, Action* action) {
+  CLI::App* customer =
+      app.add_subcommand("customer", "a customer's personal data")->require_subcommand(1);
+  auto id = std::make_shared<std::string>();
+  CLI::App* erase = customer->add_subcommand(
+      "erase",
+      "delete the customer's personal data key: their name, top-up sources and payout "
+      "destinations become unreadable everywhere, backups included; balances stay (admin)");
+  erase->add_option("ID", *id, "the customer's id (cus_...)")->required();
+  erase->callback([&g, action, id] {
+    *action = [&g, id] {
+      return show(g, call(g, "POST", "/v1/customers/" + *id + "/erase", ""), cli::print_object);
+    };
+  });
+}
+
 void add_other_commands(CLI::App& app, const Globals& g, Action* action) {
   auto full = std::make_shared<bool>(false);
   CLI::App* status = app.add_subcommand("status", "the server's engine status");
@@ -581,6 +598,7 @@ void add_other_commands(CLI::App& app, const Globals& g, Action* action) {
 
   add_audit_commands(app, g, action);
   add_vault_commands(app, g, action);
+  add_customer_commands(app, g, action);
 
   auto rebuild_data = std::make_shared<std::string>();
   auto rebuild_archive = std::make_shared<std::string>();

@@ -273,7 +273,7 @@ struct PspDispatcher::Impl {
         req.destination_kind = c.instrument_kind == payments::InstrumentKind::account
                                    ? connectors::PayoutDestinationKind::account
                                    : connectors::PayoutDestinationKind::iban;
-        req.destination = c.instrument;
+        if (!open_instrument(c, vault::kPayoutDestinationField, &req.destination)) return;
         return psp->payout(req, c.traceparent, done);
       }
       case AttemptKind::topup: {
@@ -284,10 +284,38 @@ struct PspDispatcher::Impl {
         req.source_kind = c.instrument_kind == payments::InstrumentKind::bank_account
                               ? connectors::TopupSourceKind::bank_account
                               : connectors::TopupSourceKind::card_token;
-        req.source = c.instrument;
+        if (!open_instrument(c, vault::kTopupSourceField, &req.source)) return;
         return psp->topup(req, c.traceparent, done);
       }
     }
+  }
+
+  // A top-up's source or a payout's destination in clear for the call: opened under its
+  // customer's key, or as stored when it was written before sealing. False when it does not
+  // open (the customer erased, no key store, changed bytes): then nothing is sent and the
+  // attempt fails as declined, which a payout's hold release follows.
+  bool open_instrument(const payments::PspCall& c, std::string_view field, std::string* out) {
+    if (!vault::is_sealed_personal(c.instrument)) {
+      *out = c.instrument;
+      return true;
+    }
+    using Found = vault::CustomerKeys::Found;
+    Found found = Found::missing;
+    const Status opened = options.customer_keys == nullptr
+                              ? Status::error("keeld runs without customer keys")
+                              : options.customer_keys->open(c.customer_id, field, c.payment_id,
+                                                            c.instrument, out, &found);
+    if (opened.is_ok() && found == Found::ok) return true;
+    spdlog::error("personal data: cannot open the {} of {} for attempt {}: {}", field, c.payment_id,
+                  c.attempt_id,
+                  !opened.is_ok()          ? opened.message()
+                  : found == Found::erased ? std::string("the customer was erased")
+                                           : std::string("the customer has no key"));
+    connectors::PspResult r;
+    r.outcome = AttemptOutcome::declined_hard;
+    r.error_code = "personal_data_unavailable";
+    on_answer(c, r);
+    return false;
   }
 
   void on_answer(const payments::PspCall& c, const connectors::PspResult& r) {

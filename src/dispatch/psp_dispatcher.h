@@ -14,6 +14,7 @@
 #include "net/destination_guard.h"
 #include "net/tls_config.h"
 #include "payments/commands.h"
+#include "vault/personal_data.h"
 #include "vault/vault.h"
 
 namespace keel::dispatch {
@@ -55,6 +56,11 @@ struct DispatcherOptions {
   // card's CVC once its first authorization has an outcome. nullptr: a call with a vault card
   // fails as declined (card_unavailable) without reaching the PSP. Not owned; outlives stop().
   vault::Vault* vault = nullptr;
+  // Opens a top-up's source and a payout's destination sealed under their customer's key
+  // (PspCall::customer_id) just before the call. nullptr, or the customer erased: a call with a
+  // sealed one fails as declined (personal_data_unavailable) without reaching the PSP. Not
+  // owned; outlives stop().
+  vault::CustomerKeys* customer_keys = nullptr;
   // Merchant webhooks: where they may go besides global addresses (the SSRF guard; keeld's
   // `[webhooks] allow_networks`), and the CAs that verify https endpoints (empty: the
   // system's). connectors::MerchantWebhookSender documents both.

@@ -91,6 +91,13 @@ int run(keeld::KeeldConfig config) {
   }
   config.psp.vault = card_vault.get();
   config.payments.vault = card_vault.get();
+  // The customers' personal data keys, sealed under the vault's master keys.
+  std::unique_ptr<vault::CustomerKeys> customer_keys;
+  if (Status s = keeld::open_customer_keys(data_dir, *card_vault, &customer_keys); !s.is_ok()) {
+    return fail_startup(s.message());
+  }
+  config.psp.customer_keys = customer_keys.get();
+  config.payments.customer_keys = customer_keys.get();
   dispatch::PspDispatcher dispatcher(config.psp);
   config.engine.on_payment_effects = [&dispatcher](engine::PaymentEffects e) {
     dispatcher.submit(std::move(e));
@@ -100,6 +107,10 @@ int run(keeld::KeeldConfig config) {
     return fail_startup("cannot open " + data_dir + ": " + s.message());
   }
   if (Status s = keeld::check_vault_versions(*engine, *card_vault); !s.is_ok()) {
+    engine->stop();
+    return fail_startup(s.message());
+  }
+  if (Status s = keeld::erase_erased_customer_keys(*engine, *customer_keys); !s.is_ok()) {
     engine->stop();
     return fail_startup(s.message());
   }

@@ -76,4 +76,30 @@ Status check_vault_versions(engine::Engine& engine, const vault::Vault& vault) {
   return vault.check_secret_versions(r.value.secret_key_versions);
 }
 
+Status open_customer_keys(const std::string& data_dir, const vault::Vault& vault,
+                          std::unique_ptr<vault::CustomerKeys>* out) {
+  vault::CustomerKeysOptions options;
+  options.dir = (std::filesystem::path(data_dir) / kCustomerKeysDir).string();
+  return vault::CustomerKeys::open(std::move(options), &vault, out);
+}
+
+Status erase_erased_customer_keys(engine::Engine& engine, vault::CustomerKeys& keys) {
+  payments::Query q;
+  q.kind = payments::QueryKind::erased_customers;
+  const auto r = engine::wait_for<payments::QueryResult>(
+      [&](auto done) { engine.payments_query(q, std::move(done)); });
+  if (r.error != engine::EngineError::ok) return Status::error("the engine did not answer");
+  size_t deleted = 0;
+  for (const std::string& customer : r.value.customers) {
+    const uint64_t before = keys.stats().keys_erased;
+    if (Status s = keys.erase(customer); !s.is_ok()) return s;
+    deleted += keys.stats().keys_erased - before;
+  }
+  if (deleted > 0) {
+    spdlog::warn("personal data: deleted the keys of {} erased customer(s) that were still on disk",
+                 deleted);
+  }
+  return Status::ok();
+}
+
 }  // namespace keel::keeld

@@ -6,6 +6,7 @@
 #include "core/status.h"
 #include "engine/engine.h"
 #include "keeld/config.h"
+#include "vault/personal_data.h"
 #include "vault/vault.h"
 
 namespace keel::keeld {
@@ -26,5 +27,16 @@ inline constexpr const char* kVaultKeyFile = "vault.keys";
 // Fails when some stored card's master key version is missing from the vault's keys (asks the
 // engine, after it opened).
 [[nodiscard]] Status check_vault_versions(engine::Engine& engine, const vault::Vault& vault);
+
+// Opens the customers' personal data keys in DATA/customer-keys (docs/security.md, "Personal
+// data and erasure"), sealed under `vault`'s master keys.
+inline constexpr const char* kCustomerKeysDir = "customer-keys";
+[[nodiscard]] Status open_customer_keys(const std::string& data_dir, const vault::Vault& vault,
+                                        std::unique_ptr<vault::CustomerKeys>* out);
+
+// Deletes the key of every customer the journal says was erased (asks the engine, after it
+// opened): an erase journaled just before a crash, or keys restored from an old backup of the
+// key directory, are gone again before keeld serves.
+[[nodiscard]] Status erase_erased_customer_keys(engine::Engine& engine, vault::CustomerKeys& keys);
 
 }  // namespace keel::keeld

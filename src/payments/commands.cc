@@ -158,6 +158,7 @@ void write_body(ByteWriter& w, const CommandBody& body) {
             w.u8(static_cast<uint8_t>(b.owner_kind));
             w.str16(b.owner_id);
           },
+          [&](const cmd::EraseCustomer& b) { w.str16(b.customer_id); },
           [&](const cmd::ResealWebhookSecrets& b) {
             w.u16(static_cast<uint16_t>(b.reseals.size()));
             for (const cmd::SecretReseal& r : b.reseals) {
@@ -251,6 +252,8 @@ bool read_fields(ByteReader& r, cmd::DetachPaymentMethod* b) {
   b->owner_kind = static_cast<vault::OwnerKind>(kind);
   return true;
 }
+
+bool read_fields(ByteReader& r, cmd::EraseCustomer* b) { return r.str16(&b->customer_id); }
 
 template <size_t I>
 bool read_alternative(ByteReader& r, CommandBody* body) {
@@ -396,6 +399,7 @@ std::optional<CommandBody> body_of(CommandKind kind, FlatRecord& c) {
     case K::rewrap_payment_methods:
     case K::reseal_webhook_secrets:
     case K::detach_payment_method:
+    case K::erase_customer:
       return std::nullopt;
   }
   return std::nullopt;
@@ -500,6 +504,7 @@ std::string_view command_kind_name(CommandKind k) {
     KEEL_ENUM_CASE(K, rewrap_payment_methods);
     KEEL_ENUM_CASE(K, reseal_webhook_secrets);
     KEEL_ENUM_CASE(K, detach_payment_method);
+    KEEL_ENUM_CASE(K, erase_customer);
   }
   return "unknown";
 }

@@ -49,8 +49,9 @@ enum class CommandKind : uint8_t {
   rewrap_payment_methods = 21,
   reseal_webhook_secrets = 22,
   detach_payment_method = 23,
+  erase_customer = 24,
 };
-inline constexpr CommandKind kCommandKindLast = CommandKind::detach_payment_method;
+inline constexpr CommandKind kCommandKindLast = CommandKind::erase_customer;
 
 // The longest overlap of a webhook secret rotation (cmd::RotateWebhookSecret): a week.
 inline constexpr int64_t kWebhookSecretOverlapMaxS = 7 * 24 * 3600;
@@ -304,6 +305,15 @@ struct DetachPaymentMethod {
   friend bool operator==(const DetachPaymentMethod&, const DetachPaymentMethod&) = default;
 };
 
+// A customer erased (POST /v1/customers/{id}/erase, docs/security.md "Personal data and
+// erasure"): keeld deleted, or is about to delete, the customer's personal data key; the core
+// marks the customer erased, forgets their name and their stored cards, and refuses their new
+// top-ups, payouts and cards. Their wallet, balances and ledger history stay.
+struct EraseCustomer {
+  std::string customer_id;
+  friend bool operator==(const EraseCustomer&, const EraseCustomer&) = default;
+};
+
 }  // namespace cmd
 
 using CommandBody =
@@ -313,7 +323,7 @@ using CommandBody =
                  cmd::MarkPendingUnknown, cmd::OutboxAttempt, cmd::OperationStatus, cmd::SetFees,
                  cmd::SetChannels, cmd::ChannelEvent, cmd::Control, cmd::RotateWebhookSecret,
                  cmd::StorePaymentMethod, cmd::RewrapPaymentMethods, cmd::ResealWebhookSecrets,
-                 cmd::DetachPaymentMethod>;
+                 cmd::DetachPaymentMethod, cmd::EraseCustomer>;
 static_assert(std::variant_size_v<CommandBody> == static_cast<size_t>(kCommandKindLast));
 
 struct Command {

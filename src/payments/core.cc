@@ -1,5 +1,7 @@
 #include "payments/core.h"
 
+#include <algorithm>
+
 #include "core/assert.h"
 #include "core/bytes.h"
 #include "core/codec.h"
@@ -8,11 +10,15 @@
 #include "core/json_writer.h"
 #include "core/overloaded.h"
 #include "payments/render.h"
+#include "vault/personal_data.h"
 
 namespace keel::payments {
 namespace {
 
 constexpr uint32_t kEncodingVersion = 1;
+// Customers carry erased_at. Written only while some customer is erased, so that a state
+// without one encodes (and hashes) as before.
+constexpr uint32_t kEncodingVersionWithErasures = 2;
 constexpr size_t kIdLengthMax = 48;  // customers and merchants, like payments
 constexpr size_t kNameBytesMax = 200;
 constexpr size_t kUrlBytesMax = 2048;
@@ -175,6 +181,7 @@ std::string_view error_name(Error e) {
     KEEL_ENUM_CASE(E, internal_error);
     KEEL_ENUM_CASE(E, webhook_endpoint_missing);
     KEEL_ENUM_CASE(E, payment_method_not_found);
+    KEEL_ENUM_CASE(E, customer_erased);
   }
   return "unknown";
 }
@@ -363,7 +370,9 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
           [&](const cmd::CreateTopup& b) {
             wallet_flow = true;
             out.object_id = b.id;
-            if (b.instrument.starts_with(vault::kPaymentMethodPrefix)) {
+            if (std::optional<Reply> refused = refused_erased(b.customer_id, "customer")) {
+              out.reply = *refused;
+            } else if (b.instrument.starts_with(vault::kPaymentMethodPrefix)) {
               out.reply = error_reply(Error::parameter_invalid,
                                       "top-ups take a PSP's card token or a bank account; vault "
                                       "cards (pm_) pay card payments",
@@ -379,7 +388,9 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
           [&](const cmd::CreatePayout& b) {
             wallet_flow = true;
             out.object_id = b.id;
-            if (const std::string* channel = flow_channel(b)) {
+            if (std::optional<Reply> refused = refused_erased(b.customer_id, "customer")) {
+              out.reply = *refused;
+            } else if (const std::string* channel = flow_channel(b)) {
               out.reply = create_flow(b.id, b.customer_id, "", [&] {
                 return flows_.create_payout(
                     {b.id, b.customer_id, b.amount, b.currency, *channel, b.instrument_kind,
@@ -462,6 +473,7 @@ ApplyOutcome PaymentsCore::run(const Command& c, Timestamp now, ledger::Ledger& 
             out.reply = detach_payment_method(b, now);
             out.object_id = b.id;
           },
+          [&](const cmd::EraseCustomer& b) { out.reply = erase_customer(b, now); },
       },
       c.body);
   const CommandKind kind = c.kind();
@@ -486,7 +498,11 @@ Reply PaymentsCore::create_customer(const cmd::CreateCustomer& c, Timestamp now)
   if (!is_valid_reference(c.id, kIdLengthMax)) {
     return error_reply(Error::id_invalid, "bad customer id", "id");
   }
-  if (c.name.size() > kNameBytesMax) {
+  // A name sealed at the API edge is longer than the name (vault/personal_data.h).
+  const size_t name_max = vault::is_sealed_personal(c.name)
+                              ? vault::sealed_personal_length(kNameBytesMax)
+                              : kNameBytesMax;
+  if (c.name.size() > name_max) {
     return error_reply(Error::parameter_invalid, "name is longer than 200 bytes", "name");
   }
   if (customers_.contains(c.id)) {
@@ -494,6 +510,34 @@ Reply PaymentsCore::create_customer(const cmd::CreateCustomer& c, Timestamp now)
   }
   customers_.emplace(c.id, Customer{c.id, c.name, now});
   return Reply::success(render(c.id));
+}
+
+Reply PaymentsCore::erase_customer(const cmd::EraseCustomer& c, Timestamp now) {
+  const auto it = customers_.find(c.customer_id);
+  if (it == customers_.end()) {
+    return error_reply(Error::customer_not_found, "no customer with id " + c.customer_id);
+  }
+  Customer& customer = it->second;
+  if (customer.erased_at == 0) {  // erasing again changes nothing and answers the same
+    customer.erased_at = now;
+    customer.name.clear();
+    for (const std::string& id :
+         payment_methods_.owned_by(vault::OwnerKind::customer, customer.id)) {
+      const bool erased = payment_methods_.erase(id);
+      KEEL_ASSERT(erased);
+    }
+  }
+  KEEL_ASSERT(customer.erased_at != 0 && customer.name.empty());
+  KEEL_ASSERT(payment_methods_.owned_by(vault::OwnerKind::customer, customer.id).empty());
+  return Reply::success(render(customer.id));
+}
+
+std::optional<Reply> PaymentsCore::refused_erased(std::string_view customer_id,
+                                                  std::string_view param) const {
+  const auto it = customers_.find(customer_id);
+  if (it == customers_.end() || it->second.erased_at == 0) return std::nullopt;
+  return error_reply(Error::customer_erased, "customer " + std::string(customer_id) + " was erased",
+                     std::string(param));
 }
 
 Reply PaymentsCore::create_merchant(const cmd::CreateMerchant& c, Timestamp now) {
@@ -656,6 +700,9 @@ Reply PaymentsCore::store_payment_method(const cmd::StorePaymentMethod& c) {
                              "merchant")
                : error_reply(Error::customer_not_found, "no customer with id " + m.owner_id,
                              "customer");
+  }
+  if (m.owner_kind == vault::OwnerKind::customer) {
+    if (std::optional<Reply> refused = refused_erased(m.owner_id, "customer")) return *refused;
   }
   switch (payment_methods_.store(m)) {
     case vault::StoreResult::stored:
@@ -901,6 +948,7 @@ std::optional<Reply> PaymentsCore::refused_by_controls(const Command& c) const {
     case CommandKind::create_merchant:
     case CommandKind::store_payment_method:
     case CommandKind::detach_payment_method:
+    case CommandKind::erase_customer:
     case CommandKind::capture_payment:  // finishes a payment already authorized
     case CommandKind::cancel_payment:
       break;
@@ -1586,9 +1634,14 @@ std::string PaymentsCore::render(std::string_view object_id) const {
     w.begin_object();
     w.field("id", c->second.id);
     w.field("object", "customer");
-    w.field("name", c->second.name);
+    if (c->second.erased_at != 0) {
+      w.field_or_null("name", "");
+    } else {
+      w.field("name", c->second.name);  // sealed: the API edge opens it
+    }
     w.field("wallet", c->second.id);
     w.field("created_at", format_rfc3339(c->second.created_at));
+    if (c->second.erased_at != 0) w.field("erased_at", format_rfc3339(c->second.erased_at));
     w.end_object();
   } else if (const auto m = merchants_.find(object_id); m != merchants_.end()) {
     w.begin_object();
@@ -1744,6 +1797,13 @@ QueryResult PaymentsCore::query(const Query& q, const ledger::Ledger& ledger) co
       r.secrets = outbox_.endpoint_secrets();
       if (!q.merchant_id.empty()) {
         std::erase_if(r.secrets, [&q](const auto& s) { return s.first != q.merchant_id; });
+      }
+      return r;
+    }
+    case QueryKind::erased_customers: {
+      QueryResult r{true, ""};
+      for (const auto& [id, c] : customers_) {
+        if (c.erased_at != 0) r.customers.push_back(id);
       }
       return r;
     }
@@ -2466,7 +2526,9 @@ Status PaymentsCore::encode_parts(std::string* out, bool full, const EncodingSin
     out->clear();
   };
   ByteWriter w(out);
-  w.u32(kEncodingVersion);
+  const bool erasures =
+      std::ranges::any_of(customers_, [](const auto& c) { return c.second.erased_at != 0; });
+  w.u32(erasures ? kEncodingVersionWithErasures : kEncodingVersion);
   w.u64(customers_.size());
   for (const auto& [id, c] : customers_) {
     w.str16(c.id);
@@ -2474,6 +2536,7 @@ Status PaymentsCore::encode_parts(std::string* out, bool full, const EncodingSin
     w.i64(c.created_at);
     w.u64(c.currencies.size());
     for (const uint16_t index : c.currencies) w.u16(index);
+    if (erasures) w.i64(c.erased_at);
   }
   w.u64(merchants_.size());
   for (const auto& [id, m] : merchants_) {
@@ -2802,7 +2865,8 @@ Status PaymentsCore::decode(std::string_view bytes, CoreOptions options, Payment
   PaymentsCore core(options);
   uint32_t version = 0;
   uint64_t n = 0;
-  if (!r.u32(&version) || version != kEncodingVersion || !r.u64(&n)) {
+  if (!r.u32(&version) ||
+      (version != kEncodingVersion && version != kEncodingVersionWithErasures) || !r.u64(&n)) {
     return Status::error("payments: bad header");
   }
   for (uint64_t i = 0; i < n; ++i) {
@@ -2818,6 +2882,9 @@ Status PaymentsCore::decode(std::string_view bytes, CoreOptions options, Payment
         return Status::error("payments: malformed customer currency");
       }
       c.currencies.insert(index);
+    }
+    if (version == kEncodingVersionWithErasures && (!r.i64(&c.erased_at) || c.erased_at < 0)) {
+      return Status::error("payments: malformed customer erasure");
     }
     core.customers_.emplace(c.id, std::move(c));
   }

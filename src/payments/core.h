@@ -139,6 +139,9 @@ enum class QueryKind : uint8_t {
   // Every merchant's webhook secrets as stored (QueryResult::secrets; a merchant's current one
   // before its previous one), or those of `merchant_id`.
   webhook_secrets,
+  // The ids of every erased customer (QueryResult::customers): keeld deletes their personal
+  // data keys again when it starts (an erase journaled just before a crash).
+  erased_customers,
 };
 
 struct Query {
@@ -204,6 +207,7 @@ struct QueryResult {
   std::map<uint32_t, uint64_t> key_versions;                 // stored cards by master key version
   std::map<uint32_t, uint64_t> secret_key_versions;          // webhook secrets (0: in clear)
   std::vector<std::pair<std::string, std::string>> secrets;  // (merchant, stored bytes)
+  std::vector<std::string> customers;                        // erased_customers
   [[nodiscard]] bool needs_history() const { return events_page || payments_read || flows_read; }
 };
 
@@ -342,9 +346,10 @@ class PaymentsCore {
  private:
   struct Customer {
     std::string id;
-    std::string name;
+    std::string name;  // sealed personal data (vault/personal_data.h), or clear from before
     Timestamp created_at = 0;
     std::set<uint16_t> currencies;  // of the wallet accounts the ledger has (Currency::index)
+    Timestamp erased_at = 0;        // 0: not erased (cmd::EraseCustomer)
   };
   struct Merchant {
     std::string id;
@@ -357,6 +362,11 @@ class PaymentsCore {
   ApplyOutcome run(const Command& c, Timestamp now, ledger::Ledger& ledger, Timestamp* clock);
   Reply create_customer(const cmd::CreateCustomer& c, Timestamp now);
   Reply create_merchant(const cmd::CreateMerchant& c, Timestamp now);
+  Reply erase_customer(const cmd::EraseCustomer& c, Timestamp now);
+  // customer_erased when `customer_id` names an erased customer: new personal data (a top-up's
+  // source, a payout's destination, a card) is not taken for them.
+  [[nodiscard]] std::optional<Reply> refused_erased(std::string_view customer_id,
+                                                    std::string_view param) const;
   Reply rotate_webhook_secret(const cmd::RotateWebhookSecret& c, Timestamp now);
   Reply store_payment_method(const cmd::StorePaymentMethod& c);
   Reply detach_payment_method(const cmd::DetachPaymentMethod& c, Timestamp now);

@@ -640,6 +640,7 @@ std::vector<Command> every_kind() {
                                  {kPmB, 3, 4, std::string(vault::kWrappedKeyBytes, 'v')}}},
       cmd::ResealWebhookSecrets{{{"mch_1", "whsec_1", std::string("\0KVS", 4) + "sealed"}}},
       cmd::DetachPaymentMethod{kPmA, vault::OwnerKind::customer, "cus_1"},
+      cmd::EraseCustomer{"cus_1"},
   };
   all[3].routed = true;
   all[3].route.kind = routing::DecisionKind::routed;
@@ -760,6 +761,77 @@ TEST_F(CoreTest, ADetachedCardIsGoneForItsOwnerAndPaysNoMore) {
   ASSERT_EQ(confirmed.calls.size(), 1u);
   EXPECT_EQ(confirmed.calls[0].instrument, kPmA);
   EXPECT_EQ(confirmed.calls[0].card, nullptr);
+}
+
+// Erasing a customer (keeld deletes their personal data key): the core forgets their name and
+// stored cards, refuses new top-ups, payouts and cards for them, and keeps their wallet (a
+// transfer out still moves money). Erasing again answers the same; an unknown customer is not
+// found and changes nothing. A state with an erasure round-trips; one without any encodes as
+// before (version 1), so data written before erasure existed hashes the same.
+TEST_F(CoreTest, AnErasedCustomerKeepsTheirMoneyAndTakesNoNewPersonalData) {
+  merchant();
+  const std::string sealed_name = "pd1." + std::string(2 * (12 + 3 + 16), 'a');
+  ASSERT_TRUE(apply(cmd::CreateCustomer{"cus_1", sealed_name}).reply.ok());
+  ASSERT_TRUE(apply(customer("cus_2")).reply.ok());
+  // A clear name longer than the bound is refused; sealed text of a name at the bound is not.
+  EXPECT_EQ(apply(cmd::CreateCustomer{"cus_3", std::string(201, 'n')}).reply.error,
+            Error::parameter_invalid);
+  ASSERT_TRUE(apply(cmd::CreateCustomer{"cus_4", "pd1." + std::string(2 * (12 + 200 + 16), 'b')})
+                  .reply.ok());
+  const ApplyOutcome sent = apply(topup("tu_1", "cus_1", 500));
+  ASSERT_EQ(sent.calls.size(), 1u);
+  EXPECT_EQ(sent.calls[0].customer_id, "cus_1") << "the key that opens the source";
+  apply(result(sent.calls[0].attempt_id, AttemptStatus::approved));
+  ASSERT_EQ(credits_posted("wallet:cus_1:USD"), 500);
+  using vault::OwnerKind;
+  ASSERT_TRUE(
+      apply(cmd::StorePaymentMethod{stored_card(kPmA, OwnerKind::customer, "cus_1")}).reply.ok());
+  ASSERT_TRUE(
+      apply(cmd::StorePaymentMethod{stored_card(kPmB, OwnerKind::merchant, "mch_1")}).reply.ok());
+  const std::string state = encoded();
+  ASSERT_EQ(state.substr(0, 4), std::string("\x01\0\0\0", 4)) << "no erasure: version 1";
+
+  const ApplyOutcome unknown = apply(cmd::EraseCustomer{"cus_9"});
+  EXPECT_EQ(unknown.reply.error, Error::customer_not_found);
+  EXPECT_FALSE(unknown.changed);
+  EXPECT_EQ(encoded(), state);
+
+  const ApplyOutcome erased = apply(cmd::EraseCustomer{"cus_1"});
+  ASSERT_TRUE(erased.reply.ok());
+  EXPECT_TRUE(erased.changed);
+  EXPECT_NE(erased.reply.body.find(R"("name":null)"), std::string::npos) << erased.reply.body;
+  EXPECT_NE(erased.reply.body.find(R"("erased_at":")"), std::string::npos);
+  EXPECT_EQ(erased.reply.body.find(sealed_name), std::string::npos);
+  EXPECT_EQ(core_.payment_methods().find(kPmA), nullptr) << "the customer's card went";
+  EXPECT_NE(core_.payment_methods().find(kPmB), nullptr) << "a merchant's card stays";
+  const ApplyOutcome again = apply(cmd::EraseCustomer{"cus_1"});
+  ASSERT_TRUE(again.reply.ok());
+  EXPECT_EQ(again.reply.body, erased.reply.body);
+
+  const std::string after = encoded();
+  EXPECT_EQ(apply(topup("tu_2", "cus_1", 100)).reply.error, Error::customer_erased);
+  EXPECT_EQ(apply(cmd::CreatePayout{{"po_1", "cus_1", 100, kUsd, "cardco", InstrumentKind::iban,
+                                     "DE89370400440532013000"}})
+                .reply.error,
+            Error::customer_erased);
+  EXPECT_EQ(
+      apply(cmd::StorePaymentMethod{stored_card(kPmA, OwnerKind::customer, "cus_1")}).reply.error,
+      Error::customer_erased);
+  EXPECT_EQ(encoded(), after) << "refused: nothing changed";
+  // The money stays the customer's: a wallet transfer out moves it.
+  ASSERT_TRUE(apply(cmd::CreateWalletTransfer{"wt_1", "cus_1", "cus_2", 200, kUsd}).reply.ok());
+  EXPECT_EQ(credits_posted("wallet:cus_2:USD"), 200);
+  // Others are untouched.
+  ASSERT_TRUE(apply(topup("tu_3", "cus_2", 100)).reply.ok());
+
+  const std::string bytes = encoded();
+  EXPECT_EQ(bytes.substr(0, 4), std::string("\x02\0\0\0", 4));
+  PaymentsCore decoded;
+  ASSERT_TRUE(PaymentsCore::decode(bytes, {}, &decoded).is_ok());
+  std::string back;
+  decoded.encode(&back);
+  EXPECT_EQ(back, bytes);
+  EXPECT_NE(decoded.render("cus_1").find(R"("erased_at":")"), std::string::npos);
 }
 
 TEST_F(CoreTest, RewrapsApplyOnceAndTheVaultSectionRoundTrips) {

@@ -222,7 +222,10 @@ struct PspCall {
   bool capture_now = false;             // authorization with automatic capture
   std::string authorization_reference;  // capture, void, refund: the authorization attempt's id
   InstrumentKind instrument_kind = InstrumentKind::none;
-  std::string instrument;   // card token, bank account, IBAN or account id
+  std::string instrument;  // card token, bank account, IBAN or account id
+  // Top-ups and payouts: the customer whose key seals `instrument` (vault/personal_data.h;
+  // `payment_id` is the flow's id). The connector path opens it just before the call.
+  std::string customer_id;
   int64_t delay_ms = 0;     // wait this long before the call (a retry's backoff)
   std::string traceparent;  // of the request that started its object (empty: none)
   // Authorizations drawing on a vault card (instrument "pm_..."): the stored card,

@@ -48,8 +48,9 @@ enum class Error : uint8_t {
   // Appended after the groups above (values are kept stable).
   webhook_endpoint_missing,  // a webhook secret rotation for a merchant without an endpoint
   payment_method_not_found,  // a pm_ the caller (the payment's merchant or customer) lacks
+  customer_erased,           // a top-up, payout or card for a customer whose data was erased
 };
-inline constexpr Error kErrorLast = Error::payment_method_not_found;
+inline constexpr Error kErrorLast = Error::customer_erased;
 
 [[nodiscard]] std::string_view error_name(Error e);
 

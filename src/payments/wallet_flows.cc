@@ -10,6 +10,7 @@
 #include "core/enum_name.h"
 #include "payments/codec.h"
 #include "payments/payment_history.h"
+#include "vault/personal_data.h"
 
 namespace keel::payments {
 namespace {
@@ -142,18 +143,25 @@ bool status_consistent(const WalletFlow& f) {
   return false;
 }
 
+// A source or destination as the API sent it, or sealed under its customer's key at the API
+// edge (vault/personal_data.h), which makes it longer.
+bool instrument_ok(std::string_view text) {
+  return printable(text, vault::is_sealed_personal(text)
+                             ? vault::sealed_personal_length(kWalletFlowInstrumentLengthMax)
+                             : kWalletFlowInstrumentLengthMax);
+}
+
 bool consistent(const WalletFlow& f) {
   const bool external = f.kind != WalletFlowKind::transfer;
   const bool fields =
       plain(f.id, kWalletFlowIdLengthMax) && plain(f.customer_id, kWalletFlowNameLengthMax) &&
       f.amount > 0 && f.currency.valid() && instrument_fits(f.kind, f.instrument_kind) &&
       f.error_code.size() <= kWalletFlowResultTextLengthMax && f.created_at <= f.updated_at &&
-      (external
-           ? plain(f.channel, kWalletFlowNameLengthMax) &&
-                 printable(f.instrument, kWalletFlowInstrumentLengthMax) && f.to_customer_id.empty()
-           : f.channel.empty() && f.instrument.empty() &&
-                 plain(f.to_customer_id, kWalletFlowNameLengthMax) &&
-                 f.to_customer_id != f.customer_id);
+      (external ? plain(f.channel, kWalletFlowNameLengthMax) && instrument_ok(f.instrument) &&
+                      f.to_customer_id.empty()
+                : f.channel.empty() && f.instrument.empty() &&
+                      plain(f.to_customer_id, kWalletFlowNameLengthMax) &&
+                      f.to_customer_id != f.customer_id);
   if (!fields || f.timeline.empty() || !status_consistent(f)) return false;
   for (size_t i = 0; i < f.attempts.size(); ++i) {
     if (!attempt_consistent(f, f.attempts[i], i)) return false;
@@ -332,6 +340,7 @@ void WalletFlows::add_attempt(WalletFlow& f, AttemptKind kind, Timestamp now, Ef
   call.currency = f.currency;
   call.instrument_kind = f.instrument_kind;
   call.instrument = f.instrument;
+  call.customer_id = f.customer_id;
   effects->calls.push_back(std::move(call));
   f.attempts.push_back(std::move(a));
 }
@@ -343,8 +352,7 @@ WalletFlowResult WalletFlows::create_topup(const TopupRequest& r, Timestamp now,
   if (!r.currency.valid()) return WalletFlowResult::currency_invalid;
   if (!plain(r.customer_id, kWalletFlowNameLengthMax)) return WalletFlowResult::customer_id_invalid;
   if (!plain(r.channel, kWalletFlowNameLengthMax)) return WalletFlowResult::channel_invalid;
-  if (!instrument_fits(WalletFlowKind::topup, r.source_kind) ||
-      !printable(r.source, kWalletFlowInstrumentLengthMax)) {
+  if (!instrument_fits(WalletFlowKind::topup, r.source_kind) || !instrument_ok(r.source)) {
     return WalletFlowResult::instrument_invalid;
   }
   if (taken(r.id, taken_outside)) return WalletFlowResult::exists;
@@ -410,7 +418,7 @@ WalletFlowResult WalletFlows::create_payout(const PayoutRequest& r, Timestamp no
   if (!plain(r.customer_id, kWalletFlowNameLengthMax)) return WalletFlowResult::customer_id_invalid;
   if (!plain(r.channel, kWalletFlowNameLengthMax)) return WalletFlowResult::channel_invalid;
   if (!instrument_fits(WalletFlowKind::payout, r.destination_kind) ||
-      !printable(r.destination, kWalletFlowInstrumentLengthMax)) {
+      !instrument_ok(r.destination)) {
     return WalletFlowResult::instrument_invalid;
   }
   if (taken(r.id, taken_outside)) return WalletFlowResult::exists;

@@ -18,7 +18,8 @@ using Ctx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
 
 int len(size_t n) { return static_cast<int>(n); }
 
-// nonce || AES-256-GCM(key, nonce, aad; plaintext) || tag.
+}  // namespace
+
 std::string gcm_encrypt(const Key& key, std::string_view aad, std::string_view plaintext,
                         const RandomFill& random) {
   std::string out(kNonceBytes + plaintext.size() + kTagBytes, '\0');
@@ -65,6 +66,8 @@ bool gcm_decrypt(const Key& key, std::string_view aad, std::string_view sealed,
   *plaintext = std::move(out);
   return true;
 }
+
+namespace {
 
 std::string key_aad(std::string_view record_id, uint32_t version) {
   return "keel-vault data key|" + std::string(record_id) + "|" + std::to_string(version);

@@ -30,6 +30,13 @@ inline constexpr size_t kTagBytes = 16;
 inline constexpr size_t kWrappedKeyBytes = kNonceBytes + kKeyBytes + kTagBytes;
 inline constexpr size_t kPlaintextBytesMax = 1024;
 
+// One AES-256-GCM sealing: nonce (12 random bytes) || ciphertext || tag (16 bytes), with `aad`
+// authenticated. gcm_decrypt() fails (false, `plaintext` untouched) when anything was changed.
+[[nodiscard]] std::string gcm_encrypt(const Key& key, std::string_view aad,
+                                      std::string_view plaintext, const RandomFill& random);
+[[nodiscard]] bool gcm_decrypt(const Key& key, std::string_view aad, std::string_view sealed,
+                               std::string* plaintext);
+
 // Encrypts `plaintext` (at most kPlaintextBytesMax bytes) for the record `record_id` under a new
 // data key wrapped by the active master key.
 [[nodiscard]] Envelope seal(const MasterKeys& keys, std::string_view record_id,

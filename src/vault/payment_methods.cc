@@ -60,6 +60,14 @@ size_t PaymentMethods::rewrap(const std::vector<Rewrap>& rewraps) {
   return applied;
 }
 
+std::vector<std::string> PaymentMethods::owned_by(OwnerKind kind, std::string_view owner_id) const {
+  std::vector<std::string> out;
+  for (const auto& [id, m] : methods_) {
+    if (m->owner_kind == kind && m->owner_id == owner_id) out.push_back(id);
+  }
+  return out;
+}
+
 bool PaymentMethods::erase(std::string_view id) {
   const auto it = methods_.find(id);
   if (it == methods_.end()) return false;

@@ -62,6 +62,8 @@ class PaymentMethods {
   size_t rewrap(const std::vector<Rewrap>& rewraps);
   // Removes a method (a detach); false when there is none with this id.
   bool erase(std::string_view id);
+  // The ids of the methods of one owner, in id order (O(methods): erasing a customer).
+  [[nodiscard]] std::vector<std::string> owned_by(OwnerKind kind, std::string_view owner_id) const;
 
   [[nodiscard]] std::shared_ptr<const PaymentMethod> find(std::string_view id) const;
   // Up to `limit` methods whose data key is not under `version`, in id order after `after`.

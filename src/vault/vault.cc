@@ -98,6 +98,27 @@ std::string Vault::keyed_digest(std::string_view bytes) const {
   return fingerprint_key_hex(*keys(), bytes, 32);
 }
 
+std::string Vault::seal_record(std::string_view record_id, std::string_view secret) const {
+  return seal_secret(*keys(), record_id, secret, options_.random);
+}
+
+Status Vault::open_record(std::string_view record_id, std::string_view stored,
+                          std::string* secret) const {
+  if (!is_sealed_secret(stored)) return Status::error("vault: the record is not sealed");
+  return open_secret(*keys(), record_id, stored, secret);
+}
+
+Status Vault::reseal_record(std::string_view record_id, std::string_view stored, std::string* out,
+                            bool* moved) const {
+  const std::shared_ptr<const MasterKeys> k = keys();
+  *moved = sealed_secret_version(stored) != k->active_version();
+  if (!*moved) {
+    *out = std::string(stored);
+    return Status::ok();
+  }
+  return reseal_secret(*k, record_id, stored, k->active_version(), options_.random, out);
+}
+
 std::string Vault::seal_webhook_secret(std::string_view merchant_id,
                                        std::string_view secret) const {
   return seal_secret(*keys(), webhook_secret_record(merchant_id), secret, options_.random);

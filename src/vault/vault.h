@@ -87,6 +87,18 @@ class Vault {
   // (version 0, secrets in clear, needs none).
   [[nodiscard]] Status check_secret_versions(const std::map<uint32_t, uint64_t>& in_use) const;
 
+  // A secret of keel's own bound to `record_id` (a customer's personal data key,
+  // personal_data.h): sealed and opened under the master keys as a webhook secret is, not
+  // counted. reseal_record() puts sealed bytes under the active version; `*moved` false: they
+  // were there already (`*out` is `stored`).
+  [[nodiscard]] std::string seal_record(std::string_view record_id, std::string_view secret) const;
+  [[nodiscard]] Status open_record(std::string_view record_id, std::string_view stored,
+                                   std::string* secret) const;
+  [[nodiscard]] Status reseal_record(std::string_view record_id, std::string_view stored,
+                                     std::string* out, bool* moved) const;
+  // The injected randomness (nonces and keys of what uses the vault's keys).
+  [[nodiscard]] const RandomFill& random() const { return options_.random; }
+
   // A digest of `bytes` under the fingerprint key: what stands for a request that carries a
   // card number wherever a hash of the request is kept (idempotency fingerprints), since a
   // plain hash of a card number can be reversed by trying every number.

@@ -10,6 +10,7 @@
 #include "vault/envelope.h"
 #include "vault/keys.h"
 #include "vault/payment_methods.h"
+#include "vault/personal_data.h"
 #include "vault/sealed_secret.h"
 #include "vault/vault.h"
 
@@ -455,6 +456,205 @@ TEST(SealedSecret, OpensSealedAndClearSecretsAndReseals) {
   EXPECT_EQ(v.stats().secrets_opened, 1u);
   EXPECT_TRUE(v.check_secret_versions({{0, 3}, {1, 1}}).is_ok());
   EXPECT_FALSE(v.check_secret_versions({{4, 1}}).is_ok());
+}
+
+// --- Personal data under per-customer keys ---------------------------------------------------
+
+TEST(PersonalData, SealedTextOpensOnlyUnderItsKeyForItsRecordAndField) {
+  Key key{};
+  Key other{};
+  other[0] = 1;
+  const RandomFill random = counting_random();
+  const std::string iban = "FR7630006000011234567890189";
+  const std::string sealed = seal_personal(key, kPayoutDestinationField, "po_1", iban, random);
+  EXPECT_TRUE(is_sealed_personal(sealed));
+  EXPECT_EQ(sealed.size(), sealed_personal_length(iban.size()));
+  EXPECT_EQ(sealed.find(iban), std::string::npos);
+  std::string out;
+  ASSERT_TRUE(open_personal(key, kPayoutDestinationField, "po_1", sealed, &out).is_ok());
+  EXPECT_EQ(out, iban);
+  // The same value sealed twice differs (a fresh nonce each time).
+  EXPECT_NE(seal_personal(key, kPayoutDestinationField, "po_1", iban, random), sealed);
+  // Another record, another field, another key, a changed digit, a cut, no prefix: nothing.
+  EXPECT_FALSE(open_personal(key, kPayoutDestinationField, "po_2", sealed, &out).is_ok());
+  EXPECT_FALSE(open_personal(key, kTopupSourceField, "po_1", sealed, &out).is_ok());
+  EXPECT_FALSE(open_personal(other, kPayoutDestinationField, "po_1", sealed, &out).is_ok());
+  std::string changed = sealed;
+  changed[changed.size() / 2] = changed[changed.size() / 2] == '0' ? '1' : '0';
+  EXPECT_FALSE(open_personal(key, kPayoutDestinationField, "po_1", changed, &out).is_ok());
+  EXPECT_FALSE(
+      open_personal(key, kPayoutDestinationField, "po_1", sealed.substr(0, 40), &out).is_ok());
+  EXPECT_FALSE(open_personal(key, kPayoutDestinationField, "po_1", "pd1.zz", &out).is_ok());
+  EXPECT_FALSE(open_personal(key, kPayoutDestinationField, "po_1", iban, &out).is_ok());
+  EXPECT_EQ(out, iban) << "a failed open leaves the output alone";
+  // Empty and the longest values seal too.
+  for (const size_t n : {size_t{0}, size_t{1}, size_t{1024}}) {
+    const std::string v(n, 'x');
+    const std::string s = seal_personal(key, kCustomerNameField, "cus_1", v, random);
+    EXPECT_EQ(s.size(), sealed_personal_length(n));
+    ASSERT_TRUE(open_personal(key, kCustomerNameField, "cus_1", s, &out).is_ok());
+    EXPECT_EQ(out, v);
+  }
+}
+
+class CustomerKeysTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("keel-customer-keys-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    key_file_ = (dir_ / "vault.keys").string();
+    { std::ofstream(key_file_) << "fingerprint " << kHexA << "\nkey 1 " << kHexB << "\n"; }
+    ::chmod(key_file_.c_str(), 0600);
+    vault_ = std::make_unique<Vault>(vault_options(key_file_));
+    ASSERT_TRUE(open(&keys_).is_ok());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  Status open(std::unique_ptr<CustomerKeys>* out, const Vault* vault = nullptr) {
+    CustomerKeysOptions o;
+    o.dir = (dir_ / "customer-keys").string();
+    o.cache_max = 2;
+    return CustomerKeys::open(o, vault != nullptr ? vault : vault_.get(), out);
+  }
+  std::filesystem::path file(std::string_view customer, std::string_view ext) const {
+    return dir_ / "customer-keys" / (std::string(customer) + std::string(ext));
+  }
+
+  std::filesystem::path dir_;
+  std::string key_file_;
+  std::unique_ptr<Vault> vault_;
+  std::unique_ptr<CustomerKeys> keys_;
+};
+
+TEST_F(CustomerKeysTest, AKeyIsMadeOnceKeptSealedOwnerOnlyAndFoundAgainAfterAReopen) {
+  using Found = CustomerKeys::Found;
+  Key key{};
+  Found found = Found::ok;
+  ASSERT_TRUE(keys_->get("cus_1", false, &key, &found).is_ok());
+  EXPECT_EQ(found, Found::missing);
+  EXPECT_FALSE(std::filesystem::exists(file("cus_1", ".key")));
+  ASSERT_TRUE(keys_->get("cus_1", true, &key, &found).is_ok());
+  ASSERT_EQ(found, Found::ok);
+  struct stat st {};
+  ASSERT_EQ(::stat(file("cus_1", ".key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat((dir_ / "customer-keys").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  // The file holds the key sealed under the master keys, not the key.
+  std::ifstream in(file("cus_1", ".key"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(is_sealed_secret(bytes));
+  EXPECT_EQ(bytes.find(std::string(reinterpret_cast<const char*>(key.data()), key.size())),
+            std::string::npos);
+  std::string sealed;
+  ASSERT_TRUE(
+      keys_->seal("cus_1", kCustomerNameField, "cus_1", "Ada Lovelace", &sealed, &found).is_ok());
+  // Past the cache's bound, and from a store opened again: the same key.
+  for (const char* other : {"cus_2", "cus_3", "cus_4"}) {
+    ASSERT_TRUE(keys_->get(other, true, &key, &found).is_ok());
+  }
+  std::unique_ptr<CustomerKeys> again;
+  ASSERT_TRUE(open(&again).is_ok());
+  std::string name;
+  ASSERT_TRUE(again->open("cus_1", kCustomerNameField, "cus_1", sealed, &name, &found).is_ok());
+  EXPECT_EQ(found, Found::ok);
+  EXPECT_EQ(name, "Ada Lovelace");
+  // A value written before sealing reads as it is; another customer's key opens nothing.
+  ASSERT_TRUE(again->open("cus_9", kCustomerNameField, "cus_9", "Old Name", &name, &found).is_ok());
+  EXPECT_EQ(name, "Old Name");
+  EXPECT_FALSE(again->open("cus_2", kCustomerNameField, "cus_1", sealed, &name, &found).is_ok());
+  EXPECT_EQ(again->stats().open_failures, 1u);
+  // Under other master keys the key files do not open.
+  VaultOptions foreign = vault_options();
+  foreign.keys = keys_of("fingerprint " + kHexA + "\nkey 1 " + kHexC);
+  const Vault other_vault(std::move(foreign));
+  std::unique_ptr<CustomerKeys> stranger;
+  ASSERT_TRUE(open(&stranger, &other_vault).is_ok());
+  EXPECT_FALSE(stranger->get("cus_1", false, &key, &found).is_ok());
+  // Ids that cannot be customers name no file.
+  for (const char* bad : {"", "../cus_1", "cus_1.key", "cus 1", "a/b"}) {
+    EXPECT_FALSE(keys_->get(bad, true, &key, &found).is_ok()) << bad;
+    EXPECT_FALSE(keys_->erase(bad).is_ok()) << bad;
+  }
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_ / "customer-keys"),
+                          std::filesystem::directory_iterator()),
+            4);
+}
+
+TEST_F(CustomerKeysTest, AnErasedCustomersKeyIsGoneForGoodAndNoNewOneIsMade) {
+  using Found = CustomerKeys::Found;
+  std::string sealed;
+  Found found = Found::missing;
+  ASSERT_TRUE(keys_
+                  ->seal("cus_1", kPayoutDestinationField, "po_1", "DE89370400440532013000",
+                         &sealed, &found)
+                  .is_ok());
+  ASSERT_EQ(found, Found::ok);
+  EXPECT_FALSE(keys_->erased("cus_1"));
+  ASSERT_TRUE(keys_->erase("cus_1").is_ok());
+  EXPECT_TRUE(keys_->erased("cus_1"));
+  EXPECT_FALSE(std::filesystem::exists(file("cus_1", ".key")));
+  EXPECT_TRUE(std::filesystem::exists(file("cus_1", ".erased")));
+  EXPECT_EQ(keys_->stats().keys_erased, 1u);
+  std::string out = "untouched";
+  ASSERT_TRUE(keys_->open("cus_1", kPayoutDestinationField, "po_1", sealed, &out, &found).is_ok());
+  EXPECT_EQ(found, Found::erased);
+  EXPECT_TRUE(out.empty());
+  // No new key for them, from this store or one opened again.
+  Key key{};
+  ASSERT_TRUE(keys_->get("cus_1", true, &key, &found).is_ok());
+  EXPECT_EQ(found, Found::erased);
+  std::unique_ptr<CustomerKeys> again;
+  ASSERT_TRUE(open(&again).is_ok());
+  ASSERT_TRUE(again->seal("cus_1", kCustomerNameField, "cus_1", "Ada", &out, &found).is_ok());
+  EXPECT_EQ(found, Found::erased);
+  EXPECT_FALSE(std::filesystem::exists(file("cus_1", ".key")));
+  // Erasing again, or a customer who never had a key, succeeds and changes nothing more.
+  ASSERT_TRUE(again->erase("cus_1").is_ok());
+  ASSERT_TRUE(again->erase("cus_never").is_ok());
+  EXPECT_TRUE(again->erased("cus_never"));
+  EXPECT_EQ(again->stats().keys_erased, 0u);
+  // A key file put back (a restored backup of the directory) is deleted by the next erase.
+  { std::ofstream(file("cus_1", ".key")) << "restored"; }
+  ASSERT_TRUE(again->erase("cus_1").is_ok());
+  EXPECT_FALSE(std::filesystem::exists(file("cus_1", ".key")));
+}
+
+TEST_F(CustomerKeysTest, RotationReWrapsEveryKeyFileOntoTheNewMasterKey) {
+  using Found = CustomerKeys::Found;
+  std::string sealed;
+  Found found = Found::missing;
+  ASSERT_TRUE(keys_->seal("cus_1", kCustomerNameField, "cus_1", "Ada", &sealed, &found).is_ok());
+  Key key{};
+  ASSERT_TRUE(keys_->get("cus_2", true, &key, &found).is_ok());
+  ASSERT_TRUE(keys_->erase("cus_2").is_ok());
+  uint32_t version = 0;
+  ASSERT_TRUE(vault_->add_key(&version).is_ok());
+  uint64_t moved = 0;
+  ASSERT_TRUE(keys_->rewrap(&moved).is_ok());
+  EXPECT_EQ(moved, 1u);  // the erased customer has no file left to move
+  std::ifstream in(file("cus_1", ".key"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(sealed_secret_version(bytes), std::optional<uint32_t>(2));
+  ASSERT_TRUE(keys_->rewrap(&moved).is_ok());
+  EXPECT_EQ(moved, 0u);
+  // With version 1 gone from the key file, the name still opens.
+  std::ifstream keys_in(key_file_);
+  std::string text;
+  for (std::string line; std::getline(keys_in, line);) {
+    if (!line.starts_with("key 1 ")) text += line + "\n";
+  }
+  VaultOptions only_v2 = vault_options();
+  only_v2.keys = keys_of(text);
+  ASSERT_EQ(only_v2.keys.versions(), std::vector<uint32_t>{2});
+  const Vault v2(std::move(only_v2));
+  std::unique_ptr<CustomerKeys> again;
+  std::string name;
+  ASSERT_TRUE(open(&again, &v2).is_ok());
+  ASSERT_TRUE(again->open("cus_1", kCustomerNameField, "cus_1", sealed, &name, &found).is_ok());
+  EXPECT_EQ(name, "Ada");
 }
 
 }  // namespace

@@ -539,5 +539,125 @@ TEST(LeakScan, NoCardNumberCvcOrSecretIsInAnythingAPaymentRunWrites) {
   EXPECT_EQ(hits, 0u);
 }
 
+// --- Personal data and erasure ---------------------------------------------------------------
+
+// A customer's name, a top-up's source and a payout's destination are sealed under the
+// customer's own key before any command holds them: nothing keel writes has them in clear,
+// answers show them opened, and the PSP gets them in clear. Erasing the customer deletes the
+// key: the name and the accounts read null everywhere, then and after a restart (even with the
+// key file put back, as a restored backup or a crash before the delete would leave it), the
+// wallet keeps its money, and new top-ups and payouts for them answer 409 customer_erased.
+TEST(PersonalData, SealedUnderTheCustomersKeyAndShreddedByErasure) {
+  TempDir scratch;
+  PaymentsStackOptions o;
+  o.keeld_log_file = scratch.path() / "keeld.log";
+  std::unique_ptr<PaymentsStack> stack;
+  ASSERT_TRUE(PaymentsStack::start(o, &stack).is_ok());
+  const std::string name = "Zelda Quxworth-Erasable";
+  const std::string bank = "GB33BUKB20201555555555";
+  const std::string iban = "FR7630006000011234567890189";
+  const JsonResponse created = stack->post("/v1/customers", R"({"name": ")" + name + "\"}");
+  ASSERT_EQ(created.status, 200u) << created.text;
+  const std::string c = str(created.body, "id");
+  EXPECT_EQ(str(created.body, "name"), name);
+  const auto flow = [&](std::string_view path, int64_t amount, const std::string& fields) {
+    return stack->post(path,
+                       R"({"customer": ")" + c + R"(", "amount": )" + std::to_string(amount) +
+                           R"(, "currency": "EUR", )" + fields + "}",
+                       new_key());
+  };
+  const auto topup = [&] {
+    return flow("/v1/topups", 5000,
+                R"("source": ")" + bank + R"(", "source_type": "bank_account")");
+  };
+  const auto payout = [&] {
+    return flow("/v1/payouts", 2000,
+                R"("destination": ")" + iban + R"(", "destination_type": "iban")");
+  };
+  const JsonResponse topped = topup();
+  ASSERT_EQ(str(topped.body, "status"), "succeeded") << topped.text;
+  EXPECT_EQ(str(topped.body, "source"), bank);
+  const JsonResponse paid = payout();
+  ASSERT_EQ(str(paid.body, "status"), "succeeded") << paid.text;
+  EXPECT_EQ(str(paid.body, "destination"), iban);
+  const std::string tu = str(topped.body, "id");
+  const std::string po = str(paid.body, "id");
+  // The PSP got them in clear: the connector opened them for the call.
+  const auto ops = stack->sim_operations("cardco");
+  const auto attempt = [](const JsonResponse& r) { return str(r.body.at("attempts").at(0), "id"); };
+  ASSERT_TRUE(ops.contains(attempt(paid)) && ops.contains(attempt(topped)));
+  EXPECT_EQ(str(ops.at(attempt(paid)), "counterparty"), "iban:" + iban);
+  EXPECT_EQ(str(ops.at(attempt(topped)), "counterparty"), "bank_account:" + bank);
+  const auto listed_destination = [&] {
+    const JsonResponse list = stack->get("/v1/payouts?customer=" + c);
+    EXPECT_EQ(list.body.at("data").as_array().size(), 1u) << list.text;
+    return list.body.at("data").at(0).at("destination");
+  };
+  EXPECT_EQ(listed_destination(), json::value(iban));
+
+  // Nothing keel wrote holds them in clear: the journal, a snapshot, the history store, the
+  // customer key files, the log.
+  ASSERT_EQ(stack->post("/v1/admin/snapshot", "{}").status, 200u);
+  const std::vector<Needle> needles = {
+      {"name", encodings(name)}, {"bank account", encodings(bank)}, {"IBAN", encodings(iban)}};
+  const auto scan = [&] {
+    size_t places = 0;
+    std::vector<std::filesystem::path> files = {o.keeld_log_file};
+    for (const auto& e : std::filesystem::recursive_directory_iterator(stack->data_dir())) {
+      if (e.is_regular_file()) files.push_back(e.path());
+    }
+    for (const auto& f : files) {
+      const std::string bytes = read_all(f);
+      ++places;
+      for (const Needle& n : needles) {
+        for (const std::string& form : n.forms) {
+          EXPECT_EQ(bytes.find(form), std::string::npos) << n.name << " in " << f;
+        }
+      }
+    }
+    return places;
+  };
+  EXPECT_GT(scan(), 4u);
+
+  const std::string wallet = stack->get("/v1/wallets/" + c).text;
+  const std::filesystem::path key_file = stack->data_dir() / "customer-keys" / (c + ".key");
+  ASSERT_TRUE(std::filesystem::exists(key_file));
+  const std::filesystem::path kept = scratch.path() / "kept.key";
+  std::filesystem::copy_file(key_file, kept);
+
+  EXPECT_EQ(stack->post("/v1/customers/cus_nobody/erase", "").status, 404u);
+  const JsonResponse erased = stack->post("/v1/customers/" + c + "/erase", "");
+  ASSERT_EQ(erased.status, 200u) << erased.text;
+  EXPECT_TRUE(erased.body.at("name").is_null());
+  EXPECT_FALSE(str(erased.body, "erased_at").empty());
+  EXPECT_FALSE(std::filesystem::exists(key_file));
+  EXPECT_NE(stack->get("/metrics").text.find("keel_personal_data_keys_erased_total 1\n"),
+            std::string::npos);
+  const auto shredded = [&] {
+    EXPECT_TRUE(stack->get("/v1/customers/" + c).body.at("name").is_null());
+    EXPECT_TRUE(stack->get("/v1/topups/" + tu).body.at("source").is_null());
+    EXPECT_TRUE(stack->get("/v1/payouts/" + po).body.at("destination").is_null());
+    EXPECT_TRUE(listed_destination().is_null());
+    EXPECT_EQ(stack->get("/v1/wallets/" + c).text, wallet) << "the money stays";
+    for (const JsonResponse& refused : {topup(), payout()}) {
+      EXPECT_EQ(refused.status, 409u) << refused.text;
+      EXPECT_EQ(error_code(refused), "customer_erased");
+    }
+  };
+  shredded();
+  EXPECT_EQ(stack->post("/v1/customers/" + c + "/erase", "").status, 200u) << "again: the same";
+
+  // The key file back, as a restored backup of the directory would bring it: the next start
+  // deletes it again before serving.
+  std::filesystem::copy_file(kept, key_file);
+  ASSERT_TRUE(stack->restart_keeld(false).is_ok());
+  EXPECT_FALSE(std::filesystem::exists(key_file));
+  shredded();
+  EXPECT_NE(read_all(o.keeld_log_file).find("deleted the keys of 1 erased customer"),
+            std::string::npos);
+  std::filesystem::remove(kept);
+  scan();
+}
+
 }  // namespace
 }  // namespace keel::testing
