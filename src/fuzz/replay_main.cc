@@ -67,6 +67,7 @@ int write_seeds(const fs::path& root) {
   commands.back().idempotency = {"merchant:mch_1", "k1", std::string(32, 'f')};
   commands.emplace_back(payments::cmd::DetachPaymentMethod{"pm_0123456789abcdef01234567",
                                                            vault::OwnerKind::merchant, "mch_1"});
+  commands.emplace_back(payments::cmd::EraseCustomer{"cus_1"});
   write_commands(
       root, "payments_command", engine::RecordType::payments, commands,
       [](const payments::Command& c, std::string* out) { payments::encode_command(c, out); });
