@@ -171,6 +171,14 @@ inline Parsed<boost::json::object> body_object(std::string_view body) {
   return {std::move(doc.value.get_object())};
 }
 
+// A route that takes no fields: an empty body, `{}`, or the error for anything else.
+inline std::optional<ApiError> no_fields(std::string_view body) {
+  auto o = body_object(body);
+  if (!o.ok()) return o.error;
+  Fields f(&o.value);
+  return f.only({});
+}
+
 // A new object id: `prefix` and 24 random characters of [0-9A-Za-z] (payments_service.cc).
 [[nodiscard]] std::string new_object_id(std::string_view prefix);
 // A string field of a JSON object ("" when absent or not a string; payments_service.cc).

@@ -276,12 +276,7 @@ void PaymentRoutes::detach_payment_method(const Caller& caller, const RequestHea
                                           const ResponderPtr& r) {
   vault::Vault* v = options_.vault;
   if (v == nullptr) return r->fail(no_vault());
-  if (!body.empty()) {
-    auto o = body_object(body);
-    if (!o.ok()) return r->fail(*o.error);
-    Fields f(&o.value);
-    if (auto e = f.only({})) return r->fail(*e);
-  }
+  if (auto e = no_fields(body)) return r->fail(*e);
   payments::Command c;
   if (auto e = scope(caller, h, false, method, target, body, &c)) return r->fail(*e);
   payments::cmd::DetachPaymentMethod d;
@@ -439,12 +434,7 @@ void PaymentRoutes::erase_customer(const std::string& id, std::string_view body,
                                    const ResponderPtr& r) {
   vault::CustomerKeys* keys = options_.customer_keys;
   if (keys == nullptr) return r->fail(no_vault());
-  if (!body.empty()) {
-    auto o = body_object(body);
-    if (!o.ok()) return r->fail(*o.error);
-    Fields f(&o.value);
-    if (auto e = f.only({})) return r->fail(*e);
-  }
+  if (auto e = no_fields(body)) return r->fail(*e);
   payments::Command c;
   c.body = payments::cmd::EraseCustomer{id};
   engine_->payments_command(
