@@ -2445,7 +2445,11 @@ QueryResult PaymentsCore::render_flow_list(const Query& q) const {
   for (const WalletFlow& f : page.data) {
     read.hot.emplace_back(ListPosition{f.created_at, f.id}, render_wallet_flow(f));
   }
+  // Memory stands for every flow it holds that may have a record in the store: those brought
+  // back, and those handed to the store's writer and not yet made cold (their records may land
+  // while this read runs off the writer, and would be listed beside the page's own).
   read.hot_ids = flows_cold_and_hot_;
+  for (const auto& [id, version] : flows_taken_) read.hot_ids.insert(id);
   return cold_flow_read(std::move(read));
 }
 

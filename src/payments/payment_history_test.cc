@@ -496,6 +496,48 @@ TEST(PaymentHistory, AReplayFromAnOlderSnapshotReadsEachPaymentAsItStoodThen) {
   EXPECT_GT(diverged_unversioned, 0);
 }
 
+// A flow whose record the store's writer wrote while the core still holds it as handed over
+// (taken, not yet made cold) is listed once: memory stands for it. Before, a list read off the
+// writer in that window showed the flow twice (found by PersonalData.Sealed... under load).
+TEST(PaymentHistory, AFlowWrittenToTheStoreButNotYetMadeColdIsListedOnce) {
+  MapHistory store;
+  Twin t;
+  t.core.set_history(&store);
+  const auto run = [&](Command c) { return t.run({std::move(c), t.clock + kNanosPerSecond}); };
+  ASSERT_TRUE(run(cmd::CreateCustomer{"cus_1", ""}).reply.ok());
+  const auto topup = [&](const std::string& id, uint64_t version, bool made_cold) {
+    const ApplyOutcome sent =
+        run(cmd::CreateTopup{{id, "cus_1", 500, *Currency::from_code("USD"), "cardco",
+                              InstrumentKind::card_token, "tok_visa"}});
+    ASSERT_EQ(sent.calls.size(), 1u);
+    cmd::AttemptResult r;
+    r.attempt_id = sent.calls[0].attempt_id;
+    r.result.status = AttemptStatus::approved;
+    ASSERT_TRUE(run(r).reply.ok());
+    PaymentsCore::HistoryRecords records;
+    t.core.take_final(&records, version);
+    ASSERT_EQ(records.flows.size(), 1u);
+    for (auto& [k, v] : records.puts) store.records.insert_or_assign(k, v);
+    if (made_cold) t.core.make_cold(records);
+  };
+  topup("tu_1", 1, true);   // at rest: the list reads the store from now on
+  topup("tu_2", 2, false);  // written, the writer not yet told
+  Query q;
+  q.kind = QueryKind::list_topups;
+  q.limit = 10;
+  for (const std::string customer : {"", "cus_1"}) {
+    q.customer_id = customer;
+    const std::string page = t.read(q, &store);
+    size_t listed = 0;
+    for (size_t at = page.find(R"("id":"tu_2")"); at != std::string::npos;
+         at = page.find(R"("id":"tu_2")", at + 1)) {
+      ++listed;
+    }
+    EXPECT_EQ(listed, 1u) << page;
+    EXPECT_NE(page.find(R"("id":"tu_1")"), std::string::npos) << page;
+  }
+}
+
 TEST(PaymentHistory, AStoreRecordIsReadAtOrBelowTheHorizonOnly) {
   MapHistory store;
   using payment_history::Kind;
