@@ -1,12 +1,12 @@
 #include "vault/personal_data.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "core/assert.h"
 #include "core/hex.h"
@@ -182,14 +182,13 @@ Status CustomerKeys::erase(std::string_view customer_id) {
   // Zeros over the sealed key before the unlink, for file systems that reuse blocks in place
   // (on copy-on-write or flash storage the old blocks may survive: the key in them is still
   // sealed under the master keys).
-  {
-    std::error_code ec;
-    const auto size = fs::file_size(file, ec);
-    std::ofstream zero(file, std::ios::binary | std::ios::in | std::ios::out);
-    if (!ec && zero) {
-      zero << std::string(static_cast<size_t>(size), '\0');
-      zero.flush();
+  if (const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC); fd >= 0) {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+      const std::string zeros(static_cast<size_t>(st.st_size), '\0');
+      if (::pwrite(fd, zeros.data(), zeros.size(), 0) == st.st_size) (void)::fsync(fd);
     }
+    ::close(fd);
   }
   if (::unlink(file.c_str()) != 0) {
     return Status::error("cannot delete " + file + ": " + std::strerror(errno));
