@@ -715,7 +715,9 @@ void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h, std::s
   auto check = connectors::SignatureCheck::malformed;
   for (size_t i = 0; i < secrets->second.size(); ++i) {
     const auto c = connectors::verify_webhook(secrets->second[i], h.psp_signature, body,
-                                              static_cast<int64_t>(std::time(nullptr)));
+                                              options_.clock != nullptr
+                                                  ? options_.clock->now() / kNanosPerSecond
+                                                  : static_cast<int64_t>(std::time(nullptr)));
     if (i == 0 || c == connectors::SignatureCheck::ok) check = c;
     if (check == connectors::SignatureCheck::ok) break;
   }
@@ -760,6 +762,37 @@ void PaymentRoutes::webhook(const RouteMatch& m, const RequestHeaders& h, std::s
         }
         r.reply(HttpReply{200, R"({"received":true})"});
       }));
+}
+
+// The movable clock (tests only; docs/testing.md, "A clock tests can move"): where it
+// stands, and a move forward. Not journaled: the offset is kept in DATA/clock-offset, and the
+// engine's stamps stay strictly increasing whatever the clock says.
+void PaymentRoutes::clock_route(bool advance, std::string_view body, const ResponderPtr& r) {
+  MovableClock* clock = options_.clock;
+  if (clock == nullptr) {
+    return r->fail(make_error(ErrorCode::route_not_found,
+                              "the clock moves only when [testing] movable_clock = true in "
+                              "keeld.toml (tests only)"));
+  }
+  if (advance) {
+    auto o = body_object(body);
+    if (!o.ok()) return r->fail(*o.error);
+    const json::value* seconds = o.value.if_contains("seconds");
+    if (o.value.size() != 1 || seconds == nullptr || !seconds->is_int64() ||
+        seconds->get_int64() < 1 ||
+        seconds->get_int64() > MovableClock::kAdvanceMaxNs / kNanosPerSecond) {
+      return r->fail(make_error(ErrorCode::parameter_invalid,
+                                "the body is {\"seconds\": N}, N a whole number of seconds from 1 "
+                                "to 31622400 (366 days)",
+                                "seconds"));
+    }
+    if (Status s = clock->advance(seconds->get_int64() * kNanosPerSecond); !s.is_ok()) {
+      return r->fail(make_error(ErrorCode::parameter_invalid, s.message(), "seconds"));
+    }
+  }
+  r->ok(json::object{{"object", "clock"},
+                     {"now", format_rfc3339(clock->now())},
+                     {"offset_seconds", clock->offset_ns() / kNanosPerSecond}});
 }
 
 void PaymentRoutes::control(const RouteMatch& m, std::string_view body, const ResponderPtr& r) {
@@ -1001,6 +1034,10 @@ bool PaymentRoutes::handle(const RouteMatch& m, const Caller* caller, std::strin
     case Route::admin_controls:
     case Route::admin_backup:
       control(m, body, r);
+      return true;
+    case Route::admin_clock:
+    case Route::admin_clock_advance:
+      clock_route(m.route == Route::admin_clock_advance, body, r);
       return true;
     default:
       return false;

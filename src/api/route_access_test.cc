@@ -109,6 +109,8 @@ constexpr std::array kTable = {
     Row{Route::admin_flow_disable,             "UODDDDDD"},
     Row{Route::admin_flow_enable,              "UODDDDDD"},
     Row{Route::admin_controls,                 "UOODDDDD"},
+    Row{Route::admin_clock,                    "UOODDDDD"},
+    Row{Route::admin_clock_advance,            "UODDDDDD"},
     Row{Route::admin_backup,                   "UODDDDDD"},
     Row{Route::create_key,                     "UODDDDDD"},
     Row{Route::list_keys,                      "UOODDDDD"},
@@ -158,7 +160,8 @@ class RouteAccessWalk : public ::testing::Test {
  protected:
   void SetUp() override {
     testing::PaymentsStackOptions o;
-    // Runtime controls on, and no rate limit in the way of the walk.
+    // Runtime controls and the movable clock on, and no rate limit in the way of the walk.
+    o.movable_clock = true;
     o.keeld_toml_extra =
         "[admin]\ncontrols = true\n"
         "[auth.rate_limits.customer_app]\nper_second = 0\n"
@@ -381,6 +384,10 @@ class RouteAccessWalk : public ::testing::Test {
         return {"POST", "/v1/admin/flows/refunds/enable", R"({"bogus": 1})"};
       case Route::admin_controls:
         return {"GET", "/v1/admin/controls", ""};
+      case Route::admin_clock:
+        return {"GET", "/v1/admin/clock", ""};
+      case Route::admin_clock_advance:
+        return {"POST", "/v1/admin/clock/advance", R"({"seconds": 1})"};
       case Route::admin_backup:
         return {"POST", "/v1/admin/backup", R"({"dir": "relative"})"};
       case Route::create_key:

@@ -60,6 +60,8 @@ constexpr std::array kRoutes = {
         "POST", {"v1", "admin", "flows", "{id}", "disable"}, Route::admin_flow_disable, {}, A},
     RouteSpec{"POST", {"v1", "admin", "flows", "{id}", "enable"}, Route::admin_flow_enable, {}, A},
     RouteSpec{"GET", {"v1", "admin", "controls"}, Route::admin_controls, {}, A | U},
+    RouteSpec{"GET", {"v1", "admin", "clock"}, Route::admin_clock, {}, A | U},
+    RouteSpec{"POST", {"v1", "admin", "clock", "advance"}, Route::admin_clock_advance, {}, A},
     RouteSpec{"POST", {"v1", "admin", "backup"}, Route::admin_backup, {}, A},
     RouteSpec{"POST", {"v1", "customers"}, Route::create_customer, {}, A},
     RouteSpec{"GET", {"v1", "customers", "{id}"}, Route::get_customer, {}, A | U | C},

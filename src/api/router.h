@@ -64,6 +64,8 @@ enum class Route : uint8_t {
   admin_flow_disable,    // POST /v1/admin/flows/{id}/disable    {reason?}
   admin_flow_enable,     // POST /v1/admin/flows/{id}/enable     {reason?}
   admin_controls,        // GET  /v1/admin/controls
+  admin_clock,           // GET  /v1/admin/clock (served with [testing] movable_clock only)
+  admin_clock_advance,   // POST /v1/admin/clock/advance         {seconds}
   admin_backup,          // POST /v1/admin/backup                {dir} (served like the controls)
   // API keys (docs/security.md).
   create_key,  // POST /v1/admin/keys               {role, merchant?, customer?, label?}

@@ -12,6 +12,7 @@
 #include "api/auth.h"
 #include "api/errors.h"
 #include "api/router.h"
+#include "core/movable_clock.h"
 #include "dispatch/psp_dispatcher.h"
 #include "engine/engine.h"
 #include "security/request_signing.h"
@@ -84,6 +85,11 @@ struct PaymentsApiOptions {
   // and opened in answers. nullptr: they are kept as sent (tests of other parts), and
   // POST /v1/customers/{id}/erase answers 503 vault_unavailable. Not owned.
   vault::CustomerKeys* customer_keys = nullptr;
+  // keeld's wall clock when it is movable ([testing] movable_clock; core/movable_clock.h): PSP
+  // webhook signatures are checked against it, and GET /v1/admin/clock and
+  // POST /v1/admin/clock/advance serve it. nullptr: the system's clock, and those routes answer
+  // 404 route_not_found. Not owned.
+  MovableClock* clock = nullptr;
 };
 
 // Runs a function on the I/O executor of the connection that sent the request.

@@ -244,6 +244,7 @@ class PaymentRoutes {
                const ResponderPtr& r);
   // The runtime-control routes (admin_channel_* .. admin_backup).
   void control(const RouteMatch& m, std::string_view body, const ResponderPtr& r);
+  void clock_route(bool advance, std::string_view body, const ResponderPtr& r);
   // POST /v1/admin/backup: a consistent online copy into a directory on keeld's machine.
   void backup(std::string_view body, const ResponderPtr& r);
   // The card vault's routes (vault_service.cc).

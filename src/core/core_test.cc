@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <filesystem>
+#include <fstream>
 
 #include <limits>
 #include <string>
@@ -13,6 +16,7 @@
 #include "core/http_url.h"
 #include "core/ids.h"
 #include "core/metadata.h"
+#include "core/movable_clock.h"
 #include "core/time.h"
 
 namespace keel {
@@ -89,6 +93,43 @@ TEST(Hex, RoundTripsEveryByteAndRefusesOddOrForeignDigits) {
   EXPECT_EQ(from_hex(""), std::string());
   for (const char* bad : {"a", "abc", "0g", "zz", " 0", "0x"})
     EXPECT_EQ(from_hex(bad), std::nullopt) << bad;
+}
+
+TEST(MovableClock, MovesForwardOnlyWithinItsBoundsAndKeepsItsOffsetInItsFile) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("keel-clock-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "clock-offset").string();
+  MovableClock clock;
+  ASSERT_TRUE(MovableClock::open(file, &clock).is_ok());
+  EXPECT_EQ(clock.offset_ns(), 0);
+  const Timestamp before = wall_clock_now();
+  ASSERT_TRUE(clock.advance(7 * 24 * 3600 * kNanosPerSecond).is_ok());
+  EXPECT_GE(clock.now(), before + 7 * 24 * 3600 * kNanosPerSecond);
+  ASSERT_TRUE(clock.advance(1).is_ok());
+  const int64_t offset = 7 * 24 * 3600 * kNanosPerSecond + 1;
+  EXPECT_EQ(clock.offset_ns(), offset);
+  for (const int64_t bad : {int64_t{0}, int64_t{-1}, MovableClock::kAdvanceMaxNs + 1}) {
+    EXPECT_FALSE(clock.advance(bad).is_ok()) << bad;
+  }
+  EXPECT_EQ(clock.offset_ns(), offset) << "a refused move moves nothing";
+  // The offset comes back from the file.
+  MovableClock again;
+  ASSERT_TRUE(MovableClock::open(file, &again).is_ok());
+  EXPECT_EQ(again.offset_ns(), offset);
+  // Not past ten years.
+  while (again.advance(MovableClock::kAdvanceMaxNs).is_ok()) {
+  }
+  EXPECT_LE(again.offset_ns(), MovableClock::kOffsetMaxNs);
+  EXPECT_GT(again.offset_ns(), MovableClock::kOffsetMaxNs - MovableClock::kAdvanceMaxNs);
+  // A file that does not hold an offset stops the start.
+  for (const char* text : {"", "-1\n", "12x\n", "999999999999999999999\n"}) {
+    std::ofstream(file) << text;
+    MovableClock broken;
+    EXPECT_FALSE(MovableClock::open(file, &broken).is_ok()) << text;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Crc32c, KnownVectors) {

@@ -391,6 +391,19 @@ std::string apply_admin(const toml::table& doc, KeeldConfig* c) {
   return {};
 }
 
+// [testing]: movable_clock = true makes keeld's wall clock one tests move (never by default).
+std::string apply_testing(const toml::table& doc, KeeldConfig* c) {
+  std::string section_error;
+  const toml::table* t = section(doc, "testing", {"movable_clock"}, &section_error);
+  if (t == nullptr) return section_error;
+  if (const toml::node* v = t->get("movable_clock")) {
+    const auto b = v->value_exact<bool>();
+    if (!b) return "testing.movable_clock must be true or false";
+    c->movable_clock = *b;
+  }
+  return {};
+}
+
 // [routing]: its presence turns routing on.
 std::string apply_routing(const toml::table& doc, KeeldConfig* c) {
   const toml::node* n = doc.get("routing");
@@ -474,6 +487,7 @@ std::string apply_payments(const toml::table& doc, KeeldConfig* c) {
   if (error.empty()) error = apply_admin_listener(doc, c);
   if (error.empty()) error = apply_vault(doc, c);
   if (error.empty()) error = apply_webhooks(doc, c);
+  if (error.empty()) error = apply_testing(doc, c);
   if (!error.empty()) return error;
   if (const toml::node* n = doc.get("channels")) {
     const toml::table* channels = n->as_table();
@@ -560,10 +574,10 @@ Status apply_toml(std::string_view toml_text, std::string_view origin, KeeldConf
     return Status::error(std::string(origin) + ":" + where.str() + ": " +
                          std::string(e.description()));
   }
-  std::string error = unknown_key(
-      doc, "",
-      {"listen", "data", "io_threads", "log_level", "http", "engine", "payments", "channels",
-       "fees", "routing", "admin", "auth", "tls", "vault", "webhooks", "admin_listener"});
+  std::string error = unknown_key(doc, "",
+                                  {"listen", "data", "io_threads", "log_level", "http", "engine",
+                                   "payments", "channels", "fees", "routing", "admin", "auth",
+                                   "tls", "vault", "webhooks", "admin_listener", "testing"});
   std::string listen;
   std::string data;
   if (error.empty() && read_string(doc, "listen", &listen, &error) &&

@@ -38,6 +38,10 @@ struct KeeldConfig {
   // holds the keys instead of any file.
   std::string vault_key_file;
   std::string vault_bin_file;
+  // [testing] movable_clock = true: keeld's wall clock is a MovableClock (core/movable_clock.h)
+  // that POST /v1/admin/clock/advance moves forward, its offset kept in DATA/clock-offset. For
+  // tests only; never on by default.
+  bool movable_clock = false;
 };
 
 // Derives `payments` (channel list with the default first, webhook secrets) from `psp`;
@@ -90,6 +94,8 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 //   [webhooks] allow_networks = ["127.0.0.0/8", ...] (merchant webhooks may go to these
 //             networks too; by default only to global addresses: docs/security.md),
 //             ca_file (the CAs of https endpoints; default the system's)
+//   [testing] movable_clock = true (tests only: a wall clock the admin route
+//             POST /v1/admin/clock/advance moves forward; docs/testing.md)
 //
 // The default channel is `default_channel`, else the first channel by name.
 // Unknown keys, wrong types and out-of-range values are errors. On --help prints the usage and

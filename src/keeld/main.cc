@@ -10,10 +10,12 @@
 
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 
 #include "api/server.h"
 #include "api/service.h"
+#include "core/movable_clock.h"
 #include "dispatch/psp_dispatcher.h"
 #include "engine/engine.h"
 #include "keeld/bootstrap.h"
@@ -91,6 +93,22 @@ int run(keeld::KeeldConfig config) {
   }
   config.psp.vault = card_vault.get();
   config.payments.vault = card_vault.get();
+  // [testing] movable_clock: the wall clock of the engine and of PSP webhooks' checks. API keys'
+  // request signatures and certificate expiry stay on the system's: clients sign with it.
+  std::unique_ptr<MovableClock> clock;
+  if (config.movable_clock) {
+    clock = std::make_unique<MovableClock>();
+    const std::string file = (std::filesystem::path(data_dir) / "clock-offset").string();
+    if (Status s = MovableClock::open(file, clock.get()); !s.is_ok()) {
+      return fail_startup(s.message());
+    }
+    spdlog::warn(
+        "the clock is movable ([testing] movable_clock): for tests only, never in "
+        "production; it runs {} s ahead",
+        clock->offset_ns() / kNanosPerSecond);
+    config.engine.wall_clock = [c = clock.get()] { return c->now(); };
+    config.payments.clock = clock.get();
+  }
   // The customers' personal data keys, sealed under the vault's master keys.
   std::unique_ptr<vault::CustomerKeys> customer_keys;
   if (Status s = keeld::open_customer_keys(data_dir, *card_vault, &customer_keys); !s.is_ok()) {

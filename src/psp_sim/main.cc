@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
   std::string tls_cert, tls_key;
   app.add_option("--tls-cert", tls_cert, "serve HTTPS with this certificate (PEM)");
   app.add_option("--tls-key", tls_key, "the certificate's private key (PEM)");
+  bool movable_clock = false;
+  app.add_flag("--movable-clock", movable_clock,
+               "tests only: time from a clock POST /admin/clock/advance moves forward");
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("keel-psp-sim");
@@ -72,8 +75,13 @@ int main(int argc, char** argv) {
   SimConfig config;
   if (Status s = load_config(config_path, &config); !s.is_ok()) return fail_startup(s.message());
 
+  MovableClock clock;
+  if (movable_clock) {
+    options.clock = &clock;
+    spdlog::warn("the clock is movable (--movable-clock): for tests only");
+  }
   const sigset_t signals = net::block_stop_signals();
-  Simulator sim(std::move(config), seed, wall_clock_now());
+  Simulator sim(std::move(config), seed, clock.now());
   std::unique_ptr<SimServer> server;
   if (Status s = SimServer::start(options, &sim, &server); !s.is_ok()) {
     return fail_startup(s.message());

@@ -15,6 +15,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/json.hpp>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -36,6 +37,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using beast::error_code;
 
+namespace json = boost::json;
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
 // A PSP's own listener that could not be reopened tries again after this long.
@@ -57,6 +59,13 @@ struct ServerCore {
   // Makes PSP `psp`'s own listener follow the Simulator's plan after an admin request changed
   // it; replaces `reply` with a 503 if the listener could not be reopened. Any thread.
   void follow_plan(size_t psp, SimReply* reply);
+  // The simulator's time: the movable clock's with --movable-clock, else the system's.
+  [[nodiscard]] Timestamp now() const {
+    return options.clock != nullptr ? options.clock->now() : wall_clock_now();
+  }
+  // GET /admin/clock and POST /admin/clock/advance, when `target` is one of them.
+  [[nodiscard]] std::optional<SimReply> clock_route(std::string_view method,
+                                                    std::string_view target, std::string_view body);
 
   SimServerOptions options;
   Simulator* sim = nullptr;
@@ -151,7 +160,13 @@ void Session::on_read(error_code ec) {
   if (ec) return close();  // end of stream, timeout, malformed: nothing to answer
   stream().expires_never();
   request_ = parser_->release();
-  admission_ = server_.sim->admit(sim_request(), wall_clock_now());
+  if (!listener_psp_) {
+    if (auto reply = server_.clock_route(sv(request_.method_string()), sv(request_.target()),
+                                         request_.body())) {
+      return write(std::move(*reply));
+    }
+  }
+  admission_ = server_.sim->admit(sim_request(), server_.now());
   switch (admission_.kind) {
     case Admission::Kind::answer:
       if (admission_.listeners_changed) server_.follow_plan(admission_.psp, &admission_.reply);
@@ -170,7 +185,7 @@ void Session::on_read(error_code ec) {
 }
 
 void Session::run_admitted() {
-  Processed p = server_.sim->process(sim_request(), admission_, wall_clock_now());
+  Processed p = server_.sim->process(sim_request(), admission_, server_.now());
   server_.apply(std::move(p.effects));
   switch (p.delivery) {
     case Delivery::answer:
@@ -347,7 +362,7 @@ Status Listener::follow_plan() {
   std::lock_guard lock(mu_);
   if (stopped_) return Status::ok();
   const std::string& name = core_.sim->config().psps[*psp_].name;
-  const Timestamp now = wall_clock_now();
+  const Timestamp now = core_.now();
   const ListenerPlan plan = core_.sim->listener_plan(*psp_, now);
   Status status;
   if (plan.accepting && !listening_) {
@@ -402,6 +417,36 @@ void ServerCore::follow_plan(size_t psp, SimReply* reply) {
   }
 }
 
+std::optional<SimReply> ServerCore::clock_route(std::string_view method, std::string_view target,
+                                                std::string_view body) {
+  const bool show = method == "GET" && target == "/admin/clock";
+  const bool advance = method == "POST" && target == "/admin/clock/advance";
+  if (!show && !advance) return std::nullopt;
+  MovableClock* clock = options.clock;
+  if (clock == nullptr) {
+    return SimReply{404, error_body("not_found", "the clock moves only with --movable-clock")};
+  }
+  if (advance) {
+    json::error_code ec;
+    const json::value v = json::parse(body, ec);
+    const json::value* seconds =
+        !ec && v.is_object() ? v.get_object().if_contains("seconds") : nullptr;
+    if (seconds == nullptr || !seconds->is_int64() || v.get_object().size() != 1) {
+      return SimReply{400, error_body("invalid_request", "the body is {\"seconds\": N}")};
+    }
+    const int64_t n = seconds->get_int64();
+    if (n < 1 || n > MovableClock::kAdvanceMaxNs / kNanosPerSecond) {
+      return SimReply{400, error_body("invalid_request", "seconds: 1 to 31622400 (366 days)")};
+    }
+    if (Status s = clock->advance(n * kNanosPerSecond); !s.is_ok()) {
+      return SimReply{400, error_body("invalid_request", s.message())};
+    }
+  }
+  return SimReply{
+      200, json::serialize(json::object{{"now", format_rfc3339(clock->now())},
+                                        {"offset_seconds", clock->offset_ns() / kNanosPerSecond}})};
+}
+
 void ServerCore::apply(Effects effects) {
   for (OutgoingWebhook& w : effects.webhooks) webhooks->send(std::move(w));
   for (AsyncSettle& s : effects.settles) {
@@ -409,7 +454,7 @@ void ServerCore::apply(Effects effects) {
     timer->expires_after(std::chrono::milliseconds(s.delay_ms));
     timer->async_wait([this, timer, s = std::move(s)](error_code ec) {
       if (ec) return;
-      apply(sim->settle(s.psp, s.reference, wall_clock_now()));
+      apply(sim->settle(s.psp, s.reference, now()));
     });
   }
 }
@@ -464,7 +509,9 @@ Status SimServer::start(SimServerOptions options, Simulator* sim, std::unique_pt
       return s;
     }
   }
-  impl.core.webhooks = std::make_unique<WebhookSender>(impl.ioc, sim->config());
+  WebhookSenderOptions webhook_options;
+  webhook_options.now = [core = &impl.core] { return core->now(); };
+  impl.core.webhooks = std::make_unique<WebhookSender>(impl.ioc, sim->config(), webhook_options);
   if (Status s = impl.listen(sim); !s.is_ok()) return s;
   for (size_t i = 0; i < threads; ++i) {
     impl.threads.emplace_back([&impl] { impl.ioc.run(); });

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "core/movable_clock.h"
 #include "core/status.h"
 #include "net/tls_config.h"
 #include "psp_sim/simulator.h"
@@ -23,6 +24,10 @@ struct SimServerOptions {
   int64_t black_hole_hold_ms = 120'000;
   // HTTPS on every listener (net/tls.h); nullopt: plain HTTP.
   std::optional<net::TlsServerConfig> tls;
+  // --movable-clock (tests only): the simulator reads time from this clock, and
+  // POST /admin/clock/advance {"seconds": N} moves it forward (GET /admin/clock shows it).
+  // nullptr: the system's clock, and those routes answer 404. Outlives the server.
+  MovableClock* clock = nullptr;
 };
 
 // The HTTP/1.1 front of the simulator (Boost.Beast): `io_threads` threads run one io_context,

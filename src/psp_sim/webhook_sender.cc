@@ -102,9 +102,9 @@ void WebhookDelivery::attempt() {
   request_.version(11);
   request_.set(http::field::host, url.host + ":" + std::to_string(url.port));
   request_.set(http::field::content_type, "application/json");
-  request_.set(
-      "PSP-Signature",
-      connectors::sign_webhook(psp_.webhook_secret, wall_clock_now() / kNanosPerSecond, body_));
+  request_.set("PSP-Signature",
+               connectors::sign_webhook(psp_.webhook_secret,
+                                        sender_->options.now() / kNanosPerSecond, body_));
   request_.keep_alive(false);
   request_.body() = body_;
   request_.prepare_payload();

@@ -1,9 +1,12 @@
 #pragma once
 
+#include <functional>
+
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <memory>
 
+#include "core/time.h"
 #include "psp_sim/config.h"
 #include "psp_sim/simulator.h"
 
@@ -17,6 +20,8 @@ struct WebhookSenderOptions {
   size_t in_flight_max = 10'000;   // deliveries beyond it are dropped (and logged)
   size_t reorder_batch = 3;        // reorder: held events delivered shuffled in batches
   int64_t reorder_hold_ms = 200;   // ... or after this long, whatever is held
+  // The clock the signatures' timestamps come from (the simulator's movable clock in tests).
+  std::function<Timestamp()> now = wall_clock_now;
 };
 
 // Delivers webhooks at least once: POST to the PSP's webhook_url with Content-Type JSON and

@@ -90,6 +90,7 @@ std::string keeld_config(const PaymentsStackOptions& o, uint16_t sim_port,
   }
   if (o.routing_toml) k += "[routing]\n" + *o.routing_toml + "\n";
   if (!o.webhooks_toml.empty()) k += "[webhooks]\n" + o.webhooks_toml + "\n";
+  if (o.movable_clock) k += "[testing]\nmovable_clock = true\n";
   return k + o.keeld_toml_extra + "\n";
 }
 
@@ -215,6 +216,7 @@ Status PaymentsStack::start_sim(const std::filesystem::path& config) {
   argv.insert(argv.end(), {"--listen", "127.0.0.1:" + std::to_string(sim_port_)});
   argv.insert(argv.end(), {"--seed", std::to_string(options_.seed)});
   argv.insert(argv.end(), options_.sim_args.begin(), options_.sim_args.end());
+  if (options_.movable_clock) argv.push_back("--movable-clock");
   return ServerProcess::start(argv, 60'000, &sim_);
 }
 
@@ -340,6 +342,12 @@ bool PaymentsStack::set_sim_faults(std::string_view psp, std::string_view faults
   const JsonResponse r =
       sim_request("PUT", "/admin/psps/" + std::string(psp) + "/faults", faults_json);
   return r.status == 200;
+}
+
+bool PaymentsStack::advance_clocks(int64_t seconds) {
+  const std::string body = R"({"seconds": )" + std::to_string(seconds) + "}";
+  return post("/v1/admin/clock/advance", body).status == 200 &&
+         sim_request("POST", "/admin/clock/advance", body).status == 200;
 }
 
 bool PaymentsStack::set_sim_schedule(std::string_view psp, std::string_view schedule_json) {

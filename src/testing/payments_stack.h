@@ -84,6 +84,9 @@ struct PaymentsStackOptions {
   std::optional<std::string> routing_toml;
   // Added to keel-psp-sim's command line (e.g. "--io-threads", "4").
   std::vector<std::string> sim_args;
+  // Both keeld ([testing] movable_clock) and the simulator (--movable-clock) read time from a
+  // clock advance_clocks() moves forward (docs/testing.md, "A clock tests can move").
+  bool movable_clock = false;
   // The programs to run; empty: this build tree's (build_path(), from KEEL_BUILD_DIR).
   std::filesystem::path keeld_binary;
   std::filesystem::path sim_binary;
@@ -160,6 +163,9 @@ class PaymentsStack {
   // PUT /admin/psps/{psp}/faults on the simulator (`faults_json` replaces the PSP's faults;
   // "{}" clears them). True on 200.
   bool set_sim_faults(std::string_view psp, std::string_view faults_json);
+  // Moves keeld's and the simulator's clocks `seconds` forward (REQUIRES: movable_clock). True
+  // when both moved.
+  bool advance_clocks(int64_t seconds);
   // PUT /admin/psps/{psp}/schedule (`schedule_json` as docs/psp_sim.md: {"phases": [...],
   // "repeat_ms": N}; its clock starts when the simulator receives it). True on 200.
   bool set_sim_schedule(std::string_view psp, std::string_view schedule_json);

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "connectors/webhook_signature.h"
+#include "core/time.h"
 #include "testing/payments_stack.h"
 #include "testing/temp_dir.h"
 #include "testing/webhook_receiver.h"
@@ -1000,6 +1001,104 @@ TEST(PaymentsOverTls, APspCertificateFromAnUntrustedCaIsRefusedBeforeAnythingIsS
   EXPECT_TRUE(books.body.at("operations").as_array().empty());
   // Nothing was posted to the merchant (its account is not even created: -1).
   EXPECT_LE(t.stack->account_balance("merchant:" + t.merchant + ":USD", "credits_posted"), 0);
+}
+
+}  // namespace
+}  // namespace keel::testing
+
+// --- A clock tests can move (issue 12, section 0) --------------------------------------------
+
+namespace keel::testing {
+namespace {
+
+constexpr int64_t kWeekS = 7 * 24 * 3600;
+
+int64_t clock_offset_s(PaymentsStack& stack) {
+  const JsonResponse c = stack.get("/v1/admin/clock");
+  EXPECT_EQ(c.status, 200u) << c.text;
+  return c.body.is_object() ? c.body.at("offset_seconds").as_int64() : -1;
+}
+
+// keeld and keel-psp-sim on movable clocks move a week forward in one request each: an
+// authorization left uncaptured expires by its deadline (the payment canceled, its hold voided),
+// a payment never confirmed is canceled, keeld stamps the change a week on, the simulator stamps
+// its operations a week on, a PSP webhook signed on the simulator's moved clock verifies on
+// keeld's (the resolver is too slow here to settle the payment instead), and keeld's clock is
+// still ahead after a restart. Bad moves answer 400 and move nothing.
+TEST(MovableClock, KeeldAndTheSimulatorMoveAWeekForwardInASecond) {
+  PaymentsStackOptions o;
+  o.movable_clock = true;
+  o.resolve_initial_ms = 60'000;
+  o.resolve_max_ms = 60'000;
+  std::unique_ptr<PaymentsStack> stack;
+  ASSERT_TRUE(PaymentsStack::start(o, &stack).is_ok());
+  const std::string m = stack->create_merchant();
+  const auto create = [&](std::string_view extra) {
+    const JsonResponse r =
+        stack->post("/v1/payments",
+                    R"({"amount": 1250, "currency": "USD", "merchant": ")" + m +
+                        R"(", "payment_method": "tok_visa")" + std::string(extra) + "}",
+                    new_key());
+    EXPECT_EQ(r.status, 200u) << r.text;
+    return str(r.body, "id");
+  };
+  const std::string held = create(R"(, "capture_method": "manual")");
+  stack->post("/v1/payments/" + held + "/confirm", "{}", new_key());
+  ASSERT_EQ(str(stack->wait_settled("/v1/payments/" + held).body, "status"), "requires_capture");
+  const std::string unconfirmed = create("");
+  const Timestamp created =
+      *parse_rfc3339(str(stack->get("/v1/payments/" + held).body, "created_at"));
+  EXPECT_EQ(clock_offset_s(*stack), 0);
+
+  ASSERT_TRUE(stack->advance_clocks(kWeekS + 3600));
+  EXPECT_EQ(clock_offset_s(*stack), kWeekS + 3600);
+  JsonResponse p;
+  for (int i = 0; i < 100; ++i) {
+    p = stack->get("/v1/payments/" + held);
+    if (str(p.body, "status") == "canceled") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(str(p.body, "status"), "canceled") << p.text;
+  const json::value& last = p.body.at("timeline").as_array().back();
+  EXPECT_EQ(str(last, "cause"), "deadline");
+  EXPECT_GE(*parse_rfc3339(str(last, "at")), created + kWeekS * kNanosPerSecond);
+  EXPECT_EQ(stack->get("/v1/transfers/" + held + ".void").status, 200u) << "the hold voided";
+  EXPECT_EQ(str(stack->get("/v1/payments/" + unconfirmed).body, "status"), "canceled");
+
+  // The simulator's clock moved too, and its webhooks (signed on it) verify at keeld.
+  ASSERT_TRUE(stack->set_sim_faults("cardco", R"({"async_rate": 1.0})"));
+  const std::string later = create("");
+  stack->post("/v1/payments/" + later + "/confirm", "{}", new_key());
+  const JsonResponse settled = stack->wait_settled("/v1/payments/" + later, 10'000);
+  EXPECT_EQ(str(settled.body, "status"), "succeeded") << settled.text;
+  const auto ops = stack->sim_operations("cardco");
+  const std::string attempt = str(settled.body.at("attempts").at(0), "id");
+  ASSERT_TRUE(ops.contains(attempt));
+  EXPECT_GE(*parse_rfc3339(str(json::value(ops.at(attempt)), "created_at")),
+            wall_clock_now() + kWeekS * kNanosPerSecond);
+
+  // Bad moves: 400, nothing moved.
+  for (const char* bad :
+       {"", "{}", R"({"seconds": 0})", R"({"seconds": -5})", R"({"seconds": 1.5})",
+        R"({"seconds": "60"})", R"({"seconds": 31622401})", R"({"seconds": 60, "days": 1})"}) {
+    const JsonResponse r = stack->post("/v1/admin/clock/advance", bad);
+    EXPECT_EQ(r.status, 400u) << bad << ": " << r.text;
+    EXPECT_EQ(stack->sim_request("POST", "/admin/clock/advance", bad).status, 400u) << bad;
+  }
+  EXPECT_EQ(clock_offset_s(*stack), kWeekS + 3600);
+  // A restart keeps keeld's clock where it was (DATA/clock-offset).
+  ASSERT_TRUE(stack->restart_keeld(false).is_ok());
+  EXPECT_EQ(clock_offset_s(*stack), kWeekS + 3600);
+}
+
+// Never on by default: without the setting neither clock route exists.
+TEST(MovableClock, IsOffUnlessTheSettingIsOn) {
+  std::unique_ptr<PaymentsStack> stack;
+  ASSERT_TRUE(PaymentsStack::start({}, &stack).is_ok());
+  const JsonResponse keeld = stack->post("/v1/admin/clock/advance", R"({"seconds": 60})");
+  EXPECT_EQ(keeld.status, 404u) << keeld.text;
+  EXPECT_EQ(stack->get("/v1/admin/clock").status, 404u);
+  EXPECT_EQ(stack->sim_request("POST", "/admin/clock/advance", R"({"seconds": 60})").status, 404u);
 }
 
 }  // namespace
