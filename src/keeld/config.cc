@@ -378,30 +378,28 @@ std::string apply_webhooks(const toml::table& doc, KeeldConfig* c) {
   return {};
 }
 
-// [admin]: controls = true serves the runtime-control routes (to admin keys).
-std::string apply_admin(const toml::table& doc, KeeldConfig* c) {
+// A table whose one key is a boolean: `[table] key = true|false` sets *out when present.
+std::string apply_flag_table(const toml::table& doc, std::string_view table, std::string_view key,
+                             bool* out) {
   std::string section_error;
-  const toml::table* t = section(doc, "admin", {"controls"}, &section_error);
+  const toml::table* t = section(doc, table, {key}, &section_error);
   if (t == nullptr) return section_error;
-  if (const toml::node* v = t->get("controls")) {
+  if (const toml::node* v = t->get(key)) {
     const auto b = v->value_exact<bool>();
-    if (!b) return "admin.controls must be true or false";
-    c->payments.admin_controls = *b;
+    if (!b) return std::string(table) + "." + std::string(key) + " must be true or false";
+    *out = *b;
   }
   return {};
 }
 
+// [admin]: controls = true serves the runtime-control routes (to admin keys).
+std::string apply_admin(const toml::table& doc, KeeldConfig* c) {
+  return apply_flag_table(doc, "admin", "controls", &c->payments.admin_controls);
+}
+
 // [testing]: movable_clock = true makes keeld's wall clock one tests move (never by default).
 std::string apply_testing(const toml::table& doc, KeeldConfig* c) {
-  std::string section_error;
-  const toml::table* t = section(doc, "testing", {"movable_clock"}, &section_error);
-  if (t == nullptr) return section_error;
-  if (const toml::node* v = t->get("movable_clock")) {
-    const auto b = v->value_exact<bool>();
-    if (!b) return "testing.movable_clock must be true or false";
-    c->movable_clock = *b;
-  }
-  return {};
+  return apply_flag_table(doc, "testing", "movable_clock", &c->movable_clock);
 }
 
 // [routing]: its presence turns routing on.

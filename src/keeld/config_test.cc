@@ -232,12 +232,23 @@ per_second = 1000
            "[auth.rate_limits.merchant]\nper_second = 1.5",  // not an integer
            "[auth.rate_limits.merchant]\nrate = 1",          // unknown key
            "[admin]\ncontrols = 1",                          // not a bool
+           "[testing]\nmovable_clock = \"yes\"",             // not a bool
+           "[testing]\nclock = true",                        // unknown key
        }) {
     KeeldConfig bad_config;
     const Status e = apply_toml(bad, "k.toml", &bad_config);
     EXPECT_FALSE(e.is_ok()) << bad;
     EXPECT_EQ(e.message().rfind("k.toml", 0), 0u) << e.message();
   }
+}
+
+TEST(ApplyToml, TheMovableClockIsOffUnlessTestingTurnsItOn) {
+  KeeldConfig c;
+  ASSERT_TRUE(apply_toml("[admin]\ncontrols = true\n", "k.toml", &c).is_ok());
+  EXPECT_FALSE(c.movable_clock);
+  EXPECT_TRUE(c.payments.admin_controls);
+  ASSERT_TRUE(apply_toml("[testing]\nmovable_clock = true\n", "k.toml", &c).is_ok());
+  EXPECT_TRUE(c.movable_clock);
 }
 
 TEST(ApplyToml, PaymentsChannelsAndFees) {
