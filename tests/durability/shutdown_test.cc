@@ -235,7 +235,15 @@ TEST(ShutdownTest, SigtermKeepsExactState) {
   json::object after;
   ASSERT_TRUE(get_full_status(*client, &after).is_ok());
   EXPECT_EQ(after.at("state_hash"), before.at("state_hash"));
-  EXPECT_EQ(after.at("counts"), before.at("counts"));
+  // The state's counts; how many transfers sit in memory rather than in the history store is
+  // not state (the store's mover runs on its own time, and a restart replays the tail into
+  // memory first), so it is left out.
+  const auto state_counts = [](const json::object& status) {
+    json::object counts = status.at("counts").as_object();
+    counts.erase("transfers_in_memory");
+    return counts;
+  };
+  EXPECT_EQ(state_counts(after), state_counts(before));
   EXPECT_TRUE(after.at("invariants_ok").as_bool());
   for (const TransferEvent& e : transfers) {
     std::optional<StoredTransfer> t;
