@@ -1,4 +1,5 @@
 #include "connectors/psp_client.h"
+#include "core/ids.h"
 
 #include <sys/socket.h>
 
@@ -42,13 +43,7 @@ using Strand = asio::strand<asio::any_io_executor>;
 constexpr size_t kReferenceBytesMax = 128;
 constexpr size_t kTraceparentBytesMax = 128;
 
-bool valid_reference(std::string_view r) {
-  if (r.empty() || r.size() > kReferenceBytesMax) return false;
-  return std::all_of(r.begin(), r.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
-}
+bool valid_reference(std::string_view r) { return is_valid_reference(r, kReferenceBytesMax); }
 
 bool valid_traceparent(std::string_view t) {
   if (t.empty() || t.size() > kTraceparentBytesMax) return false;

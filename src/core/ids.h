@@ -29,4 +29,17 @@ inline constexpr IdCharTable kIdChars;
   return ok;
 }
 
+// References keel makes or passes on (payment, customer and flow ids, PSP references, request
+// nonces): 1 to `max_length` bytes of [A-Za-z0-9_-], safe inside other ids, URLs, headers and
+// file names.
+[[nodiscard]] constexpr bool is_valid_reference(std::string_view s, size_t max_length) {
+  if (s.empty() || s.size() > max_length) return false;
+  for (const char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 }  // namespace keel

@@ -91,9 +91,9 @@ Status erase_erased_customer_keys(engine::Engine& engine, vault::CustomerKeys& k
   if (r.error != engine::EngineError::ok) return Status::error("the engine did not answer");
   size_t deleted = 0;
   for (const std::string& customer : r.value.customers) {
-    const uint64_t before = keys.stats().keys_erased;
-    if (Status s = keys.erase(customer); !s.is_ok()) return s;
-    deleted += keys.stats().keys_erased - before;
+    bool found_key = false;
+    if (Status s = keys.erase(customer, &found_key); !s.is_ok()) return s;
+    deleted += found_key ? 1 : 0;
   }
   if (deleted > 0) {
     spdlog::warn("personal data: deleted the keys of {} erased customer(s) that were still on disk",

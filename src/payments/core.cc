@@ -1634,11 +1634,8 @@ std::string PaymentsCore::render(std::string_view object_id) const {
     w.begin_object();
     w.field("id", c->second.id);
     w.field("object", "customer");
-    if (c->second.erased_at != 0) {
-      w.field_or_null("name", "");
-    } else {
-      w.field("name", c->second.name);  // sealed: the API edge opens it
-    }
+    w.key("name");  // sealed: the API edge opens it; null once the customer is erased
+    c->second.erased_at != 0 ? w.null() : w.string(c->second.name);
     w.field("wallet", c->second.id);
     w.field("created_at", format_rfc3339(c->second.created_at));
     if (c->second.erased_at != 0) w.field("erased_at", format_rfc3339(c->second.erased_at));

@@ -206,14 +206,6 @@ std::string_view result_problem(const AttemptResult& r, int64_t attempt_amount) 
   return {};
 }
 
-bool is_valid_reference(std::string_view s, size_t max_length) {
-  if (s.empty() || s.size() > max_length) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
-}
-
 bool is_valid(const PaymentDeadlines& d) {
   for (int64_t s : {d.confirmation_s, d.processing_s, d.capture_s}) {
     if (s < 1 || s > kDeadlineSecondsMax) return false;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/currency.h"
+#include "core/ids.h"
 #include "core/kv_reader.h"
 #include "core/status.h"
 #include "core/time.h"
@@ -292,8 +293,8 @@ inline constexpr int64_t kPspFeeAboveAmountMax = 1'000'000;
 // `fee_out_of_range`, `psp_reference_too_long`, `error_code_too_long`.
 [[nodiscard]] std::string_view result_problem(const AttemptResult& r, int64_t attempt_amount);
 
-// True for 1..max_length bytes of [A-Za-z0-9_-]: what a PSP takes as a reference.
-[[nodiscard]] bool is_valid_reference(std::string_view s, size_t max_length);
+// 1..max_length bytes of [A-Za-z0-9_-]: what a PSP takes as a reference (core/ids.h).
+using ::keel::is_valid_reference;
 
 struct PaymentDeadlines {
   int64_t confirmation_s = 24 * 3600;

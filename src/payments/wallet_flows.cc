@@ -18,16 +18,9 @@ namespace {
 constexpr uint32_t kEncodingVersion = 3;  // 2: attempts carry their fee; 3: and latency
 constexpr std::string_view kInsufficientFunds = "insufficient_funds";
 
-bool plain_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-';
-}
-
 // 1..max bytes of [A-Za-z0-9_-]: flow ids (they reach the PSP inside attempt ids), customers
 // and channels (inside ledger account ids, where ':' separates the parts).
-bool plain(std::string_view s, size_t max) {
-  return !s.empty() && s.size() <= max && std::all_of(s.begin(), s.end(), plain_char);
-}
+bool plain(std::string_view s, size_t max) { return is_valid_reference(s, max); }
 
 // 1..max bytes of printable ASCII without spaces: card tokens, bank accounts, IBANs.
 bool printable(std::string_view s, size_t max) {

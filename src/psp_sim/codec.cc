@@ -1,4 +1,5 @@
 #include "psp_sim/codec.h"
+#include "core/ids.h"
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -95,13 +96,7 @@ std::string parse_transfer(std::string_view body, std::string_view counterparty_
 
 }  // namespace
 
-bool valid_reference(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
-}
+bool valid_reference(std::string_view s) { return is_valid_reference(s, 128); }
 
 json::object operation_to_json(const Operation& op) {
   json::object o{

@@ -1,4 +1,5 @@
 #include "security/request_signing.h"
+#include "core/ids.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -15,11 +16,7 @@ namespace keel::security {
 namespace {
 
 bool valid_nonce(std::string_view n) {
-  if (n.size() < kNonceLengthMin || n.size() > kNonceLengthMax) return false;
-  return std::all_of(n.begin(), n.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
+  return n.size() >= kNonceLengthMin && is_valid_reference(n, kNonceLengthMax);
 }
 
 std::string hmac_hex(const Digest& key, std::string_view message) {

@@ -28,20 +28,6 @@ std::string key_record(std::string_view customer_id) {
   return "customer_key:" + std::string(customer_id);
 }
 
-}  // namespace
-
-bool valid_customer_key_id(std::string_view id) {
-  if (id.empty() || id.size() > 48) return false;
-  for (const char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-namespace {
-
 bool exists(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
@@ -164,7 +150,8 @@ Status CustomerKeys::open(std::string_view customer_id, std::string_view field,
   return s;
 }
 
-Status CustomerKeys::erase(std::string_view customer_id) {
+Status CustomerKeys::erase(std::string_view customer_id, bool* deleted) {
+  if (deleted != nullptr) *deleted = false;
   if (!valid_customer_key_id(customer_id)) {
     return Status::error("personal data: bad customer id for a key");
   }
@@ -195,6 +182,7 @@ Status CustomerKeys::erase(std::string_view customer_id) {
   }
   if (Status s = sync_directory(options_.dir); !s.is_ok()) return s;
   ++stats_.keys_erased;
+  if (deleted != nullptr) *deleted = true;
   return Status::ok();
 }
 

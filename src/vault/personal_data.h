@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/ids.h"
 #include "core/status.h"
 #include "vault/keys.h"
 
@@ -41,9 +42,12 @@ inline constexpr std::string_view kCustomerNameField = "customer_name";
 inline constexpr std::string_view kTopupSourceField = "topup_source";
 inline constexpr std::string_view kPayoutDestinationField = "payout_destination";
 
-// Whether a customer id can have a key (1-48 bytes of [A-Za-z0-9_-], as every customer id is):
-// the ids name files.
-[[nodiscard]] bool valid_customer_key_id(std::string_view customer_id);
+// Whether a customer id can have a key: every customer id is a reference of at most 48 bytes
+// (core/ids.h), so it names a file safely.
+inline constexpr size_t kCustomerIdLengthMax = 48;
+[[nodiscard]] constexpr bool valid_customer_key_id(std::string_view customer_id) {
+  return is_valid_reference(customer_id, kCustomerIdLengthMax);
+}
 
 // Pure (randomness injected): thread-safe.
 [[nodiscard]] std::string seal_personal(const Key& key, std::string_view field,
@@ -94,8 +98,8 @@ class CustomerKeys {
                             Found* found);
 
   // Deletes the customer's key for good (see above). Erasing again, or a customer without a
-  // key, succeeds.
-  [[nodiscard]] Status erase(std::string_view customer_id);
+  // key, succeeds. `*deleted` (when given): whether a key file was there to delete.
+  [[nodiscard]] Status erase(std::string_view customer_id, bool* deleted = nullptr);
   [[nodiscard]] bool erased(std::string_view customer_id);
 
   // Re-seals every key file under the vault's active master key version (`keel vault rotate`).
